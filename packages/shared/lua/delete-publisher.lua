@@ -1,0 +1,26 @@
+--[[
+  Deletes a publisher: its record, its consumer group and its retry and
+  dead-letter sets. The topic's messages stay for the other publishers.
+
+  KEYS[1] publisher id -> JSON (hash)      po:{t}:publishers
+  KEYS[2] "type target" -> publisher id    po:{t}:targets
+  KEYS[3] the topic's stream               po:{t}:stream
+  KEYS[4] retries (zset), KEYS[5] attempts (hash), KEYS[6] dead letters (zset)
+  ARGV[1] publisher id
+
+  Returns: 1 deleted; -3 no such publisher.
+]]
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then
+  return -3
+end
+local p = cjson.decode(current)
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HGET', KEYS[2], p.type .. ' ' .. p.target) == ARGV[1] then
+  redis.call('HDEL', KEYS[2], p.type .. ' ' .. p.target)
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  pcall(redis.call, 'XGROUP', 'DESTROY', KEYS[3], ARGV[1])
+end
+redis.call('DEL', KEYS[4], KEYS[5], KEYS[6])
+return 1

@@ -1,0 +1,259 @@
+/**
+ * Configuration: environment variables in, a frozen typed object out.
+ *
+ * `SETTINGS` is the one table of every variable the processes read: its
+ * name, default, meaning and which process reads it. The README's table is
+ * checked against it by a test. `loadConfig(env, role)` is pure: it never
+ * reads `process.env` itself, and reports every bad value in one error.
+ */
+import { hostname } from 'node:os';
+import { ConfigError } from './errors.js';
+
+export type Role = 'producer' | 'consumer';
+
+type Kind = 'string' | 'url' | 'int' | 'level';
+
+interface Setting {
+  readonly env: string;
+  readonly kind: Kind;
+  readonly default: string | number | ((role: Role) => string | number);
+  readonly min?: number;
+  readonly roles: readonly Role[];
+  readonly doc: string;
+}
+
+const BOTH: readonly Role[] = ['producer', 'consumer'];
+
+export const SETTINGS = {
+  redisUrl: {
+    env: 'REDIS_URL',
+    kind: 'url',
+    default: 'redis://127.0.0.1:6379',
+    roles: BOTH,
+    doc: 'Redis to use (`redis://` or `rediss://`, with password and db if needed).',
+  },
+  redisPrefix: {
+    env: 'REDIS_PREFIX',
+    kind: 'string',
+    default: 'po:',
+    roles: BOTH,
+    doc: 'Prefix of every Redis key and channel; lets several installations share one Redis.',
+  },
+  host: {
+    env: 'HOST',
+    kind: 'string',
+    default: '0.0.0.0',
+    roles: BOTH,
+    doc: 'Address the HTTP server listens on.',
+  },
+  port: {
+    env: 'PORT',
+    kind: 'int',
+    default: (role: Role) => (role === 'producer' ? 4000 : 4001),
+    min: 0,
+    roles: BOTH,
+    doc: 'HTTP port: the API on the producer (default 4000), `/healthz` and `/metrics` on a consumer (default 4001).',
+  },
+  logLevel: {
+    env: 'LOG_LEVEL',
+    kind: 'level',
+    default: 'info',
+    roles: BOTH,
+    doc: 'pino log level: fatal, error, warn, info, debug, trace or silent.',
+  },
+  claimTimeoutSeconds: {
+    env: 'CLAIM_TIMEOUT_SECONDS',
+    kind: 'int',
+    default: 60,
+    min: 2,
+    roles: BOTH,
+    doc: "How long a dead node's in-flight messages wait before another node takes them over. A publisher's `seconds_timeout` must be at least 1 s shorter.",
+  },
+  retentionSeconds: {
+    env: 'RETENTION_SECONDS',
+    kind: 'int',
+    default: 7 * 24 * 3600,
+    min: 1,
+    roles: BOTH,
+    doc: 'How long delivered messages and delivery history are kept. Must be at least `RETRY_MAX_AGE_SECONDS`.',
+  },
+  retryMaxAgeSeconds: {
+    env: 'RETRY_MAX_AGE_SECONDS',
+    kind: 'int',
+    default: 3 * 24 * 3600,
+    min: 1,
+    roles: BOTH,
+    doc: 'A message still undelivered this long after receipt becomes a dead letter.',
+  },
+  maxBulkMessages: {
+    env: 'MAX_BULK_MESSAGES',
+    kind: 'int',
+    default: 3000,
+    min: 1,
+    roles: ['producer'],
+    doc: 'Most messages accepted by one `POST /api/bulk_messages` (406 above).',
+  },
+  bodyLimitBytes: {
+    env: 'BODY_LIMIT_BYTES',
+    kind: 'int',
+    default: 5 * 1024 * 1024,
+    min: 1024,
+    roles: ['producer'],
+    doc: 'Largest request body the API accepts (413 above).',
+  },
+  redisMinReplicas: {
+    env: 'REDIS_MIN_REPLICAS',
+    kind: 'int',
+    default: 0,
+    min: 0,
+    roles: ['producer'],
+    doc: 'When above 0, a message is acknowledged (201) only after `WAIT` has seen this many replicas; 503 otherwise.',
+  },
+  redisWaitTimeoutMs: {
+    env: 'REDIS_WAIT_TIMEOUT_MS',
+    kind: 'int',
+    default: 1000,
+    min: 1,
+    roles: ['producer'],
+    doc: 'How long `WAIT` may take when `REDIS_MIN_REPLICAS` is set.',
+  },
+  nodeId: {
+    env: 'NODE_ID',
+    kind: 'string',
+    default: '',
+    roles: ['consumer'],
+    doc: 'Name of this consumer node in Redis (consumer name in every group). Empty: host name, pid and a random suffix, new at each start.',
+  },
+  heartbeatSeconds: {
+    env: 'HEARTBEAT_SECONDS',
+    kind: 'int',
+    default: 5,
+    min: 1,
+    roles: ['consumer'],
+    doc: 'How often a consumer node reports itself alive; a node silent for three heartbeats is dead.',
+  },
+  retryMaxBackoffSeconds: {
+    env: 'RETRY_MAX_BACKOFF_SECONDS',
+    kind: 'int',
+    default: 3600,
+    min: 1,
+    roles: ['consumer'],
+    doc: "Cap of the exponential backoff between attempts (which starts at the publisher's `seconds_retry`).",
+  },
+  breakerThreshold: {
+    env: 'BREAKER_THRESHOLD',
+    kind: 'int',
+    default: 10,
+    min: 1,
+    roles: ['consumer'],
+    doc: 'Consecutive failures after which a publisher stops taking new messages and probes with one (circuit breaker).',
+  },
+  retryPollMs: {
+    env: 'RETRY_POLL_MS',
+    kind: 'int',
+    default: 1000,
+    min: 10,
+    roles: ['consumer'],
+    doc: 'How often a node looks for publishers with retries due (one Redis command, whatever the number of publishers).',
+  },
+  trimIntervalSeconds: {
+    env: 'TRIM_INTERVAL_SECONDS',
+    kind: 'int',
+    default: 60,
+    min: 1,
+    roles: ['consumer'],
+    doc: 'How often the janitor trims the streams of topics that received messages.',
+  },
+  shutdownTimeoutSeconds: {
+    env: 'SHUTDOWN_TIMEOUT_SECONDS',
+    kind: 'int',
+    default: 25,
+    min: 1,
+    roles: BOTH,
+    doc: 'On SIGTERM, how long in-flight work may take before the process stops anyway.',
+  },
+} as const satisfies Record<string, Setting>;
+
+export interface Config {
+  readonly role: Role;
+  readonly redisUrl: string;
+  readonly redisPrefix: string;
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: string;
+  readonly claimTimeoutSeconds: number;
+  readonly retentionSeconds: number;
+  readonly retryMaxAgeSeconds: number;
+  readonly maxBulkMessages: number;
+  readonly bodyLimitBytes: number;
+  readonly redisMinReplicas: number;
+  readonly redisWaitTimeoutMs: number;
+  readonly nodeId: string;
+  readonly heartbeatSeconds: number;
+  readonly retryMaxBackoffSeconds: number;
+  readonly breakerThreshold: number;
+  readonly retryPollMs: number;
+  readonly trimIntervalSeconds: number;
+  readonly shutdownTimeoutSeconds: number;
+}
+
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export function loadConfig(env: Env, role: Role): Config {
+  const problems: string[] = [];
+  const out: Record<string, string | number> = { role };
+  for (const [field, s] of Object.entries(SETTINGS) as [string, Setting][]) {
+    const fallback = typeof s.default === 'function' ? s.default(role) : s.default;
+    const raw = env[s.env];
+    if (raw === undefined || raw === '') {
+      out[field] = fallback;
+      continue;
+    }
+    const value = raw.trim();
+    switch (s.kind) {
+      case 'int': {
+        const n = Number(value);
+        if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < (s.min ?? 0)) {
+          problems.push(`${s.env}=${JSON.stringify(raw)}: expected a whole number >= ${s.min ?? 0}`);
+        } else out[field] = n;
+        break;
+      }
+      case 'url': {
+        let ok = false;
+        try {
+          ok = ['redis:', 'rediss:'].includes(new URL(value).protocol);
+        } catch {
+          ok = false;
+        }
+        if (!ok) problems.push(`${s.env}=${JSON.stringify(raw)}: expected a redis:// or rediss:// URL`);
+        else out[field] = value;
+        break;
+      }
+      case 'level':
+        if (!LEVELS.has(value)) problems.push(`${s.env}=${JSON.stringify(raw)}: expected one of ${[...LEVELS].join(', ')}`);
+        else out[field] = value;
+        break;
+      case 'string':
+        out[field] = value;
+        break;
+    }
+  }
+  const c = out as unknown as Config;
+  if (problems.length === 0 && c.retentionSeconds < c.retryMaxAgeSeconds) {
+    problems.push(
+      `RETENTION_SECONDS=${c.retentionSeconds}: expected at least RETRY_MAX_AGE_SECONDS (${c.retryMaxAgeSeconds}), or messages still being retried could be trimmed`,
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  if (role === 'consumer' && c.nodeId === '') {
+    out.nodeId = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  }
+  return Object.freeze(out) as unknown as Config;
+}
+
+/** The longest `seconds_timeout` a publisher may have: delivery must end before its message can be claimed. */
+export function maxPublisherTimeout(config: Pick<Config, 'claimTimeoutSeconds'>): number {
+  return config.claimTimeoutSeconds - 1;
+}

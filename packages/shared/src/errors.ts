@@ -1,0 +1,81 @@
+/**
+ * Typed errors. Each has a stable string `code` (tests assert it, never the
+ * text) and the HTTP status the API answers with. `fields` carries the
+ * Postoffice error body: field name -> reasons.
+ */
+export type FieldErrors = Record<string, string[]>;
+
+export class AppError extends Error {
+  constructor(
+    readonly code: string,
+    readonly statusCode: number,
+    message: string,
+    readonly fields: FieldErrors = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'AppError';
+  }
+}
+
+/** 400 (or the given status) with one or more fields explained. */
+export class ValidationError extends AppError {
+  constructor(fields: FieldErrors, statusCode = 400, code = 'validation_failed') {
+    super(code, statusCode, Object.entries(fields).map(([f, r]) => `${f} ${r.join(', ')}`).join('; '), fields);
+    this.name = 'ValidationError';
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(code: string, field: string, message = 'not found') {
+    super(code, 404, `${field} ${message}`, { [field]: [message] });
+    this.name = 'NotFoundError';
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(code: string, field: string, message = 'has already been taken') {
+    super(code, 409, `${field} ${message}`, { [field]: [message] });
+    this.name = 'ConflictError';
+  }
+}
+
+/** Redis is unreachable or too slow: the client may try again (503 with Retry-After). */
+export class UnavailableError extends AppError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('unavailable', 503, message, { redis: [message] }, options);
+    this.name = 'UnavailableError';
+  }
+}
+
+/** A bad environment: every problem, one per line, each naming the variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Business failures returned by Lua scripts as small negative numbers.
+ * One table maps each code to the typed error it stands for.
+ */
+export const SCRIPT_CODES = {
+  '-1': () => new ValidationError({ topic: ['is invalid'] }, 400, 'topic_not_found'),
+  '-2': () => new ConflictError('publisher_exists', 'target'),
+  '-3': () => new NotFoundError('publisher_not_found', 'id', 'publisher not found'),
+  '-4': () => new ConflictError('topic_exists', 'name'),
+  '-5': () => new ConflictError('publisher_busy', 'id', 'was changed concurrently, try again'),
+} as const satisfies Record<string, () => AppError>;
+
+export type ScriptCode = keyof typeof SCRIPT_CODES;
+
+/** Throws the typed error when a script answered with a known negative code; returns the result otherwise. */
+export function checkScriptResult<T>(result: T): T {
+  if (typeof result === 'number' && result < 0) {
+    const make = SCRIPT_CODES[String(result) as ScriptCode] as (() => AppError) | undefined;
+    if (make) throw make();
+    throw new AppError('script_failed', 500, `script returned unknown code ${result}`);
+  }
+  return result;
+}

@@ -1,0 +1,100 @@
+/**
+ * The Redis key layout. This is the only module that spells a key.
+ *
+ * Every key that belongs to one topic carries the topic in a hash tag
+ * (`po:{orders}:stream`) so that all of a topic's keys live in one slot and
+ * the Lua scripts that touch them run unchanged on Redis Cluster. Global
+ * keys (the topic list, the publisher index, cluster bookkeeping) hold no
+ * per-message data and are never touched by the same script as topic keys.
+ */
+export interface TopicKeys {
+  /** hash: the topic record (id, name, origin_host, created_at, received). */
+  readonly meta: string;
+  /** stream: the topic's messages; one consumer group per publisher. */
+  readonly stream: string;
+  /** hash: message id (UUID) -> stream entry id. */
+  readonly ids: string;
+  /** hash: publisher id -> publisher JSON. */
+  readonly publishers: string;
+  /** hash: "type target" -> publisher id, for the uniqueness check. */
+  readonly targets: string;
+}
+
+export interface PublisherKeys {
+  /** sorted set: stream entry id -> due time (ms) of its next attempt. */
+  readonly retries: string;
+  /** hash: stream entry id -> number of attempts made so far. */
+  readonly attempts: string;
+  /** sorted set: stream entry id -> received time (ms); dead letters. */
+  readonly dead: string;
+}
+
+export class Keys {
+  constructor(readonly prefix = 'po:') {}
+
+  topic(name: string): TopicKeys {
+    const base = `${this.prefix}{${name}}`;
+    return {
+      meta: `${base}:topic`,
+      stream: `${base}:stream`,
+      ids: `${base}:ids`,
+      publishers: `${base}:publishers`,
+      targets: `${base}:targets`,
+    };
+  }
+
+  publisher(topic: string, publisherId: string): PublisherKeys {
+    const base = `${this.prefix}{${topic}}:p:${publisherId}`;
+    return { retries: `${base}:retries`, attempts: `${base}:attempts`, dead: `${base}:dead` };
+  }
+
+  /** hash: publisher id -> delivery state JSON, for one message; expires after the retention period. */
+  history(topic: string, messageId: string): string {
+    return `${this.prefix}{${topic}}:h:${messageId}`;
+  }
+
+  /** set: every topic name. */
+  get topics(): string {
+    return `${this.prefix}topics`;
+  }
+
+  /** hash: publisher id -> topic name. */
+  get publisherIndex(): string {
+    return `${this.prefix}publisher-topics`;
+  }
+
+  /** string: counter for topic and publisher ids. */
+  sequence(kind: 'topic' | 'publisher'): string {
+    return `${this.prefix}seq:${kind}`;
+  }
+
+  /** sorted set: publisher id -> earliest due time (ms) of its retries (may be early, never late). */
+  get retryDue(): string {
+    return `${this.prefix}retry-due`;
+  }
+
+  /** sorted set: consumer node id -> last heartbeat (ms). */
+  get nodes(): string {
+    return `${this.prefix}nodes`;
+  }
+
+  /** string: a node's self-description, expiring with its heartbeat. */
+  node(nodeId: string): string {
+    return `${this.prefix}node:${nodeId}`;
+  }
+
+  /** string: a singleton's lease, holding its owner's token. */
+  lock(name: string): string {
+    return `${this.prefix}lock:${name}`;
+  }
+
+  /** Pub/Sub channel: a topic name each time messages are added to it. */
+  get wakeChannel(): string {
+    return `${this.prefix}wake`;
+  }
+
+  /** Pub/Sub channel: JSON change events for topics and publishers. */
+  get eventsChannel(): string {
+    return `${this.prefix}events`;
+  }
+}

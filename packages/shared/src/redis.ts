@@ -1,0 +1,61 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { defineScripts, type ScriptClient } from './scripts.js';
+
+export type { Redis };
+
+export type RedisRole = 'producer' | 'consumer' | 'subscriber';
+
+/**
+ * A Redis client configured for its role. The producer fails fast (no
+ * offline queue: Redis down is a 503 at once); the consumer waits and
+ * retries for ever (`maxRetriesPerRequest: null`); a subscriber connection
+ * only listens. Every client has the Lua scripts defined.
+ */
+export function createRedis(url: string, role: RedisRole, extra: RedisOptions = {}): ScriptClient {
+  const options: RedisOptions =
+    role === 'producer'
+      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 5000 }
+      : { maxRetriesPerRequest: null, enableOfflineQueue: true };
+  const client = new Redis(url, {
+    lazyConnect: false,
+    retryStrategy: (times) => Math.min(times * 100, 2000),
+    ...options,
+    ...extra,
+  });
+  // Errors are reported by the commands that fail; an unhandled 'error' event would crash the process.
+  client.on('error', () => {});
+  return defineScripts(client);
+}
+
+/** The URL without its password, for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '[unparseable url]';
+  }
+}
+
+/** Throws unless Redis answers and is at least 6.2 (XAUTOCLAIM, XTRIM MINID, ZADD LT). */
+export async function checkRedisVersion(client: Redis): Promise<string> {
+  const info = await client.info('server');
+  const version = /redis_version:([\d.]+)/.exec(info)?.[1] ?? '0';
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  if (major < 6 || (major === 6 && minor < 2)) {
+    throw new Error(`Redis ${version} is too old: Postoffice needs 6.2 or newer`);
+  }
+  return version;
+}
+
+/** Closes a client, quickly when it is not connected. Safe to call twice. */
+export async function closeRedis(client: Redis): Promise<void> {
+  if (client.status === 'end') return;
+  try {
+    if (client.status === 'ready') await client.quit();
+    else client.disconnect();
+  } catch {
+    client.disconnect();
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The Lua scripts under `lua/`, one file per atomic command, defined on a
+ * client once with `defineCommand` (EVALSHA, falling back to EVAL).
+ * Each is called with its number of keys first, then keys, then arguments;
+ * business failures come back as the negative codes of `errors.ts`.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { ClientContext, Redis, Result } from 'ioredis';
+
+export const SCRIPT_NAMES = {
+  poIngest: 'ingest',
+  poCreateTopic: 'create-topic',
+  poCreatePublisher: 'create-publisher',
+  poUpdatePublisher: 'update-publisher',
+  poDeletePublisher: 'delete-publisher',
+  poTakeRetries: 'take-retries',
+  poSettle: 'settle',
+  poReclaim: 'reclaim',
+  poTrim: 'trim',
+  poRenewLock: 'renew-lock',
+  poReleaseLock: 'release-lock',
+} as const;
+
+export type ScriptCommand = keyof typeof SCRIPT_NAMES;
+
+type ScriptFn<Context extends ClientContext> = (numKeys: number, ...keysAndArgs: (string | number)[]) => Result<unknown, Context>;
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    poIngest: ScriptFn<Context>;
+    poCreateTopic: ScriptFn<Context>;
+    poCreatePublisher: ScriptFn<Context>;
+    poUpdatePublisher: ScriptFn<Context>;
+    poDeletePublisher: ScriptFn<Context>;
+    poTakeRetries: ScriptFn<Context>;
+    poSettle: ScriptFn<Context>;
+    poReclaim: ScriptFn<Context>;
+    poTrim: ScriptFn<Context>;
+    poRenewLock: ScriptFn<Context>;
+    poReleaseLock: ScriptFn<Context>;
+  }
+}
+
+export type ScriptClient = Redis;
+
+const LUA_DIR = fileURLToPath(new URL('../lua/', import.meta.url));
+let sources: Map<ScriptCommand, string> | undefined;
+
+/** The text of one script, read from `lua/<name>.lua`. */
+export function scriptSource(name: ScriptCommand): string {
+  if (!sources) {
+    sources = new Map();
+    for (const [command, file] of Object.entries(SCRIPT_NAMES) as [ScriptCommand, string][]) {
+      sources.set(command, readFileSync(`${LUA_DIR}${file}.lua`, 'utf8'));
+    }
+  }
+  const lua = sources.get(name);
+  if (lua === undefined) throw new Error(`no script ${name}`);
+  return lua;
+}
+
+/** Defines every script on the client (idempotent). */
+export function defineScripts(client: Redis): ScriptClient {
+  for (const name of Object.keys(SCRIPT_NAMES) as ScriptCommand[]) {
+    if (typeof (client as unknown as Record<string, unknown>)[name] !== 'function') {
+      client.defineCommand(name, { lua: scriptSource(name) });
+    }
+  }
+  return client;
+}

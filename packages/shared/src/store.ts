@@ -1,0 +1,182 @@
+/**
+ * Topics and publishers in Redis: creation, reads, changes, deletion, and
+ * the change events that tell consumer nodes to reload.
+ *
+ * A topic's record and its publishers live in the topic's hash slot; two
+ * global keys list topic names and map publisher ids to topics, so any
+ * publisher can be found from its id alone. Global entries are written
+ * before the topic-slot script on create (an orphan is harmless: reads
+ * check the topic slot) and after it on delete.
+ */
+import { checkScriptResult, AppError, NotFoundError } from './errors.js';
+import type { Keys } from './keys.js';
+import type { ScriptClient } from './scripts.js';
+import type { Publisher, Topic } from './types.js';
+
+export type StoreEvent =
+  | { readonly type: 'topic'; readonly topic: string }
+  | { readonly type: 'publisher'; readonly topic: string; readonly id: string; readonly deleted?: boolean };
+
+export interface TopicWithCounts extends Topic {
+  readonly received: number;
+}
+
+export class Store {
+  constructor(
+    readonly redis: ScriptClient,
+    readonly keys: Keys,
+  ) {}
+
+  async createTopic(input: { name: string; origin_host: string; recovery_enabled?: boolean }, now = new Date()): Promise<Topic> {
+    const id = await this.redis.incr(this.keys.sequence('topic'));
+    const topic: Topic = {
+      id,
+      name: input.name,
+      origin_host: input.origin_host,
+      recovery_enabled: input.recovery_enabled ?? false,
+      created_at: now.toISOString(),
+    };
+    await this.redis.sadd(this.keys.topics, input.name);
+    checkScriptResult(await this.redis.poCreateTopic(1, this.keys.topic(input.name).meta, JSON.stringify(topic)));
+    await this.emit({ type: 'topic', topic: input.name });
+    return topic;
+  }
+
+  async getTopic(name: string): Promise<TopicWithCounts | undefined> {
+    const [json, received] = await this.redis.hmget(this.keys.topic(name).meta, 'json', 'received');
+    if (!json) return undefined;
+    return { ...(JSON.parse(json) as Topic), received: Number(received ?? 0) };
+  }
+
+  async listTopicNames(): Promise<string[]> {
+    return (await this.redis.smembers(this.keys.topics)).sort();
+  }
+
+  async listTopics(): Promise<TopicWithCounts[]> {
+    const names = await this.listTopicNames();
+    if (names.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const name of names) pipeline.hmget(this.keys.topic(name).meta, 'json', 'received');
+    const rows = (await pipeline.exec()) ?? [];
+    const topics: TopicWithCounts[] = [];
+    for (const [err, value] of rows) {
+      if (err) throw err;
+      const [json, received] = value as [string | null, string | null];
+      if (json) topics.push({ ...(JSON.parse(json) as Topic), received: Number(received ?? 0) });
+    }
+    return topics.sort((a, b) => a.id - b.id);
+  }
+
+  async createPublisher(publisher: Omit<Publisher, 'id' | 'created_at' | 'updated_at'>, now = new Date()): Promise<Publisher> {
+    const id = String(await this.redis.incr(this.keys.sequence('publisher')));
+    const stamp = now.toISOString();
+    const full: Publisher = { id, ...publisher, created_at: stamp, updated_at: stamp };
+    const tk = this.keys.topic(publisher.topic);
+    await this.redis.hset(this.keys.publisherIndex, id, publisher.topic);
+    try {
+      checkScriptResult(
+        await this.redis.poCreatePublisher(
+          4,
+          tk.meta,
+          tk.publishers,
+          tk.targets,
+          tk.stream,
+          id,
+          JSON.stringify(full),
+          uniqueness(full),
+          publisher.from_now ? '$' : '0',
+        ),
+      );
+    } catch (err) {
+      await this.redis.hdel(this.keys.publisherIndex, id).catch(() => 0);
+      throw err;
+    }
+    await this.emit({ type: 'publisher', topic: publisher.topic, id });
+    return full;
+  }
+
+  async getPublisher(id: string): Promise<Publisher | undefined> {
+    const topic = await this.redis.hget(this.keys.publisherIndex, id);
+    if (topic === null) return undefined;
+    const json = await this.redis.hget(this.keys.topic(topic).publishers, id);
+    return json ? (JSON.parse(json) as Publisher) : undefined;
+  }
+
+  async listPublishersOfTopic(topic: string): Promise<Publisher[]> {
+    const all = await this.redis.hvals(this.keys.topic(topic).publishers);
+    return all.map((json) => JSON.parse(json) as Publisher).sort(byId);
+  }
+
+  async listPublishers(): Promise<Publisher[]> {
+    const names = await this.listTopicNames();
+    if (names.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const name of names) pipeline.hvals(this.keys.topic(name).publishers);
+    const rows = (await pipeline.exec()) ?? [];
+    const out: Publisher[] = [];
+    for (const [err, value] of rows) {
+      if (err) throw err;
+      for (const json of value as string[]) out.push(JSON.parse(json) as Publisher);
+    }
+    return out.sort(byId);
+  }
+
+  /**
+   * Applies `change` to the publisher, re-reading and trying again when
+   * another writer changed it meanwhile. `change` may throw to refuse.
+   */
+  async updatePublisher(id: string, change: (current: Publisher) => Publisher, now = new Date()): Promise<Publisher> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const topic = await this.redis.hget(this.keys.publisherIndex, id);
+      if (topic === null) throw new NotFoundError('publisher_not_found', 'id', 'publisher not found');
+      const tk = this.keys.topic(topic);
+      const json = await this.redis.hget(tk.publishers, id);
+      if (!json) throw new NotFoundError('publisher_not_found', 'id', 'publisher not found');
+      const current = JSON.parse(json) as Publisher;
+      const next: Publisher = { ...change(current), id, topic: current.topic, updated_at: now.toISOString() };
+      const result = await this.redis.poUpdatePublisher(
+        2,
+        tk.publishers,
+        tk.targets,
+        id,
+        json,
+        JSON.stringify(next),
+        uniqueness(current),
+        uniqueness(next),
+      );
+      if (result === -5) continue;
+      checkScriptResult(result);
+      await this.emit({ type: 'publisher', topic, id });
+      return next;
+    }
+    throw new AppError('publisher_busy', 409, 'publisher changed concurrently; try again', {
+      id: ['was changed concurrently, try again'],
+    });
+  }
+
+  async deletePublisher(id: string): Promise<void> {
+    const topic = await this.redis.hget(this.keys.publisherIndex, id);
+    if (topic === null) throw new NotFoundError('publisher_not_found', 'id', 'publisher not found');
+    const tk = this.keys.topic(topic);
+    const pk = this.keys.publisher(topic, id);
+    checkScriptResult(
+      await this.redis.poDeletePublisher(6, tk.publishers, tk.targets, tk.stream, pk.retries, pk.attempts, pk.dead, id),
+    );
+    await this.redis.hdel(this.keys.publisherIndex, id);
+    await this.redis.zrem(this.keys.retryDue, id);
+    await this.emit({ type: 'publisher', topic, id, deleted: true });
+  }
+
+  /** Tells every consumer node that something changed (they reload what the event names). */
+  async emit(event: StoreEvent): Promise<void> {
+    await this.redis.publish(this.keys.eventsChannel, JSON.stringify(event));
+  }
+}
+
+function uniqueness(p: Pick<Publisher, 'type' | 'target'>): string {
+  return `${p.type} ${p.target}`;
+}
+
+function byId(a: Publisher, b: Publisher): number {
+  return Number(a.id) - Number(b.id);
+}
