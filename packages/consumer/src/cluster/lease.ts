@@ -1,0 +1,34 @@
+/**
+ * A lease on a named singleton: a key holding the owner's random token,
+ * with a time to live, renewed well before it runs out. Whoever holds the
+ * key runs the singleton; a holder that dies loses it at expiry.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ScriptClient } from '@postoffice/shared';
+
+export class Lease {
+  private readonly token = randomUUID();
+  held = false;
+
+  constructor(
+    private readonly redis: ScriptClient,
+    private readonly key: string,
+    private readonly ttlMs: number,
+  ) {}
+
+  /** Takes the lease if free, or renews it if ours; returns whether we hold it. */
+  async acquireOrRenew(): Promise<boolean> {
+    if (this.held) {
+      this.held = (await this.redis.poRenewLock(1, this.key, this.token, this.ttlMs)) === 1;
+      if (this.held) return true;
+    }
+    this.held = (await this.redis.set(this.key, this.token, 'PX', this.ttlMs, 'NX')) === 'OK';
+    return this.held;
+  }
+
+  async release(): Promise<void> {
+    if (!this.held) return;
+    this.held = false;
+    await this.redis.poReleaseLock(1, this.key, this.token);
+  }
+}

@@ -1,0 +1,7 @@
+export { ConsumerNode, type ConsumerNodeOptions } from './consumer-node.js';
+export { buildConsumerServer } from './server.js';
+export { decideFate, type FateInput } from './fate.js';
+export { HttpTarget, httpBody } from './targets/http-target.js';
+export { Metrics } from './metrics.js';
+export { RECLAIMED_CONSUMER } from './janitor.js';
+export type * from './types.js';

@@ -1,0 +1,131 @@
+/**
+ * The janitor: a singleton (one lease holder in the whole cluster) that
+ *  - takes over the pending entries of nodes that died or left: after the
+ *    claim timeout has passed since a dead node's last heartbeat (at once
+ *    for a node that left on SIGTERM), every entry it had pending is
+ *    scheduled for a new attempt and the node is forgotten;
+ *  - trims streams below the oldest entry still needed (see trim.lua):
+ *    topics that received messages since the last round, plus a few more
+ *    each round so that every topic is visited in turn;
+ *  - drops dead letters older than the retention period.
+ * Its idle cost is a few commands per heartbeat, whatever the number of
+ * publishers; a reclaim costs a few commands per publisher, once per dead node.
+ */
+import type { Config, Keys, Logger, ScriptClient, Store } from '@postoffice/shared';
+import type { Lease } from './cluster/lease.js';
+import type { Membership } from './cluster/membership.js';
+import type { RetryIndex } from './retry-index.js';
+import type { Clock } from './types.js';
+
+export const RECLAIMED_CONSUMER = 'postoffice-reclaimed';
+const SWEEP_PER_ROUND = 20;
+const TRIM_BUDGET = 2000;
+const RECLAIM_BUDGET = 500;
+
+export interface JanitorDeps {
+  readonly redis: ScriptClient;
+  readonly keys: Keys;
+  readonly store: Store;
+  readonly membership: Membership;
+  readonly lease: Lease;
+  readonly retryIndex: RetryIndex;
+  readonly config: Pick<Config, 'claimTimeoutSeconds' | 'retentionSeconds' | 'trimIntervalSeconds' | 'nodeId'>;
+  readonly logger: Logger;
+  readonly now: Clock;
+}
+
+export class Janitor {
+  private readonly dirty = new Set<string>();
+  private sweepCursor = 0;
+  private nextTrimAt = 0;
+
+  constructor(private readonly deps: JanitorDeps) {}
+
+  /** A topic received messages: trim it in the next round. */
+  markDirty(topic: string): void {
+    this.dirty.add(topic);
+  }
+
+  /** One round; does nothing unless this node holds the janitor lease. */
+  async tick(): Promise<void> {
+    if (!(await this.deps.lease.acquireOrRenew())) return;
+    await this.reclaimDeadNodes();
+    if (this.deps.now() >= this.nextTrimAt) {
+      this.nextTrimAt = this.deps.now() + this.deps.config.trimIntervalSeconds * 1000;
+      await this.trimRound();
+    }
+  }
+
+  async reclaimDeadNodes(): Promise<void> {
+    const claimMs = this.deps.config.claimTimeoutSeconds * 1000;
+    for (const node of await this.deps.membership.silent()) {
+      if (node.id === this.deps.config.nodeId) continue;
+      if (node.lastSeen !== 0 && this.deps.now() < node.lastSeen + claimMs) continue;
+      const moved = await this.reclaimNode(node.id);
+      await this.deps.membership.forget(node.id);
+      this.deps.logger.info({ deadNode: node.id, moved }, 'took over the pending messages of a node that left');
+    }
+  }
+
+  /** Schedules every entry `consumer` has pending, in every publisher, for a new attempt now. */
+  async reclaimNode(consumer: string): Promise<number> {
+    let total = 0;
+    for (const publisher of await this.deps.store.listPublishers()) {
+      const stream = this.deps.keys.topic(publisher.topic).stream;
+      const retries = this.deps.keys.publisher(publisher.topic, publisher.id).retries;
+      let moved = 0;
+      for (;;) {
+        const [n, done] = (await this.deps.redis.poReclaim(
+          2,
+          stream,
+          retries,
+          publisher.id,
+          consumer,
+          RECLAIMED_CONSUMER,
+          this.deps.now(),
+          RECLAIM_BUDGET,
+        )) as [number, number];
+        moved += n;
+        if (done === 1) break;
+      }
+      if (moved > 0) await this.deps.retryIndex.lower(publisher.id, this.deps.now());
+      total += moved;
+    }
+    return total;
+  }
+
+  async trimRound(): Promise<void> {
+    const names = await this.deps.store.listTopicNames();
+    const round = new Set(this.dirty);
+    this.dirty.clear();
+    for (let i = 0; i < Math.min(SWEEP_PER_ROUND, names.length); i++) {
+      round.add(names[(this.sweepCursor + i) % names.length] as string);
+    }
+    this.sweepCursor = names.length === 0 ? 0 : (this.sweepCursor + SWEEP_PER_ROUND) % names.length;
+    for (const topic of round) await this.trimTopic(topic);
+  }
+
+  /** Trims one topic's stream as far as it safely can; returns the number of entries removed. */
+  async trimTopic(topic: string): Promise<number> {
+    const cutoff = this.deps.now() - this.deps.config.retentionSeconds * 1000;
+    const tk = this.deps.keys.topic(topic);
+    let removed = 0;
+    for (let round = 0; round < 50; round++) {
+      const [n, more] = (await this.deps.redis.poTrim(2, tk.stream, tk.ids, cutoff, TRIM_BUDGET)) as [number, number];
+      removed += n;
+      if (more === 0) break;
+    }
+    const ids = await this.deps.redis.hkeys(tk.publishers);
+    if (ids.length > 0) {
+      const pipeline = this.deps.redis.pipeline();
+      for (const id of ids) pipeline.zremrangebyscore(this.deps.keys.publisher(topic, id).dead, '-inf', cutoff);
+      await pipeline.exec();
+    }
+    if (removed > 0) this.deps.logger.debug({ topic, removed }, 'trimmed stream');
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    await this.deps.lease.release();
+  }
+}

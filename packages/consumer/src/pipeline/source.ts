@@ -1,0 +1,72 @@
+/**
+ * The source stage: reads a publisher's messages from Redis only as many as
+ * downstream asked for. New messages come from the publisher's consumer
+ * group (XREADGROUP, non-blocking: a wake-up says when to read); due
+ * retries come from the publisher's retry set, leased so that a node that
+ * dies mid-way gives them back by itself.
+ */
+import { parseEntry, type Keys, type Publisher, type ScriptClient } from '@postoffice/shared';
+import type { Job } from '../types.js';
+
+type StreamReply = [string, [string, string[]][]][] | null;
+type TakeReply = [string, [string, string, string[]][]];
+
+export class Source {
+  constructor(
+    private readonly redis: ScriptClient,
+    private readonly keys: Keys,
+    private readonly consumerName: string,
+    private readonly claimTimeoutMs: number,
+  ) {}
+
+  /** Up to `count` messages the publisher's group has not given out yet. */
+  async readNew(publisher: Publisher, count: number): Promise<Job[]> {
+    const reply = (await this.redis.xreadgroup(
+      'GROUP',
+      publisher.id,
+      this.consumerName,
+      'COUNT',
+      count,
+      'STREAMS',
+      this.keys.topic(publisher.topic).stream,
+      '>',
+    )) as StreamReply;
+    const entries = reply?.[0]?.[1] ?? [];
+    return entries.map(([streamId, fields]) => ({
+      message: parseEntry(streamId, fields),
+      previousAttempts: 0,
+      retry: false,
+    }));
+  }
+
+  /**
+   * Up to `count` retries that are due (or the earliest ones whatever their
+   * time, when `force`), and the earliest due time left afterwards.
+   */
+  async takeRetries(
+    publisher: Publisher,
+    count: number,
+    now: number,
+    force = false,
+  ): Promise<{ jobs: Job[]; next: number | undefined }> {
+    const pk = this.keys.publisher(publisher.topic, publisher.id);
+    const [next, taken] = (await this.redis.poTakeRetries(
+      3,
+      this.keys.topic(publisher.topic).stream,
+      pk.retries,
+      pk.attempts,
+      now,
+      now + this.claimTimeoutMs,
+      count,
+      force ? '1' : '0',
+    )) as TakeReply;
+    return {
+      next: next === '' ? undefined : Number(next),
+      jobs: taken.map(([streamId, attempts, fields]) => ({
+        message: parseEntry(streamId, fields),
+        previousAttempts: Number(attempts),
+        retry: true,
+      })),
+    };
+  }
+}

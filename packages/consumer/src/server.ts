@@ -1,0 +1,28 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from '@postoffice/shared';
+import type { ConsumerNode } from './consumer-node.js';
+
+/** The consumer's own small HTTP server: `/healthz` (Redis reachable) and `/metrics`. */
+export function buildConsumerServer(node: ConsumerNode, logger: Logger): FastifyInstance {
+  const app = Fastify({ loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger, disableRequestLogging: true });
+  app.get('/healthz', async (_req, reply) => {
+    try {
+      await withTimeout(node.redis.ping(), 1000);
+      return { status: 'ok', node: node.nodeId, pipelines: node.pipelineCount };
+    } catch {
+      return reply.code(503).header('retry-after', '1').send({ status: 'unavailable', node: node.nodeId });
+    }
+  });
+  app.get('/metrics', async (_req, reply) => {
+    return reply.header('content-type', node.metrics.registry.contentType).send(await node.metrics.registry.metrics());
+  });
+  return app;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), ms))),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,35 @@
+import type { Publisher, StoredMessage } from '@postoffice/shared';
+
+/** One message to deliver to one publisher, with the attempts already made. */
+export interface Job {
+  readonly message: StoredMessage;
+  /** Attempts made before this one (0 for a first delivery). */
+  readonly previousAttempts: number;
+  /** Whether it came from the retry set (true) or was read new from the stream (false). */
+  readonly retry: boolean;
+}
+
+/** What a target said about one attempt. */
+export interface AttemptResult {
+  readonly ok: boolean;
+  /** HTTP status, when the target answered. */
+  readonly status?: number;
+  /** Why it failed: timeout, connection error, non-2xx. */
+  readonly error?: string;
+  readonly startedAt: number;
+  readonly durationMs: number;
+}
+
+/** A way out: http today; pubsub and pull later. */
+export interface Target {
+  deliver(publisher: Publisher, message: StoredMessage, signal: AbortSignal): Promise<AttemptResult>;
+  close(): Promise<void>;
+}
+
+/** The fate of a message after an attempt (see `decideFate`). */
+export type Fate =
+  | { readonly kind: 'delivered' }
+  | { readonly kind: 'retry'; readonly dueAt: number }
+  | { readonly kind: 'dead'; readonly reason: string };
+
+export type Clock = () => number;

@@ -1,0 +1,97 @@
+/** Consumer test helpers: a Redis, a store, a way to publish without the producer, and nodes. */
+import { randomUUID } from 'node:crypto';
+import {
+  Keys,
+  Store,
+  closeRedis,
+  createLogger,
+  createRedis,
+  loadConfig,
+  PUBLISHER_DEFAULTS,
+  type Config,
+  type Publisher,
+  type ScriptClient,
+} from '@postoffice/shared';
+import { ConsumerNode } from '../src/index.js';
+import { startRedis, type RedisServer } from '../../shared/test/support/redis-server.js';
+
+export { startRedis, waitFor, freePort } from '../../shared/test/support/redis-server.js';
+export { startReceiver } from '../../shared/test/support/receiver.js';
+
+export interface World {
+  readonly server: RedisServer;
+  readonly redis: ScriptClient;
+  readonly keys: Keys;
+  readonly store: Store;
+  readonly nodes: ConsumerNode[];
+  config(env?: Record<string, string>): Config;
+  node(env?: Record<string, string>): Promise<ConsumerNode>;
+  topic(name?: string): Promise<string>;
+  publisher(topic: string, target: string, extra?: Partial<Publisher>): Promise<Publisher>;
+  publish(topic: string, payloads: unknown[], attributes?: Record<string, string>): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** Fast timings for tests; each may be overridden. */
+export const TEST_ENV: Record<string, string> = {
+  HEARTBEAT_SECONDS: '1',
+  CLAIM_TIMEOUT_SECONDS: '3',
+  RETRY_POLL_MS: '50',
+  LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+  SHUTDOWN_TIMEOUT_SECONDS: '10',
+};
+
+export async function createWorld(): Promise<World> {
+  const server = await startRedis();
+  const redis = createRedis(server.url, 'consumer');
+  const keys = new Keys();
+  const store = new Store(redis, keys);
+  const nodes: ConsumerNode[] = [];
+  let topics = 0;
+  const config = (env: Record<string, string> = {}) => loadConfig({ REDIS_URL: server.url, ...TEST_ENV, ...env }, 'consumer');
+  return {
+    server,
+    redis,
+    keys,
+    store,
+    nodes,
+    config,
+    async node(env = {}) {
+      const c = config(env);
+      const node = new ConsumerNode({ config: c, logger: createLogger(c) });
+      nodes.push(node);
+      await node.start();
+      return node;
+    },
+    async topic(name = `topic-${++topics}`) {
+      await store.createTopic({ name, origin_host: 'test' });
+      return name;
+    },
+    async publisher(topic, target, extra = {}) {
+      const { id: _id, created_at: _c, updated_at: _u, ...rest } = extra;
+      return store.createPublisher({
+        ...PUBLISHER_DEFAULTS,
+        topic,
+        target,
+        type: 'http',
+        ...rest,
+      });
+    },
+    async publish(topic, payloads, attributes = {}) {
+      const tk = keys.topic(topic);
+      const ids = payloads.map(() => randomUUID());
+      const attrs = Object.keys(attributes).length > 0 ? JSON.stringify(attributes) : '';
+      const args: string[] = [];
+      payloads.forEach((p, i) => args.push(ids[i] as string, JSON.stringify(p), attrs));
+      const result = await redis.poIngest(3, tk.meta, tk.stream, tk.ids, payloads.length, ...args);
+      if (!Array.isArray(result)) throw new Error(`ingest failed: ${String(result)}`);
+      await redis.publish(keys.wakeChannel, topic);
+      return ids;
+    },
+    async close() {
+      await Promise.all(nodes.map((n) => n.close(2000)));
+      await closeRedis(redis);
+      await server.stop();
+    },
+  };
+}
