@@ -16,6 +16,7 @@ import {
   checkRedisVersion,
   closeRedis,
   createRedis,
+  maxPublisherTimeout,
   type Config,
   type Logger,
   type Publisher,
@@ -249,9 +250,21 @@ export class ConsumerNode {
     this.apply(topic, await this.store.listPublishersOfTopic(topic));
   }
 
+  /**
+   * A delivery must end before its message may be claimed by another node:
+   * a timeout the API would refuse today (CLAIM_TIMEOUT_SECONDS was lowered
+   * since) is cut to the longest allowed.
+   */
+  private bounded(p: Publisher): Publisher {
+    const max = maxPublisherTimeout(this.config);
+    if (p.seconds_timeout <= max) return p;
+    this.logger.warn({ publisherId: p.id, seconds_timeout: p.seconds_timeout, max }, 'seconds_timeout above the claim timeout; using the maximum');
+    return { ...p, seconds_timeout: max };
+  }
+
   /** Makes this node's pipelines of `topic` match its publishers. */
   private apply(topic: string, publishers: Publisher[]): void {
-    const wanted = new Map(publishers.filter((p) => p.type === 'http').map((p) => [p.id, p]));
+    const wanted = new Map(publishers.filter((p) => p.type === 'http').map((p) => [p.id, this.bounded(p)]));
     const ids = this.byTopic.get(topic) ?? new Set<string>();
     for (const id of ids) {
       if (wanted.has(id)) continue;
