@@ -1,0 +1,86 @@
+/**
+ * How an error becomes an HTTP answer. Every error body has Postoffice's
+ * shape, `{"data":{"errors":{"<field>":["<why>"]}}}`: typed `AppError`s
+ * carry their fields; fastify's own errors (bad JSON, body too large, bad
+ * content type) name the part of the request at fault; Redis being
+ * unreachable is a 503 with Retry-After; anything else is a 500.
+ */
+import { AppError, UnavailableError, type FieldErrors } from '@postoffice/shared';
+
+export interface ErrorReply {
+  readonly statusCode: number;
+  readonly fields: FieldErrors;
+  /** Seconds the client should wait before trying again (503). */
+  readonly retryAfter?: number;
+  /** Whether this is our fault: log it as an error. */
+  readonly unexpected?: boolean;
+}
+
+export function errorBody(fields: FieldErrors): { data: { errors: FieldErrors } } {
+  return { data: { errors: fields } };
+}
+
+const REDIS_DOWN_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+
+const REDIS_DOWN_MESSAGES = [
+  /Stream isn't writeable/,
+  /Connection is closed/,
+  /Command timed out/,
+  /max retries per request/i,
+  /^(LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|BUSY)\b/,
+];
+
+/** Whether `err` (or its cause) says Redis cannot be reached or cannot serve right now. */
+export function isRedisUnavailable(err: unknown, depth = 0): boolean {
+  if (!(err instanceof Error) || depth > 3) return false;
+  if (err instanceof UnavailableError || err.name === 'MaxRetriesPerRequestError') return true;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && REDIS_DOWN_CODES.has(code)) return true;
+  if (REDIS_DOWN_MESSAGES.some((re) => re.test(err.message))) return true;
+  return isRedisUnavailable(err.cause, depth + 1);
+}
+
+export function toErrorReply(err: unknown, limits: { bodyLimitBytes: number }): ErrorReply {
+  if (err instanceof UnavailableError) return { statusCode: 503, fields: err.fields, retryAfter: 1 };
+  if (err instanceof AppError) {
+    if (err.statusCode >= 500) return { statusCode: 500, fields: { server: ['internal error'] }, unexpected: true };
+    const fields = Object.keys(err.fields).length > 0 ? err.fields : { [err.code]: [err.message] };
+    return { statusCode: err.statusCode, fields };
+  }
+  if (isRedisUnavailable(err)) {
+    return { statusCode: 503, fields: { redis: ['is unavailable, try again'] }, retryAfter: 1 };
+  }
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+  switch (code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { statusCode: 400, fields: { body: ['is not valid JSON'] } };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { statusCode: 400, fields: { body: ["can't be blank"] } };
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { statusCode: 413, fields: { body: [`is larger than ${limits.bodyLimitBytes} bytes`] } };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { statusCode: 415, fields: { 'content-type': ['must be application/json'] } };
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { statusCode: 400, fields: { 'content-length': ['does not match the body'] } };
+    case 'FST_ERR_BAD_URL':
+      return { statusCode: 400, fields: { path: ['is not a valid URL'] } };
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return { statusCode: 414, fields: { path: ['is too long'] } };
+  }
+  const status = err instanceof Error ? (err as { statusCode?: unknown }).statusCode : undefined;
+  if (err instanceof SyntaxError && status === 400) return { statusCode: 400, fields: { body: ['is not valid JSON'] } };
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return { statusCode: status, fields: { request: [err instanceof Error ? err.message : 'is invalid'] } };
+  }
+  return { statusCode: 500, fields: { server: ['internal error'] }, unexpected: true };
+}

@@ -1,0 +1,119 @@
+/**
+ * Reads one message by its id, with the state of its delivery to each
+ * publisher of its topic. Three round trips whatever the number of topics:
+ * the topic names; the id index of every topic (pipelined); then the stream
+ * entry, the message's history and the topic's publishers (pipelined).
+ */
+import {
+  parseEntry,
+  type DeliveryRecord,
+  type DeliveryStateName,
+  type Keys,
+  type Publisher,
+  type ScriptClient,
+  type Store,
+} from '@postoffice/shared';
+import type { ChainableCommander } from 'ioredis';
+
+export interface DeliveryView {
+  readonly publisher_id: string;
+  readonly target: string;
+  readonly type: string;
+  readonly state: DeliveryStateName;
+  readonly attempt_count: number;
+  readonly attempts: DeliveryRecord['attempts'];
+  readonly next_attempt_at?: string;
+  readonly dead_reason?: string;
+}
+
+export interface MessageView {
+  readonly id: string;
+  readonly topic: string;
+  readonly payload: unknown;
+  readonly attributes: Readonly<Record<string, string>>;
+  readonly received_at: string;
+  readonly deliveries: DeliveryView[];
+}
+
+/** Runs a pipeline; throws the first command's error, returns the replies in order. */
+async function run(pipeline: ChainableCommander): Promise<unknown[]> {
+  const results = (await pipeline.exec()) ?? [];
+  return results.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function parseRecord(json: string | undefined): DeliveryRecord | undefined {
+  if (json === undefined) return undefined;
+  try {
+    const record = JSON.parse(json) as DeliveryRecord;
+    return record && typeof record === 'object' && typeof record.state === 'string' ? record : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function findMessage(
+  redis: ScriptClient,
+  keys: Keys,
+  store: Store,
+  id: string,
+): Promise<MessageView | undefined> {
+  const topics = await store.listTopicNames();
+  if (topics.length === 0) return undefined;
+  const lookup = redis.pipeline();
+  for (const topic of topics) lookup.hget(keys.topic(topic).ids, id);
+  const streamIds = await run(lookup);
+  const at = streamIds.findIndex((sid) => typeof sid === 'string');
+  const topic = topics[at];
+  const sid = streamIds[at];
+  if (topic === undefined || typeof sid !== 'string') return undefined;
+
+  const tk = keys.topic(topic);
+  const [range, history, publisherJson] = (await run(
+    redis.pipeline().xrange(tk.stream, sid, sid).hgetall(keys.history(topic, id)).hvals(tk.publishers),
+  )) as [[string, string[]][], Record<string, string>, string[]];
+  const entry = range[0];
+  // Indexed but no longer in the stream: trimmed after delivery and retention.
+  if (!entry) return undefined;
+  const message = parseEntry(entry[0], entry[1]);
+
+  const publishers = publisherJson
+    .map((json) => JSON.parse(json) as Publisher)
+    .sort((a, b) => Number(a.id) - Number(b.id));
+  const deliveries: DeliveryView[] = [];
+  for (const p of publishers) {
+    const record = parseRecord(Object.hasOwn(history, p.id) ? history[p.id] : undefined);
+    const base = { publisher_id: p.id, target: p.target, type: p.type };
+    if (record) {
+      deliveries.push({
+        ...base,
+        state: record.state,
+        attempt_count: record.attempt_count ?? record.attempts?.length ?? 0,
+        attempts: record.attempts ?? [],
+        ...(record.next_attempt_at === undefined ? {} : { next_attempt_at: record.next_attempt_at }),
+        ...(record.dead_reason === undefined ? {} : { dead_reason: record.dead_reason }),
+      });
+    } else if (!(p.from_now && Date.parse(p.created_at) > message.receivedAt)) {
+      // A publisher created "from now" after the message arrived never sees it.
+      deliveries.push({ ...base, state: 'pending', attempt_count: 0, attempts: [] });
+    }
+  }
+  return {
+    id: message.id || id,
+    topic,
+    payload: parseJson(message.payload),
+    attributes: message.attributes,
+    received_at: new Date(message.receivedAt).toISOString(),
+    deliveries,
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * Prometheus metrics of one API server. Each server has its own registry
+ * (never prom-client's global one), so several servers can live in one
+ * process, as they do in tests.
+ */
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface MetricsOptions {
+  /** Also collect Node's process metrics (CPU, memory, event loop, GC). Default true. */
+  readonly defaultMetrics?: boolean;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  /** Messages accepted (201), by topic. */
+  readonly received: Counter<'topic'>;
+
+  /** Time from validated request to the script's answer, by kind (`single`, `bulk`) and outcome. */
+  readonly ingestDuration: Histogram<'kind' | 'outcome'>;
+
+  /** Every HTTP request, by route pattern and status. */
+  readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
+
+  constructor(options: MetricsOptions = {}) {
+    const registers = [this.registry];
+    this.received = new Counter({
+      name: 'postoffice_messages_received_total',
+      help: 'Messages accepted by the API (answered 201), by topic.',
+      labelNames: ['topic'],
+      registers,
+    });
+    this.ingestDuration = new Histogram({
+      name: 'postoffice_ingest_duration_seconds',
+      help: 'Time to write messages to Redis (script, wake-up and optional WAIT), by kind and outcome.',
+      labelNames: ['kind', 'outcome'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.httpDuration = new Histogram({
+      name: 'postoffice_http_request_duration_seconds',
+      help: 'HTTP requests answered by the API, by method, route pattern and status.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The Prometheus text exposition. */
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

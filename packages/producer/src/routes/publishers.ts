@@ -1,0 +1,130 @@
+/**
+ * Publishers: create and delete (Postoffice's routes), list, read and
+ * change (ours). Topic, type and from_now are fixed at creation; a change
+ * to the rest applies to messages not yet delivered.
+ */
+import {
+  NotFoundError,
+  PUBLISHER_DEFAULTS,
+  PUBLISHER_TYPES,
+  maxPublisherTimeout,
+  type Config,
+  type Publisher,
+  type PublisherType,
+} from '@postoffice/shared';
+import type { FastifyInstance } from 'fastify';
+import type { ApiContext } from '../types.js';
+import { BLANK, Checker, INVALID, objectBody } from '../validate.js';
+
+/** Fields PATCH may change. */
+const EDITABLE = ['active', 'target', 'seconds_timeout', 'seconds_retry', 'chunk_size', 'concurrency'] as const;
+/** Fields fixed at creation. */
+const FIXED = ['topic', 'type', 'from_now'] as const;
+
+type Options = Pick<Publisher, 'active' | 'seconds_timeout' | 'seconds_retry' | 'chunk_size' | 'concurrency'>;
+type Changes = Partial<Options & Pick<Publisher, 'target'>>;
+
+const ID = /^[1-9]\d{0,17}$/;
+
+function notFound(): NotFoundError {
+  return new NotFoundError('publisher_not_found', 'id', 'publisher not found');
+}
+
+function publisherType(c: Checker): PublisherType | undefined {
+  const v = c.value('type');
+  if (v === undefined || v === null || v === '') {
+    c.add('type', BLANK);
+    return undefined;
+  }
+  if (v === 'pubsub') {
+    c.add('type', 'pubsub is not supported yet');
+    return undefined;
+  }
+  if (typeof v !== 'string' || !(PUBLISHER_TYPES as readonly string[]).includes(v)) {
+    c.add('type', INVALID);
+    return undefined;
+  }
+  return v as PublisherType;
+}
+
+/** The options shared by POST and PATCH; each is undefined when absent or invalid. */
+function options(c: Checker, config: Config): Partial<Options> {
+  const max = maxPublisherTimeout(config);
+  return {
+    active: c.optionalBoolean('active'),
+    seconds_timeout: c.optionalPositiveNumber('seconds_timeout', {
+      value: max,
+      why: `must be at most ${max} seconds, below CLAIM_TIMEOUT_SECONDS (${config.claimTimeoutSeconds})`,
+    }),
+    seconds_retry: c.optionalPositiveNumber('seconds_retry'),
+    chunk_size: c.optionalInteger('chunk_size', 1, 1000),
+    concurrency: c.optionalInteger('concurrency', 1, 1000),
+  };
+}
+
+export function registerPublisherRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.post('/api/publishers', async (request, reply) => {
+    const c = new Checker(objectBody(request.body));
+    const topic = c.topicName('topic');
+    const type = publisherType(c);
+    const target = c.httpUrl('target');
+    const from_now = c.optionalBoolean('from_now');
+    const o = options(c, ctx.config);
+    c.done();
+    const publisher = await ctx.store.createPublisher({
+      topic: topic as string,
+      type: type as PublisherType,
+      target: target as string,
+      active: o.active ?? PUBLISHER_DEFAULTS.active,
+      from_now: from_now ?? PUBLISHER_DEFAULTS.from_now,
+      seconds_timeout:
+        o.seconds_timeout ?? Math.min(PUBLISHER_DEFAULTS.seconds_timeout, maxPublisherTimeout(ctx.config)),
+      seconds_retry: o.seconds_retry ?? PUBLISHER_DEFAULTS.seconds_retry,
+      chunk_size: o.chunk_size ?? PUBLISHER_DEFAULTS.chunk_size,
+      concurrency: o.concurrency ?? PUBLISHER_DEFAULTS.concurrency,
+    });
+    request.log.info({ topic: publisher.topic, publisherId: publisher.id }, 'publisher created');
+    return reply.code(201).send({ data: publisher });
+  });
+
+  app.get('/api/publishers', async () => {
+    return { data: await ctx.store.listPublishers() };
+  });
+
+  app.get<{ Params: { id: string } }>('/api/publishers/:id', async (request) => {
+    const { id } = request.params;
+    if (!ID.test(id)) throw notFound();
+    const publisher = await ctx.store.getPublisher(id);
+    if (!publisher) throw notFound();
+    return { data: publisher };
+  });
+
+  app.patch<{ Params: { id: string } }>('/api/publishers/:id', async (request) => {
+    const { id } = request.params;
+    if (!ID.test(id)) throw notFound();
+    const c = new Checker(objectBody(request.body));
+    for (const field of FIXED) if (Object.hasOwn(c.body, field)) c.add(field, 'cannot be changed');
+    // In a change, null is not "leave as is": it is a value, and a wrong one.
+    for (const field of EDITABLE)
+      if (Object.hasOwn(c.body, field) && c.body[field] === null) c.add(field, field === 'target' ? BLANK : INVALID);
+    const changes: Changes = {
+      ...options(c, ctx.config),
+      ...(c.present('target') ? { target: c.httpUrl('target') } : {}),
+    };
+    const given = EDITABLE.filter((f) => Object.hasOwn(c.body, f));
+    if (c.ok && given.length === 0) c.add('body', `must change at least one of ${EDITABLE.join(', ')}`);
+    c.done();
+    const defined = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)) as Changes;
+    const publisher = await ctx.store.updatePublisher(id, (current) => ({ ...current, ...defined }));
+    request.log.info({ topic: publisher.topic, publisherId: id, changed: Object.keys(defined) }, 'publisher changed');
+    return { data: publisher };
+  });
+
+  app.delete<{ Params: { id: string } }>('/api/publishers/:id', async (request, reply) => {
+    const { id } = request.params;
+    if (!ID.test(id)) throw notFound();
+    await ctx.store.deletePublisher(id);
+    request.log.info({ publisherId: id }, 'publisher deleted');
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,90 @@
+/**
+ * The API server: a fastify instance with the routes, one error handler
+ * that gives every failure Postoffice's error shape, and per-instance
+ * metrics. Building it has no side effects: the caller owns the Redis
+ * client and calls `listen` (or `inject` in tests).
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { Keys, Store } from '@postoffice/shared';
+import { errorBody, toErrorReply } from './http-errors.js';
+import { Ingest } from './ingest.js';
+import { Metrics } from './metrics.js';
+import { registerHealthRoutes } from './routes/health.js';
+import { registerMessageRoutes } from './routes/messages.js';
+import { registerMetricsRoutes } from './routes/metrics.js';
+import { registerPublisherRoutes } from './routes/publishers.js';
+import { registerTopicRoutes } from './routes/topics.js';
+import type { ApiContext, ServerOptions } from './types.js';
+
+export function buildServer(options: ServerOptions): FastifyInstance {
+  const { config, redis } = options;
+  // Typed as fastify's logger so that the instance (and route modules) use fastify's default generics.
+  const logger: FastifyBaseLogger = options.logger.child({ component: 'api' });
+  const keys = new Keys(config.redisPrefix);
+  const metrics = options.metrics ?? new Metrics();
+  const ctx: ApiContext = {
+    config,
+    redis,
+    keys,
+    store: new Store(redis, keys),
+    ingest: new Ingest(redis, keys, config, metrics),
+    metrics,
+  };
+
+  const sendError = (err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    const answer = toErrorReply(err, config);
+    if (answer.unexpected) request.log.error({ err }, 'request failed');
+    else if (answer.statusCode === 503) request.log.warn({ err }, 'redis unavailable');
+    else request.log.debug({ err, fields: answer.fields }, 'request refused');
+    if (answer.retryAfter !== undefined) void reply.header('retry-after', String(answer.retryAfter));
+    return reply.code(answer.statusCode).send(errorBody(answer.fields));
+  };
+
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: config.bodyLimitBytes,
+    // Topic names may be 200 characters long (TOPIC_NAME); longer path parameters are a 414.
+    routerOptions: { maxParamLength: 256 },
+    // Requests that arrive while closing are served (with Connection: close), not refused with
+    // fastify's own 503 body, which does not have Postoffice's error shape.
+    return503OnClosing: false,
+    frameworkErrors: (err, request, reply) => {
+      sendError(err, request, reply);
+    },
+  });
+
+  // JSON only: fastify's text/plain parser would let a string body through as if it were valid.
+  app.removeAllContentTypeParsers();
+  // Payloads are stored as they were sent, `__proto__` keys included: handlers read only own,
+  // named fields and never merge a body into another object, so plain JSON.parse is safe.
+  const parseJson = app.getDefaultJsonParser('ignore', 'ignore');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    // An empty body (a DELETE sent with a JSON content type) is no body, not an error.
+    if (body === '') done(null, undefined);
+    else void parseJson(request, body as string, done);
+  });
+
+  app.setErrorHandler((err, request, reply) => sendError(err, request, reply));
+  app.setNotFoundHandler((request, reply) => {
+    void reply
+      .code(404)
+      .send(errorBody({ path: [`no route for ${request.method} ${request.url.split('?')[0] ?? ''}`] }));
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.httpDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+  app.addHook('onClose', async () => {
+    if (!options.metrics) metrics.registry.clear();
+  });
+
+  registerTopicRoutes(app, ctx);
+  registerPublisherRoutes(app, ctx);
+  registerMessageRoutes(app, ctx);
+  registerHealthRoutes(app, ctx);
+  registerMetricsRoutes(app, ctx);
+  return app;
+}

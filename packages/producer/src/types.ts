@@ -1,0 +1,23 @@
+/** Types of the producer package. */
+import type { Config, Keys, Logger, ScriptClient, Store } from '@postoffice/shared';
+import type { Ingest } from './ingest.js';
+import type { Metrics } from './metrics.js';
+
+export interface ServerOptions {
+  readonly config: Config;
+  /** A producer client from `createRedis(url, 'producer')`; the caller owns it and closes it. */
+  readonly redis: ScriptClient;
+  readonly logger: Logger;
+  /** Metrics to record into; a new registry when left out. */
+  readonly metrics?: Metrics;
+}
+
+/** What every route handler needs. */
+export interface ApiContext {
+  readonly config: Config;
+  readonly redis: ScriptClient;
+  readonly keys: Keys;
+  readonly store: Store;
+  readonly ingest: Ingest;
+  readonly metrics: Metrics;
+}

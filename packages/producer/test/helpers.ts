@@ -1,0 +1,111 @@
+/**
+ * Test support for the producer: an API server (fastify `inject`, no port)
+ * on a private redis-server, with a silent logger.
+ */
+import {
+  Keys,
+  closeRedis,
+  createLogger,
+  createRedis,
+  loadConfig,
+  type Config,
+  type ScriptClient,
+} from '@postoffice/shared';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { buildServer } from '../src/index.js';
+import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
+
+export interface Api {
+  readonly server: RedisServer;
+  readonly config: Config;
+  readonly redis: ScriptClient;
+  readonly keys: Keys;
+  readonly app: FastifyInstance;
+  /** Closes the app and the client, then stops the server unless it was given. */
+  close(): Promise<void>;
+}
+
+export async function startApi(env: Record<string, string> = {}, given?: RedisServer): Promise<Api> {
+  const server = given ?? (await startRedis());
+  const config = loadConfig({ REDIS_URL: server.url, LOG_LEVEL: 'silent', ...env }, 'producer');
+  const redis = createRedis(config.redisUrl, 'producer');
+  await waitFor(() => redis.status === 'ready', 'the producer client to connect');
+  const app = buildServer({ config, redis, logger: createLogger(config) });
+  await app.ready();
+  let closed = false;
+  return {
+    server,
+    config,
+    redis,
+    keys: new Keys(config.redisPrefix),
+    app,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      await closeRedis(redis);
+      if (!given) await server.stop();
+    },
+  };
+}
+
+export interface Answer {
+  readonly status: number;
+  readonly body: unknown;
+  readonly headers: LightMyRequestResponse['headers'];
+  readonly raw: string;
+}
+
+function answer(res: LightMyRequestResponse): Answer {
+  let body: unknown;
+  try {
+    body = res.body === '' ? undefined : JSON.parse(res.body);
+  } catch {
+    body = res.body;
+  }
+  return { status: res.statusCode, body, headers: res.headers, raw: res.body };
+}
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'PUT';
+
+/** Sends `body` as JSON (when given) and parses the answer. */
+export async function call(app: FastifyInstance, method: Method, url: string, body?: unknown): Promise<Answer> {
+  const res = await app.inject({
+    method,
+    url,
+    ...(body === undefined ? {} : { payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+  });
+  return answer(res);
+}
+
+/** Sends a raw body with the given headers. */
+export async function send(
+  app: FastifyInstance,
+  method: Method,
+  url: string,
+  payload: string,
+  headers: Record<string, string>,
+): Promise<Answer> {
+  return answer(await app.inject({ method, url, payload, headers }));
+}
+
+/** Postoffice's error body. */
+export function errors(fields: Record<string, string[]>): unknown {
+  return { data: { errors: fields } };
+}
+
+export async function createTopic(app: FastifyInstance, name: string): Promise<void> {
+  const res = await call(app, 'POST', '/api/topics', { name, origin_host: 'https://example.test' });
+  if (res.status !== 201) throw new Error(`topic ${name}: ${res.status} ${res.raw}`);
+}
+
+export async function createPublisher(
+  app: FastifyInstance,
+  body: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  const res = await call(app, 'POST', '/api/publishers', { type: 'http', ...body });
+  if (res.status !== 201) throw new Error(`publisher: ${res.status} ${res.raw}`);
+  return (res.body as { data: Record<string, unknown> }).data;
+}
+
+export { waitFor };

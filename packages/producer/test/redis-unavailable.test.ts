@@ -1,0 +1,99 @@
+import { expect } from 'chai';
+import { Redis } from 'ioredis';
+import { startRedis, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { call, createTopic, errors, startApi, waitFor, type Api } from './helpers.js';
+
+describe('when Redis goes away', () => {
+  let first: RedisServer;
+  let second: RedisServer | undefined;
+  let api: Api;
+
+  before(async () => {
+    first = await startRedis();
+    api = await startApi({}, first);
+    await createTopic(api.app, 'orders');
+  });
+  after(async () => {
+    await api.close();
+    await first.stop();
+    await second?.stop();
+  });
+
+  it('GET /api/health answers 200 while Redis answers', async () => {
+    const res = await call(api.app, 'GET', '/api/health');
+    expect(res.status).to.equal(200);
+    expect(res.body).to.deep.equal({ status: 'ok' });
+  });
+
+  it('GET /api/health answers 503 when Redis does not answer within a second', async () => {
+    const admin = new Redis(first.url);
+    try {
+      await admin.client('PAUSE', 1500, 'ALL');
+      const started = Date.now();
+      const res = await call(api.app, 'GET', '/api/health');
+      expect(res.status).to.equal(503);
+      expect(res.headers['retry-after']).to.equal('1');
+      expect(Date.now() - started).to.be.below(1400);
+      await waitFor(async () => (await call(api.app, 'GET', '/api/health')).status === 200, 'the pause to end');
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  describe('and is stopped', () => {
+    before(async () => {
+      await first.stop({ keepData: true });
+      await waitFor(() => api.redis.status !== 'ready', 'the client to notice');
+    });
+
+    it('GET /api/health answers 503 with Retry-After', async () => {
+      const res = await call(api.app, 'GET', '/api/health');
+      expect(res.status).to.equal(503);
+      expect(res.headers['retry-after']).to.equal('1');
+      expect(res.body).to.deep.equal({ status: 'unavailable' });
+    });
+
+    it('POST /api/messages answers 503 naming redis with Retry-After, at once', async () => {
+      const started = Date.now();
+      const res = await call(api.app, 'POST', '/api/messages', { topic: 'orders', payload: { a: 1 } });
+      expect(res.status).to.equal(503);
+      expect(res.headers['retry-after']).to.equal('1');
+      expect(res.body).to.deep.equal(errors({ redis: ['is unavailable, try again'] }));
+      expect(Date.now() - started).to.be.below(1000);
+    });
+
+    it('every route that needs Redis answers 503 naming redis', async () => {
+      const requests: [string, string, unknown?][] = [
+        ['POST', '/api/bulk_messages', { topic: 'orders', payload: [1, 2] }],
+        ['POST', '/api/topics', { name: 'new', origin_host: 'h' }],
+        ['GET', '/api/topics'],
+        ['GET', '/api/topics/orders'],
+        ['POST', '/api/publishers', { topic: 'orders', target: 'http://a.test/', type: 'http' }],
+        ['GET', '/api/publishers'],
+        ['GET', '/api/publishers/1'],
+        ['PATCH', '/api/publishers/1', { active: false }],
+        ['DELETE', '/api/publishers/1'],
+        ['GET', '/api/messages/00000000-0000-4000-8000-000000000000'],
+      ];
+      for (const [method, url, body] of requests) {
+        const res = await call(api.app, method as 'GET', url, body);
+        expect(res.status, `${method} ${url}`).to.equal(503);
+        expect(res.headers['retry-after'], `${method} ${url}`).to.equal('1');
+        expect(res.body, `${method} ${url}`).to.deep.equal(errors({ redis: ['is unavailable, try again'] }));
+      }
+    });
+
+    it('still answers 400 for bad input, without asking Redis', async () => {
+      const res = await call(api.app, 'POST', '/api/messages', { topic: 'orders' });
+      expect(res.status).to.equal(400);
+    });
+
+    it('recovers by itself once Redis is back', async () => {
+      second = await startRedis({ port: first.port });
+      await waitFor(async () => (await call(api.app, 'GET', '/api/health')).status === 200, 'health to recover');
+      // The new server is empty: the topic is gone, which is a 400, not a 503.
+      const res = await call(api.app, 'POST', '/api/messages', { topic: 'orders', payload: 1 });
+      expect(res.status).to.equal(400);
+    });
+  });
+});
