@@ -184,7 +184,10 @@ export class ConsumerNode {
     clearTimeout(timer);
     if (late) {
       const busy = all.reduce((n, p) => n + p.busy, 0);
-      this.logger.warn({ busy }, 'shutdown deadline reached; aborting deliveries still in flight (they will be delivered again)');
+      this.logger.warn(
+        { busy },
+        'shutdown deadline reached; aborting deliveries still in flight (they will be delivered again)',
+      );
       for (const p of all) p.abortInFlight();
       await drained;
     }
@@ -243,7 +246,11 @@ export class ConsumerNode {
   private async syncAll(): Promise<void> {
     const publishers = await this.store.listPublishers();
     const topics = new Set([...this.byTopic.keys(), ...publishers.map((p) => p.topic)]);
-    for (const topic of topics) this.apply(topic, publishers.filter((p) => p.topic === topic));
+    for (const topic of topics)
+      this.apply(
+        topic,
+        publishers.filter((p) => p.topic === topic),
+      );
   }
 
   private async syncTopic(topic: string): Promise<void> {
@@ -258,7 +265,10 @@ export class ConsumerNode {
   private bounded(p: Publisher): Publisher {
     const max = maxPublisherTimeout(this.config);
     if (p.seconds_timeout <= max) return p;
-    this.logger.warn({ publisherId: p.id, seconds_timeout: p.seconds_timeout, max }, 'seconds_timeout above the claim timeout; using the maximum');
+    this.logger.warn(
+      { publisherId: p.id, seconds_timeout: p.seconds_timeout, max },
+      'seconds_timeout above the claim timeout; using the maximum',
+    );
     return { ...p, seconds_timeout: max };
   }
 

@@ -29,10 +29,13 @@ async function stop(signal: string): Promise<void> {
   }
   stopping = true;
   logger.info({ signal }, 'stopping: finishing in-flight deliveries');
-  const hardStop = setTimeout(() => {
-    logger.error('shutdown took too long; exiting');
-    process.exit(1);
-  }, (config.shutdownTimeoutSeconds + 5) * 1000);
+  const hardStop = setTimeout(
+    () => {
+      logger.error('shutdown took too long; exiting');
+      process.exit(1);
+    },
+    (config.shutdownTimeoutSeconds + 5) * 1000,
+  );
   hardStop.unref();
   await node.close();
   await server.close();

@@ -4,7 +4,8 @@ import type { ConsumerNode } from './consumer-node.js';
 
 /** The consumer's own small HTTP server: `/healthz` (Redis reachable) and `/metrics`. */
 export function buildConsumerServer(node: ConsumerNode, logger: Logger): FastifyInstance {
-  const app = Fastify({ loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger, disableRequestLogging: true });
+  const httpLogger: FastifyBaseLogger = logger.child({ component: 'http' });
+  const app = Fastify({ loggerInstance: httpLogger, disableRequestLogging: true });
   app.get('/healthz', async (_req, reply) => {
     try {
       await withTimeout(node.redis.ping(), 1000);

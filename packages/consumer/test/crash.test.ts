@@ -5,7 +5,12 @@ import { killAll, startApp, type AppProcess } from '../../shared/test/support/pr
 
 const CLUSTER_ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100' };
 
-async function api(app: AppProcess, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+async function api(
+  app: AppProcess,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: any }> {
   const res = await fetch(`${app.url}${path}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
@@ -127,7 +132,10 @@ describe('consumer processes that crash or stop', function () {
     const b = await startApp('consumer', { REDIS_URL: redis.url, ...CLUSTER_ENV });
     apps.push(a, b);
     for (let i = 0; i < 10; i++) {
-      await api(producer, 'POST', '/api/bulk_messages', { topic: 'orders', payload: Array.from({ length: 100 }, (_, j) => j) });
+      await api(producer, 'POST', '/api/bulk_messages', {
+        topic: 'orders',
+        payload: Array.from({ length: 100 }, (_, j) => j),
+      });
     }
     await waitFor(() => receiver.received.length >= 1000, '1000 deliveries');
     const ids = receiver.received.map((r) => r.headers['message-id']);

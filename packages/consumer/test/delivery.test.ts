@@ -89,7 +89,10 @@ describe('delivery to an http publisher', function () {
     const topic = await world.topic();
     const p = await world.publisher(topic, receiver.url, { concurrency: 5 });
     await world.node();
-    await world.publish(topic, Array.from({ length: 200 }, (_, i) => i));
+    await world.publish(
+      topic,
+      Array.from({ length: 200 }, (_, i) => i),
+    );
     await waitFor(() => receiver.inFlight.now === 5, 'five deliveries in flight');
     const groups = (await world.redis.xinfo('GROUPS', world.keys.topic(topic).stream)) as (string | number)[][];
     const g = groups.find((row) => row[1] === p.id)!;

@@ -3,7 +3,12 @@ import type { DeliveryRecord } from '@postoffice/shared';
 import { createWorld, startReceiver, waitFor, type World } from './helpers.js';
 import type { Receiver } from '../../shared/test/support/receiver.js';
 
-async function history(world: World, topic: string, messageId: string, publisherId: string): Promise<DeliveryRecord | undefined> {
+async function history(
+  world: World,
+  topic: string,
+  messageId: string,
+  publisherId: string,
+): Promise<DeliveryRecord | undefined> {
   const raw = await world.redis.hget(world.keys.history(topic, messageId), publisherId);
   return raw ? (JSON.parse(raw) as DeliveryRecord) : undefined;
 }
@@ -37,7 +42,7 @@ describe('when deliveries fail', function () {
     expect(rec.attempts.map((a) => a.status)).to.deep.equal([503, 503, 503, 200]);
     expect(rec.attempts[0]!.error).to.equal('HTTP 503');
     expect(await world.redis.zcard(world.keys.publisher(topic, p.id).retries)).to.equal(0);
-    const summary = (await world.redis.xpending(world.keys.topic(topic).stream, p.id)) as unknown[];
+    const summary = (await world.redis.xpending(world.keys.topic(topic).stream, p.id));
     expect(summary[0]).to.equal(0);
   });
 
@@ -100,7 +105,10 @@ describe('when deliveries fail', function () {
     const topic = await world.topic();
     const p = await world.publisher(topic, receiver.url, { seconds_retry: 0.2, concurrency: 1 });
     const node = await world.node({ BREAKER_THRESHOLD: '3', RETRY_MAX_BACKOFF_SECONDS: '1' });
-    await world.publish(topic, Array.from({ length: 50 }, (_, i) => i));
+    await world.publish(
+      topic,
+      Array.from({ length: 50 }, (_, i) => i),
+    );
     await waitFor(() => node.pipeline(p.id)?.state === 'open', 'the circuit to open');
     // While open, probes go one at a time and pick retries, not new messages: the backlog stays in the stream.
     const requestsWhenOpened = receiver.requests.length;

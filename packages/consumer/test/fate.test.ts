@@ -33,7 +33,10 @@ describe('decideFate', () => {
   });
 
   it('caps the backoff', () => {
-    expect(decideFate({ ...base, attempts: 30, random: 0.999 })).to.deep.equal({ kind: 'retry', dueAt: 1000 + 3_600_000 });
+    expect(decideFate({ ...base, attempts: 30, random: 0.999 })).to.deep.equal({
+      kind: 'retry',
+      dueAt: 1000 + 3_600_000,
+    });
   });
 
   it('makes one last attempt at the max age, then a dead letter', () => {

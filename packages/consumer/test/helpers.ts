@@ -48,7 +48,8 @@ export async function createWorld(): Promise<World> {
   const store = new Store(redis, keys);
   const nodes: ConsumerNode[] = [];
   let topics = 0;
-  const config = (env: Record<string, string> = {}) => loadConfig({ REDIS_URL: server.url, ...TEST_ENV, ...env }, 'consumer');
+  const config = (env: Record<string, string> = {}) =>
+    loadConfig({ REDIS_URL: server.url, ...TEST_ENV, ...env }, 'consumer');
   return {
     server,
     redis,

@@ -24,7 +24,11 @@ describe('the janitor', function () {
     await waitFor(() => receiver.received.length === 3, 'delivery to the active publisher');
     const stream = world.keys.topic(topic).stream;
     // Older than the retention period, but the inactive publisher still needs them.
-    await waitFor(async () => Date.now() - Number((await world.redis.xrange(stream, '-', '+', 'COUNT', 1))[0]![0].split('-')[0]) > 1500, 'time to pass');
+    await waitFor(
+      async () =>
+        Date.now() - Number((await world.redis.xrange(stream, '-', '+', 'COUNT', 1))[0]![0].split('-')[0]) > 1500,
+      'time to pass',
+    );
     expect(await node.janitor.trimTopic(topic)).to.equal(0);
     expect(await world.redis.xlen(stream)).to.equal(3);
     await world.store.updatePublisher(idle.id, (p) => ({ ...p, active: true }));

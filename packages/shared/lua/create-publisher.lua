@@ -11,7 +11,9 @@
   ARGV[4] where the group starts: '$' (from now) or '0' (every retained message)
 
   Returns: 1 created; -1 no such topic; -2 same type and target exist
-           (nothing written in either case).
+           (nothing written in either case). An error (BUSYGROUP) when a
+           group of that name exists already, also with nothing written:
+           the group is created before the records.
 ]]
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
@@ -19,7 +21,7 @@ end
 if redis.call('HEXISTS', KEYS[3], ARGV[3]) == 1 then
   return -2
 end
+redis.call('XGROUP', 'CREATE', KEYS[4], ARGV[1], ARGV[4], 'MKSTREAM')
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[1])
-redis.call('XGROUP', 'CREATE', KEYS[4], ARGV[1], ARGV[4], 'MKSTREAM')
 return 1

@@ -13,8 +13,10 @@
   ARGV[5] most entries to move in this call
 
   Returns: { entries newly scheduled, 1 when the consumer is gone (done) or 0 (call again) }
+           Taking over from the taking consumer itself does nothing and is
+           done at once (deleting it would drop its pending entries).
 ]]
-if redis.call('EXISTS', KEYS[1]) == 0 then
+if redis.call('EXISTS', KEYS[1]) == 0 or ARGV[2] == ARGV[3] then
   return { 0, 1 }
 end
 local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[5]), ARGV[2])

@@ -232,7 +232,8 @@ export function loadConfig(env: Env, role: Role): Config {
         break;
       }
       case 'level':
-        if (!LEVELS.has(value)) problems.push(`${s.env}=${JSON.stringify(raw)}: expected one of ${[...LEVELS].join(', ')}`);
+        if (!LEVELS.has(value))
+          problems.push(`${s.env}=${JSON.stringify(raw)}: expected one of ${[...LEVELS].join(', ')}`);
         else out[field] = value;
         break;
       case 'string':

@@ -21,7 +21,14 @@ export class AppError extends Error {
 /** 400 (or the given status) with one or more fields explained. */
 export class ValidationError extends AppError {
   constructor(fields: FieldErrors, statusCode = 400, code = 'validation_failed') {
-    super(code, statusCode, Object.entries(fields).map(([f, r]) => `${f} ${r.join(', ')}`).join('; '), fields);
+    super(
+      code,
+      statusCode,
+      Object.entries(fields)
+        .map(([f, r]) => `${f} ${r.join(', ')}`)
+        .join('; '),
+      fields,
+    );
     this.name = 'ValidationError';
   }
 }

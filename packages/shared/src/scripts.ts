@@ -24,7 +24,10 @@ export const SCRIPT_NAMES = {
 
 export type ScriptCommand = keyof typeof SCRIPT_NAMES;
 
-type ScriptFn<Context extends ClientContext> = (numKeys: number, ...keysAndArgs: (string | number)[]) => Result<unknown, Context>;
+type ScriptFn<Context extends ClientContext> = (
+  numKeys: number,
+  ...keysAndArgs: (string | number)[]
+) => Result<unknown, Context>;
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {

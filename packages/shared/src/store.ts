@@ -27,7 +27,10 @@ export class Store {
     readonly keys: Keys,
   ) {}
 
-  async createTopic(input: { name: string; origin_host: string; recovery_enabled?: boolean }, now = new Date()): Promise<Topic> {
+  async createTopic(
+    input: { name: string; origin_host: string; recovery_enabled?: boolean },
+    now = new Date(),
+  ): Promise<Topic> {
     const id = await this.redis.incr(this.keys.sequence('topic'));
     const topic: Topic = {
       id,
@@ -67,7 +70,10 @@ export class Store {
     return topics.sort((a, b) => a.id - b.id);
   }
 
-  async createPublisher(publisher: Omit<Publisher, 'id' | 'created_at' | 'updated_at'>, now = new Date()): Promise<Publisher> {
+  async createPublisher(
+    publisher: Omit<Publisher, 'id' | 'created_at' | 'updated_at'>,
+    now = new Date(),
+  ): Promise<Publisher> {
     const id = String(await this.redis.incr(this.keys.sequence('publisher')));
     const stamp = now.toISOString();
     const full: Publisher = { id, ...publisher, created_at: stamp, updated_at: stamp };

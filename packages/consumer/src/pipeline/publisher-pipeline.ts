@@ -173,7 +173,10 @@ export class PublisherPipeline {
     }
     if (this.state === 'closed' && jobs.length > 0) {
       // Read while closing: these stay pending (or leased) and come back by reclaim or lease expiry.
-      this.deps.logger.info({ publisherId: this.publisher.id, count: jobs.length }, 'read while stopping; left for reclaim');
+      this.deps.logger.info(
+        { publisherId: this.publisher.id, count: jobs.length },
+        'read while stopping; left for reclaim',
+      );
       return false;
     }
     for (const job of jobs) this.start(job);
@@ -211,7 +214,8 @@ export class PublisherPipeline {
     const m = this.deps.metrics;
     m.deliveries.inc({ publisher: publisher.id, outcome: fate.kind });
     m.deliveryDuration.observe({ publisher: publisher.id }, result.durationMs / 1000);
-    if (fate.kind === 'delivered') m.endToEnd.observe({ publisher: publisher.id }, (now - job.message.receivedAt) / 1000);
+    if (fate.kind === 'delivered')
+      m.endToEnd.observe({ publisher: publisher.id }, (now - job.message.receivedAt) / 1000);
     else {
       this.deps.logger.debug(
         { publisherId: publisher.id, messageId: job.message.id, fate: fate.kind, error: describe(result) },
@@ -237,11 +241,14 @@ export class PublisherPipeline {
       return;
     }
     this.failures++;
-    const trip = this.state === 'probing' || (this.state === 'running' && this.failures >= this.deps.config.breakerThreshold);
+    const trip =
+      this.state === 'probing' || (this.state === 'running' && this.failures >= this.deps.config.breakerThreshold);
     if (!trip) return;
     const maxMs = this.deps.config.retryMaxBackoffSeconds * 1000;
     this.probeDelayMs =
-      this.state === 'probing' ? Math.min(maxMs, this.probeDelayMs * 2) : Math.min(maxMs, this.publisher.seconds_retry * 1000);
+      this.state === 'probing'
+        ? Math.min(maxMs, this.probeDelayMs * 2)
+        : Math.min(maxMs, this.publisher.seconds_retry * 1000);
     this.state = 'open';
     this.deps.metrics.breakerOpen.inc({ publisher: this.publisher.id });
     this.deps.logger.warn(

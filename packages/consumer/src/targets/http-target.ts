@@ -44,11 +44,17 @@ export class HttpTarget implements Target {
       });
       await res.body.dump({ limit: 64 * 1024 });
       const durationMs = this.now() - startedAt;
-      if (res.statusCode >= 200 && res.statusCode < 300) return { ok: true, status: res.statusCode, startedAt, durationMs };
+      if (res.statusCode >= 200 && res.statusCode < 300)
+        return { ok: true, status: res.statusCode, startedAt, durationMs };
       return { ok: false, status: res.statusCode, error: `HTTP ${res.statusCode}`, startedAt, durationMs };
     } catch (err) {
       const durationMs = this.now() - startedAt;
-      return { ok: false, error: describeError(err, timeout.aborted, publisher.seconds_timeout), startedAt, durationMs };
+      return {
+        ok: false,
+        error: describeError(err, timeout.aborted, publisher.seconds_timeout),
+        startedAt,
+        durationMs,
+      };
     }
   }
 

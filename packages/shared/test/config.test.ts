@@ -1,0 +1,175 @@
+import { expect } from 'chai';
+import {
+  ConfigError,
+  loadConfig,
+  maxPublisherTimeout,
+  SETTINGS,
+  type Config,
+  type Env,
+  type Role,
+} from '../src/index.js';
+
+function problemsOf(env: Env, role: Role = 'producer'): string[] {
+  try {
+    loadConfig(env, role);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  expect.fail('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  describe('with an empty environment', () => {
+    it('gives the producer every default, listening on 4000', () => {
+      const config = loadConfig({}, 'producer');
+      expect(config).to.include({
+        role: 'producer',
+        redisUrl: 'redis://127.0.0.1:6379',
+        redisPrefix: 'po:',
+        host: '0.0.0.0',
+        port: 4000,
+        logLevel: 'info',
+        claimTimeoutSeconds: 60,
+        retentionSeconds: 7 * 24 * 3600,
+        retryMaxAgeSeconds: 3 * 24 * 3600,
+        maxBulkMessages: 3000,
+        redisMinReplicas: 0,
+        nodeId: '',
+      });
+    });
+
+    it('gives the consumer every default, listening on 4001, with a generated node id', () => {
+      const config = loadConfig({}, 'consumer');
+      expect(config).to.include({ role: 'consumer', port: 4001, heartbeatSeconds: 5, breakerThreshold: 10 });
+      expect(config.nodeId).to.be.a('string').and.not.equal('');
+      expect(loadConfig({}, 'consumer').nodeId).not.to.equal(config.nodeId);
+    });
+
+    it('has a value for every setting, equal to its documented default', () => {
+      for (const role of ['producer', 'consumer'] as const) {
+        const config = loadConfig({}, role) as unknown as Record<string, unknown>;
+        for (const [field, setting] of Object.entries(SETTINGS)) {
+          if (field === 'nodeId') continue;
+          const d = setting.default as string | number | ((r: Role) => string | number);
+          expect(config[field], `${role} ${setting.env}`).to.equal(typeof d === 'function' ? d(role) : d);
+        }
+      }
+    });
+  });
+
+  it('reads every variable it documents, trimming blanks around values', () => {
+    const config = loadConfig(
+      {
+        REDIS_URL: ' rediss://:pw@redis.internal:6380/2 ',
+        REDIS_PREFIX: 'app:',
+        HOST: '127.0.0.1',
+        PORT: '8080',
+        LOG_LEVEL: 'debug',
+        CLAIM_TIMEOUT_SECONDS: '30',
+        RETENTION_SECONDS: '7200',
+        RETRY_MAX_AGE_SECONDS: '3600',
+        NODE_ID: 'node-7',
+        HEARTBEAT_SECONDS: '2',
+      },
+      'consumer',
+    );
+    expect(config).to.include({
+      redisUrl: 'rediss://:pw@redis.internal:6380/2',
+      redisPrefix: 'app:',
+      host: '127.0.0.1',
+      port: 8080,
+      logLevel: 'debug',
+      claimTimeoutSeconds: 30,
+      retentionSeconds: 7200,
+      retryMaxAgeSeconds: 3600,
+      nodeId: 'node-7',
+      heartbeatSeconds: 2,
+    });
+    expect(maxPublisherTimeout(config)).to.equal(29);
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ PORT: '', LOG_LEVEL: '' }, 'producer')).to.include({ port: 4000, logLevel: 'info' });
+  });
+
+  it('reports every bad variable in one error, each naming the variable, its value and what was expected', () => {
+    const problems = problemsOf({
+      REDIS_URL: 'http://localhost:6379',
+      PORT: 'eighty',
+      LOG_LEVEL: 'loud',
+      CLAIM_TIMEOUT_SECONDS: '1',
+      HEARTBEAT_SECONDS: '1.5',
+      MAX_BULK_MESSAGES: '-3',
+    });
+    expect(problems).to.have.length(6);
+    const about = (name: string): string => problems.find((p) => p.startsWith(`${name}=`)) ?? '';
+    expect(about('REDIS_URL')).to.contain('"http://localhost:6379"').and.contain('redis://');
+    expect(about('PORT')).to.contain('"eighty"').and.contain('whole number');
+    expect(about('LOG_LEVEL')).to.contain('"loud"').and.contain('info');
+    expect(about('CLAIM_TIMEOUT_SECONDS')).to.contain('>= 2');
+    expect(about('HEARTBEAT_SECONDS')).to.contain('"1.5"');
+    expect(about('MAX_BULK_MESSAGES')).to.contain('"-3"');
+  });
+
+  it('names every problem in the error message, one line for the log', () => {
+    let message = '';
+    try {
+      loadConfig({ PORT: 'x', LOG_LEVEL: 'y' }, 'consumer');
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).to.contain('PORT').and.contain('LOG_LEVEL').and.not.contain('\n');
+  });
+
+  it('refuses a URL that is not a URL', () => {
+    expect(problemsOf({ REDIS_URL: 'not a url' })).to.have.length(1);
+  });
+
+  it('refuses RETENTION_SECONDS below RETRY_MAX_AGE_SECONDS, naming both', () => {
+    const problems = problemsOf({ RETENTION_SECONDS: '3600', RETRY_MAX_AGE_SECONDS: '7200' }, 'consumer');
+    expect(problems).to.have.length(1);
+    expect(problems[0])
+      .to.match(/^RETENTION_SECONDS=3600/)
+      .and.contain('RETRY_MAX_AGE_SECONDS');
+    expect(problemsOf({ RETRY_MAX_AGE_SECONDS: String(8 * 24 * 3600) })[0]).to.match(/^RETENTION_SECONDS=/);
+  });
+
+  it('accepts RETENTION_SECONDS equal to RETRY_MAX_AGE_SECONDS', () => {
+    expect(
+      loadConfig({ RETENTION_SECONDS: '3600', RETRY_MAX_AGE_SECONDS: '3600' }, 'producer').retentionSeconds,
+    ).to.equal(3600);
+  });
+
+  it('returns a frozen object', () => {
+    const config = loadConfig({}, 'producer');
+    expect(Object.isFrozen(config)).to.equal(true);
+    expect(() => {
+      (config as { port: number }).port = 1;
+    }).to.throw(TypeError);
+    expect(config.port).to.equal(4000);
+  });
+
+  it('never reads process.env', () => {
+    const saved = process.env.PORT;
+    process.env.PORT = '1234';
+    try {
+      const config: Config = loadConfig({}, 'producer');
+      expect(config.port).to.equal(4000);
+    } finally {
+      if (saved === undefined) delete process.env.PORT;
+      else process.env.PORT = saved;
+    }
+  });
+
+  it('documents every setting with its variable, the processes that read it and a description', () => {
+    const envs = new Set<string>();
+    for (const setting of Object.values(SETTINGS)) {
+      expect(setting.env).to.match(/^[A-Z][A-Z0-9_]*$/);
+      expect(envs.has(setting.env), setting.env).to.equal(false);
+      envs.add(setting.env);
+      expect(setting.roles.length, setting.env).to.be.greaterThan(0);
+      expect(setting.doc.length, setting.env).to.be.greaterThan(10);
+    }
+  });
+});
