@@ -42,7 +42,7 @@ describe('when deliveries fail', function () {
     expect(rec.attempts.map((a) => a.status)).to.deep.equal([503, 503, 503, 200]);
     expect(rec.attempts[0]!.error).to.equal('HTTP 503');
     expect(await world.redis.zcard(world.keys.publisher(topic, p.id).retries)).to.equal(0);
-    const summary = (await world.redis.xpending(world.keys.topic(topic).stream, p.id));
+    const summary = await world.redis.xpending(world.keys.topic(topic).stream, p.id);
     expect(summary[0]).to.equal(0);
   });
 

@@ -5,7 +5,7 @@ import { SETTINGS } from '../src/index.js';
 describe('the README configuration table', () => {
   const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
   const section = readme.split('## Configuration')[1]?.split('\n## ')[0] ?? '';
-  const rows = [...section.matchAll(/^\| `([A-Z0-9_]+)` \| ([^|]+) \| ([^|]+) \|/gm)];
+  const rows = [...section.matchAll(/^\|\s*`([A-Z0-9_]+)`\s*\|([^|]+)\|([^|]+)\|/gm)];
 
   it('lists every variable the code reads, and no other', () => {
     const documented = rows.map((r) => r[1]).sort();
