@@ -242,7 +242,13 @@ export function loadConfig(env: Env, role: Role): Config {
     }
   }
   const c = out as unknown as Config;
-  if (problems.length === 0 && c.retentionSeconds < c.retryMaxAgeSeconds) {
+  if (/[{}\s]/.test(c.redisPrefix)) {
+    problems.push(
+      `REDIS_PREFIX=${JSON.stringify(c.redisPrefix)}: expected no braces or spaces (keys carry the topic in a {hash tag})`,
+    );
+  }
+  const bothValid = !problems.some((p) => p.startsWith('RETENTION_SECONDS=') || p.startsWith('RETRY_MAX_AGE_SECONDS='));
+  if (bothValid && c.retentionSeconds < c.retryMaxAgeSeconds) {
     problems.push(
       `RETENTION_SECONDS=${c.retentionSeconds}: expected at least RETRY_MAX_AGE_SECONDS (${c.retryMaxAgeSeconds}), or messages still being retried could be trimmed`,
     );

@@ -173,3 +173,21 @@ describe('loadConfig', () => {
     }
   });
 });
+
+describe('loadConfig, more checks', () => {
+  it('reports the retention check beside other problems', () => {
+    try {
+      loadConfig({ PORT: 'x', RETENTION_SECONDS: '10', RETRY_MAX_AGE_SECONDS: '20' }, 'consumer');
+      expect.fail('should throw');
+    } catch (err) {
+      expect(err).to.be.instanceOf(ConfigError);
+      const problems = (err as ConfigError).problems;
+      expect(problems.some((p) => p.startsWith('PORT='))).to.equal(true);
+      expect(problems.some((p) => p.startsWith('RETENTION_SECONDS=10'))).to.equal(true);
+    }
+  });
+
+  it('refuses a key prefix that would break hash tags', () => {
+    expect(() => loadConfig({ REDIS_PREFIX: 'po{x}:' }, 'producer')).to.throw(/REDIS_PREFIX/);
+  });
+});
