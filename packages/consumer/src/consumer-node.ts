@@ -75,6 +75,11 @@ export class ConsumerNode {
     this.target = options.target ?? new HttpTarget(this.now);
     this.store = new Store(this.redis, this.keys);
     this.source = new Source(this.redis, this.keys, this.config.nodeId, this.config.claimTimeoutSeconds * 1000);
+    this.source.onGroupRecreated = (p) =>
+      this.logger.error(
+        { publisherId: p.id, topic: p.topic },
+        "the publisher's consumer group was missing; created it again from the oldest retained message",
+      );
     this.retryIndex = new RetryIndex(this.redis, this.keys);
     this.membership = new Membership(
       this.redis,

@@ -103,3 +103,28 @@ describe('delivery to an http publisher', function () {
     expect(receiver.inFlight.max).to.equal(5);
   });
 });
+
+describe('when a publisher’s consumer group vanishes', function () {
+  let world: World;
+  let receiver: Receiver;
+
+  beforeEach(async () => {
+    world = await createWorld();
+    receiver = await startReceiver();
+  });
+  afterEach(async () => {
+    await world.close();
+    await receiver.close();
+  });
+
+  it('creates it again and goes on delivering instead of wedging on NOGROUP', async () => {
+    const topic = await world.topic();
+    const p = await world.publisher(topic, receiver.url);
+    await world.node();
+    await world.publish(topic, ['before']);
+    await waitFor(() => receiver.received.length === 1, 'the first message');
+    await world.redis.xgroup('DESTROY', world.keys.topic(topic).stream, p.id);
+    await world.publish(topic, ['after']);
+    await waitFor(() => receiver.received.some((r) => r.body === '"after"'), 'the message sent after the loss');
+  });
+});

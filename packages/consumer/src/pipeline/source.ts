@@ -19,8 +19,32 @@ export class Source {
     private readonly claimTimeoutMs: number,
   ) {}
 
-  /** Up to `count` messages the publisher's group has not given out yet. */
+  /**
+   * Up to `count` messages the publisher's group has not given out yet.
+   * A group that vanished while its publisher still exists (the stream was
+   * deleted by hand, or Redis lost data) is created again from the start of
+   * what the stream holds: a duplicate is better than a lost message, and a
+   * pipeline must never wedge on NOGROUP.
+   */
   async readNew(publisher: Publisher, count: number): Promise<Job[]> {
+    try {
+      return await this.readGroup(publisher, count);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOGROUP')) throw err;
+      const tk = this.keys.topic(publisher.topic);
+      if (!(await this.redis.hexists(tk.publishers, publisher.id))) return [];
+      await this.redis.xgroup('CREATE', tk.stream, publisher.id, '0', 'MKSTREAM').catch((e: unknown) => {
+        if (!(e instanceof Error) || !e.message.startsWith('BUSYGROUP')) throw e;
+      });
+      this.onGroupRecreated?.(publisher);
+      return this.readGroup(publisher, count);
+    }
+  }
+
+  /** Called when a vanished group was created again (for a log line). */
+  onGroupRecreated: ((publisher: Publisher) => void) | undefined;
+
+  private async readGroup(publisher: Publisher, count: number): Promise<Job[]> {
     const reply = (await this.redis.xreadgroup(
       'GROUP',
       publisher.id,
