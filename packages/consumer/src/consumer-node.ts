@@ -193,7 +193,7 @@ export class ConsumerNode {
         { busy },
         'shutdown deadline reached; aborting deliveries still in flight (they will be delivered again)',
       );
-      for (const p of all) p.abortInFlight();
+      this.target.abortAll();
       await drained;
     }
   }

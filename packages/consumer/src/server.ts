@@ -1,11 +1,14 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '@postoffice/shared';
 import type { ConsumerNode } from './consumer-node.js';
 
 /** The consumer's own small HTTP server: `/healthz` (Redis reachable) and `/metrics`. */
 export function buildConsumerServer(node: ConsumerNode, logger: Logger): FastifyInstance {
   const httpLogger: FastifyBaseLogger = logger.child({ component: 'http' });
-  const app = Fastify({ loggerInstance: httpLogger, disableRequestLogging: true });
+  const app = Fastify({
+    loggerInstance: httpLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
   app.get('/healthz', async (_req, reply) => {
     try {
       await withTimeout(node.redis.ping(), 1000);

@@ -22,7 +22,9 @@ export interface AttemptResult {
 
 /** A way out: http today; pubsub and pull later. */
 export interface Target {
-  deliver(publisher: Publisher, message: StoredMessage, signal: AbortSignal): Promise<AttemptResult>;
+  deliver(publisher: Publisher, message: StoredMessage): Promise<AttemptResult>;
+  /** Gives up on every delivery in flight (the shutdown deadline passed); each ends as a failed attempt. */
+  abortAll(): void;
   close(): Promise<void>;
 }
 

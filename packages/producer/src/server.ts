@@ -4,7 +4,13 @@
  * metrics. Building it has no side effects: the caller owns the Redis
  * client and calls `listen` (or `inject` in tests).
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { Keys, Store } from '@postoffice/shared';
 import { errorBody, toErrorReply } from './http-errors.js';
 import { Ingest } from './ingest.js';
@@ -42,6 +48,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
   const app = Fastify({
     loggerInstance: logger,
+    logController: new AccessLog(),
     bodyLimit: config.bodyLimitBytes,
     // Topic names may be 200 characters long (TOPIC_NAME); longer path parameters are a 414.
     routerOptions: { maxParamLength: 256 },
@@ -87,4 +94,20 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   registerHealthRoutes(app, ctx);
   registerMetricsRoutes(app, ctx);
   return app;
+}
+
+/**
+ * Per-request lines at debug level (LOG_LEVEL=debug shows every request):
+ * at info, a busy producer would write two lines per message. Failures are
+ * logged by the error handler (warn for 503, error for 500).
+ */
+class AccessLog extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    request.log.debug({ req: request }, 'incoming request');
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) reply.log.error({ res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
 }

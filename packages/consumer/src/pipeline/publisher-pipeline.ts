@@ -51,7 +51,6 @@ export class PublisherPipeline {
   private failures = 0;
   private probeDelayMs = 0;
   private probeTimer: NodeJS.Timeout | undefined;
-  private readonly abort = new AbortController();
   private readonly idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -114,11 +113,6 @@ export class PublisherPipeline {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
     await this.deps.ack.drained();
-  }
-
-  /** Aborts deliveries still in flight (after the shutdown deadline). */
-  abortInFlight(): void {
-    this.abort.abort();
   }
 
   private pump(): void {
@@ -198,7 +192,7 @@ export class PublisherPipeline {
   }
 
   private async deliver(publisher: Publisher, job: Job): Promise<void> {
-    const result = await this.deps.target.deliver(publisher, job.message, this.abort.signal);
+    const result = await this.deps.target.deliver(publisher, job.message);
     const attempts = job.previousAttempts + 1;
     const now = this.deps.now();
     const fate = decideFate({

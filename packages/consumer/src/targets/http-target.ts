@@ -11,6 +11,7 @@ import type { AttemptResult, Clock, Target } from '../types.js';
 export class HttpTarget implements Target {
   private readonly agent: Agent;
   private closed = false;
+  private readonly inFlight = new Set<AbortController>();
 
   constructor(
     private readonly now: Clock = Date.now,
@@ -23,10 +24,17 @@ export class HttpTarget implements Target {
     });
   }
 
-  async deliver(publisher: Publisher, message: StoredMessage, signal: AbortSignal): Promise<AttemptResult> {
+  async deliver(publisher: Publisher, message: StoredMessage): Promise<AttemptResult> {
     const startedAt = this.now();
     const timeoutMs = Math.round(publisher.seconds_timeout * 1000);
-    const timeout = AbortSignal.timeout(timeoutMs);
+    // One controller and one timer per attempt (AbortSignal.timeout + AbortSignal.any cost twice as much).
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, timeoutMs);
+    this.inFlight.add(controller);
     try {
       const res = await request(publisher.target, {
         method: 'POST',
@@ -38,9 +46,7 @@ export class HttpTarget implements Target {
           'user-agent': 'postoffice',
         },
         body: httpBody(message),
-        signal: AbortSignal.any([signal, timeout]),
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
+        signal: controller.signal,
       });
       await res.body.dump({ limit: 64 * 1024 });
       const durationMs = this.now() - startedAt;
@@ -49,13 +55,15 @@ export class HttpTarget implements Target {
       return { ok: false, status: res.statusCode, error: `HTTP ${res.statusCode}`, startedAt, durationMs };
     } catch (err) {
       const durationMs = this.now() - startedAt;
-      return {
-        ok: false,
-        error: describeError(err, timeout.aborted, publisher.seconds_timeout),
-        startedAt,
-        durationMs,
-      };
+      return { ok: false, error: describeError(err, timedOut, publisher.seconds_timeout), startedAt, durationMs };
+    } finally {
+      clearTimeout(timer);
+      this.inFlight.delete(controller);
     }
+  }
+
+  abortAll(): void {
+    for (const controller of this.inFlight) controller.abort();
   }
 
   async close(): Promise<void> {
