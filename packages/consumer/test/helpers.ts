@@ -14,9 +14,10 @@ import {
 } from '@postoffice/shared';
 import { ConsumerNode } from '../src/index.js';
 import { startRedis, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { startReceiver, type Receiver } from '../../shared/test/support/receiver.js';
 
 export { startRedis, waitFor, freePort } from '../../shared/test/support/redis-server.js';
-export { startReceiver } from '../../shared/test/support/receiver.js';
+export { startReceiver };
 
 export interface World {
   readonly server: RedisServer;
@@ -95,4 +96,23 @@ export async function createWorld(): Promise<World> {
       await server.stop();
     },
   };
+}
+
+export interface Fixture {
+  world: World;
+  receiver: Receiver;
+}
+
+/** A fresh world (own redis-server) and receiver for each test of the calling `describe`, closed after it. */
+export function useWorld(): Fixture {
+  const fixture = {} as Fixture;
+  beforeEach(async () => {
+    fixture.world = await createWorld();
+    fixture.receiver = await startReceiver();
+  });
+  afterEach(async () => {
+    await fixture.world.close();
+    await fixture.receiver.close();
+  });
+  return fixture;
 }
