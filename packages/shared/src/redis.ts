@@ -6,6 +6,19 @@ export type { Redis };
 export type RedisRole = 'producer' | 'consumer' | 'subscriber';
 
 /**
+ * Clients made by `createRedis` that have not ended yet, for the tests' leak
+ * check. Kept under a global symbol so that the built and the source copy of
+ * this module (tests load both) share one set.
+ */
+const OPEN = Symbol.for('postoffice.openRedisClients');
+const registry = globalThis as typeof globalThis & { [OPEN]?: Set<Redis> };
+const open = (registry[OPEN] ??= new Set<Redis>());
+
+export function openRedisClients(): readonly Redis[] {
+  return [...open];
+}
+
+/**
  * A Redis client configured for its role. The producer fails fast (no
  * offline queue: Redis down is a 503 at once); the consumer waits and
  * retries for ever (`maxRetriesPerRequest: null`); a subscriber connection
@@ -24,6 +37,8 @@ export function createRedis(url: string, role: RedisRole, extra: RedisOptions = 
   });
   // Errors are reported by the commands that fail; an unhandled 'error' event would crash the process.
   client.on('error', () => {});
+  open.add(client);
+  client.once('end', () => open.delete(client));
   return defineScripts(client);
 }
 

@@ -19,6 +19,9 @@ export interface RedisServer {
   stop(options?: { hard?: boolean; keepData?: boolean }): Promise<void>;
 }
 
+/** Servers started and not stopped yet (the leak check stops and reports them). */
+export const runningServers = new Set<RedisServer>();
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -76,7 +79,7 @@ export async function startRedis(options: { port?: number; dir?: string; args?: 
     await new Promise((r) => setTimeout(r, 25));
   }
   let stopped = false;
-  return {
+  const server: RedisServer = {
     port,
     url,
     dir,
@@ -88,9 +91,12 @@ export async function startRedis(options: { port?: number; dir?: string; args?: 
           await exited;
         }
       }
+      runningServers.delete(server);
       if (!keepData && options.dir === undefined) rmSync(dir, { recursive: true, force: true });
     },
   };
+  runningServers.add(server);
+  return server;
 }
 
 /** Resolves once `check` returns a truthy value, polling; rejects with `what` after `timeoutMs`. */

@@ -1,0 +1,22 @@
+/**
+ * Mocha root hooks: after the whole run, fail if a test left a Redis client
+ * made by `createRedis` open (a node, pipeline or store it forgot to close)
+ * or a redis-server it started running; then close them, so that the
+ * process can exit and no server outlives the run.
+ */
+import { openRedisClients } from '../../src/index.js';
+import { runningServers } from './redis-server.js';
+
+export const mochaHooks = {
+  async afterAll(): Promise<void> {
+    const clients = openRedisClients().filter((c) => c.status !== 'end');
+    for (const client of clients) client.disconnect();
+    const servers = [...runningServers];
+    await Promise.all(servers.map((s) => s.stop({ hard: true })));
+    if (clients.length > 0 || servers.length > 0) {
+      throw new Error(
+        `the tests left ${clients.length} Redis client(s) open and ${servers.length} redis-server(s) running`,
+      );
+    }
+  },
+};
