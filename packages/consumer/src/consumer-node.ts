@@ -158,22 +158,28 @@ export class ConsumerNode {
     const wasStarted = this.state === 'started';
     this.state = 'closing';
     for (const t of this.timers) clearInterval(t);
-    const steps: [string, () => Promise<unknown>][] = [
-      ['unsubscribe', () => (wasStarted ? this.subscriber.unsubscribe() : Promise.resolve())],
-      ['drain pipelines', () => this.drainPipelines(deadlineMs)],
-      ['leave cluster', () => (wasStarted ? this.membership.leave() : Promise.resolve())],
-      ['release janitor lease', () => this.janitor.close()],
-      ['close target', () => this.target.close()],
-      ['close subscriber', () => closeRedis(this.subscriber)],
-      ['close redis', () => closeRedis(this.redis)],
+    // Steps that need Redis get a few seconds each: with Redis gone the
+    // consumer's client would wait for it for ever.
+    const STEP_MS = 3000;
+    const steps: [string, number, () => Promise<unknown>][] = [
+      ['unsubscribe', STEP_MS, () => (wasStarted ? this.subscriber.unsubscribe() : Promise.resolve())],
+      ['drain pipelines', deadlineMs + STEP_MS, () => this.drainPipelines(deadlineMs)],
+      ['leave cluster', STEP_MS, () => (wasStarted ? this.membership.leave() : Promise.resolve())],
+      ['release janitor lease', STEP_MS, () => this.janitor.close()],
+      ['close target', STEP_MS, () => this.target.close()],
+      ['close subscriber', STEP_MS, () => closeRedis(this.subscriber)],
+      ['close redis', STEP_MS, () => closeRedis(this.redis)],
     ];
-    for (const [name, step] of steps) {
+    for (const [name, ms, step] of steps) {
       try {
-        await step();
+        if (!(await within(ms, step()))) this.logger.warn({ step: name, ms }, 'shutdown step timed out; going on');
       } catch (err) {
         this.logger.error({ err, step: name }, 'shutdown step failed');
       }
     }
+    // Whatever the steps above managed, no connection outlives close().
+    this.subscriber.disconnect();
+    this.redis.disconnect();
     this.state = 'closed';
     this.logger.info('consumer node stopped');
   }
@@ -181,21 +187,14 @@ export class ConsumerNode {
   private async drainPipelines(deadlineMs: number): Promise<void> {
     const all = [...this.pipelines.values()];
     const drained = Promise.all(all.map((p) => p.close()));
-    let timer: NodeJS.Timeout | undefined;
-    const late = await Promise.race([
-      drained.then(() => false),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), deadlineMs))),
-    ]);
-    clearTimeout(timer);
-    if (late) {
-      const busy = all.reduce((n, p) => n + p.busy, 0);
-      this.logger.warn(
-        { busy },
-        'shutdown deadline reached; aborting deliveries still in flight (they will be delivered again)',
-      );
-      this.target.abortAll();
-      await drained;
-    }
+    if (await within(deadlineMs, drained)) return;
+    const busy = all.reduce((n, p) => n + p.busy, 0);
+    this.logger.warn(
+      { busy },
+      'shutdown deadline reached; aborting deliveries still in flight (they will be delivered again)',
+    );
+    this.target.abortAll();
+    await drained;
   }
 
   private every(ms: number, fn: () => Promise<void>): void {
@@ -321,3 +320,16 @@ export class ConsumerNode {
 }
 
 export { RECLAIMED_CONSUMER };
+
+/** Resolves true when `promise` settles within `ms` (rethrowing its error), false when it does not. */
+async function within(ms: number, promise: Promise<unknown>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -66,6 +66,8 @@ export async function checkRedisVersion(client: Redis): Promise<string> {
 
 /** Closes a client, quickly when it is not connected. Safe to call twice. */
 export async function closeRedis(client: Redis): Promise<void> {
+  // A client closed while reconnecting never reaches 'end' (ioredis clears its timer and stays 'reconnecting').
+  open.delete(client);
   if (client.status === 'end') return;
   try {
     if (client.status === 'ready') await client.quit();
