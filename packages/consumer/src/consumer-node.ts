@@ -17,6 +17,7 @@ import {
   closeRedis,
   createRedis,
   maxPublisherTimeout,
+  within,
   type Config,
   type Logger,
   type Publisher,
@@ -248,13 +249,13 @@ export class ConsumerNode {
   }
 
   private async syncAll(): Promise<void> {
-    const publishers = await this.store.listPublishers();
-    const topics = new Set([...this.byTopic.keys(), ...publishers.map((p) => p.topic)]);
-    for (const topic of topics)
-      this.apply(
-        topic,
-        publishers.filter((p) => p.topic === topic),
-      );
+    const byTopic = new Map<string, Publisher[]>([...this.byTopic.keys()].map((t) => [t, []]));
+    for (const p of await this.store.listPublishers()) {
+      const list = byTopic.get(p.topic);
+      if (list) list.push(p);
+      else byTopic.set(p.topic, [p]);
+    }
+    for (const [topic, publishers] of byTopic) this.apply(topic, publishers);
   }
 
   private async syncTopic(topic: string): Promise<void> {
@@ -320,16 +321,3 @@ export class ConsumerNode {
 }
 
 export { RECLAIMED_CONSUMER };
-
-/** Resolves true when `promise` settles within `ms` (rethrowing its error), false when it does not. */
-async function within(ms: number, promise: Promise<unknown>): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise.then(() => true),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

@@ -1,5 +1,5 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Logger } from '@postoffice/shared';
+import { redisAnswers, type Logger } from '@postoffice/shared';
 import type { ConsumerNode } from './consumer-node.js';
 
 /** The consumer's own small HTTP server: `/healthz` (Redis reachable) and `/metrics`. */
@@ -10,23 +10,11 @@ export function buildConsumerServer(node: ConsumerNode, logger: Logger): Fastify
     logController: new LogController({ disableRequestLogging: true }),
   });
   app.get('/healthz', async (_req, reply) => {
-    try {
-      await withTimeout(node.redis.ping(), 1000);
-      return { status: 'ok', node: node.nodeId, pipelines: node.pipelineCount };
-    } catch {
-      return reply.code(503).header('retry-after', '1').send({ status: 'unavailable', node: node.nodeId });
-    }
+    if (await redisAnswers(node.redis, 1000)) return { status: 'ok', node: node.nodeId, pipelines: node.pipelineCount };
+    return reply.code(503).header('retry-after', '1').send({ status: 'unavailable', node: node.nodeId });
   });
   app.get('/metrics', async (_req, reply) => {
     return reply.header('content-type', node.metrics.registry.contentType).send(await node.metrics.registry.metrics());
   });
   return app;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), ms))),
-  ]).finally(() => clearTimeout(timer));
 }

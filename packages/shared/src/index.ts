@@ -8,3 +8,4 @@ export * from './types.js';
 export * from './ids.js';
 export * from './store.js';
 export * from './message.js';
+export * from './within.js';

@@ -1,5 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { defineScripts, type ScriptClient } from './scripts.js';
+import { within } from './within.js';
 
 export type { Redis };
 
@@ -74,5 +75,15 @@ export async function closeRedis(client: Redis): Promise<void> {
     else client.disconnect();
   } catch {
     client.disconnect();
+  }
+}
+
+/** Whether Redis answers a PING within `ms` (false at once when the client is not connected). */
+export async function redisAnswers(client: Redis, ms: number): Promise<boolean> {
+  if (client.status !== 'ready') return false;
+  try {
+    return await within(ms, client.ping());
+  } catch {
+    return false;
   }
 }

@@ -1,4 +1,5 @@
 /** GET /api/health: 200 once Redis answers a PING, 503 with Retry-After when it does not. */
+import { redisAnswers } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../types.js';
 
@@ -7,23 +8,8 @@ export const HEALTH_PING_TIMEOUT_MS = 1000;
 
 export function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/api/health', async (request, reply) => {
-    if (await pings(ctx)) return { status: 'ok' };
+    if (await redisAnswers(ctx.redis, HEALTH_PING_TIMEOUT_MS)) return { status: 'ok' };
     request.log.warn({ redisStatus: ctx.redis.status }, 'health check: redis does not answer');
     return reply.code(503).header('retry-after', '1').send({ status: 'unavailable' });
   });
-}
-
-async function pings(ctx: ApiContext): Promise<boolean> {
-  if (ctx.redis.status !== 'ready') return false;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), HEALTH_PING_TIMEOUT_MS);
-  });
-  try {
-    return await Promise.race([ctx.redis.ping().then((pong) => pong === 'PONG'), timeout]);
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
 }
