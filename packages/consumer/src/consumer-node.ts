@@ -26,6 +26,7 @@ import {
 } from '@postoffice/shared';
 import { Lease } from './cluster/lease.js';
 import { Membership } from './cluster/membership.js';
+import { BacklogCounter } from './backlog.js';
 import { Janitor, RECLAIMED_CONSUMER } from './janitor.js';
 import { Metrics } from './metrics.js';
 import { AckStage } from './pipeline/ack-stage.js';
@@ -72,7 +73,8 @@ export class ConsumerNode {
     this.keys = new Keys(this.config.redisPrefix);
     this.redis = createRedis(this.config.redisUrl, 'consumer');
     this.subscriber = createRedis(this.config.redisUrl, 'subscriber');
-    this.redis.on('error', () => this.metrics.redisErrors.inc());
+    this.redis.on('error', () => this.metrics.redisError());
+    this.subscriber.on('error', () => this.metrics.redisError());
     this.target = options.target ?? new HttpTarget(this.now);
     this.store = new Store(this.redis, this.keys);
     this.source = new Source(this.redis, this.keys, this.config.nodeId, this.config.claimTimeoutSeconds * 1000);
@@ -100,6 +102,16 @@ export class ConsumerNode {
       logger: this.logger.child({ component: 'janitor' }),
       now: this.now,
     });
+    // Until publisher leases exist, every node runs a pipeline for every active publisher: that is its "lease".
+    this.metrics.countLeases(() => this.pipelines.size);
+    const backlog = new BacklogCounter({
+      redis: this.redis,
+      keys: this.keys,
+      store: this.store,
+      reporting: () => this.state === 'started' && this.janitor.holdsLease,
+      now: this.now,
+    });
+    this.metrics.reportBacklog(backlog.source);
   }
 
   get nodeId(): string {

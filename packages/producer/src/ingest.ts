@@ -34,11 +34,11 @@ export class Ingest {
     try {
       const ids = await this.run(topic, payloads, attributes);
       outcome = 'ok';
-      this.metrics.received.inc({ topic }, ids.length);
+      this.metrics.messagesReceived(topic, ids.length);
       return ids;
     } finally {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      this.metrics.ingestDuration.observe({ kind, outcome }, seconds);
+      this.metrics.ingested(kind, outcome, seconds);
     }
   }
 

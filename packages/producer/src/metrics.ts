@@ -22,8 +22,16 @@ export class Metrics {
   /** Every HTTP request, by route pattern and status. */
   readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
 
+  /** Errors reported by the Redis connection. */
+  readonly redisErrors: Counter;
+
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
+    this.redisErrors = new Counter({
+      name: 'postoffice_redis_errors_total',
+      help: 'Errors reported by the Redis connections of this process.',
+      registers,
+    });
     this.received = new Counter({
       name: 'postoffice_messages_received_total',
       help: 'Messages accepted by the API (answered 201), by topic.',
@@ -45,6 +53,20 @@ export class Metrics {
       registers,
     });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Messages accepted (answered 201) for `topic`. */
+  messagesReceived(topic: string, count: number): void {
+    this.received.inc({ topic }, count);
+  }
+
+  /** One write to Redis (`single` or `bulk`), its outcome and duration in seconds. */
+  ingested(kind: string, outcome: string, seconds: number): void {
+    this.ingestDuration.observe({ kind, outcome }, seconds);
+  }
+
+  redisError(): void {
+    this.redisErrors.inc();
   }
 
   /** The Prometheus text exposition. */

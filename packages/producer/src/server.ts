@@ -84,7 +84,10 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       reply.elapsedTime / 1000,
     );
   });
+  const onRedisError = (): void => metrics.redisError();
+  redis.on('error', onRedisError);
   app.addHook('onClose', async () => {
+    redis.off('error', onRedisError);
     if (!options.metrics) metrics.registry.clear();
   });
 

@@ -53,6 +53,15 @@ describe('when Redis goes away', () => {
       expect(res.body).to.deep.equal({ status: 'unavailable' });
     });
 
+    it('counts the connection errors in postoffice_redis_errors_total', async () => {
+      const errors = await waitFor(async () => {
+        const text = (await call(api.app, 'GET', '/metrics')).raw;
+        const n = Number(/^postoffice_redis_errors_total (\d+)$/m.exec(text)?.[1] ?? 0);
+        return n > 0 ? n : undefined;
+      }, 'a Redis error counted');
+      expect(errors).to.be.above(0);
+    });
+
     it('POST /api/messages answers 503 naming redis with Retry-After, at once', async () => {
       const started = Date.now();
       const res = await call(api.app, 'POST', '/api/messages', { topic: 'orders', payload: { a: 1 } });

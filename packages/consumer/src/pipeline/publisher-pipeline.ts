@@ -179,13 +179,13 @@ export class PublisherPipeline {
 
   private start(job: Job): void {
     this.inFlight++;
-    this.deps.metrics.inFlight.inc({ publisher: this.publisher.id });
+    this.deps.metrics.deliveryStarted(this.publisher.id);
     const publisher = this.publisher;
     this.deliver(publisher, job)
       .catch((err: unknown) => this.logError(err, 'delivery failed unexpectedly'))
       .finally(() => {
         this.inFlight--;
-        this.deps.metrics.inFlight.dec({ publisher: publisher.id });
+        this.deps.metrics.deliveryEnded(publisher.id);
         this.notifyIdle();
         this.pump();
       });
@@ -206,10 +206,8 @@ export class PublisherPipeline {
       random: (this.deps.random ?? Math.random)(),
     });
     const m = this.deps.metrics;
-    m.deliveries.inc({ publisher: publisher.id, outcome: fate.kind });
-    m.deliveryDuration.observe({ publisher: publisher.id }, result.durationMs / 1000);
-    if (fate.kind === 'delivered')
-      m.endToEnd.observe({ publisher: publisher.id }, (now - job.message.receivedAt) / 1000);
+    m.delivered(publisher.id, fate.kind, result.durationMs / 1000);
+    if (fate.kind === 'delivered') m.endToEndLatency(publisher.id, (now - job.message.receivedAt) / 1000);
     else {
       this.deps.logger.debug(
         { publisherId: publisher.id, messageId: job.message.id, fate: fate.kind, error: describe(result) },
@@ -244,7 +242,7 @@ export class PublisherPipeline {
         ? Math.min(maxMs, this.probeDelayMs * 2)
         : Math.min(maxMs, this.publisher.seconds_retry * 1000);
     this.state = 'open';
-    this.deps.metrics.breakerOpen.inc({ publisher: this.publisher.id });
+    this.deps.metrics.circuitOpened(this.publisher.id);
     this.deps.logger.warn(
       { publisherId: this.publisher.id, failures: this.failures, probeInMs: this.probeDelayMs },
       'target keeps failing; circuit open, probing with one message',
