@@ -68,7 +68,7 @@ export class BacklogCounter {
       const [retrying, dead, oldestPending, firstUnread] = await Promise.all([
         redis.zcard(pk.retries),
         redis.zcard(pk.dead),
-        group.pending > 0 ? redis.xpending(stream, p.id).then((r) => (r as unknown[])[1]) : undefined,
+        group.pending > 0 ? redis.xpending(stream, p.id).then((r) => r[1]) : undefined,
         group.lag !== 0
           ? redis.xrange(stream, `(${group.lastDeliveredId}`, '+', 'COUNT', 1).then((r) => r[0]?.[0])
           : undefined,
@@ -101,9 +101,10 @@ function parseGroups(reply: unknown[]): Map<string, GroupInfo> {
     const info = new Map<string, unknown>();
     for (let i = 0; i + 1 < fields.length; i += 2) info.set(String(fields[i]), fields[i + 1]);
     const lag = info.get('lag');
+    const last = info.get('last-delivered-id');
     out.set(String(info.get('name')), {
       pending: Number(info.get('pending') ?? 0),
-      lastDeliveredId: String(info.get('last-delivered-id') ?? '0-0'),
+      lastDeliveredId: typeof last === 'string' ? last : '0-0',
       lag: typeof lag === 'number' ? lag : null,
     });
   }

@@ -6,7 +6,7 @@ import { useWorld, waitFor } from './helpers.js';
 type Labels = Record<string, string | number>;
 
 async function sample(node: ConsumerNode, name: string, labels: Labels = {}): Promise<number | undefined> {
-  const all = (await node.metrics.registry.getMetricsAsJSON()) as MetricObjectWithValues<MetricValue<string>>[];
+  const all = await node.metrics.registry.getMetricsAsJSON();
   const base = name.replace(/_(count|sum)$/, '');
   const metric = all.find((m) => m.name === name) ?? all.find((m) => m.name === base);
   const match = metric?.values.find(
