@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { ConsumerNode } from '../src/index.js';
 import { useWorld, waitFor } from './helpers.js';
 
