@@ -1,0 +1,92 @@
+/** Reading rendered manifests: a workload's container, its environment, the value sets under test. */
+import { expect } from 'chai';
+import type { Rendered } from './helm.js';
+
+export interface EnvVar {
+  readonly name: string;
+  readonly value?: string;
+  readonly valueFrom?: {
+    readonly secretKeyRef?: { readonly name: string; readonly key: string };
+    readonly fieldRef?: { readonly fieldPath: string };
+  };
+}
+
+export interface Container {
+  readonly name: string;
+  readonly command: string[];
+  readonly workingDir?: string;
+  readonly env: EnvVar[];
+  readonly ports: { name: string; containerPort: number }[];
+  readonly livenessProbe: { httpGet: { path: string; port: string } };
+  readonly readinessProbe: { httpGet: { path: string; port: string } };
+  readonly securityContext: Record<string, unknown>;
+  readonly volumeMounts?: { name: string; mountPath: string }[];
+}
+
+export interface PodSpec {
+  readonly containers: Container[];
+  readonly terminationGracePeriodSeconds: number;
+  readonly securityContext: Record<string, unknown>;
+  readonly volumes?: { name: string; secret?: { secretName: string } }[];
+}
+
+export function find(docs: Rendered[], kind: string, nameSuffix: string): Rendered {
+  const doc = docs.find((d) => d.kind === kind && d.metadata.name.endsWith(nameSuffix));
+  expect(doc, `${kind} *${nameSuffix}`).to.not.equal(undefined);
+  return doc!;
+}
+
+export function podSpec(docs: Rendered[], component: 'producer' | 'consumer'): PodSpec {
+  const d = find(docs, 'Deployment', `-${component}`) as unknown as { spec: { template: { spec: PodSpec } } };
+  return d.spec.template.spec;
+}
+
+export function container(docs: Rendered[], component: 'producer' | 'consumer'): Container {
+  const c = podSpec(docs, component).containers.find((x) => x.name === component);
+  expect(c, `${component} container`).to.not.equal(undefined);
+  return c!;
+}
+
+/** The environment of a container, secrets and pod fields resolved from the rendered manifests. */
+export function resolveEnv(docs: Rendered[], c: Container, podName: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of c.env) {
+    if (e.value !== undefined) out[e.name] = e.value;
+    else if (e.valueFrom?.secretKeyRef) {
+      const { name, key } = e.valueFrom.secretKeyRef;
+      const secret = docs.find((d) => d.kind === 'Secret' && d.metadata.name === name) as
+        { stringData?: Record<string, string>; data?: Record<string, string> } | undefined;
+      const value =
+        secret?.stringData?.[key] ??
+        (secret?.data?.[key] === undefined ? undefined : Buffer.from(secret.data[key], 'base64').toString());
+      if (value === undefined) throw new Error(`${e.name}: secret ${name} has no key ${key} in the rendered chart`);
+      out[e.name] = value;
+    } else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name') out[e.name] = podName;
+    else throw new Error(`${e.name}: cannot resolve ${JSON.stringify(e.valueFrom)}`);
+  }
+  return out;
+}
+
+const TOKEN = 'a-test-token-of-enough-length-1';
+
+/** Value sets every test renders: the defaults and one per feature. */
+export const VALUE_SETS: Record<string, Record<string, unknown>> = {
+  'the default values (bundled Redis)': {},
+  'an external Redis URL': { redis: { url: 'redis://:secret@redis.example:6379/2' } },
+  'an existing Secret for Redis': { redis: { existingSecret: 'my-redis', existingSecretKey: 'url' } },
+  'the bundled Redis with a storage class and appendfsync always': {
+    redis: { bundled: { enabled: true, appendfsync: 'always', persistence: { size: '5Gi', storageClass: 'fast' } } },
+  },
+  'the consumer HPA on': { consumer: { autoscaling: { enabled: true, minReplicas: 3, maxReplicas: 12 } } },
+  'auth on': { auth: { enabled: true, tokens: [TOKEN, `${TOKEN}-2`] } },
+  'everything on (ingress, ServiceMonitor, Pub/Sub, auth from a Secret)': {
+    redis: { url: 'rediss://redis.example:6380' },
+    auth: { enabled: true, existingSecret: 'tokens' },
+    pubsub: { enabled: true, projectId: 'my-project', credentials: { json: '{"type":"service_account"}' } },
+    producer: {
+      ingress: { enabled: true, className: 'nginx', tls: [{ hosts: ['po.example'], secretName: 'po-tls' }] },
+    },
+    serviceMonitor: { enabled: true, labels: { release: 'prometheus' } },
+    config: { SHUTDOWN_TIMEOUT_SECONDS: 50, LOG_LEVEL: 'debug' },
+  },
+};
