@@ -32,6 +32,7 @@ import { AckStage } from './pipeline/ack-stage.js';
 import { PublisherPipeline } from './pipeline/publisher-pipeline.js';
 import { Source } from './pipeline/source.js';
 import { RetryIndex } from './retry-index.js';
+import { ScheduleRelease } from './schedule-release.js';
 import { HttpTarget } from './targets/http-target.js';
 import type { Clock, Target } from './types.js';
 
@@ -55,6 +56,7 @@ export class ConsumerNode {
   private readonly store: Store;
   private readonly source: Source;
   private readonly retryIndex: RetryIndex;
+  private readonly scheduleRelease: ScheduleRelease;
   private readonly membership: Membership;
   readonly janitor: Janitor;
   private readonly pipelines = new Map<string, PublisherPipeline>();
@@ -82,6 +84,7 @@ export class ConsumerNode {
         "the publisher's consumer group was missing; created it again from the oldest retained message",
       );
     this.retryIndex = new RetryIndex(this.redis, this.keys);
+    this.scheduleRelease = new ScheduleRelease(this.redis, this.keys);
     this.membership = new Membership(
       this.redis,
       this.keys,
@@ -229,9 +232,15 @@ export class ConsumerNode {
   }
 
   private async pollRetries(): Promise<void> {
-    for (const id of await this.retryIndex.due(this.now())) {
+    const now = this.now();
+    const [retries, scheduled] = await Promise.all([this.retryIndex.due(now), this.scheduleRelease.due(now)]);
+    for (const id of retries) {
       const p = this.pipelines.get(id);
       if (p?.state === 'running') p.wakeRetries();
+    }
+    for (const topic of scheduled) {
+      const moved = await this.scheduleRelease.release(topic, now);
+      if (moved > 0) this.logger.debug({ topic, moved }, 'scheduled messages entered the stream');
     }
   }
 

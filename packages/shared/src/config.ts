@@ -11,12 +11,12 @@ import { ConfigError } from './errors.js';
 
 export type Role = 'producer' | 'consumer';
 
-type Kind = 'string' | 'url' | 'int' | 'level';
+type Kind = 'string' | 'url' | 'int' | 'level' | 'bool';
 
 interface Setting {
   readonly env: string;
   readonly kind: Kind;
-  readonly default: string | number | ((role: Role) => string | number);
+  readonly default: string | number | boolean | ((role: Role) => string | number);
   readonly min?: number;
   readonly roles: readonly Role[];
   readonly doc: string;
@@ -164,6 +164,36 @@ export const SETTINGS = {
     roles: ['consumer'],
     doc: 'How often the janitor trims the streams of topics that received messages.',
   },
+  searchScanBudget: {
+    env: 'SEARCH_SCAN_BUDGET',
+    kind: 'int',
+    default: 10000,
+    min: 100,
+    roles: ['producer'],
+    doc: 'Most stream entries one `GET /api/messages` search examines; past it the answer says `truncated` and gives a cursor to go on.',
+  },
+  auditLog: {
+    env: 'AUDIT_LOG',
+    kind: 'string',
+    default: 'off',
+    roles: ['consumer'],
+    doc: 'Audit trail of successful deliveries as JSON lines: `off`, `stdout`, or the path of a file to append to.',
+  },
+  auditStream: {
+    env: 'AUDIT_STREAM',
+    kind: 'bool',
+    default: false,
+    roles: ['consumer'],
+    doc: 'When `true`, each successful delivery is also added to the Redis stream `<prefix>audit` for other consumers to read.',
+  },
+  auditStreamMaxLen: {
+    env: 'AUDIT_STREAM_MAXLEN',
+    kind: 'int',
+    default: 1000000,
+    min: 1,
+    roles: ['consumer'],
+    doc: 'About how many entries the audit stream keeps (`XADD MAXLEN ~`).',
+  },
   shutdownTimeoutSeconds: {
     env: 'SHUTDOWN_TIMEOUT_SECONDS',
     kind: 'int',
@@ -195,7 +225,20 @@ export interface Config {
   readonly retryPollMs: number;
   readonly trimIntervalSeconds: number;
   readonly shutdownTimeoutSeconds: number;
+  readonly searchScanBudget: number;
+  readonly auditLog: string;
+  readonly auditStream: boolean;
+  readonly auditStreamMaxLen: number;
 }
+
+const BOOLEANS = new Map([
+  ['true', true],
+  ['1', true],
+  ['yes', true],
+  ['false', false],
+  ['0', false],
+  ['no', false],
+]);
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -203,7 +246,7 @@ export type Env = Readonly<Record<string, string | undefined>>;
 
 export function loadConfig(env: Env, role: Role): Config {
   const problems: string[] = [];
-  const out: Record<string, string | number> = { role };
+  const out: Record<string, string | number | boolean> = { role };
   for (const [field, s] of Object.entries(SETTINGS) as [string, Setting][]) {
     const fallback = typeof s.default === 'function' ? s.default(role) : s.default;
     const raw = env[s.env];
@@ -238,6 +281,11 @@ export function loadConfig(env: Env, role: Role): Config {
         break;
       case 'string':
         out[field] = value;
+        break;
+      case 'bool':
+        if (!BOOLEANS.has(value.toLowerCase()))
+          problems.push(`${s.env}=${JSON.stringify(raw)}: expected true or false`);
+        else out[field] = BOOLEANS.get(value.toLowerCase()) as boolean;
         break;
     }
   }
