@@ -4,7 +4,8 @@
   dead letters since a time (back into the retry set, due at once), or
   delete them (acknowledged for this publisher, never delivered).
   A retried dead letter leaves the dead set and waits in the retry set, as
-  a retrying message does. Entries whose message was trimmed are dropped.
+  a retrying message does. Entries whose message is gone from the stream
+  are dropped (and acknowledged).
 
   KEYS[1] the topic's stream            po:{t}:stream
   KEYS[2] message id -> stream id       po:{t}:ids
@@ -78,6 +79,7 @@ for _, c in ipairs(candidates) do
     redis.call('ZREM', KEYS[3], sid)
     redis.call('ZREM', KEYS[5], sid)
     redis.call('HDEL', KEYS[4], sid)
+    redis.call('XACK', KEYS[1], group, sid)
     if id then missing[#missing + 1] = id end
   else
     if not id then

@@ -1,9 +1,10 @@
 --[[
   Records an operator's action (retry now, new next attempt, recovery,
   deletion) in the delivery history of messages for one publisher. Only
-  messages that already have a record are changed.
+  records that exist and are not 'delivered' are changed: a consumer node
+  may have delivered the message between the action and this note.
 
-  KEYS[1..n] the history hash of each message   po:{t}:h:<message id>
+  KEYS[1] .. KEYS[n] the history hash of each message   po:{t}:h:<message id>
   ARGV[1] the publisher id (the history field)
   ARGV[2] history TTL (seconds)
   ARGV[3] the new state: 'retrying' or 'deleted'
@@ -16,8 +17,8 @@
 local changed = 0
 for i = 1, #KEYS do
   local raw = redis.call('HGET', KEYS[i], ARGV[1])
-  if raw then
-    local rec = cjson.decode(raw)
+  local rec = raw and cjson.decode(raw)
+  if rec and rec.state ~= 'delivered' then
     rec.state = ARGV[3]
     if ARGV[4] == '' then
       rec.next_attempt_at = nil

@@ -78,7 +78,7 @@ export class AckStage {
           args.push(job.message.streamId, 'r', fate.dueAt, attempt, new Date(fate.dueAt).toISOString());
           break;
         case 'dead':
-          args.push(job.message.streamId, 'x', job.message.receivedAt, attempt, fate.reason);
+          args.push(job.message.streamId, 'x', result.startedAt + result.durationMs, attempt, fate.reason);
           break;
       }
     }
