@@ -3,11 +3,12 @@
  * the state of each delivery (ours). Receipt answers 201 only once the
  * messages are in Redis (see `ingest.ts`).
  */
-import { AppError, NotFoundError, ValidationError } from '@postoffice/shared';
+import { AppError, NotFoundError, ValidationError, type DeliveryStateName, type Publisher } from '@postoffice/shared';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { OnceResult } from '../ingest.js';
 import { findMessage } from '../message-lookup.js';
 import { SCHEDULE_PAST_TOLERANCE_MS, parseIsoWithOffset, scheduleMessage } from '../schedule.js';
+import { Search, validSearchCursor, type SearchFilters } from '../search.js';
 import type { ApiContext } from '../types.js';
 import { BLANK, Checker, INVALID, MAX_PAYLOAD_DEPTH, isTopicName, nestedDeeperThan, objectBody } from '../validate.js';
 
@@ -33,7 +34,98 @@ function sendOnce(reply: FastifyReply, result: OnceResult): FastifyReply {
   return reply.code(201).send({ data });
 }
 
+const STATES: readonly DeliveryStateName[] = ['pending', 'delivered', 'retrying', 'dead'];
+const DEFAULT_LIMIT = 50;
+const MAX_LIMIT = 500;
+const PUBLISHER_ID = /^[1-9]\d{0,17}$/;
+const ATTRIBUTE_PARAM = 'attributes.';
+
+type Query = Record<string, string | string[] | undefined>;
+
+/** The search's filters from the query string; every problem in one 400 naming the parameter. */
+async function searchQuery(
+  ctx: ApiContext,
+  query: Query,
+): Promise<{ filters: SearchFilters; limit: number; cursor?: string; id?: string }> {
+  const c = new Checker({});
+  const one = (field: string): string | undefined => {
+    const v = query[field];
+    if (Array.isArray(v)) {
+      c.add(field, 'must be given once');
+      return undefined;
+    }
+    return v;
+  };
+  const time = (field: string): number | undefined => {
+    const text = one(field);
+    if (text === undefined) return undefined;
+    const ms = parseIsoWithOffset(text);
+    if (ms === undefined) c.add(field, 'must be an ISO-8601 date and time with an offset');
+    return ms;
+  };
+  const topic = one('topic');
+  if (topic !== undefined && !isTopicName(topic)) c.add('topic', INVALID);
+  const state = one('state');
+  if (state !== undefined && !(STATES as readonly string[]).includes(state))
+    c.add('state', `must be one of ${STATES.join(', ')}`);
+  const from = time('from');
+  const to = time('to');
+  if (from !== undefined && to !== undefined && from > to) c.add('to', 'must not be before from');
+  const q = one('q');
+  if (q === '') c.add('q', BLANK);
+  const id = one('id');
+  const limitText = one('limit');
+  const limit = limitText === undefined ? DEFAULT_LIMIT : Number(limitText);
+  if (!/^\d+$/.test(limitText ?? '1') || limit < 1 || limit > MAX_LIMIT)
+    c.add('limit', `must be a whole number from 1 to ${MAX_LIMIT}`);
+  const cursor = one('cursor');
+  if (cursor !== undefined && !validSearchCursor(cursor)) c.add('cursor', INVALID);
+  const attributes: Record<string, string> = {};
+  for (const name of Object.keys(query)) {
+    if (!name.startsWith(ATTRIBUTE_PARAM) || name.length === ATTRIBUTE_PARAM.length) continue;
+    const v = one(name);
+    if (v !== undefined) attributes[name.slice(ATTRIBUTE_PARAM.length)] = v;
+  }
+  const publisherId = one('publisher');
+  let publisher: Publisher | undefined;
+  if (publisherId !== undefined) {
+    publisher = PUBLISHER_ID.test(publisherId) ? await ctx.store.getPublisher(publisherId) : undefined;
+    if (!publisher) c.add('publisher', INVALID);
+  }
+  c.done();
+  const filters: SearchFilters = {
+    attributes,
+    ...(topic === undefined ? {} : { topic }),
+    ...(publisher === undefined ? {} : { publisher }),
+    ...(state === undefined ? {} : { state: state as DeliveryStateName }),
+    ...(from === undefined ? {} : { from }),
+    ...(to === undefined ? {} : { to }),
+    ...(q === undefined ? {} : { q }),
+  };
+  return { filters, limit, ...(cursor === undefined ? {} : { cursor }), ...(id === undefined ? {} : { id }) };
+}
+
 export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const search = new Search(ctx.redis, ctx.keys, ctx.store, ctx.config.searchScanBudget);
+
+  app.get<{ Querystring: Query }>('/api/messages', async (request) => {
+    const { filters, limit, cursor, id } = await searchQuery(ctx, request.query);
+    if (id !== undefined) {
+      // By id: one lookup, then the other filters on what it found.
+      const m = await findMessage(ctx.redis, ctx.keys, ctx.store, id);
+      const keep =
+        m !== undefined &&
+        (filters.topic === undefined || m.topic === filters.topic) &&
+        (filters.publisher === undefined || m.topic === filters.publisher.topic) &&
+        (filters.state === undefined ||
+          m.deliveries.some(
+            (d) => d.state === filters.state && (!filters.publisher || d.publisher_id === filters.publisher.id),
+          ));
+      return { data: keep ? [m] : [], cursor: null, truncated: false, scanned: m ? 1 : 0 };
+    }
+    const page = await search.run(filters, limit, cursor);
+    return { data: page.items, cursor: page.cursor, truncated: page.truncated, scanned: page.scanned };
+  });
   app.post('/api/messages', async (request, reply) => {
     const c = new Checker(objectBody(request.body));
     const topic = c.topicName('topic');
