@@ -28,6 +28,7 @@ import { Lease } from './cluster/lease.js';
 import { Membership } from './cluster/membership.js';
 import { Janitor, RECLAIMED_CONSUMER } from './janitor.js';
 import { Metrics } from './metrics.js';
+import { AuditTrail } from './audit-trail.js';
 import { AckStage } from './pipeline/ack-stage.js';
 import { PublisherPipeline } from './pipeline/publisher-pipeline.js';
 import { Source } from './pipeline/source.js';
@@ -57,6 +58,7 @@ export class ConsumerNode {
   private readonly source: Source;
   private readonly retryIndex: RetryIndex;
   private readonly scheduleRelease: ScheduleRelease;
+  private readonly audit: AuditTrail | undefined;
   private readonly membership: Membership;
   readonly janitor: Janitor;
   private readonly pipelines = new Map<string, PublisherPipeline>();
@@ -85,6 +87,7 @@ export class ConsumerNode {
       );
     this.retryIndex = new RetryIndex(this.redis, this.keys);
     this.scheduleRelease = new ScheduleRelease(this.redis, this.keys);
+    this.audit = AuditTrail.create(this.redis, this.keys, this.config, this.logger.child({ component: 'audit' }));
     this.membership = new Membership(
       this.redis,
       this.keys,
@@ -168,6 +171,7 @@ export class ConsumerNode {
     const steps: [string, number, () => Promise<unknown>][] = [
       ['unsubscribe', STEP_MS, () => (wasStarted ? this.subscriber.unsubscribe() : Promise.resolve())],
       ['drain pipelines', deadlineMs + STEP_MS, () => this.drainPipelines(deadlineMs)],
+      ['close audit trail', STEP_MS, () => this.audit?.close() ?? Promise.resolve()],
       ['leave cluster', STEP_MS, () => (wasStarted ? this.membership.leave() : Promise.resolve())],
       ['release janitor lease', STEP_MS, () => this.janitor.close()],
       ['close target', STEP_MS, () => this.target.close()],
@@ -312,6 +316,7 @@ export class ConsumerNode {
           id,
           this.config.retentionSeconds,
           this.logger.child({ component: 'ack', topic, publisherId: id }),
+          this.audit,
         ),
         target: this.target,
         retryIndex: this.retryIndex,

@@ -187,6 +187,15 @@ describe('loadConfig, more checks', () => {
     }
   });
 
+  it('reads a boolean as true, false, 1, 0, yes or no, and refuses anything else', () => {
+    expect(loadConfig({ AUDIT_STREAM: 'TRUE' }, 'consumer').auditStream).to.equal(true);
+    expect(loadConfig({ AUDIT_STREAM: '0' }, 'consumer').auditStream).to.equal(false);
+    expect(loadConfig({}, 'consumer').auditStream).to.equal(false);
+    expect(problemsOf({ AUDIT_STREAM: 'maybe' }, 'consumer')).to.deep.equal([
+      'AUDIT_STREAM="maybe": expected true or false',
+    ]);
+  });
+
   it('refuses a key prefix that would break hash tags', () => {
     expect(() => loadConfig({ REDIS_PREFIX: 'po{x}:' }, 'producer')).to.throw(/REDIS_PREFIX/);
   });
