@@ -87,7 +87,7 @@ export class AuditTrail {
       }
       const results = (await pipeline.exec()) ?? [];
       const failed = results.find(([err]) => err);
-      if (failed) throw failed[0];
+      if (failed?.[0]) throw failed[0];
     } catch (err) {
       this.logger.error({ err, count: records.length }, 'could not add deliveries to the audit stream');
     }
