@@ -20,6 +20,8 @@ interface Setting {
   readonly min?: number;
   readonly roles: readonly Role[];
   readonly doc: string;
+  /** Another name accepted for the variable when it is unset (the issue's and Postoffice's spelling). */
+  readonly alias?: string;
 }
 
 const BOTH: readonly Role[] = ['producer', 'consumer'];
@@ -71,11 +73,12 @@ export const SETTINGS = {
   },
   retentionSeconds: {
     env: 'RETENTION_SECONDS',
+    alias: 'RETENTION',
     kind: 'int',
     default: 7 * 24 * 3600,
     min: 1,
     roles: BOTH,
-    doc: 'How long delivered messages and delivery history are kept. Must be at least `RETRY_MAX_AGE_SECONDS`.',
+    doc: 'How long delivered messages, dead letters and delivery history are kept (seconds; `RETENTION` is read when this is unset). Must be at least `RETRY_MAX_AGE_SECONDS`.',
   },
   retryMaxAgeSeconds: {
     env: 'RETRY_MAX_AGE_SECONDS',
@@ -249,7 +252,10 @@ export function loadConfig(env: Env, role: Role): Config {
   const out: Record<string, string | number | boolean> = { role };
   for (const [field, s] of Object.entries(SETTINGS) as [string, Setting][]) {
     const fallback = typeof s.default === 'function' ? s.default(role) : s.default;
-    const raw = env[s.env];
+    const own = env[s.env];
+    const useAlias = (own === undefined || own === '') && s.alias !== undefined;
+    const name = useAlias ? (s.alias) : s.env;
+    const raw = env[name];
     if (raw === undefined || raw === '') {
       out[field] = fallback;
       continue;
@@ -259,7 +265,7 @@ export function loadConfig(env: Env, role: Role): Config {
       case 'int': {
         const n = Number(value);
         if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < (s.min ?? 0)) {
-          problems.push(`${s.env}=${JSON.stringify(raw)}: expected a whole number >= ${s.min ?? 0}`);
+          problems.push(`${name}=${JSON.stringify(raw)}: expected a whole number >= ${s.min ?? 0}`);
         } else out[field] = n;
         break;
       }
@@ -270,21 +276,20 @@ export function loadConfig(env: Env, role: Role): Config {
         } catch {
           ok = false;
         }
-        if (!ok) problems.push(`${s.env}=${JSON.stringify(raw)}: expected a redis:// or rediss:// URL`);
+        if (!ok) problems.push(`${name}=${JSON.stringify(raw)}: expected a redis:// or rediss:// URL`);
         else out[field] = value;
         break;
       }
       case 'level':
         if (!LEVELS.has(value))
-          problems.push(`${s.env}=${JSON.stringify(raw)}: expected one of ${[...LEVELS].join(', ')}`);
+          problems.push(`${name}=${JSON.stringify(raw)}: expected one of ${[...LEVELS].join(', ')}`);
         else out[field] = value;
         break;
       case 'string':
         out[field] = value;
         break;
       case 'bool':
-        if (!BOOLEANS.has(value.toLowerCase()))
-          problems.push(`${s.env}=${JSON.stringify(raw)}: expected true or false`);
+        if (!BOOLEANS.has(value.toLowerCase())) problems.push(`${name}=${JSON.stringify(raw)}: expected true or false`);
         else out[field] = BOOLEANS.get(value.toLowerCase()) as boolean;
         break;
     }
@@ -295,7 +300,7 @@ export function loadConfig(env: Env, role: Role): Config {
       `REDIS_PREFIX=${JSON.stringify(c.redisPrefix)}: expected no braces or spaces (keys carry the topic in a {hash tag})`,
     );
   }
-  const bothValid = !problems.some((p) => p.startsWith('RETENTION_SECONDS=') || p.startsWith('RETRY_MAX_AGE_SECONDS='));
+  const bothValid = !problems.some((p) => /^(RETENTION_SECONDS|RETENTION|RETRY_MAX_AGE_SECONDS)=/.test(p));
   if (bothValid && c.retentionSeconds < c.retryMaxAgeSeconds) {
     problems.push(
       `RETENTION_SECONDS=${c.retentionSeconds}: expected at least RETRY_MAX_AGE_SECONDS (${c.retryMaxAgeSeconds}), or messages still being retried could be trimmed`,

@@ -196,6 +196,14 @@ describe('loadConfig, more checks', () => {
     ]);
   });
 
+  it('reads RETENTION when RETENTION_SECONDS is unset, naming it in problems', () => {
+    expect(loadConfig({ RETENTION: '864000' }, 'consumer').retentionSeconds).to.equal(864000);
+    expect(loadConfig({ RETENTION: '864000', RETENTION_SECONDS: '700000' }, 'consumer').retentionSeconds).to.equal(
+      700000,
+    );
+    expect(problemsOf({ RETENTION: '7d' })).to.deep.equal(['RETENTION="7d": expected a whole number >= 1']);
+  });
+
   it('refuses a key prefix that would break hash tags', () => {
     expect(() => loadConfig({ REDIS_PREFIX: 'po{x}:' }, 'producer')).to.throw(/REDIS_PREFIX/);
   });
