@@ -65,7 +65,8 @@ const SID = /^\d+-\d+$/;
 
 export function validSearchCursor(text: string): boolean {
   const c = decodeCursor(text) as Partial<Cursor> | undefined;
-  if (!c || typeof c !== 'object' || typeof c.top !== 'number' || !c.p || typeof c.p !== 'object') return false;
+  if (!c || typeof c !== 'object' || !Number.isSafeInteger(c.top) || (c.top as number) < 0) return false;
+  if (!c.p || typeof c.p !== 'object' || Array.isArray(c.p)) return false;
   return Object.values(c.p).every((v) => v === null || v === '' || (typeof v === 'string' && SID.test(v)));
 }
 
@@ -126,6 +127,8 @@ export class Search {
     }
     const needStates = filters.state !== undefined || filters.publisher !== undefined;
     const upper = Math.min(cursor.top, filters.to ?? Number.POSITIVE_INFINITY);
+    // Nothing was received before the epoch.
+    if (upper < 0) return { items: [], cursor: null, truncated: false, scanned: 0 };
     const items: SearchItem[] = [];
     let scanned = 0;
     let truncated = false;
@@ -189,7 +192,7 @@ export class Search {
 
   /** Reads the next batch of each scan, newest first, and the delivery states of what it read when needed. */
   private async fill(scans: TopicScan[], upper: number, filters: SearchFilters, count: number): Promise<void> {
-    const lower = filters.from === undefined ? '-' : String(filters.from);
+    const lower = filters.from === undefined || filters.from <= 0 ? '-' : String(filters.from);
     const needStates = filters.state !== undefined || filters.publisher !== undefined;
     const p = this.redis.pipeline();
     for (const s of scans) {
