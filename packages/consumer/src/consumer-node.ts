@@ -29,10 +29,12 @@ import { Membership } from './cluster/membership.js';
 import { BacklogCounter } from './backlog.js';
 import { Janitor, RECLAIMED_CONSUMER } from './janitor.js';
 import { Metrics } from './metrics.js';
+import { AuditTrail } from './audit-trail.js';
 import { AckStage } from './pipeline/ack-stage.js';
 import { PublisherPipeline } from './pipeline/publisher-pipeline.js';
 import { Source } from './pipeline/source.js';
 import { RetryIndex } from './retry-index.js';
+import { ScheduleRelease } from './schedule-release.js';
 import { HttpTarget } from './targets/http-target.js';
 import type { Clock, Target } from './types.js';
 
@@ -56,6 +58,8 @@ export class ConsumerNode {
   private readonly store: Store;
   private readonly source: Source;
   private readonly retryIndex: RetryIndex;
+  private readonly scheduleRelease: ScheduleRelease;
+  private readonly audit: AuditTrail | undefined;
   private readonly membership: Membership;
   readonly janitor: Janitor;
   private readonly pipelines = new Map<string, PublisherPipeline>();
@@ -84,6 +88,8 @@ export class ConsumerNode {
         "the publisher's consumer group was missing; created it again from the oldest retained message",
       );
     this.retryIndex = new RetryIndex(this.redis, this.keys);
+    this.scheduleRelease = new ScheduleRelease(this.redis, this.keys);
+    this.audit = AuditTrail.create(this.redis, this.keys, this.config, this.logger.child({ component: 'audit' }));
     this.membership = new Membership(
       this.redis,
       this.keys,
@@ -177,6 +183,7 @@ export class ConsumerNode {
     const steps: [string, number, () => Promise<unknown>][] = [
       ['unsubscribe', STEP_MS, () => (wasStarted ? this.subscriber.unsubscribe() : Promise.resolve())],
       ['drain pipelines', deadlineMs + STEP_MS, () => this.drainPipelines(deadlineMs)],
+      ['close audit trail', STEP_MS, () => this.audit?.close() ?? Promise.resolve()],
       ['leave cluster', STEP_MS, () => (wasStarted ? this.membership.leave() : Promise.resolve())],
       ['release janitor lease', STEP_MS, () => this.janitor.close()],
       ['close target', STEP_MS, () => this.target.close()],
@@ -241,9 +248,15 @@ export class ConsumerNode {
   }
 
   private async pollRetries(): Promise<void> {
-    for (const id of await this.retryIndex.due(this.now())) {
+    const now = this.now();
+    const [retries, scheduled] = await Promise.all([this.retryIndex.due(now), this.scheduleRelease.due(now)]);
+    for (const id of retries) {
       const p = this.pipelines.get(id);
       if (p?.state === 'running') p.wakeRetries();
+    }
+    for (const topic of scheduled) {
+      const moved = await this.scheduleRelease.release(topic, now);
+      if (moved > 0) this.logger.debug({ topic, moved }, 'scheduled messages entered the stream');
     }
   }
 
@@ -315,6 +328,7 @@ export class ConsumerNode {
           id,
           this.config.retentionSeconds,
           this.logger.child({ component: 'ack', topic, publisherId: id }),
+          this.audit,
         ),
         target: this.target,
         retryIndex: this.retryIndex,

@@ -7,7 +7,9 @@
  *  - trims streams below the oldest entry still needed (see trim.lua):
  *    topics that received messages since the last round, plus a few more
  *    each round so that every topic is visited in turn;
- *  - drops dead letters older than the retention period.
+ *  - drops dead letters older than the retention period;
+ *  - re-indexes each visited topic's earliest scheduled message (a producer
+ *    that died between scheduling and indexing left it unindexed).
  * Its idle cost is a few commands per heartbeat, whatever the number of
  * publishers; a reclaim costs a few commands per publisher, once per dead node.
  */
@@ -126,6 +128,8 @@ export class Janitor {
       for (const id of ids) pipeline.zremrangebyscore(this.deps.keys.publisher(topic, id).dead, '-inf', cutoff);
       await pipeline.exec();
     }
+    const first = await this.deps.redis.zrange(tk.scheduled, 0, 0, 'WITHSCORES');
+    if (first[1] !== undefined) await this.deps.redis.zadd(this.deps.keys.scheduleDue, 'LT', first[1], topic);
     if (removed > 0) this.deps.logger.debug({ topic, removed }, 'trimmed stream');
     return removed;
   }

@@ -10,6 +10,16 @@ import type { Metrics } from './metrics.js';
 
 export type IngestKind = 'single' | 'bulk';
 
+/** How long an `Idempotency-Key` holds the first answer. */
+export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
+
+/** What a write with an idempotency key did: wrote `ids` now, or found the first request's (`replayed`). */
+export interface OnceResult {
+  readonly kind: IngestKind;
+  readonly ids: string[];
+  readonly replayed: boolean;
+}
+
 export class Ingest {
   constructor(
     private readonly redis: ScriptClient,
@@ -29,13 +39,29 @@ export class Ingest {
     attributes: Readonly<Record<string, string>> | undefined,
     kind: IngestKind,
   ): Promise<string[]> {
+    return (await this.writeOnce(topic, payloads, attributes, kind, undefined)).ids;
+  }
+
+  /**
+   * As `write`, and with an idempotency key: the first request with the key
+   * (per topic, within 24 hours) writes the messages and keeps its answer;
+   * a repeat writes nothing and gets the first answer back. The check and
+   * the write are one script call, so two concurrent repeats write once.
+   */
+  async writeOnce(
+    topic: string,
+    payloads: readonly unknown[],
+    attributes: Readonly<Record<string, string>> | undefined,
+    kind: IngestKind,
+    idempotencyKey: string | undefined,
+  ): Promise<OnceResult> {
     const started = process.hrtime.bigint();
     let outcome = 'error';
     try {
-      const ids = await this.run(topic, payloads, attributes);
-      outcome = 'ok';
-      this.metrics.messagesReceived(topic, ids.length);
-      return ids;
+      const result = await this.run(topic, payloads, attributes, kind, idempotencyKey);
+      outcome = result.replayed ? 'replayed' : 'ok';
+      if (!result.replayed) this.metrics.messagesReceived(topic, result.ids.length);
+      return result;
     } finally {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       this.metrics.ingested(kind, outcome, seconds);
@@ -46,7 +72,9 @@ export class Ingest {
     topic: string,
     payloads: readonly unknown[],
     attributes: Readonly<Record<string, string>> | undefined,
-  ): Promise<string[]> {
+    kind: IngestKind,
+    idempotencyKey: string | undefined,
+  ): Promise<OnceResult> {
     const tk = this.keys.topic(topic);
     const attrs = attributes && Object.keys(attributes).length > 0 ? JSON.stringify(attributes) : '';
     const ids: string[] = [];
@@ -56,9 +84,14 @@ export class Ingest {
       ids.push(id);
       args.push(id, JSON.stringify(payload), attrs);
     }
+    const keys = [tk.meta, tk.stream, tk.ids];
+    if (idempotencyKey !== undefined) {
+      keys.push(this.keys.idempotency(topic, idempotencyKey));
+      args.push(JSON.stringify({ kind, ids }), String(IDEMPOTENCY_TTL_SECONDS));
+    }
     const pipeline = this.redis
       .pipeline()
-      .poIngest(3, tk.meta, tk.stream, tk.ids, payloads.length, ...args)
+      .poIngest(keys.length, ...keys, payloads.length, ...args)
       .publish(this.keys.wakeChannel, topic);
     const waiting = this.config.redisMinReplicas > 0;
     if (waiting) pipeline.wait(this.config.redisMinReplicas, this.config.redisWaitTimeoutMs);
@@ -67,7 +100,11 @@ export class Ingest {
     const [script, , wait] = results;
     if (!script) throw new UnavailableError('the write was not executed');
     if (script[0]) throw script[0];
-    checkScriptResult(script[1]);
+    const reply = checkScriptResult(script[1]);
+    if (Array.isArray(reply) && reply[0] === '=') {
+      const first = JSON.parse(String(reply[1])) as { kind: IngestKind; ids: string[] };
+      return { kind: first.kind, ids: first.ids, replayed: true };
+    }
     if (waiting) {
       if (!wait) throw new UnavailableError('the write was not executed');
       if (wait[0]) throw wait[0];
@@ -75,6 +112,6 @@ export class Ingest {
         throw new UnavailableError('not enough replicas acknowledged the write');
       }
     }
-    return ids;
+    return { kind, ids, replayed: false };
   }
 }

@@ -19,11 +19,12 @@ export interface DeliveryView {
   readonly publisher_id: string;
   readonly target: string;
   readonly type: string;
-  readonly state: DeliveryStateName;
+  readonly state: DeliveryStateName | 'deleted';
   readonly attempt_count: number;
   readonly attempts: DeliveryRecord['attempts'];
   readonly next_attempt_at?: string;
   readonly dead_reason?: string;
+  readonly last_action?: DeliveryRecord['last_action'];
 }
 
 export interface MessageView {
@@ -31,7 +32,10 @@ export interface MessageView {
   readonly topic: string;
   readonly payload: unknown;
   readonly attributes: Readonly<Record<string, string>>;
-  readonly received_at: string;
+  /** Absent for a message in its stream; `scheduled` while it waits for its `schedule_at`. */
+  readonly state?: 'scheduled';
+  readonly schedule_at?: string;
+  readonly received_at?: string;
   readonly deliveries: DeliveryView[];
 }
 
@@ -76,7 +80,7 @@ export async function findMessage(
   const at = streamIds.findIndex((sid) => typeof sid === 'string');
   const topic = topics[at];
   const sid = streamIds[at];
-  if (topic === undefined || typeof sid !== 'string') return undefined;
+  if (topic === undefined || typeof sid !== 'string') return findScheduled(redis, keys, topics, id);
 
   const tk = keys.topic(topic);
   const [range, history, publisherJson] = (await run(
@@ -102,6 +106,7 @@ export async function findMessage(
         attempts: record.attempts ?? [],
         ...(record.next_attempt_at === undefined ? {} : { next_attempt_at: record.next_attempt_at }),
         ...(record.dead_reason === undefined ? {} : { dead_reason: record.dead_reason }),
+        ...(record.last_action === undefined ? {} : { last_action: record.last_action }),
       });
     } else if (!(p.from_now && Date.parse(p.created_at) > message.receivedAt)) {
       // A publisher created "from now" after the message arrived never sees it.
@@ -115,5 +120,31 @@ export async function findMessage(
     attributes: message.attributes,
     received_at: new Date(message.receivedAt).toISOString(),
     deliveries,
+  };
+}
+
+/** A message that waits for its `schedule_at` (one pipelined round trip over every topic). */
+async function findScheduled(
+  redis: ScriptClient,
+  keys: Keys,
+  topics: readonly string[],
+  id: string,
+): Promise<MessageView | undefined> {
+  const lookup = redis.pipeline();
+  for (const topic of topics) lookup.hget(keys.topic(topic).scheduledData, id);
+  const found = await run(lookup);
+  const at = found.findIndex((v) => typeof v === 'string');
+  const topic = topics[at];
+  const raw = found[at];
+  if (topic === undefined || typeof raw !== 'string') return undefined;
+  const data = JSON.parse(raw) as { p: string; a: string; at: string };
+  return {
+    id,
+    topic,
+    payload: parseJson(data.p),
+    attributes: data.a === '' ? {} : (JSON.parse(data.a) as Record<string, string>),
+    state: 'scheduled',
+    schedule_at: new Date(Date.parse(data.at)).toISOString(),
+    deliveries: [],
   };
 }

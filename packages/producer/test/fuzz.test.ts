@@ -37,6 +37,9 @@ const ATOMS: unknown[] = [
   '5',
   'x'.repeat(300),
   '\u0000\uffff',
+  '2030-01-01T00:00:00Z',
+  '0001-01-01T00:00:00+01:00',
+  '275760-09-13T00:00:00Z',
 ];
 
 const FIELDS = [
@@ -54,6 +57,11 @@ const FIELDS = [
   'concurrency',
   'payload',
   'attributes',
+  'schedule_at',
+  'ids',
+  'all',
+  'since',
+  'next_attempt_at',
   '__proto__',
   'constructor',
   'extra',
@@ -104,6 +112,11 @@ describe('the API under random input', () => {
       ['PATCH', '/api/publishers/1'],
       ['POST', '/api/messages'],
       ['POST', '/api/bulk_messages'],
+      ['POST', '/api/schedule_messages'],
+      ['POST', '/api/publishers/1/failing/retry'],
+      ['POST', '/api/publishers/1/failing/next_attempt'],
+      ['POST', '/api/publishers/1/failing/recover'],
+      ['POST', '/api/publishers/1/failing/delete'],
     ];
     for (let i = 0; i < 1500; i++) {
       const [method, url] = pick(routes);
@@ -123,6 +136,27 @@ describe('the API under random input', () => {
       for (const prefix of ['/api/topics/', '/api/publishers/', '/api/messages/']) {
         const get = await call(api.app, 'GET', `${prefix}${path}`);
         expectWellFormed(get, `GET ${prefix}${path}`);
+      }
+    }
+  });
+
+  it('never answers 5xx to random search and failing-list queries', async () => {
+    const params = ['topic', 'publisher', 'state', 'from', 'to', 'id', 'attributes.k', 'q', 'limit', 'cursor'];
+    const cursors = [
+      Buffer.from('{"top":-5,"p":{}}').toString('base64url'),
+      Buffer.from('{"top":1,"p":{"orders":"1-0"}}').toString('base64url'),
+      Buffer.from('{"s":"r","score":-1e300,"sid":"1-0"}').toString('base64url'),
+      Buffer.from('[]').toString('base64url'),
+    ];
+    for (let i = 0; i < 400; i++) {
+      const query = Array.from({ length: Math.floor(rand() * 4) }, () => {
+        const name = pick(params);
+        const v = rand() < 0.2 ? pick(cursors) : String(pick(ATOMS));
+        return `${encodeURIComponent(name)}=${encodeURIComponent(v)}`;
+      }).join('&');
+      for (const url of ['/api/messages', '/api/publishers/1/failing']) {
+        const res = await call(api.app, 'GET', `${url}?${query}`);
+        expectWellFormed(res, `GET ${url}?${query}`);
       }
     }
   });

@@ -6,7 +6,7 @@
   KEYS[1] the topic's stream            po:{t}:stream
   KEYS[2] retries (zset: stream id -> due ms)
   KEYS[3] attempts (hash: stream id -> attempts so far)
-  KEYS[4] dead letters (zset: stream id -> received ms)
+  KEYS[4] dead letters (zset: stream id -> dead since ms)
   KEYS[5..4+n] the history hash of each item's message
   ARGV[1] consumer group (the publisher id, also the history field)
   ARGV[2] history TTL (seconds)
@@ -15,7 +15,7 @@
   ARGV[5..] n groups of five:
           stream id,
           outcome: 'd' delivered, 'r' retry, 'x' dead,
-          score: due ms ('r'), received ms ('x'), '' ('d'),
+          score: due ms ('r'), time it became dead ms ('x'), '' ('d'),
           the attempt as JSON,
           next attempt ISO time ('r'), dead reason ('x'), '' ('d')
 

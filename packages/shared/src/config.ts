@@ -11,15 +11,17 @@ import { ConfigError } from './errors.js';
 
 export type Role = 'producer' | 'consumer';
 
-type Kind = 'string' | 'url' | 'int' | 'level';
+type Kind = 'string' | 'url' | 'int' | 'level' | 'bool';
 
 interface Setting {
   readonly env: string;
   readonly kind: Kind;
-  readonly default: string | number | ((role: Role) => string | number);
+  readonly default: string | number | boolean | ((role: Role) => string | number);
   readonly min?: number;
   readonly roles: readonly Role[];
   readonly doc: string;
+  /** Another name accepted for the variable when it is unset (the issue's and Postoffice's spelling). */
+  readonly alias?: string;
 }
 
 const BOTH: readonly Role[] = ['producer', 'consumer'];
@@ -71,11 +73,12 @@ export const SETTINGS = {
   },
   retentionSeconds: {
     env: 'RETENTION_SECONDS',
+    alias: 'RETENTION',
     kind: 'int',
     default: 7 * 24 * 3600,
     min: 1,
     roles: BOTH,
-    doc: 'How long delivered messages and delivery history are kept. Must be at least `RETRY_MAX_AGE_SECONDS`.',
+    doc: 'How long delivered messages, dead letters and delivery history are kept (seconds; `RETENTION` is read when this is unset). Must be at least `RETRY_MAX_AGE_SECONDS`.',
   },
   retryMaxAgeSeconds: {
     env: 'RETRY_MAX_AGE_SECONDS',
@@ -164,6 +167,36 @@ export const SETTINGS = {
     roles: ['consumer'],
     doc: 'How often the janitor trims the streams of topics that received messages.',
   },
+  searchScanBudget: {
+    env: 'SEARCH_SCAN_BUDGET',
+    kind: 'int',
+    default: 10000,
+    min: 100,
+    roles: ['producer'],
+    doc: 'Most stream entries one `GET /api/messages` search examines; past it the answer says `truncated` and gives a cursor to go on.',
+  },
+  auditLog: {
+    env: 'AUDIT_LOG',
+    kind: 'string',
+    default: 'off',
+    roles: ['consumer'],
+    doc: 'Audit trail of successful deliveries as JSON lines: `off`, `stdout`, or the path of a file to append to.',
+  },
+  auditStream: {
+    env: 'AUDIT_STREAM',
+    kind: 'bool',
+    default: false,
+    roles: ['consumer'],
+    doc: 'When `true`, each successful delivery is also added to the Redis stream `<prefix>audit` for other consumers to read.',
+  },
+  auditStreamMaxLen: {
+    env: 'AUDIT_STREAM_MAXLEN',
+    kind: 'int',
+    default: 1000000,
+    min: 1,
+    roles: ['consumer'],
+    doc: 'About how many entries the audit stream keeps (`XADD MAXLEN ~`).',
+  },
   shutdownTimeoutSeconds: {
     env: 'SHUTDOWN_TIMEOUT_SECONDS',
     kind: 'int',
@@ -195,7 +228,20 @@ export interface Config {
   readonly retryPollMs: number;
   readonly trimIntervalSeconds: number;
   readonly shutdownTimeoutSeconds: number;
+  readonly searchScanBudget: number;
+  readonly auditLog: string;
+  readonly auditStream: boolean;
+  readonly auditStreamMaxLen: number;
 }
+
+const BOOLEANS = new Map([
+  ['true', true],
+  ['1', true],
+  ['yes', true],
+  ['false', false],
+  ['0', false],
+  ['no', false],
+]);
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -203,10 +249,13 @@ export type Env = Readonly<Record<string, string | undefined>>;
 
 export function loadConfig(env: Env, role: Role): Config {
   const problems: string[] = [];
-  const out: Record<string, string | number> = { role };
+  const out: Record<string, string | number | boolean> = { role };
   for (const [field, s] of Object.entries(SETTINGS) as [string, Setting][]) {
     const fallback = typeof s.default === 'function' ? s.default(role) : s.default;
-    const raw = env[s.env];
+    const own = env[s.env];
+    const useAlias = (own === undefined || own === '') && s.alias !== undefined;
+    const name = useAlias ? (s.alias) : s.env;
+    const raw = env[name];
     if (raw === undefined || raw === '') {
       out[field] = fallback;
       continue;
@@ -216,7 +265,7 @@ export function loadConfig(env: Env, role: Role): Config {
       case 'int': {
         const n = Number(value);
         if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < (s.min ?? 0)) {
-          problems.push(`${s.env}=${JSON.stringify(raw)}: expected a whole number >= ${s.min ?? 0}`);
+          problems.push(`${name}=${JSON.stringify(raw)}: expected a whole number >= ${s.min ?? 0}`);
         } else out[field] = n;
         break;
       }
@@ -227,17 +276,21 @@ export function loadConfig(env: Env, role: Role): Config {
         } catch {
           ok = false;
         }
-        if (!ok) problems.push(`${s.env}=${JSON.stringify(raw)}: expected a redis:// or rediss:// URL`);
+        if (!ok) problems.push(`${name}=${JSON.stringify(raw)}: expected a redis:// or rediss:// URL`);
         else out[field] = value;
         break;
       }
       case 'level':
         if (!LEVELS.has(value))
-          problems.push(`${s.env}=${JSON.stringify(raw)}: expected one of ${[...LEVELS].join(', ')}`);
+          problems.push(`${name}=${JSON.stringify(raw)}: expected one of ${[...LEVELS].join(', ')}`);
         else out[field] = value;
         break;
       case 'string':
         out[field] = value;
+        break;
+      case 'bool':
+        if (!BOOLEANS.has(value.toLowerCase())) problems.push(`${name}=${JSON.stringify(raw)}: expected true or false`);
+        else out[field] = BOOLEANS.get(value.toLowerCase()) as boolean;
         break;
     }
   }
@@ -247,7 +300,7 @@ export function loadConfig(env: Env, role: Role): Config {
       `REDIS_PREFIX=${JSON.stringify(c.redisPrefix)}: expected no braces or spaces (keys carry the topic in a {hash tag})`,
     );
   }
-  const bothValid = !problems.some((p) => p.startsWith('RETENTION_SECONDS=') || p.startsWith('RETRY_MAX_AGE_SECONDS='));
+  const bothValid = !problems.some((p) => /^(RETENTION_SECONDS|RETENTION|RETRY_MAX_AGE_SECONDS)=/.test(p));
   if (bothValid && c.retentionSeconds < c.retryMaxAgeSeconds) {
     problems.push(
       `RETENTION_SECONDS=${c.retentionSeconds}: expected at least RETRY_MAX_AGE_SECONDS (${c.retryMaxAgeSeconds}), or messages still being retried could be trimmed`,

@@ -18,6 +18,10 @@ export interface TopicKeys {
   readonly publishers: string;
   /** hash: "type target" -> publisher id, for the uniqueness check. */
   readonly targets: string;
+  /** sorted set: scheduled message id (UUID) -> time (ms) it is due to enter the stream. */
+  readonly scheduled: string;
+  /** hash: scheduled message id -> JSON {p, a, at, created_at}, until it enters the stream. */
+  readonly scheduledData: string;
 }
 
 export interface PublisherKeys {
@@ -25,7 +29,7 @@ export interface PublisherKeys {
   readonly retries: string;
   /** hash: stream entry id -> number of attempts made so far. */
   readonly attempts: string;
-  /** sorted set: stream entry id -> received time (ms); dead letters. */
+  /** sorted set: stream entry id -> time (ms) it became a dead letter. */
   readonly dead: string;
 }
 
@@ -40,6 +44,8 @@ export class Keys {
       ids: `${base}:ids`,
       publishers: `${base}:publishers`,
       targets: `${base}:targets`,
+      scheduled: `${base}:scheduled`,
+      scheduledData: `${base}:scheduled-data`,
     };
   }
 
@@ -51,6 +57,21 @@ export class Keys {
   /** hash: publisher id -> delivery state JSON, for one message; expires after the retention period. */
   history(topic: string, messageId: string): string {
     return `${this.prefix}{${topic}}:h:${messageId}`;
+  }
+
+  /** string: the first answer to a request with this `Idempotency-Key` on this topic; expires after 24 h. */
+  idempotency(topic: string, key: string): string {
+    return `${this.prefix}{${topic}}:idem:${key}`;
+  }
+
+  /** sorted set: topic name -> earliest due time (ms) of its scheduled messages (may be early, never late). */
+  get scheduleDue(): string {
+    return `${this.prefix}schedule-due`;
+  }
+
+  /** stream: one entry per successful delivery (the audit trail), when AUDIT_STREAM is on. */
+  get auditStream(): string {
+    return `${this.prefix}audit`;
   }
 
   /** set: every topic name. */

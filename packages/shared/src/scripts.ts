@@ -20,6 +20,10 @@ export const SCRIPT_NAMES = {
   poTrim: 'trim',
   poRenewLock: 'renew-lock',
   poReleaseLock: 'release-lock',
+  poSchedule: 'schedule',
+  poReleaseScheduled: 'release-scheduled',
+  poFailing: 'failing',
+  poNoteHistory: 'note-history',
 } as const;
 
 export type ScriptCommand = keyof typeof SCRIPT_NAMES;
@@ -42,6 +46,10 @@ declare module 'ioredis' {
     poTrim: ScriptFn<Context>;
     poRenewLock: ScriptFn<Context>;
     poReleaseLock: ScriptFn<Context>;
+    poSchedule: ScriptFn<Context>;
+    poReleaseScheduled: ScriptFn<Context>;
+    poFailing: ScriptFn<Context>;
+    poNoteHistory: ScriptFn<Context>;
   }
 }
 

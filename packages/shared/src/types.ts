@@ -64,12 +64,15 @@ export interface Attempt {
 
 /** The state of one message for one publisher, as stored in the message's history hash. */
 export interface DeliveryRecord {
-  readonly state: Exclude<DeliveryStateName, 'pending'>;
+  /** `deleted`: an operator removed the message from the failing list; it will not be delivered. */
+  readonly state: Exclude<DeliveryStateName, 'pending'> | 'deleted';
   readonly attempts: Attempt[];
   /** Attempts made in all (older ones may have been dropped from `attempts`). */
   readonly attempt_count: number;
   readonly next_attempt_at?: string;
   readonly dead_reason?: string;
+  /** The last operator action on this delivery (retry now, new next attempt, recovery, deletion). */
+  readonly last_action?: { readonly action: string; readonly at: string };
 }
 
 /** Attempts kept per message and publisher; the count keeps going. */

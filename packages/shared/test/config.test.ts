@@ -187,6 +187,23 @@ describe('loadConfig, more checks', () => {
     }
   });
 
+  it('reads a boolean as true, false, 1, 0, yes or no, and refuses anything else', () => {
+    expect(loadConfig({ AUDIT_STREAM: 'TRUE' }, 'consumer').auditStream).to.equal(true);
+    expect(loadConfig({ AUDIT_STREAM: '0' }, 'consumer').auditStream).to.equal(false);
+    expect(loadConfig({}, 'consumer').auditStream).to.equal(false);
+    expect(problemsOf({ AUDIT_STREAM: 'maybe' }, 'consumer')).to.deep.equal([
+      'AUDIT_STREAM="maybe": expected true or false',
+    ]);
+  });
+
+  it('reads RETENTION when RETENTION_SECONDS is unset, naming it in problems', () => {
+    expect(loadConfig({ RETENTION: '864000' }, 'consumer').retentionSeconds).to.equal(864000);
+    expect(loadConfig({ RETENTION: '864000', RETENTION_SECONDS: '700000' }, 'consumer').retentionSeconds).to.equal(
+      700000,
+    );
+    expect(problemsOf({ RETENTION: '7d' })).to.deep.equal(['RETENTION="7d": expected a whole number >= 1']);
+  });
+
   it('refuses a key prefix that would break hash tags', () => {
     expect(() => loadConfig({ REDIS_PREFIX: 'po{x}:' }, 'producer')).to.throw(/REDIS_PREFIX/);
   });

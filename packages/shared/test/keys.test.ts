@@ -29,12 +29,12 @@ const PREFIXES = ['po:', 'staging:po:', ''];
 
 function topicScopedKeys(keys: Keys, topic: string): string[] {
   const tk = keys.topic(topic);
-  const out = [tk.meta, tk.stream, tk.ids, tk.publishers, tk.targets];
+  const out = [tk.meta, tk.stream, tk.ids, tk.publishers, tk.targets, tk.scheduled, tk.scheduledData];
   for (const id of ['1', '42']) {
     const pk = keys.publisher(topic, id);
     out.push(pk.retries, pk.attempts, pk.dead);
   }
-  out.push(keys.history(topic, '6f1c1a52-5a43-4b38-9d4f-0c7b3e0b1a11'));
+  out.push(keys.history(topic, '6f1c1a52-5a43-4b38-9d4f-0c7b3e0b1a11'), keys.idempotency(topic, 'key-{1}'));
   return out;
 }
 
@@ -45,6 +45,8 @@ function globalKeys(keys: Keys): string[] {
     keys.sequence('topic'),
     keys.sequence('publisher'),
     keys.retryDue,
+    keys.scheduleDue,
+    keys.auditStream,
     keys.nodes,
     keys.node('node-a'),
     keys.lock('janitor'),

@@ -798,6 +798,167 @@ describe('Lua scripts', () => {
     });
   });
 
+  describe('ingest with an idempotency key', () => {
+    it('keeps the answer under the key and, for a repeat, answers it and writes nothing', async () => {
+      const tk = await createTopic('idem');
+      const key = keys.idempotency('idem', 'k1');
+      const first = (await redis.poIngest(
+        4,
+        tk.meta,
+        tk.stream,
+        tk.ids,
+        key,
+        1,
+        'a',
+        '1',
+        '',
+        'first',
+        60,
+      )) as string[];
+      expect(first).to.have.length(1);
+      expect(await redis.get(key)).to.equal('first');
+      expect(await redis.ttl(key)).to.be.within(1, 60);
+      const again = await redis.poIngest(4, tk.meta, tk.stream, tk.ids, key, 1, 'b', '2', '', 'second', 60);
+      expect(again).to.deep.equal(['=', 'first']);
+      expect(await redis.xlen(tk.stream)).to.equal(1);
+      expect(await redis.hget(tk.meta, 'received')).to.equal('1');
+    });
+
+    it('answers -1 for an unknown topic and keeps no key', async () => {
+      const tk = keys.topic('nope');
+      const key = keys.idempotency('nope', 'k1');
+      expect(await redis.poIngest(4, tk.meta, tk.stream, tk.ids, key, 1, 'a', '1', '', 'x', 60)).to.equal(-1);
+      expect(await redis.exists(key)).to.equal(0);
+    });
+  });
+
+  describe('schedule and release-scheduled', () => {
+    const data = (p: string) => JSON.stringify({ p, a: '', at: '', created_at: '' });
+
+    it('keeps messages aside, then moves the due ones into the stream with their ids', async () => {
+      const tk = await createTopic('later');
+      expect(await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, 'a', 100, data('"a"'))).to.equal(1);
+      const withAttrs = JSON.stringify({ p: '"b"', a: '{"k":"v"}', at: '', created_at: '' });
+      expect(await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, 'b', 200, withAttrs)).to.equal(1);
+      expect(await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, 'c', 900, data('"c"'))).to.equal(1);
+      const args = [5, tk.meta, tk.stream, tk.ids, tk.scheduled, tk.scheduledData] as const;
+      expect(await redis.poReleaseScheduled(...args, 50, 10)).to.deep.equal([0, '100']);
+      expect(await redis.poReleaseScheduled(...args, 500, 1)).to.deep.equal([1, '200']);
+      expect(await redis.poReleaseScheduled(...args, 500, 10)).to.deep.equal([1, '900']);
+      const entries = await redis.xrange(tk.stream, '-', '+');
+      expect(entries.map(([, f]) => f)).to.deep.equal([
+        ['id', 'a', 'p', '"a"'],
+        ['id', 'b', 'p', '"b"', 'a', '{"k":"v"}'],
+      ]);
+      expect(await redis.hget(tk.ids, 'b')).to.equal(entries[1]![0]);
+      expect(await redis.hget(tk.meta, 'received')).to.equal('2');
+      expect(await redis.hkeys(tk.scheduledData)).to.deep.equal(['c']);
+      expect(await redis.poReleaseScheduled(...args, 1000, 10)).to.deep.equal([1, '']);
+    });
+
+    it('answers -1 for an unknown topic and keeps nothing', async () => {
+      const tk = keys.topic('nope');
+      expect(await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, 'a', 1, data('1'))).to.equal(-1);
+      expect(await redis.exists(tk.scheduled, tk.scheduledData)).to.equal(0);
+    });
+  });
+
+  describe('failing and note-history', () => {
+    async function failing(
+      topic: string,
+      ...args: (string | number)[]
+    ): Promise<[number, [string, string][], string[]]> {
+      const tk = keys.topic(topic);
+      const pk = keys.publisher(topic, '1');
+      return (await redis.poFailing(5, tk.stream, tk.ids, pk.retries, pk.attempts, pk.dead, ...args)) as [
+        number,
+        [string, string][],
+        string[],
+      ];
+    }
+
+    async function setup(topic: string): Promise<{ sids: string[]; pk: ReturnType<Keys['publisher']> }> {
+      const tk = await createTopic(topic);
+      await createPublisher(topic, '1');
+      const sids = await ingestN(tk, 4);
+      await readAll(tk.stream, '1');
+      const pk = keys.publisher(topic, '1');
+      await redis.zadd(pk.retries, 5000, sids[0]!, 6000, sids[1]!);
+      await redis.hset(pk.attempts, sids[0]!, 1, sids[1]!, 2);
+      await redis.xack(tk.stream, '1', sids[2]!, sids[3]!);
+      await redis.zadd(pk.dead, 100, sids[2]!, 200, sids[3]!);
+      return { sids, pk };
+    }
+
+    it('retry with ids moves retrying and dead entries to the given time and reports the rest', async () => {
+      const { sids, pk } = await setup('f1');
+      const [more, done, missing] = await failing('f1', 'retry', '1', 10, 'ids', 500, 10, 'm-0', 'm-2', 'zz');
+      expect(more).to.equal(0);
+      expect(done).to.deep.equal([
+        ['m-0', 'retrying'],
+        ['m-2', 'dead'],
+      ]);
+      expect(missing).to.deep.equal(['zz']);
+      expect(await zsetWithScores(pk.retries)).to.deep.equal({ [sids[0]!]: 10, [sids[2]!]: 10, [sids[1]!]: 6000 });
+      expect(await zsetWithScores(pk.dead)).to.deep.equal({ [sids[3]!]: 200 });
+    });
+
+    it('retry all moves retries due later than now and every dead letter, in batches', async () => {
+      const { pk } = await setup('f2');
+      const first = await failing('f2', 'retry', '1', 5500, 'all', 2, 5500);
+      expect(first[0]).to.equal(1);
+      expect(first[1].map(([id]) => id)).to.deep.equal(['m-1', 'm-2']);
+      const second = await failing('f2', 'retry', '1', 5500, 'all', 2, 5500);
+      expect(second[1].map(([id]) => id)).to.deep.equal(['m-3']);
+      expect(second[0]).to.equal(0);
+      expect(await redis.zcard(pk.dead)).to.equal(0);
+      expect(await redis.zcount(pk.retries, '-inf', 5500)).to.equal(4);
+    });
+
+    it('recover moves the dead letters that died at or after the time, due now', async () => {
+      const { sids, pk } = await setup('f3');
+      const [, done] = await failing('f3', 'recover', '1', 150, 'all', 500, 7000);
+      expect(done).to.deep.equal([['m-3', 'dead']]);
+      expect(await zsetWithScores(pk.dead)).to.deep.equal({ [sids[2]!]: 100 });
+      expect(await redis.zscore(pk.retries, sids[3]!)).to.equal('7000');
+    });
+
+    it('delete acknowledges and forgets the entries; a trimmed entry is dropped and reported missing', async () => {
+      const { sids, pk } = await setup('f4');
+      const tk = keys.topic('f4');
+      await redis.xdel(tk.stream, sids[1]!);
+      const [, done, missing] = await failing('f4', 'delete', '1', 0, 'ids', 500, 0, 'm-0', 'm-1');
+      expect(done).to.deep.equal([['m-0', 'retrying']]);
+      expect(missing).to.deep.equal(['m-1']);
+      expect(await redis.zcard(pk.retries)).to.equal(0);
+      expect(await redis.hlen(pk.attempts)).to.equal(0);
+      expect(await pendingOf(tk.stream, '1')).to.deep.equal([]);
+    });
+
+    it('note-history changes existing records that are not delivered', async () => {
+      const a = keys.history('f5', 'a');
+      const b = keys.history('f5', 'b');
+      const c = keys.history('f5', 'c');
+      await redis.hset(
+        a,
+        '1',
+        JSON.stringify({ state: 'dead', attempts: [{ at: 'x' }], attempt_count: 1, dead_reason: 'r' }),
+      );
+      await redis.hset(b, '1', JSON.stringify({ state: 'delivered', attempts: [{ at: 'x' }], attempt_count: 1 }));
+      expect(await redis.poNoteHistory(3, a, b, c, '1', 60, 'retrying', 'T', 'retry_now', 'NOW')).to.equal(1);
+      expect(JSON.parse((await redis.hget(a, '1'))!)).to.deep.equal({
+        state: 'retrying',
+        attempts: [{ at: 'x' }],
+        attempt_count: 1,
+        next_attempt_at: 'T',
+        last_action: { action: 'retry_now', at: 'NOW' },
+      });
+      expect(JSON.parse((await redis.hget(b, '1'))!).state).to.equal('delivered');
+      expect(await redis.exists(c)).to.equal(0);
+      expect(await redis.ttl(a)).to.be.within(1, 60);
+    });
+  });
+
   describe('renew-lock and release-lock', () => {
     it('extends a lease only for the token that holds it', async () => {
       const key = keys.lock('janitor');

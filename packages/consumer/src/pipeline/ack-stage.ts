@@ -4,12 +4,15 @@
  * trip). Outcomes added while a batch is being written go in the next one.
  */
 import { MAX_ATTEMPTS_KEPT, type Keys, type Logger, type ScriptClient } from '@postoffice/shared';
+import type { AuditRecord, AuditTrail } from '../audit-trail.js';
 import type { AttemptResult, Fate, Job } from '../types.js';
 
 export interface Outcome {
   readonly job: Job;
   readonly result: AttemptResult;
   readonly fate: Fate;
+  /** The target the attempt went to (for the audit trail). */
+  readonly target?: string;
 }
 
 interface Waiting {
@@ -30,6 +33,7 @@ export class AckStage {
     private readonly publisherId: string,
     private readonly historyTtlSeconds: number,
     private readonly logger: Logger,
+    private readonly audit?: AuditTrail,
   ) {}
 
   /** Resolves once the outcome is in Redis (or given up on after repeated errors, which are logged). */
@@ -57,6 +61,24 @@ export class AckStage {
     }
   }
 
+  private auditRecords(batch: readonly Outcome[]): AuditRecord[] {
+    const out: AuditRecord[] = [];
+    for (const { job, result, fate, target } of batch) {
+      if (fate.kind !== 'delivered') continue;
+      out.push({
+        message_id: job.message.id,
+        publisher_id: this.publisherId,
+        topic: this.topic,
+        target: target ?? '',
+        delivered_at: new Date(result.startedAt + result.durationMs).toISOString(),
+        status: result.status ?? null,
+        duration_ms: result.durationMs,
+        attempt: job.previousAttempts + 1,
+      });
+    }
+    return out;
+  }
+
   private async write(batch: Outcome[]): Promise<void> {
     const tk = this.keys.topic(this.topic);
     const pk = this.keys.publisher(this.topic, this.publisherId);
@@ -78,13 +100,14 @@ export class AckStage {
           args.push(job.message.streamId, 'r', fate.dueAt, attempt, new Date(fate.dueAt).toISOString());
           break;
         case 'dead':
-          args.push(job.message.streamId, 'x', job.message.receivedAt, attempt, fate.reason);
+          args.push(job.message.streamId, 'x', result.startedAt + result.durationMs, attempt, fate.reason);
           break;
       }
     }
     for (let attempt = 1; ; attempt++) {
       try {
         await this.redis.poSettle(keys.length, ...keys, ...args);
+        if (this.audit) await this.audit.record(this.auditRecords(batch));
         return;
       } catch (err) {
         if (attempt >= 5) {

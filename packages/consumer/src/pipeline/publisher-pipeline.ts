@@ -214,7 +214,7 @@ export class PublisherPipeline {
         'delivery failed',
       );
     }
-    await this.deps.ack.add({ job, result, fate });
+    await this.deps.ack.add({ job, result, fate, target: publisher.target });
     if (fate.kind === 'retry') await this.deps.retryIndex.lower(publisher.id, fate.dueAt);
     this.afterResult(result.ok);
   }

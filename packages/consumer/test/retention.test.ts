@@ -1,0 +1,72 @@
+/**
+ * Retention: what a delivered message costs while it is kept, and that the
+ * janitor (and key expiry) remove it afterwards. With PO_TEST_REPORT=1 the
+ * memory test prints its figure (the README quotes it).
+ */
+import { expect } from 'chai';
+import { useWorld, waitFor } from './helpers.js';
+
+function usedMemory(info: string): number {
+  return Number(/^used_memory:(\d+)/m.exec(info)?.[1]);
+}
+
+describe('retention', function () {
+  const f = useWorld();
+
+  it('removes delivered messages, their index entries and their history after the retention period', async () => {
+    const topic = await f.world.topic();
+    const p = await f.world.publisher(topic, f.receiver.url);
+    await f.world.node({ RETENTION_SECONDS: '2', RETRY_MAX_AGE_SECONDS: '1', TRIM_INTERVAL_SECONDS: '1' });
+    const ids = await f.world.publish(topic, ['a', 'b', 'c']);
+    await waitFor(() => f.receiver.received.length === 3, 'the deliveries');
+    const tk = f.world.keys.topic(topic);
+    const history = f.world.keys.history(topic, ids[0]!);
+    await waitFor(async () => (await f.world.redis.hget(history, p.id)) !== null, 'the history record');
+    expect(await f.world.redis.ttl(history)).to.be.within(1, 2);
+    await waitFor(
+      async () =>
+        (await f.world.redis.xlen(tk.stream)) === 0 &&
+        (await f.world.redis.hlen(tk.ids)) === 0 &&
+        (await f.world.redis.exists(...ids.map((id) => f.world.keys.history(topic, id)))) === 0,
+      'the janitor and expiry to remove everything',
+      20000,
+    );
+  });
+
+  it('measures the memory each retained, delivered message takes', async () => {
+    const n = 2000;
+    const topic = await f.world.topic();
+    await f.world.publisher(topic, f.receiver.url);
+    await f.world.node();
+    const payload = { order: 123456, customer: 'c-000042', lines: [{ sku: 'ABC-1', qty: 2 }], note: 'x'.repeat(40) };
+    const attributes = { source: 'shop', kind: 'order' };
+    // warm up: the stream, the group and the topic's hashes exist before measuring
+    await f.world.publish(topic, [payload], attributes);
+    await waitFor(() => f.receiver.received.length === 1, 'the first delivery');
+    const before = usedMemory(await f.world.redis.info('memory'));
+    for (let i = 0; i < n; i += 500) {
+      await f.world.publish(
+        topic,
+        Array.from({ length: 500 }, () => payload),
+        attributes,
+      );
+    }
+    await waitFor(() => f.receiver.received.length === n + 1, 'every delivery', 60000);
+    const stream = f.world.keys.topic(topic).stream;
+    await waitFor(async () => {
+      const groups = (await f.world.redis.xinfo('GROUPS', stream)) as (string | number)[][];
+      return groups[0]![groups[0]!.indexOf('pending') + 1] === 0;
+    }, 'every outcome recorded');
+    const after = usedMemory(await f.world.redis.info('memory'));
+    const perMessage = Math.round((after - before) / n);
+    const payloadBytes = JSON.stringify(payload).length;
+    if (process.env.PO_TEST_REPORT) {
+      process.stdout.write(
+        `      retained message (payload ${payloadBytes} B, 2 attributes, 1 publisher): ${perMessage} B each ` +
+          `(${n} messages, used_memory ${before} -> ${after})\n`,
+      );
+    }
+    expect(perMessage).to.be.above(payloadBytes);
+    expect(perMessage).to.be.below(4096);
+  });
+});

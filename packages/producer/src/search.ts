@@ -1,0 +1,275 @@
+/**
+ * Message search: walks the topics' streams newest first (XREVRANGE in
+ * batches, one cursor position per topic, merged by stream id across
+ * topics) and keeps the entries that pass every filter. The delivery state
+ * of an entry for a publisher comes from its group: dead (in the dead set),
+ * retrying (in the retry set), pending (in flight, or not read yet: after
+ * the group's last-delivered id), delivered otherwise.
+ *
+ * Work per request is bounded: at most `budget` entries are examined; a
+ * search cut short says `truncated` and gives a cursor to go on. The cursor
+ * holds, per topic, the last entry examined, and the time of the first page
+ * as the upper bound, so pages stay stable while new messages arrive.
+ */
+import {
+  parseEntry,
+  type DeliveryStateName,
+  type Keys,
+  type Publisher,
+  type ScriptClient,
+  type StoredMessage,
+  type Store,
+} from '@postoffice/shared';
+import type { ChainableCommander } from 'ioredis';
+import { decodeCursor, encodeCursor } from './failing.js';
+
+export interface SearchFilters {
+  readonly topic?: string;
+  readonly publisher?: Publisher;
+  readonly state?: DeliveryStateName;
+  /** Received at or after (ms). */
+  readonly from?: number;
+  /** Received at or before (ms). */
+  readonly to?: number;
+  readonly attributes: Readonly<Record<string, string>>;
+  /** A substring of the payload's JSON text. */
+  readonly q?: string;
+}
+
+export interface SearchItem {
+  readonly id: string;
+  readonly topic: string;
+  readonly received_at: string;
+  readonly payload: unknown;
+  readonly attributes: Readonly<Record<string, string>>;
+  /** With a state or publisher filter: each publisher's delivery state. */
+  readonly deliveries?: { publisher_id: string; state: DeliveryStateName }[];
+}
+
+export interface SearchPage {
+  readonly items: SearchItem[];
+  readonly cursor: string | null;
+  /** Whether the scan budget ran out before the page was full. */
+  readonly truncated: boolean;
+  readonly scanned: number;
+}
+
+/** Per topic: the last stream id examined (exclusive bound of the next page), '' not started, null done. */
+interface Cursor {
+  readonly top: number;
+  readonly p: Record<string, string | null>;
+}
+
+const BATCH = 200;
+const SID = /^\d+-\d+$/;
+
+export function validSearchCursor(text: string): boolean {
+  const c = decodeCursor(text) as Partial<Cursor> | undefined;
+  if (!c || typeof c !== 'object' || !Number.isSafeInteger(c.top) || (c.top as number) < 0) return false;
+  if (!c.p || typeof c.p !== 'object' || Array.isArray(c.p)) return false;
+  return Object.values(c.p).every((v) => v === null || v === '' || (typeof v === 'string' && SID.test(v)));
+}
+
+function compare(a: string, b: string): number {
+  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
+  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
+  if (am !== bm) return am < bm ? -1 : 1;
+  return as === bs ? 0 : as < bs ? -1 : 1;
+}
+
+async function run(pipeline: ChainableCommander): Promise<unknown[]> {
+  const results = (await pipeline.exec()) ?? [];
+  return results.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+interface TopicScan {
+  readonly topic: string;
+  /** Last examined stream id ('' none yet). */
+  last: string;
+  buffer: StoredMessage[];
+  exhausted: boolean;
+  publishers?: Publisher[];
+  lastDelivered?: Map<string, string>;
+  states: Map<string, Map<string, DeliveryStateName>>;
+}
+
+export class Search {
+  constructor(
+    private readonly redis: ScriptClient,
+    private readonly keys: Keys,
+    private readonly store: Store,
+    private readonly budget: number,
+  ) {}
+
+  async run(filters: SearchFilters, limit: number, cursorText?: string, now = Date.now()): Promise<SearchPage> {
+    const cursor: Cursor = cursorText ? (decodeCursor(cursorText) as Cursor) : { top: now, p: {} };
+    let names: string[];
+    if (filters.publisher) names = [filters.publisher.topic];
+    else if (filters.topic !== undefined) names = [filters.topic];
+    else names = await this.store.listTopicNames();
+    if (filters.topic !== undefined && !names.includes(filters.topic)) names = [];
+    const scans: TopicScan[] = [];
+    for (const topic of names) {
+      const at = Object.hasOwn(cursor.p, topic) ? cursor.p[topic] : '';
+      if (at === null || at === undefined) continue;
+      scans.push({ topic, last: at, buffer: [], exhausted: false, states: new Map() });
+    }
+    const needStates = filters.state !== undefined || filters.publisher !== undefined;
+    const upper = Math.min(cursor.top, filters.to ?? Number.POSITIVE_INFINITY);
+    // Nothing was received before the epoch.
+    if (upper < 0) return { items: [], cursor: null, truncated: false, scanned: 0 };
+    const items: SearchItem[] = [];
+    let scanned = 0;
+    let truncated = false;
+    for (;;) {
+      if (items.length >= limit) break;
+      if (scanned >= this.budget) {
+        truncated = true;
+        break;
+      }
+      // fill empty buffers (one pipelined round trip for all that need it)
+      const empty = scans.filter((s) => s.buffer.length === 0 && !s.exhausted);
+      if (empty.length > 0) await this.fill(empty, upper, filters, Math.min(BATCH, this.budget - scanned));
+      let best: TopicScan | undefined;
+      for (const s of scans) {
+        const head = s.buffer[0];
+        if (head && (!best || compare(head.streamId, (best.buffer[0] as StoredMessage).streamId) > 0)) best = s;
+      }
+      if (!best) break;
+      const message = best.buffer.shift() as StoredMessage;
+      best.last = message.streamId;
+      scanned++;
+      if (!this.matches(message, filters)) continue;
+      if (needStates) {
+        const states = best.states.get(message.streamId);
+        const wanted = filters.publisher ? states?.get(filters.publisher.id) : undefined;
+        if (filters.state !== undefined) {
+          if (filters.publisher ? wanted !== filters.state : ![...(states?.values() ?? [])].includes(filters.state))
+            continue;
+        } else if (filters.publisher && wanted === undefined) continue;
+        items.push(this.item(best.topic, message, states));
+      } else items.push(this.item(best.topic, message));
+    }
+    const done = scans.every((s) => s.exhausted && s.buffer.length === 0);
+    let next: string | null = null;
+    if (!done) {
+      const p: Record<string, string | null> = {};
+      for (const topic of names) p[topic] = null;
+      for (const s of scans) p[s.topic] = s.exhausted && s.buffer.length === 0 ? null : s.last;
+      next = encodeCursor({ top: cursor.top, p });
+    }
+    return { items, cursor: next, truncated, scanned };
+  }
+
+  private item(topic: string, m: StoredMessage, states?: Map<string, DeliveryStateName>): SearchItem {
+    return {
+      id: m.id,
+      topic,
+      received_at: new Date(m.receivedAt).toISOString(),
+      payload: parseJson(m.payload),
+      attributes: m.attributes,
+      ...(states ? { deliveries: [...states].map(([publisher_id, state]) => ({ publisher_id, state })) } : {}),
+    };
+  }
+
+  private matches(m: StoredMessage, f: SearchFilters): boolean {
+    if (f.from !== undefined && m.receivedAt < f.from) return false;
+    for (const [k, v] of Object.entries(f.attributes)) if (m.attributes[k] !== v) return false;
+    if (f.q !== undefined && !m.payload.includes(f.q)) return false;
+    return true;
+  }
+
+  /** Reads the next batch of each scan, newest first, and the delivery states of what it read when needed. */
+  private async fill(scans: TopicScan[], upper: number, filters: SearchFilters, count: number): Promise<void> {
+    const lower = filters.from === undefined || filters.from <= 0 ? '-' : String(filters.from);
+    const needStates = filters.state !== undefined || filters.publisher !== undefined;
+    const p = this.redis.pipeline();
+    for (const s of scans) {
+      const end = s.last === '' ? (Number.isFinite(upper) ? String(upper) : '+') : `(${s.last}`;
+      p.xrevrange(this.keys.topic(s.topic).stream, end, lower, 'COUNT', Math.max(1, count));
+      if (needStates && !s.publishers) {
+        p.hvals(this.keys.topic(s.topic).publishers);
+        p.xinfo('GROUPS', this.keys.topic(s.topic).stream);
+      }
+    }
+    // XINFO on a stream that does not exist yet fails: no messages, no groups.
+    const replies = ((await p.exec()) ?? []).map(([err, value]) => {
+      if (err && !(err instanceof Error && /no such key/i.test(err.message))) throw err;
+      return err ? [] : value;
+    });
+    let i = 0;
+    for (const s of scans) {
+      const entries = replies[i++] as [string, string[]][];
+      s.buffer = entries.map(([sid, fields]) => parseEntry(sid, fields));
+      if (entries.length < Math.max(1, count)) s.exhausted = true;
+      if (needStates && !s.publishers) {
+        const json = replies[i++] as string[];
+        const groups = replies[i++] as (string | number)[][];
+        s.publishers = json
+          .map((j) => JSON.parse(j) as Publisher)
+          .filter((pub) => !filters.publisher || pub.id === filters.publisher.id)
+          .sort((a, b) => Number(a.id) - Number(b.id));
+        s.lastDelivered = new Map();
+        for (const g of groups) {
+          const info: Record<string, string | number> = {};
+          for (let k = 0; k + 1 < g.length; k += 2) info[String(g[k])] = g[k + 1] as string | number;
+          s.lastDelivered.set(String(info.name), String(info['last-delivered-id']));
+        }
+      }
+    }
+    if (needStates) await this.loadStates(scans);
+  }
+
+  private async loadStates(scans: TopicScan[]): Promise<void> {
+    const p = this.redis.pipeline();
+    const plan: [TopicScan, Publisher][] = [];
+    for (const s of scans) {
+      if (s.buffer.length === 0) continue;
+      const sids = s.buffer.map((m) => m.streamId);
+      const stream = this.keys.topic(s.topic).stream;
+      const newest = sids[0] as string;
+      const oldest = sids[sids.length - 1] as string;
+      for (const pub of s.publishers ?? []) {
+        const pk = this.keys.publisher(s.topic, pub.id);
+        if (s.lastDelivered?.has(pub.id)) p.xpending(stream, pub.id, oldest, newest, sids.length);
+        else p.echo('nogroup');
+        p.zmscore(pk.retries, ...sids);
+        p.zmscore(pk.dead, ...sids);
+        plan.push([s, pub]);
+      }
+    }
+    if (plan.length === 0) return;
+    const replies = await run(p);
+    let i = 0;
+    for (const [s, pub] of plan) {
+      const pending = replies[i++];
+      const retries = replies[i++] as (string | null)[];
+      const dead = replies[i++] as (string | null)[];
+      const inFlight = new Set(Array.isArray(pending) ? (pending as [string][]).map(([sid]) => sid) : []);
+      const last = s.lastDelivered?.get(pub.id);
+      const created = Date.parse(pub.created_at);
+      s.buffer.forEach((m, k) => {
+        if (pub.from_now && created > m.receivedAt) return;
+        let state: DeliveryStateName;
+        if (dead[k] !== null) state = 'dead';
+        else if (retries[k] !== null) state = 'retrying';
+        else if (inFlight.has(m.streamId) || last === undefined || compare(m.streamId, last) > 0) state = 'pending';
+        else state = 'delivered';
+        let map = s.states.get(m.streamId);
+        if (!map) s.states.set(m.streamId, (map = new Map<string, DeliveryStateName>()));
+        map.set(pub.id, state);
+      });
+    }
+  }
+}
