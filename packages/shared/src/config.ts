@@ -164,6 +164,27 @@ export const SETTINGS = {
     roles: ['consumer'],
     doc: 'How often the janitor trims the streams of topics that received messages.',
   },
+  gcloudPubsubProjectId: {
+    env: 'GCLOUD_PUBSUB_PROJECT_ID',
+    kind: 'string',
+    default: '',
+    roles: BOTH,
+    doc: 'Google Cloud project of `pubsub` publishers whose target is a bare topic name (a target `projects/<p>/topics/<t>` names its own). Empty: the project of the credentials.',
+  },
+  googleApplicationCredentials: {
+    env: 'GOOGLE_APPLICATION_CREDENTIALS',
+    kind: 'string',
+    default: '',
+    roles: ['consumer'],
+    doc: 'Path of the service account key file `pubsub` publishers use. Empty: Application Default Credentials (workload identity, metadata server).',
+  },
+  pubsubEmulatorHost: {
+    env: 'PUBSUB_EMULATOR_HOST',
+    kind: 'string',
+    default: '',
+    roles: ['consumer'],
+    doc: '`host:port` of a Pub/Sub emulator: `pubsub` publishers publish there, without TLS or credentials.',
+  },
   shutdownTimeoutSeconds: {
     env: 'SHUTDOWN_TIMEOUT_SECONDS',
     kind: 'int',
@@ -195,6 +216,9 @@ export interface Config {
   readonly retryPollMs: number;
   readonly trimIntervalSeconds: number;
   readonly shutdownTimeoutSeconds: number;
+  readonly gcloudPubsubProjectId: string;
+  readonly googleApplicationCredentials: string;
+  readonly pubsubEmulatorHost: string;
 }
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);

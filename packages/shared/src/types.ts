@@ -8,7 +8,11 @@ export interface Topic {
   readonly created_at: string;
 }
 
-export const PUBLISHER_TYPES = ['http'] as const;
+/**
+ * `http` POSTs to a URL; `pubsub` publishes to a Google Cloud Pub/Sub topic;
+ * `pull` keeps the messages for workers that lease them over the API.
+ */
+export const PUBLISHER_TYPES = ['http', 'pubsub', 'pull'] as const;
 export type PublisherType = (typeof PUBLISHER_TYPES)[number];
 
 export interface Publisher {
