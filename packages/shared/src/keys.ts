@@ -18,6 +18,8 @@ export interface TopicKeys {
   readonly publishers: string;
   /** hash: "type target" -> publisher id, for the uniqueness check. */
   readonly targets: string;
+  /** hash: outbox id -> JSON list of replacement messages (pull `replace`) still to be added to their topics. */
+  readonly outbox: string;
 }
 
 export interface PublisherKeys {
@@ -27,6 +29,8 @@ export interface PublisherKeys {
   readonly attempts: string;
   /** sorted set: stream entry id -> received time (ms); dead letters. */
   readonly dead: string;
+  /** hash: stream entry id -> its current lease JSON (pull publishers: token, worker, expiry). */
+  readonly leases: string;
 }
 
 export class Keys {
@@ -40,12 +44,18 @@ export class Keys {
       ids: `${base}:ids`,
       publishers: `${base}:publishers`,
       targets: `${base}:targets`,
+      outbox: `${base}:outbox`,
     };
   }
 
   publisher(topic: string, publisherId: string): PublisherKeys {
     const base = `${this.prefix}{${topic}}:p:${publisherId}`;
-    return { retries: `${base}:retries`, attempts: `${base}:attempts`, dead: `${base}:dead` };
+    return {
+      retries: `${base}:retries`,
+      attempts: `${base}:attempts`,
+      dead: `${base}:dead`,
+      leases: `${base}:leases`,
+    };
   }
 
   /** hash: publisher id -> delivery state JSON, for one message; expires after the retention period. */

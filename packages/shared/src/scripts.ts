@@ -20,6 +20,10 @@ export const SCRIPT_NAMES = {
   poTrim: 'trim',
   poRenewLock: 'renew-lock',
   poReleaseLock: 'release-lock',
+  poPullLease: 'pull-lease',
+  poPullRecord: 'pull-record',
+  poPullSettle: 'pull-settle',
+  poOutboxMove: 'outbox-move',
 } as const;
 
 export type ScriptCommand = keyof typeof SCRIPT_NAMES;
@@ -42,6 +46,10 @@ declare module 'ioredis' {
     poTrim: ScriptFn<Context>;
     poRenewLock: ScriptFn<Context>;
     poReleaseLock: ScriptFn<Context>;
+    poPullLease: ScriptFn<Context>;
+    poPullRecord: ScriptFn<Context>;
+    poPullSettle: ScriptFn<Context>;
+    poOutboxMove: ScriptFn<Context>;
   }
 }
 

@@ -53,7 +53,7 @@ export interface StoredMessage {
   readonly receivedAt: number;
 }
 
-export type DeliveryStateName = 'pending' | 'delivered' | 'retrying' | 'dead';
+export type DeliveryStateName = 'pending' | 'leased' | 'delivered' | 'retrying' | 'dead';
 
 /** One delivery attempt, as kept in a message's history. */
 export interface Attempt {
@@ -66,14 +66,40 @@ export interface Attempt {
   readonly duration_ms: number;
 }
 
+/** Who leased a message of a pull publisher, as the worker said. */
+export interface LeaseWorker {
+  readonly host?: string;
+  readonly pid?: number;
+  readonly name?: string;
+}
+
+/** What became of a lease: still held, or how it ended. */
+export type LeaseOutcome = 'leased' | 'completed' | 'retry' | 'failed' | 'replaced' | 'expired';
+
+/** One lease of a pull publisher's message, as kept in the message's history (times in ms). */
+export interface LeaseAttempt {
+  readonly token: string;
+  readonly worker: LeaseWorker;
+  readonly at: number;
+  readonly lease_expires_at: number;
+  readonly outcome: LeaseOutcome;
+  readonly ended_at?: number;
+  readonly duration_ms?: number;
+  /** The reason a worker gave with retry or fail. */
+  readonly error?: string;
+}
+
 /** The state of one message for one publisher, as stored in the message's history hash. */
 export interface DeliveryRecord {
   readonly state: Exclude<DeliveryStateName, 'pending'>;
+  /** Delivery attempts (for a pull publisher, its leases: `LeaseAttempt`s). */
   readonly attempts: Attempt[];
   /** Attempts made in all (older ones may have been dropped from `attempts`). */
   readonly attempt_count: number;
   readonly next_attempt_at?: string;
   readonly dead_reason?: string;
+  /** Pull publishers: the ids of the messages that replaced this one. */
+  readonly replaced_by?: string[];
 }
 
 /** Attempts kept per message and publisher; the count keeps going. */
