@@ -202,6 +202,41 @@ describe('pull publishers: leases', () => {
     }
   });
 
+  it('never answers 5xx to random bodies and tokens, and every error has the Postoffice shape', async () => {
+    let seed = 7;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    const pick = <T>(list: readonly T[]): T => list[Math.floor(rand() * list.length)] as T;
+    const atoms: unknown[] = [null, true, 0, -1, 1.5, 1e308, '', 'jobs', 'results', 'x'.repeat(300), '__proto__', 5];
+    const fields = ['max', 'lease_seconds', 'worker', 'filter', 'in_seconds', 'reason', 'messages', 'topic'];
+    const inner = ['topic', 'payload', 'attributes', 'host', 'pid', 'name', 'constructor'];
+    const value = (depth = 0): unknown => {
+      const r = rand();
+      if (depth > 2 || r < 0.5) return pick(atoms);
+      if (r < 0.75) return Array.from({ length: Math.floor(rand() * 3) }, () => value(depth + 1));
+      return Object.fromEntries(Array.from({ length: Math.floor(rand() * 4) }, () => [pick(inner), value(depth + 1)]));
+    };
+    for (let i = 0; i < 20; i++) await send(i);
+    const tokens = (await lease({ max: 20, lease_seconds: 600 })).map((l) => l.token);
+    tokens.push('x', '1.1-1.a', `${pullId}.0-0.zz`, '%00', 'a'.repeat(300));
+    const actions = ['complete', 'retry', 'fail', 'extend', 'replace'];
+    for (let i = 0; i < 600; i++) {
+      const b = Object.fromEntries(Array.from({ length: Math.floor(rand() * 4) }, () => [pick(fields), value()]));
+      const url =
+        rand() < 0.3
+          ? `/api/publishers/${pick([pullId, '1', '999', 'abc'])}/lease`
+          : `/api/leases/${encodeURIComponent(pick(tokens))}/${pick(actions)}`;
+      const res = await call(api.app, 'POST', url, rand() < 0.1 ? value() : b);
+      expect(res.status, `${url} ${JSON.stringify(b)} ${res.raw}`).to.be.below(500);
+      if (res.status >= 400) {
+        const errs = (res.body as { data?: { errors?: Record<string, unknown> } }).data?.errors;
+        expect(errs, url).to.be.an('object');
+      }
+    }
+  });
+
   describe('replace', () => {
     it('completes the message and publishes the new ones, shown in its details', async () => {
       const id = await send({ step: 1 });
