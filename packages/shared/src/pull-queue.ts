@@ -88,22 +88,36 @@ export class PullQueue {
     const now = this.now();
     const leaseMs = Math.round(request.leaseSeconds * 1000);
     const filter = request.filter && Object.keys(request.filter).length > 0 ? JSON.stringify(request.filter) : '';
-    const reply = (await this.redis.poPullLease(
-      4,
-      tk.stream,
-      pk.retries,
-      pk.attempts,
-      pk.leases,
-      publisher.id,
-      PULL_CONSUMER,
-      now,
-      leaseMs,
-      request.max,
-      filter ? LEASE_SCAN : request.max,
-      filter,
-      JSON.stringify(request.worker),
-      randomBytes(9).toString('base64url'),
-    )) as LeaseReply;
+    const call = () =>
+      this.redis.poPullLease(
+        4,
+        tk.stream,
+        pk.retries,
+        pk.attempts,
+        pk.leases,
+        publisher.id,
+        PULL_CONSUMER,
+        now,
+        leaseMs,
+        request.max,
+        filter ? LEASE_SCAN : request.max,
+        filter,
+        JSON.stringify(request.worker),
+        randomBytes(9).toString('base64url'),
+      );
+    let reply: LeaseReply;
+    try {
+      reply = (await call()) as LeaseReply;
+    } catch (err) {
+      // The group vanished (the stream was deleted by hand, or Redis lost data): as the consumer's
+      // Source does, create it again from the oldest retained message rather than wedge.
+      if (!(err instanceof Error) || !err.message.includes('NOGROUP')) throw err;
+      if (!(await this.redis.hexists(tk.publishers, publisher.id))) return [];
+      await this.redis.xgroup('CREATE', tk.stream, publisher.id, '0', 'MKSTREAM').catch((e: unknown) => {
+        if (!(e instanceof Error) || !e.message.startsWith('BUSYGROUP')) throw e;
+      });
+      reply = (await call()) as LeaseReply;
+    }
     const leased = reply.map(([sid, fields, attempt, token, previous]) => ({
       token,
       message: parseEntry(sid, fields),

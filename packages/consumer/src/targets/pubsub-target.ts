@@ -211,7 +211,10 @@ export class PubsubTarget implements Target {
       return new PubSub({
         ...(projectId ? { projectId } : {}),
         ...(keyFilename ? { keyFilename } : {}),
-        ...(emulatorHost ? { apiEndpoint: emulatorHost, emulatorMode: true } : {}),
+        // An emulator needs no credentials: naming the universe spares the client a metadata-server lookup.
+        ...(emulatorHost
+          ? { apiEndpoint: emulatorHost, emulatorMode: true, clientOptions: { universeDomain: 'googleapis.com' } }
+          : {}),
       });
     });
     return this.client;
