@@ -3,7 +3,7 @@
  * closing (close(): stop reading, finish or abort in-flight work by the
  * deadline, leave the cluster) -> closed.
  *
- * While started it keeps one pipeline per active http publisher, on two
+ * While started it keeps one pipeline per http and pubsub publisher, on two
  * Redis connections whatever their number: a command connection, and a
  * subscriber that hears which topics received messages (wake-ups) and which
  * publishers changed (events). Three timers: the heartbeat, the retry-index
@@ -36,6 +36,8 @@ import { Source } from './pipeline/source.js';
 import { RetryIndex } from './retry-index.js';
 import { ScheduleRelease } from './schedule-release.js';
 import { HttpTarget } from './targets/http-target.js';
+import { PubsubTarget } from './targets/pubsub-target.js';
+import { TargetRouter } from './targets/target-router.js';
 import type { Clock, Target } from './types.js';
 
 export interface ConsumerNodeOptions {
@@ -79,7 +81,17 @@ export class ConsumerNode {
     this.subscriber = createRedis(this.config.redisUrl, 'subscriber');
     this.redis.on('error', () => this.metrics.redisError());
     this.subscriber.on('error', () => this.metrics.redisError());
-    this.target = options.target ?? new HttpTarget(this.now);
+    this.target =
+      options.target ??
+      new TargetRouter({
+        http: new HttpTarget(this.now),
+        pubsub: new PubsubTarget({
+          projectId: this.config.gcloudPubsubProjectId,
+          keyFilename: this.config.googleApplicationCredentials,
+          emulatorHost: this.config.pubsubEmulatorHost,
+          now: this.now,
+        }),
+      });
     this.store = new Store(this.redis, this.keys);
     this.source = new Source(this.redis, this.keys, this.config.nodeId, this.config.claimTimeoutSeconds * 1000);
     this.source.onGroupRecreated = (p) =>
@@ -304,7 +316,8 @@ export class ConsumerNode {
 
   /** Makes this node's pipelines of `topic` match its publishers. */
   private apply(topic: string, publishers: Publisher[]): void {
-    const wanted = new Map(publishers.filter((p) => p.type === 'http').map((p) => [p.id, this.bounded(p)]));
+    // Pull publishers have no pipeline: workers lease their messages through the API.
+    const wanted = new Map(publishers.filter((p) => p.type !== 'pull').map((p) => [p.id, this.bounded(p)]));
     const ids = this.byTopic.get(topic) ?? new Set<string>();
     for (const id of ids) {
       if (wanted.has(id)) continue;

@@ -19,10 +19,14 @@ export interface FateInput {
  * delivered on success; otherwise a retry after a capped exponential
  * backoff with ±20% jitter (`seconds_retry`, then doubling, at most
  * `maxBackoffSeconds`), never later than the message's max age, when one
- * last attempt is made; past the max age, a dead letter.
+ * last attempt is made; past the max age, or when the target says the
+ * message can never be delivered (`permanent`), a dead letter.
  */
 export function decideFate(input: FateInput): Fate {
   if (input.result.ok) return { kind: 'delivered' };
+  if (input.result.permanent) {
+    return { kind: 'dead', reason: `cannot be delivered: ${describe(input.result)}` };
+  }
   const deadline = input.receivedAt + input.maxAgeSeconds * 1000;
   if (input.now >= deadline) {
     return {

@@ -10,10 +10,12 @@
  *  - drops dead letters older than the retention period;
  *  - re-indexes each visited topic's earliest scheduled message (a producer
  *    that died between scheduling and indexing left it unindexed).
+ *  - adds the replacement messages that pull workers' `replace` left in a
+ *    topic's outbox to their topics, when the API could not (see PullQueue).
  * Its idle cost is a few commands per heartbeat, whatever the number of
  * publishers; a reclaim costs a few commands per publisher, once per dead node.
  */
-import type { Config, Keys, Logger, ScriptClient, Store } from '@postoffice/shared';
+import { PullQueue, type Config, type Keys, type Logger, type ScriptClient, type Store } from '@postoffice/shared';
 import type { Lease } from './cluster/lease.js';
 import type { Membership } from './cluster/membership.js';
 import type { RetryIndex } from './retry-index.js';
@@ -40,8 +42,11 @@ export class Janitor {
   private readonly dirty = new Set<string>();
   private sweepCursor = 0;
   private nextTrimAt = 0;
+  private readonly pull: PullQueue;
 
-  constructor(private readonly deps: JanitorDeps) {}
+  constructor(private readonly deps: JanitorDeps) {
+    this.pull = new PullQueue(deps.redis, deps.keys, deps.config.retentionSeconds, deps.now);
+  }
 
   /** Whether this node holds the janitor lease (as of its last round). */
   get holdsLease(): boolean {
@@ -109,7 +114,18 @@ export class Janitor {
       round.add(names[(this.sweepCursor + i) % names.length] as string);
     }
     this.sweepCursor = names.length === 0 ? 0 : (this.sweepCursor + SWEEP_PER_ROUND) % names.length;
-    for (const topic of round) await this.trimTopic(topic);
+    for (const topic of round) {
+      await this.moveOutbox(topic);
+      await this.trimTopic(topic);
+    }
+  }
+
+  /** Adds replacement messages left in the topic's outbox to their topics. */
+  async moveOutbox(topic: string): Promise<number> {
+    if ((await this.pull.outboxSize(topic)) === 0) return 0;
+    const moved = await this.pull.moveOutbox(topic);
+    if (moved > 0) this.deps.logger.info({ topic, moved }, 'added replacement messages left in an outbox');
+    return moved;
   }
 
   /** Trims one topic's stream as far as it safely can; returns the number of entries removed. */

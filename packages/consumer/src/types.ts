@@ -16,11 +16,13 @@ export interface AttemptResult {
   readonly status?: number;
   /** Why it failed: timeout, connection error, non-2xx. */
   readonly error?: string;
+  /** The message can never be delivered this way (a dead letter at once, whatever its age). */
+  readonly permanent?: boolean;
   readonly startedAt: number;
   readonly durationMs: number;
 }
 
-/** A way out: http today; pubsub and pull later. */
+/** A way out for messages pushed by the node: http or pubsub (pull publishers are leased by workers instead). */
 export interface Target {
   deliver(publisher: Publisher, message: StoredMessage): Promise<AttemptResult>;
   /** Gives up on every delivery in flight (the shutdown deadline passed); each ends as a failed attempt. */

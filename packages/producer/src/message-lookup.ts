@@ -6,7 +6,9 @@
  */
 import {
   parseEntry,
+  type Attempt,
   type DeliveryRecord,
+  type LeaseAttempt,
   type DeliveryStateName,
   type Keys,
   type Publisher,
@@ -15,16 +17,29 @@ import {
 } from '@postoffice/shared';
 import type { ChainableCommander } from 'ioredis';
 
+/** One lease of a pull publisher's message, as shown: times in ISO, no token. */
+export interface LeaseView {
+  readonly at: string;
+  readonly worker: LeaseAttempt['worker'];
+  readonly lease_expires_at: string;
+  readonly outcome: LeaseAttempt['outcome'];
+  readonly ended_at?: string;
+  readonly duration_ms?: number;
+  readonly error?: string;
+}
+
 export interface DeliveryView {
   readonly publisher_id: string;
   readonly target: string;
   readonly type: string;
   readonly state: DeliveryStateName | 'deleted';
   readonly attempt_count: number;
-  readonly attempts: DeliveryRecord['attempts'];
+  /** Delivery attempts; for a pull publisher, every lease with its worker and outcome. */
+  readonly attempts: (Attempt | LeaseView)[];
   readonly next_attempt_at?: string;
   readonly dead_reason?: string;
   readonly last_action?: DeliveryRecord['last_action'];
+  readonly replaced_by?: string[];
 }
 
 export interface MessageView {
@@ -66,6 +81,37 @@ function parseRecord(json: string | undefined): DeliveryRecord | undefined {
   }
 }
 
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** A pull lease for display: a lease whose end has passed unanswered shows as expired. */
+function leaseView(a: LeaseAttempt, now: number): LeaseView {
+  const expired = a.outcome === 'leased' && a.lease_expires_at <= now;
+  return {
+    at: iso(a.at),
+    worker: a.worker,
+    lease_expires_at: iso(a.lease_expires_at),
+    outcome: expired ? 'expired' : a.outcome,
+    ...(a.ended_at !== undefined
+      ? { ended_at: iso(a.ended_at) }
+      : expired
+        ? { ended_at: iso(a.lease_expires_at) }
+        : {}),
+    ...(a.duration_ms !== undefined ? { duration_ms: a.duration_ms } : {}),
+    ...(a.error !== undefined ? { error: a.error } : {}),
+  };
+}
+
+function isLease(a: Attempt | LeaseAttempt): a is LeaseAttempt {
+  return typeof (a as LeaseAttempt).token === 'string';
+}
+
+/** The record's state as of now: a pull message whose lease ran out is pending again. */
+function stateNow(record: DeliveryRecord, attempts: (Attempt | LeaseView)[]): DeliveryRecord['state'] | 'pending' {
+  if (record.state !== 'leased') return record.state;
+  const last = attempts[attempts.length - 1] as LeaseView | undefined;
+  return last?.outcome === 'expired' ? 'pending' : 'leased';
+}
+
 export async function findMessage(
   redis: ScriptClient,
   keys: Keys,
@@ -99,14 +145,18 @@ export async function findMessage(
     const record = parseRecord(Object.hasOwn(history, p.id) ? history[p.id] : undefined);
     const base = { publisher_id: p.id, target: p.target, type: p.type };
     if (record) {
+      const now = Date.now();
+      const stored = (record.attempts ?? []) as (Attempt | LeaseAttempt)[];
+      const attempts = stored.map((a) => (isLease(a) ? leaseView(a, now) : a));
       deliveries.push({
         ...base,
-        state: record.state,
+        state: stateNow(record, attempts),
         attempt_count: record.attempt_count ?? record.attempts?.length ?? 0,
-        attempts: record.attempts ?? [],
+        attempts,
         ...(record.next_attempt_at === undefined ? {} : { next_attempt_at: record.next_attempt_at }),
         ...(record.dead_reason === undefined ? {} : { dead_reason: record.dead_reason }),
         ...(record.last_action === undefined ? {} : { last_action: record.last_action }),
+        ...(record.replaced_by === undefined ? {} : { replaced_by: record.replaced_by }),
       });
     } else if (!(p.from_now && Date.parse(p.created_at) > message.receivedAt)) {
       // A publisher created "from now" after the message arrived never sees it.

@@ -11,12 +11,13 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
-import { Keys, Store } from '@postoffice/shared';
+import { Keys, PullQueue, Store } from '@postoffice/shared';
 import { errorBody, toErrorReply } from './http-errors.js';
 import { Ingest } from './ingest.js';
 import { Metrics } from './metrics.js';
 import { registerFailingRoutes } from './routes/failing.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerLeaseRoutes } from './routes/leases.js';
 import { registerMessageRoutes } from './routes/messages.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerPublisherRoutes } from './routes/publishers.js';
@@ -36,6 +37,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     store: new Store(redis, keys),
     ingest: new Ingest(redis, keys, config, metrics),
     metrics,
+    pull: new PullQueue(redis, keys, config.retentionSeconds),
   };
 
   const sendError = (err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
@@ -96,6 +98,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   registerPublisherRoutes(app, ctx);
   registerFailingRoutes(app, ctx);
   registerMessageRoutes(app, ctx);
+  registerLeaseRoutes(app, ctx);
   registerHealthRoutes(app, ctx);
   registerMetricsRoutes(app, ctx);
   return app;

@@ -1,5 +1,5 @@
 /** Types of the producer package. */
-import type { Config, Keys, Logger, ScriptClient, Store } from '@postoffice/shared';
+import type { Config, Keys, Logger, PullQueue, ScriptClient, Store } from '@postoffice/shared';
 import type { Ingest } from './ingest.js';
 import type { Metrics } from './metrics.js';
 
@@ -20,4 +20,6 @@ export interface ApiContext {
   readonly store: Store;
   readonly ingest: Ingest;
   readonly metrics: Metrics;
+  /** Leases of pull publishers. */
+  readonly pull: PullQueue;
 }

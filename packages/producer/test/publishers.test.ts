@@ -105,18 +105,6 @@ describe('publishers API', () => {
       );
     });
 
-    it('answers 400 saying pubsub is not supported yet', async () => {
-      const res = await call(api.app, 'POST', '/api/publishers', {
-        topic: 'orders',
-        target: 'projects/p/topics/t',
-        type: 'pubsub',
-      });
-      expect(res.status).to.equal(400);
-      expect((res.body as { data: { errors: Record<string, string[]> } }).data.errors.type).to.deep.equal([
-        'pubsub is not supported yet',
-      ]);
-    });
-
     it('answers 400 type "is invalid" for an unknown type', async () => {
       for (const type of ['smtp', 5, 'HTTP']) {
         const res = await call(api.app, 'POST', '/api/publishers', { topic: 'orders', target: hook, type });

@@ -197,6 +197,27 @@ export const SETTINGS = {
     roles: ['consumer'],
     doc: 'About how many entries the audit stream keeps (`XADD MAXLEN ~`).',
   },
+  gcloudPubsubProjectId: {
+    env: 'GCLOUD_PUBSUB_PROJECT_ID',
+    kind: 'string',
+    default: '',
+    roles: BOTH,
+    doc: 'Google Cloud project of `pubsub` publishers whose target is a bare topic name (a target `projects/<p>/topics/<t>` names its own). Empty: the project of the credentials.',
+  },
+  googleApplicationCredentials: {
+    env: 'GOOGLE_APPLICATION_CREDENTIALS',
+    kind: 'string',
+    default: '',
+    roles: ['consumer'],
+    doc: 'Path of the service account key file `pubsub` publishers use. Empty: Application Default Credentials (workload identity, metadata server).',
+  },
+  pubsubEmulatorHost: {
+    env: 'PUBSUB_EMULATOR_HOST',
+    kind: 'string',
+    default: '',
+    roles: ['consumer'],
+    doc: '`host:port` of a Pub/Sub emulator: `pubsub` publishers publish there, without TLS or credentials.',
+  },
   shutdownTimeoutSeconds: {
     env: 'SHUTDOWN_TIMEOUT_SECONDS',
     kind: 'int',
@@ -232,6 +253,9 @@ export interface Config {
   readonly auditLog: string;
   readonly auditStream: boolean;
   readonly auditStreamMaxLen: number;
+  readonly gcloudPubsubProjectId: string;
+  readonly googleApplicationCredentials: string;
+  readonly pubsubEmulatorHost: string;
 }
 
 const BOOLEANS = new Map([

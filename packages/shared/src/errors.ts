@@ -73,6 +73,8 @@ export const SCRIPT_CODES = {
   '-3': () => new NotFoundError('publisher_not_found', 'id', 'publisher not found'),
   '-4': () => new ConflictError('topic_exists', 'name'),
   '-5': () => new ConflictError('publisher_busy', 'id', 'was changed concurrently, try again'),
+  '-6': () =>
+    new ConflictError('lease_stale', 'token', 'is not a current lease (expired, settled, or given to another worker)'),
 } as const satisfies Record<string, () => AppError>;
 
 export type ScriptCode = keyof typeof SCRIPT_CODES;

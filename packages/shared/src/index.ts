@@ -9,3 +9,4 @@ export * from './ids.js';
 export * from './store.js';
 export * from './message.js';
 export * from './within.js';
+export * from './pull-queue.js';

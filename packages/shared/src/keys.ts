@@ -22,6 +22,8 @@ export interface TopicKeys {
   readonly scheduled: string;
   /** hash: scheduled message id -> JSON {p, a, at, created_at}, until it enters the stream. */
   readonly scheduledData: string;
+  /** hash: outbox id -> JSON list of replacement messages (pull `replace`) still to be added to their topics. */
+  readonly outbox: string;
 }
 
 export interface PublisherKeys {
@@ -31,6 +33,8 @@ export interface PublisherKeys {
   readonly attempts: string;
   /** sorted set: stream entry id -> time (ms) it became a dead letter. */
   readonly dead: string;
+  /** hash: stream entry id -> its current lease JSON (pull publishers: token, worker, expiry). */
+  readonly leases: string;
 }
 
 export class Keys {
@@ -46,12 +50,18 @@ export class Keys {
       targets: `${base}:targets`,
       scheduled: `${base}:scheduled`,
       scheduledData: `${base}:scheduled-data`,
+      outbox: `${base}:outbox`,
     };
   }
 
   publisher(topic: string, publisherId: string): PublisherKeys {
     const base = `${this.prefix}{${topic}}:p:${publisherId}`;
-    return { retries: `${base}:retries`, attempts: `${base}:attempts`, dead: `${base}:dead` };
+    return {
+      retries: `${base}:retries`,
+      attempts: `${base}:attempts`,
+      dead: `${base}:dead`,
+      leases: `${base}:leases`,
+    };
   }
 
   /** hash: publisher id -> delivery state JSON, for one message; expires after the retention period. */

@@ -24,6 +24,10 @@ export const SCRIPT_NAMES = {
   poReleaseScheduled: 'release-scheduled',
   poFailing: 'failing',
   poNoteHistory: 'note-history',
+  poPullLease: 'pull-lease',
+  poPullRecord: 'pull-record',
+  poPullSettle: 'pull-settle',
+  poOutboxMove: 'outbox-move',
 } as const;
 
 export type ScriptCommand = keyof typeof SCRIPT_NAMES;
@@ -50,6 +54,10 @@ declare module 'ioredis' {
     poReleaseScheduled: ScriptFn<Context>;
     poFailing: ScriptFn<Context>;
     poNoteHistory: ScriptFn<Context>;
+    poPullLease: ScriptFn<Context>;
+    poPullRecord: ScriptFn<Context>;
+    poPullSettle: ScriptFn<Context>;
+    poOutboxMove: ScriptFn<Context>;
   }
 }
 

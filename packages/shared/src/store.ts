@@ -168,6 +168,8 @@ export class Store {
     checkScriptResult(
       await this.redis.poDeletePublisher(6, tk.publishers, tk.targets, tk.stream, pk.retries, pk.attempts, pk.dead, id),
     );
+    // A pull publisher's leases (none for other types).
+    await this.redis.del(pk.leases);
     await this.redis.hdel(this.keys.publisherIndex, id);
     await this.redis.zrem(this.keys.retryDue, id);
     await this.emit({ type: 'publisher', topic, id, deleted: true });

@@ -8,7 +8,11 @@ export interface Topic {
   readonly created_at: string;
 }
 
-export const PUBLISHER_TYPES = ['http'] as const;
+/**
+ * `http` POSTs to a URL; `pubsub` publishes to a Google Cloud Pub/Sub topic;
+ * `pull` keeps the messages for workers that lease them over the API.
+ */
+export const PUBLISHER_TYPES = ['http', 'pubsub', 'pull'] as const;
 export type PublisherType = (typeof PUBLISHER_TYPES)[number];
 
 export interface Publisher {
@@ -49,7 +53,7 @@ export interface StoredMessage {
   readonly receivedAt: number;
 }
 
-export type DeliveryStateName = 'pending' | 'delivered' | 'retrying' | 'dead';
+export type DeliveryStateName = 'pending' | 'leased' | 'delivered' | 'retrying' | 'dead';
 
 /** One delivery attempt, as kept in a message's history. */
 export interface Attempt {
@@ -62,10 +66,34 @@ export interface Attempt {
   readonly duration_ms: number;
 }
 
+/** Who leased a message of a pull publisher, as the worker said. */
+export interface LeaseWorker {
+  readonly host?: string;
+  readonly pid?: number;
+  readonly name?: string;
+}
+
+/** What became of a lease: still held, or how it ended. */
+export type LeaseOutcome = 'leased' | 'completed' | 'retry' | 'failed' | 'replaced' | 'expired';
+
+/** One lease of a pull publisher's message, as kept in the message's history (times in ms). */
+export interface LeaseAttempt {
+  readonly token: string;
+  readonly worker: LeaseWorker;
+  readonly at: number;
+  readonly lease_expires_at: number;
+  readonly outcome: LeaseOutcome;
+  readonly ended_at?: number;
+  readonly duration_ms?: number;
+  /** The reason a worker gave with retry or fail. */
+  readonly error?: string;
+}
+
 /** The state of one message for one publisher, as stored in the message's history hash. */
 export interface DeliveryRecord {
   /** `deleted`: an operator removed the message from the failing list; it will not be delivered. */
   readonly state: Exclude<DeliveryStateName, 'pending'> | 'deleted';
+  /** Delivery attempts (for a pull publisher, its leases: `LeaseAttempt`s). */
   readonly attempts: Attempt[];
   /** Attempts made in all (older ones may have been dropped from `attempts`). */
   readonly attempt_count: number;
@@ -73,6 +101,8 @@ export interface DeliveryRecord {
   readonly dead_reason?: string;
   /** The last operator action on this delivery (retry now, new next attempt, recovery, deletion). */
   readonly last_action?: { readonly action: string; readonly at: string };
+  /** Pull publishers: the ids of the messages that replaced this one. */
+  readonly replaced_by?: string[];
 }
 
 /** Attempts kept per message and publisher; the count keeps going. */

@@ -216,7 +216,8 @@ export class PublisherPipeline {
     }
     await this.deps.ack.add({ job, result, fate, target: publisher.target });
     if (fate.kind === 'retry') await this.deps.retryIndex.lower(publisher.id, fate.dueAt);
-    this.afterResult(result.ok);
+    // A message refused for good (permanent) says the target is up: it does not count towards the breaker.
+    this.afterResult(result.ok || result.permanent === true);
   }
 
   /** The circuit breaker's moves. */

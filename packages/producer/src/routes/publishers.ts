@@ -5,6 +5,9 @@
  */
 import {
   NotFoundError,
+  PULL_NAME,
+  ValidationError,
+  isPubsubTopic,
   PUBLISHER_DEFAULTS,
   PUBLISHER_TYPES,
   maxPublisherTimeout,
@@ -14,7 +17,7 @@ import {
 } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../types.js';
-import { BLANK, Checker, INVALID, objectBody } from '../validate.js';
+import { BLANK, Checker, INVALID, isHttpUrl, objectBody } from '../validate.js';
 
 /** Fields PATCH may change. */
 const EDITABLE = ['active', 'target', 'seconds_timeout', 'seconds_retry', 'chunk_size', 'concurrency'] as const;
@@ -36,15 +39,37 @@ function publisherType(c: Checker): PublisherType | undefined {
     c.add('type', BLANK);
     return undefined;
   }
-  if (v === 'pubsub') {
-    c.add('type', 'pubsub is not supported yet');
-    return undefined;
-  }
   if (typeof v !== 'string' || !(PUBLISHER_TYPES as readonly string[]).includes(v)) {
     c.add('type', INVALID);
     return undefined;
   }
   return v as PublisherType;
+}
+
+/** Why `target` does not suit a publisher of `type`; undefined when it does. */
+function targetProblem(type: PublisherType, target: string): string | undefined {
+  switch (type) {
+    case 'http':
+      return isHttpUrl(target) ? undefined : 'must be an http or https URL';
+    case 'pubsub':
+      return isPubsubTopic(target) ? undefined : 'must be a Pub/Sub topic id or projects/<project>/topics/<topic id>';
+    case 'pull':
+      return PULL_NAME.test(target)
+        ? undefined
+        : 'must be a subscription name: letters, digits, ".", "_" and "-", at most 200';
+  }
+}
+
+/** The target, checked against the type when the type is known. */
+function targetOf(c: Checker, type: PublisherType | undefined): string | undefined {
+  const s = c.requiredString('target');
+  if (s === undefined || type === undefined) return s;
+  const problem = targetProblem(type, s);
+  if (problem) {
+    c.add('target', problem);
+    return undefined;
+  }
+  return s;
 }
 
 /** The options shared by POST and PATCH; each is undefined when absent or invalid. */
@@ -67,7 +92,7 @@ export function registerPublisherRoutes(app: FastifyInstance, ctx: ApiContext): 
     const c = new Checker(objectBody(request.body));
     const topic = c.topicName('topic');
     const type = publisherType(c);
-    const target = c.httpUrl('target');
+    const target = targetOf(c, type);
     const from_now = c.optionalBoolean('from_now');
     const o = options(c, ctx.config);
     c.done();
@@ -109,13 +134,17 @@ export function registerPublisherRoutes(app: FastifyInstance, ctx: ApiContext): 
       if (Object.hasOwn(c.body, field) && c.body[field] === null) c.add(field, field === 'target' ? BLANK : INVALID);
     const changes: Changes = {
       ...options(c, ctx.config),
-      ...(c.present('target') ? { target: c.httpUrl('target') } : {}),
+      ...(c.present('target') ? { target: c.requiredString('target') } : {}),
     };
     const given = EDITABLE.filter((f) => Object.hasOwn(c.body, f));
     if (c.ok && given.length === 0) c.add('body', `must change at least one of ${EDITABLE.join(', ')}`);
     c.done();
     const defined = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)) as Changes;
-    const publisher = await ctx.store.updatePublisher(id, (current) => ({ ...current, ...defined }));
+    const publisher = await ctx.store.updatePublisher(id, (current) => {
+      const problem = defined.target === undefined ? undefined : targetProblem(current.type, defined.target);
+      if (problem) throw new ValidationError({ target: [problem] });
+      return { ...current, ...defined };
+    });
     request.log.info({ topic: publisher.topic, publisherId: id, changed: Object.keys(defined) }, 'publisher changed');
     return { data: publisher };
   });

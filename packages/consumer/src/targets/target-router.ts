@@ -1,0 +1,34 @@
+/**
+ * The node's one `Target`: hands each delivery to the target of its
+ * publisher's type (http or pubsub), and closes them all.
+ */
+import type { Publisher, PublisherType, StoredMessage } from '@postoffice/shared';
+import type { AttemptResult, Target } from '../types.js';
+
+export class TargetRouter implements Target {
+  constructor(private readonly targets: Partial<Record<PublisherType, Target>>) {}
+
+  deliver(publisher: Publisher, message: StoredMessage): Promise<AttemptResult> {
+    const target = this.targets[publisher.type];
+    if (!target) {
+      const now = Date.now();
+      return Promise.resolve({
+        ok: false,
+        error: `no delivery for publishers of type ${publisher.type}`,
+        startedAt: now,
+        durationMs: 0,
+      });
+    }
+    return target.deliver(publisher, message);
+  }
+
+  abortAll(): void {
+    for (const target of Object.values(this.targets)) target.abortAll();
+  }
+
+  async close(): Promise<void> {
+    const results = await Promise.allSettled(Object.values(this.targets).map((t) => t.close()));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+}

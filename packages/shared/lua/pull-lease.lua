@@ -1,0 +1,114 @@
+--[[
+  Leases up to `max` messages of a pull publisher to one worker. A message
+  is available when its publisher's group has not given it out yet, or when
+  it waits in the retries set with a score that has come (a retry that is
+  due, or a lease that expired). A leased message stays pending in the
+  group and waits in the retries set with its lease end as score, so it is
+  given out again by itself if the worker never answers. With a filter,
+  at most `scan` available messages are looked at; those that do not match
+  (and new ones read beyond `max`) are left available (score `now`).
+
+  KEYS[1] the topic's stream            po:{t}:stream
+  KEYS[2] retries (zset: stream id -> due or lease end, ms)
+  KEYS[3] attempts (hash: stream id -> leases so far)
+  KEYS[4] leases (hash: stream id -> current lease JSON)
+  ARGV[1] consumer group (the publisher id)
+  ARGV[2] consumer name the group records for leased entries
+  ARGV[3] now (ms)
+  ARGV[4] lease length (ms)
+  ARGV[5] most messages to lease
+  ARGV[6] most available messages to look at
+  ARGV[7] attribute filter as a JSON object of strings, or '' for none
+  ARGV[8] worker JSON
+  ARGV[9] a random string; tokens are "<group>.<stream id>.<ARGV[9]><n>"
+
+  Returns: { {stream id, {field, value, ...}, attempt, token, previous lease JSON or ''}, ... }
+]]
+local group, consumer = ARGV[1], ARGV[2]
+local now, leaseMs = tonumber(ARGV[3]), tonumber(ARGV[4])
+local max, scan = tonumber(ARGV[5]), tonumber(ARGV[6])
+local filter = nil
+if ARGV[7] ~= '' then
+  filter = cjson.decode(ARGV[7])
+end
+local worker = cjson.decode(ARGV[8])
+
+local function field(fields, name)
+  for i = 1, #fields, 2 do
+    if fields[i] == name then
+      return fields[i + 1]
+    end
+  end
+  return nil
+end
+
+local function matches(fields)
+  if not filter then
+    return true
+  end
+  local raw = field(fields, 'a')
+  local attrs = {}
+  if raw then
+    attrs = cjson.decode(raw)
+  end
+  for k, v in pairs(filter) do
+    if attrs[k] ~= v then
+      return false
+    end
+  end
+  return true
+end
+
+local picked = {}
+local function take(sid, fields)
+  local previous = redis.call('HGET', KEYS[4], sid) or ''
+  local attempt = redis.call('HINCRBY', KEYS[3], sid, 1)
+  local token = group .. '.' .. sid .. '.' .. ARGV[9] .. (#picked + 1)
+  local lease = {
+    token = token,
+    message_id = field(fields, 'id') or '',
+    worker = worker,
+    leased_at = now,
+    expires_at = now + leaseMs,
+    attempt = attempt,
+  }
+  redis.call('HSET', KEYS[4], sid, cjson.encode(lease))
+  redis.call('ZADD', KEYS[2], now + leaseMs, sid)
+  picked[#picked + 1] = { sid, fields, attempt, token, previous }
+end
+
+local scanned = 0
+local due = redis.call('ZRANGE', KEYS[2], '-inf', now, 'BYSCORE', 'LIMIT', 0, scan)
+for _, sid in ipairs(due) do
+  if #picked >= max then
+    break
+  end
+  scanned = scanned + 1
+  local entry = redis.call('XRANGE', KEYS[1], sid, sid)
+  if #entry == 0 then
+    -- trimmed or deleted: nothing to give out
+    redis.call('ZREM', KEYS[2], sid)
+    redis.call('HDEL', KEYS[3], sid)
+    redis.call('HDEL', KEYS[4], sid)
+  elseif matches(entry[1][2]) then
+    take(sid, entry[1][2])
+  end
+end
+
+if #picked < max and scanned < scan then
+  local count = max - #picked
+  if filter then
+    count = scan - scanned
+  end
+  local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', KEYS[1], '>')
+  if reply then
+    for _, e in ipairs(reply[1][2]) do
+      if #picked < max and matches(e[2]) then
+        take(e[1], e[2])
+      else
+        redis.call('ZADD', KEYS[2], now, e[1])
+      end
+    end
+  end
+end
+return picked
