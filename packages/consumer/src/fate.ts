@@ -12,6 +12,8 @@ export interface FateInput {
   readonly maxAgeSeconds: number;
   /** A number in [0, 1) for jitter. */
   readonly random: number;
+  /** An ordered publisher never skips its head: no dead letter, retries go on. */
+  readonly ordered?: boolean;
 }
 
 /**
@@ -19,11 +21,13 @@ export interface FateInput {
  * delivered on success; otherwise a retry after a capped exponential
  * backoff with ±20% jitter (`seconds_retry`, then doubling, at most
  * `maxBackoffSeconds`), never later than the message's max age, when one
- * last attempt is made; past the max age, a dead letter.
+ * last attempt is made; past the max age, a dead letter. An ordered
+ * publisher's messages are never dead-lettered (that would skip one): they
+ * are retried, at most `maxBackoffSeconds` apart, until delivered.
  */
 export function decideFate(input: FateInput): Fate {
   if (input.result.ok) return { kind: 'delivered' };
-  const deadline = input.receivedAt + input.maxAgeSeconds * 1000;
+  const deadline = input.ordered ? Infinity : input.receivedAt + input.maxAgeSeconds * 1000;
   if (input.now >= deadline) {
     return {
       kind: 'dead',

@@ -16,8 +16,10 @@ import type { Lease } from './cluster/lease.js';
 import type { Membership } from './cluster/membership.js';
 import type { RetryIndex } from './retry-index.js';
 import type { Clock } from './types.js';
+import { RECLAIMED_CONSUMER } from './pipeline/source.js';
 
-export const RECLAIMED_CONSUMER = 'postoffice-reclaimed';
+export { RECLAIMED_CONSUMER };
+
 const SWEEP_PER_ROUND = 20;
 const TRIM_BUDGET = 2000;
 const RECLAIM_BUDGET = 500;

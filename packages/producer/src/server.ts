@@ -15,6 +15,7 @@ import { Keys, Store } from '@postoffice/shared';
 import { errorBody, toErrorReply } from './http-errors.js';
 import { Ingest } from './ingest.js';
 import { Metrics } from './metrics.js';
+import { registerClusterRoutes } from './routes/cluster.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerMessageRoutes } from './routes/messages.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
@@ -93,6 +94,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   registerMessageRoutes(app, ctx);
   registerHealthRoutes(app, ctx);
   registerMetricsRoutes(app, ctx);
+  registerClusterRoutes(app, ctx);
   return app;
 }
 

@@ -27,6 +27,8 @@ export interface PublisherKeys {
   readonly attempts: string;
   /** sorted set: stream entry id -> received time (ms); dead letters. */
   readonly dead: string;
+  /** hash: the cluster-wide rate limit's token bucket (tokens, last refill ms). */
+  readonly bucket: string;
 }
 
 export class Keys {
@@ -45,7 +47,17 @@ export class Keys {
 
   publisher(topic: string, publisherId: string): PublisherKeys {
     const base = `${this.prefix}{${topic}}:p:${publisherId}`;
-    return { retries: `${base}:retries`, attempts: `${base}:attempts`, dead: `${base}:dead` };
+    return {
+      retries: `${base}:retries`,
+      attempts: `${base}:attempts`,
+      dead: `${base}:dead`,
+      bucket: `${base}:bucket`,
+    };
+  }
+
+  /** string: the lease of one of a publisher's slots, holding its owner's `<node id> <token>`. */
+  slotLease(topic: string, publisherId: string, slot: number): string {
+    return `${this.prefix}{${topic}}:p:${publisherId}:lease:${slot}`;
   }
 
   /** hash: publisher id -> delivery state JSON, for one message; expires after the retention period. */

@@ -20,6 +20,8 @@ export const SCRIPT_NAMES = {
   poTrim: 'trim',
   poRenewLock: 'renew-lock',
   poReleaseLock: 'release-lock',
+  poTakeLease: 'take-lease',
+  poRateLimit: 'rate-limit',
 } as const;
 
 export type ScriptCommand = keyof typeof SCRIPT_NAMES;
@@ -42,6 +44,8 @@ declare module 'ioredis' {
     poTrim: ScriptFn<Context>;
     poRenewLock: ScriptFn<Context>;
     poReleaseLock: ScriptFn<Context>;
+    poTakeLease: ScriptFn<Context>;
+    poRateLimit: ScriptFn<Context>;
   }
 }
 
