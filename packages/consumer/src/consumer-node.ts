@@ -443,6 +443,7 @@ export class ConsumerNode {
       target: this.target,
       retryIndex: this.retryIndex,
       limiter: this.limiter,
+      holdsLease: () => this.leases.holds({ topic, publisherId: id, slot: 0 }),
       metrics: this.metrics,
       logger: this.logger.child({ component: 'pipeline', topic, publisherId: id }),
       config: this.config,

@@ -73,6 +73,11 @@ export class SlotLeases {
     return held;
   }
 
+  /** Whether the lease is still ours (an ordered pipeline asks before each read). */
+  async holds(slot: SlotRef): Promise<boolean> {
+    return (await this.redis.get(this.keys.slotLease(slot.topic, slot.publisherId, slot.slot))) === this.value;
+  }
+
   /** Gives leases back (only those still ours). */
   async release(slots: readonly SlotRef[]): Promise<void> {
     if (slots.length === 0) return;

@@ -42,6 +42,8 @@ export interface PipelineDeps {
   readonly target: Target;
   readonly retryIndex: RetryIndex;
   readonly limiter: RateLimiter;
+  /** Whether this node still holds the publisher's slot lease (asked by ordered pipelines before each read). */
+  readonly holdsLease: () => Promise<boolean>;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly config: Pick<Config, 'breakerThreshold' | 'retryMaxBackoffSeconds' | 'retryMaxAgeSeconds'>;
@@ -224,6 +226,8 @@ export class PublisherPipeline {
    * the retry set (only once due: it is never skipped), then a new message.
    */
   private async pickOrdered(): Promise<Job[]> {
+    // A node that was frozen past its lease's life must not read behind the new owner's back.
+    if (!(await this.deps.holdsLease())) return [];
     const now = this.deps.now();
     if (this.orphanCheck) {
       const waitMs = await this.deps.source.takeOverOrphans(this.publisher, now);
