@@ -510,6 +510,7 @@ export class ConsumerNode {
     }
     this.held.clear();
     this.leases.renewIdentity();
+    this.unsettled = true;
   }
 }
 
