@@ -130,7 +130,7 @@ export const SETTINGS = {
     default: 5,
     min: 1,
     roles: ['consumer'],
-    doc: 'How often a consumer node reports itself alive; a node silent for three heartbeats is dead, and its slot and janitor leases (which live as long as its heartbeat) are taken over.',
+    doc: 'How often a consumer node reports itself alive; a node silent for three heartbeats is dead.',
   },
   retryMaxBackoffSeconds: {
     env: 'RETRY_MAX_BACKOFF_SECONDS',
