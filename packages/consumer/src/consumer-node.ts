@@ -3,11 +3,22 @@
  * closing (close(): stop reading, finish or abort in-flight work by the
  * deadline, leave the cluster) -> closed.
  *
- * While started it keeps one pipeline per http and pubsub publisher, on two
- * Redis connections whatever their number: a command connection, and a
- * subscriber that hears which topics received messages (wake-ups) and which
- * publishers changed (events). Three timers: the heartbeat, the retry-index
- * poll (one command per interval) and the janitor round.
+ * While started it loads every publisher, and keeps one pipeline per
+ * http or pubsub publisher of which it holds at least one slot lease, on two Redis
+ * connections whatever their number: a command connection, and a subscriber
+ * that hears which topics received messages (wake-ups) and which publishers
+ * or nodes changed (events). Two timers: the heartbeat (with the live-node
+ * check, the rebalance when the cluster changed, and the janitor round) and
+ * the retry-index poll (one command per interval).
+ *
+ * Slots: each active publisher has `slotCount(p)` slots; `assignSlots`
+ * (rendezvous hashing with bounded loads over the live nodes) says which
+ * node should hold each. A rebalance hands back the slots this node should
+ * no longer hold (pipeline drained first, then the lease released) and takes
+ * the leases of the slots it should hold (free, or left by a dead node). A
+ * rebalance runs when publishers change, when the live set changes, when a
+ * node announces it joined, left or handed slots back, and at each
+ * heartbeat while some wanted slot is still held elsewhere.
  */
 import { hostname } from 'node:os';
 import {
@@ -17,6 +28,7 @@ import {
   closeRedis,
   createRedis,
   maxPublisherTimeout,
+  slotCount,
   within,
   type Config,
   type Logger,
@@ -27,11 +39,14 @@ import {
 import { Lease } from './cluster/lease.js';
 import { Membership } from './cluster/membership.js';
 import { BacklogCounter } from './backlog.js';
+import { assignSlots, slotName } from './cluster/assignment.js';
+import { SlotLeases, type SlotRef } from './cluster/slot-leases.js';
 import { Janitor, RECLAIMED_CONSUMER } from './janitor.js';
 import { Metrics } from './metrics.js';
 import { AuditTrail } from './audit-trail.js';
 import { AckStage } from './pipeline/ack-stage.js';
 import { PublisherPipeline } from './pipeline/publisher-pipeline.js';
+import { RateLimiter } from './pipeline/rate-limiter.js';
 import { Source } from './pipeline/source.js';
 import { RetryIndex } from './retry-index.js';
 import { ScheduleRelease } from './schedule-release.js';
@@ -63,9 +78,23 @@ export class ConsumerNode {
   private readonly scheduleRelease: ScheduleRelease;
   private readonly audit: AuditTrail | undefined;
   private readonly membership: Membership;
+  private readonly leases: SlotLeases;
+  private readonly limiter: RateLimiter;
   readonly janitor: Janitor;
   private readonly pipelines = new Map<string, PublisherPipeline>();
+  /** Every http publisher loaded, by id, and the ids of each topic's. */
+  private readonly known = new Map<string, Publisher>();
   private readonly byTopic = new Map<string, Set<string>>();
+  /** Slots this node holds and runs, by publisher id. */
+  private readonly held = new Map<string, { topic: string; slots: Set<number> }>();
+  /** Slots being handed back (pipeline draining, lease not yet released). */
+  private readonly releasing = new Set<string>();
+  private readonly handbacks = new Set<Promise<void>>();
+  private live: ReadonlySet<string> = new Set();
+  private lastBeatAt = 0;
+  /** A wanted slot was still held by another node at the last rebalance. */
+  private unsettled = false;
+  private rebalanceQueued = false;
   private readonly timers: NodeJS.Timeout[] = [];
   private syncing: Promise<void> = Promise.resolve();
   private state: 'created' | 'started' | 'closing' | 'closed' = 'created';
@@ -102,6 +131,8 @@ export class ConsumerNode {
     this.retryIndex = new RetryIndex(this.redis, this.keys);
     this.scheduleRelease = new ScheduleRelease(this.redis, this.keys);
     this.audit = AuditTrail.create(this.redis, this.keys, this.config, this.logger.child({ component: 'audit' }));
+    this.leases = new SlotLeases(this.redis, this.keys, this.config.nodeId);
+    this.limiter = new RateLimiter(this.redis, this.keys);
     this.membership = new Membership(
       this.redis,
       this.keys,
@@ -114,7 +145,7 @@ export class ConsumerNode {
       keys: this.keys,
       store: this.store,
       membership: this.membership,
-      lease: new Lease(this.redis, this.keys.lock('janitor'), this.config.heartbeatSeconds * 3000),
+      lease: new Lease(this.redis, this.keys.lock('janitor'), this.config.heartbeatSeconds * 3000, this.config.nodeId),
       retryIndex: this.retryIndex,
       config: this.config,
       logger: this.logger.child({ component: 'janitor' }),
@@ -145,11 +176,19 @@ export class ConsumerNode {
     return this.pipelines.get(publisherId);
   }
 
+  /** Slots held, as `<publisher id>/<slot>` (for tests). */
+  heldSlots(): string[] {
+    const out: string[] = [];
+    for (const [id, h] of this.held) for (const slot of h.slots) out.push(slotName(id, slot));
+    return out.sort();
+  }
+
   async start(): Promise<void> {
     if (this.state !== 'created') throw new Error('a consumer node starts once');
     this.state = 'started';
     await checkRedisVersion(this.redis);
     await this.membership.beat();
+    this.lastBeatAt = this.now();
     // A node that restarts under the same NODE_ID may have left messages pending under that name.
     await this.janitor.reclaimNode(this.config.nodeId);
     this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
@@ -165,13 +204,28 @@ export class ConsumerNode {
     });
     await this.subscriber.subscribe(this.keys.wakeChannel, this.keys.eventsChannel);
     await this.syncAll();
-    this.every(this.config.heartbeatSeconds * 1000, async () => {
-      await this.membership.beat();
-      await this.janitor.tick();
-    });
+    await this.refreshLive();
+    this.requestRebalance();
+    await this.syncing;
+    // Others make room for this node at once instead of at their next heartbeat.
+    await this.store.emit({ type: 'cluster', node: this.nodeId });
+    this.every(this.config.heartbeatSeconds * 1000, () => this.heartbeat());
     this.every(this.config.retryPollMs, () => this.pollRetries());
     await this.janitor.tick();
-    this.logger.info({ pipelines: this.pipelines.size }, 'consumer node started');
+    this.logger.info({ pipelines: this.pipelines.size, slots: this.heldSlots().length }, 'consumer node started');
+  }
+
+  private async heartbeat(): Promise<void> {
+    await this.membership.beat();
+    const now = this.now();
+    if (now - this.lastBeatAt > this.membership.ttlMs) {
+      // Silent long enough to be counted dead: others may hold our slots now.
+      this.logger.warn({ silentMs: now - this.lastBeatAt }, 'heartbeat was late; dropping every slot and rejoining');
+      this.dropAllSlots();
+    }
+    this.lastBeatAt = now;
+    if ((await this.refreshLive()) || this.unsettled) this.requestRebalance();
+    await this.janitor.tick();
   }
 
   /**
@@ -194,9 +248,10 @@ export class ConsumerNode {
     const STEP_MS = 3000;
     const steps: [string, number, () => Promise<unknown>][] = [
       ['unsubscribe', STEP_MS, () => (wasStarted ? this.subscriber.unsubscribe() : Promise.resolve())],
+      ['finish rebalancing', STEP_MS, () => this.syncing],
       ['drain pipelines', deadlineMs + STEP_MS, () => this.drainPipelines(deadlineMs)],
       ['close audit trail', STEP_MS, () => this.audit?.close() ?? Promise.resolve()],
-      ['leave cluster', STEP_MS, () => (wasStarted ? this.membership.leave() : Promise.resolve())],
+      ['leave cluster', STEP_MS, () => (wasStarted ? this.leave() : Promise.resolve())],
       ['release janitor lease', STEP_MS, () => this.janitor.close()],
       ['close target', STEP_MS, () => this.target.close()],
       ['close subscriber', STEP_MS, () => closeRedis(this.subscriber)],
@@ -218,7 +273,7 @@ export class ConsumerNode {
 
   private async drainPipelines(deadlineMs: number): Promise<void> {
     const all = [...this.pipelines.values()];
-    const drained = Promise.all(all.map((p) => p.close()));
+    const drained = Promise.all([...all.map((p) => p.close()), ...this.handbacks]);
     if (await within(deadlineMs, drained)) return;
     const busy = all.reduce((n, p) => n + p.busy, 0);
     this.logger.warn(
@@ -255,7 +310,16 @@ export class ConsumerNode {
       } catch {
         return;
       }
-      this.serialize(() => this.syncTopic(event.topic));
+      if (event.type === 'cluster') {
+        if (event.node === this.nodeId) return;
+        this.serialize(async () => {
+          await this.refreshLive();
+          await this.rebalance();
+        });
+      } else if (typeof event.topic === 'string') {
+        const topic = event.topic;
+        this.serialize(() => this.syncTopic(topic));
+      }
     }
   }
 
@@ -314,49 +378,189 @@ export class ConsumerNode {
     return { ...p, seconds_timeout: max };
   }
 
-  /** Makes this node's pipelines of `topic` match its publishers. */
+  /** Records the publishers of `topic` (http ones), updates running pipelines, and asks for a rebalance. */
   private apply(topic: string, publishers: Publisher[]): void {
     // Pull publishers have no pipeline: workers lease their messages through the API.
-    const wanted = new Map(publishers.filter((p) => p.type !== 'pull').map((p) => [p.id, this.bounded(p)]));
     const ids = this.byTopic.get(topic) ?? new Set<string>();
+    const wanted = new Map(publishers.filter((p) => p.type !== 'pull').map((p) => [p.id, this.bounded(normalize(p))]));
     for (const id of ids) {
       if (wanted.has(id)) continue;
-      const p = this.pipelines.get(id);
-      this.pipelines.delete(id);
       ids.delete(id);
-      if (p) void p.close();
+      this.known.delete(id);
     }
     for (const [id, publisher] of wanted) {
-      const existing = this.pipelines.get(id);
-      if (existing) {
-        existing.update(publisher);
-        continue;
-      }
-      const pipeline = new PublisherPipeline(publisher, {
-        source: this.source,
-        ack: new AckStage(
-          this.redis,
-          this.keys,
-          topic,
-          id,
-          this.config.retentionSeconds,
-          this.logger.child({ component: 'ack', topic, publisherId: id }),
-          this.audit,
-        ),
-        target: this.target,
-        retryIndex: this.retryIndex,
-        metrics: this.metrics,
-        logger: this.logger.child({ component: 'pipeline', topic, publisherId: id }),
-        config: this.config,
-        now: this.now,
-      });
-      this.pipelines.set(id, pipeline);
       ids.add(id);
-      pipeline.wake();
+      this.known.set(id, publisher);
+      const pipeline = this.pipelines.get(id);
+      const held = this.held.get(id);
+      if (pipeline && held) pipeline.update(effective(publisher, held.slots.size));
     }
     if (ids.size > 0) this.byTopic.set(topic, ids);
     else this.byTopic.delete(topic);
+    this.requestRebalance();
   }
+
+  /** Reads the live nodes; true when the set changed. */
+  private async refreshLive(): Promise<boolean> {
+    const ids = new Set(await this.membership.live());
+    if (this.state === 'started') ids.add(this.nodeId);
+    const changed = ids.size !== this.live.size || [...ids].some((id) => !this.live.has(id));
+    this.live = ids;
+    return changed;
+  }
+
+  private requestRebalance(): void {
+    if (this.rebalanceQueued) return;
+    this.rebalanceQueued = true;
+    this.serialize(async () => {
+      this.rebalanceQueued = false;
+      await this.rebalance();
+    });
+  }
+
+  /** Hands back the slots this node should not hold and takes those it should (see the header). */
+  private async rebalance(): Promise<void> {
+    if (this.state !== 'started') return;
+    const slots = new Map<string, SlotRef>();
+    for (const p of this.known.values()) {
+      if (!p.active) continue;
+      for (let slot = 0; slot < slotCount(p); slot++)
+        slots.set(slotName(p.id, slot), { topic: p.topic, publisherId: p.id, slot });
+    }
+    const owners = assignSlots([...slots.keys()], [...this.live]);
+    for (const [id, h] of [...this.held]) {
+      const back = [...h.slots].filter((slot) => owners.get(slotName(id, slot)) !== this.nodeId);
+      if (back.length > 0) this.handBack(id, h.topic, back);
+    }
+    const wanted: SlotRef[] = [];
+    for (const [name, ref] of slots) {
+      if (owners.get(name) !== this.nodeId || this.releasing.has(name)) continue;
+      if (this.held.get(ref.publisherId)?.slots.has(ref.slot)) continue;
+      wanted.push(ref);
+    }
+    const got = await this.leases.acquire(wanted, this.live);
+    this.unsettled = got.length < wanted.length;
+    if (this.state !== 'started') {
+      await this.leases.release(got);
+      return;
+    }
+    const touched = new Set<string>();
+    for (const ref of got) {
+      const h = this.held.get(ref.publisherId) ?? { topic: ref.topic, slots: new Set<number>() };
+      h.slots.add(ref.slot);
+      this.held.set(ref.publisherId, h);
+      touched.add(ref.publisherId);
+    }
+    for (const id of touched) this.runPipeline(id);
+    if (got.length > 0) this.logger.debug({ slots: got.length }, 'took slots');
+  }
+
+  /** Starts (or resizes) the pipeline of a publisher whose slots this node holds. */
+  private runPipeline(id: string): void {
+    const publisher = this.known.get(id);
+    const h = this.held.get(id);
+    if (!publisher || !h) return;
+    const p = effective(publisher, h.slots.size);
+    const existing = this.pipelines.get(id);
+    if (existing) {
+      existing.update(p);
+      existing.wake();
+      return;
+    }
+    const topic = publisher.topic;
+    const pipeline = new PublisherPipeline(p, {
+      source: this.source,
+      ack: new AckStage(
+        this.redis,
+        this.keys,
+        topic,
+        id,
+        this.config.retentionSeconds,
+        this.logger.child({ component: 'ack', topic, publisherId: id }),
+        this.audit,
+      ),
+      target: this.target,
+      retryIndex: this.retryIndex,
+      limiter: this.limiter,
+      holdsLease: () => this.leases.holds({ topic, publisherId: id, slot: 0 }),
+      metrics: this.metrics,
+      logger: this.logger.child({ component: 'pipeline', topic, publisherId: id }),
+      config: this.config,
+      now: this.now,
+    });
+    this.pipelines.set(id, pipeline);
+    pipeline.wakeRetries();
+  }
+
+  /**
+   * Gives slots back: the pipeline shrinks (or, with no slot left, stops and
+   * finishes its deliveries) before the leases are released, so that the
+   * next owner never overlaps with this one; then tells the others.
+   */
+  private handBack(id: string, topic: string, slots: number[]): void {
+    const h = this.held.get(id);
+    if (!h) return;
+    for (const slot of slots) {
+      h.slots.delete(slot);
+      this.releasing.add(slotName(id, slot));
+    }
+    let stopped: Promise<void> = Promise.resolve();
+    if (h.slots.size === 0) {
+      this.held.delete(id);
+      const pipeline = this.pipelines.get(id);
+      this.pipelines.delete(id);
+      if (pipeline) stopped = pipeline.close();
+    } else {
+      this.runPipeline(id);
+    }
+    const refs = slots.map((slot) => ({ topic, publisherId: id, slot }));
+    const done = stopped
+      .then(() => this.leases.release(refs))
+      .then(() => (this.state === 'started' ? this.store.emit({ type: 'cluster', node: this.nodeId }) : undefined))
+      .catch((err: unknown) => this.logger.error({ err, publisherId: id }, 'could not hand slots back'))
+      .finally(() => {
+        for (const slot of slots) this.releasing.delete(slotName(id, slot));
+        this.handbacks.delete(done);
+      });
+    this.handbacks.add(done);
+  }
+
+  /** Hands every slot back, leaves the live set and tells the others (on close, after the pipelines drained). */
+  private async leave(): Promise<void> {
+    await this.releaseAll();
+    await this.membership.leave();
+    await this.store.emit({ type: 'cluster', node: this.nodeId });
+  }
+
+  private async releaseAll(): Promise<void> {
+    await Promise.all(this.handbacks);
+    const refs: SlotRef[] = [];
+    for (const [id, h] of this.held) for (const slot of h.slots) refs.push({ topic: h.topic, publisherId: id, slot });
+    this.held.clear();
+    await this.leases.release(refs);
+  }
+
+  /** Forgets every slot without touching Redis (they may be someone else's now) and takes a new lease token. */
+  private dropAllSlots(): void {
+    for (const id of this.held.keys()) {
+      const pipeline = this.pipelines.get(id);
+      this.pipelines.delete(id);
+      if (pipeline) void pipeline.close();
+    }
+    this.held.clear();
+    this.leases.renewIdentity();
+    this.unsettled = true;
+  }
+}
+
+/** A publisher record written before `parallelism`, `ordered` and `rate_limit` existed gets their defaults. */
+function normalize(p: Publisher): Publisher {
+  return { ...p, parallelism: p.parallelism ?? 1, ordered: p.ordered ?? false, rate_limit: p.rate_limit ?? null };
+}
+
+/** The publisher as this node's pipeline runs it: `concurrency` per slot held, one at a time when ordered. */
+function effective(p: Publisher, slots: number): Publisher {
+  return { ...p, concurrency: p.ordered ? 1 : p.concurrency * Math.max(1, slots) };
 }
 
 export { RECLAIMED_CONSUMER };

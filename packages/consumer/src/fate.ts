@@ -12,6 +12,8 @@ export interface FateInput {
   readonly maxAgeSeconds: number;
   /** A number in [0, 1) for jitter. */
   readonly random: number;
+  /** An ordered publisher never skips its head: no dead letter, retries go on. */
+  readonly ordered?: boolean;
 }
 
 /**
@@ -20,14 +22,17 @@ export interface FateInput {
  * backoff with ±20% jitter (`seconds_retry`, then doubling, at most
  * `maxBackoffSeconds`), never later than the message's max age, when one
  * last attempt is made; past the max age, or when the target says the
- * message can never be delivered (`permanent`), a dead letter.
+ * message can never be delivered (`permanent`), a dead letter. An ordered
+ * publisher's messages are never dead-lettered (that would skip one): they
+ * are retried, at most `maxBackoffSeconds` apart, until delivered (or until
+ * an operator deletes the head from the failing list).
  */
 export function decideFate(input: FateInput): Fate {
   if (input.result.ok) return { kind: 'delivered' };
-  if (input.result.permanent) {
+  if (input.result.permanent && !input.ordered) {
     return { kind: 'dead', reason: `cannot be delivered: ${describe(input.result)}` };
   }
-  const deadline = input.receivedAt + input.maxAgeSeconds * 1000;
+  const deadline = input.ordered ? Infinity : input.receivedAt + input.maxAgeSeconds * 1000;
   if (input.now >= deadline) {
     return {
       kind: 'dead',

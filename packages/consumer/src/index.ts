@@ -5,5 +5,6 @@ export { HttpTarget, httpBody } from './targets/http-target.js';
 export { PubsubTarget, PUBSUB_FATES, pubsubMessageProblem } from './targets/pubsub-target.js';
 export { TargetRouter } from './targets/target-router.js';
 export { Metrics } from './metrics.js';
+export { assignSlots, slotName } from './cluster/assignment.js';
 export { RECLAIMED_CONSUMER } from './janitor.js';
 export type * from './types.js';

@@ -20,8 +20,10 @@ import type { Lease } from './cluster/lease.js';
 import type { Membership } from './cluster/membership.js';
 import type { RetryIndex } from './retry-index.js';
 import type { Clock } from './types.js';
+import { RECLAIMED_CONSUMER } from './pipeline/source.js';
 
-export const RECLAIMED_CONSUMER = 'postoffice-reclaimed';
+export { RECLAIMED_CONSUMER };
+
 const SWEEP_PER_ROUND = 20;
 const TRIM_BUDGET = 2000;
 const RECLAIM_BUDGET = 500;
@@ -50,6 +52,11 @@ export class Janitor {
 
   /** Whether this node holds the janitor lease (as of its last round). */
   get holdsLease(): boolean {
+    return this.deps.lease.held;
+  }
+
+  /** Whether this node holds the janitor's lease (as of its last round). */
+  get leading(): boolean {
     return this.deps.lease.held;
   }
 

@@ -46,6 +46,13 @@ describe('decideFate', () => {
     expect(fate.kind).to.equal('dead');
     expect(fate.kind === 'dead' && fate.reason).to.match(/7 attempts.*HTTP 503/);
   });
+
+  it('never makes a dead letter of an ordered publisher’s message: it retries at most the backoff cap apart', () => {
+    const old = { ...base, maxAgeSeconds: 100, now: 10_000_000, attempts: 50, maxBackoffSeconds: 60, ordered: true };
+    const fate = decideFate(old);
+    expect(fate.kind).to.equal('retry');
+    expect(fate.kind === 'retry' && fate.dueAt - old.now).to.be.within(1, 60_000);
+  });
 });
 
 describe('the http body', () => {

@@ -16,6 +16,7 @@ import { errorBody, toErrorReply } from './http-errors.js';
 import { Ingest } from './ingest.js';
 import { Metrics } from './metrics.js';
 import { registerFailingRoutes } from './routes/failing.js';
+import { registerClusterRoutes } from './routes/cluster.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerLeaseRoutes } from './routes/leases.js';
 import { registerMessageRoutes } from './routes/messages.js';
@@ -101,6 +102,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   registerLeaseRoutes(app, ctx);
   registerHealthRoutes(app, ctx);
   registerMetricsRoutes(app, ctx);
+  registerClusterRoutes(app, ctx);
   return app;
 }
 

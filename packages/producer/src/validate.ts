@@ -4,7 +4,7 @@
  * `ValidationError` naming them all. Types must be right: a number sent as a
  * string is refused, never coerced. Unknown fields are ignored.
  */
-import { TOPIC_NAME, ValidationError, type FieldErrors } from '@postoffice/shared';
+import { TOPIC_NAME, ValidationError, type FieldErrors, type RateLimit } from '@postoffice/shared';
 
 export const BLANK = "can't be blank";
 export const INVALID = 'is invalid';
@@ -140,6 +140,34 @@ export class Checker {
       return this.fail(field, `must be a whole number from ${min} to ${max}`);
     }
     return v;
+  }
+
+  /**
+   * An optional rate limit: `{"per_second": number > 0, "burst": whole
+   * number >= 1}`, or null for none (returned as null, unlike absent).
+   */
+  optionalRateLimit(field: string, max: number): RateLimit | null | undefined {
+    const v = this.value(field);
+    if (v === undefined) return undefined;
+    if (v === null) return null;
+    if (typeof v !== 'object' || Array.isArray(v)) {
+      return this.fail(field, 'must be an object {"per_second": number, "burst": number} or null');
+    }
+    const o = v as Record<string, unknown>;
+    const perSecond = Object.hasOwn(o, 'per_second') ? o.per_second : undefined;
+    const burst = Object.hasOwn(o, 'burst') ? o.burst : undefined;
+    const before = this.errors[field]?.length ?? 0;
+    if (typeof perSecond !== 'number' || !Number.isFinite(perSecond) || perSecond <= 0 || perSecond > max) {
+      this.add(field, `per_second must be a number above 0, at most ${max}`);
+    }
+    if (typeof burst !== 'number' || !Number.isInteger(burst) || burst < 1 || burst > max) {
+      this.add(field, `burst must be a whole number from 1 to ${max}`);
+    }
+    for (const key of Object.keys(o)) {
+      if (key !== 'per_second' && key !== 'burst') this.add(field, `has an unknown field ${JSON.stringify(key)}`);
+    }
+    if ((this.errors[field]?.length ?? 0) > before) return undefined;
+    return { per_second: perSecond as number, burst: burst as number };
   }
 
   /** A required payload: any JSON value but null, nested at most `MAX_PAYLOAD_DEPTH` levels. */

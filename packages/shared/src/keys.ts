@@ -35,6 +35,8 @@ export interface PublisherKeys {
   readonly dead: string;
   /** hash: stream entry id -> its current lease JSON (pull publishers: token, worker, expiry). */
   readonly leases: string;
+  /** hash: the cluster-wide rate limit's token bucket (tokens, last refill ms). */
+  readonly bucket: string;
 }
 
 export class Keys {
@@ -61,7 +63,13 @@ export class Keys {
       attempts: `${base}:attempts`,
       dead: `${base}:dead`,
       leases: `${base}:leases`,
+      bucket: `${base}:bucket`,
     };
+  }
+
+  /** string: the lease of one of a publisher's slots, holding its owner's `<node id> <token>`. */
+  slotLease(topic: string, publisherId: string, slot: number): string {
+    return `${this.prefix}{${topic}}:p:${publisherId}:lease:${slot}`;
   }
 
   /** hash: publisher id -> delivery state JSON, for one message; expires after the retention period. */

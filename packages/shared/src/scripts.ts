@@ -28,6 +28,8 @@ export const SCRIPT_NAMES = {
   poPullRecord: 'pull-record',
   poPullSettle: 'pull-settle',
   poOutboxMove: 'outbox-move',
+  poTakeLease: 'take-lease',
+  poRateLimit: 'rate-limit',
 } as const;
 
 export type ScriptCommand = keyof typeof SCRIPT_NAMES;
@@ -58,6 +60,8 @@ declare module 'ioredis' {
     poPullRecord: ScriptFn<Context>;
     poPullSettle: ScriptFn<Context>;
     poOutboxMove: ScriptFn<Context>;
+    poTakeLease: ScriptFn<Context>;
+    poRateLimit: ScriptFn<Context>;
   }
 }
 

@@ -15,7 +15,9 @@ import type { Publisher, Topic } from './types.js';
 
 export type StoreEvent =
   | { readonly type: 'topic'; readonly topic: string }
-  | { readonly type: 'publisher'; readonly topic: string; readonly id: string; readonly deleted?: boolean };
+  | { readonly type: 'publisher'; readonly topic: string; readonly id: string; readonly deleted?: boolean }
+  /** A consumer node joined, left, or handed slots back: nodes rebalance. */
+  | { readonly type: 'cluster'; readonly node: string };
 
 export interface TopicWithCounts extends Topic {
   readonly received: number;

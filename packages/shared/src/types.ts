@@ -26,8 +26,20 @@ export interface Publisher {
   readonly seconds_retry: number;
   readonly chunk_size: number;
   readonly concurrency: number;
+  /** Slots of the publisher spread over the consumer nodes; each slot runs `concurrency` deliveries. */
+  readonly parallelism: number;
+  /** One slot, one delivery in flight, a failed head retried (never skipped) before the next message. */
+  readonly ordered: boolean;
+  /** Deliveries per second across the whole cluster, or null for no limit. */
+  readonly rate_limit: RateLimit | null;
   readonly created_at: string;
   readonly updated_at: string;
+}
+
+/** A token bucket: `per_second` tokens added each second, at most `burst` kept. */
+export interface RateLimit {
+  readonly per_second: number;
+  readonly burst: number;
 }
 
 /** Defaults of a new publisher (Postoffice's own for timeout and retry). */
@@ -38,7 +50,19 @@ export const PUBLISHER_DEFAULTS = {
   seconds_retry: 30,
   chunk_size: 100,
   concurrency: 25,
+  parallelism: 1,
+  ordered: false,
+  rate_limit: null,
 } as const;
+
+/**
+ * The publisher's slots in effect: `parallelism` (1 when ordered). Records
+ * written before these fields existed count as parallelism 1, unordered.
+ */
+export function slotCount(p: Pick<Publisher, 'parallelism' | 'ordered'>): number {
+  if (p.ordered) return 1;
+  return Math.max(1, Math.floor(p.parallelism ?? 1));
+}
 
 /** One message as stored in its topic's stream. */
 export interface StoredMessage {

@@ -262,6 +262,9 @@ describe('pull Lua scripts', () => {
       seconds_retry: 30,
       chunk_size: 100,
       concurrency: 25,
+      parallelism: 1,
+      ordered: false,
+      rate_limit: null,
       created_at: '',
       updated_at: '',
     };

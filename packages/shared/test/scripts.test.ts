@@ -986,4 +986,57 @@ describe('Lua scripts', () => {
       expect(await redis.poReleaseLock(1, key, 'token-a')).to.equal(0);
     });
   });
+
+  describe('take-lease', () => {
+    it("takes a free lease, keeps one already held, and takes a dead holder's only if it is still theirs", async () => {
+      const key = keys.slotLease('orders', '7', 0);
+      expect(await redis.poTakeLease(1, key, '', 'node-a t1')).to.equal(1);
+      expect(await redis.get(key)).to.equal('node-a t1');
+      expect(await redis.poTakeLease(1, key, '', 'node-a t1')).to.equal(1);
+      // node-b read the lease as free, but node-a took it meanwhile.
+      expect(await redis.poTakeLease(1, key, '', 'node-b t2')).to.equal(0);
+      // node-b saw node-a dead: compare and set.
+      expect(await redis.poTakeLease(1, key, 'node-a t1', 'node-b t2')).to.equal(1);
+      // node-c saw node-a dead too, but node-b was first.
+      expect(await redis.poTakeLease(1, key, 'node-a t1', 'node-c t3')).to.equal(0);
+      expect(await redis.get(key)).to.equal('node-b t2');
+      expect(await redis.ttl(key)).to.equal(-1);
+    });
+  });
+
+  describe('rate-limit', () => {
+    const take = async (key: string, rate: number, burst: number, n: number): Promise<[number, number]> =>
+      (await redis.poRateLimit(1, key, rate, burst, n)) as [number, number];
+
+    it('grants up to the burst at once, then one token per 1/rate, and says how long to wait', async () => {
+      const key = keys.publisher('orders', '7').bucket;
+      expect(await take(key, 10, 5, 3)).to.deep.equal([3, 0]);
+      const [granted, wait] = await take(key, 10, 5, 10);
+      expect(granted).to.equal(2);
+      expect(wait).to.be.within(1, 100);
+      expect((await take(key, 10, 5, 1))[0]).to.equal(0);
+      await new Promise((r) => setTimeout(r, 250));
+      const [later] = await take(key, 10, 5, 10);
+      expect(later).to.be.within(1, 3);
+      expect(await redis.pttl(key)).to.be.within(1, 2000);
+    });
+
+    it('takes back unused tokens, never above the burst', async () => {
+      const key = keys.publisher('orders', '8').bucket;
+      expect((await take(key, 1, 4, 4))[0]).to.equal(4);
+      expect(await take(key, 1, 4, -3)).to.deep.equal([0, 0]);
+      expect((await take(key, 1, 4, 10))[0]).to.equal(3);
+      await take(key, 1, 4, -100);
+      expect((await take(key, 1, 4, 10))[0]).to.equal(4);
+    });
+
+    it('applies a new rate and burst at the next call', async () => {
+      const key = keys.publisher('orders', '9').bucket;
+      expect((await take(key, 1, 1, 5))[0]).to.equal(1);
+      expect((await take(key, 1, 1, 5))[0]).to.equal(0);
+      await new Promise((r) => setTimeout(r, 100));
+      // At 1000/s, 100 ms refill 100 tokens, capped by the new burst.
+      expect((await take(key, 1000, 50, 500))[0]).to.equal(50);
+    });
+  });
 });

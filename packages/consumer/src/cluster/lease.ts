@@ -7,14 +7,18 @@ import { randomUUID } from 'node:crypto';
 import type { ScriptClient } from '@postoffice/shared';
 
 export class Lease {
-  private readonly token = randomUUID();
+  /** `<node id> <random>`: the holder can be read from the key (GET /api/cluster shows it). */
+  private readonly token: string;
   held = false;
 
   constructor(
     private readonly redis: ScriptClient,
     private readonly key: string,
     private readonly ttlMs: number,
-  ) {}
+    holder = 'node',
+  ) {
+    this.token = `${holder} ${randomUUID()}`;
+  }
 
   /** Takes the lease if free, or renews it if ours; returns whether we hold it. */
   async acquireOrRenew(): Promise<boolean> {

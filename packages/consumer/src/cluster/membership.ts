@@ -48,6 +48,11 @@ export class Membership {
     return out;
   }
 
+  /** Ids of the nodes heard from within the last three heartbeats (not those that left). */
+  async live(): Promise<string[]> {
+    return this.redis.zrange(this.keys.nodes, `(${this.now() - this.ttlMs}`, '+inf', 'BYSCORE');
+  }
+
   async forget(nodeId: string): Promise<void> {
     await this.redis.zrem(this.keys.nodes, nodeId);
   }

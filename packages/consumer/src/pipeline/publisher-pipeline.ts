@@ -16,6 +16,14 @@
  *   closed   - stopping: reads nothing; in-flight deliveries finish.
  * `update()` moves between running/paused when `active` changes; `close()`
  * moves to closed from anywhere.
+ *
+ * The node runs a pipeline for a publisher only while it holds at least one
+ * of the publisher's slots; `concurrency` here is the publisher's
+ * concurrency times the slots held. An ordered publisher (one slot, one
+ * delivery in flight) first takes over what an earlier owner left in
+ * flight, and never reads a new message while one waits for a retry. With a
+ * rate limit, tokens are taken from the cluster-wide bucket before reading;
+ * when none are left, reading waits for the next token (`throttled`).
  */
 import type { Config, Logger, Publisher } from '@postoffice/shared';
 import { decideFate, describe } from '../fate.js';
@@ -23,6 +31,7 @@ import type { Clock, Job, Target } from '../types.js';
 import type { RetryIndex } from '../retry-index.js';
 import type { Metrics } from '../metrics.js';
 import type { AckStage } from './ack-stage.js';
+import type { RateLimiter } from './rate-limiter.js';
 import type { Source } from './source.js';
 
 export type PipelineState = 'running' | 'open' | 'probing' | 'paused' | 'closed';
@@ -32,6 +41,9 @@ export interface PipelineDeps {
   readonly ack: AckStage;
   readonly target: Target;
   readonly retryIndex: RetryIndex;
+  readonly limiter: RateLimiter;
+  /** Whether this node still holds the publisher's slot lease (asked by ordered pipelines before each read). */
+  readonly holdsLease: () => Promise<boolean>;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly config: Pick<Config, 'breakerThreshold' | 'retryMaxBackoffSeconds' | 'retryMaxAgeSeconds'>;
@@ -51,6 +63,10 @@ export class PublisherPipeline {
   private failures = 0;
   private probeDelayMs = 0;
   private probeTimer: NodeJS.Timeout | undefined;
+  /** Set while waiting for a rate-limit token or for an earlier owner's orphans: no reading until it fires. */
+  private waitTimer: NodeJS.Timeout | undefined;
+  /** Ordered: an earlier owner's in-flight entries may still be in the way (checked once, then when told). */
+  private orphanCheck: boolean;
   private readonly idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -59,6 +75,7 @@ export class PublisherPipeline {
   ) {
     this.publisher = publisher;
     this.state = publisher.active ? 'running' : 'paused';
+    this.orphanCheck = publisher.ordered;
   }
 
   get id(): string {
@@ -101,6 +118,8 @@ export class PublisherPipeline {
       this.failures = 0;
       this.wakeRetries();
     } else {
+      // A changed rate limit applies now, not after the wait the old one asked for.
+      if (this.waitTimer && !this.orphanCheck) this.clearWait();
       this.pump();
     }
   }
@@ -109,6 +128,7 @@ export class PublisherPipeline {
   async close(): Promise<void> {
     this.state = 'closed';
     this.clearProbe();
+    this.clearWait();
     while (this.inFlight > 0 || this.reading) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
@@ -116,7 +136,7 @@ export class PublisherPipeline {
   }
 
   private pump(): void {
-    if (this.reading || !this.dirty) return;
+    if (this.reading || !this.dirty || this.waitTimer) return;
     const demand = this.demand();
     if (demand <= 0) return;
     this.reading = true;
@@ -142,7 +162,7 @@ export class PublisherPipeline {
   private demand(): number {
     switch (this.state) {
       case 'running':
-        return this.publisher.concurrency - this.inFlight;
+        return (this.publisher.ordered ? 1 : this.publisher.concurrency) - this.inFlight;
       case 'probing':
         return this.inFlight === 0 ? 1 : 0;
       default:
@@ -152,6 +172,38 @@ export class PublisherPipeline {
 
   /** Reads up to `demand` jobs and starts them; true when it got all it asked for (more may wait). */
   private async read(demand: number): Promise<boolean> {
+    const limit = this.publisher.rate_limit;
+    let wanted = demand;
+    if (limit) {
+      const { granted, waitMs } = await this.deps.limiter.take(this.publisher, limit, demand);
+      if (granted === 0) {
+        this.dirty = true;
+        // Not sooner than 10 ms: a throttled pipeline asks Redis at most 100 times a second.
+        this.waitFor(Math.max(10, waitMs));
+        return false;
+      }
+      wanted = granted;
+    }
+    let jobs: Job[] = [];
+    try {
+      jobs = this.publisher.ordered ? await this.pickOrdered() : await this.pick(wanted);
+    } finally {
+      if (limit) await this.deps.limiter.giveBack(this.publisher, limit, wanted - jobs.length);
+    }
+    if (this.state === 'closed' && jobs.length > 0) {
+      // Read while closing: these stay pending (or leased) and come back by reclaim or lease expiry.
+      this.deps.logger.info(
+        { publisherId: this.publisher.id, count: jobs.length },
+        'read while stopping; left for reclaim',
+      );
+      return false;
+    }
+    for (const job of jobs) this.start(job);
+    return jobs.length === wanted && jobs.length > 0;
+  }
+
+  /** Due retries first, then new messages. */
+  private async pick(demand: number): Promise<Job[]> {
     const probing = this.state === 'probing';
     let jobs: Job[] = [];
     if (this.retriesDue || probing) {
@@ -165,16 +217,51 @@ export class PublisherPipeline {
     if (jobs.length < demand && this.demand() > 0) {
       jobs = jobs.concat(await this.deps.source.readNew(this.publisher, demand - jobs.length));
     }
-    if (this.state === 'closed' && jobs.length > 0) {
-      // Read while closing: these stay pending (or leased) and come back by reclaim or lease expiry.
-      this.deps.logger.info(
-        { publisherId: this.publisher.id, count: jobs.length },
-        'read while stopping; left for reclaim',
-      );
-      return false;
+    return jobs;
+  }
+
+  /**
+   * The next message of an ordered publisher, or none: an earlier owner's
+   * orphan goes first (after the claim timeout), then the retry waiting in
+   * the retry set (only once due: it is never skipped), then a new message.
+   */
+  private async pickOrdered(): Promise<Job[]> {
+    // A node that was frozen past its lease's life must not read behind the new owner's back.
+    if (!(await this.deps.holdsLease())) return [];
+    const now = this.deps.now();
+    if (this.orphanCheck) {
+      const waitMs = await this.deps.source.takeOverOrphans(this.publisher, now);
+      if (waitMs > 0) {
+        this.dirty = true;
+        this.waitFor(waitMs);
+        return [];
+      }
+      this.orphanCheck = false;
     }
-    for (const job of jobs) this.start(job);
-    return jobs.length === demand;
+    const probing = this.state === 'probing';
+    this.retriesDue = false;
+    const taken = await this.deps.source.takeRetries(this.publisher, 1, now, probing);
+    await this.deps.retryIndex.raise(this.publisher.topic, this.publisher.id, taken.next);
+    if (taken.jobs.length > 0 || taken.next !== undefined) return taken.jobs;
+    return this.deps.source.readNew(this.publisher, 1);
+  }
+
+  /** No reading for `ms` (a rate-limit token, or an orphan's claim timeout). */
+  private waitFor(ms: number): void {
+    if (this.waitTimer || this.state === 'closed') return;
+    this.waitTimer = setTimeout(
+      () => {
+        this.waitTimer = undefined;
+        this.pump();
+      },
+      Math.max(1, ms),
+    );
+    this.waitTimer.unref();
+  }
+
+  private clearWait(): void {
+    if (this.waitTimer) clearTimeout(this.waitTimer);
+    this.waitTimer = undefined;
   }
 
   private start(job: Job): void {
@@ -204,6 +291,7 @@ export class PublisherPipeline {
       maxBackoffSeconds: this.deps.config.retryMaxBackoffSeconds,
       maxAgeSeconds: this.deps.config.retryMaxAgeSeconds,
       random: (this.deps.random ?? Math.random)(),
+      ordered: publisher.ordered,
     });
     const m = this.deps.metrics;
     m.delivered(publisher.id, fate.kind, result.durationMs / 1000);

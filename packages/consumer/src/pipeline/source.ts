@@ -8,6 +8,11 @@
 import { parseEntry, type Keys, type Publisher, type ScriptClient } from '@postoffice/shared';
 import type { Job } from '../types.js';
 
+/** The consumer name that holds entries taken over from nodes that left (see reclaim.lua). */
+export const RECLAIMED_CONSUMER = 'postoffice-reclaimed';
+const ORPHAN_SCAN = 100;
+const RECLAIM_BUDGET = 500;
+
 type StreamReply = [string, [string, string[]][]][] | null;
 type TakeReply = [string, [string, string, string[]][]];
 
@@ -92,5 +97,59 @@ export class Source {
         retry: true,
       })),
     };
+  }
+
+  /**
+   * Before an ordered publisher reads anything new on the node that just
+   * took its slot: entries read by an earlier owner and never settled (its
+   * in-flight head, when it was killed) must go first. Entries waiting in
+   * the retry set are fine (they are taken before anything new). Any other
+   * pending entry is scheduled for a new attempt now, once it has been idle
+   * for the claim timeout (a delivery never outlasts that, so no one is
+   * still sending it). Returns 0 when nothing is left in the way, else the
+   * ms to wait before asking again.
+   */
+  async takeOverOrphans(publisher: Publisher, now: number): Promise<number> {
+    const stream = this.keys.topic(publisher.topic).stream;
+    const pk = this.keys.publisher(publisher.topic, publisher.id);
+    let pending: [string, string, number, number][];
+    try {
+      pending = (await this.redis.xpending(stream, publisher.id, '-', '+', ORPHAN_SCAN)) as [
+        string,
+        string,
+        number,
+        number,
+      ][];
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('NOGROUP')) return 0;
+      throw err;
+    }
+    if (pending.length === 0) return 0;
+    const check = this.redis.pipeline();
+    for (const [id] of pending) check.zscore(pk.retries, id);
+    const scores = (await check.exec()) ?? [];
+    let waitMs = 0;
+    const ripe = new Set<string>();
+    pending.forEach(([, consumer, idle], i) => {
+      if (scores[i]?.[1] !== null || consumer === RECLAIMED_CONSUMER) return;
+      if (idle >= this.claimTimeoutMs) ripe.add(consumer);
+      else waitMs = Math.max(waitMs, this.claimTimeoutMs - idle);
+    });
+    for (const consumer of ripe) {
+      for (;;) {
+        const [, done] = (await this.redis.poReclaim(
+          2,
+          stream,
+          pk.retries,
+          publisher.id,
+          consumer,
+          RECLAIMED_CONSUMER,
+          now,
+          RECLAIM_BUDGET,
+        )) as [number, number];
+        if (done === 1) break;
+      }
+    }
+    return waitMs;
   }
 }

@@ -20,11 +20,29 @@ import type { ApiContext } from '../types.js';
 import { BLANK, Checker, INVALID, isHttpUrl, objectBody } from '../validate.js';
 
 /** Fields PATCH may change. */
-const EDITABLE = ['active', 'target', 'seconds_timeout', 'seconds_retry', 'chunk_size', 'concurrency'] as const;
+const EDITABLE = [
+  'active',
+  'target',
+  'seconds_timeout',
+  'seconds_retry',
+  'chunk_size',
+  'concurrency',
+  'parallelism',
+  'rate_limit',
+] as const;
 /** Fields fixed at creation. */
-const FIXED = ['topic', 'type', 'from_now'] as const;
+const FIXED = ['topic', 'type', 'from_now', 'ordered'] as const;
+/** Editable fields for which null is a value (no rate limit), not a mistake. */
+const NULLABLE: readonly string[] = ['rate_limit'];
 
-type Options = Pick<Publisher, 'active' | 'seconds_timeout' | 'seconds_retry' | 'chunk_size' | 'concurrency'>;
+/** Most slots a publisher may have, and most deliveries per second a rate limit may allow. */
+const MAX_PARALLELISM = 100;
+const MAX_RATE = 1_000_000;
+
+type Options = Pick<
+  Publisher,
+  'active' | 'seconds_timeout' | 'seconds_retry' | 'chunk_size' | 'concurrency' | 'parallelism' | 'rate_limit'
+>;
 type Changes = Partial<Options & Pick<Publisher, 'target'>>;
 
 const ID = /^[1-9]\d{0,17}$/;
@@ -84,6 +102,8 @@ function options(c: Checker, config: Config): Partial<Options> {
     seconds_retry: c.optionalPositiveNumber('seconds_retry'),
     chunk_size: c.optionalInteger('chunk_size', 1, 1000),
     concurrency: c.optionalInteger('concurrency', 1, 1000),
+    parallelism: c.optionalInteger('parallelism', 1, MAX_PARALLELISM),
+    rate_limit: c.optionalRateLimit('rate_limit', MAX_RATE),
   };
 }
 
@@ -94,6 +114,7 @@ export function registerPublisherRoutes(app: FastifyInstance, ctx: ApiContext): 
     const type = publisherType(c);
     const target = targetOf(c, type);
     const from_now = c.optionalBoolean('from_now');
+    const ordered = c.optionalBoolean('ordered');
     const o = options(c, ctx.config);
     c.done();
     const publisher = await ctx.store.createPublisher({
@@ -107,6 +128,9 @@ export function registerPublisherRoutes(app: FastifyInstance, ctx: ApiContext): 
       seconds_retry: o.seconds_retry ?? PUBLISHER_DEFAULTS.seconds_retry,
       chunk_size: o.chunk_size ?? PUBLISHER_DEFAULTS.chunk_size,
       concurrency: o.concurrency ?? PUBLISHER_DEFAULTS.concurrency,
+      parallelism: o.parallelism ?? PUBLISHER_DEFAULTS.parallelism,
+      ordered: ordered ?? PUBLISHER_DEFAULTS.ordered,
+      rate_limit: o.rate_limit ?? PUBLISHER_DEFAULTS.rate_limit,
     });
     request.log.info({ topic: publisher.topic, publisherId: publisher.id }, 'publisher created');
     return reply.code(201).send({ data: publisher });
@@ -131,7 +155,8 @@ export function registerPublisherRoutes(app: FastifyInstance, ctx: ApiContext): 
     for (const field of FIXED) if (Object.hasOwn(c.body, field)) c.add(field, 'cannot be changed');
     // In a change, null is not "leave as is": it is a value, and a wrong one.
     for (const field of EDITABLE)
-      if (Object.hasOwn(c.body, field) && c.body[field] === null) c.add(field, field === 'target' ? BLANK : INVALID);
+      if (Object.hasOwn(c.body, field) && c.body[field] === null && !NULLABLE.includes(field))
+        c.add(field, field === 'target' ? BLANK : INVALID);
     const changes: Changes = {
       ...options(c, ctx.config),
       ...(c.present('target') ? { target: c.requiredString('target') } : {}),

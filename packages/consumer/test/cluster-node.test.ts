@@ -1,0 +1,98 @@
+import { expect } from 'chai';
+import { createLogger } from '@postoffice/shared';
+import { ConsumerNode } from '../src/index.js';
+import { useWorld, waitFor } from './helpers.js';
+
+describe('consumer nodes in a cluster (in one process)', function () {
+  this.timeout(60_000);
+  const f = useWorld();
+
+  it('runs the janitor on exactly one node at a time, and hands it over when that node stops', async () => {
+    const nodes = [await f.world.node(), await f.world.node(), await f.world.node()];
+    const leaders = () => nodes.filter((n) => n.janitor.leading);
+    const first = await waitFor(() => (leaders().length === 1 ? leaders()[0] : undefined), 'one janitor');
+    const holder = await f.world.redis.get(f.world.keys.lock('janitor'));
+    expect(holder?.split(' ')[0]).to.equal(first.nodeId);
+    // Over a few rounds, never two.
+    for (let i = 0; i < 20; i++) {
+      expect(leaders().length).to.be.at.most(1);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await first.close();
+    const rest = nodes.filter((n) => n !== first);
+    const next = await waitFor(
+      () => (rest.filter((n) => n.janitor.leading).length === 1 ? rest.find((n) => n.janitor.leading) : undefined),
+      'another janitor',
+    );
+    expect(next).to.not.equal(first);
+  });
+
+  it('spreads a publisher’s slots over the nodes, and one node takes them all when the others stop', async () => {
+    const topic = await f.world.topic();
+    const p = await f.world.publisher(topic, f.receiver.url, { parallelism: 4 });
+    const a = await f.world.node();
+    const b = await f.world.node();
+    await waitFor(() => a.heldSlots().length === 2 && b.heldSlots().length === 2, 'two slots each');
+    expect([...a.heldSlots(), ...b.heldSlots()].sort()).to.deep.equal([0, 1, 2, 3].map((s) => `${p.id}/${s}`));
+    // Each holds one pipeline, with the concurrency of its two slots.
+    expect(a.pipeline(p.id)?.current.concurrency).to.equal(2 * p.concurrency);
+    await f.world.publish(
+      topic,
+      Array.from({ length: 200 }, (_, i) => i),
+    );
+    await waitFor(() => f.receiver.received.length === 200, 'the messages');
+    await b.close();
+    await waitFor(() => a.heldSlots().length === 4, 'a to hold the four slots');
+    await f.world.store.updatePublisher(p.id, (x) => ({ ...x, parallelism: 1 }));
+    await waitFor(() => a.heldSlots().length === 1, 'one slot once parallelism is 1');
+    expect(await f.world.redis.exists(f.world.keys.slotLease(topic, p.id, 3))).to.equal(0);
+  });
+
+  it('drops every slot and takes them again under a new token when its own heartbeat came too late', async () => {
+    const topic = await f.world.topic();
+    const p = await f.world.publisher(topic, f.receiver.url);
+    let skew = 0;
+    const config = f.world.config();
+    const node = new ConsumerNode({ config, logger: createLogger(config), now: () => Date.now() + skew });
+    f.world.nodes.push(node);
+    await node.start();
+    const lease = f.world.keys.slotLease(topic, p.id, 0);
+    await waitFor(() => node.heldSlots().length === 1, 'the slot');
+    const before = await f.world.redis.get(lease);
+    // As if the process had been frozen for ten seconds (three heartbeats are three seconds here).
+    skew = 10_000;
+    await waitFor(async () => {
+      const now = await f.world.redis.get(lease);
+      return now !== null && now !== before && node.heldSlots().length === 1;
+    }, 'the slot under a new token');
+    await f.world.publish(topic, ['after']);
+    await waitFor(() => f.receiver.received.length === 1, 'delivery after rejoining');
+  });
+
+  it('retries an ordered publisher’s failed head and sends nothing behind it meanwhile', async () => {
+    let failures = 3;
+    f.receiver.respond((req) => {
+      if (JSON.parse(req.body) === 0 && failures > 0) {
+        failures--;
+        return 503;
+      }
+      return 200;
+    });
+    const topic = await f.world.topic();
+    await f.world.publisher(topic, f.receiver.url, { ordered: true, seconds_retry: 0.1, concurrency: 10 });
+    await f.world.node({ RETRY_MAX_BACKOFF_SECONDS: '1' });
+    await f.world.publish(
+      topic,
+      Array.from({ length: 20 }, (_, i) => i),
+    );
+    await waitFor(() => f.receiver.received.length === 20, 'the 20 messages');
+    expect(f.receiver.requests.map((r) => JSON.parse(r.body) as number)).to.deep.equal([
+      0,
+      0,
+      0,
+      0,
+      ...Array.from({ length: 19 }, (_, i) => i + 1),
+    ]);
+    expect(f.receiver.inFlight.max).to.equal(1);
+  });
+});

@@ -1,0 +1,137 @@
+/**
+ * `GET /api/cluster`: the consumer nodes that are alive (a heartbeat within
+ * the last three, written by each node), the publisher slots each holds,
+ * the singletons' holders, and per publisher its backlog (`lag`: entries
+ * not yet read by its group), `pending` (read and not yet settled: in
+ * flight or waiting for a retry) and `retrying` (in the retry set). All of
+ * it in three pipelined round trips, whatever the number of publishers.
+ */
+import { slotCount, type RateLimit } from '@postoffice/shared';
+import type { FastifyInstance } from 'fastify';
+import type { ApiContext } from '../types.js';
+
+interface NodeView {
+  readonly id: string;
+  readonly host?: string;
+  readonly pid?: number;
+  readonly started_at?: string;
+  readonly last_heartbeat: string;
+  readonly slots: string[];
+}
+
+interface PublisherView {
+  readonly id: string;
+  readonly topic: string;
+  readonly active: boolean;
+  readonly parallelism: number;
+  readonly ordered: boolean;
+  readonly rate_limit: RateLimit | null;
+  /** Each slot and the node holding its lease (null: free, or its holder is dead). */
+  readonly slots: { slot: number; node: string | null }[];
+  readonly lag: number | null;
+  readonly pending: number;
+  readonly retrying: number;
+}
+
+type Reply = [Error | null, unknown][];
+
+/** The node id in a lease's value (`<node id> <token>`). */
+function holder(value: unknown): string | null {
+  if (typeof value !== 'string' || value === '') return null;
+  const i = value.lastIndexOf(' ');
+  return i < 0 ? value : value.slice(0, i);
+}
+
+function fields(row: unknown): Map<string, unknown> {
+  const m = new Map<string, unknown>();
+  if (Array.isArray(row)) for (let i = 0; i + 1 < row.length; i += 2) m.set(String(row[i]), row[i + 1]);
+  return m;
+}
+
+export async function clusterView(
+  ctx: ApiContext,
+): Promise<{ nodes: NodeView[]; publishers: PublisherView[]; singletons: Record<string, string | null> }> {
+  const { redis, keys, store } = ctx;
+  const [rows, publishers] = await Promise.all([redis.zrange(keys.nodes, 0, -1, 'WITHSCORES'), store.listPublishers()]);
+  const seen: { id: string; at: number }[] = [];
+  for (let i = 0; i + 1 < rows.length; i += 2) seen.push({ id: rows[i] as string, at: Number(rows[i + 1]) });
+
+  // Round trip 1: who is alive (the node key expires three heartbeats after the last), the singleton.
+  const first = redis.pipeline();
+  for (const n of seen) first.get(keys.node(n.id));
+  first.get(keys.lock('janitor'));
+  const firstReply = ((await first.exec()) ?? []) as Reply;
+  const nodes = new Map<string, NodeView>();
+  seen.forEach((n, i) => {
+    const [err, json] = firstReply[i] ?? [null, null];
+    if (err || typeof json !== 'string' || n.at === 0) return;
+    let info: { host?: string; pid?: number; started_at?: string } = {};
+    try {
+      info = JSON.parse(json) as typeof info;
+    } catch {
+      info = {};
+    }
+    nodes.set(n.id, {
+      id: n.id,
+      host: info.host,
+      pid: info.pid,
+      started_at: info.started_at,
+      last_heartbeat: new Date(n.at).toISOString(),
+      slots: [],
+    });
+  });
+  const janitor = holder(firstReply[seen.length]?.[1]);
+
+  // Round trip 2: every slot's lease, every group's lag and pending count, every retry set's size.
+  const second = redis.pipeline();
+  const topics = [...new Set(publishers.map((p) => p.topic))];
+  for (const t of topics) second.xinfo('GROUPS', keys.topic(t).stream);
+  for (const p of publishers) {
+    second.zcard(keys.publisher(p.topic, p.id).retries);
+    for (let s = 0; s < slotCount(p); s++) second.get(keys.slotLease(p.topic, p.id, s));
+  }
+  const reply = ((await second.exec()) ?? []) as Reply;
+  const groups = new Map<string, Map<string, unknown>>();
+  topics.forEach((t, i) => {
+    const [err, list] = reply[i] ?? [null, []];
+    if (err || !Array.isArray(list)) return;
+    for (const row of list) {
+      const f = fields(row);
+      groups.set(`${t}\n${String(f.get('name'))}`, f);
+    }
+  });
+  let at = topics.length;
+  const views: PublisherView[] = publishers.map((p) => {
+    const retrying = Number(reply[at++]?.[1] ?? 0);
+    const slots: { slot: number; node: string | null }[] = [];
+    for (let s = 0; s < slotCount(p); s++) {
+      const node = holder(reply[at++]?.[1]);
+      const alive = node !== null && nodes.has(node);
+      if (alive && p.active) nodes.get(node)?.slots.push(`${p.id}/${s}`);
+      slots.push({ slot: s, node: alive && p.active ? node : null });
+    }
+    const g = groups.get(`${p.topic}\n${p.id}`);
+    const lag = g?.get('lag');
+    return {
+      id: p.id,
+      topic: p.topic,
+      active: p.active,
+      parallelism: p.parallelism ?? 1,
+      ordered: p.ordered ?? false,
+      rate_limit: p.rate_limit ?? null,
+      slots,
+      lag: lag === null || lag === undefined ? null : Number(lag),
+      pending: Number(g?.get('pending') ?? 0),
+      retrying,
+    };
+  });
+  return {
+    nodes: [...nodes.values()].sort((a, b) => a.id.localeCompare(b.id)),
+    publishers: views,
+    singletons: { janitor: janitor !== null && nodes.has(janitor) ? janitor : null },
+  };
+}
+
+export function registerClusterRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.get('/api/cluster', async () => ({ data: await clusterView(ctx) }));
+}
