@@ -1,6 +1,9 @@
 /** The producer's public API: the HTTP server and its parts. */
 export { buildServer } from './server.js';
-export { Ingest, type IngestKind } from './ingest.js';
+export { Ingest, IDEMPOTENCY_TTL_SECONDS, type IngestKind, type OnceResult } from './ingest.js';
+export { Failing, type FailingItem, type FailingPage, type FailingAction, type Selection } from './failing.js';
+export { Search, type SearchFilters, type SearchItem, type SearchPage } from './search.js';
+export { scheduleMessage, parseIsoWithOffset, SCHEDULE_PAST_TOLERANCE_MS } from './schedule.js';
 export { Metrics, type MetricsOptions } from './metrics.js';
 export { findMessage, type MessageView, type DeliveryView } from './message-lookup.js';
 export { errorBody, isRedisUnavailable, toErrorReply, type ErrorReply } from './http-errors.js';

@@ -140,7 +140,12 @@ export class Search {
       }
       // fill empty buffers (one pipelined round trip for all that need it)
       const empty = scans.filter((s) => s.buffer.length === 0 && !s.exhausted);
-      if (empty.length > 0) await this.fill(empty, upper, filters, Math.min(BATCH, this.budget - scanned));
+      if (empty.length > 0) {
+        // What is read but not examined is bounded too: the budget left, shared among the topics read.
+        const active = scans.filter((s) => !s.exhausted || s.buffer.length > 0).length;
+        const share = Math.ceil((this.budget - scanned) / Math.max(1, active));
+        await this.fill(empty, upper, filters, Math.max(1, Math.min(BATCH, share)));
+      }
       let best: TopicScan | undefined;
       for (const s of scans) {
         const head = s.buffer[0];
