@@ -99,7 +99,8 @@ function redactUrl(url) {
     if (u.password) u.password = '***';
     return u.toString();
   } catch {
-    return url;
+    // redis+cluster://user:password@host:port,host:port is no WHATWG URL.
+    return url.replace(/^([a-z+]+:\/\/[^:@/]*:)[^@/]*@/i, '$1***@');
   }
 }
 

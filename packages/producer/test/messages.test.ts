@@ -1,13 +1,20 @@
 import { expect } from 'chai';
-import { Redis } from 'ioredis';
-import { parseEntry, streamIdTime, type DeliveryRecord } from '@postoffice/shared';
+import {
+  closeRedis,
+  createRedis,
+  masterNodes,
+  parseEntry,
+  streamIdTime,
+  type DeliveryRecord,
+  type ScriptClient,
+} from '@postoffice/shared';
 import { call, createPublisher, createTopic, errors, startApi, waitFor, type Api } from './helpers.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 describe('messages API', () => {
   let api: Api;
-  let subscriber: Redis;
+  let subscriber: ScriptClient;
   const wakes: string[] = [];
 
   async function entries(topic: string): Promise<ReturnType<typeof parseEntry>[]> {
@@ -25,23 +32,28 @@ describe('messages API', () => {
 
   /** Commands run since the last call, by name (scripts' inner commands included). */
   async function commandsSince(): Promise<Record<string, number>> {
-    const info = await api.redis.info('commandstats');
-    await api.redis.config('RESETSTAT');
+    // Every master's counts (on a cluster, the commands spread over them).
     const out: Record<string, number> = {};
-    for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[m[1] as string] = Number(m[2]);
+    for (const node of masterNodes(api.redis)) {
+      const info = await node.info('commandstats');
+      await node.config('RESETSTAT');
+      for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+        out[m[1] as string] = (out[m[1] as string] ?? 0) + Number(m[2]);
+      }
+    }
     return out;
   }
 
   before(async () => {
     api = await startApi({ MAX_BULK_MESSAGES: '5' });
-    subscriber = new Redis(api.server.url);
+    subscriber = createRedis(api.server.url, 'subscriber');
     subscriber.on('message', (_channel: string, topic: string) => wakes.push(topic));
     await subscriber.subscribe(api.keys.wakeChannel);
     await createTopic(api.app, 'orders');
     await createTopic(api.app, 'empty');
   });
   after(async () => {
-    subscriber.disconnect();
+    await closeRedis(subscriber);
     await api.close();
   });
 
