@@ -22,11 +22,16 @@ describe('messages API', () => {
     return raw.map(([sid, fields]) => parseEntry(sid, fields));
   }
 
-  /** Every wake-up published so far: publishes a marker and waits for it, so all earlier ones have arrived. */
+  /**
+   * Every wake-up published so far: publishes a marker through every master
+   * and waits for them all, so all earlier ones have arrived (on a cluster,
+   * messages published on one node arrive in order, but not in order with
+   * those of another node).
+   */
   async function wakesSoFar(): Promise<string[]> {
-    const marker = `marker-${Math.random()}`;
-    await api.redis.publish(api.keys.wakeChannel, marker);
-    await waitFor(() => wakes.includes(marker), 'the marker wake-up');
+    const markers = masterNodes(api.redis).map(() => `marker-${Math.random()}`);
+    await Promise.all(masterNodes(api.redis).map((node, i) => node.publish(api.keys.wakeChannel, markers[i] ?? '')));
+    await waitFor(() => markers.every((m) => wakes.includes(m)), 'the marker wake-ups');
     return wakes.splice(0).filter((w) => !w.startsWith('marker-'));
   }
 
