@@ -27,7 +27,8 @@ const retryStrategy = (times: number): number => Math.min(times * 100, 2000);
  * A Redis client configured for its role. The producer fails fast (no
  * offline queue: Redis down is a 503 at once); the consumer waits and
  * retries for ever (`maxRetriesPerRequest: null`); a subscriber connection
- * only listens. Every client has the Lua scripts defined.
+ * only listens. Every client has the Lua scripts defined. `extra` options
+ * go to every connection.
  *
  * A cluster URL (`redis+cluster://host:port,...`) gives an ioredis
  * `Cluster`, with the role's options on each node's connection: it routes
@@ -36,11 +37,13 @@ const retryStrategy = (times: number): number => Math.min(times * 100, 2000);
  * pipeline touches the keys of one slot only (see keys.ts), so the same
  * code runs on both.
  */
-export function createRedis(url: string, role: RedisRole): ScriptClient {
-  const roleOptions: RedisOptions =
-    role === 'producer'
+export function createRedis(url: string, role: RedisRole, extra: RedisOptions = {}): ScriptClient {
+  const roleOptions: RedisOptions = {
+    ...(role === 'producer'
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 5000 }
-      : { maxRetriesPerRequest: null, enableOfflineQueue: true };
+      : { maxRetriesPerRequest: null, enableOfflineQueue: true }),
+    ...extra,
+  };
   const target = parseRedisUrl(url);
   let client: ScriptClient;
   if (target.kind === 'single') {
