@@ -9,7 +9,8 @@
  *
  *   PORT=4000          producer (API) port; fails if taken
  *   CONSUMER_PORT      consumer port; default 4001, or the next free one
- *   REDIS_URL          use this Redis instead of starting one
+ *   REDIS_URL          use this Redis (or redis+cluster:// Redis Cluster) instead of starting one
+ *   REDIS_CLUSTER_NODES  or use this Redis Cluster
  *   other variables    passed on to both processes (see the README)
  *
  * States: starting -> running -> stopping -> stopped.
@@ -99,7 +100,8 @@ function redactUrl(url) {
     if (u.password) u.password = '***';
     return u.toString();
   } catch {
-    return url;
+    // redis+cluster://user:password@host:port,host:port is no WHATWG URL.
+    return url.replace(/^([a-z+]+:\/\/[^:@/]*:)[^@/]*@/i, '$1***@');
   }
 }
 
@@ -302,7 +304,7 @@ Postoffice is running.
 
   API        ${api}/api
   consumer   http://127.0.0.1:${consumerPort}/healthz
-  Redis      ${redactUrl(redisUrl)}${ownRedis ? `  (private, data in ${relative(process.cwd(), DATA_DIR) || DATA_DIR})` : ''}
+  Redis      ${process.env.REDIS_CLUSTER_NODES ? `cluster ${process.env.REDIS_CLUSTER_NODES}` : redactUrl(redisUrl)}${ownRedis ? `  (private, data in ${relative(process.cwd(), DATA_DIR) || DATA_DIR})` : ''}
 
 Try it (point the publisher's target at an HTTP endpoint of yours):
 
@@ -352,16 +354,19 @@ async function main() {
   }
 
   let redisUrl = process.env.REDIS_URL;
-  const ownRedis = !redisUrl;
+  const clusterNodes = process.env.REDIS_CLUSTER_NODES;
+  const ownRedis = !redisUrl && !clusterNodes;
   if (ownRedis) {
     say(`starting a private redis-server (data in ${relative(process.cwd(), DATA_DIR) || DATA_DIR})`);
     redisUrl = await startRedis();
     if (!redisUrl) return;
+  } else if (clusterNodes) {
+    say(`using the Redis Cluster REDIS_CLUSTER_NODES=${clusterNodes}`);
   } else {
     say(`using REDIS_URL ${redactUrl(redisUrl)}`);
   }
 
-  const env = (port) => ({ ...process.env, PORT: String(port), REDIS_URL: redisUrl });
+  const env = (port) => ({ ...process.env, PORT: String(port), ...(redisUrl ? { REDIS_URL: redisUrl } : {}) });
   services.push(launch('producer', process.execPath, [PRODUCER_MAIN], env(producerPort)));
   services.push(launch('consumer', process.execPath, [CONSUMER_MAIN], env(consumerPort)));
 

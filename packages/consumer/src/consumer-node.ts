@@ -202,6 +202,10 @@ export class ConsumerNode {
       this.logger.info('subscriber reconnected; resyncing all publishers');
       this.resync();
     });
+    // On a Redis Cluster the subscription moves to another node when its node leaves, with no 'ready'.
+    this.subscriber.on('-node', () => {
+      if (this.state === 'started') this.resync();
+    });
     await this.subscriber.subscribe(this.keys.wakeChannel, this.keys.eventsChannel);
     await this.syncAll();
     await this.refreshLive();

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { closeRedis, createRedis } from '@postoffice/shared';
 import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
 import { startReceiver, type Receiver } from '../../shared/test/support/receiver.js';
 import { killAll, startApp, type AppProcess } from '../../shared/test/support/processes.js';
@@ -84,14 +85,13 @@ describe('consumer processes that crash or stop', function () {
     await waitFor(() => [...ids].every((id) => seen.has(id)), 'every message delivered', 120_000, 100);
     // The killed node's pending entries were taken over, and the node was forgotten by its group.
     const consumers = (await waitFor(async () => {
-      const { Redis } = await import('ioredis');
-      const r = new Redis(redis.url);
+      const r = createRedis(redis.url, 'consumer');
       try {
         const rows = (await r.xinfo('CONSUMERS', 'po:{orders}:stream', '1')) as string[][];
         const names = rows.map((row) => row[1]);
         return names.includes('node-a') ? undefined : names;
       } finally {
-        r.disconnect();
+        await closeRedis(r);
       }
     }, 'node-a to leave its group')) as string[];
     expect(consumers).to.include('node-b');

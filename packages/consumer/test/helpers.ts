@@ -42,8 +42,9 @@ export const TEST_ENV: Record<string, string> = {
   SHUTDOWN_TIMEOUT_SECONDS: '10',
 };
 
-export async function createWorld(): Promise<World> {
-  const server = await startRedis();
+/** A world on its own Redis: one server, or a cluster in cluster mode (`cluster` forces one or the other). */
+export async function createWorld(options: { cluster?: boolean } = {}): Promise<World> {
+  const server = await startRedis(options);
   const redis = createRedis(server.url, 'consumer');
   const keys = new Keys();
   const store = new Store(redis, keys);

@@ -37,6 +37,11 @@ const REDIS_DOWN_MESSAGES = [
   /Connection is closed/,
   /Command timed out/,
   /max retries per request/i,
+  // ioredis Cluster: no slot map yet, or the cluster is down.
+  /Cluster isn't ready/,
+  /Failed to refresh slots cache/,
+  /None of startup nodes is available/,
+  /Too many Cluster redirections/,
   /^(LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|BUSY)\b/,
 ];
 

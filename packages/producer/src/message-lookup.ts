@@ -1,8 +1,10 @@
 /**
  * Reads one message by its id, with the state of its delivery to each
  * publisher of its topic. Three round trips whatever the number of topics:
- * the topic names; the id index of every topic (pipelined); then the stream
- * entry, the message's history and the topic's publishers (pipelined).
+ * the topic names; the id index of every topic (all sent at once, one
+ * command per topic: on Redis Cluster the topics live on different nodes,
+ * which one pipeline cannot span); then the stream entry, the message's
+ * history and the topic's publishers (pipelined: one topic, one slot).
  */
 import {
   parseEntry,
@@ -120,9 +122,7 @@ export async function findMessage(
 ): Promise<MessageView | undefined> {
   const topics = await store.listTopicNames();
   if (topics.length === 0) return undefined;
-  const lookup = redis.pipeline();
-  for (const topic of topics) lookup.hget(keys.topic(topic).ids, id);
-  const streamIds = await run(lookup);
+  const streamIds = await Promise.all(topics.map((topic) => redis.hget(keys.topic(topic).ids, id)));
   const at = streamIds.findIndex((sid) => typeof sid === 'string');
   const topic = topics[at];
   const sid = streamIds[at];

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { get } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { freePort, startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { reserveRedis, startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
@@ -99,12 +99,12 @@ describe('node dist/main.js', () => {
   });
 
   it('starts without Redis, answers 503 until it is there, and still exits 0 on SIGINT', async () => {
-    const port = await freePort();
-    const p = start({ REDIS_URL: `redis://127.0.0.1:${port}`, HOST: '127.0.0.1', PORT: '0' });
+    const later = await reserveRedis();
+    const p = start({ REDIS_URL: later.url, HOST: '127.0.0.1', PORT: '0' });
     const apiPort = await listeningPort(p);
     expect(p.stdout.some((l) => l.includes('redis is unreachable'))).to.equal(true);
     expect(await getJson(apiPort, '/api/health')).to.deep.equal({ status: 503, body: { status: 'unavailable' } });
-    const late = await startRedis({ port });
+    const late = await startRedis({ ports: later.ports });
     try {
       await waitFor(async () => (await getJson(apiPort, '/api/health')).status === 200, 'the producer to reconnect');
       await waitFor(() => p.stdout.some((l) => l.includes('redis version checked')), 'the version check');

@@ -1,13 +1,20 @@
 import { expect } from 'chai';
-import { Redis } from 'ioredis';
-import { parseEntry, streamIdTime, type DeliveryRecord } from '@postoffice/shared';
+import {
+  closeRedis,
+  createRedis,
+  masterNodes,
+  parseEntry,
+  streamIdTime,
+  type DeliveryRecord,
+  type ScriptClient,
+} from '@postoffice/shared';
 import { call, createPublisher, createTopic, errors, startApi, waitFor, type Api } from './helpers.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 describe('messages API', () => {
   let api: Api;
-  let subscriber: Redis;
+  let subscriber: ScriptClient;
   const wakes: string[] = [];
 
   async function entries(topic: string): Promise<ReturnType<typeof parseEntry>[]> {
@@ -15,33 +22,43 @@ describe('messages API', () => {
     return raw.map(([sid, fields]) => parseEntry(sid, fields));
   }
 
-  /** Every wake-up published so far: publishes a marker and waits for it, so all earlier ones have arrived. */
+  /**
+   * Every wake-up published so far: publishes a marker through every master
+   * and waits for them all, so all earlier ones have arrived (on a cluster,
+   * messages published on one node arrive in order, but not in order with
+   * those of another node).
+   */
   async function wakesSoFar(): Promise<string[]> {
-    const marker = `marker-${Math.random()}`;
-    await api.redis.publish(api.keys.wakeChannel, marker);
-    await waitFor(() => wakes.includes(marker), 'the marker wake-up');
+    const markers = masterNodes(api.redis).map(() => `marker-${Math.random()}`);
+    await Promise.all(masterNodes(api.redis).map((node, i) => node.publish(api.keys.wakeChannel, markers[i] ?? '')));
+    await waitFor(() => markers.every((m) => wakes.includes(m)), 'the marker wake-ups');
     return wakes.splice(0).filter((w) => !w.startsWith('marker-'));
   }
 
   /** Commands run since the last call, by name (scripts' inner commands included). */
   async function commandsSince(): Promise<Record<string, number>> {
-    const info = await api.redis.info('commandstats');
-    await api.redis.config('RESETSTAT');
+    // Every master's counts (on a cluster, the commands spread over them).
     const out: Record<string, number> = {};
-    for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[m[1] as string] = Number(m[2]);
+    for (const node of masterNodes(api.redis)) {
+      const info = await node.info('commandstats');
+      await node.config('RESETSTAT');
+      for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+        out[m[1] as string] = (out[m[1] as string] ?? 0) + Number(m[2]);
+      }
+    }
     return out;
   }
 
   before(async () => {
     api = await startApi({ MAX_BULK_MESSAGES: '5' });
-    subscriber = new Redis(api.server.url);
+    subscriber = createRedis(api.server.url, 'subscriber');
     subscriber.on('message', (_channel: string, topic: string) => wakes.push(topic));
     await subscriber.subscribe(api.keys.wakeChannel);
     await createTopic(api.app, 'orders');
     await createTopic(api.app, 'empty');
   });
   after(async () => {
-    subscriber.disconnect();
+    await closeRedis(subscriber);
     await api.close();
   });
 

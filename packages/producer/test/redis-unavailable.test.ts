@@ -26,9 +26,10 @@ describe('when Redis goes away', () => {
   });
 
   it('GET /api/health answers 503 when Redis does not answer within a second', async () => {
-    const admin = new Redis(first.url);
+    // Every server of the cluster, or the one server, pauses.
+    const admins = first.ports.map((port) => new Redis(port, '127.0.0.1'));
     try {
-      await admin.client('PAUSE', 1500, 'ALL');
+      await Promise.all(admins.map((admin) => admin.client('PAUSE', 1500, 'ALL')));
       const started = Date.now();
       const res = await call(api.app, 'GET', '/api/health');
       expect(res.status).to.equal(503);
@@ -36,7 +37,7 @@ describe('when Redis goes away', () => {
       expect(Date.now() - started).to.be.below(1400);
       await waitFor(async () => (await call(api.app, 'GET', '/api/health')).status === 200, 'the pause to end');
     } finally {
-      admin.disconnect();
+      for (const admin of admins) admin.disconnect();
     }
   });
 
@@ -98,7 +99,7 @@ describe('when Redis goes away', () => {
     });
 
     it('recovers by itself once Redis is back', async () => {
-      second = await startRedis({ port: first.port });
+      second = await startRedis({ ports: first.ports });
       await waitFor(async () => (await call(api.app, 'GET', '/api/health')).status === 200, 'health to recover');
       // The new server is empty: the topic is gone, which is a 400, not a 503.
       const res = await call(api.app, 'POST', '/api/messages', { topic: 'orders', payload: 1 });

@@ -8,6 +8,7 @@
  */
 import { hostname } from 'node:os';
 import { ConfigError } from './errors.js';
+import { clusterUrl, parseRedisUrl } from './redis-url.js';
 
 export type Role = 'producer' | 'consumer';
 
@@ -32,7 +33,14 @@ export const SETTINGS = {
     kind: 'url',
     default: 'redis://127.0.0.1:6379',
     roles: BOTH,
-    doc: 'Redis to use (`redis://` or `rediss://`, with password and db if needed).',
+    doc: 'Redis to use (`redis://` or `rediss://`, with password and db if needed), or a Redis Cluster: `redis+cluster://host:port,host:port` (`rediss+cluster://` for TLS, `user:password@` before the nodes if needed).',
+  },
+  redisClusterNodes: {
+    env: 'REDIS_CLUSTER_NODES',
+    kind: 'string',
+    default: '',
+    roles: BOTH,
+    doc: "Another way to name a Redis Cluster: seed nodes `host:port,host:port`. When set, Postoffice talks to that cluster, with the TLS and credentials of `REDIS_URL`'s scheme and `user:password@` (its host is ignored).",
   },
   redisPrefix: {
     env: 'REDIS_PREFIX',
@@ -230,7 +238,9 @@ export const SETTINGS = {
 
 export interface Config {
   readonly role: Role;
+  /** Where Redis is: a `redis://`/`rediss://` URL, or a cluster URL (`REDIS_CLUSTER_NODES` folded in). */
   readonly redisUrl: string;
+  readonly redisClusterNodes: string;
   readonly redisPrefix: string;
   readonly host: string;
   readonly port: number;
@@ -278,7 +288,7 @@ export function loadConfig(env: Env, role: Role): Config {
     const fallback = typeof s.default === 'function' ? s.default(role) : s.default;
     const own = env[s.env];
     const useAlias = (own === undefined || own === '') && s.alias !== undefined;
-    const name = useAlias ? (s.alias) : s.env;
+    const name = useAlias ? s.alias : s.env;
     const raw = env[name];
     if (raw === undefined || raw === '') {
       out[field] = fallback;
@@ -294,14 +304,12 @@ export function loadConfig(env: Env, role: Role): Config {
         break;
       }
       case 'url': {
-        let ok = false;
         try {
-          ok = ['redis:', 'rediss:'].includes(new URL(value).protocol);
-        } catch {
-          ok = false;
+          parseRedisUrl(value);
+          out[field] = value;
+        } catch (err) {
+          problems.push(`${name}=${JSON.stringify(raw)}: ${(err as Error).message}`);
         }
-        if (!ok) problems.push(`${name}=${JSON.stringify(raw)}: expected a redis:// or rediss:// URL`);
-        else out[field] = value;
         break;
       }
       case 'level':
@@ -319,6 +327,15 @@ export function loadConfig(env: Env, role: Role): Config {
     }
   }
   const c = out as unknown as Config;
+  if (c.redisClusterNodes !== '') {
+    const url = clusterUrl(c.redisClusterNodes, c.redisUrl);
+    try {
+      parseRedisUrl(url);
+      out.redisUrl = url;
+    } catch (err) {
+      problems.push(`REDIS_CLUSTER_NODES=${JSON.stringify(c.redisClusterNodes)}: ${(err as Error).message}`);
+    }
+  }
   if (/[{}\s]/.test(c.redisPrefix)) {
     problems.push(
       `REDIS_PREFIX=${JSON.stringify(c.redisPrefix)}: expected no braces or spaces (keys carry the topic in a {hash tag})`,

@@ -1,8 +1,10 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { parseRedisUrl } from './redis-url.js';
 import { defineScripts, type ScriptClient } from './scripts.js';
 import { within } from './within.js';
 
-export type { Redis };
+export type { Cluster, Redis };
+export { clusterUrl, parseRedisUrl, redactUrl, type RedisTarget } from './redis-url.js';
 
 export type RedisRole = 'producer' | 'consumer' | 'subscriber';
 
@@ -12,30 +14,60 @@ export type RedisRole = 'producer' | 'consumer' | 'subscriber';
  * this module (tests load both) share one set.
  */
 const OPEN = Symbol.for('postoffice.openRedisClients');
-const registry = globalThis as typeof globalThis & { [OPEN]?: Set<Redis> };
-const open = (registry[OPEN] ??= new Set<Redis>());
+const registry = globalThis as typeof globalThis & { [OPEN]?: Set<ScriptClient> };
+const open = (registry[OPEN] ??= new Set<ScriptClient>());
 
-export function openRedisClients(): readonly Redis[] {
+export function openRedisClients(): readonly ScriptClient[] {
   return [...open];
 }
+
+const retryStrategy = (times: number): number => Math.min(times * 100, 2000);
 
 /**
  * A Redis client configured for its role. The producer fails fast (no
  * offline queue: Redis down is a 503 at once); the consumer waits and
  * retries for ever (`maxRetriesPerRequest: null`); a subscriber connection
- * only listens. Every client has the Lua scripts defined.
+ * only listens. Every client has the Lua scripts defined. `extra` options
+ * go to every connection.
+ *
+ * A cluster URL (`redis+cluster://host:port,...`) gives an ioredis
+ * `Cluster`, with the role's options on each node's connection: it routes
+ * each command and script by its keys' hash slot, follows MOVED and ASK,
+ * and refreshes its slot map when nodes change. Every script, MULTI and
+ * pipeline touches the keys of one slot only (see keys.ts), so the same
+ * code runs on both.
  */
 export function createRedis(url: string, role: RedisRole, extra: RedisOptions = {}): ScriptClient {
-  const options: RedisOptions =
-    role === 'producer'
+  const roleOptions: RedisOptions = {
+    ...(role === 'producer'
       ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 5000 }
-      : { maxRetriesPerRequest: null, enableOfflineQueue: true };
-  const client = new Redis(url, {
-    lazyConnect: false,
-    retryStrategy: (times) => Math.min(times * 100, 2000),
-    ...options,
+      : { maxRetriesPerRequest: null, enableOfflineQueue: true }),
     ...extra,
-  });
+  };
+  const target = parseRedisUrl(url);
+  let client: ScriptClient;
+  if (target.kind === 'single') {
+    client = new Redis(url, { lazyConnect: false, retryStrategy, ...roleOptions });
+  } else {
+    const { enableOfflineQueue, ...nodeOptions } = roleOptions;
+    const options: ClusterOptions = {
+      lazyConnect: false,
+      clusterRetryStrategy: retryStrategy,
+      enableOfflineQueue: enableOfflineQueue ?? true,
+      // A slot map refresh may wait for a busy node; the default second is short on a loaded host.
+      slotsRefreshTimeout: 3000,
+      redisOptions: {
+        ...nodeOptions,
+        ...(target.username === undefined ? {} : { username: target.username }),
+        ...(target.password === undefined ? {} : { password: target.password }),
+        ...(target.tls ? { tls: {} } : {}),
+      },
+    };
+    client = new Cluster(
+      target.nodes.map((n) => ({ host: n.host, port: n.port })),
+      options,
+    );
+  }
   // Errors are reported by the commands that fail; an unhandled 'error' event would crash the process.
   client.on('error', () => {});
   open.add(client);
@@ -43,30 +75,58 @@ export function createRedis(url: string, role: RedisRole, extra: RedisOptions = 
   return defineScripts(client);
 }
 
-/** The URL without its password, for logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '[unparseable url]';
-  }
+/** Whether the client talks to a Redis Cluster. */
+export function isCluster(client: ScriptClient): client is Cluster {
+  return client instanceof Cluster;
 }
 
-/** Throws unless Redis answers and is at least 6.2 (XAUTOCLAIM, XTRIM MINID, ZADD LT). */
-export async function checkRedisVersion(client: Redis): Promise<string> {
-  const info = await client.info('server');
-  const version = /redis_version:([\d.]+)/.exec(info)?.[1] ?? '0';
-  const [major = 0, minor = 0] = version.split('.').map(Number);
-  if (major < 6 || (major === 6 && minor < 2)) {
+/**
+ * The connection to every master: the client itself for one Redis, one per
+ * master for a cluster. For what one node cannot answer for the whole
+ * cluster (INFO, PING, SCAN).
+ */
+export function masterNodes(client: ScriptClient): Redis[] {
+  return isCluster(client) ? client.nodes('master') : [client];
+}
+
+/**
+ * Throws unless Redis answers and is at least 6.2 (XAUTOCLAIM, XTRIM
+ * MINID, ZADD LT); on a cluster, every master must be. Returns the version
+ * (the lowest one on a cluster).
+ */
+export async function checkRedisVersion(client: ScriptClient): Promise<string> {
+  if (isCluster(client) && client.status !== 'ready') {
+    // A cluster client knows its masters once it has read the slot map.
+    await new Promise<void>((resolve, reject) => {
+      const ready = (): void => {
+        client.off('end', ended);
+        resolve();
+      };
+      const ended = (): void => {
+        client.off('ready', ready);
+        reject(new Error('Connection is closed.'));
+      };
+      client.once('ready', ready);
+      client.once('end', ended);
+    });
+  }
+  const nodes = masterNodes(client);
+  const versions = await Promise.all(
+    nodes.map(async (node) => /redis_version:([\d.]+)/.exec(await node.info('server'))?.[1] ?? '0'),
+  );
+  const numeric = (v: string): number => {
+    const [major = 0, minor = 0] = v.split('.').map(Number);
+    return major * 1000 + minor;
+  };
+  const version = versions.sort((a, b) => numeric(a) - numeric(b))[0] ?? '0';
+  if (numeric(version) < 6002) {
     throw new Error(`Redis ${version} is too old: Postoffice needs 6.2 or newer`);
   }
   return version;
 }
 
 /** Closes a client, quickly when it is not connected. Safe to call twice. */
-export async function closeRedis(client: Redis): Promise<void> {
+export async function closeRedis(client: ScriptClient): Promise<void> {
   // A client closed while reconnecting never reaches 'end' (ioredis clears its timer and stays 'reconnecting').
   open.delete(client);
   if (client.status === 'end') return;
@@ -78,11 +138,16 @@ export async function closeRedis(client: Redis): Promise<void> {
   }
 }
 
-/** Whether Redis answers a PING within `ms` (false at once when the client is not connected). */
-export async function redisAnswers(client: Redis, ms: number): Promise<boolean> {
+/**
+ * Whether Redis answers a PING within `ms` (false at once when the client
+ * is not connected); on a cluster, whether every master does.
+ */
+export async function redisAnswers(client: ScriptClient, ms: number): Promise<boolean> {
   if (client.status !== 'ready') return false;
   try {
-    return await within(ms, client.ping());
+    const nodes = masterNodes(client);
+    if (nodes.length === 0) return false;
+    return await within(ms, Promise.all(nodes.map((n) => n.ping())));
   } catch {
     return false;
   }

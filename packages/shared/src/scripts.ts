@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { ClientContext, Redis, Result } from 'ioredis';
+import type { ClientContext, Cluster, Redis, Result } from 'ioredis';
 
 export const SCRIPT_NAMES = {
   poIngest: 'ingest',
@@ -65,7 +65,8 @@ declare module 'ioredis' {
   }
 }
 
-export type ScriptClient = Redis;
+/** A client with the scripts defined: one Redis, or a Redis Cluster (see `createRedis`). */
+export type ScriptClient = Redis | Cluster;
 
 const LUA_DIR = fileURLToPath(new URL('../lua/', import.meta.url));
 let sources: Map<ScriptCommand, string> | undefined;
@@ -84,7 +85,7 @@ export function scriptSource(name: ScriptCommand): string {
 }
 
 /** Defines every script on the client (idempotent). */
-export function defineScripts(client: Redis): ScriptClient {
+export function defineScripts(client: ScriptClient): ScriptClient {
   for (const name of Object.keys(SCRIPT_NAMES) as ScriptCommand[]) {
     if (typeof (client as unknown as Record<string, unknown>)[name] !== 'function') {
       client.defineCommand(name, { lua: scriptSource(name) });

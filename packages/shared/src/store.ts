@@ -7,6 +7,10 @@
  * publisher can be found from its id alone. Global entries are written
  * before the topic-slot script on create (an orphan is harmless: reads
  * check the topic slot) and after it on delete.
+ *
+ * Reads that span topics (every topic, every publisher) send one command
+ * per topic at once rather than one pipeline: on Redis Cluster a pipeline
+ * must stay on one node, and the topics spread over all of them.
  */
 import { checkScriptResult, AppError, NotFoundError } from './errors.js';
 import type { Keys } from './keys.js';
@@ -60,13 +64,11 @@ export class Store {
   async listTopics(): Promise<TopicWithCounts[]> {
     const names = await this.listTopicNames();
     if (names.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const name of names) pipeline.hmget(this.keys.topic(name).meta, 'json', 'received');
-    const rows = (await pipeline.exec()) ?? [];
+    const rows = await Promise.all(
+      names.map((name) => this.redis.hmget(this.keys.topic(name).meta, 'json', 'received')),
+    );
     const topics: TopicWithCounts[] = [];
-    for (const [err, value] of rows) {
-      if (err) throw err;
-      const [json, received] = value as [string | null, string | null];
+    for (const [json, received] of rows) {
       if (json) topics.push({ ...(JSON.parse(json) as Topic), received: Number(received ?? 0) });
     }
     return topics.sort((a, b) => a.id - b.id);
@@ -118,13 +120,10 @@ export class Store {
   async listPublishers(): Promise<Publisher[]> {
     const names = await this.listTopicNames();
     if (names.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const name of names) pipeline.hvals(this.keys.topic(name).publishers);
-    const rows = (await pipeline.exec()) ?? [];
+    const rows = await Promise.all(names.map((name) => this.redis.hvals(this.keys.topic(name).publishers)));
     const out: Publisher[] = [];
-    for (const [err, value] of rows) {
-      if (err) throw err;
-      for (const json of value as string[]) out.push(JSON.parse(json) as Publisher);
+    for (const values of rows) {
+      for (const json of values) out.push(JSON.parse(json) as Publisher);
     }
     return out.sort(byId);
   }

@@ -3,6 +3,8 @@ import {
   ConfigError,
   loadConfig,
   maxPublisherTimeout,
+  parseRedisUrl,
+  redactUrl,
   SETTINGS,
   type Config,
   type Env,
@@ -206,5 +208,66 @@ describe('loadConfig, more checks', () => {
 
   it('refuses a key prefix that would break hash tags', () => {
     expect(() => loadConfig({ REDIS_PREFIX: 'po{x}:' }, 'producer')).to.throw(/REDIS_PREFIX/);
+  });
+});
+
+describe('a Redis Cluster in the configuration', () => {
+  it('accepts redis+cluster:// and rediss+cluster:// URLs with one or more nodes', () => {
+    for (const url of [
+      'redis+cluster://10.0.0.1:7000',
+      'redis+cluster://10.0.0.1:7000,10.0.0.2:7001,redis-2.internal:7002',
+      'rediss+cluster://default:s3cret@redis.internal:6380,redis2.internal:6380',
+      'redis+cluster://[::1]:7000,localhost',
+    ]) {
+      expect(loadConfig({ REDIS_URL: url }, 'consumer').redisUrl, url).to.equal(url);
+    }
+  });
+
+  it('parses the nodes, credentials and TLS of a cluster URL', () => {
+    expect(parseRedisUrl('rediss+cluster://me:p%40ss@a.internal:7000,[::1]:7001,b')).to.deep.equal({
+      kind: 'cluster',
+      nodes: [
+        { host: 'a.internal', port: 7000 },
+        { host: '::1', port: 7001 },
+        { host: 'b', port: 6379 },
+      ],
+      username: 'me',
+      password: 'p@ss',
+      tls: true,
+    });
+    expect(parseRedisUrl('redis://127.0.0.1:6379/2')).to.deep.equal({
+      kind: 'single',
+      url: 'redis://127.0.0.1:6379/2',
+    });
+  });
+
+  it('refuses a cluster URL with a database path, a bad port or no node, naming REDIS_URL', () => {
+    for (const url of [
+      'redis+cluster://a:7000/2',
+      'redis+cluster://a:70000',
+      'redis+cluster://',
+      'redis+cluster://a:x',
+    ]) {
+      const problems = problemsOf({ REDIS_URL: url });
+      expect(problems, url).to.have.length(1);
+      expect(problems[0], url).to.match(/^REDIS_URL=/);
+    }
+  });
+
+  it('folds REDIS_CLUSTER_NODES into a cluster URL with the scheme and credentials of REDIS_URL', () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: ' 10.0.0.1:7000, 10.0.0.2:7000 ' }, 'producer').redisUrl).to.equal(
+      'redis+cluster://10.0.0.1:7000,10.0.0.2:7000',
+    );
+    expect(
+      loadConfig({ REDIS_URL: 'rediss://:pw@ignored:6379', REDIS_CLUSTER_NODES: 'a:7000,b:7000' }, 'producer').redisUrl,
+    ).to.equal('rediss+cluster://:pw@a:7000,b:7000');
+    const problems = problemsOf({ REDIS_CLUSTER_NODES: 'a:7000,:' });
+    expect(problems).to.have.length(1);
+    expect(problems[0]).to.match(/^REDIS_CLUSTER_NODES="a:7000,:"/);
+  });
+
+  it('never logs a cluster password', () => {
+    expect(redactUrl('redis+cluster://me:s3cret@a:7000,b:7000')).to.equal('redis+cluster://me:***@a:7000,b:7000');
+    expect(redactUrl('rediss://:s3cret@a:6380')).to.not.contain('s3cret');
   });
 });

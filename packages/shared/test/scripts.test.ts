@@ -691,7 +691,8 @@ describe('Lua scripts', () => {
         0, 1,
       ]);
       const missing = keys.topic('missing');
-      expect(await redis.poReclaim(2, missing.stream, pk.retries, '1', 'x', 'reclaimed', NOW, 10)).to.deep.equal([
+      const missingRetries = keys.publisher('missing', '1').retries;
+      expect(await redis.poReclaim(2, missing.stream, missingRetries, '1', 'x', 'reclaimed', NOW, 10)).to.deep.equal([
         0, 1,
       ]);
       expect(await redis.exists(missing.stream)).to.equal(0);

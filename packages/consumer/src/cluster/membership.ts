@@ -4,6 +4,11 @@
  * `heartbeatSeconds`. A node silent for three heartbeats is dead; one that
  * leaves on SIGTERM sets its score to 0 so that its pending work is taken
  * over at once.
+ *
+ * The nodes set and a node's self-description are two global keys, in two
+ * hash slots of a cluster: they are written one after the other, not in one
+ * MULTI. Either order is safe: the set alone decides who is alive, and the
+ * description only says who a node is.
  */
 import type { Keys, ScriptClient } from '@postoffice/shared';
 import type { Clock } from '../types.js';
@@ -29,15 +34,13 @@ export class Membership {
   }
 
   async beat(): Promise<void> {
-    await this.redis
-      .multi()
-      .zadd(this.keys.nodes, this.now(), this.info.id)
-      .set(this.keys.node(this.info.id), JSON.stringify(this.info), 'PX', this.ttlMs)
-      .exec();
+    await this.redis.set(this.keys.node(this.info.id), JSON.stringify(this.info), 'PX', this.ttlMs);
+    await this.redis.zadd(this.keys.nodes, this.now(), this.info.id);
   }
 
   async leave(): Promise<void> {
-    await this.redis.multi().zadd(this.keys.nodes, 0, this.info.id).del(this.keys.node(this.info.id)).exec();
+    await this.redis.zadd(this.keys.nodes, 0, this.info.id);
+    await this.redis.del(this.keys.node(this.info.id));
   }
 
   /** Nodes whose last heartbeat is older than three heartbeats (or who left), with that time. */

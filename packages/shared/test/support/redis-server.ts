@@ -2,6 +2,13 @@
  * Test support: a private `redis-server` on a free port, one per test file,
  * with nothing kept on disk unless asked. Never touches a server it did not
  * start.
+ *
+ * With `POSTOFFICE_TEST_REDIS=cluster` in the environment (`pnpm
+ * test:cluster`), `startRedis()` starts a Redis Cluster of three masters
+ * instead (three `redis-server --cluster-enabled yes` and `redis-cli
+ * --cluster create`), and its `url` is the cluster's
+ * (`redis+cluster://127.0.0.1:p1,...`): every test that goes through
+ * `url` runs against the cluster unchanged.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -12,15 +19,25 @@ import { inspect } from 'node:util';
 import { Redis } from 'ioredis';
 
 export interface RedisServer {
+  /** The first (or only) server's port. */
   readonly port: number;
+  /** Every server's port: one, or the three masters of a cluster. */
+  readonly ports: readonly number[];
+  /** `redis://127.0.0.1:port`, or `redis+cluster://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3`. */
   readonly url: string;
+  readonly cluster: boolean;
   readonly dir: string;
-  /** Stops the server (SIGKILL with `hard`) and removes its directory unless `keepData`. */
+  /** Stops the server(s) (SIGKILL with `hard`) and removes the directory unless `keepData`. */
   stop(options?: { hard?: boolean; keepData?: boolean }): Promise<void>;
 }
 
 /** Servers started and not stopped yet (the leak check stops and reports them). */
 export const runningServers = new Set<RedisServer>();
+
+/** Whether this run's tests use a Redis Cluster (`POSTOFFICE_TEST_REDIS=cluster`). */
+export const CLUSTER_MODE = process.env.POSTOFFICE_TEST_REDIS === 'cluster';
+
+const CLUSTER_SIZE = 3;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -35,9 +52,85 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startRedis(options: { port?: number; dir?: string; args?: string[] } = {}): Promise<RedisServer> {
-  const port = options.port ?? (await freePort());
-  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'po-redis-'));
+/** The URL that reaches servers on `ports`: one Redis, or a cluster of them. */
+export function redisUrl(ports: readonly number[]): string {
+  return ports.length === 1
+    ? `redis://127.0.0.1:${ports[0]}`
+    : `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`;
+}
+
+/**
+ * Free ports for a Redis (or, in cluster mode, a cluster) to be started
+ * later with `startRedis({ ports })`, and the URL that will reach it.
+ */
+export async function reserveRedis(): Promise<{ ports: number[]; url: string }> {
+  const ports: number[] = [];
+  while (ports.length < (CLUSTER_MODE ? CLUSTER_SIZE : 1)) {
+    const port = await freePort();
+    if (!ports.includes(port)) ports.push(port);
+  }
+  return { ports, url: redisUrl(ports) };
+}
+
+/**
+ * Starts a private Redis: one server, or in cluster mode a three-master
+ * cluster. `ports` starts it on given ports (a server that comes back
+ * where a stopped one was); `cluster` asks for one server (false) or a
+ * cluster (true) whatever the mode, for a test about one or the other.
+ */
+export async function startRedis(
+  options: { ports?: readonly number[]; cluster?: boolean; args?: string[] } = {},
+): Promise<RedisServer> {
+  const cluster = options.cluster ?? (options.ports ? options.ports.length > 1 : CLUSTER_MODE);
+  const dir = mkdtempSync(join(tmpdir(), 'po-redis-'));
+  const ports = options.ports ? [...options.ports] : [];
+  while (ports.length < (cluster ? CLUSTER_SIZE : 1)) {
+    const port = await freePort();
+    if (!ports.includes(port)) ports.push(port);
+  }
+  if (!cluster) ports.splice(1);
+  const children: Child[] = [];
+  let stopped = false;
+  const stop = async ({ hard = false, keepData = false } = {}): Promise<void> => {
+    if (!stopped) {
+      stopped = true;
+      await Promise.all(children.map((c) => c.stop(hard)));
+    }
+    runningServers.delete(server);
+    if (!keepData) rmSync(dir, { recursive: true, force: true });
+  };
+  const server: RedisServer = { port: ports[0] as number, ports, url: redisUrl(ports), cluster, dir, stop };
+  runningServers.add(server);
+  try {
+    const clusterArgs = (port: number): string[] =>
+      cluster
+        ? [
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            join(dir, `nodes-${port}.conf`),
+            '--cluster-node-timeout',
+            '5000',
+          ]
+        : [];
+    for (const port of ports) {
+      children.push(spawnServer(port, dir, [...clusterArgs(port), ...(options.args ?? [])]));
+    }
+    await Promise.all(children.map((c) => c.ready));
+    if (cluster) await createCluster(ports);
+  } catch (err) {
+    await stop({ hard: true });
+    throw err;
+  }
+  return server;
+}
+
+interface Child {
+  readonly ready: Promise<void>;
+  stop(hard: boolean): Promise<void>;
+}
+
+function spawnServer(port: number, dir: string, extra: string[]): Child {
   const args = [
     '--port',
     String(port),
@@ -53,50 +146,75 @@ export async function startRedis(options: { port?: number; dir?: string; args?: 
     'no',
     '--loglevel',
     'warning',
-    ...(options.args ?? []),
+    ...extra,
   ];
   const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = `redis://127.0.0.1:${port}`;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    probe.on('error', () => {});
-    try {
-      await probe.connect();
-      if ((await probe.ping()) === 'PONG') {
+  const ready = (async () => {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const probe = new Redis(port, '127.0.0.1', {
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
+      probe.on('error', () => {});
+      try {
+        await probe.connect();
+        if ((await probe.ping()) === 'PONG') return;
+      } catch {
+        // not yet
+      } finally {
         probe.disconnect();
-        break;
       }
-    } catch {
-      probe.disconnect();
-    }
-    if (child.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`redis-server on port ${port} did not start: ${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  let stopped = false;
-  const server: RedisServer = {
-    port,
-    url,
-    dir,
-    async stop({ hard = false, keepData = false } = {}) {
-      if (!stopped) {
-        stopped = true;
-        if (child.exitCode === null) {
-          child.kill(hard ? 'SIGKILL' : 'SIGTERM');
-          await exited;
-        }
+      if (child.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`redis-server on port ${port} did not start: ${stderr}`);
       }
-      runningServers.delete(server);
-      if (!keepData && options.dir === undefined) rmSync(dir, { recursive: true, force: true });
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  })();
+  return {
+    ready,
+    async stop(hard) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(hard ? 'SIGKILL' : 'SIGTERM');
+        await exited;
+      }
     },
   };
-  runningServers.add(server);
-  return server;
+}
+
+/** Joins the servers on `ports` into a cluster of masters and waits until every node says it is ok. */
+async function createCluster(ports: readonly number[]): Promise<void> {
+  const nodes = ports.map((p) => `127.0.0.1:${p}`);
+  const cli = spawn('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  cli.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  cli.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => cli.once('exit', (c) => resolve(c)));
+  if (code !== 0) throw new Error(`redis-cli --cluster create failed (${code}): ${out}`);
+  const clients = ports.map((p) => {
+    const c = new Redis(p, '127.0.0.1', { maxRetriesPerRequest: 1 });
+    c.on('error', () => {});
+    return c;
+  });
+  try {
+    await waitFor(
+      async () => {
+        const infos = await Promise.all(clients.map((c) => c.cluster('INFO')));
+        return infos.every((i) => /cluster_state:ok/.test(i) && /cluster_known_nodes:3\b/.test(i));
+      },
+      'the cluster to be ok on every node',
+      30_000,
+      50,
+    );
+  } finally {
+    for (const c of clients) c.disconnect();
+  }
 }
 
 /** Resolves once `check` returns a truthy value, polling; rejects with `what` after `timeoutMs`. */

@@ -1,0 +1,202 @@
+/**
+ * On a real Redis Cluster of three masters, whatever POSTOFFICE_TEST_REDIS
+ * says: every Lua script runs on the keys of one topic (or one global key)
+ * without CROSSSLOT, a topic's keys stay on one node while the topics spread
+ * over all of them, and what spans the cluster (reads over every topic,
+ * Pub/Sub, the version check, the health probe) works through the
+ * `Cluster` client that `createRedis` gives for a `redis+cluster://` URL.
+ */
+import { expect } from 'chai';
+import {
+  checkRedisVersion,
+  closeRedis,
+  createRedis,
+  isCluster,
+  Keys,
+  masterNodes,
+  PUBLISHER_DEFAULTS,
+  redisAnswers,
+  SCRIPT_NAMES,
+  Store,
+  type ScriptClient,
+  type ScriptCommand,
+} from '../src/index.js';
+import { startRedis, waitFor, type RedisServer } from './support/redis-server.js';
+
+describe('on a Redis Cluster of three masters', function () {
+  let server: RedisServer;
+  let redis: ScriptClient;
+  let keys: Keys;
+  let store: Store;
+  /** Three topic names whose slots are served by three different masters. */
+  let topics: string[];
+  const called = new Map<ScriptCommand, number>();
+
+  before(async () => {
+    server = await startRedis({ cluster: true });
+    redis = createRedis(server.url, 'consumer');
+    keys = new Keys();
+    store = new Store(redis, keys);
+    await checkRedisVersion(redis);
+    // Count each script call (a CROSSSLOT error would fail the test that made it).
+    for (const name of Object.keys(SCRIPT_NAMES) as ScriptCommand[]) {
+      const original = redis[name].bind(redis) as (...args: (string | number)[]) => Promise<unknown>;
+      (redis as unknown as Record<string, unknown>)[name] = (...args: (string | number)[]) => {
+        called.set(name, (called.get(name) ?? 0) + 1);
+        return original(...args);
+      };
+    }
+    topics = [];
+    const owners = new Set<string>();
+    for (let i = 0; topics.length < 3 && i < 200; i++) {
+      const name = `topic-${i}`;
+      const owner = await ownerOf(keys.topic(name).stream);
+      if (!owners.has(owner)) {
+        owners.add(owner);
+        topics.push(name);
+      }
+    }
+    expect(topics).to.have.length(3);
+  });
+
+  after(async () => {
+    if (redis) await closeRedis(redis);
+    if (server) await server.stop();
+  });
+
+  /** The address of the master that serves `key`'s slot. */
+  async function ownerOf(key: string): Promise<string> {
+    if (!isCluster(redis)) throw new Error('expected a cluster client');
+    const slot = await redis.cluster('KEYSLOT', key);
+    const shards = await redis.cluster('SLOTS');
+    const shard = shards.find(([from, to]) => slot >= from && slot <= to);
+    const master = shard?.[2];
+    if (!master) throw new Error(`no master serves slot ${slot}`);
+    return `${master[0]}:${master[1]}`;
+  }
+
+  it('is a cluster client that knows every master, passes the version check and answers the health probe', async () => {
+    expect(isCluster(redis)).to.equal(true);
+    expect(masterNodes(redis)).to.have.length(3);
+    expect(await checkRedisVersion(redis)).to.match(/^\d+\.\d+/);
+    expect(await redisAnswers(redis, 2000)).to.equal(true);
+  });
+
+  it('creates topics and publishers, spread over the masters, each topic on one node, and reads them all back', async () => {
+    for (const name of topics) {
+      await store.createTopic({ name, origin_host: 'test' });
+      await store.createPublisher({
+        ...PUBLISHER_DEFAULTS,
+        topic: name,
+        target: `http://a.test/${name}`,
+        type: 'http',
+      });
+    }
+    expect((await store.listTopics()).map((t) => t.name)).to.deep.equal(topics);
+    expect((await store.listPublishers()).map((p) => p.topic)).to.deep.equal(topics);
+    // Every key a topic has so far lives on the master of its slot, and each master holds one topic.
+    const tagsByNode = await Promise.all(
+      masterNodes(redis).map(async (node) => {
+        const found = new Set<string>();
+        let cursor = '0';
+        do {
+          const [next, batch] = await node.scan(cursor, 'MATCH', 'po:{*', 'COUNT', 1000);
+          cursor = next;
+          for (const key of batch) found.add(/\{([^}]*)\}/.exec(key)?.[1] ?? '');
+        } while (cursor !== '0');
+        return [...found];
+      }),
+    );
+    expect(tagsByNode.map((t) => t.length)).to.deep.equal([1, 1, 1]);
+    expect(tagsByNode.flat().sort()).to.deep.equal([...topics].sort());
+  });
+
+  it('runs the delivery scripts of each topic on its own slot: ingest, read, settle, retries, reclaim, trim', async () => {
+    for (const topic of topics) {
+      const tk = keys.topic(topic);
+      const [publisher] = await store.listPublishersOfTopic(topic);
+      if (!publisher) throw new Error('no publisher');
+      const pk = keys.publisher(topic, publisher.id);
+      const ids = ['a', 'b', 'c'].map((s) => `${topic}-${s}`);
+      const sids = (await redis.poIngest(3, tk.meta, tk.stream, tk.ids, 3, ...ids.flatMap((id) => [id, '1', '']))) as
+        string[] | number;
+      expect(sids, topic).to.be.an('array').with.length(3);
+      const read = (await redis.xreadgroup(
+        'GROUP',
+        publisher.id,
+        'node-a',
+        'COUNT',
+        10,
+        'STREAMS',
+        tk.stream,
+        '>',
+      )) as [string, [string, string[]][]][];
+      const [first, second] = read[0]?.[1].map(([sid]) => sid) ?? [];
+      if (!first || !second) throw new Error('nothing read');
+      const history = (i: number): string => keys.history(topic, ids[i] as string);
+      await redis.poSettle(
+        6,
+        tk.stream,
+        pk.retries,
+        pk.attempts,
+        pk.dead,
+        history(0),
+        history(1),
+        publisher.id,
+        3600,
+        50,
+        2,
+        ...[first, 'd', '', '{"n":1}', ''],
+        ...[second, 'r', 0, '{"n":1}', '1970-01-01T00:00:00.000Z'],
+      );
+      const [, taken] = (await redis.poTakeRetries(3, tk.stream, pk.retries, pk.attempts, 1, 1000, 10, '0')) as [
+        string,
+        unknown[],
+      ];
+      expect(taken, topic).to.have.length(1);
+      // The third entry is still pending with node-a, which "died": take it over.
+      const [moved, done] = (await redis.poReclaim(
+        2,
+        tk.stream,
+        pk.retries,
+        publisher.id,
+        'node-a',
+        'reclaimed',
+        1,
+        100,
+      )) as [number, number];
+      expect([moved, done], topic).to.deep.equal([1, 1]);
+      expect(await redis.poTrim(2, tk.stream, tk.ids, Date.now() + 60_000, 100), topic).to.deep.equal([1, 0]);
+    }
+  });
+
+  it('changes and deletes publishers of each topic, and holds a lease on a global key', async () => {
+    for (const publisher of await store.listPublishers()) {
+      await store.updatePublisher(publisher.id, (p) => ({ ...p, active: false }));
+      await store.deletePublisher(publisher.id);
+    }
+    expect(await store.listPublishers()).to.deep.equal([]);
+    const lock = keys.lock('janitor');
+    await redis.set(lock, 'token', 'PX', 60_000);
+    expect(await redis.poRenewLock(1, lock, 'token', 60_000)).to.equal(1);
+    expect(await redis.poReleaseLock(1, lock, 'token')).to.equal(1);
+  });
+
+  it('has run every script', () => {
+    expect([...called.keys()].sort()).to.deep.equal((Object.keys(SCRIPT_NAMES) as ScriptCommand[]).sort());
+  });
+
+  it('delivers Pub/Sub messages (wake-ups, events) to a subscriber, whichever node they were published on', async () => {
+    const subscriber = createRedis(server.url, 'subscriber');
+    const heard: string[] = [];
+    try {
+      subscriber.on('message', (_channel: string, message: string) => heard.push(message));
+      await subscriber.subscribe(keys.wakeChannel);
+      for (const node of masterNodes(redis)) await node.publish(keys.wakeChannel, node.options.port?.toString() ?? '');
+      const expected = masterNodes(redis).map((n) => n.options.port?.toString() ?? '');
+      await waitFor(() => expected.every((p) => heard.includes(p)), 'a wake-up from every node');
+    } finally {
+      await closeRedis(subscriber);
+    }
+  });
+});
