@@ -146,7 +146,8 @@ export async function findMessage(
     const base = { publisher_id: p.id, target: p.target, type: p.type };
     if (record) {
       const now = Date.now();
-      const stored = (record.attempts ?? []) as (Attempt | LeaseAttempt)[];
+      // An empty list may come back from Lua's cjson as {}.
+      const stored = (Array.isArray(record.attempts) ? record.attempts : []) as (Attempt | LeaseAttempt)[];
       const attempts = stored.map((a) => (isLease(a) ? leaseView(a, now) : a));
       deliveries.push({
         ...base,

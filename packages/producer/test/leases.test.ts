@@ -327,3 +327,45 @@ describe('pull publishers: leases', () => {
     });
   });
 });
+
+describe('pull publishers: the max age', () => {
+  let api: Api;
+
+  before(async () => {
+    api = await startApi({ RETRY_MAX_AGE_SECONDS: '1' });
+    await createTopic(api.app, 'jobs');
+  });
+  after(async () => {
+    await api.close();
+  });
+
+  it('makes a dead letter of a message whose lease ran out after the max age, and of a retry past it', async () => {
+    const pull = String((await createPublisher(api.app, { topic: 'jobs', target: 'w', type: 'pull' })).id);
+    const ids: string[] = [];
+    for (const payload of ['crashes workers', 'keeps failing']) {
+      const r = await call(api.app, 'POST', '/api/messages', { topic: 'jobs', payload });
+      ids.push((r.body as { data: { id: string } }).data.id);
+    }
+    const leaseOne = async (seconds: number) =>
+      (await call(api.app, 'POST', `/api/publishers/${pull}/lease`, { lease_seconds: seconds })).body as {
+        data: Leased[];
+      };
+    const [crash] = (await leaseOne(0.2)).data;
+    const [failing] = (await leaseOne(30)).data;
+    expect([crash!.message.id, failing!.message.id]).to.deep.equal(ids);
+    await new Promise((r) => setTimeout(r, 1100));
+    const retried = await call(api.app, 'POST', `/api/leases/${failing!.token}/retry`, { in_seconds: 0 });
+    expect(retried.status).to.equal(200);
+    expect((retried.body as { data: { state: string } }).data.state).to.equal('dead');
+    expect((await leaseOne(30)).data).to.have.length(0);
+    const outcomes = [['expired'], ['failed']];
+    for (const [i, id] of ids.entries()) {
+      const d = await call(api.app, 'GET', `/api/messages/${id}`);
+      const delivery = (d.body as { data: { deliveries: Delivery[] } }).data.deliveries[0]!;
+      expect(delivery.state).to.equal('dead');
+      expect(delivery.dead_reason).to.contain('max age');
+      expect(delivery.attempts.map((a) => a.outcome)).to.deep.equal(outcomes[i]);
+    }
+    expect(await api.redis.zcard(api.keys.publisher('jobs', pull).dead)).to.equal(2);
+  });
+});

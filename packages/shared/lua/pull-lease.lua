@@ -7,11 +7,15 @@
   given out again by itself if the worker never answers. With a filter,
   at most `scan` available messages are looked at; those that do not match
   (and new ones read beyond `max`) are left available (score `now`).
+  A message whose lease ran out unanswered and that is older than the max
+  age becomes a dead letter instead of being given out again (a message
+  that kills every worker that takes it must not go round for ever).
 
   KEYS[1] the topic's stream            po:{t}:stream
   KEYS[2] retries (zset: stream id -> due or lease end, ms)
   KEYS[3] attempts (hash: stream id -> leases so far)
   KEYS[4] leases (hash: stream id -> current lease JSON)
+  KEYS[5] dead letters (zset: stream id -> received ms)
   ARGV[1] consumer group (the publisher id)
   ARGV[2] consumer name the group records for leased entries
   ARGV[3] now (ms)
@@ -21,8 +25,10 @@
   ARGV[7] attribute filter as a JSON object of strings, or '' for none
   ARGV[8] worker JSON
   ARGV[9] a random string; tokens are "<group>.<stream id>.<ARGV[9]><n>"
+  ARGV[10] max age (ms): expired leases of messages received before now - max age die
 
-  Returns: { {stream id, {field, value, ...}, attempt, token, previous lease JSON or ''}, ... }
+  Returns: { { {stream id, {field, value, ...}, attempt, token, previous lease JSON or ''}, ... },
+             { {stream id, message id, the expired lease JSON}, ... } (the new dead letters) }
 ]]
 local group, consumer = ARGV[1], ARGV[2]
 local now, leaseMs = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -32,6 +38,8 @@ if ARGV[7] ~= '' then
   filter = cjson.decode(ARGV[7])
 end
 local worker = cjson.decode(ARGV[8])
+local oldest = now - tonumber(ARGV[10])
+local died = {}
 
 local function field(fields, name)
   for i = 1, #fields, 2 do
@@ -90,6 +98,14 @@ for _, sid in ipairs(due) do
     redis.call('ZREM', KEYS[2], sid)
     redis.call('HDEL', KEYS[3], sid)
     redis.call('HDEL', KEYS[4], sid)
+  elseif tonumber(string.match(sid, '^(%d+)')) < oldest and redis.call('HEXISTS', KEYS[4], sid) == 1 then
+    local previous = redis.call('HGET', KEYS[4], sid)
+    redis.call('XACK', KEYS[1], group, sid)
+    redis.call('ZREM', KEYS[2], sid)
+    redis.call('HDEL', KEYS[3], sid)
+    redis.call('HDEL', KEYS[4], sid)
+    redis.call('ZADD', KEYS[5], string.match(sid, '^(%d+)'), sid)
+    died[#died + 1] = { sid, field(entry[1][2], 'id') or '', previous }
   elseif matches(entry[1][2]) then
     take(sid, entry[1][2])
   end
@@ -111,4 +127,4 @@ if #picked < max and scanned < scan then
     end
   end
 end
-return picked
+return { picked, died }

@@ -70,7 +70,7 @@ interface OutboxMessage {
 /** A lease token: `<publisher id>.<stream id>.<random>`. */
 const TOKEN = /^([1-9]\d{0,17})\.(\d{1,20}-\d{1,20})\.([A-Za-z0-9_-]{1,64})$/;
 
-type LeaseReply = [string, string[], number, string, string][];
+type LeaseReply = [[string, string[], number, string, string][], [string, string, string][]];
 
 export class PullQueue {
   constructor(
@@ -78,6 +78,8 @@ export class PullQueue {
     private readonly keys: Keys,
     private readonly historyTtlSeconds: number,
     private readonly now: () => number = Date.now,
+    /** A lease that runs out on a message older than this makes it a dead letter (RETRY_MAX_AGE_SECONDS). */
+    private readonly maxAgeSeconds = Infinity,
   ) {}
 
   /** Leases up to `max` available messages of the pull publisher. */
@@ -90,11 +92,12 @@ export class PullQueue {
     const filter = request.filter && Object.keys(request.filter).length > 0 ? JSON.stringify(request.filter) : '';
     const call = () =>
       this.redis.poPullLease(
-        4,
+        5,
         tk.stream,
         pk.retries,
         pk.attempts,
         pk.leases,
+        pk.dead,
         publisher.id,
         PULL_CONSUMER,
         now,
@@ -104,6 +107,7 @@ export class PullQueue {
         filter,
         JSON.stringify(request.worker),
         randomBytes(9).toString('base64url'),
+        Number.isFinite(this.maxAgeSeconds) ? this.maxAgeSeconds * 1000 : now,
       );
     let reply: LeaseReply;
     try {
@@ -118,17 +122,21 @@ export class PullQueue {
       });
       reply = (await call()) as LeaseReply;
     }
-    const leased = reply.map(([sid, fields, attempt, token, previous]) => ({
+    const [taken, died] = reply;
+    const leased = taken.map(([sid, fields, attempt, token, previous]) => ({
       token,
       message: parseEntry(sid, fields),
       attempt: Number(attempt),
       expiresAt: now + leaseMs,
       previous,
     }));
-    if (leased.length > 0) {
+    if (leased.length + died.length > 0) {
       // The histories: informational, written right after the leases were taken.
-      const keys = leased.map((l) => this.keys.history(publisher.topic, l.message.id));
-      const args: (string | number)[] = [publisher.id, this.historyTtlSeconds, MAX_ATTEMPTS_KEPT, leased.length];
+      const keys = [
+        ...leased.map((l) => this.keys.history(publisher.topic, l.message.id)),
+        ...died.map(([, messageId]) => this.keys.history(publisher.topic, messageId)),
+      ];
+      const args: (string | number)[] = [publisher.id, this.historyTtlSeconds, MAX_ATTEMPTS_KEPT, keys.length];
       for (const l of leased) {
         const attempt = {
           token: l.token,
@@ -138,7 +146,11 @@ export class PullQueue {
           outcome: 'leased',
         };
         const previousToken = l.previous ? (JSON.parse(l.previous) as { token?: string }).token : undefined;
-        args.push(JSON.stringify(attempt), l.attempt, previousToken ?? '');
+        args.push('l', JSON.stringify(attempt), l.attempt, previousToken ?? '');
+      }
+      for (const [, , previous] of died) {
+        const reason = `the lease ran out unanswered after the max age (${this.maxAgeSeconds} s)`;
+        args.push('x', reason, '', (JSON.parse(previous) as { token?: string }).token ?? '');
       }
       await this.redis.poPullRecord(keys.length, ...keys, ...args);
     }

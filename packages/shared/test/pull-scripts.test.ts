@@ -18,7 +18,8 @@ import {
 } from '../src/index.js';
 import { startRedis, type RedisServer } from './support/redis-server.js';
 
-type LeaseReply = [string, string[], number, string, string][];
+type Leased = [string, string[], number, string, string][];
+type LeaseReply = [Leased, [string, string, string][]];
 
 describe('pull Lua scripts', () => {
   let server: RedisServer;
@@ -61,13 +62,18 @@ describe('pull Lua scripts', () => {
     return sids[0]!;
   }
 
-  function lease(now: number, max: number, filter = '', leaseMs = 1000): Promise<LeaseReply> {
+  async function lease(now: number, max: number, filter = '', leaseMs = 1000, maxAgeMs = now): Promise<Leased> {
+    return (await leaseWithDead(now, max, filter, leaseMs, maxAgeMs))[0];
+  }
+
+  function leaseWithDead(now: number, max: number, filter: string, leaseMs: number, maxAgeMs: number) {
     return redis.poPullLease(
-      4,
+      5,
       tk.stream,
       pk.retries,
       pk.attempts,
       pk.leases,
+      pk.dead,
       group,
       PULL_CONSUMER,
       now,
@@ -77,6 +83,7 @@ describe('pull Lua scripts', () => {
       filter,
       '{"host":"h"}',
       'r',
+      maxAgeMs,
     ) as Promise<LeaseReply>;
   }
 
@@ -135,6 +142,27 @@ describe('pull Lua scripts', () => {
       expect(await lease(NOW + 5000, 1)).to.have.length(0);
       expect(await redis.zcard(pk.retries)).to.equal(0);
       expect(await redis.hlen(pk.leases)).to.equal(0);
+    });
+
+    it('makes a dead letter of an expired lease on a message past the max age, and gives a retry its last go', async () => {
+      const sid = await add('m1');
+      const received = Number(sid.split('-')[0]);
+      const late = received + 60_000;
+      await lease(late, 1, '', 1000, 120_000);
+      // the lease ran out, and the message is now older than the max age: dead, not given out
+      const [taken, died] = await leaseWithDead(late + 61_000, 1, '', 1000, 120_000);
+      expect(taken).to.have.length(0);
+      expect(died.map((d) => [d[0], d[1]])).to.deep.equal([[sid, 'm1']]);
+      expect(JSON.parse(died[0]![2]).token).to.equal(`${group}.${sid}.r1`);
+      expect(await redis.zscore(pk.dead, sid)).to.equal(String(received));
+      expect((await redis.xpending(tk.stream, group))[0]).to.equal(0);
+      expect(await redis.hlen(pk.leases)).to.equal(0);
+      // a retry (no lease left) past the max age gets its last go
+      const sid2 = await add('m2');
+      await redis.zadd(pk.retries, 0, sid2);
+      await redis.xreadgroup('GROUP', group, PULL_CONSUMER, 'STREAMS', tk.stream, '>');
+      const [again] = await leaseWithDead(Number(sid2.split('-')[0]) + 200_000, 1, '', 1000, 120_000);
+      expect(again.map((l) => l[0])).to.deep.equal([sid2]);
     });
 
     it('with a filter, leases matching messages and leaves the others available now', async () => {
@@ -222,13 +250,17 @@ describe('pull Lua scripts', () => {
       const h = keys.history('jobs', 'm1');
       const first = { token: 't1', at: 1, lease_expires_at: 2, outcome: 'leased', worker: {} };
       const second = { token: 't2', at: 3, lease_expires_at: 4, outcome: 'leased', worker: {} };
-      expect(await redis.poPullRecord(1, h, group, 60, 50, 1, JSON.stringify(first), 1, '')).to.equal(1);
-      expect(await redis.poPullRecord(1, h, group, 60, 50, 1, JSON.stringify(second), 2, 't1')).to.equal(1);
+      expect(await redis.poPullRecord(1, h, group, 60, 50, 1, 'l', JSON.stringify(first), 1, '')).to.equal(1);
+      expect(await redis.poPullRecord(1, h, group, 60, 50, 1, 'l', JSON.stringify(second), 2, 't1')).to.equal(1);
       const rec = JSON.parse((await redis.hget(h, group))!);
       expect(rec.state).to.equal('leased');
       expect(rec.attempt_count).to.equal(2);
       expect(rec.attempts.map((a: { outcome: string }) => a.outcome)).to.deep.equal(['expired', 'leased']);
       expect(await redis.ttl(h)).to.be.within(1, 60);
+      expect(await redis.poPullRecord(1, h, group, 60, 50, 1, 'x', 'too old', '', 't2')).to.equal(1);
+      const dead = JSON.parse((await redis.hget(h, group))!);
+      expect(dead).to.deep.include({ state: 'dead', dead_reason: 'too old', attempt_count: 2 });
+      expect(dead.attempts.map((a: { outcome: string }) => a.outcome)).to.deep.equal(['expired', 'expired']);
     });
   });
 
