@@ -78,10 +78,10 @@ Settings read only by one process; every other key of .Values.config goes to bot
 Keep in step with SETTINGS in packages/shared/src/config.ts (a test checks it).
 */}}
 {{- define "postoffice.producerOnly" -}}
-MAX_BULK_MESSAGES BODY_LIMIT_BYTES REDIS_MIN_REPLICAS REDIS_WAIT_TIMEOUT_MS
+MAX_BULK_MESSAGES BODY_LIMIT_BYTES REDIS_MIN_REPLICAS REDIS_WAIT_TIMEOUT_MS SEARCH_SCAN_BUDGET
 {{- end }}
 {{- define "postoffice.consumerOnly" -}}
-HEARTBEAT_SECONDS RETRY_MAX_BACKOFF_SECONDS BREAKER_THRESHOLD RETRY_POLL_MS TRIM_INTERVAL_SECONDS
+HEARTBEAT_SECONDS RETRY_MAX_BACKOFF_SECONDS BREAKER_THRESHOLD RETRY_POLL_MS TRIM_INTERVAL_SECONDS AUDIT_LOG AUDIT_STREAM AUDIT_STREAM_MAXLEN
 {{- end }}
 
 {{/* The environment of one process: pass (dict "ctx" $ "role" "producer"). */}}

@@ -151,8 +151,12 @@ export class ConsumerNode {
       logger: this.logger.child({ component: 'janitor' }),
       now: this.now,
     });
-    // Until publisher leases exist, every node runs a pipeline for every active publisher: that is its "lease".
-    this.metrics.countLeases(() => this.pipelines.size);
+    // Publisher slot leases this node holds.
+    this.metrics.countLeases(() => {
+      let n = 0;
+      for (const h of this.held.values()) n += h.slots.size;
+      return n;
+    });
     const backlog = new BacklogCounter({
       redis: this.redis,
       keys: this.keys,

@@ -51,7 +51,11 @@ describe('GET /api/messages (search)', () => {
 
   it('lists every topic newest first, merged by receipt, and filters by topic', async () => {
     const sent: string[] = [];
-    for (let i = 0; i < 6; i++) sent.push(await send(i % 2 === 0 ? 'a' : 'b', { i }));
+    for (let i = 0; i < 6; i++) {
+      sent.push(await send(i % 2 === 0 ? 'a' : 'b', { i }));
+      // Across topics, receipt order is known to the millisecond (stream ids): let the clock move on.
+      await nextMillisecond();
+    }
     const all = await search('');
     expect(ids(all)).to.deep.equal([...sent].reverse());
     expect(all.cursor).to.equal(null);
@@ -188,3 +192,9 @@ describe('GET /api/messages (search)', () => {
     }
   });
 });
+
+/** Resolves once the clock has moved past the current millisecond (and one more, for Redis' own clock). */
+async function nextMillisecond(): Promise<void> {
+  const until = Date.now() + 2;
+  while (Date.now() < until) await new Promise((resolve) => setImmediate(resolve));
+}

@@ -209,7 +209,7 @@ export const SETTINGS = {
     env: 'GCLOUD_PUBSUB_PROJECT_ID',
     kind: 'string',
     default: '',
-    roles: BOTH,
+    roles: ['consumer'],
     doc: 'Google Cloud project of `pubsub` publishers whose target is a bare topic name (a target `projects/<p>/topics/<t>` names its own). Empty: the project of the credentials.',
   },
   googleApplicationCredentials: {
