@@ -109,8 +109,9 @@ export async function startRedis(
             'yes',
             '--cluster-config-file',
             join(dir, `nodes-${port}.conf`),
+            // A node is failed after this long without an answer: long, so a busy host never splits the cluster.
             '--cluster-node-timeout',
-            '5000',
+            '30000',
           ]
         : [];
     for (const port of ports) {
