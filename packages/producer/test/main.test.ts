@@ -98,6 +98,29 @@ describe('node dist/main.js', () => {
     expect(p.stdout.some((l) => l.includes('"msg":"stopped"'))).to.equal(true);
   });
 
+  it('talks to a Redis Cluster named by REDIS_CLUSTER_NODES, whatever REDIS_URL names', async () => {
+    const cluster = await startRedis({ cluster: true });
+    try {
+      const nodes = cluster.ports.map((port) => `127.0.0.1:${port}`).join(',');
+      const p = start({ REDIS_URL: 'redis://127.0.0.1:1', REDIS_CLUSTER_NODES: nodes, HOST: '127.0.0.1', PORT: '0' });
+      const port = await listeningPort(p);
+      expect(await getJson(port, '/api/health')).to.deep.equal({ status: 200, body: { status: 'ok' } });
+      const post = (path: string, body: unknown) =>
+        fetch(`http://127.0.0.1:${port}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+      expect((await post('/api/topics', { name: 'orders', origin_host: 'test' })).status).to.equal(201);
+      expect((await post('/api/messages', { topic: 'orders', payload: { a: 1 } })).status).to.equal(201);
+      expect(await getJson(port, '/api/topics/orders')).to.nested.include({ status: 200, 'body.data.received': 1 });
+      p.child.kill('SIGTERM');
+      expect(await p.exited).to.equal(0);
+    } finally {
+      await cluster.stop();
+    }
+  });
+
   it('starts without Redis, answers 503 until it is there, and still exits 0 on SIGINT', async () => {
     const later = await reserveRedis();
     const p = start({ REDIS_URL: later.url, HOST: '127.0.0.1', PORT: '0' });

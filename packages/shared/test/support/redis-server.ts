@@ -64,12 +64,32 @@ export function redisUrl(ports: readonly number[]): string {
  * later with `startRedis({ ports })`, and the URL that will reach it.
  */
 export async function reserveRedis(): Promise<{ ports: number[]; url: string }> {
-  const ports: number[] = [];
-  while (ports.length < (CLUSTER_MODE ? CLUSTER_SIZE : 1)) {
-    const port = await freePort();
-    if (!ports.includes(port)) ports.push(port);
-  }
+  const ports = await freeRedisPorts(CLUSTER_MODE);
   return { ports, url: redisUrl(ports) };
+}
+
+/**
+ * One free port, or three for a cluster: each node also listens on its
+ * port + 10000 (the cluster bus), so that one must be free and in range too.
+ */
+async function freeRedisPorts(cluster: boolean, given: readonly number[] = []): Promise<number[]> {
+  const ports = [...given];
+  while (ports.length < (cluster ? CLUSTER_SIZE : 1)) {
+    const port = await freePort();
+    if (ports.includes(port)) continue;
+    if (cluster && (port + 10_000 > 65_535 || !(await isFree(port + 10_000)))) continue;
+    ports.push(port);
+  }
+  return cluster ? ports : ports.slice(0, 1);
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 /**
@@ -83,12 +103,7 @@ export async function startRedis(
 ): Promise<RedisServer> {
   const cluster = options.cluster ?? (options.ports ? options.ports.length > 1 : CLUSTER_MODE);
   const dir = mkdtempSync(join(tmpdir(), 'po-redis-'));
-  const ports = options.ports ? [...options.ports] : [];
-  while (ports.length < (cluster ? CLUSTER_SIZE : 1)) {
-    const port = await freePort();
-    if (!ports.includes(port)) ports.push(port);
-  }
-  if (!cluster) ports.splice(1);
+  const ports = await freeRedisPorts(cluster, options.ports);
   const children: Child[] = [];
   let stopped = false;
   const stop = async ({ hard = false, keepData = false } = {}): Promise<void> => {
@@ -109,8 +124,9 @@ export async function startRedis(
             'yes',
             '--cluster-config-file',
             join(dir, `nodes-${port}.conf`),
+            // A node is failed after this long without an answer: long, so a busy host never splits the cluster.
             '--cluster-node-timeout',
-            '5000',
+            '30000',
           ]
         : [];
     for (const port of ports) {
@@ -148,8 +164,10 @@ function spawnServer(port: number, dir: string, extra: string[]): Child {
     'warning',
     ...extra,
   ];
-  const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Redis logs to stdout; both are kept to say why a server did not start.
   let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const ready = (async () => {
