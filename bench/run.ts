@@ -9,6 +9,8 @@
  *   (default)  full sizes: the figures of record (several minutes)
  *   --quick    smaller sizes, under two minutes
  *   --shape    the smallest sizes that exercise every path (the harness test)
+ *   --cpu-prof <dir>  producer and consumer write V8 CPU profiles there
+ *                     (summarize one with `tsx bench/profile.ts <file>`)
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -33,8 +35,12 @@ function parseArgs(argv: string[]): { mode: Mode; only: string[] | undefined; ou
     else if (a === '--full') mode = 'full';
     else if (a === '--only') only = (argv[++i] ?? '').split(',').map((s) => s.trim());
     else if (a === '--out') out = argv[++i];
+    else if (a === '--cpu-prof')
+      process.env.BENCH_CPU_PROF = resolve(process.env.INIT_CWD ?? process.cwd(), argv[++i] ?? '');
     else {
-      console.error(`unknown argument ${a}\nusage: pnpm bench [--quick | --shape] [--only <case>,...] [--out <file>]`);
+      console.error(
+        `unknown argument ${a}\nusage: pnpm bench [--quick | --shape] [--only <case>,...] [--out <file>] [--cpu-prof <dir>]`,
+      );
       process.exit(2);
     }
   }

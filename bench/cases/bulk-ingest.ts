@@ -10,6 +10,7 @@ import { cannon, type HttpLoad } from '../lib/load.js';
 import { ATTRIBUTES, TOPIC, payload } from '../lib/payload.js';
 import { median, round } from '../lib/stats.js';
 import { bySize, type BenchCase } from '../lib/types.js';
+import { measureUsage, type UsageReport } from '../lib/usage.js';
 import { World } from '../lib/world.js';
 
 const PER_REQUEST = 100;
@@ -57,12 +58,16 @@ export const bulkIngest: BenchCase = {
       await cannon({ url, body, connections, seconds: 1 });
       await xadd(1);
       await clean();
+      const costs: UsageReport[] = [];
       const po: HttpLoad[] = [];
       const base: number[] = [];
       for (let r = 0; r < repeats; r++) {
         base.push(await xadd(seconds));
         await clean();
-        po.push(await cannon({ url, body, connections, seconds }));
+        const usage = await measureUsage({ producer: producer.child.pid! }, redis);
+        const load = await cannon({ url, body, connections, seconds });
+        po.push(load);
+        costs.push(await usage(load.requests * PER_REQUEST));
         await clean();
         ctx.log(`run ${r + 1}/${repeats}: postoffice ${po[r]!.reqPerSec * PER_REQUEST} msg/s, XADD ${base[r]} msg/s`);
       }
@@ -86,7 +91,7 @@ export const bulkIngest: BenchCase = {
           body_bytes: body.length,
           kept: 'median run of each side',
         },
-        details: { postoffice_runs: po, baseline_runs: base },
+        details: { postoffice_runs: po, baseline_runs: base, cost_per_message: costs },
       };
     } finally {
       await world.close();

@@ -9,6 +9,7 @@ import { drainBacklog } from '../lib/backlog.js';
 import { startChild } from '../lib/child.js';
 import { receiptRate } from '../lib/load.js';
 import { round } from '../lib/stats.js';
+import { measureUsage } from '../lib/usage.js';
 import { bySize, type BenchCase } from '../lib/types.js';
 import { World } from '../lib/world.js';
 
@@ -28,9 +29,12 @@ export const delivery: BenchCase = {
       await world.startProducer();
 
       ctx.log(`(a) undici Pool, ${backlog} posts at concurrency ${CONCURRENCY}`);
+      const redis = world.client();
       await receiver.call('reset');
+      const poolUsage = await measureUsage({ poster: poster.pid, receiver: receiver.pid }, redis);
       await poster.call('run', { target: `${receiver.ready.url}/pool`, count: backlog, concurrency: CONCURRENCY });
       const pool = await receiptRate(receiver, backlog, warm, 60_000);
+      const poolCost = await poolUsage(backlog);
 
       ctx.log('postoffice');
       const po = await drainBacklog(ctx, world, receiver, {
@@ -44,8 +48,10 @@ export const delivery: BenchCase = {
       ctx.log(`(b) BullMQ: queueing ${backlog} jobs`);
       await bull.call('fill', { count: backlog });
       await receiver.call('reset');
+      const bullUsage = await measureUsage({ worker: bull.pid, receiver: receiver.pid }, redis);
       await bull.call('work', { target: `${receiver.ready.url}/bullmq`, concurrency: CONCURRENCY });
       const bullmq = await receiptRate(receiver, backlog, warm, 600_000);
+      const bullCost = await bullUsage(backlog);
       await bull.call('close');
 
       const ratioA = round(po.perSec / pool.perSec, 3);
@@ -80,6 +86,11 @@ export const delivery: BenchCase = {
           warm_up: `first ${warm} receipts left out of each rate`,
           receiver: 'node:http, answers 200 at once, own process',
           bullmq: 'removeOnComplete, attempts 10, undici Agent like the http target',
+        },
+        details: {
+          // What any queue could reach against BullMQ here: Postoffice cannot beat the no-queue limit.
+          limit_over_bullmq: round(pool.perSec / bullmq.perSec, 3),
+          cost: { postoffice: po.usage, undici_pool: poolCost, bullmq: bullCost },
         },
       };
     } finally {

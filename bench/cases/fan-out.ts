@@ -50,6 +50,7 @@ export const fanOut: BenchCase = {
           concurrency_per_publisher: FAN_CONCURRENCY,
           baseline: `1 publisher, ${messages * PUBLISHERS} messages, concurrency ${CONCURRENCY}`,
         },
+        details: { cost: { fan_out: fan.usage, one_publisher: one.usage } },
       };
     } finally {
       await receiver.close();

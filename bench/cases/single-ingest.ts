@@ -8,6 +8,7 @@ import { cannon, type HttpLoad } from '../lib/load.js';
 import { ATTRIBUTES, TOPIC, payload } from '../lib/payload.js';
 import { median, round } from '../lib/stats.js';
 import { bySize, type BenchCase } from '../lib/types.js';
+import { measureUsage, type UsageReport } from '../lib/usage.js';
 import { World } from '../lib/world.js';
 
 export const singleIngest: BenchCase = {
@@ -29,10 +30,15 @@ export const singleIngest: BenchCase = {
       ctx.log(`warm-up ${warmSeconds} s each`);
       await cannon({ url: base, body, connections, seconds: warmSeconds });
       await cannon({ url: po, body, connections, seconds: warmSeconds });
+      const redis = world.client();
+      const costs: UsageReport[] = [];
       const runs: { po: HttpLoad[]; base: HttpLoad[] } = { po: [], base: [] };
       for (let r = 0; r < repeats; r++) {
         runs.base.push(await cannon({ url: base, body, connections, seconds }));
-        runs.po.push(await cannon({ url: po, body, connections, seconds }));
+        const usage = await measureUsage({ producer: producer.child.pid! }, redis);
+        const load = await cannon({ url: po, body, connections, seconds });
+        runs.po.push(load);
+        costs.push(await usage(load.requests));
         ctx.log(`run ${r + 1}/${repeats}: postoffice ${runs.po[r]!.reqPerSec} req/s, bare ${runs.base[r]!.reqPerSec}`);
       }
       const pick = (list: HttpLoad[]) => {
@@ -63,7 +69,7 @@ export const singleIngest: BenchCase = {
           body_bytes: body.length,
           kept: 'median run of each side',
         },
-        details: { runs },
+        details: { runs, cost_per_request: costs },
       };
     } finally {
       await bare.close();

@@ -8,12 +8,14 @@ import type { Child } from './child.js';
 import { receiptRate } from './load.js';
 import { ATTRIBUTES, payload } from './payload.js';
 import type { CaseContext } from './types.js';
+import { measureUsage, type UsageReport } from './usage.js';
 import type { World } from './world.js';
 
 export interface BacklogRun {
   readonly perSec: number;
   readonly seconds: number;
   readonly deliveries: number;
+  readonly usage: UsageReport;
 }
 
 export async function drainBacklog(
@@ -32,9 +34,13 @@ export async function drainBacklog(
   await world.fill(topic, messages, (i) => payload(i), { ...ATTRIBUTES });
   if (!world.consumer) await world.startConsumer();
   await receiver.call('reset');
+  const usage = await measureUsage(
+    { consumer: world.consumer!.child.pid!, producer: world.producer!.child.pid!, receiver: receiver.pid },
+    world.client(),
+  );
   const deliveries = messages * publishers;
   ctx.log(`activating ${publishers} publisher(s): ${deliveries} deliveries`);
   await Promise.all(ids.map((id) => world.patch(`/api/publishers/${id}`, { active: true })));
   const rate = await receiptRate(receiver, deliveries, Math.floor(deliveries * 0.05), options.timeoutMs ?? 600_000);
-  return { ...rate, deliveries };
+  return { ...rate, deliveries, usage: await usage(deliveries) };
 }

@@ -4,6 +4,7 @@
  * same entry points and helpers the tests use), and an API client.
  */
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
 import { startRedis, waitFor, type RedisServer } from '../../packages/shared/test/support/redis-server.js';
@@ -13,6 +14,21 @@ export { waitFor };
 
 /** Environment of both services in every case (recorded in the results). */
 export const SERVICE_ENV = { LOG_LEVEL: 'warn' } as const;
+
+/**
+ * With `pnpm bench --cpu-prof <dir>`, producer and consumer run with
+ * `--cpu-prof` and are stopped with SIGTERM so that they write their
+ * profiles (`tsx bench/profile.ts <file>` summarizes one).
+ */
+function profileEnv(which: string): Record<string, string> {
+  const dir = process.env.BENCH_CPU_PROF;
+  if (!dir) return {};
+  return {
+    NODE_OPTIONS: `--import=${fileURLToPath(new URL('./cpu-prof.mjs', import.meta.url))}`,
+    BENCH_CPU_PROF: dir,
+    BENCH_CPU_PROF_NAME: `${which}-${Date.now()}`,
+  };
+}
 
 export class World {
   private readonly apps: AppProcess[] = [];
@@ -28,7 +44,12 @@ export class World {
   }
 
   async startProducer(env: Record<string, string> = {}): Promise<AppProcess> {
-    this.producer = await startApp('producer', { ...SERVICE_ENV, REDIS_URL: this.redis.url, ...env });
+    this.producer = await startApp('producer', {
+      ...SERVICE_ENV,
+      ...profileEnv('producer'),
+      REDIS_URL: this.redis.url,
+      ...env,
+    });
     this.apps.push(this.producer);
     return this.producer;
   }
@@ -36,6 +57,7 @@ export class World {
   async startConsumer(env: Record<string, string> = {}): Promise<AppProcess> {
     this.consumer = await startApp('consumer', {
       ...SERVICE_ENV,
+      ...profileEnv('consumer'),
       REDIS_URL: this.redis.url,
       NODE_ID: 'bench-consumer',
       ...env,
@@ -85,7 +107,7 @@ export class World {
   /** Stops the consumer (SIGKILL: the bench has what it needs) so it does not compete for CPU. */
   async stopConsumer(): Promise<void> {
     if (!this.consumer) return;
-    this.consumer.kill('SIGKILL');
+    this.consumer.kill(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL');
     await this.consumer.exited;
     this.consumer = undefined;
   }
@@ -122,7 +144,7 @@ export class World {
   }
 
   async close(): Promise<void> {
-    for (const app of this.apps) app.kill('SIGKILL');
+    for (const app of this.apps) app.kill(process.env.BENCH_CPU_PROF ? 'SIGTERM' : 'SIGKILL');
     await Promise.all(this.apps.map((a) => a.exited));
     await Promise.all(this.pools.map((p) => p.destroy()));
     for (const c of this.clients) c.disconnect();
