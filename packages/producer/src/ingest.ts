@@ -130,7 +130,7 @@ export class Ingest {
     const results = await pipeline.exec();
     if (!results) throw new UnavailableError('the write was not executed');
 
-    let replicasError: unknown;
+    let replicasError: Error | undefined;
     if (waiting) {
       const wait = results[calls.length + 1];
       if (!wait) replicasError = new UnavailableError('the write was not executed');

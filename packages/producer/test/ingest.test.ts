@@ -98,7 +98,7 @@ describe('Ingest', () => {
       expect(commands.evalsha ?? commands.eval).to.equal(3);
       expect(commands.publish).to.equal(1);
       const entries = await stream('bulk');
-      expect(entries.map((e) => e.id)).to.deep.equal([...a!, ...b!, ...c!]);
+      expect(entries.map((e) => e.id)).to.deep.equal([...a, ...b, ...c]);
     });
   });
 });
