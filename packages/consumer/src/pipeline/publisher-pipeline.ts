@@ -3,7 +3,10 @@
  * driven by demand. The source reads only as many messages as there are free
  * delivery slots (`concurrency`), so a slow target slows reading and the
  * backlog stays in Redis; each finished delivery frees its slot once its
- * outcome is recorded, and asks the source for more.
+ * outcome is recorded, and asks the source for more. While deliveries are
+ * in flight the source waits until a quarter of the slots are free
+ * (`minDemand`, GenStage's min_demand), so that under load one read brings
+ * several messages instead of one read a message.
  *
  * States (field `state`):
  *   running  - reads when woken and slots are free; retries are taken when
@@ -17,6 +20,7 @@
  * `update()` moves between running/paused when `active` changes; `close()`
  * moves to closed from anywhere.
  */
+import type { Counter, Gauge, Histogram } from 'prom-client';
 import type { Config, Logger, Publisher } from '@postoffice/shared';
 import { decideFate, describe } from '../fate.js';
 import type { Clock, Job, Target } from '../types.js';
@@ -26,6 +30,21 @@ import type { AckStage } from './ack-stage.js';
 import type { Source } from './source.js';
 
 export type PipelineState = 'running' | 'open' | 'probing' | 'paused' | 'closed';
+
+/** Free slots worth a read while others are busy: a quarter of `concurrency`. */
+export function minDemand(concurrency: number): number {
+  return Math.max(1, Math.floor(concurrency / 4));
+}
+
+/** This publisher's metric series, looked up once (a labelled lookup a message costs more than the delivery's own JS). */
+interface Series {
+  readonly delivered: Counter.Internal;
+  readonly retry: Counter.Internal;
+  readonly dead: Counter.Internal;
+  readonly duration: Histogram.Internal<'publisher'>;
+  readonly endToEnd: Histogram.Internal<'publisher'>;
+  readonly inFlight: Gauge.Internal<'publisher'>;
+}
 
 export interface PipelineDeps {
   readonly source: Source;
@@ -52,6 +71,7 @@ export class PublisherPipeline {
   private probeDelayMs = 0;
   private probeTimer: NodeJS.Timeout | undefined;
   private readonly idleWaiters: (() => void)[] = [];
+  private readonly series: Series;
 
   constructor(
     publisher: Publisher,
@@ -59,6 +79,16 @@ export class PublisherPipeline {
   ) {
     this.publisher = publisher;
     this.state = publisher.active ? 'running' : 'paused';
+    const m = deps.metrics;
+    const labels = { publisher: publisher.id };
+    this.series = {
+      delivered: m.deliveries.labels({ ...labels, outcome: 'delivered' }),
+      retry: m.deliveries.labels({ ...labels, outcome: 'retry' }),
+      dead: m.deliveries.labels({ ...labels, outcome: 'dead' }),
+      duration: m.deliveryDuration.labels(labels),
+      endToEnd: m.endToEnd.labels(labels),
+      inFlight: m.inFlight.labels(labels),
+    };
   }
 
   get id(): string {
@@ -119,6 +149,7 @@ export class PublisherPipeline {
     if (this.reading || !this.dirty) return;
     const demand = this.demand();
     if (demand <= 0) return;
+    if (this.inFlight > 0 && demand < minDemand(this.publisher.concurrency)) return;
     this.reading = true;
     this.dirty = false;
     this.read(demand).then(
@@ -179,13 +210,13 @@ export class PublisherPipeline {
 
   private start(job: Job): void {
     this.inFlight++;
-    this.deps.metrics.inFlight.inc({ publisher: this.publisher.id });
+    this.series.inFlight.inc();
     const publisher = this.publisher;
     this.deliver(publisher, job)
       .catch((err: unknown) => this.logError(err, 'delivery failed unexpectedly'))
       .finally(() => {
         this.inFlight--;
-        this.deps.metrics.inFlight.dec({ publisher: publisher.id });
+        this.series.inFlight.dec();
         this.notifyIdle();
         this.pump();
       });
@@ -205,11 +236,10 @@ export class PublisherPipeline {
       maxAgeSeconds: this.deps.config.retryMaxAgeSeconds,
       random: (this.deps.random ?? Math.random)(),
     });
-    const m = this.deps.metrics;
-    m.deliveries.inc({ publisher: publisher.id, outcome: fate.kind });
-    m.deliveryDuration.observe({ publisher: publisher.id }, result.durationMs / 1000);
-    if (fate.kind === 'delivered')
-      m.endToEnd.observe({ publisher: publisher.id }, (now - job.message.receivedAt) / 1000);
+    const s = this.series;
+    s[fate.kind === 'delivered' ? 'delivered' : fate.kind === 'retry' ? 'retry' : 'dead'].inc();
+    s.duration.observe(result.durationMs / 1000);
+    if (fate.kind === 'delivered') s.endToEnd.observe((now - job.message.receivedAt) / 1000);
     else {
       this.deps.logger.debug(
         { publisherId: publisher.id, messageId: job.message.id, fate: fate.kind, error: describe(result) },
