@@ -36,6 +36,16 @@ export const fanOut: BenchCase = {
         publishers: PUBLISHERS,
         concurrency: FAN_CONCURRENCY,
       });
+      // How cost grows with fan-out: the same deliveries through 1, 10 and 50 publishers.
+      const ten =
+        ctx.mode === 'full'
+          ? await drainBacklog(ctx, world, receiver, {
+              topic: 'fanout10',
+              messages: Math.ceil(deliveries / 10),
+              publishers: 10,
+              concurrency: FAN_CONCURRENCY,
+            })
+          : undefined;
       const ratio = round(fan.perSec / one.perSec, 3);
       return {
         figure: { label: `postoffice, ${PUBLISHERS} publishers`, value: fan.perSec, unit: 'deliveries/s' },
@@ -50,7 +60,13 @@ export const fanOut: BenchCase = {
           concurrency_per_publisher: FAN_CONCURRENCY,
           baseline: `1 publisher, ${messages * PUBLISHERS} messages, concurrency ${CONCURRENCY}`,
         },
-        details: { cost: { fan_out: fan.usage, one_publisher: one.usage } },
+        details: {
+          by_publishers: {
+            1: { per_s: one.perSec, cost: one.usage },
+            ...(ten ? { 10: { per_s: ten.perSec, cost: ten.usage } } : {}),
+            [PUBLISHERS]: { per_s: fan.perSec, cost: fan.usage },
+          },
+        },
       };
     } finally {
       await receiver.close();

@@ -14,7 +14,7 @@ const GOAL_RSS_MB = 300;
 
 export const idleScale: BenchCase = {
   name: 'idle scale',
-  measure: 'Redis cmd/s with 10k idle publishers',
+  measure: 'Redis cmd/s and RSS, idle publishers',
   async run(ctx) {
     const publishers = bySize(ctx.mode, { full: 10_000, quick: 2_000, shape: 100 });
     const windowSeconds = bySize(ctx.mode, { full: 30, quick: 10, shape: 3 });

@@ -5,6 +5,7 @@ import { delivery } from './delivery.js';
 import { fanOut } from './fan-out.js';
 import { idleScale } from './idle-scale.js';
 import { latency } from './latency.js';
+import { payloadSize } from './payload-size.js';
 import { singleIngest } from './single-ingest.js';
 import { slowReceiver } from './slow-receiver.js';
 
@@ -16,4 +17,5 @@ export const CASES: readonly BenchCase[] = [
   fanOut,
   idleScale,
   slowReceiver,
+  payloadSize,
 ];

@@ -53,6 +53,15 @@ server.listen(0, '127.0.0.1', () => {
         return { count: times.length, at, last: times[times.length - 1] ?? null };
       },
       latency: () => ({ count: latencies.length, ...summarize(latencies) }),
+      /** The slowest receipts, with their arrival time relative to the first: where the tail comes from. */
+      slowest: (args) => {
+        const n = (args.n as number | undefined) ?? 10;
+        const first = times[0] ?? 0;
+        return latencies
+          .map((ms, i) => ({ ms: Math.round(ms * 10) / 10, at_ms: Math.round((times[i] ?? first) - first) }))
+          .sort((a, b) => b.ms - a.ms)
+          .slice(0, n);
+      },
     },
   );
 });

@@ -6,7 +6,7 @@
  */
 import type { Child } from './child.js';
 import { receiptRate } from './load.js';
-import { ATTRIBUTES, payload } from './payload.js';
+import { ATTRIBUTES, PAYLOAD_BYTES, payload } from './payload.js';
 import type { CaseContext } from './types.js';
 import { measureUsage, type UsageReport } from './usage.js';
 import type { World } from './world.js';
@@ -22,7 +22,15 @@ export async function drainBacklog(
   ctx: CaseContext,
   world: World,
   receiver: Child<{ url: string }>,
-  options: { topic: string; messages: number; publishers: number; concurrency: number; timeoutMs?: number },
+  options: {
+    topic: string;
+    messages: number;
+    publishers: number;
+    concurrency: number;
+    /** Payload size in bytes of JSON (default PAYLOAD_BYTES). */
+    bytes?: number;
+    timeoutMs?: number;
+  },
 ): Promise<BacklogRun> {
   const { topic, messages, publishers, concurrency } = options;
   await world.createTopic(topic);
@@ -31,7 +39,14 @@ export async function drainBacklog(
     ids.push(await world.createPublisher(topic, `${receiver.ready.url}/${topic}/${p}`, { active: false, concurrency }));
   }
   ctx.log(`filling ${messages} messages into ${topic}`);
-  await world.fill(topic, messages, (i) => payload(i), { ...ATTRIBUTES });
+  const bytes = options.bytes ?? PAYLOAD_BYTES;
+  await world.fill(
+    topic,
+    messages,
+    (i) => payload(i, bytes),
+    { ...ATTRIBUTES },
+    Math.max(10, Math.min(1000, Math.floor(2_000_000 / bytes))),
+  );
   if (!world.consumer) await world.startConsumer();
   await receiver.call('reset');
   const usage = await measureUsage(
