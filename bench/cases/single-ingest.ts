@@ -32,9 +32,13 @@ export const singleIngest: BenchCase = {
       await cannon({ url: po, body, connections, seconds: warmSeconds });
       const redis = world.client();
       const costs: UsageReport[] = [];
+      const bareCosts: UsageReport[] = [];
       const runs: { po: HttpLoad[]; base: HttpLoad[] } = { po: [], base: [] };
       for (let r = 0; r < repeats; r++) {
-        runs.base.push(await cannon({ url: base, body, connections, seconds }));
+        const bareUsage = await measureUsage({ 'bare fastify': bare.pid }, redis);
+        const bareLoad = await cannon({ url: base, body, connections, seconds });
+        runs.base.push(bareLoad);
+        bareCosts.push(await bareUsage(bareLoad.requests));
         const usage = await measureUsage({ producer: producer.child.pid! }, redis);
         const load = await cannon({ url: po, body, connections, seconds });
         runs.po.push(load);
@@ -69,7 +73,7 @@ export const singleIngest: BenchCase = {
           body_bytes: body.length,
           kept: 'median run of each side',
         },
-        details: { runs, cost_per_request: costs },
+        details: { runs, cost_per_request: costs, baseline_cost_per_request: bareCosts },
       };
     } finally {
       await bare.close();
