@@ -3,7 +3,10 @@
  * driven by demand. The source reads only as many messages as there are free
  * delivery slots (`concurrency`), so a slow target slows reading and the
  * backlog stays in Redis; each finished delivery frees its slot once its
- * outcome is recorded, and asks the source for more.
+ * outcome is recorded, and asks the source for more. While deliveries are
+ * in flight the source waits until a quarter of the slots are free
+ * (`minDemand`, GenStage's min_demand), so that under load one read brings
+ * several messages instead of one read a message.
  *
  * States (field `state`):
  *   running  - reads when woken and slots are free; retries are taken when
@@ -29,12 +32,17 @@ import type { Config, Logger, Publisher } from '@postoffice/shared';
 import { decideFate, describe } from '../fate.js';
 import type { Clock, Job, Target } from '../types.js';
 import type { RetryIndex } from '../retry-index.js';
-import type { Metrics } from '../metrics.js';
+import type { Metrics, PublisherSeries } from '../metrics.js';
 import type { AckStage } from './ack-stage.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { Source } from './source.js';
 
 export type PipelineState = 'running' | 'open' | 'probing' | 'paused' | 'closed';
+
+/** Free slots worth a read while others are busy: a quarter of `concurrency`. */
+export function minDemand(concurrency: number): number {
+  return Math.max(1, Math.floor(concurrency / 4));
+}
 
 export interface PipelineDeps {
   readonly source: Source;
@@ -68,6 +76,7 @@ export class PublisherPipeline {
   /** Ordered: an earlier owner's in-flight entries may still be in the way (checked once, then when told). */
   private orphanCheck: boolean;
   private readonly idleWaiters: (() => void)[] = [];
+  private readonly series: PublisherSeries;
 
   constructor(
     publisher: Publisher,
@@ -76,6 +85,7 @@ export class PublisherPipeline {
     this.publisher = publisher;
     this.state = publisher.active ? 'running' : 'paused';
     this.orphanCheck = publisher.ordered;
+    this.series = deps.metrics.publisherSeries(publisher.id);
   }
 
   get id(): string {
@@ -139,6 +149,7 @@ export class PublisherPipeline {
     if (this.reading || !this.dirty || this.waitTimer) return;
     const demand = this.demand();
     if (demand <= 0) return;
+    if (this.inFlight > 0 && demand < minDemand(this.publisher.concurrency)) return;
     this.reading = true;
     this.dirty = false;
     this.read(demand).then(
@@ -266,13 +277,13 @@ export class PublisherPipeline {
 
   private start(job: Job): void {
     this.inFlight++;
-    this.deps.metrics.deliveryStarted(this.publisher.id);
+    this.series.inFlight.inc();
     const publisher = this.publisher;
     this.deliver(publisher, job)
       .catch((err: unknown) => this.logError(err, 'delivery failed unexpectedly'))
       .finally(() => {
         this.inFlight--;
-        this.deps.metrics.deliveryEnded(publisher.id);
+        this.series.inFlight.dec();
         this.notifyIdle();
         this.pump();
       });
@@ -293,9 +304,10 @@ export class PublisherPipeline {
       random: (this.deps.random ?? Math.random)(),
       ordered: publisher.ordered,
     });
-    const m = this.deps.metrics;
-    m.delivered(publisher.id, fate.kind, result.durationMs / 1000);
-    if (fate.kind === 'delivered') m.endToEndLatency(publisher.id, (now - job.message.receivedAt) / 1000);
+    const s = this.series;
+    s[fate.kind === 'delivered' ? 'delivered' : fate.kind === 'retry' ? 'retry' : 'dead'].inc();
+    s.duration.observe(result.durationMs / 1000);
+    if (fate.kind === 'delivered') s.endToEnd.observe((now - job.message.receivedAt) / 1000);
     else {
       this.deps.logger.debug(
         { publisherId: publisher.id, messageId: job.message.id, fate: fate.kind, error: describe(result) },

@@ -1,0 +1,21 @@
+/** Every case, in the order they run. A new case is one more file and one more line here. */
+import type { BenchCase } from '../lib/types.js';
+import { bulkIngest } from './bulk-ingest.js';
+import { delivery } from './delivery.js';
+import { fanOut } from './fan-out.js';
+import { idleScale } from './idle-scale.js';
+import { latency } from './latency.js';
+import { payloadSize } from './payload-size.js';
+import { singleIngest } from './single-ingest.js';
+import { slowReceiver } from './slow-receiver.js';
+
+export const CASES: readonly BenchCase[] = [
+  singleIngest,
+  bulkIngest,
+  delivery,
+  latency,
+  fanOut,
+  idleScale,
+  slowReceiver,
+  payloadSize,
+];

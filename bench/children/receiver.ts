@@ -1,0 +1,67 @@
+/**
+ * A no-op HTTP receiver in its own process: answers every POST with 200
+ * (after BENCH_DELAY_MS, when set) and records when each request arrived.
+ * With BENCH_LATENCY=1 it also reads the payload's `t` (the publish time,
+ * wall-clock ms) and records publish -> received latency.
+ *
+ * Commands: `reset`; `stats` -> { count, at: { [k]: time of the k-th receipt } }
+ * for the asked ks; `latency` -> percentiles of the recorded latencies.
+ */
+import { createServer } from 'node:http';
+import { serve, wallNow } from '../lib/child.js';
+import { summarize } from '../lib/stats.js';
+
+const delayMs = Number(process.env.BENCH_DELAY_MS ?? 0);
+const withLatency = process.env.BENCH_LATENCY === '1';
+const T_FIELD = /"t":(\d+(?:\.\d+)?)/;
+
+let times: number[] = [];
+let latencies: number[] = [];
+
+const server = createServer((req, res) => {
+  let body = withLatency ? '' : undefined;
+  if (withLatency) req.setEncoding('utf8');
+  req.on('data', (chunk: string) => {
+    if (body !== undefined) body += chunk;
+  });
+  req.on('end', () => {
+    const now = wallNow();
+    times.push(now);
+    if (body !== undefined) {
+      const m = T_FIELD.exec(body);
+      if (m) latencies.push(now - Number(m[1]));
+    }
+    if (delayMs > 0) setTimeout(() => res.end(), delayMs);
+    else res.end();
+  });
+});
+server.keepAliveTimeout = 60_000;
+
+server.listen(0, '127.0.0.1', () => {
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  serve(
+    { url: `http://127.0.0.1:${port}` },
+    {
+      reset: () => {
+        times = [];
+        latencies = [];
+      },
+      stats: (args) => {
+        const at: Record<string, number | null> = {};
+        for (const k of (args.at as number[] | undefined) ?? []) at[k] = times[k - 1] ?? null;
+        return { count: times.length, at, last: times[times.length - 1] ?? null };
+      },
+      latency: () => ({ count: latencies.length, ...summarize(latencies) }),
+      /** The slowest receipts, with their arrival time relative to the first: where the tail comes from. */
+      slowest: (args) => {
+        const n = (args.n as number | undefined) ?? 10;
+        const first = times[0] ?? 0;
+        return latencies
+          .map((ms, i) => ({ ms: Math.round(ms * 10) / 10, at_ms: Math.round((times[i] ?? first) - first) }))
+          .sort((a, b) => b.ms - a.ms)
+          .slice(0, n);
+      },
+    },
+  );
+});

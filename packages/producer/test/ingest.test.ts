@@ -1,0 +1,104 @@
+import { expect } from 'chai';
+import { AppError, Keys, closeRedis, createRedis, parseEntry, type ScriptClient } from '@postoffice/shared';
+import { Ingest, MAX_MESSAGES_PER_CALL } from '../src/ingest.js';
+import { Metrics } from '../src/metrics.js';
+import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { createTopic, startApi, type Api } from './helpers.js';
+
+describe('Ingest', () => {
+  let server: RedisServer;
+  let api: Api;
+  let redis: ScriptClient;
+  let ingest: Ingest;
+  const keys = new Keys('po:');
+
+  /** Commands run since the last call, by name (scripts' inner commands included). */
+  async function commandsSince(): Promise<Record<string, number>> {
+    const info = await redis.info('commandstats');
+    await redis.config('RESETSTAT');
+    const out: Record<string, number> = {};
+    for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[m[1] as string] = Number(m[2]);
+    return out;
+  }
+
+  async function stream(topic: string) {
+    const raw = await redis.xrange(keys.topic(topic).stream, '-', '+');
+    return raw.map(([sid, fields]) => parseEntry(sid, fields));
+  }
+
+  before(async () => {
+    server = await startRedis();
+    api = await startApi({}, server);
+    await createTopic(api.app, 'orders');
+    await createTopic(api.app, 'bulk');
+    redis = createRedis(server.url, 'producer');
+    await waitFor(() => redis.status === 'ready', 'the client to connect');
+    ingest = new Ingest(redis, keys, { redisMinReplicas: 0, redisWaitTimeoutMs: 1000 }, new Metrics());
+  });
+  after(async () => {
+    await closeRedis(redis);
+    await api.close();
+    await server.stop();
+  });
+
+  describe('when requests for one topic arrive in the same turn', () => {
+    it('writes them with one script call and one wake-up, each request getting its own ids in order', async () => {
+      await commandsSince();
+      const writes = Array.from({ length: 20 }, (_, i) =>
+        ingest.write(
+          'orders',
+          [
+            { n: i, k: 0 },
+            { n: i, k: 1 },
+          ],
+          { source: `s${i}` },
+          'single',
+        ),
+      );
+      const ids = await Promise.all(writes);
+      const commands = await commandsSince();
+      expect(commands.evalsha ?? commands.eval).to.equal(1);
+      expect(commands.publish).to.equal(1);
+      expect(commands.xadd).to.equal(40);
+      const entries = await stream('orders');
+      expect(entries.map((e) => e.id)).to.deep.equal(ids.flat());
+      entries.forEach((e, j) => {
+        const i = Math.floor(j / 2);
+        expect(JSON.parse(e.payload)).to.deep.equal({ n: i, k: j % 2 });
+        expect(e.attributes).to.deep.equal({ source: `s${i}` });
+      });
+    });
+  });
+
+  describe('when one of them names a topic that does not exist', () => {
+    it('fails only that request, with topic_not_found, and writes the others', async () => {
+      const good = ingest.write('orders', [{ ok: 1 }], undefined, 'single');
+      const bad = ingest.write('nowhere', [{ ok: 0 }], undefined, 'single');
+      const [ok, failed] = await Promise.allSettled([good, bad]);
+      expect(ok.status).to.equal('fulfilled');
+      expect(failed.status).to.equal('rejected');
+      const err = (failed as PromiseRejectedResult).reason as AppError;
+      expect(err).to.be.instanceOf(AppError);
+      expect(err.code).to.equal('topic_not_found');
+      expect(await redis.exists(keys.topic('nowhere').stream)).to.equal(0);
+    });
+  });
+
+  describe('when the requests of one turn carry more than one script call may', () => {
+    it('splits them between requests, never inside one', async () => {
+      await commandsSince();
+      const big = MAX_MESSAGES_PER_CALL + 200;
+      const payloads = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ({ tag, i }));
+      const [a, b, c] = await Promise.all([
+        ingest.write('bulk', payloads(600, 'a'), undefined, 'bulk'),
+        ingest.write('bulk', payloads(600, 'b'), undefined, 'bulk'),
+        ingest.write('bulk', payloads(big, 'c'), undefined, 'bulk'),
+      ]);
+      const commands = await commandsSince();
+      expect(commands.evalsha ?? commands.eval).to.equal(3);
+      expect(commands.publish).to.equal(1);
+      const entries = await stream('bulk');
+      expect(entries.map((e) => e.id)).to.deep.equal([...a, ...b, ...c]);
+    });
+  });
+});
