@@ -100,14 +100,7 @@ export class Ingest {
     payloads: readonly unknown[],
     attributes: Readonly<Record<string, string>> | undefined,
   ): Promise<string[]> {
-    const attrs = attributes && Object.keys(attributes).length > 0 ? JSON.stringify(attributes) : '';
-    const ids: string[] = [];
-    const args: string[] = [];
-    for (const payload of payloads) {
-      const id = randomUUID();
-      ids.push(id);
-      args.push(id, JSON.stringify(payload), attrs);
-    }
+    const { ids, args } = scriptArgs(payloads, attributes);
     return new Promise<string[]>((resolve, reject) => {
       const list = this.waiting.get(topic);
       if (list) list.push({ ids, args, resolve, reject });
@@ -191,14 +184,7 @@ export class Ingest {
     idempotencyKey: string | undefined,
   ): Promise<OnceResult> {
     const tk = this.keys.topic(topic);
-    const attrs = attributes && Object.keys(attributes).length > 0 ? JSON.stringify(attributes) : '';
-    const ids: string[] = [];
-    const args: string[] = [];
-    for (const payload of payloads) {
-      const id = randomUUID();
-      ids.push(id);
-      args.push(id, JSON.stringify(payload), attrs);
-    }
+    const { ids, args } = scriptArgs(payloads, attributes);
     const keys = [tk.meta, tk.stream, tk.ids];
     if (idempotencyKey !== undefined) {
       keys.push(this.keys.idempotency(topic, idempotencyKey));
@@ -229,4 +215,20 @@ export class Ingest {
     }
     return { kind, ids, replayed: false };
   }
+}
+
+/** New message ids, and the script's arguments: groups of three (id, payload JSON, attributes JSON or ''). */
+function scriptArgs(
+  payloads: readonly unknown[],
+  attributes: Readonly<Record<string, string>> | undefined,
+): { ids: string[]; args: string[] } {
+  const attrs = attributes && Object.keys(attributes).length > 0 ? JSON.stringify(attributes) : '';
+  const ids: string[] = [];
+  const args: string[] = [];
+  for (const payload of payloads) {
+    const id = randomUUID();
+    ids.push(id);
+    args.push(id, JSON.stringify(payload), attrs);
+  }
+  return { ids, args };
 }
