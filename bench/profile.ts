@@ -1,11 +1,12 @@
 /**
- * `tsx bench/profile.ts <file.cpuprofile> [--folded out.folded] [--top N]`
+ * `tsx bench/profile.ts <file.cpuprofile> [--folded out.folded] [--svg out.svg] [--top N]`
  *
  * Summarizes a V8 CPU profile (from `pnpm bench --cpu-prof <dir>`): the
  * functions with the most self time, and the same grouped by package, so a
  * hot path shows without a browser. `--folded` writes collapsed stacks
  * (`a;b;c <samples>`), the input of flame graph tools (flamegraph.pl,
- * speedscope, clinic-style viewers).
+ * speedscope); `--svg` draws a flame graph itself (idle time left out;
+ * hover a frame for its name and share).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 
@@ -27,6 +28,7 @@ if (!file) {
   process.exit(2);
 }
 const folded = args.includes('--folded') ? args[args.indexOf('--folded') + 1] : undefined;
+const svg = args.includes('--svg') ? args[args.indexOf('--svg') + 1] : undefined;
 const top = args.includes('--top') ? Number(args[args.indexOf('--top') + 1]) : 30;
 
 const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
@@ -77,7 +79,8 @@ for (const [g, us] of [...byGroup].sort((a, b) => b[1] - a[1]).slice(0, 15)) con
 console.log(`\ntop ${top} functions by self time`);
 for (const [f, us] of [...byFn].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${pct(us)}  ${f}`);
 
-if (folded) {
+/** Collapsed stacks: root-first frame labels -> samples. */
+function collapse(): Map<string, number> {
   const stacks = new Map<string, number>();
   profile.samples.forEach((id) => {
     const frames: string[] = [];
@@ -88,6 +91,80 @@ if (folded) {
     const key = frames.reverse().join(';');
     stacks.set(key, (stacks.get(key) ?? 0) + 1);
   });
-  writeFileSync(folded, [...stacks].map(([k, v]) => `${k} ${v}`).join('\n') + '\n');
+  return stacks;
+}
+
+if (folded) {
+  writeFileSync(folded, [...collapse()].map(([k, v]) => `${k} ${v}`).join('\n') + '\n');
   console.log(`\nfolded stacks in ${folded}`);
+}
+
+interface Frame {
+  name: string;
+  samples: number;
+  children: Map<string, Frame>;
+}
+
+const COLORS: Record<string, string> = {
+  consumer: '#e8743b',
+  producer: '#e8743b',
+  shared: '#e8a33b',
+  undici: '#4a90d9',
+  ioredis: '#5cb85c',
+  'node:': '#b0b0b0',
+  native: '#d9534f',
+};
+
+function color(name: string): string {
+  for (const [key, c] of Object.entries(COLORS)) if (name.includes(key)) return c;
+  return name.includes('(') ? COLORS.native! : '#c9a0dc';
+}
+
+const escapeXml = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+if (svg) {
+  const root: Frame = { name: 'all', samples: 0, children: new Map() };
+  for (const [stack, n] of collapse()) {
+    if (stack.startsWith('(idle)')) continue;
+    root.samples += n;
+    let node = root;
+    for (const name of stack.split(';')) {
+      let child = node.children.get(name);
+      if (!child) node.children.set(name, (child = { name, samples: 0, children: new Map() }));
+      child.samples += n;
+      node = child;
+    }
+  }
+  const width = 1600;
+  const row = 16;
+  const rects: string[] = [];
+  let depth = 0;
+  const draw = (f: Frame, x: number, level: number) => {
+    depth = Math.max(depth, level);
+    const w = (f.samples / root.samples) * width;
+    if (w < 0.3) return;
+    const share = ((100 * f.samples) / root.samples).toFixed(1);
+    const label = w > 40 ? escapeXml(f.name.slice(0, Math.floor(w / 6.5))) : '';
+    rects.push(
+      `<g><title>${escapeXml(f.name)} (${share}%)</title><rect x="${x.toFixed(1)}" y="${level}" width="${w.toFixed(1)}" height="${row - 1}" fill="${color(f.name)}"/>` +
+        (label ? `<text x="${(x + 3).toFixed(1)}" y="${level}" dy="11">${label}</text>` : '') +
+        '</g>',
+    );
+    let cx = x;
+    for (const c of [...f.children.values()].sort((a, b) => b.samples - a.samples)) {
+      draw(c, cx, level + 1);
+      cx += (c.samples / root.samples) * width;
+    }
+  };
+  draw(root, 0, 0);
+  const height = (depth + 1) * row;
+  // Levels were recorded as depths; flip so the root is at the bottom, as flame graphs are drawn.
+  const body = rects
+    .map((r) => r.replace(/ y="(\d+)"/g, (_, l: string) => ` y="${height - (Number(l) + 1) * row}"`))
+    .join('\n');
+  writeFileSync(
+    svg,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="monospace" font-size="11">\n${body}\n</svg>\n`,
+  );
+  console.log(`flame graph in ${svg} (${root.samples} samples, idle left out)`);
 }

@@ -51,7 +51,7 @@ for (const c of report.cases) {
     ]);
 }
 print(
-  `Run: \`${report.command}\`, ${report.started_at}, ${report.duration_seconds} s, commit ${String(report.machine.commit).slice(0, 7)}.`,
+  `Run: \`${report.command}\`, ${report.started_at}, ${report.duration_seconds} s, commit ${String(report.machine.commit).slice(0, 7)}.\n`,
 );
 print(
   `Machine: ${report.machine.cpus} × ${report.machine.cpu_model}, ${report.machine.memory_gb} GB, ${report.machine.os}, Node ${report.machine.node}, ${report.machine.redis.split(' sha')[0]}; load average ${report.machine.load_average_at_start[0]} at start, ${report.machine.load_average_at_end[0]} at end.\n`,

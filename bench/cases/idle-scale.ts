@@ -17,7 +17,7 @@ export const idleScale: BenchCase = {
   measure: 'Redis cmd/s and RSS, idle publishers',
   async run(ctx) {
     const publishers = bySize(ctx.mode, { full: 10_000, quick: 2_000, shape: 100 });
-    const windowSeconds = bySize(ctx.mode, { full: 30, quick: 10, shape: 3 });
+    const windowSeconds = bySize(ctx.mode, { full: 30, quick: 8, shape: 3 });
     const world = await World.start();
     try {
       await world.startProducer();

@@ -11,6 +11,7 @@ import { paced } from '../lib/load.js';
 import { ATTRIBUTES, TOPIC } from '../lib/payload.js';
 import { round, summarize, type Summary } from '../lib/stats.js';
 import { bySize, type BenchCase } from '../lib/types.js';
+import { measureUsage, type UsageReport } from '../lib/usage.js';
 import { World, waitFor } from '../lib/world.js';
 import { CONCURRENCY } from './delivery.js';
 
@@ -59,8 +60,10 @@ export const latency: BenchCase = {
           ingest_p99: number;
           ingest_max: number;
           slowest: { ms: number; at_ms: number }[];
+          cost: UsageReport;
         }
       > = {};
+      const redis = world.client();
       for (const rate of RATES) {
         await receiver.call('reset');
         const w = await paced(rate, warmSeconds, send);
@@ -71,6 +74,15 @@ export const latency: BenchCase = {
         );
         await receiver.call('reset');
         acks = [];
+        const usage = await measureUsage(
+          {
+            bench: process.pid,
+            producer: world.producer!.child.pid!,
+            consumer: world.consumer!.child.pid!,
+            receiver: receiver.pid,
+          },
+          redis,
+        );
         const run = await paced(rate, seconds, send);
         const ingest = summarize(acks);
         await waitFor(
@@ -78,6 +90,7 @@ export const latency: BenchCase = {
           'every message of the run',
           120_000,
         );
+        const cost = await usage(run.sent);
         const lat = await receiver.call<Summary & { count: number }>('latency');
         const slowest = await receiver.call<{ ms: number; at_ms: number }[]>('slowest', { n: 15 });
         byRate[rate] = {
@@ -88,6 +101,7 @@ export const latency: BenchCase = {
           ingest_p99: ingest.p99,
           ingest_max: ingest.max,
           slowest,
+          cost,
         };
         ctx.log(
           `${rate}/s (achieved ${run.achievedPerSec}): p50 ${lat.p50} ms, p99 ${lat.p99} ms, max ${lat.max} ms; ` +

@@ -19,8 +19,8 @@ export const payloadSize: BenchCase = {
   async run(ctx) {
     const count = (bytes: number) =>
       bytes >= 65536
-        ? bySize(ctx.mode, { full: 5_000, quick: 2_000, shape: 200 })
-        : bySize(ctx.mode, { full: 20_000, quick: 5_000, shape: 500 });
+        ? bySize(ctx.mode, { full: 5_000, quick: 1_000, shape: 200 })
+        : bySize(ctx.mode, { full: 20_000, quick: 3_000, shape: 500 });
     const world = await World.start();
     const receiver = await startChild<{ url: string }>('receiver');
     try {

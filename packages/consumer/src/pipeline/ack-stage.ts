@@ -86,12 +86,7 @@ export class AckStage {
     const args: (string | number)[] = [this.publisherId, this.historyTtlSeconds, MAX_ATTEMPTS_KEPT, batch.length];
     for (const { job, result, fate } of batch) {
       keys.push(this.keys.history(this.topic, job.message.id));
-      const attempt = JSON.stringify({
-        at: new Date(result.startedAt).toISOString(),
-        ...(result.status !== undefined ? { status: result.status } : {}),
-        ...(result.ok ? {} : { error: result.error ?? 'failed' }),
-        duration_ms: result.durationMs,
-      });
+      const attempt = attemptJson(result);
       switch (fate.kind) {
         case 'delivered':
           args.push(job.message.streamId, 'd', '', attempt, '');
@@ -121,4 +116,12 @@ export class AckStage {
       }
     }
   }
+}
+
+/** One attempt of the history as JSON, built directly (once a message, so it is worth avoiding the spreads). */
+export function attemptJson(result: AttemptResult): string {
+  let json = `{"at":"${new Date(result.startedAt).toISOString()}"`;
+  if (result.status !== undefined) json += `,"status":${result.status}`;
+  if (!result.ok) json += `,"error":${JSON.stringify(result.error ?? 'failed')}`;
+  return `${json},"duration_ms":${result.durationMs}}`;
 }

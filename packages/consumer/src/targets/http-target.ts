@@ -8,10 +8,20 @@ import { Agent, request } from 'undici';
 import type { Publisher, StoredMessage } from '@postoffice/shared';
 import type { AttemptResult, Clock, Target } from '../types.js';
 
+/** Idle controllers kept for reuse, at most. */
+const SPARE_CONTROLLERS = 1024;
+
 export class HttpTarget implements Target {
   private readonly agent: Agent;
   private closed = false;
   private readonly inFlight = new Set<AbortController>();
+  /**
+   * Controllers whose attempt ended without aborting them: undici removed
+   * its listener, so they are as good as new. Creating an AbortController
+   * and its signal was the largest cost of an attempt outside undici itself
+   * (see docs/performance.md).
+   */
+  private readonly spare: AbortController[] = [];
 
   constructor(
     private readonly now: Clock = Date.now,
@@ -28,7 +38,7 @@ export class HttpTarget implements Target {
     const startedAt = this.now();
     const timeoutMs = Math.round(publisher.seconds_timeout * 1000);
     // One controller and one timer per attempt (AbortSignal.timeout + AbortSignal.any cost twice as much).
-    const controller = new AbortController();
+    const controller = this.spare.pop() ?? new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -59,6 +69,7 @@ export class HttpTarget implements Target {
     } finally {
       clearTimeout(timer);
       this.inFlight.delete(controller);
+      if (!controller.signal.aborted && this.spare.length < SPARE_CONTROLLERS) this.spare.push(controller);
     }
   }
 
