@@ -168,7 +168,7 @@ export async function execBySlot(
     batches.map(async (fill) => {
       const pipeline = client.pipeline();
       fill(pipeline);
-      return ((await pipeline.exec()) ?? []) as [Error | null, unknown][];
+      return (await pipeline.exec()) ?? [];
     }),
   );
   return replies.flat();

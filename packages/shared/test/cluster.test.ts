@@ -238,7 +238,8 @@ describe('on a Redis Cluster of three masters', function () {
       expect(await redis.poReleaseLock(1, lease, 'node-b t2'), topic).to.equal(1);
       const bucket = keys.publisher(topic, '99').bucket;
       expect(await redis.poRateLimit(1, bucket, 1, 2, 3), topic).to.deep.equal([2, 1000]);
-      expect((await redis.poRateLimit(1, bucket, 1, 2, -2))[0], topic).to.equal(0);
+      const [given] = (await redis.poRateLimit(1, bucket, 1, 2, -2)) as [number, number];
+      expect(given, topic).to.equal(0);
     }
   });
 

@@ -60,14 +60,14 @@ export async function clusterView(
 
   // Round trip 1: who is alive (the node key expires three heartbeats after the last), the singleton.
   // Each a global key of its own (its own hash slot): one command each, all sent at once.
-  const firstReply = (await Promise.all(
+  const firstReply: Reply = await Promise.all(
     [...seen.map((n) => keys.node(n.id)), keys.lock('janitor')].map((key) =>
       redis.get(key).then(
         (v): [Error | null, unknown] => [null, v],
         (err: unknown): [Error | null, unknown] => [err instanceof Error ? err : new Error(String(err)), null],
       ),
     ),
-  )) as Reply;
+  );
   const nodes = new Map<string, NodeView>();
   seen.forEach((n, i) => {
     const [err, json] = firstReply[i] ?? [null, null];
@@ -92,13 +92,13 @@ export async function clusterView(
   // Round trip 2: every slot's lease, every group's lag and pending count, every retry set's size.
   // One pipeline per topic (one hash slot each), all sent at once.
   const topics = [...new Set(publishers.map((p) => p.topic))];
-  const reply = (await execBySlot(redis, [
+  const reply: Reply = await execBySlot(redis, [
     ...topics.map((t) => (p: ChainableCommander) => void p.xinfo('GROUPS', keys.topic(t).stream)),
     ...publishers.map((p) => (pipeline: ChainableCommander) => {
       pipeline.zcard(keys.publisher(p.topic, p.id).retries);
       for (let s = 0; s < slotCount(p); s++) pipeline.get(keys.slotLease(p.topic, p.id, s));
     }),
-  ])) as Reply;
+  ]);
   const groups = new Map<string, Map<string, unknown>>();
   topics.forEach((t, i) => {
     const [err, list] = reply[i] ?? [null, []];
