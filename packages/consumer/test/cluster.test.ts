@@ -6,6 +6,7 @@
  * across the nodes and can be changed while they run.
  */
 import { expect } from 'chai';
+import { closeRedis, createRedis, Keys } from '@postoffice/shared';
 import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
 import { startReceiver, type Receiver } from '../../shared/test/support/receiver.js';
 import { killAll, startApp, type AppProcess } from '../../shared/test/support/processes.js';
@@ -161,15 +162,15 @@ describe('a cluster of three consumer processes', function () {
         const view = await cluster(producer);
         const counts = settled(view, ['node-a', 'node-b'], 30);
         if (!counts || spread(counts) > 1) return undefined;
-        const { Redis } = await import('ioredis');
-        const r = new Redis(redis.url);
+        // createRedis: a Redis Cluster client when the tests run on a cluster.
+        const r = createRedis(redis.url, 'consumer');
         try {
           for (const p of view.publishers) {
-            const consumers = (await r.xinfo('CONSUMERS', 'po:{orders}:stream', p.id)) as string[][];
+            const consumers = (await r.xinfo('CONSUMERS', new Keys().topic('orders').stream, p.id)) as string[][];
             if (consumers.some((row) => row[1] === 'node-c')) return undefined;
           }
         } finally {
-          r.disconnect();
+          await closeRedis(r);
         }
         return Date.now();
       },

@@ -174,16 +174,14 @@ export async function findMessage(
   };
 }
 
-/** A message that waits for its `schedule_at` (one pipelined round trip over every topic). */
+/** A message that waits for its `schedule_at` (one command per topic, all sent at once: one slot each). */
 async function findScheduled(
   redis: ScriptClient,
   keys: Keys,
   topics: readonly string[],
   id: string,
 ): Promise<MessageView | undefined> {
-  const lookup = redis.pipeline();
-  for (const topic of topics) lookup.hget(keys.topic(topic).scheduledData, id);
-  const found = await run(lookup);
+  const found = await Promise.all(topics.map((topic) => redis.hget(keys.topic(topic).scheduledData, id)));
   const at = found.findIndex((v) => typeof v === 'string');
   const topic = topics[at];
   const raw = found[at];

@@ -12,6 +12,7 @@
  * as the upper bound, so pages stay stable while new messages arrive.
  */
 import {
+  execBySlot,
   parseEntry,
   type DeliveryStateName,
   type Keys,
@@ -75,14 +76,6 @@ function compare(a: string, b: string): number {
   const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
   if (am !== bm) return am < bm ? -1 : 1;
   return as === bs ? 0 : as < bs ? -1 : 1;
-}
-
-async function run(pipeline: ChainableCommander): Promise<unknown[]> {
-  const results = (await pipeline.exec()) ?? [];
-  return results.map(([err, value]) => {
-    if (err) throw err;
-    return value;
-  });
 }
 
 function parseJson(text: string): unknown {
@@ -199,17 +192,17 @@ export class Search {
   private async fill(scans: TopicScan[], upper: number, filters: SearchFilters, count: number): Promise<void> {
     const lower = filters.from === undefined || filters.from <= 0 ? '-' : String(filters.from);
     const needStates = filters.state !== undefined || filters.publisher !== undefined;
-    const p = this.redis.pipeline();
-    for (const s of scans) {
+    // One pipeline per topic (one hash slot each), all sent at once.
+    const batches = scans.map((s) => (p: ChainableCommander) => {
       const end = s.last === '' ? (Number.isFinite(upper) ? String(upper) : '+') : `(${s.last}`;
       p.xrevrange(this.keys.topic(s.topic).stream, end, lower, 'COUNT', Math.max(1, count));
       if (needStates && !s.publishers) {
         p.hvals(this.keys.topic(s.topic).publishers);
         p.xinfo('GROUPS', this.keys.topic(s.topic).stream);
       }
-    }
+    });
     // XINFO on a stream that does not exist yet fails: no messages, no groups.
-    const replies = ((await p.exec()) ?? []).map(([err, value]) => {
+    const replies = (await execBySlot(this.redis, batches)).map(([err, value]) => {
       if (err && !(err instanceof Error && /no such key/i.test(err.message))) throw err;
       return err ? [] : value;
     });
@@ -237,25 +230,31 @@ export class Search {
   }
 
   private async loadStates(scans: TopicScan[]): Promise<void> {
-    const p = this.redis.pipeline();
+    const batches: ((p: ChainableCommander) => void)[] = [];
     const plan: [TopicScan, Publisher][] = [];
     for (const s of scans) {
-      if (s.buffer.length === 0) continue;
+      if (s.buffer.length === 0 || (s.publishers ?? []).length === 0) continue;
       const sids = s.buffer.map((m) => m.streamId);
       const stream = this.keys.topic(s.topic).stream;
       const newest = sids[0] as string;
       const oldest = sids[sids.length - 1] as string;
-      for (const pub of s.publishers ?? []) {
-        const pk = this.keys.publisher(s.topic, pub.id);
-        if (s.lastDelivered?.has(pub.id)) p.xpending(stream, pub.id, oldest, newest, sids.length);
-        else p.echo('nogroup');
-        p.zmscore(pk.retries, ...sids);
-        p.zmscore(pk.dead, ...sids);
-        plan.push([s, pub]);
-      }
+      // One pipeline per topic (one hash slot each), all sent at once.
+      batches.push((p) => {
+        for (const pub of s.publishers ?? []) {
+          const pk = this.keys.publisher(s.topic, pub.id);
+          if (s.lastDelivered?.has(pub.id)) p.xpending(stream, pub.id, oldest, newest, sids.length);
+          else p.echo('nogroup');
+          p.zmscore(pk.retries, ...sids);
+          p.zmscore(pk.dead, ...sids);
+        }
+      });
+      for (const pub of s.publishers ?? []) plan.push([s, pub]);
     }
     if (plan.length === 0) return;
-    const replies = await run(p);
+    const replies = (await execBySlot(this.redis, batches)).map(([err, value]) => {
+      if (err) throw err;
+      return value;
+    });
     let i = 0;
     for (const [s, pub] of plan) {
       const pending = replies[i++];

@@ -1,4 +1,4 @@
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { parseRedisUrl } from './redis-url.js';
 import { defineScripts, type ScriptClient } from './scripts.js';
 import { within } from './within.js';
@@ -151,4 +151,25 @@ export async function redisAnswers(client: ScriptClient, ms: number): Promise<bo
   } catch {
     return false;
   }
+}
+
+/**
+ * Runs batches of commands at once, one pipeline per batch, and returns every
+ * reply in order, as one `pipeline.exec()` would. Each batch must touch one
+ * hash slot (one topic's keys, or one global key): on a cluster ioredis sends
+ * a pipeline to a single node, so one pipeline across topics fails there.
+ * Still one round trip: the pipelines go out together.
+ */
+export async function execBySlot(
+  client: ScriptClient,
+  batches: readonly ((pipeline: ChainableCommander) => void)[],
+): Promise<[Error | null, unknown][]> {
+  const replies = await Promise.all(
+    batches.map(async (fill) => {
+      const pipeline = client.pipeline();
+      fill(pipeline);
+      return (await pipeline.exec()) ?? [];
+    }),
+  );
+  return replies.flat();
 }

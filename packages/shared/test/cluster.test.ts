@@ -15,6 +15,7 @@ import {
   Keys,
   masterNodes,
   PUBLISHER_DEFAULTS,
+  PullQueue,
   redisAnswers,
   SCRIPT_NAMES,
   Store,
@@ -180,6 +181,93 @@ describe('on a Redis Cluster of three masters', function () {
     await redis.set(lock, 'token', 'PX', 60_000);
     expect(await redis.poRenewLock(1, lock, 'token', 60_000)).to.equal(1);
     expect(await redis.poReleaseLock(1, lock, 'token')).to.equal(1);
+  });
+
+  it('schedules and releases messages, acts on failing ones and notes it, on each topic’s own slot', async () => {
+    for (const topic of topics) {
+      const tk = keys.topic(topic);
+      const data = JSON.stringify({ p: '1', a: '', at: new Date(1000).toISOString(), created_at: '' });
+      expect(await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, `${topic}-s`, 1000, data)).to.equal(1);
+      await redis.zadd(keys.scheduleDue, 'LT', 1000, topic);
+      const [moved, next] = (await redis.poReleaseScheduled(
+        5,
+        tk.meta,
+        tk.stream,
+        tk.ids,
+        tk.scheduled,
+        tk.scheduledData,
+        2000,
+        100,
+      )) as [number, string];
+      expect([moved, next], topic).to.deep.equal([1, '']);
+      await redis.zrem(keys.scheduleDue, topic);
+
+      // A dead letter of a publisher of this topic: recovered into the retry set, then deleted.
+      const publisher = await store.createPublisher({
+        ...PUBLISHER_DEFAULTS,
+        topic,
+        target: `http://b.test/${topic}`,
+        type: 'http',
+      });
+      const pk = keys.publisher(topic, publisher.id);
+      const [sid] = (await redis.poIngest(3, tk.meta, tk.stream, tk.ids, 1, `${topic}-f`, '1', '')) as string[];
+      await redis.xreadgroup('GROUP', publisher.id, 'node-a', 'COUNT', 10, 'STREAMS', tk.stream, '>');
+      await redis.zadd(pk.dead, 5, sid as string);
+      const failing = (...args: (string | number)[]) =>
+        redis.poFailing(5, tk.stream, tk.ids, pk.retries, pk.attempts, pk.dead, ...args) as Promise<
+          [number, [string, string][], string[]]
+        >;
+      const [, recovered] = await failing('recover', publisher.id, 0, 'all', 100, 10);
+      expect(recovered, topic).to.deep.equal([[`${topic}-f`, 'dead']]);
+      const [, deleted] = await failing('delete', publisher.id, '', 'ids', 100, 10, `${topic}-f`);
+      expect(deleted, topic).to.deep.equal([[`${topic}-f`, 'retrying']]);
+      const history = keys.history(topic, `${topic}-f`);
+      await redis.hset(history, publisher.id, JSON.stringify({ state: 'dead', attempts: [] }));
+      const noted = await redis.poNoteHistory(1, history, publisher.id, 3600, 'deleted', '', 'deleted', '1970-01-01');
+      expect(noted, topic).to.equal(1);
+      await store.deletePublisher(publisher.id);
+    }
+  });
+
+  it('takes slot leases and rate-limit tokens of publishers of every topic', async () => {
+    for (const topic of topics) {
+      const lease = keys.slotLease(topic, '99', 0);
+      expect(await redis.poTakeLease(1, lease, '', 'node-a t1'), topic).to.equal(1);
+      expect(await redis.poTakeLease(1, lease, '', 'node-b t2'), topic).to.equal(0);
+      expect(await redis.poTakeLease(1, lease, 'node-a t1', 'node-b t2'), topic).to.equal(1);
+      expect(await redis.poReleaseLock(1, lease, 'node-b t2'), topic).to.equal(1);
+      const bucket = keys.publisher(topic, '99').bucket;
+      expect(await redis.poRateLimit(1, bucket, 1, 2, 3), topic).to.deep.equal([2, 1000]);
+      const [given] = (await redis.poRateLimit(1, bucket, 1, 2, -2)) as [number, number];
+      expect(given, topic).to.equal(0);
+    }
+  });
+
+  it('leases, settles and replaces pull messages, moving replacements into topics on other masters', async () => {
+    const [home, ...others] = topics as [string, string, string];
+    const pull = new PullQueue(redis, keys, 3600);
+    const publisher = await store.createPublisher({
+      ...PUBLISHER_DEFAULTS,
+      topic: home,
+      target: 'workers',
+      type: 'pull',
+      from_now: true,
+    });
+    const tk = keys.topic(home);
+    await redis.poIngest(3, tk.meta, tk.stream, tk.ids, 2, 'pull-a', '1', '', 'pull-b', '2', '');
+    const leased = await pull.lease(publisher, { max: 2, leaseSeconds: 60, worker: { name: 'w' } });
+    expect(leased.map((l) => l.message.id)).to.deep.equal(['pull-a', 'pull-b']);
+    await pull.complete(leased[0]!.token);
+    const replaced = await pull.replace(
+      leased[1]!.token,
+      others.map((topic) => ({ topic, payload: { from: home } })),
+    );
+    expect(replaced.moved).to.equal(true);
+    for (const [i, topic] of others.entries()) {
+      expect(await redis.hget(keys.topic(topic).ids, replaced.ids[i]!), topic).to.be.a('string');
+    }
+    expect(await pull.outboxSize(home)).to.equal(0);
+    await store.deletePublisher(publisher.id);
   });
 
   it('has run every script', () => {

@@ -73,6 +73,7 @@ const TOKEN = 'a-test-token-of-enough-length-1';
 export const VALUE_SETS: Record<string, Record<string, unknown>> = {
   'the default values (bundled Redis)': {},
   'an external Redis URL': { redis: { url: 'redis://:secret@redis.example:6379/2' } },
+  'a Redis Cluster URL': { redis: { url: 'redis+cluster://:secret@redis-0.example:6379,redis-1.example:6379' } },
   'an existing Secret for Redis': { redis: { existingSecret: 'my-redis', existingSecretKey: 'url' } },
   'the bundled Redis with a storage class and appendfsync always': {
     redis: { bundled: { enabled: true, appendfsync: 'always', persistence: { size: '5Gi', storageClass: 'fast' } } },

@@ -43,31 +43,41 @@ export class SlotLeases {
   /**
    * Takes every slot of `wanted` that is free, already ours, or held by a
    * node outside `live` (or by an earlier run of this node); returns those
-   * now held. Two round trips: read every lease, then compare-and-set.
+   * now held. Two round trips: read every lease, then compare-and-set, each
+   * a command of its own (one hash slot each).
    */
   async acquire(wanted: readonly SlotRef[], live: ReadonlySet<string>): Promise<SlotRef[]> {
     if (wanted.length === 0) return [];
-    const read = this.redis.pipeline();
-    for (const s of wanted) read.get(this.keys.slotLease(s.topic, s.publisherId, s.slot));
-    const values = (await read.exec()) ?? [];
+    // One command per lease, all sent at once: the leases of different
+    // topics live in different hash slots, so no pipeline may span them.
+    const values = await Promise.all(
+      wanted.map((s) =>
+        this.redis.get(this.keys.slotLease(s.topic, s.publisherId, s.slot)).then(
+          (v) => v ?? '',
+          () => undefined,
+        ),
+      ),
+    );
     const mine = this.value;
     const held: SlotRef[] = [];
     const attempts: [SlotRef, string][] = [];
     wanted.forEach((s, i) => {
-      const [err, v] = values[i] ?? [new Error('no reply'), null];
-      if (err) return;
-      const current = (v as string | null) ?? '';
+      const current = values[i];
+      if (current === undefined) return;
       if (current === mine) held.push(s);
       else if (current === '' || this.holderGone(current, live)) attempts.push([s, current]);
     });
     if (attempts.length > 0) {
-      const take = this.redis.pipeline();
-      for (const [s, expected] of attempts)
-        take.poTakeLease(1, this.keys.slotLease(s.topic, s.publisherId, s.slot), expected, mine);
-      const results = (await take.exec()) ?? [];
+      const results = await Promise.all(
+        attempts.map(([s, expected]) =>
+          this.redis.poTakeLease(1, this.keys.slotLease(s.topic, s.publisherId, s.slot), expected, mine).then(
+            (v) => v,
+            () => 0,
+          ),
+        ),
+      );
       attempts.forEach(([s], i) => {
-        const [err, v] = results[i] ?? [new Error('no reply'), 0];
-        if (!err && v === 1) held.push(s);
+        if (results[i] === 1) held.push(s);
       });
     }
     return held;
@@ -81,9 +91,9 @@ export class SlotLeases {
   /** Gives leases back (only those still ours). */
   async release(slots: readonly SlotRef[]): Promise<void> {
     if (slots.length === 0) return;
-    const p = this.redis.pipeline();
-    for (const s of slots) p.poReleaseLock(1, this.keys.slotLease(s.topic, s.publisherId, s.slot), this.value);
-    await p.exec();
+    await Promise.allSettled(
+      slots.map((s) => this.redis.poReleaseLock(1, this.keys.slotLease(s.topic, s.publisherId, s.slot), this.value)),
+    );
   }
 
   private holderGone(value: string, live: ReadonlySet<string>): boolean {

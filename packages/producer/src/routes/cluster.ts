@@ -4,10 +4,12 @@
  * the singletons' holders, and per publisher its backlog (`lag`: entries
  * not yet read by its group), `pending` (read and not yet settled: in
  * flight or waiting for a retry) and `retrying` (in the retry set). All of
- * it in three pipelined round trips, whatever the number of publishers.
+ * it in three round trips (one pipeline per hash slot each), whatever the
+ * number of publishers.
  */
-import { slotCount, type RateLimit } from '@postoffice/shared';
+import { execBySlot, slotCount, type RateLimit } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
+import type { ChainableCommander } from 'ioredis';
 import type { ApiContext } from '../types.js';
 
 interface NodeView {
@@ -57,10 +59,15 @@ export async function clusterView(
   for (let i = 0; i + 1 < rows.length; i += 2) seen.push({ id: rows[i] as string, at: Number(rows[i + 1]) });
 
   // Round trip 1: who is alive (the node key expires three heartbeats after the last), the singleton.
-  const first = redis.pipeline();
-  for (const n of seen) first.get(keys.node(n.id));
-  first.get(keys.lock('janitor'));
-  const firstReply = ((await first.exec()) ?? []) as Reply;
+  // Each a global key of its own (its own hash slot): one command each, all sent at once.
+  const firstReply: Reply = await Promise.all(
+    [...seen.map((n) => keys.node(n.id)), keys.lock('janitor')].map((key) =>
+      redis.get(key).then(
+        (v): [Error | null, unknown] => [null, v],
+        (err: unknown): [Error | null, unknown] => [err instanceof Error ? err : new Error(String(err)), null],
+      ),
+    ),
+  );
   const nodes = new Map<string, NodeView>();
   seen.forEach((n, i) => {
     const [err, json] = firstReply[i] ?? [null, null];
@@ -83,14 +90,15 @@ export async function clusterView(
   const janitor = holder(firstReply[seen.length]?.[1]);
 
   // Round trip 2: every slot's lease, every group's lag and pending count, every retry set's size.
-  const second = redis.pipeline();
+  // One pipeline per topic (one hash slot each), all sent at once.
   const topics = [...new Set(publishers.map((p) => p.topic))];
-  for (const t of topics) second.xinfo('GROUPS', keys.topic(t).stream);
-  for (const p of publishers) {
-    second.zcard(keys.publisher(p.topic, p.id).retries);
-    for (let s = 0; s < slotCount(p); s++) second.get(keys.slotLease(p.topic, p.id, s));
-  }
-  const reply = ((await second.exec()) ?? []) as Reply;
+  const reply: Reply = await execBySlot(redis, [
+    ...topics.map((t) => (p: ChainableCommander) => void p.xinfo('GROUPS', keys.topic(t).stream)),
+    ...publishers.map((p) => (pipeline: ChainableCommander) => {
+      pipeline.zcard(keys.publisher(p.topic, p.id).retries);
+      for (let s = 0; s < slotCount(p); s++) pipeline.get(keys.slotLease(p.topic, p.id, s));
+    }),
+  ]);
   const groups = new Map<string, Map<string, unknown>>();
   topics.forEach((t, i) => {
     const [err, list] = reply[i] ?? [null, []];
