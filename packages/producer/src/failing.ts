@@ -16,7 +16,7 @@ import {
   type ScriptClient,
   type StoredMessage,
 } from '@postoffice/shared';
-import type { ChainableCommander } from 'ioredis';
+import { execOrThrow, parsePayload } from './replies.js';
 
 export type FailingState = 'retrying' | 'dead';
 
@@ -92,22 +92,6 @@ function isPosition(v: unknown): v is Position {
   );
 }
 
-async function run(pipeline: ChainableCommander): Promise<unknown[]> {
-  const results = (await pipeline.exec()) ?? [];
-  return results.map(([err, value]) => {
-    if (err) throw err;
-    return value;
-  });
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
 export class Failing {
   constructor(
     private readonly redis: ScriptClient,
@@ -153,13 +137,13 @@ export class Failing {
     const stream = this.keys.topic(publisher.topic).stream;
     const p1 = this.redis.pipeline();
     for (const [sid] of rows) p1.xrange(stream, sid, sid);
-    const entries = (await run(p1)) as [string, string[]][][];
+    const entries = (await execOrThrow(p1)) as [string, string[]][][];
     const messages: (StoredMessage | undefined)[] = entries.map((e) =>
       e[0] ? parseEntry(e[0][0], e[0][1]) : undefined,
     );
     const p2 = this.redis.pipeline();
     for (const m of messages) p2.hget(this.keys.history(publisher.topic, m?.id ?? 'none'), publisher.id);
-    const records = (await run(p2)) as (string | null)[];
+    const records = (await execOrThrow(p2)) as (string | null)[];
     const items: FailingItem[] = [];
     rows.forEach(([, score, s], i) => {
       const m = messages[i];
@@ -183,7 +167,7 @@ export class Failing {
         ...(s === 'x' && record?.dead_reason !== undefined ? { dead_reason: record.dead_reason } : {}),
         attempt_count: record?.attempt_count ?? attempts.length,
         ...(lastAttempt ? { last_attempt: lastAttempt } : {}),
-        payload: parseJson(m.payload),
+        payload: parsePayload(m.payload),
         attributes: m.attributes,
       });
     });
@@ -202,7 +186,7 @@ export class Failing {
         ? await this.redis.zrange(key, 0, count - 1, 'REV', 'WITHSCORES')
         : await this.redis.zrange(key, 0, count - 1, 'WITHSCORES');
     } else {
-      const [rank, score] = (await run(
+      const [rank, score] = (await execOrThrow(
         this.redis.pipeline()[rev ? 'zrevrank' : 'zrank'](key, from.sid).zscore(key, from.sid),
       )) as [number | null, string | null];
       if (rank !== null && score !== null && Number(score) === from.score) {

@@ -17,7 +17,7 @@ import {
   type ScriptClient,
   type Store,
 } from '@postoffice/shared';
-import type { ChainableCommander } from 'ioredis';
+import { execOrThrow, parsePayload } from './replies.js';
 
 /** One lease of a pull publisher's message, as shown: times in ISO, no token. */
 export interface LeaseView {
@@ -54,23 +54,6 @@ export interface MessageView {
   readonly schedule_at?: string;
   readonly received_at?: string;
   readonly deliveries: DeliveryView[];
-}
-
-/** Runs a pipeline; throws the first command's error, returns the replies in order. */
-async function run(pipeline: ChainableCommander): Promise<unknown[]> {
-  const results = (await pipeline.exec()) ?? [];
-  return results.map(([err, value]) => {
-    if (err) throw err;
-    return value;
-  });
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }
 
 function parseRecord(json: string | undefined): DeliveryRecord | undefined {
@@ -129,7 +112,7 @@ export async function findMessage(
   if (topic === undefined || typeof sid !== 'string') return findScheduled(redis, keys, topics, id);
 
   const tk = keys.topic(topic);
-  const [range, history, publisherJson] = (await run(
+  const [range, history, publisherJson] = (await execOrThrow(
     redis.pipeline().xrange(tk.stream, sid, sid).hgetall(keys.history(topic, id)).hvals(tk.publishers),
   )) as [[string, string[]][], Record<string, string>, string[]];
   const entry = range[0];
@@ -167,7 +150,7 @@ export async function findMessage(
   return {
     id: message.id || id,
     topic,
-    payload: parseJson(message.payload),
+    payload: parsePayload(message.payload),
     attributes: message.attributes,
     received_at: new Date(message.receivedAt).toISOString(),
     deliveries,
@@ -190,7 +173,7 @@ async function findScheduled(
   return {
     id,
     topic,
-    payload: parseJson(data.p),
+    payload: parsePayload(data.p),
     attributes: data.a === '' ? {} : (JSON.parse(data.a) as Record<string, string>),
     state: 'scheduled',
     schedule_at: new Date(Date.parse(data.at)).toISOString(),

@@ -23,6 +23,7 @@ import {
 } from '@postoffice/shared';
 import type { ChainableCommander } from 'ioredis';
 import { decodeCursor, encodeCursor } from './failing.js';
+import { parsePayload } from './replies.js';
 
 export interface SearchFilters {
   readonly topic?: string;
@@ -76,14 +77,6 @@ function compare(a: string, b: string): number {
   const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
   if (am !== bm) return am < bm ? -1 : 1;
   return as === bs ? 0 : as < bs ? -1 : 1;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }
 
 interface TopicScan {
@@ -175,7 +168,7 @@ export class Search {
       id: m.id,
       topic,
       received_at: new Date(m.receivedAt).toISOString(),
-      payload: parseJson(m.payload),
+      payload: parsePayload(m.payload),
       attributes: m.attributes,
       ...(states ? { deliveries: [...states].map(([publisher_id, state]) => ({ publisher_id, state })) } : {}),
     };
