@@ -2,24 +2,9 @@ import { expect } from 'chai';
 import { closeRedis, createRedis } from '@postoffice/shared';
 import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
 import { startReceiver, type Receiver } from '../../shared/test/support/receiver.js';
-import { killAll, startApp, type AppProcess } from '../../shared/test/support/processes.js';
+import { api, killAll, startApp, type AppProcess } from '../../shared/test/support/processes.js';
 
 const CLUSTER_ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100' };
-
-async function api(
-  app: AppProcess,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${app.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined };
-}
 
 describe('consumer processes that crash or stop', function () {
   this.timeout(180_000);

@@ -64,3 +64,19 @@ export async function killAll(apps: AppProcess[]): Promise<void> {
   for (const app of apps) app.kill('SIGKILL');
   await Promise.all(apps.map((a) => a.exited));
 }
+
+/** Calls the HTTP API of a started process: the status and the parsed JSON body (undefined when empty). */
+export async function api(
+  app: AppProcess,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${app.url}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : undefined };
+}
