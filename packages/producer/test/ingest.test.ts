@@ -1,5 +1,13 @@
 import { expect } from 'chai';
-import { AppError, Keys, closeRedis, createRedis, parseEntry, type ScriptClient } from '@postoffice/shared';
+import {
+  AppError,
+  Keys,
+  closeRedis,
+  createRedis,
+  masterNodes,
+  parseEntry,
+  type ScriptClient,
+} from '@postoffice/shared';
 import { Ingest, MAX_MESSAGES_PER_CALL } from '../src/ingest.js';
 import { Metrics } from '../src/metrics.js';
 import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
@@ -12,12 +20,16 @@ describe('Ingest', () => {
   let ingest: Ingest;
   const keys = new Keys('po:');
 
-  /** Commands run since the last call, by name (scripts' inner commands included). */
+  /** Commands run since the last call, by name (scripts' inner commands included), summed over every master. */
   async function commandsSince(): Promise<Record<string, number>> {
-    const info = await redis.info('commandstats');
-    await redis.config('RESETSTAT');
     const out: Record<string, number> = {};
-    for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[m[1] as string] = Number(m[2]);
+    for (const node of masterNodes(redis)) {
+      const info = await node.info('commandstats');
+      await node.config('RESETSTAT');
+      for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+        out[m[1] as string] = (out[m[1] as string] ?? 0) + Number(m[2]);
+      }
+    }
     return out;
   }
 
