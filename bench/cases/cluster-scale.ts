@@ -1,0 +1,154 @@
+/**
+ * Cluster scale: one publisher with `parallelism: 3` to a receiver that
+ * answers after 50 ms, drained by one consumer node and then, in the same
+ * run, by three. Each node is its own process (packages/consumer/dist) with
+ * 1 s heartbeats so that slots move quickly; the three-node rate is measured
+ * only once `GET /api/cluster` shows the 3 slots held by 3 distinct nodes.
+ * Rates are taken at the receiver, leaving out the first 5% of each phase.
+ *
+ * What bounds each phase: a node runs `concurrency` deliveries per slot it
+ * holds, so one node holding all 3 slots and three nodes holding one each
+ * both have 3 × concurrency in flight, and with a 50 ms receiver both are
+ * bounded by 3 × concurrency / 50 ms (the `latency_bound_per_s` in the
+ * config), far below what one node's CPU can do. The ratio therefore
+ * measures whether spreading the slots costs or gains anything; it reaches
+ * 3× only where one node is bound by its own CPU (see docs/performance.md).
+ */
+import { startChild } from '../lib/child.js';
+import { receiptRate } from '../lib/load.js';
+import { ATTRIBUTES, payload } from '../lib/payload.js';
+import { round } from '../lib/stats.js';
+import { bySize, type BenchCase } from '../lib/types.js';
+import { World, waitFor } from '../lib/world.js';
+
+const TOPIC = 'cluster';
+const DELAY_MS = 50;
+const PARALLELISM = 3;
+/** Per slot: 3 slots × 10 in flight / 50 ms = 600 deliveries/s, about 5% of one CPU for the consumer. */
+const CONCURRENCY = 10;
+const HEARTBEAT_SECONDS = 1;
+const GOAL_RATIO = 2.7;
+const NODE_ENV = { HEARTBEAT_SECONDS: String(HEARTBEAT_SECONDS), CLAIM_TIMEOUT_SECONDS: '5' };
+
+interface ClusterView {
+  nodes: { id: string; slots: string[] }[];
+  publishers: { id: string; slots: { slot: number; node: string | null }[]; lag: number | null }[];
+}
+
+export const clusterScale: BenchCase = {
+  name: 'cluster scale',
+  measure: `delivered/s, 3 consumer nodes vs 1, parallelism ${PARALLELISM}, ${DELAY_MS} ms receiver`,
+  async run(ctx) {
+    // Deliveries measured in each phase (the first 5% of each left out).
+    const perPhase = bySize(ctx.mode, { full: 12_000, quick: 3_000, shape: 300 });
+    const latencyBound = (PARALLELISM * CONCURRENCY * 1000) / DELAY_MS;
+    const world = await World.start();
+    const receiver = await startChild<{ url: string }>('receiver', { BENCH_DELAY_MS: DELAY_MS });
+    try {
+      await world.startProducer();
+      const api = world.api(1);
+      await world.createTopic(TOPIC);
+      const id = await world.createPublisher(TOPIC, `${receiver.ready.url}/${TOPIC}`, {
+        active: false,
+        concurrency: CONCURRENCY,
+        parallelism: PARALLELISM,
+      });
+      const holders = async (): Promise<string[]> => {
+        const view = (await world.get('/api/cluster', api)).data as ClusterView;
+        const p = view.publishers.find((x) => x.id === id);
+        return (p?.slots ?? []).map((s) => s.node ?? '');
+      };
+
+      // Phase 1: one node. Enough backlog for the phase and the rebalance after it.
+      const firstBacklog = perPhase + Math.ceil(latencyBound * 5);
+      ctx.log(`filling ${firstBacklog} messages`);
+      await world.fill(TOPIC, firstBacklog, (i) => payload(i), { ...ATTRIBUTES });
+      await world.startConsumer({ ...NODE_ENV, NODE_ID: 'bench-node-1' });
+      await world.patch(`/api/publishers/${id}`, { active: true });
+      await waitFor(
+        async () => (await holders()).every((h) => h === 'bench-node-1'),
+        'one node to hold the 3 slots',
+        60_000,
+        50,
+      );
+      ctx.log(`one node holds the ${PARALLELISM} slots; measuring ${perPhase} deliveries`);
+      const one = await receiptRate(receiver, perPhase, Math.floor(perPhase * 0.05), 600_000);
+
+      // Phase 2: two more nodes; measure once the slots sit on three distinct nodes.
+      const t0 = performance.now();
+      await Promise.all([
+        world.startConsumer({ ...NODE_ENV, NODE_ID: 'bench-node-2' }),
+        world.startConsumer({ ...NODE_ENV, NODE_ID: 'bench-node-3' }),
+      ]);
+      const spread = await waitFor(
+        async () => {
+          const h = await holders();
+          return h.length === PARALLELISM && h.every((n) => n !== '') && new Set(h).size === PARALLELISM ? h : null;
+        },
+        'the 3 slots to be held by 3 distinct nodes',
+        60_000,
+        50,
+      );
+      const spreadSeconds = round((performance.now() - t0) / 1000, 1);
+      ctx.log(`slots on ${spread.join(', ')} after ${spreadSeconds} s; measuring ${perPhase} deliveries`);
+      // Top up so that the phase never runs dry, whatever the rebalance consumed.
+      await world.fill(TOPIC, perPhase + Math.ceil(latencyBound), (i) => payload(firstBacklog + i), { ...ATTRIBUTES });
+      await receiver.call('reset');
+      const three = await receiptRate(receiver, perPhase, Math.floor(perPhase * 0.05), 600_000);
+      const stillSpread = new Set((await holders()).filter((n) => n !== '')).size;
+
+      const ratio = round(three.perSec / one.perSec, 3);
+      ctx.log(`1 node ${one.perSec}/s, 3 nodes ${three.perSec}/s (${ratio}x); latency bound ${latencyBound}/s`);
+      return {
+        figure: {
+          label: 'postoffice, 3 consumer nodes',
+          value: three.perSec,
+          unit: 'deliveries/s',
+          extra: { seconds: three.seconds },
+        },
+        baseline: {
+          label: 'postoffice, 1 consumer node',
+          value: one.perSec,
+          unit: 'deliveries/s',
+          extra: { seconds: one.seconds },
+        },
+        ratio,
+        goal: `>= ${GOAL_RATIO}x`,
+        met: ratio >= GOAL_RATIO,
+        more: [
+          {
+            figure: { label: 'postoffice, 3 consumer nodes', value: three.perSec, unit: 'deliveries/s' },
+            baseline: {
+              label: `latency bound, ${PARALLELISM} x ${CONCURRENCY} in flight / ${DELAY_MS} ms`,
+              value: latencyBound,
+              unit: 'deliveries/s',
+            },
+            ratio: round(three.perSec / latencyBound, 3),
+            goal: '(none: how close to the bound)',
+            met: true,
+          },
+        ],
+        config: {
+          receiver_delay_ms: DELAY_MS,
+          parallelism: PARALLELISM,
+          concurrency_per_slot: CONCURRENCY,
+          in_flight_per_phase: PARALLELISM * CONCURRENCY,
+          latency_bound_per_s: latencyBound,
+          deliveries_per_phase: perPhase,
+          warm_up_deliveries_left_out: Math.floor(perPhase * 0.05),
+          first_backlog: firstBacklog,
+          node_env: NODE_ENV,
+          nodes: [1, 3],
+        },
+        details: {
+          slot_holders_three_nodes: spread,
+          seconds_until_slots_spread: spreadSeconds,
+          distinct_holders_after_phase: stillSpread,
+        },
+      };
+    } finally {
+      await receiver.close();
+      await world.close();
+    }
+  },
+};
