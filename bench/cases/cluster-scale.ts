@@ -19,6 +19,7 @@ import { receiptRate } from '../lib/load.js';
 import { ATTRIBUTES, payload } from '../lib/payload.js';
 import { round } from '../lib/stats.js';
 import { bySize, type BenchCase } from '../lib/types.js';
+import { measureUsage, type UsageReport } from '../lib/usage.js';
 import { World, waitFor } from '../lib/world.js';
 
 const TOPIC = 'cluster';
@@ -40,7 +41,7 @@ export const clusterScale: BenchCase = {
   measure: `delivered/s, 3 consumer nodes vs 1, parallelism ${PARALLELISM}, ${DELAY_MS} ms receiver`,
   async run(ctx) {
     // Deliveries measured in each phase (the first 5% of each left out).
-    const perPhase = bySize(ctx.mode, { full: 12_000, quick: 3_000, shape: 300 });
+    const perPhase = bySize(ctx.mode, { full: 12_000, quick: 1_500, shape: 300 });
     const latencyBound = (PARALLELISM * CONCURRENCY * 1000) / DELAY_MS;
     const world = await World.start();
     const receiver = await startChild<{ url: string }>('receiver', { BENCH_DELAY_MS: DELAY_MS });
@@ -63,7 +64,7 @@ export const clusterScale: BenchCase = {
       const firstBacklog = perPhase + Math.ceil(latencyBound * 5);
       ctx.log(`filling ${firstBacklog} messages`);
       await world.fill(TOPIC, firstBacklog, (i) => payload(i), { ...ATTRIBUTES });
-      await world.startConsumer({ ...NODE_ENV, NODE_ID: 'bench-node-1' });
+      const nodes = [await world.startConsumer({ ...NODE_ENV, NODE_ID: 'bench-node-1' })];
       await world.patch(`/api/publishers/${id}`, { active: true });
       await waitFor(
         async () => (await holders()).every((h) => h === 'bench-node-1'),
@@ -72,14 +73,18 @@ export const clusterScale: BenchCase = {
         50,
       );
       ctx.log(`one node holds the ${PARALLELISM} slots; measuring ${perPhase} deliveries`);
+      const oneUsage = await phaseUsage(world, nodes, receiver.pid);
       const one = await receiptRate(receiver, perPhase, Math.floor(perPhase * 0.05), 600_000);
+      const oneCpu = await oneUsage(perPhase);
 
       // Phase 2: two more nodes; measure once the slots sit on three distinct nodes.
       const t0 = performance.now();
-      await Promise.all([
-        world.startConsumer({ ...NODE_ENV, NODE_ID: 'bench-node-2' }),
-        world.startConsumer({ ...NODE_ENV, NODE_ID: 'bench-node-3' }),
-      ]);
+      nodes.push(
+        ...(await Promise.all([
+          world.startConsumer({ ...NODE_ENV, NODE_ID: 'bench-node-2' }),
+          world.startConsumer({ ...NODE_ENV, NODE_ID: 'bench-node-3' }),
+        ])),
+      );
       const spread = await waitFor(
         async () => {
           const h = await holders();
@@ -94,7 +99,9 @@ export const clusterScale: BenchCase = {
       // Top up so that the phase never runs dry, whatever the rebalance consumed.
       await world.fill(TOPIC, perPhase + Math.ceil(latencyBound), (i) => payload(firstBacklog + i), { ...ATTRIBUTES });
       await receiver.call('reset');
+      const threeUsage = await phaseUsage(world, nodes, receiver.pid);
       const three = await receiptRate(receiver, perPhase, Math.floor(perPhase * 0.05), 600_000);
+      const threeCpu = await threeUsage(perPhase);
       const stillSpread = new Set((await holders()).filter((n) => n !== '')).size;
 
       const ratio = round(three.perSec / one.perSec, 3);
@@ -144,6 +151,8 @@ export const clusterScale: BenchCase = {
           slot_holders_three_nodes: spread,
           seconds_until_slots_spread: spreadSeconds,
           distinct_holders_after_phase: stillSpread,
+          one_node: oneCpu,
+          three_nodes: threeCpu,
         },
       };
     } finally {
@@ -152,3 +161,27 @@ export const clusterScale: BenchCase = {
     }
   },
 };
+
+/**
+ * CPU per delivery of each consumer node, the receiver and Redis over a
+ * phase, and the consumer nodes' CPU as a share of one CPU: the evidence
+ * that the phase was bound by the receiver's latency, not by CPU.
+ */
+async function phaseUsage(
+  world: World,
+  nodes: { child: { pid?: number } }[],
+  receiverPid: number,
+): Promise<(deliveries: number) => Promise<UsageReport & { consumer_cpu_share_of_one_cpu: number }>> {
+  const pids: Record<string, number> = { receiver: receiverPid };
+  nodes.forEach((n, i) => (pids[`consumer-${i + 1}`] = n.child.pid!));
+  const t0 = performance.now();
+  const usage = await measureUsage(pids, world.client());
+  return async (deliveries) => {
+    const report = await usage(deliveries);
+    const seconds = (performance.now() - t0) / 1000;
+    const consumerMs = Object.entries(report.cpu_ms_per_msg)
+      .filter(([name]) => name.startsWith('consumer-'))
+      .reduce((sum, [, ms]) => sum + ms, 0);
+    return { ...report, consumer_cpu_share_of_one_cpu: round((consumerMs * deliveries) / 1000 / seconds, 3) };
+  };
+}
