@@ -67,7 +67,10 @@ export const clusterScale: BenchCase = {
       const nodes = [await world.startConsumer({ ...NODE_ENV, NODE_ID: 'bench-node-1' })];
       await world.patch(`/api/publishers/${id}`, { active: true });
       await waitFor(
-        async () => (await holders()).every((h) => h === 'bench-node-1'),
+        async () => {
+          const h = await holders();
+          return h.length === PARALLELISM && h.every((n) => n === 'bench-node-1');
+        },
         'one node to hold the 3 slots',
         60_000,
         50,
