@@ -1,6 +1,7 @@
 /** Every case, in the order they run. A new case is one more file and one more line here. */
 import type { BenchCase } from '../lib/types.js';
 import { bulkIngest } from './bulk-ingest.js';
+import { clusterScale } from './cluster-scale.js';
 import { delivery } from './delivery.js';
 import { fanOut } from './fan-out.js';
 import { idleScale } from './idle-scale.js';
@@ -18,4 +19,5 @@ export const CASES: readonly BenchCase[] = [
   idleScale,
   slowReceiver,
   payloadSize,
+  clusterScale,
 ];

@@ -94,6 +94,13 @@ export class World {
     return text ? JSON.parse(text) : undefined;
   }
 
+  async get(path: string, pool = this.api(1)): Promise<any> {
+    const res = await pool.request({ method: 'GET', path });
+    const text = await res.body.text();
+    if (res.statusCode >= 300) throw new Error(`GET ${path}: ${res.statusCode} ${text}`);
+    return text ? JSON.parse(text) : undefined;
+  }
+
   async patch(path: string, body: unknown): Promise<void> {
     const res = await this.api(1).request({
       method: 'PATCH',

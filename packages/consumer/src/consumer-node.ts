@@ -401,7 +401,7 @@ export class ConsumerNode {
       this.known.set(id, publisher);
       const pipeline = this.pipelines.get(id);
       const held = this.held.get(id);
-      if (pipeline && held) pipeline.update(effective(publisher, held.slots.size));
+      if (pipeline && held) pipeline.update(effective(publisher));
     }
     if (ids.size > 0) this.byTopic.set(topic, ids);
     else this.byTopic.delete(topic);
@@ -468,7 +468,7 @@ export class ConsumerNode {
     const publisher = this.known.get(id);
     const h = this.held.get(id);
     if (!publisher || !h) return;
-    const p = effective(publisher, h.slots.size);
+    const p = effective(publisher);
     const existing = this.pipelines.get(id);
     if (existing) {
       existing.update(p);
@@ -566,9 +566,14 @@ function normalize(p: Publisher): Publisher {
   return { ...p, parallelism: p.parallelism ?? 1, ordered: p.ordered ?? false, rate_limit: p.rate_limit ?? null };
 }
 
-/** The publisher as this node's pipeline runs it: `concurrency` per slot held, one at a time when ordered. */
-function effective(p: Publisher, slots: number): Publisher {
-  return { ...p, concurrency: p.ordered ? 1 : p.concurrency * Math.max(1, slots) };
+/**
+ * The publisher as this node's pipeline runs it: `concurrency` deliveries in
+ * flight on this node, however many of its slots the node holds (so a
+ * publisher's throughput grows with the nodes that hold its slots, up to
+ * `parallelism` of them); one at a time when ordered.
+ */
+function effective(p: Publisher): Publisher {
+  return p.ordered ? { ...p, concurrency: 1 } : p;
 }
 
 export { RECLAIMED_CONSUMER };
