@@ -161,6 +161,31 @@ describe('the Helm chart', function () {
     }
   });
 
+  it('routes Services, the Ingress and the ServiceMonitor to the port the app listens on (PORT)', async () => {
+    const docs = await template(VALUE_SETS['everything on (ingress, ServiceMonitor, Pub/Sub, auth from a Secret)']!);
+    const monitor = find(docs, 'ServiceMonitor', 'po-postoffice') as unknown as {
+      spec: { endpoints: { port: string; path: string }[] };
+    };
+    for (const role of ['producer', 'consumer'] as const) {
+      const c = container(docs, role);
+      const port = c.ports.find((p) => p.name === 'http')!;
+      expect(c.env.find((e) => e.name === 'PORT')?.value).to.equal(String(port.containerPort));
+      const service = find(docs, 'Service', `-${role}`) as unknown as {
+        spec: { ports: { name: string; targetPort: string }[] };
+      };
+      expect(service.spec.ports.map((p) => p.targetPort)).to.deep.equal(['http']);
+      expect(service.spec.ports.map((p) => p.name)).to.include(monitor.spec.endpoints[0]!.port);
+    }
+    expect(monitor.spec.endpoints[0]!.path).to.equal('/metrics');
+    const ingress = find(docs, 'Ingress', 'po-postoffice') as unknown as {
+      spec: { rules: { http: { paths: { backend: { service: { name: string; port: { name: string } } } }[] } }[] };
+    };
+    expect(ingress.spec.rules[0]!.http.paths[0]!.backend.service).to.deep.equal({
+      name: 'po-postoffice-producer',
+      port: { name: 'http' },
+    });
+  });
+
   it('NOTES.txt shows how to publish a first message', async () => {
     const text = await notes({});
     expect(text).to.contain('port-forward svc/po-postoffice-producer');

@@ -91,6 +91,7 @@ export class Metrics {
   readonly dead: Gauge<'publisher' | 'topic'>;
   private backlogSource: BacklogSource | undefined;
   private leaseCount: (() => number) | undefined;
+  private refreshing: Promise<void> | undefined;
 
   constructor(options: MetricsOptions = {}) {
     this.leasesHeld = new Gauge({
@@ -108,26 +109,28 @@ export class Metrics {
       help: 'Messages of the publisher not delivered yet (unread, in flight or waiting for a retry).',
       labelNames,
       registers,
-      // One collect fills all four gauges: they come from the same Redis round.
-      collect: () => this.collectBacklog(),
+      collect: () => this.refreshBacklog(),
     });
     this.oldestAge = new Gauge({
       name: 'postoffice_publisher_oldest_undelivered_age_seconds',
       help: 'Age of the oldest message the publisher has not delivered yet (0 when none).',
       labelNames,
       registers,
+      collect: () => this.refreshBacklog(),
     });
     this.retrying = new Gauge({
       name: 'postoffice_publisher_retrying_messages',
       help: 'Messages of the publisher waiting for a retry.',
       labelNames,
       registers,
+      collect: () => this.refreshBacklog(),
     });
     this.dead = new Gauge({
       name: 'postoffice_publisher_dead_messages',
       help: 'Dead letters of the publisher (kept for the retention period).',
       labelNames,
       registers,
+      collect: () => this.refreshBacklog(),
     });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
@@ -185,6 +188,15 @@ export class Metrics {
   /** Installs where the per-publisher backlog gauges come from at scrape time. */
   reportBacklog(source: BacklogSource | undefined): void {
     this.backlogSource = source;
+  }
+
+  /**
+   * The four backlog gauges come from one Redis round: a scrape reads them
+   * at the same time, and each waits for the same refresh.
+   */
+  private refreshBacklog(): Promise<void> {
+    this.refreshing ??= this.collectBacklog().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
   }
 
   private async collectBacklog(): Promise<void> {

@@ -87,6 +87,8 @@ describe('consumer metrics', function () {
     const second = await f.world.node();
     expect(first.janitor.holdsLease).to.equal(true);
     expect(second.janitor.holdsLease).to.equal(false);
+    // The first scrape already has all four gauges (they are filled by one shared refresh).
+    expect(await sample(first, 'postoffice_publisher_dead_messages', { publisher: p.id })).to.equal(0);
     expect(await sample(first, 'postoffice_publisher_backlog_messages', { publisher: p.id })).to.equal(0);
     expect(await sample(second, 'postoffice_publisher_backlog_messages', { publisher: p.id })).to.equal(undefined);
     // The publisher's one slot is held by exactly one of the two nodes.
@@ -97,5 +99,26 @@ describe('consumer metrics', function () {
         1,
       'the one slot held by one node',
     );
+  });
+
+  it('counts the backlog of idle publishers with two commands each, and reuses a count for 10 s', async () => {
+    const topics = 30;
+    const publishers = 300;
+    for (let t = 0; t < topics; t++) await f.world.topic(`t-${t}`);
+    for (let i = 0; i < publishers; i++) await f.world.publisher(`t-${i % topics}`, `${f.receiver.url}/p${i}`);
+    // Slow timers, so that the commands counted are the scrape's.
+    const node = await f.world.node({ RETRY_POLL_MS: '1000', HEARTBEAT_SECONDS: '5' });
+    await waitFor(() => node.pipelineCount === publishers, 'every pipeline');
+    const commands = async (): Promise<number> =>
+      Number(/total_commands_processed:(\d+)/.exec(await f.world.redis.info('stats'))?.[1]);
+    const before = await commands();
+    const text = await node.metrics.registry.metrics();
+    const during = (await commands()) - before - 1;
+    expect(text.match(/^postoffice_publisher_backlog_messages\{/gm)).to.have.length(publishers);
+    // ZCARD retries and dead per publisher, XINFO GROUPS and HVALS per topic, SMEMBERS; plus a few node timers.
+    expect(during).to.be.at.most(2 * publishers + 2 * topics + 1 + 20);
+    const again = await commands();
+    await node.metrics.registry.metrics();
+    expect((await commands()) - again - 1, 'a second scrape within 10 s').to.be.at.most(20);
   });
 });
