@@ -10,7 +10,8 @@
  * lease the node holds at once, so idle Redis traffic does not grow with the
  * number of slots (one TTL per key would cost a command per slot and tick).
  * Taking a lease is a compare-and-set on the value read (take-lease.lua),
- * so of two nodes that both saw a dead holder, one wins.
+ * so of two nodes that both saw a dead holder, one wins. Each command
+ * touches one key: nothing here spans hash slots.
  */
 import { randomUUID } from 'node:crypto';
 import type { Keys, ScriptClient } from '@postoffice/shared';
@@ -47,29 +48,29 @@ export class SlotLeases {
    */
   async acquire(wanted: readonly SlotRef[], live: ReadonlySet<string>): Promise<SlotRef[]> {
     if (wanted.length === 0) return [];
-    const read = this.redis.pipeline();
-    for (const s of wanted) read.get(this.keys.slotLease(s.topic, s.publisherId, s.slot));
-    const values = (await read.exec()) ?? [];
+    // Commands sent together without waiting (ioredis pipelines them on the connection); not one
+    // pipeline() object, whose keys would have to share a hash slot on Redis Cluster.
+    const values = await Promise.all(
+      wanted.map((s) => this.redis.get(this.keys.slotLease(s.topic, s.publisherId, s.slot)).catch(() => undefined)),
+    );
     const mine = this.value;
     const held: SlotRef[] = [];
     const attempts: [SlotRef, string][] = [];
     wanted.forEach((s, i) => {
-      const [err, v] = values[i] ?? [new Error('no reply'), null];
-      if (err) return;
-      const current = (v as string | null) ?? '';
+      const v = values[i];
+      if (v === undefined) return;
+      const current = v ?? '';
       if (current === mine) held.push(s);
       else if (current === '' || this.holderGone(current, live)) attempts.push([s, current]);
     });
-    if (attempts.length > 0) {
-      const take = this.redis.pipeline();
-      for (const [s, expected] of attempts)
-        take.poTakeLease(1, this.keys.slotLease(s.topic, s.publisherId, s.slot), expected, mine);
-      const results = (await take.exec()) ?? [];
-      attempts.forEach(([s], i) => {
-        const [err, v] = results[i] ?? [new Error('no reply'), 0];
-        if (!err && v === 1) held.push(s);
-      });
-    }
+    const taken = await Promise.all(
+      attempts.map(([s, expected]) =>
+        this.redis.poTakeLease(1, this.keys.slotLease(s.topic, s.publisherId, s.slot), expected, mine).catch(() => 0),
+      ),
+    );
+    attempts.forEach(([s], i) => {
+      if (taken[i] === 1) held.push(s);
+    });
     return held;
   }
 
@@ -80,14 +81,14 @@ export class SlotLeases {
 
   /** Gives leases back (only those still ours). */
   async release(slots: readonly SlotRef[]): Promise<void> {
-    if (slots.length === 0) return;
-    const p = this.redis.pipeline();
-    for (const s of slots) p.poReleaseLock(1, this.keys.slotLease(s.topic, s.publisherId, s.slot), this.value);
-    await p.exec();
+    const value = this.value;
+    await Promise.all(
+      slots.map((s) => this.redis.poReleaseLock(1, this.keys.slotLease(s.topic, s.publisherId, s.slot), value)),
+    );
   }
 
   private holderGone(value: string, live: ReadonlySet<string>): boolean {
-    const node = value.slice(0, value.lastIndexOf(' '));
+    const node = leaseHolder(value);
     // An earlier run of this node (same NODE_ID, other token) is gone too.
     return node === this.nodeId || !live.has(node);
   }

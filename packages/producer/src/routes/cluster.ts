@@ -4,7 +4,9 @@
  * the singletons' holders, and per publisher its backlog (`lag`: entries
  * not yet read by its group), `pending` (read and not yet settled: in
  * flight or waiting for a retry) and `retrying` (in the retry set). All of
- * it in three pipelined round trips, whatever the number of publishers.
+ * it in three round trips whatever the number of publishers: the commands of
+ * a step are sent together without waiting (one key each, so this works
+ * the same on Redis Cluster, where a pipeline object must stay in one slot).
  */
 import { slotCount, type RateLimit } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
@@ -33,7 +35,15 @@ interface PublisherView {
   readonly retrying: number;
 }
 
-type Reply = [Error | null, unknown][];
+type Reply = [Error | null, unknown];
+
+/** A command's answer or error, without throwing (one missing stream must not fail the page). */
+function settle(command: Promise<unknown>): Promise<Reply> {
+  return command.then(
+    (value) => [null, value] as Reply,
+    (err: unknown) => [err instanceof Error ? err : new Error(String(err)), null] as Reply,
+  );
+}
 
 /** The node id in a lease's value (`<node id> <token>`). */
 function holder(value: unknown): string | null {
@@ -57,10 +67,10 @@ export async function clusterView(
   for (let i = 0; i + 1 < rows.length; i += 2) seen.push({ id: rows[i] as string, at: Number(rows[i + 1]) });
 
   // Round trip 1: who is alive (the node key expires three heartbeats after the last), the singleton.
-  const first = redis.pipeline();
-  for (const n of seen) first.get(keys.node(n.id));
-  first.get(keys.lock('janitor'));
-  const firstReply = ((await first.exec()) ?? []) as Reply;
+  const firstReply = await Promise.all([
+    ...seen.map((n) => settle(redis.get(keys.node(n.id)))),
+    settle(redis.get(keys.lock('janitor'))),
+  ]);
   const nodes = new Map<string, NodeView>();
   seen.forEach((n, i) => {
     const [err, json] = firstReply[i] ?? [null, null];
@@ -83,14 +93,13 @@ export async function clusterView(
   const janitor = holder(firstReply[seen.length]?.[1]);
 
   // Round trip 2: every slot's lease, every group's lag and pending count, every retry set's size.
-  const second = redis.pipeline();
   const topics = [...new Set(publishers.map((p) => p.topic))];
-  for (const t of topics) second.xinfo('GROUPS', keys.topic(t).stream);
+  const commands: Promise<Reply>[] = topics.map((t) => settle(redis.xinfo('GROUPS', keys.topic(t).stream)));
   for (const p of publishers) {
-    second.zcard(keys.publisher(p.topic, p.id).retries);
-    for (let s = 0; s < slotCount(p); s++) second.get(keys.slotLease(p.topic, p.id, s));
+    commands.push(settle(redis.zcard(keys.publisher(p.topic, p.id).retries)));
+    for (let s = 0; s < slotCount(p); s++) commands.push(settle(redis.get(keys.slotLease(p.topic, p.id, s))));
   }
-  const reply = ((await second.exec()) ?? []) as Reply;
+  const reply = await Promise.all(commands);
   const groups = new Map<string, Map<string, unknown>>();
   topics.forEach((t, i) => {
     const [err, list] = reply[i] ?? [null, []];
