@@ -252,7 +252,7 @@ describe('a cluster of three consumer processes', function () {
     await consumer('node-a');
     await consumer('node-b');
     await consumer('node-c');
-    const id = await publisher({ target: receiver.url, parallelism: 3, rate_limit: { per_second: 200, burst: 20 } });
+    const id = await publisher({ target: receiver.url, parallelism: 3, rate_limit: { per_second: 200, burst: 10 } });
     await waitFor(async () => {
       const p = (await cluster(producer)).publishers.find((x) => x.id === id);
       return p !== undefined && new Set(p.slots.map((s) => s.node)).size === 3 && p.slots.every((s) => s.node);

@@ -25,8 +25,10 @@
  * concurrency times the slots held. An ordered publisher (one slot, one
  * delivery in flight) first takes over what an earlier owner left in
  * flight, and never reads a new message while one waits for a retry. With a
- * rate limit, tokens are taken from the cluster-wide bucket before reading;
- * when none are left, reading waits for the next token (`throttled`).
+ * rate limit, tokens are taken from the cluster-wide bucket before reading.
+ * Within running and probing, a wait timer (no token left, or an ordered
+ * publisher's orphan not yet past the claim timeout) holds reading back
+ * until it fires; `update()` and `close()` clear it.
  */
 import type { Config, Logger, Publisher } from '@postoffice/shared';
 import { decideFate, describe } from '../fate.js';
