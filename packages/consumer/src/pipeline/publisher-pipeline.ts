@@ -21,8 +21,8 @@
  * moves to closed from anywhere.
  *
  * The node runs a pipeline for a publisher only while it holds at least one
- * of the publisher's slots; `concurrency` here is the publisher's
- * concurrency times the slots held. An ordered publisher (one slot, one
+ * of the publisher's slots, with the publisher's `concurrency` however
+ * many slots it holds (1 when ordered). An ordered publisher (one slot, one
  * delivery in flight) first takes over what an earlier owner left in
  * flight, and never reads a new message while one waits for a retry. With a
  * rate limit, tokens are taken from the cluster-wide bucket before reading.
