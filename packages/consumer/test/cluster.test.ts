@@ -168,7 +168,16 @@ describe('a cluster of three consumer processes', function () {
     expect(takenOverAt - killedAt, `takeover took ${takenOverAt - killedAt} ms`).to.be.at.most(bound);
 
     await waitFor(() => seen.size === 30 * 2000, 'every message delivered to every publisher', 120_000, 100);
-    const after = await cluster(producer);
+    // A delivery reaches the receiver before its outcome is recorded: wait for the last acknowledgements.
+    const after = await waitFor(
+      async () => {
+        const view = await cluster(producer);
+        return view.publishers.every((p) => p.lag === 0 && p.pending === 0 && p.retrying === 0) ? view : undefined;
+      },
+      'every delivery acknowledged',
+      60_000,
+      100,
+    );
     expect(after.singletons.janitor).to.be.oneOf(['node-a', 'node-b']);
     for (const p of after.publishers) expect(p).to.include({ lag: 0, pending: 0, retrying: 0 });
     // Duplicates only for what node-c had in flight: at most its concurrency (5) in each of its 10 slots.
