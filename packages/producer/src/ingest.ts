@@ -181,15 +181,12 @@ export class Ingest {
     payloads: readonly unknown[],
     attributes: Readonly<Record<string, string>> | undefined,
     kind: IngestKind,
-    idempotencyKey: string | undefined,
+    idempotencyKey: string,
   ): Promise<OnceResult> {
     const tk = this.keys.topic(topic);
     const { ids, args } = scriptArgs(payloads, attributes);
-    const keys = [tk.meta, tk.stream, tk.ids];
-    if (idempotencyKey !== undefined) {
-      keys.push(this.keys.idempotency(topic, idempotencyKey));
-      args.push(JSON.stringify({ kind, ids }), String(IDEMPOTENCY_TTL_SECONDS));
-    }
+    const keys = [tk.meta, tk.stream, tk.ids, this.keys.idempotency(topic, idempotencyKey)];
+    args.push(JSON.stringify({ kind, ids }), String(IDEMPOTENCY_TTL_SECONDS));
     const pipeline = this.redis
       .pipeline()
       .poIngest(keys.length, ...keys, payloads.length, ...args)
