@@ -7,6 +7,7 @@ import {
   createLogger,
   createRedis,
   loadConfig,
+  masterNodes,
   PUBLISHER_DEFAULTS,
   type Config,
   type Publisher,
@@ -117,3 +118,23 @@ export function useWorld(): Fixture {
   });
   return fixture;
 }
+
+/** A figure of INFO summed over every master (the one server, or each master of a cluster). */
+export async function infoSum(redis: ScriptClient, section: string, field: string): Promise<number> {
+  let sum = 0;
+  for (const node of masterNodes(redis)) {
+    const info = await node.info(section);
+    sum += Number(new RegExp(`${field}:(\\d+)`).exec(info)?.[1]);
+  }
+  return sum;
+}
+
+/**
+ * Commands Redis has processed so far, over every master. Each call itself
+ * adds one INFO per master to the next reading: subtract `infoCalls(redis)`.
+ */
+export const commandsProcessed = (redis: ScriptClient): Promise<number> =>
+  infoSum(redis, 'stats', 'total_commands_processed');
+
+/** How many INFO commands one `commandsProcessed` call sends. */
+export const infoCalls = (redis: ScriptClient): number => masterNodes(redis).length;

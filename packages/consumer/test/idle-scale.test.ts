@@ -1,26 +1,14 @@
 import { expect } from 'chai';
-import { masterNodes } from '@postoffice/shared';
-import { createWorld, waitFor, type World } from './helpers.js';
+import { commandsProcessed, createWorld, infoCalls, infoSum, waitFor, type World } from './helpers.js';
 
-/** A figure of INFO summed over every master (the one server, or each master of a cluster). */
-async function infoSum(world: World, section: string, field: string): Promise<number> {
-  let sum = 0;
-  for (const node of masterNodes(world.redis)) {
-    const info = await node.info(section);
-    sum += Number(new RegExp(`${field}:(\\d+)`).exec(info)?.[1]);
-  }
-  return sum;
-}
-
-const commandsProcessed = (world: World): Promise<number> => infoSum(world, 'stats', 'total_commands_processed');
-const connectedClients = (world: World): Promise<number> => infoSum(world, 'clients', 'connected_clients');
+const connectedClients = (world: World): Promise<number> => infoSum(world.redis, 'clients', 'connected_clients');
 
 /** Redis commands per second over `ms`, not counting the INFO calls that measure it (one per master). */
 async function idleRate(world: World, ms: number): Promise<number> {
-  const before = await commandsProcessed(world);
+  const before = await commandsProcessed(world.redis);
   await new Promise((r) => setTimeout(r, ms));
-  const after = await commandsProcessed(world);
-  return ((after - before - masterNodes(world.redis).length) * 1000) / ms;
+  const after = await commandsProcessed(world.redis);
+  return ((after - before - infoCalls(world.redis)) * 1000) / ms;
 }
 
 describe('wake-up cost with many publishers', function () {

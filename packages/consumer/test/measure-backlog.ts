@@ -4,7 +4,7 @@
  * milliseconds per count. Usage: N=10000 npx tsx packages/consumer/test/measure-backlog.ts
  */
 import { BacklogCounter } from '../src/backlog.js';
-import { createWorld } from './helpers.js';
+import { commandsProcessed, createWorld, infoCalls } from './helpers.js';
 
 const n = Number(process.env.N ?? 10000);
 const topics = Math.max(1, Math.floor(n / 10));
@@ -23,14 +23,19 @@ try {
     reporting: () => true,
     now: Date.now,
   });
-  const processed = async (): Promise<number> =>
-    Number(/total_commands_processed:(\d+)/.exec(await world.redis.info('stats'))?.[1]);
+  const processed = (): Promise<number> => commandsProcessed(world.redis);
   for (let round = 0; round < 3; round++) {
     const before = await processed();
     const started = process.hrtime.bigint();
     const rows = await counter.count();
     const ms = Math.round(Number(process.hrtime.bigint() - started) / 1e6);
-    console.log({ publishers: n, topics, rows: rows.length, ms, commands: (await processed()) - before - 1 });
+    console.log({
+      publishers: n,
+      topics,
+      rows: rows.length,
+      ms,
+      commands: (await processed()) - before - infoCalls(world.redis),
+    });
   }
 } finally {
   await world.close();
