@@ -72,11 +72,14 @@ describe('node dist/main.js with API_TOKENS', function () {
       body: JSON.stringify(body),
     });
     expect((await call('/api/topics')).status).to.equal(401);
-    expect((await call('/api/topics', { headers: { authorization: 'Bearer wrong-token-0123456789' } })).status).to.equal(
-      403,
-    );
+    expect(
+      (await call('/api/topics', { headers: { authorization: 'Bearer wrong-token-0123456789' } })).status,
+    ).to.equal(403);
     expect((await call('/api/health')).status).to.equal(200);
-    const created = await call('/api/topics', json('POST', { name: 'orders', origin_host: 'x' }, { authorization: `Bearer ${A}` }));
+    const created = await call(
+      '/api/topics',
+      json('POST', { name: 'orders', origin_host: 'x' }, { authorization: `Bearer ${A}` }),
+    );
     expect(created.status).to.equal(201);
     const secret = 'whsec_c2VjcmV0LW9mLXRoZS1wdWJsaXNoZXI=';
     const publisher = await call(
@@ -99,6 +102,7 @@ describe('node dist/main.js with API_TOKENS', function () {
     expect(await p.exited).to.equal(0);
     const out = p.output();
     expect(out).to.contain('incoming request').and.contain('"msg":"stopped"');
-    for (const value of [A, B, 'wrong-token-0123456789', secret, cookie.split('=')[1]!.split('.')[2]!]) expect(out).to.not.contain(value);
+    for (const value of [A, B, 'wrong-token-0123456789', secret, cookie.split('=')[1]!.split('.')[2]!])
+      expect(out).to.not.contain(value);
   });
 });

@@ -82,7 +82,10 @@ describe('API authentication', function () {
       const app = await api();
       expect((await call(app, 'GET', '/api/topics')).status).to.equal(200);
       expect((await call(app, 'POST', '/api/topics', { name: 'open', origin_host: 'x.test' })).status).to.equal(201);
-      expect((await call(app, 'GET', '/api/session')).body).to.deep.equal({ auth_required: false, authenticated: true });
+      expect((await call(app, 'GET', '/api/session')).body).to.deep.equal({
+        auth_required: false,
+        authenticated: true,
+      });
       const loggedIn = await request(app, 'POST', '/api/session', {}, { token: 'anything' });
       expect(loggedIn.status).to.equal(204);
       expect(loggedIn.headers['set-cookie']).to.equal(undefined);
@@ -143,9 +146,9 @@ describe('API authentication', function () {
     });
 
     it('serves each of the two tokens, with the scheme in any case', async () => {
-      expect((await request(app, 'POST', '/api/topics', bearer(A), { name: 'orders', origin_host: 'x' })).status).to.equal(
-        201,
-      );
+      expect(
+        (await request(app, 'POST', '/api/topics', bearer(A), { name: 'orders', origin_host: 'x' })).status,
+      ).to.equal(201);
       expect((await request(app, 'GET', '/api/topics/orders', bearer(A))).status).to.equal(200);
       expect((await request(app, 'GET', '/api/topics/orders', bearer(B))).status).to.equal(200);
       expect((await request(app, 'GET', '/api/topics', { authorization: `bearer ${B}` })).status).to.equal(200);

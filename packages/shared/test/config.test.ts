@@ -242,7 +242,9 @@ describe('API_TOKENS', () => {
     for (const [value, expected] of cases) {
       const problems = problemsOf({ API_TOKENS: value });
       expect(problems, value).to.have.length(1);
-      expect(problems[0], value).to.match(/^API_TOKENS: /).and.match(expected);
+      expect(problems[0], value)
+        .to.match(/^API_TOKENS: /)
+        .and.match(expected);
       for (const secret of [A, B, short]) expect(problems[0], value).to.not.contain(secret);
     }
     expect(problemsOf({ API_TOKENS: ',' })).to.deep.equal([

@@ -37,7 +37,10 @@ export function registerSessionRoutes(app: FastifyInstance, auth: Auth): void {
 
   app.delete('/api/session', async (request, reply) => {
     if (!auth.required) return reply.code(204).send();
-    return reply.code(204).header('set-cookie', cookie(request, '', 0)).send();
+    return reply
+      .code(204)
+      .header('set-cookie', cookie(request, '', 0))
+      .send();
   });
 }
 
