@@ -134,7 +134,10 @@ describe('the Helm chart', function () {
     const tokens: string[] = [];
     for (let i = 0; i < 2; i++) {
       const docs = await template({});
-      const secret = find(docs, 'Secret', '-auth') as unknown as { data: Record<string, string> };
+      const secret = find(docs, 'Secret', '-auth') as unknown as {
+        metadata: { name: string };
+        data: Record<string, string>;
+      };
       expect(secret.metadata.name).to.equal('po-postoffice-auth');
       const env = resolveEnv(docs, container(docs, 'producer'), 'pod');
       expect(env.API_TOKENS).to.match(/^[A-Za-z0-9]{32}$/);
