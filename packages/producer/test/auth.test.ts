@@ -279,6 +279,53 @@ describe('API authentication', function () {
     expect((await request(rotated, 'POST', '/api/session', {}, { token: A })).status).to.equal(401);
   });
 
+  it('never answers 5xx to random credentials, cookies and login bodies', async () => {
+    const app = await api({ API_TOKENS: `${A},${B}` });
+    let seed = 42;
+    // mulberry32: a small seeded generator, so a failure can be replayed.
+    const random = (n: number): number => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * n) | 0;
+    };
+    const junk = (): string => {
+      const pieces = [
+        'v1',
+        '.',
+        A,
+        B,
+        'Bearer',
+        ' ',
+        '=',
+        ';',
+        ',',
+        '%',
+        '0',
+        '999999999999',
+        '-',
+        '_',
+        'po_session',
+        'é',
+      ];
+      return Array.from({ length: random(12) }, () => pieces[random(pieces.length)]!).join('');
+    };
+    const seen = new Set<number>();
+    for (let i = 0; i < 400; i++) {
+      const headers: Record<string, string> = {};
+      if (random(2)) headers.authorization = `${random(2) ? 'Bearer ' : ''}${junk()}`.replace(/[^\x20-\x7e]/g, '');
+      if (random(2)) headers.cookie = `po_session=${junk()}`.replace(/[^\x20-\x7e]/g, '');
+      const url = ['/api/topics', '/api/session', '/api/health', '/metrics', `/api/${junk()}`][random(5)]!;
+      const method = (['GET', 'POST', 'DELETE'] as const)[random(3)]!;
+      const body =
+        method === 'POST' ? [{ token: junk() }, { token: [A] }, junk(), null, { token: A }][random(5)] : undefined;
+      const res = await request(app, method, encodeURI(url), headers, body);
+      expect(res.status, `${method} ${url} ${JSON.stringify(headers)} ${JSON.stringify(body)}`).to.be.below(500);
+      seen.add(res.status);
+    }
+    expect([...seen]).to.include.members([200, 401, 403]);
+  });
+
   describe('the Auth class, with an injected clock', () => {
     it('ends a session 12 hours after the login', () => {
       let now = Date.UTC(2026, 0, 1);
