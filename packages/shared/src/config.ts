@@ -234,6 +234,13 @@ export const SETTINGS = {
     roles: BOTH,
     doc: 'On SIGTERM, how long in-flight work may take before the process stops anyway.',
   },
+  refusePrivateTargets: {
+    env: 'REFUSE_PRIVATE_TARGETS',
+    kind: 'bool',
+    default: false,
+    roles: BOTH,
+    doc: 'When `true`, http targets that are or resolve to loopback, private, link-local (cloud metadata included), CGNAT, unspecified or multicast addresses are refused: at creation and change (400 `target`) and again when a delivery connects (a failed attempt).',
+  },
 } as const satisfies Record<string, Setting>;
 
 export interface Config {
@@ -266,6 +273,7 @@ export interface Config {
   readonly gcloudPubsubProjectId: string;
   readonly googleApplicationCredentials: string;
   readonly pubsubEmulatorHost: string;
+  readonly refusePrivateTargets: boolean;
 }
 
 const BOOLEANS = new Map([
