@@ -106,7 +106,8 @@ describe('signed deliveries (Standard Webhooks)', function () {
     const [id] = await f.world.publish(topic, [{ n: 1 }]);
     await waitFor(async () => (await history(f.world, topic, id!, p.id))?.state === 'delivered', 'the delivery');
     expect(f.receiver.requests).to.have.length(2);
-    const [first, second] = f.receiver.requests as [Received, Received];
+    const first = f.receiver.requests[0]!;
+    const second = f.receiver.requests[1]!;
     expect(first.headers['webhook-id']).to.equal(id);
     expect(second.headers['webhook-id']).to.equal(id);
     expect(() => verify(secret, first.body, first)).not.to.throw();

@@ -19,21 +19,23 @@ export function objectBody(body: unknown): Body {
   return body as Body;
 }
 
-export const HTTP_URL_WHY = 'must be an http or https URL with a host and no user or password';
+/** What is wrong with `s` as an http target: not an absolute http(s) URL with a host, or credentials in it. */
+export function httpUrlProblem(s: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(s);
+  } catch {
+    return 'must be an http or https URL';
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '')
+    return 'must be an http or https URL';
+  if (url.username !== '' || url.password !== '') return 'must not contain a user or password';
+  return undefined;
+}
 
 /** Whether `s` is an absolute http:// or https:// URL with a host and no credentials (`user:password@`). */
 export function isHttpUrl(s: string): boolean {
-  try {
-    const url = new URL(s);
-    return (
-      (url.protocol === 'http:' || url.protocol === 'https:') &&
-      url.hostname !== '' &&
-      url.username === '' &&
-      url.password === ''
-    );
-  } catch {
-    return false;
-  }
+  return httpUrlProblem(s) === undefined;
 }
 
 /**
@@ -147,7 +149,8 @@ export class Checker {
   httpUrl(field: string): string | undefined {
     const s = this.requiredString(field);
     if (s === undefined) return undefined;
-    if (!isHttpUrl(s)) return this.fail(field, HTTP_URL_WHY);
+    const problem = httpUrlProblem(s);
+    if (problem) return this.fail(field, problem);
     return s;
   }
 

@@ -23,7 +23,7 @@ import {
 } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../types.js';
-import { BLANK, Checker, HTTP_URL_WHY, INVALID, isHttpUrl, objectBody } from '../validate.js';
+import { BLANK, Checker, INVALID, httpUrlProblem, isHttpUrl, objectBody } from '../validate.js';
 
 /** Fields PATCH may change. */
 const EDITABLE = [
@@ -120,7 +120,7 @@ function publisherType(c: Checker): PublisherType | undefined {
 function targetProblem(type: PublisherType, target: string): string | undefined {
   switch (type) {
     case 'http':
-      return isHttpUrl(target) ? undefined : HTTP_URL_WHY;
+      return httpUrlProblem(target);
     case 'pubsub':
       return isPubsubTopic(target) ? undefined : 'must be a Pub/Sub topic id or projects/<project>/topics/<topic id>';
     case 'pull':
