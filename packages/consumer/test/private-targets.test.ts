@@ -26,7 +26,9 @@ describe('with REFUSE_PRIVATE_TARGETS on', function () {
         return r && r.attempt_count >= 2 ? r : undefined;
       }, 'two failed attempts');
       expect(rec.state).to.equal('retrying');
-      expect(rec.attempts[0]!.error).to.match(/^target (resolves to|is) a private address \((.+ -> )?(127\.0\.0\.1|::1)\)/);
+      expect(rec.attempts[0]!.error).to.match(
+        /^target (resolves to|is) a private address \((.+ -> )?(127\.0\.0\.1|::1)\)/,
+      );
       expect(f.receiver.requests).to.have.length(0);
     });
   }

@@ -248,7 +248,9 @@ describe('with REFUSE_PRIVATE_TARGETS', () => {
         const res = await call(api.app, 'PATCH', `/api/publishers/${p.id}`, { target: 'http://localhost:4000/x' });
         expect(res.status).to.equal(on ? 400 : 200);
         if (on) expect(res.body).to.have.nested.property('data.errors.target');
-        expect((await store.getPublisher(p.id))?.target).to.equal(on ? 'http://8.8.8.8/hook' : 'http://localhost:4000/x');
+        expect((await store.getPublisher(p.id))?.target).to.equal(
+          on ? 'http://8.8.8.8/hook' : 'http://localhost:4000/x',
+        );
       });
 
       it('takes a public address', async () => {

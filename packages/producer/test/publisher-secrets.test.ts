@@ -4,9 +4,7 @@ import { Keys, Store, type Publisher } from '@postoffice/shared';
 import { call, createPublisher, createTopic, errors, startApi, type Api } from './helpers.js';
 
 const secret = (bytes = 32): string => `whsec_${randomBytes(bytes).toString('base64')}`;
-const SECRETS_WHY = [
-  'must be a list of at most 2 distinct secrets "whsec_<base64>", each key 24 to 64 bytes, or null',
-];
+const SECRETS_WHY = ['must be a list of at most 2 distinct secrets "whsec_<base64>", each key 24 to 64 bytes, or null'];
 
 describe('publisher signing secrets', () => {
   let api: Api;
@@ -114,7 +112,12 @@ describe('publisher signing secrets', () => {
       ['pubsub', 'signed-topic'],
       ['pull', 'signed-workers'],
     ] as const) {
-      const res = await call(api.app, 'POST', '/api/publishers', { topic: 'orders', type, target, secrets: [secret()] });
+      const res = await call(api.app, 'POST', '/api/publishers', {
+        topic: 'orders',
+        type,
+        target,
+        secrets: [secret()],
+      });
       expect(res.status, type).to.equal(400);
       expect(res.body, type).to.deep.equal(errors({ secrets: ['only http publishers sign their deliveries'] }));
       const made = await createPublisher(api.app, { topic: 'orders', type, target });

@@ -164,7 +164,7 @@ function publicOnlyLookup(
   lookup(hostname, { ...options, all: true }, (err, addresses) => {
     if (err) return callback(err, []);
     const refused = addresses.find((a) => isPrivateAddress(a.address));
-    if (refused) return callback(new PrivateTargetError(hostname, refused.address) as NodeJS.ErrnoException, []);
+    if (refused) return callback(new PrivateTargetError(hostname, refused.address), []);
     if (options.all) return callback(null, addresses);
     const first = addresses[0];
     if (!first) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), []);
@@ -177,7 +177,7 @@ function publicOnlyLookup(
  * connects to without a lookup) is checked before connecting.
  */
 function publicOnlyConnector(): buildConnector.connector {
-  const connect = buildConnector({ lookup: publicOnlyLookup } as buildConnector.BuildOptions);
+  const connect = buildConnector({ lookup: publicOnlyLookup });
   return (options, callback) => {
     const host = options.hostname.startsWith('[') ? options.hostname.slice(1, -1) : options.hostname;
     if (isIP(host) !== 0 && isPrivateAddress(host)) {

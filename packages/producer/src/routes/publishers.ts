@@ -176,19 +176,19 @@ export function registerPublisherRoutes(app: FastifyInstance, ctx: ApiContext): 
     if (refused) throw new ValidationError({ target: [refused] });
     const input = withSecrets(
       {
-      topic: topic as string,
-      type: type as PublisherType,
-      target: target as string,
-      active: o.active ?? PUBLISHER_DEFAULTS.active,
-      from_now: from_now ?? PUBLISHER_DEFAULTS.from_now,
-      seconds_timeout:
-        o.seconds_timeout ?? Math.min(PUBLISHER_DEFAULTS.seconds_timeout, maxPublisherTimeout(ctx.config)),
-      seconds_retry: o.seconds_retry ?? PUBLISHER_DEFAULTS.seconds_retry,
-      chunk_size: o.chunk_size ?? PUBLISHER_DEFAULTS.chunk_size,
-      concurrency: o.concurrency ?? PUBLISHER_DEFAULTS.concurrency,
-      parallelism: o.parallelism ?? PUBLISHER_DEFAULTS.parallelism,
-      ordered: ordered ?? PUBLISHER_DEFAULTS.ordered,
-      rate_limit: o.rate_limit ?? PUBLISHER_DEFAULTS.rate_limit,
+        topic: topic as string,
+        type: type as PublisherType,
+        target: target as string,
+        active: o.active ?? PUBLISHER_DEFAULTS.active,
+        from_now: from_now ?? PUBLISHER_DEFAULTS.from_now,
+        seconds_timeout:
+          o.seconds_timeout ?? Math.min(PUBLISHER_DEFAULTS.seconds_timeout, maxPublisherTimeout(ctx.config)),
+        seconds_retry: o.seconds_retry ?? PUBLISHER_DEFAULTS.seconds_retry,
+        chunk_size: o.chunk_size ?? PUBLISHER_DEFAULTS.chunk_size,
+        concurrency: o.concurrency ?? PUBLISHER_DEFAULTS.concurrency,
+        parallelism: o.parallelism ?? PUBLISHER_DEFAULTS.parallelism,
+        ordered: ordered ?? PUBLISHER_DEFAULTS.ordered,
+        rate_limit: o.rate_limit ?? PUBLISHER_DEFAULTS.rate_limit,
       },
       secrets,
     );
