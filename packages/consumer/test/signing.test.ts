@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
-import type { DeliveryRecord } from '@postoffice/shared';
+import { Writable } from 'node:stream';
+import { createLogger, type DeliveryRecord } from '@postoffice/shared';
+import { ConsumerNode } from '../src/index.js';
 import { sign } from '../src/targets/http-target.js';
 import type { Received } from '../../shared/test/support/receiver.js';
 import { useWorld, waitFor, type World } from './helpers.js';
@@ -112,6 +114,36 @@ describe('signed deliveries (Standard Webhooks)', function () {
     expect(second.headers['webhook-id']).to.equal(id);
     expect(() => verify(secret, first.body, first)).not.to.throw();
     expect(() => verify(secret, second.body, second)).not.to.throw();
+  });
+
+  it('never writes a secret to its log, even at trace level with failures and a rotation', async () => {
+    const old = newSecret();
+    const next = newSecret();
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    let failures = 2;
+    f.receiver.respond(() => (failures-- > 0 ? 500 : 200));
+    const topic = await f.world.topic();
+    const p = await f.world.publisher(topic, f.receiver.url, { secrets: [old], seconds_retry: 0.05 });
+    const config = f.world.config({ LOG_LEVEL: 'trace' });
+    const node = new ConsumerNode({ config, logger: createLogger(config, sink) });
+    f.world.nodes.push(node);
+    await node.start();
+    await f.world.publish(topic, ['a']);
+    await waitFor(() => f.receiver.received.length === 1, 'the delivery after two failures');
+    await f.world.store.updatePublisher(p.id, (c) => ({ ...c, secrets: [next, old] }));
+    await waitFor(async () => {
+      await f.world.publish(topic, ['b']);
+      return String(f.receiver.received.at(-1)?.headers['webhook-signature']).split(' ').length === 2;
+    }, 'a delivery signed with both secrets');
+    const log = lines.join('');
+    expect(log).to.include('delivery failed');
+    for (const secret of [old, next]) expect(log).not.to.include(secret.slice('whsec_'.length));
   });
 
   it('adds no webhook headers for a publisher without secrets', async () => {
