@@ -57,17 +57,22 @@ export class PrivateTargetError extends Error {
   }
 }
 
+/** How long the producer waits for DNS when checking a new target. */
+const LOOKUP_TIMEOUT_MS = 5000;
+
 /**
  * The first refused address `host` is or resolves to (every address of the
- * name is checked), or undefined. A name that does not resolve is not
- * refused here: its deliveries fail anyway, and are checked again when they
- * connect.
+ * name is checked), or undefined. A name that does not resolve (within 5 s)
+ * is not refused here: its deliveries fail anyway, and every connection is
+ * checked again by the consumer.
  */
 export async function privateAddressOf(host: string): Promise<string | undefined> {
   const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   if (isIP(bare) !== 0) return isPrivateAddress(bare) ? bare : undefined;
+  let timer: NodeJS.Timeout | undefined;
   const addresses = await new Promise<LookupAddress[]>((resolve) => {
+    timer = setTimeout(() => resolve([]), LOOKUP_TIMEOUT_MS);
     lookup(bare, { all: true }, (err, found) => resolve(err ? [] : found));
-  });
+  }).finally(() => clearTimeout(timer));
   return addresses.find((a) => isPrivateAddress(a.address))?.address;
 }
