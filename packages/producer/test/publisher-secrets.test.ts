@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { expect } from 'chai';
-import { Keys, Store, type Publisher } from '@postoffice/shared';
+import { Keys, Store, createLogger, loadConfig, type Publisher } from '@postoffice/shared';
+import { buildServer } from '../src/index.js';
 import { call, createPublisher, createTopic, errors, startApi, type Api } from './helpers.js';
 
 const secret = (bytes = 32): string => `whsec_${randomBytes(bytes).toString('base64')}`;
@@ -125,6 +127,43 @@ describe('publisher signing secrets', () => {
       expect(patched.status, type).to.equal(400);
       expect(patched.body, type).to.deep.equal(errors({ secrets: ['only http publishers sign their deliveries'] }));
       expect(await stored(String(made.id))).not.to.have.property('secrets');
+    }
+  });
+
+  it('never writes a secret to its log, even at trace level and on refused requests', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    const config = loadConfig({ REDIS_URL: api.server.url, LOG_LEVEL: 'trace' }, 'producer');
+    const app = buildServer({ config, redis: api.redis, logger: createLogger(config, sink) });
+    try {
+      await app.ready();
+      const a = secret();
+      const b = secret();
+      const made = await call(app, 'POST', '/api/publishers', {
+        topic: 'orders',
+        type: 'http',
+        target: hook(),
+        secrets: [a],
+      });
+      expect(made.status).to.equal(201);
+      const id = String((made.body as { data: { id: string } }).data.id);
+      expect((await call(app, 'PATCH', `/api/publishers/${id}`, { secrets: [b, a] })).status).to.equal(200);
+      // Refused: a good secret next to a bad field, and a bad list holding a good secret.
+      expect((await call(app, 'PATCH', `/api/publishers/${id}`, { secrets: [b], concurrency: 0 })).status).to.equal(
+        400,
+      );
+      expect((await call(app, 'PATCH', `/api/publishers/${id}`, { secrets: [b, a, b] })).status).to.equal(400);
+      await call(app, 'GET', `/api/publishers/${id}`);
+      const log = lines.join('');
+      expect(log).to.include('publisher changed');
+      for (const s of [a, b]) expect(log).not.to.include(s.slice('whsec_'.length));
+    } finally {
+      await app.close();
     }
   });
 });
