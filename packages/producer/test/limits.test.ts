@@ -224,7 +224,7 @@ describe('with REFUSE_PRIVATE_TARGETS', () => {
           expect(res.status, target).to.equal(400);
           const why = (res.body as { data: { errors: Record<string, string[]> } }).data.errors.target;
           expect(why, target).to.have.length(1);
-          expect(why![0], target).to.match(/^resolves to a private, loopback or link-local address \(.+\)/);
+          expect(why![0], target).to.match(/^is or resolves to a private, loopback or link-local address \(.+\)/);
         }
       });
 

@@ -94,7 +94,7 @@ async function refusePrivate(ctx: ApiContext, target: string): Promise<string | 
   const address = await privateAddressOf(new URL(target).hostname);
   return address === undefined
     ? undefined
-    : `resolves to a private, loopback or link-local address (${address}), refused by REFUSE_PRIVATE_TARGETS`;
+    : `is or resolves to a private, loopback or link-local address (${address}), refused by REFUSE_PRIVATE_TARGETS`;
 }
 
 const ID = /^[1-9]\d{0,17}$/;
