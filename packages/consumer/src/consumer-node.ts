@@ -113,7 +113,7 @@ export class ConsumerNode {
     this.target =
       options.target ??
       new TargetRouter({
-        http: new HttpTarget(this.now),
+        http: new HttpTarget(this.now, { refusePrivateTargets: this.config.refusePrivateTargets }),
         pubsub: new PubsubTarget({
           projectId: this.config.gcloudPubsubProjectId,
           keyFilename: this.config.googleApplicationCredentials,

@@ -19,14 +19,52 @@ export function objectBody(body: unknown): Body {
   return body as Body;
 }
 
-/** Whether `s` is an absolute http:// or https:// URL with a host. */
-export function isHttpUrl(s: string): boolean {
+/** What is wrong with `s` as an http target: not an absolute http(s) URL with a host, or credentials in it. */
+export function httpUrlProblem(s: string): string | undefined {
+  let url: URL;
   try {
-    const url = new URL(s);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+    url = new URL(s);
   } catch {
-    return false;
+    return 'must be an http or https URL';
   }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '')
+    return 'must be an http or https URL';
+  if (url.username !== '' || url.password !== '') return 'must not contain a user or password';
+  return undefined;
+}
+
+/** Whether `s` is an absolute http:// or https:// URL with a host and no credentials (`user:password@`). */
+export function isHttpUrl(s: string): boolean {
+  return httpUrlProblem(s) === undefined;
+}
+
+/**
+ * Limits of a message's attributes: Google Cloud Pub/Sub's own, since
+ * attributes are forwarded to Pub/Sub publishers as they are.
+ */
+export const MAX_ATTRIBUTES = 100;
+export const MAX_ATTRIBUTE_KEY_BYTES = 256;
+export const MAX_ATTRIBUTE_VALUE_BYTES = 1024;
+
+/**
+ * What is wrong with attributes sent under `field`, as [field, reason]
+ * pairs (a value too long is named `<field>.<key>`); empty when they are
+ * fine. Anything but an object of strings is one problem.
+ */
+export function attributeProblems(value: unknown, field = 'attributes'): [string, string][] {
+  if (!isStringMap(value)) return [[field, 'must be a map of strings']];
+  const entries = Object.entries(value);
+  if (entries.length > MAX_ATTRIBUTES) return [[field, `must have at most ${MAX_ATTRIBUTES} attributes`]];
+  const out: [string, string][] = [];
+  for (const [key, v] of entries) {
+    const keyBytes = Buffer.byteLength(key);
+    if (keyBytes === 0) out.push([field, 'must not have an empty key']);
+    else if (keyBytes > MAX_ATTRIBUTE_KEY_BYTES)
+      out.push([field, `must not have a key longer than ${MAX_ATTRIBUTE_KEY_BYTES} bytes`]);
+    else if (Buffer.byteLength(v) > MAX_ATTRIBUTE_VALUE_BYTES)
+      out.push([`${field}.${key}`, `must be at most ${MAX_ATTRIBUTE_VALUE_BYTES} bytes`]);
+  }
+  return out;
 }
 
 /** Whether `name` may be a topic name (it goes into a Redis hash tag and a URL path). */
@@ -111,7 +149,8 @@ export class Checker {
   httpUrl(field: string): string | undefined {
     const s = this.requiredString(field);
     if (s === undefined) return undefined;
-    if (!isHttpUrl(s)) return this.fail(field, 'must be an http or https URL');
+    const problem = httpUrlProblem(s);
+    if (problem) return this.fail(field, problem);
     return s;
   }
 
@@ -179,12 +218,13 @@ export class Checker {
     return v;
   }
 
-  /** Optional attributes: an object of strings; null counts as absent. */
+  /** Optional attributes: an object of strings within the attribute limits; null counts as absent. */
   optionalAttributes(field = 'attributes'): Record<string, string> | undefined {
     const v = this.value(field);
     if (v === undefined || v === null) return undefined;
-    if (!isStringMap(v)) return this.fail(field, 'must be a map of strings');
-    return v;
+    const problems = attributeProblems(v, field);
+    for (const [f, why] of problems) this.add(f, why);
+    return problems.length === 0 ? (v as Record<string, string>) : undefined;
   }
 
   private fail(field: string, why: string): undefined {

@@ -253,7 +253,7 @@ describe('publishers API', () => {
         expect(res.body).to.deep.equal(
           errors({
             body: [
-              'must change at least one of active, target, seconds_timeout, seconds_retry, chunk_size, concurrency, parallelism, rate_limit',
+              'must change at least one of active, target, seconds_timeout, seconds_retry, chunk_size, concurrency, parallelism, rate_limit, secrets',
             ],
           }),
         );

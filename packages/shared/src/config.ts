@@ -244,6 +244,13 @@ export const SETTINGS = {
     roles: BOTH,
     doc: 'On SIGTERM, how long in-flight work may take before the process stops anyway.',
   },
+  refusePrivateTargets: {
+    env: 'REFUSE_PRIVATE_TARGETS',
+    kind: 'bool',
+    default: false,
+    roles: BOTH,
+    doc: 'When `true`, http targets that are or resolve to loopback, private, link-local (cloud metadata included), CGNAT, unspecified or multicast addresses are refused: at creation and change (400 `target`) and again when a delivery connects (a failed attempt).',
+  },
 } as const satisfies Record<string, Setting>;
 
 export interface Config {
@@ -278,6 +285,7 @@ export interface Config {
   readonly pubsubEmulatorHost: string;
   /** API_TOKENS, split and trimmed; empty when authentication is off. Never log it. */
   readonly apiTokens: readonly string[];
+  readonly refusePrivateTargets: boolean;
 }
 
 const BOOLEANS = new Map([

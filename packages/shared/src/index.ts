@@ -10,3 +10,5 @@ export * from './store.js';
 export * from './message.js';
 export * from './within.js';
 export * from './pull-queue.js';
+export * from './private-address.js';
+export * from './signing.js';

@@ -32,6 +32,12 @@ export interface Publisher {
   readonly ordered: boolean;
   /** Deliveries per second across the whole cluster, or null for no limit. */
   readonly rate_limit: RateLimit | null;
+  /**
+   * http publishers: signing secrets (`whsec_<base64>`, at most two during a
+   * rotation); deliveries carry Standard Webhooks signatures. Absent or empty:
+   * unsigned. Never shown by the API (it shows `secrets_count`), never logged.
+   */
+  readonly secrets?: readonly string[];
   readonly created_at: string;
   readonly updated_at: string;
 }

@@ -3,9 +3,23 @@
  * Agent keeps them), a POST of the payload as JSON with the attributes under
  * an `attributes` key when the payload is an object, as Postoffice sends it.
  * Success is any 2xx within the publisher's `seconds_timeout`.
+ *
+ * A publisher with secrets gets Standard Webhooks signatures
+ * (`webhook-id`, `webhook-timestamp`, `webhook-signature`) over the exact
+ * body sent. With `refusePrivateTargets`, every new connection checks the
+ * address it goes to (DNS may have changed since the publisher was made).
  */
-import { Agent, request } from 'undici';
-import type { Publisher, StoredMessage } from '@postoffice/shared';
+import { createHmac } from 'node:crypto';
+import { lookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from 'node:dns';
+import { isIP } from 'node:net';
+import { Agent, buildConnector, request } from 'undici';
+import {
+  PrivateTargetError,
+  isPrivateAddress,
+  secretKey,
+  type Publisher,
+  type StoredMessage,
+} from '@postoffice/shared';
 import type { AttemptResult, Clock, Target } from '../types.js';
 
 /** Idle controllers kept for reuse, at most. */
@@ -25,12 +39,13 @@ export class HttpTarget implements Target {
 
   constructor(
     private readonly now: Clock = Date.now,
-    options: { connections?: number } = {},
+    options: { connections?: number; refusePrivateTargets?: boolean } = {},
   ) {
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 600_000,
       connections: options.connections ?? null,
+      ...(options.refusePrivateTargets ? { connect: publicOnlyConnector() } : {}),
     });
   }
 
@@ -46,16 +61,20 @@ export class HttpTarget implements Target {
     }, timeoutMs);
     this.inFlight.add(controller);
     try {
+      const body = httpBody(message);
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        'message-id': message.id,
+        topic: publisher.topic,
+        'user-agent': 'postoffice',
+      };
+      if (publisher.secrets && publisher.secrets.length > 0)
+        sign(headers, publisher.secrets, message.id, body, startedAt);
       const res = await request(publisher.target, {
         method: 'POST',
         dispatcher: this.agent,
-        headers: {
-          'content-type': 'application/json',
-          'message-id': message.id,
-          topic: publisher.topic,
-          'user-agent': 'postoffice',
-        },
-        body: httpBody(message),
+        headers,
+        body,
         signal: controller.signal,
       });
       await res.body.dump({ limit: 64 * 1024 });
@@ -96,9 +115,84 @@ export function httpBody(message: StoredMessage): string {
   return p === '{}' ? `{"attributes":${attributes}}` : `${p.slice(0, -1)},"attributes":${attributes}}`;
 }
 
+/**
+ * Decoded keys by secrets list. A publisher's list is a new array at each
+ * revision (parsed from its JSON), so a changed secret is decoded afresh
+ * and an old one is dropped with its revision.
+ */
+const decodedKeys = new WeakMap<readonly string[], Buffer[]>();
+
+function keysOf(secrets: readonly string[]): Buffer[] {
+  let keys = decodedKeys.get(secrets);
+  if (!keys) {
+    // Secrets are checked when written; one that is not valid signs nothing rather than stop deliveries.
+    keys = secrets.map(secretKey).filter((k): k is Buffer => k !== undefined);
+    decodedKeys.set(secrets, keys);
+  }
+  return keys;
+}
+
+/**
+ * Adds the Standard Webhooks headers: the message id (the same on every
+ * attempt), the attempt's time in seconds, and one `v1,<base64 HMAC-SHA256>`
+ * of `<id>.<timestamp>.<body>` per secret, space-separated.
+ */
+export function sign(
+  headers: Record<string, string>,
+  secrets: readonly string[],
+  id: string,
+  body: string,
+  nowMs: number,
+): void {
+  const timestamp = String(Math.floor(nowMs / 1000));
+  const signed = `${id}.${timestamp}.${body}`;
+  headers['webhook-id'] = id;
+  headers['webhook-timestamp'] = timestamp;
+  headers['webhook-signature'] = keysOf(secrets)
+    .map((key) => `v1,${createHmac('sha256', key).update(signed).digest('base64')}`)
+    .join(' ');
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/** `dns.lookup` that fails when any address of the name is in a refused range. */
+function publicOnlyLookup(
+  hostname: string,
+  options: LookupOneOptions | LookupAllOptions,
+  callback: LookupCallback,
+): void {
+  lookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err) return callback(err, []);
+    const refused = addresses.find((a) => isPrivateAddress(a.address));
+    if (refused) return callback(new PrivateTargetError(hostname, refused.address), []);
+    if (options.all) return callback(null, addresses);
+    const first = addresses[0];
+    if (!first) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), []);
+    callback(null, first.address, first.family);
+  });
+}
+
+/**
+ * undici's connector with `publicOnlyLookup`; an IP literal (which node
+ * connects to without a lookup) is checked before connecting.
+ */
+function publicOnlyConnector(): buildConnector.connector {
+  const connect = buildConnector({ lookup: publicOnlyLookup });
+  return (options, callback) => {
+    const host = options.hostname.startsWith('[') ? options.hostname.slice(1, -1) : options.hostname;
+    if (isIP(host) !== 0 && isPrivateAddress(host)) {
+      callback(new PrivateTargetError(host, host), null);
+      return;
+    }
+    connect(options, callback);
+  };
+}
+
 function describeError(err: unknown, timedOut: boolean, seconds: number): string {
   if (timedOut) return `timeout after ${seconds} s`;
-  const e = err as { code?: string; message?: string; name?: string; cause?: { code?: string } };
+  const e = err as { code?: string; message?: string; name?: string; cause?: { code?: string; message?: string } };
+  if (e.code === 'PO_PRIVATE_TARGET') return e.message ?? 'target is a private address';
+  if (e.cause?.code === 'PO_PRIVATE_TARGET') return e.cause.message ?? 'target is a private address';
   if (e.name === 'AbortError') return 'aborted (node stopping)';
   const code = e.code ?? e.cause?.code;
   if (code === 'ECONNREFUSED') return 'connection refused';

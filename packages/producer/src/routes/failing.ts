@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { Failing, type FailingState, type Selection } from '../failing.js';
 import { parseIsoWithOffset } from '../schedule.js';
 import type { ApiContext } from '../types.js';
-import { BLANK, Checker, INVALID, objectBody } from '../validate.js';
+import { BLANK, Checker, INVALID, isTopicName, objectBody } from '../validate.js';
 
 const ID = /^[1-9]\d{0,17}$/;
 const MAX_IDS = 10_000;
@@ -85,6 +85,7 @@ export function registerFailingRoutes(app: FastifyInstance, ctx: ApiContext): vo
     const cursor = single(query, 'cursor', c);
     if (cursor !== undefined && !Failing.validCursor(cursor)) c.add('cursor', INVALID);
     const topic = single(query, 'topic', c);
+    if (topic !== undefined && !isTopicName(topic)) c.add('topic', INVALID);
     c.done();
     if (topic !== undefined && topic !== publisher.topic) return { data: [], cursor: null };
     const page = await failing.list(publisher, {

@@ -14,6 +14,7 @@ import {
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../types.js';
 import {
+  attributeProblems,
   Checker,
   INVALID,
   isStringMap,
@@ -131,9 +132,10 @@ function replacements(c: Checker, maxCount: number): Replacement[] {
       c.add(`${at}.payload`, `is nested more than ${MAX_PAYLOAD_DEPTH} levels deep`);
       ok = false;
     }
-    if (attributes !== undefined && attributes !== null && !isStringMap(attributes)) {
-      c.add(`${at}.attributes`, 'must be a map of strings');
-      ok = false;
+    if (attributes !== undefined && attributes !== null) {
+      const problems = attributeProblems(attributes, `${at}.attributes`);
+      for (const [field, why] of problems) c.add(field, why);
+      if (problems.length > 0) ok = false;
     }
     if (ok) {
       out.push({

@@ -2,6 +2,7 @@
 import { NotFoundError } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../types.js';
+import { publisherView } from './publishers.js';
 import { BAD_FORMAT, Checker, isTopicName, objectBody } from '../validate.js';
 
 export function registerTopicRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -30,6 +31,6 @@ export function registerTopicRoutes(app: FastifyInstance, ctx: ApiContext): void
     if (!isTopicName(name)) throw notFound();
     const [topic, publishers] = await Promise.all([ctx.store.getTopic(name), ctx.store.listPublishersOfTopic(name)]);
     if (!topic) throw notFound();
-    return { data: { ...topic, publishers } };
+    return { data: { ...topic, publishers: publishers.map(publisherView) } };
   });
 }
