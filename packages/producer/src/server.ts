@@ -22,7 +22,9 @@ import { registerLeaseRoutes } from './routes/leases.js';
 import { registerMessageRoutes } from './routes/messages.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerPublisherRoutes } from './routes/publishers.js';
+import { registerStatsRoutes } from './routes/stats.js';
 import { registerTopicRoutes } from './routes/topics.js';
+import { registerUiRoutes } from './routes/ui.js';
 import type { ApiContext, ServerOptions } from './types.js';
 
 export function buildServer(options: ServerOptions): FastifyInstance {
@@ -103,6 +105,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   registerHealthRoutes(app, ctx);
   registerMetricsRoutes(app, ctx);
   registerClusterRoutes(app, ctx);
+  registerStatsRoutes(app, ctx);
+  registerUiRoutes(app);
   return app;
 }
 
