@@ -266,10 +266,10 @@ describe('web UI in Chromium', function () {
           await t.page.goto(`${producer.url}/${hash}`);
           await t.page.locator(ready).first().waitFor();
           await screenshot(t.page, name);
+          // Nothing wider than the screen but the tables, which scroll inside their card.
+          const overflow = await t.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          expect(overflow, `${name} at ${viewport.width} px`).to.be.at.most(0);
         }
-        // Nothing wider than the screen but the tables, which scroll inside their card.
-        const overflow = await t.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-        expect(overflow).to.be.at.most(0);
         expect(t.problems).to.deep.equal([]);
       } finally {
         await t.context.close();

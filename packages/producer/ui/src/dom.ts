@@ -113,13 +113,13 @@ export function preview(value: unknown, max = 80): string {
 }
 
 /** A table that scrolls sideways on narrow screens. */
-export function table(head: string[], rows: Child[], empty = 'Nothing here yet.'): HTMLElement {
+export function table(head: (string | [label: string, cls: string])[], rows: Child[], empty = 'Nothing here yet.'): HTMLElement {
   const body = h('tbody', null, rows);
   if (rows.length === 0) body.append(h('tr', null, h('td', { colspan: head.length, class: 'empty' }, empty)));
   return h(
     'div',
     { class: 'table-wrap' },
-    h('table', null, h('thead', null, h('tr', null, head.map((c) => h('th', null, c)))), body),
+    h('table', null, h('thead', null, h('tr', null, head.map((c) => (typeof c === 'string' ? h('th', null, c) : h('th', { class: c[1] }, c[0]))))), body),
   );
 }
 

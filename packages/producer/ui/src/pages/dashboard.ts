@@ -33,14 +33,14 @@ function draw(body: HTMLElement, stats: Stats, updated: HTMLElement): void {
       { class: 'card' },
       h('h2', null, 'Publishers'),
       table(
-        ['Publisher', 'Topic', 'Target', 'State', 'Backlog', 'Retrying', 'Dead', 'Delivered', 'Oldest undelivered'],
+        ['Publisher', 'Topic', ['Target', 'hide-narrow'], 'State', 'Backlog', 'Retrying', 'Dead', 'Delivered', 'Oldest undelivered'],
         stats.per_publisher.map((p) =>
           h(
             'tr',
             { 'data-publisher': p.id },
             h('td', null, link(`#/publishers/${p.id}`, `#${p.id}`)),
             h('td', null, p.topic),
-            h('td', { class: 'mono truncate', title: p.target }, p.target),
+            h('td', { class: 'mono truncate hide-narrow', title: p.target }, p.target),
             h('td', null, badge(p.active ? 'active' : 'inactive')),
             h('td', { class: 'num', 'data-col': 'backlog' }, num(p.backlog)),
             h(

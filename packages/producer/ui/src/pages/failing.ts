@@ -115,7 +115,7 @@ export const failingPage: Page = async (view) => {
     h(
       'span',
       { class: 'inline-group' },
-      nextAt,
+      h('label', { class: 'inline-label' }, 'Next attempt at', nextAt),
       h(
         'button',
         {

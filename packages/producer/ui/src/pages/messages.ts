@@ -95,6 +95,7 @@ export const messagesPage: Page = async (view) => {
   const status = h('p', { class: 'subtitle', 'aria-live': 'polite' });
   const params = new URLSearchParams();
   for (const [k, v] of q) if ((FILTERS as readonly string[]).includes(k) || k.startsWith('attributes.')) params.set(k, v);
+  const withStates = params.has('state') || params.has('publisher');
   const rows: HTMLElement[] = [];
   const body = h('tbody');
   const load = async (cursor?: string): Promise<void> => {
@@ -120,7 +121,7 @@ export const messagesPage: Page = async (view) => {
         h('td', { class: 'mono' }, link(`#/messages/${encodeURIComponent(m.id)}`, m.id)),
         h('td', null, m.topic),
         h('td', null, time(m.received_at)),
-        h('td', null, stateBadges(m)),
+        withStates ? h('td', null, stateBadges(m)) : null,
         h('td', { class: 'mono truncate payload-preview' }, preview(m.payload)),
       );
       rows.push(row);
@@ -146,7 +147,7 @@ export const messagesPage: Page = async (view) => {
       h(
         'table',
         null,
-        h('thead', null, h('tr', null, ['Id', 'Topic', 'Received', 'Deliveries', 'Payload'].map((c) => h('th', null, c)))),
+        h('thead', null, h('tr', null, ['Id', 'Topic', 'Received', ...(withStates ? ['Deliveries'] : []), 'Payload'].map((c) => h('th', null, c)))),
         body,
       ),
     ),

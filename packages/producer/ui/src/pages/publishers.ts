@@ -20,20 +20,26 @@ async function drawList(view: View, holder: HTMLElement): Promise<void> {
   replace(
     holder,
     table(
-      ['Publisher', 'Topic', 'Type', 'Target', 'State', 'Timeout', 'Retry', 'Concurrency', 'Rate limit', ''],
+      ['Publisher', 'Topic', 'Target', ['Delivery', 'hide-narrow'], ''],
       data.map((p) =>
         h(
           'tr',
           { 'data-publisher': p.id, class: p.active ? '' : 'muted-row' },
-          h('td', null, link(`#/publishers/${p.id}`, `#${p.id}`)),
+          h('td', null, h('span', { class: 'id-state' }, link(`#/publishers/${p.id}`, `#${p.id}`), badge(p.active ? 'active' : 'inactive'))),
           h('td', null, p.topic),
-          h('td', null, p.type, p.ordered ? h('span', { class: 'tag' }, 'ordered') : null),
-          h('td', { class: 'mono truncate', title: p.target }, p.target),
-          h('td', null, badge(p.active ? 'active' : 'inactive')),
-          h('td', { class: 'num' }, `${p.seconds_timeout} s`),
-          h('td', { class: 'num' }, `${p.seconds_retry} s`),
-          h('td', { class: 'num' }, String(p.concurrency)),
-          h('td', null, rate(p)),
+          h(
+            'td',
+            { class: 'target-cell', title: p.target },
+            h('span', { class: 'tag tag-first' }, p.type),
+            p.ordered ? h('span', { class: 'tag' }, 'ordered') : null,
+            h('span', { class: 'mono' }, p.target),
+          ),
+          h(
+            'td',
+            { class: 'settings hide-narrow' },
+            `timeout ${p.seconds_timeout} s · retry ${p.seconds_retry} s · ${p.concurrency} in flight`,
+            p.rate_limit ? h('div', null, `rate ${rate(p)}`) : null,
+          ),
           h(
             'td',
             { class: 'row-actions' },
@@ -54,7 +60,6 @@ async function drawList(view: View, holder: HTMLElement): Promise<void> {
               p.active ? 'Deactivate' : 'Activate',
             ),
             h('a', { class: 'btn btn-small', href: `#/publishers/${p.id}` }, 'Edit'),
-            h('a', { class: 'btn btn-small', href: `#/failing/${p.id}` }, 'Failing'),
             h(
               'button',
               {
