@@ -298,13 +298,16 @@ async function waitForHealth(port) {
 
 function printUsage(producerPort, consumerPort, redisUrl, ownRedis) {
   const api = `http://127.0.0.1:${producerPort}`;
-  const json = "-H 'content-type: application/json'";
+  // Whether API_TOKENS is set (the producer refuses a bad value before this is printed); never the tokens.
+  const auth = (process.env.API_TOKENS ?? '').trim() !== '';
+  const json = `-H 'content-type: application/json'${auth ? ' -H "authorization: Bearer $TOKEN"' : ''}`;
   console.log(`
 Postoffice is running.
 
   API        ${api}/api
   consumer   http://127.0.0.1:${consumerPort}/healthz
   Redis      ${process.env.REDIS_CLUSTER_NODES ? `cluster ${process.env.REDIS_CLUSTER_NODES}` : redactUrl(redisUrl)}${ownRedis ? `  (private, data in ${relative(process.cwd(), DATA_DIR) || DATA_DIR})` : ''}
+  auth       ${auth ? 'on: API_TOKENS is set; TOKEN=<one of them> for the commands below' : 'off: the API is open (set API_TOKENS to require a token)'}
 
 Try it (point the publisher's target at an HTTP endpoint of yours):
 

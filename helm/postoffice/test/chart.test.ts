@@ -1,10 +1,14 @@
 import { expect } from 'chai';
-import { SETTINGS } from '@postoffice/shared';
-import { lint, notes, template, type Rendered } from './support/helm.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadConfig, SETTINGS } from '@postoffice/shared';
+import { CHART_DIR, lint, notes, template, type Rendered } from './support/helm.js';
 import { container, find, podSpec, resolveEnv, VALUE_SETS } from './support/manifests.js';
 import { validateManifest } from './support/validate.js';
 
 const DEFAULT_SHUTDOWN = SETTINGS.shutdownTimeoutSeconds.default;
+
+const helmSource = (path: string): Promise<string> => readFile(join(CHART_DIR, path), 'utf8');
 
 describe('the Helm chart', function () {
   this.timeout(120_000);
@@ -117,12 +121,36 @@ describe('the Helm chart', function () {
   });
 
   it('puts API tokens in a Secret and gives them to the producer as API_TOKENS when auth is on', async () => {
-    const docs = await template(VALUE_SETS['auth on']!);
+    const docs = await template(VALUE_SETS['auth on with tokens from values']!);
     const env = resolveEnv(docs, container(docs, 'producer'), 'pod');
     expect(env.API_TOKENS).to.equal('a-test-token-of-enough-length-1,a-test-token-of-enough-length-1-2');
     expect(container(docs, 'consumer').env.map((e) => e.name)).to.not.include('API_TOKENS');
-    const off = await template({});
+    const off = await template(VALUE_SETS['auth off']!);
     expect(container(off, 'producer').env.map((e) => e.name)).to.not.include('API_TOKENS');
+    expect(off.filter((d) => d.kind === 'Secret').map((d) => d.metadata.name)).to.not.include('po-postoffice-auth');
+  });
+
+  it('turns auth on by default with a generated random token, which the app accepts', async () => {
+    const tokens: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const docs = await template({});
+      const secret = find(docs, 'Secret', '-auth') as unknown as {
+        metadata: { name: string };
+        data: Record<string, string>;
+      };
+      expect(secret.metadata.name).to.equal('po-postoffice-auth');
+      const env = resolveEnv(docs, container(docs, 'producer'), 'pod');
+      expect(env.API_TOKENS).to.match(/^[A-Za-z0-9]{32}$/);
+      expect(Buffer.from(secret.data['api-tokens']!, 'base64').toString()).to.equal(env.API_TOKENS);
+      expect(loadConfig(env, 'producer').apiTokens).to.deep.equal([env.API_TOKENS]);
+      tokens.push(env.API_TOKENS!);
+    }
+    // Without a cluster to look the Secret up in (helm template), each render draws a new token.
+    expect(tokens[0]).to.not.equal(tokens[1]);
+    const secrets = await helmSource('templates/secrets.yaml');
+    expect(secrets, 'an installed token is kept across upgrades').to.match(
+      /lookup "v1" "Secret" \.Release\.Namespace \$name/,
+    );
   });
 
   it('mounts the Pub/Sub key and points GOOGLE_APPLICATION_CREDENTIALS at it', async () => {
@@ -148,7 +176,12 @@ describe('the Helm chart', function () {
         /terminationGracePeriodSeconds/,
       ],
       ['no Redis at all', { redis: { bundled: { enabled: false } } }, /redis\.url/],
-      ['auth on without tokens', { auth: { enabled: true } }, /auth\.tokens/],
+      ['an API token shorter than 16 characters', { auth: { enabled: true, tokens: ['short'] } }, /auth\/tokens/],
+      [
+        'an API token with a comma or a space',
+        { auth: { enabled: true, tokens: ['a-token-of-enough-length,x', 'another token of enough length'] } },
+        /auth\/tokens\/0[\s\S]*auth\/tokens\/1|auth\/tokens\/1[\s\S]*auth\/tokens\/0/,
+      ],
     ];
     for (const [what, values, message] of refusals) {
       it(what, async () => {
@@ -190,5 +223,22 @@ describe('the Helm chart', function () {
     const text = await notes({});
     expect(text).to.contain('port-forward svc/po-postoffice-producer');
     expect(text).to.contain('/api/topics').and.contain('/api/publishers').and.contain('/api/messages');
+  });
+
+  it('NOTES.txt tells how to read the API token when auth is on, and sends it with every call', async () => {
+    const text = await notes({});
+    expect(text).to.contain(
+      "kubectl --namespace mail get secret po-postoffice-auth -o jsonpath='{.data.api-tokens}' | base64 -d",
+    );
+    for (const line of text.split('\n').filter((l) => l.includes('curl '))) {
+      expect(line).to.contain('-H "authorization: Bearer $TOKEN"');
+    }
+    const existing = await notes({
+      auth: { enabled: true, existingSecret: 'tokens', existingSecretKey: 'api.tokens' },
+    });
+    expect(existing).to.contain("get secret tokens -o jsonpath='{.data.api\\.tokens}'");
+    const off = await notes(VALUE_SETS['auth off']!);
+    expect(off).to.contain('curl -XPOST localhost:4000/api/topics').and.not.contain('TOKEN');
+    expect(off).to.not.contain('authorization');
   });
 });

@@ -54,7 +54,7 @@ describe('the processes the rendered chart describes', function () {
     await redis.stop();
   });
 
-  it('deliver a message end to end, answer their probes and /metrics, and drain on SIGTERM', async () => {
+  it('deliver a message end to end (with the generated API token), answer their probes and /metrics, and drain on SIGTERM', async () => {
     const [producerPort, consumerPort] = [await freePort(), await freePort()];
     const docs = await template({
       redis: { url: redis.url },
@@ -68,7 +68,7 @@ describe('the processes the rendered chart describes', function () {
       const env = resolveEnv(docs, c, `po-postoffice-${role}-7d9f-abcde`);
       const app = run(c, env);
       started.push(app);
-      return { role, c, port, app, url: `http://127.0.0.1:${port}` };
+      return { role, c, port, app, env, url: `http://127.0.0.1:${port}` };
     });
     const [producer, consumer] = apps as [(typeof apps)[0], (typeof apps)[0]];
     expect(producer.port).to.equal(producerPort);
@@ -85,10 +85,14 @@ describe('the processes the rendered chart describes', function () {
     const health = (await (await fetch(`${consumer.url}/healthz`)).json()) as { node: string };
     expect(health.node, 'NODE_ID from the pod name').to.equal('po-postoffice-consumer-7d9f-abcde');
 
+    // Auth is on by default: the chart generated a token into its Secret, and the API wants it.
+    const token = producer.env.API_TOKENS?.split(',')[0];
+    expect(token, 'API_TOKENS from the Secret').to.match(/^[A-Za-z0-9]{32}$/);
+    expect((await fetch(`${producer.url}/api/topics`)).status, 'without the token').to.equal(401);
     const post = async (path: string, body: unknown): Promise<{ data: { id: string | number } }> => {
       const res = await fetch(`${producer.url}${path}`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token!}` },
         body: JSON.stringify(body),
       });
       expect(res.status, `POST ${path}`).to.equal(201);

@@ -32,9 +32,7 @@ const MANAGED: Record<string, string> = {
  * on the process named here; once SETTINGS knows it, it is checked like
  * every other setting (and should be removed from this list).
  */
-const PENDING: Record<string, { role: Role; issue: string }> = {
-  API_TOKENS: { role: 'producer', issue: 'issue 9 (API tokens)' },
-};
+const PENDING: Record<string, { role: Role; issue: string }> = {};
 
 const settings = Object.values(SETTINGS) as {
   env: string;

@@ -7,5 +7,6 @@ export { scheduleMessage, parseIsoWithOffset, SCHEDULE_PAST_TOLERANCE_MS } from 
 export { Metrics, type MetricsOptions } from './metrics.js';
 export { findMessage, type MessageView, type DeliveryView } from './message-lookup.js';
 export { errorBody, isRedisUnavailable, toErrorReply, type ErrorReply } from './http-errors.js';
+export { Auth, SESSION_COOKIE, SESSION_LIFETIME_SECONDS, isPublic, readCookie, type Verdict } from './auth.js';
 export { HEALTH_PING_TIMEOUT_MS } from './routes/health.js';
 export type { ApiContext, ServerOptions } from './types.js';

@@ -100,7 +100,16 @@ async function main(): Promise<void> {
   } catch (err) {
     fatal(err, 'could not listen');
   }
-  log.info({ host: config.host, port: config.port, redis: redactUrl(config.redisUrl) }, 'producer started');
+  log.info(
+    {
+      host: config.host,
+      port: config.port,
+      redis: redactUrl(config.redisUrl),
+      // How many tokens, never which.
+      auth: config.apiTokens.length > 0 ? `on (${config.apiTokens.length} API token(s))` : 'off',
+    },
+    'producer started',
+  );
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {

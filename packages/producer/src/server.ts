@@ -12,6 +12,7 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import { Keys, PullQueue, Store } from '@postoffice/shared';
+import { Auth, registerAuth } from './auth.js';
 import { errorBody, toErrorReply } from './http-errors.js';
 import { Ingest } from './ingest.js';
 import { Metrics } from './metrics.js';
@@ -22,6 +23,7 @@ import { registerLeaseRoutes } from './routes/leases.js';
 import { registerMessageRoutes } from './routes/messages.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerPublisherRoutes } from './routes/publishers.js';
+import { registerSessionRoutes } from './routes/session.js';
 import { registerStatsRoutes } from './routes/stats.js';
 import { registerTopicRoutes } from './routes/topics.js';
 import { registerUiRoutes } from './routes/ui.js';
@@ -97,6 +99,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     if (!options.metrics) metrics.registry.clear();
   });
 
+  const auth = new Auth(config.apiTokens);
+  registerAuth(app, auth);
+  registerSessionRoutes(app, auth);
   registerTopicRoutes(app, ctx);
   registerPublisherRoutes(app, ctx);
   registerFailingRoutes(app, ctx);

@@ -12,7 +12,7 @@ import { clusterUrl, parseRedisUrl } from './redis-url.js';
 
 export type Role = 'producer' | 'consumer';
 
-type Kind = 'string' | 'url' | 'int' | 'level' | 'bool';
+type Kind = 'string' | 'url' | 'int' | 'level' | 'bool' | 'tokens';
 
 interface Setting {
   readonly env: string;
@@ -24,6 +24,9 @@ interface Setting {
   /** Another name accepted for the variable when it is unset (the issue's and Postoffice's spelling). */
   readonly alias?: string;
 }
+
+/** The shortest API token accepted: a token is a password that never expires, so it must not be guessable. */
+export const MIN_TOKEN_LENGTH = 16;
 
 const BOTH: readonly Role[] = ['producer', 'consumer'];
 
@@ -226,6 +229,13 @@ export const SETTINGS = {
     roles: ['consumer'],
     doc: '`host:port` of a Pub/Sub emulator: `pubsub` publishers publish there, without TLS or credentials.',
   },
+  apiTokens: {
+    env: 'API_TOKENS',
+    kind: 'tokens',
+    default: '',
+    roles: ['producer'],
+    doc: `Comma-separated API tokens (each at least ${MIN_TOKEN_LENGTH} characters). When set, every \`/api\` route but health and the session needs \`Authorization: Bearer <token>\` or a session cookie; two tokens let you rotate. Empty: no authentication.`,
+  },
   shutdownTimeoutSeconds: {
     env: 'SHUTDOWN_TIMEOUT_SECONDS',
     kind: 'int',
@@ -266,6 +276,8 @@ export interface Config {
   readonly gcloudPubsubProjectId: string;
   readonly googleApplicationCredentials: string;
   readonly pubsubEmulatorHost: string;
+  /** API_TOKENS, split and trimmed; empty when authentication is off. Never log it. */
+  readonly apiTokens: readonly string[];
 }
 
 const BOOLEANS = new Map([
@@ -283,7 +295,7 @@ export type Env = Readonly<Record<string, string | undefined>>;
 
 export function loadConfig(env: Env, role: Role): Config {
   const problems: string[] = [];
-  const out: Record<string, string | number | boolean> = { role };
+  const out: Record<string, string | number | boolean | readonly string[]> = { role };
   for (const [field, s] of Object.entries(SETTINGS) as [string, Setting][]) {
     const fallback = typeof s.default === 'function' ? s.default(role) : s.default;
     const own = env[s.env];
@@ -291,7 +303,7 @@ export function loadConfig(env: Env, role: Role): Config {
     const name = useAlias ? s.alias : s.env;
     const raw = env[name];
     if (raw === undefined || raw === '') {
-      out[field] = fallback;
+      out[field] = s.kind === 'tokens' ? Object.freeze([]) : fallback;
       continue;
     }
     const value = raw.trim();
@@ -320,6 +332,11 @@ export function loadConfig(env: Env, role: Role): Config {
       case 'string':
         out[field] = value;
         break;
+      case 'tokens': {
+        const tokens = parseTokens(name, value, problems);
+        if (tokens) out[field] = tokens;
+        break;
+      }
       case 'bool':
         if (!BOOLEANS.has(value.toLowerCase())) problems.push(`${name}=${JSON.stringify(raw)}: expected true or false`);
         else out[field] = BOOLEANS.get(value.toLowerCase()) as boolean;
@@ -352,6 +369,29 @@ export function loadConfig(env: Env, role: Role): Config {
     out.nodeId = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   }
   return Object.freeze(out) as unknown as Config;
+}
+
+/**
+ * A comma-separated list of secrets, whitespace trimmed around each. Problems
+ * say which entry (by position) is wrong and why, never what it is.
+ */
+function parseTokens(name: string, value: string, problems: string[]): readonly string[] | undefined {
+  const tokens = value.split(',').map((t) => t.trim());
+  let ok = true;
+  tokens.forEach((token, i) => {
+    const which = tokens.length === 1 ? 'the token' : `token ${i + 1} of ${tokens.length}`;
+    if (token === '') {
+      problems.push(`${name}: ${which} is empty (expected comma-separated tokens, no empty entries)`);
+      ok = false;
+    } else if (token.length < MIN_TOKEN_LENGTH) {
+      problems.push(`${name}: ${which} is ${token.length} characters long (expected at least ${MIN_TOKEN_LENGTH})`);
+      ok = false;
+    } else if (!/^[\x21-\x7e]+$/.test(token)) {
+      problems.push(`${name}: ${which} has a character other than printable ASCII (it must fit an HTTP header)`);
+      ok = false;
+    }
+  });
+  return ok ? Object.freeze(tokens) : undefined;
 }
 
 /** The longest `seconds_timeout` a publisher may have: delivery must end before its message can be claimed. */

@@ -54,7 +54,9 @@ describe('loadConfig', () => {
         for (const [field, setting] of Object.entries(SETTINGS)) {
           if (field === 'nodeId') continue;
           const d = setting.default as string | number | ((r: Role) => string | number);
-          expect(config[field], `${role} ${setting.env}`).to.equal(typeof d === 'function' ? d(role) : d);
+          // A list's documented default is the empty string: no entries.
+          if (setting.kind === 'tokens') expect(config[field], `${role} ${setting.env}`).to.deep.equal([]);
+          else expect(config[field], `${role} ${setting.env}`).to.equal(typeof d === 'function' ? d(role) : d);
         }
       }
     });
@@ -208,6 +210,57 @@ describe('loadConfig, more checks', () => {
 
   it('refuses a key prefix that would break hash tags', () => {
     expect(() => loadConfig({ REDIS_PREFIX: 'po{x}:' }, 'producer')).to.throw(/REDIS_PREFIX/);
+  });
+});
+
+describe('API_TOKENS', () => {
+  const A = 'token-a-0123456789abcdef';
+  const B = 'token-b-0123456789abcdef';
+
+  it('is off (no tokens) when unset or empty, and read by the producer only', () => {
+    expect(loadConfig({}, 'producer').apiTokens).to.deep.equal([]);
+    expect(loadConfig({ API_TOKENS: '' }, 'producer').apiTokens).to.deep.equal([]);
+    expect(SETTINGS.apiTokens.roles).to.deep.equal(['producer']);
+  });
+
+  it('reads one or more comma-separated tokens, trimming blanks around each', () => {
+    expect(loadConfig({ API_TOKENS: A }, 'producer').apiTokens).to.deep.equal([A]);
+    expect(loadConfig({ API_TOKENS: ` ${A} ,\t${B} ` }, 'producer').apiTokens).to.deep.equal([A, B]);
+    expect(Object.isFrozen(loadConfig({ API_TOKENS: A }, 'producer').apiTokens)).to.equal(true);
+  });
+
+  it('refuses empty entries, short tokens and characters a header cannot carry, never echoing a token', () => {
+    const short = 'short-secret';
+    const cases: [string, RegExp][] = [
+      [`${A},`, /token 2 of 2 is empty/],
+      [`${A}, ,${B}`, /token 2 of 3 is empty/],
+      [short, /the token is 12 characters long \(expected at least 16\)/],
+      [`${A},${short}`, /token 2 of 2 is 12 characters long/],
+      [`${A} ${B}`, /printable ASCII/],
+      [`${A}é`, /printable ASCII/],
+    ];
+    for (const [value, expected] of cases) {
+      const problems = problemsOf({ API_TOKENS: value });
+      expect(problems, value).to.have.length(1);
+      expect(problems[0], value)
+        .to.match(/^API_TOKENS: /)
+        .and.match(expected);
+      for (const secret of [A, B, short]) expect(problems[0], value).to.not.contain(secret);
+    }
+    expect(problemsOf({ API_TOKENS: ',' })).to.deep.equal([
+      'API_TOKENS: token 1 of 2 is empty (expected comma-separated tokens, no empty entries)',
+      'API_TOKENS: token 2 of 2 is empty (expected comma-separated tokens, no empty entries)',
+    ]);
+  });
+
+  it('reports a bad token beside other problems, in one error whose message has no token either', () => {
+    let message = '';
+    try {
+      loadConfig({ API_TOKENS: 'tiny-token', PORT: 'x' }, 'producer');
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).to.contain('API_TOKENS').and.contain('PORT').and.not.contain('tiny-token');
   });
 });
 

@@ -71,7 +71,7 @@ const TOKEN = 'a-test-token-of-enough-length-1';
 
 /** Value sets every test renders: the defaults and one per feature. */
 export const VALUE_SETS: Record<string, Record<string, unknown>> = {
-  'the default values (bundled Redis)': {},
+  'the default values (bundled Redis, auth on with a generated token)': {},
   'an external Redis URL': { redis: { url: 'redis://:secret@redis.example:6379/2' } },
   'a Redis Cluster URL': { redis: { url: 'redis+cluster://:secret@redis-0.example:6379,redis-1.example:6379' } },
   'an existing Secret for Redis': { redis: { existingSecret: 'my-redis', existingSecretKey: 'url' } },
@@ -79,7 +79,8 @@ export const VALUE_SETS: Record<string, Record<string, unknown>> = {
     redis: { bundled: { enabled: true, appendfsync: 'always', persistence: { size: '5Gi', storageClass: 'fast' } } },
   },
   'the consumer HPA on': { consumer: { autoscaling: { enabled: true, minReplicas: 3, maxReplicas: 12 } } },
-  'auth on': { auth: { enabled: true, tokens: [TOKEN, `${TOKEN}-2`] } },
+  'auth on with tokens from values': { auth: { enabled: true, tokens: [TOKEN, `${TOKEN}-2`] } },
+  'auth off': { auth: { enabled: false } },
   'everything on (ingress, ServiceMonitor, Pub/Sub, auth from a Secret)': {
     redis: { url: 'rediss://redis.example:6380' },
     auth: { enabled: true, existingSecret: 'tokens' },

@@ -1,0 +1,389 @@
+import { expect } from 'chai';
+import { createHash, createHmac } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { closeRedis, createLogger, createRedis, loadConfig } from '@postoffice/shared';
+import type { FastifyInstance } from 'fastify';
+import { Auth, buildServer, SESSION_LIFETIME_SECONDS } from '../src/index.js';
+import { startRedis, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { call, errors, send, startApi, waitFor, type Answer, type Api } from './helpers.js';
+
+const A = 'first-token-0123456789abcdef';
+const B = 'second-token-0123456789abcdef';
+const WRONG = 'not-a-token-0123456789abcdef';
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE' | 'PUT' | 'HEAD';
+
+async function request(
+  app: FastifyInstance,
+  method: Method,
+  url: string,
+  headers: Record<string, string> = {},
+  body?: unknown,
+): Promise<Answer> {
+  if (body !== undefined) {
+    return send(app, method as 'POST', url, JSON.stringify(body), { 'content-type': 'application/json', ...headers });
+  }
+  const res = await app.inject({ method, url, headers });
+  let parsed: unknown;
+  try {
+    parsed = res.body === '' ? undefined : JSON.parse(res.body);
+  } catch {
+    parsed = res.body;
+  }
+  return { status: res.statusCode, body: parsed, headers: res.headers, raw: res.body };
+}
+
+const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
+
+/** A session value made the way the README describes it, independently of the producer's code. */
+function session(token: string, expiry: number): string {
+  const key = createHash('sha256').update(token).digest();
+  return `v1.${expiry}.${createHmac('sha256', key).update(`v1.${expiry}`).digest('base64url')}`;
+}
+
+/** The session value of a Set-Cookie header. */
+function cookieOf(answer: Answer): string {
+  const header = answer.headers['set-cookie'];
+  const line = Array.isArray(header) ? header[0] : header;
+  const value = /^po_session=([^;]*)/.exec(line ?? '')?.[1];
+  if (value === undefined) throw new Error(`no po_session cookie in ${String(line)}`);
+  return value;
+}
+
+async function login(app: FastifyInstance, token: string): Promise<string> {
+  const res = await request(app, 'POST', '/api/session', {}, { token });
+  expect(res.status, res.raw).to.equal(204);
+  return cookieOf(res);
+}
+
+describe('API authentication', function () {
+  this.timeout(30_000);
+  let server: RedisServer;
+  const apis: Api[] = [];
+
+  before(async () => {
+    server = await startRedis();
+  });
+  afterEach(async () => {
+    await Promise.all(apis.splice(0).map((a) => a.close()));
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  async function api(env: Record<string, string> = {}): Promise<FastifyInstance> {
+    const a = await startApi(env, server);
+    apis.push(a);
+    return a.app;
+  }
+
+  describe('when API_TOKENS is unset', () => {
+    it('serves every route without credentials and says no login is needed', async () => {
+      const app = await api();
+      expect((await call(app, 'GET', '/api/topics')).status).to.equal(200);
+      expect((await call(app, 'POST', '/api/topics', { name: 'open', origin_host: 'x.test' })).status).to.equal(201);
+      expect((await call(app, 'GET', '/api/session')).body).to.deep.equal({
+        auth_required: false,
+        authenticated: true,
+      });
+      const loggedIn = await request(app, 'POST', '/api/session', {}, { token: 'anything' });
+      expect(loggedIn.status).to.equal(204);
+      expect(loggedIn.headers['set-cookie']).to.equal(undefined);
+      expect((await request(app, 'DELETE', '/api/session')).status).to.equal(204);
+    });
+  });
+
+  describe('when API_TOKENS has two tokens', () => {
+    let app: FastifyInstance;
+    beforeEach(async () => {
+      app = await api({ API_TOKENS: `${A}, ${B}` });
+    });
+
+    it('answers 401 with WWW-Authenticate: Bearer and the error shape when there is no credential', async () => {
+      for (const [method, url] of [
+        ['GET', '/api/topics'],
+        ['GET', '/api/topics/orders'],
+        ['GET', '/api/messages'],
+        ['GET', '/api/publishers'],
+        ['GET', '/api/failing'],
+        ['GET', '/api/cluster'],
+        ['DELETE', '/api/publishers/1'],
+        ['HEAD', '/api/topics'],
+        ['GET', '/api/no-such-route'],
+        ['GET', '/api'],
+      ] as const) {
+        const res = await request(app, method, url);
+        expect(res.status, `${method} ${url}`).to.equal(401);
+        expect(res.headers['www-authenticate'], `${method} ${url}`).to.equal('Bearer');
+        if (method !== 'HEAD') {
+          expect(res.body, `${method} ${url}`).to.deep.equal(
+            errors({ authorization: ['is missing: send Authorization: Bearer <token>, or log in'] }),
+          );
+        }
+      }
+    });
+
+    it('refuses before reading the body: a POST without credentials is a 401 whatever it carries', async () => {
+      expect((await call(app, 'POST', '/api/topics', { name: 'closed', origin_host: 'x.test' })).status).to.equal(401);
+      const bad = await send(app, 'POST', '/api/messages', '{not json', { 'content-type': 'application/json' });
+      expect(bad.status).to.equal(401);
+      const text = await send(app, 'POST', '/api/messages', 'hello', { 'content-type': 'text/plain' });
+      expect(text.status).to.equal(401);
+      const topics = (await request(app, 'GET', '/api/topics', bearer(A))).body as { data: { name: string }[] };
+      expect(topics.data.map((t) => t.name)).to.not.include('closed');
+    });
+
+    it('answers 401 for another scheme or an empty Bearer, and 403 for a wrong token', async () => {
+      for (const authorization of [`Basic ${Buffer.from(`u:${A}`).toString('base64')}`, 'Bearer', 'Bearer ', A]) {
+        const res = await request(app, 'GET', '/api/topics', { authorization });
+        expect(res.status, authorization).to.equal(401);
+      }
+      for (const token of [WRONG, `${A}x`, A.slice(0, -1), B.toUpperCase()]) {
+        const res = await request(app, 'GET', '/api/topics', bearer(token));
+        expect(res.status, token).to.equal(403);
+        expect(res.body).to.deep.equal(errors({ authorization: ['is not a valid API token'] }));
+      }
+    });
+
+    it('serves each of the two tokens, with the scheme in any case', async () => {
+      expect(
+        (await request(app, 'POST', '/api/topics', bearer(A), { name: 'orders', origin_host: 'x' })).status,
+      ).to.equal(201);
+      expect((await request(app, 'GET', '/api/topics/orders', bearer(A))).status).to.equal(200);
+      expect((await request(app, 'GET', '/api/topics/orders', bearer(B))).status).to.equal(200);
+      expect((await request(app, 'GET', '/api/topics', { authorization: `bearer ${B}` })).status).to.equal(200);
+      // Without a token the route still refuses, so it was the token that opened it.
+      expect((await request(app, 'GET', '/api/topics/orders')).status).to.equal(401);
+    });
+
+    it('judges an encoded path by the route it reaches', async () => {
+      for (const url of ['/%61pi/topics', '/api/%74opics']) {
+        expect((await request(app, 'GET', url)).status, url).to.equal(401);
+        expect((await request(app, 'GET', url, bearer(A))).status, url).to.equal(200);
+      }
+    });
+
+    it('keeps health, /metrics, the session routes and everything outside /api open', async () => {
+      expect((await request(app, 'GET', '/api/health')).status).to.equal(200);
+      expect((await request(app, 'GET', '/api/health?probe=1')).status).to.equal(200);
+      const metrics = await request(app, 'GET', '/metrics');
+      expect(metrics.status).to.equal(200);
+      expect(metrics.raw).to.contain('postoffice_');
+      expect((await request(app, 'GET', '/api/session')).status).to.equal(200);
+      // No UI is registered here: outside /api an unknown path is a 404, not a 401.
+      expect((await request(app, 'GET', '/')).status).to.equal(404);
+      expect((await request(app, 'GET', '/ui/index.html')).status).to.equal(404);
+    });
+
+    it('logs in with a token: an HttpOnly, SameSite=Strict session cookie for 12 hours that opens the API', async () => {
+      expect((await request(app, 'GET', '/api/session')).body).to.deep.equal({
+        auth_required: true,
+        authenticated: false,
+      });
+      const res = await request(app, 'POST', '/api/session', {}, { token: A });
+      expect(res.status).to.equal(204);
+      const header = res.headers['set-cookie'] as string;
+      expect(header).to.match(/^po_session=v1\.\d+\.[A-Za-z0-9_-]{43};/);
+      expect(header.split('; ').slice(1)).to.include.members([
+        `Max-Age=${SESSION_LIFETIME_SECONDS}`,
+        'Path=/',
+        'HttpOnly',
+        'SameSite=Strict',
+      ]);
+      expect(header).to.not.contain('Secure');
+      expect(header).to.not.contain(A);
+      const value = cookieOf(res);
+      const expiry = Number(value.split('.')[1]);
+      expect(expiry).to.be.within(Date.now() / 1000 + SESSION_LIFETIME_SECONDS - 60, Date.now() / 1000 + 43200 + 1);
+
+      const cookie = { cookie: `other=1; po_session=${value}` };
+      expect((await request(app, 'GET', '/api/topics', cookie)).status).to.equal(200);
+      expect((await request(app, 'GET', '/api/session', cookie)).body).to.deep.equal({
+        auth_required: true,
+        authenticated: true,
+      });
+      expect((await request(app, 'GET', '/api/session', bearer(B))).body).to.deep.include({ authenticated: true });
+      // A wrong Bearer token is not rescued by a good cookie.
+      expect((await request(app, 'GET', '/api/topics', { ...cookie, ...bearer(WRONG) })).status).to.equal(403);
+    });
+
+    it('marks the cookie Secure when the request came over HTTPS (per X-Forwarded-Proto)', async () => {
+      const res = await request(app, 'POST', '/api/session', { 'x-forwarded-proto': 'https' }, { token: B });
+      expect(res.status).to.equal(204);
+      expect(res.headers['set-cookie']).to.match(/; Secure$/);
+    });
+
+    it('refuses a login with a wrong or missing token: 401 naming token, no cookie', async () => {
+      for (const [body, why] of [
+        [{ token: WRONG }, 'is not a valid API token'],
+        [{ token: '' }, 'is not a valid API token'],
+        [{}, "can't be blank"],
+        [{ token: 42 }, "can't be blank"],
+        [[A], "can't be blank"],
+      ] as const) {
+        const res = await request(app, 'POST', '/api/session', {}, body);
+        expect(res.status, JSON.stringify(body)).to.equal(401);
+        expect(res.body).to.deep.equal(errors({ token: [why] }));
+        expect(res.headers['set-cookie']).to.equal(undefined);
+      }
+      const form = await send(app, 'POST', '/api/session', `token=${A}`, {
+        'content-type': 'application/x-www-form-urlencoded',
+      });
+      expect(form.status).to.equal(415);
+      expect(form.headers['set-cookie']).to.equal(undefined);
+    });
+
+    it('logs out: DELETE clears the cookie', async () => {
+      const res = await request(app, 'DELETE', '/api/session');
+      expect(res.status).to.equal(204);
+      const header = res.headers['set-cookie'] as string;
+      expect(header).to.match(/^po_session=;/);
+      expect(header).to.contain('Max-Age=0').and.contain('HttpOnly').and.contain('SameSite=Strict');
+      expect(header).to.contain('Path=/');
+    });
+
+    it('refuses an expired, tampered, malformed or unsigned session cookie with a 401', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const good = session(A, now + 3600);
+      expect((await request(app, 'GET', '/api/topics', { cookie: `po_session=${good}` })).status).to.equal(200);
+      const [, , sig] = good.split('.');
+      for (const value of [
+        session(A, now - 1),
+        session(B, now - 3600),
+        `v1.${now + 7200}.${sig}`,
+        `v2.${now + 3600}.${sig}`,
+        `v1.${now + 3600}.${sig}x`,
+        `v1.${now + 3600}.`,
+        session(WRONG, now + 3600),
+        'v1',
+        '',
+      ]) {
+        const res = await request(app, 'GET', '/api/topics', { cookie: `po_session=${value}` });
+        expect(res.status, value).to.equal(401);
+      }
+      expect((await request(app, 'GET', '/api/topics', { cookie: `session=${good}` })).status).to.equal(401);
+    });
+  });
+
+  it('a session works on every replica with the token, and ends when its token is removed from API_TOKENS', async () => {
+    const first = await api({ API_TOKENS: `${A},${B}` });
+    const cookieA = await login(first, A);
+    const cookieB = await login(first, B);
+    const replica = await api({ API_TOKENS: `${B},${A}` });
+    expect((await request(replica, 'GET', '/api/topics', { cookie: `po_session=${cookieA}` })).status).to.equal(200);
+    // Rotated: A removed, B kept.
+    const rotated = await api({ API_TOKENS: B });
+    expect((await request(rotated, 'GET', '/api/topics', { cookie: `po_session=${cookieA}` })).status).to.equal(401);
+    expect((await request(rotated, 'GET', '/api/topics', { cookie: `po_session=${cookieB}` })).status).to.equal(200);
+    expect((await request(rotated, 'GET', '/api/topics', bearer(A))).status).to.equal(403);
+    expect((await request(rotated, 'POST', '/api/session', {}, { token: A })).status).to.equal(401);
+  });
+
+  describe('the Auth class, with an injected clock', () => {
+    it('ends a session 12 hours after the login', () => {
+      let now = Date.UTC(2026, 0, 1);
+      const auth = new Auth([A], () => now);
+      const value = auth.openSession(A)!;
+      expect(value).to.equal(session(A, now / 1000 + SESSION_LIFETIME_SECONDS));
+      now += (SESSION_LIFETIME_SECONDS - 1) * 1000;
+      expect(auth.isSession(value)).to.equal(true);
+      now += 1000;
+      expect(auth.isSession(value)).to.equal(false);
+      expect(auth.openSession(B)).to.equal(undefined);
+    });
+
+    it('is off without tokens', () => {
+      const auth = new Auth([]);
+      expect(auth.required).to.equal(false);
+      expect(auth.isToken('')).to.equal(false);
+      expect(auth.openSession(A)).to.equal(undefined);
+    });
+  });
+});
+
+describe('logs with API_TOKENS set, at every level', function () {
+  this.timeout(30_000);
+  let server: RedisServer;
+
+  before(async () => {
+    server = await startRedis();
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('never contain a token, the Authorization or Cookie header, a session cookie or a publisher secret', async () => {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(...chunk.toString().split('\n').filter(Boolean));
+        done();
+      },
+    });
+    const config = loadConfig({ REDIS_URL: server.url, LOG_LEVEL: 'trace', API_TOKENS: `${A},${B}` }, 'producer');
+    const redis = createRedis(config.redisUrl, 'producer');
+    await waitFor(() => redis.status === 'ready', 'the producer client to connect');
+    const logger = createLogger(config, stream);
+    const app = buildServer({ config, redis, logger });
+    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+    let cookie = '';
+    try {
+      await app.ready();
+      logger.info({ config }, 'configuration');
+      await request(app, 'POST', '/api/topics', bearer(A), { name: 'logged', origin_host: 'x.test' });
+      await request(app, 'GET', '/api/topics', bearer(B));
+      await request(app, 'GET', '/api/topics', bearer(WRONG));
+      await request(app, 'GET', '/api/topics', { authorization: `Basic ${A}` });
+      const res = await request(app, 'POST', '/api/session', {}, { token: A });
+      cookie = cookieOf(res);
+      await request(app, 'POST', '/api/session', {}, { token: WRONG });
+      await request(app, 'GET', '/api/topics', { cookie: `po_session=${cookie}` });
+      await request(app, 'GET', '/api/session', { cookie: `po_session=${cookie}` });
+      await request(app, 'DELETE', '/api/session', { cookie: `po_session=${cookie}` });
+      await request(app, 'POST', '/api/publishers', bearer(A), {
+        topic: 'logged',
+        target: 'http://receiver.test/hook',
+        type: 'http',
+        secrets: [secret],
+      });
+      await request(app, 'POST', '/api/publishers', bearer(A), { topic: 'nope', secrets: [secret] });
+      await send(app, 'POST', '/api/messages', `{"token":"${A}"`, {
+        'content-type': 'application/json',
+        ...bearer(A),
+      });
+      // Whatever logs a request, a reply or a publisher, these paths are redacted.
+      const log = logger.child({ component: 'test' });
+      log.info(
+        {
+          req: { headers: { authorization: `Bearer ${A}`, cookie: `po_session=${cookie}` } },
+          res: { headers: { 'set-cookie': `po_session=${cookie}` } },
+          headers: { authorization: `Bearer ${B}`, cookie: `po_session=${cookie}`, 'set-cookie': cookie },
+          body: { token: A, secrets: [secret] },
+          publisher: { id: 1, secrets: [secret] },
+          data: { publisher: { secrets: [secret] } },
+          apiTokens: [A, B],
+          token: A,
+        },
+        'everything at once',
+      );
+    } finally {
+      await app.close();
+      await closeRedis(redis);
+    }
+    const text = lines.join('\n');
+    expect(lines.length, 'the requests were logged').to.be.above(20);
+    expect(text).to.contain('incoming request').and.contain('request refused').and.contain('everything at once');
+    expect(text).to.contain('[redacted]');
+    for (const [what, value] of [
+      ['token A', A],
+      ['token B', B],
+      ['the wrong token', WRONG],
+      ['the session cookie', cookie.split('.')[2]!],
+      ['the publisher secret', secret],
+    ] as const) {
+      expect(text, what).to.not.contain(value);
+    }
+    expect(text.toLowerCase()).to.not.match(/bearer [a-z]/);
+    expect(text).to.not.contain('po_session=v1');
+  });
+});
