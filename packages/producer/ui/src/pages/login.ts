@@ -27,7 +27,7 @@ export const loginPage: Page = async ({ main }) => {
       h(
         'div',
         { class: 'card login-card' },
-        h('div', { class: 'login-brand' }, h('span', { class: 'logo', 'aria-hidden': 'true' }, '✉'), 'Postoffice'),
+        h('div', { class: 'login-brand' }, h('img', { src: '/ui/favicon.svg', alt: '', width: 32, height: 32 }), 'Postoffice'),
         h('h1', null, 'Log in'),
         h('p', { class: 'subtitle' }, 'This Postoffice asks for an API token.'),
         form,
