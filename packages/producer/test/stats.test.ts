@@ -75,7 +75,15 @@ describe('GET /api/stats', () => {
       backlog: 2 + 5,
     });
     const [first, second] = s.per_publisher as PublisherStats[];
-    expect(first).to.include({ id: String(p.id), unread: 1, pending: 1, retrying: 1, dead: 1, backlog: 2, delivered: 2 });
+    expect(first).to.include({
+      id: String(p.id),
+      unread: 1,
+      pending: 1,
+      retrying: 1,
+      dead: 1,
+      backlog: 2,
+      delivered: 2,
+    });
     // The oldest undelivered message is the one waiting for a retry (read before the unread one).
     expect(first!.oldest_undelivered_at).to.equal(new Date(Number(ids[3]!.split('-')[0])).toISOString());
     expect(first!.oldest_undelivered_age_seconds).to.be.a('number').and.to.be.at.least(0);
@@ -95,6 +103,11 @@ describe('GET /api/stats', () => {
     ][];
     await api.redis.xack(stream, String(p.id), read[0]![1][0]![0]);
     const mine = ((await stats(api)).per_publisher as PublisherStats[]).find((x) => x.id === String(p.id));
-    expect(mine).to.include({ backlog: 0, delivered: 1, oldest_undelivered_at: null, oldest_undelivered_age_seconds: null });
+    expect(mine).to.include({
+      backlog: 0,
+      delivered: 1,
+      oldest_undelivered_at: null,
+      oldest_undelivered_age_seconds: null,
+    });
   });
 });

@@ -16,7 +16,10 @@ describe('changing and deleting topics', () => {
       const before = (await call(api.app, 'GET', '/api/topics/edited')).body as { data: Record<string, unknown> };
       const res = await call(api.app, 'PATCH', '/api/topics/edited', { origin_host: 'new.example' });
       expect(res.status).to.equal(200);
-      expect((res.body as { data: Record<string, unknown> }).data).to.include({ name: 'edited', origin_host: 'new.example' });
+      expect((res.body as { data: Record<string, unknown> }).data).to.include({
+        name: 'edited',
+        origin_host: 'new.example',
+      });
       const after = (await call(api.app, 'GET', '/api/topics/edited')).body as { data: Record<string, unknown> };
       expect(after.data).to.deep.equal({ ...before.data, origin_host: 'new.example' });
     });

@@ -35,7 +35,11 @@ describe('topic scripts', () => {
   describe('update-topic', () => {
     it('sets the given fields and keeps the others and the received counter', async () => {
       const tk = keys.topic('orders');
-      await redis.poCreateTopic(1, tk.meta, JSON.stringify({ id: 3, name: 'orders', origin_host: 'a', recovery_enabled: false }));
+      await redis.poCreateTopic(
+        1,
+        tk.meta,
+        JSON.stringify({ id: 3, name: 'orders', origin_host: 'a', recovery_enabled: false }),
+      );
       await redis.hincrby(tk.meta, 'received', 7);
       const json = (await redis.poUpdateTopic(1, tk.meta, JSON.stringify({ origin_host: 'b' }))) as string;
       const expected = { id: 3, name: 'orders', origin_host: 'b', recovery_enabled: false };
@@ -66,7 +70,7 @@ describe('topic scripts', () => {
         tk.scheduled,
         tk.scheduledData,
         tk.outbox,
-      ) as Promise<unknown>;
+      );
     };
 
     it('deletes the record, the stream, the id index and the scheduled messages', async () => {

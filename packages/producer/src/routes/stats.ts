@@ -111,7 +111,9 @@ export async function stats(ctx: ApiContext, now = Date.now()): Promise<Stats> {
     const unread = lag === null || lag === undefined ? (firstUnread === undefined ? 0 : 1) : count(lag);
     const read = count(g?.get('entries-read'));
     const oldestPending = pending > 0 && Array.isArray(summary) ? entryMs(summary[1]) : undefined;
-    const candidates = [oldestPending, unread > 0 ? firstUnread : undefined].filter((v): v is number => v !== undefined);
+    const candidates = [oldestPending, unread > 0 ? firstUnread : undefined].filter(
+      (v): v is number => v !== undefined,
+    );
     const oldest = candidates.length > 0 ? Math.min(...candidates) : undefined;
     return {
       id: pub.id,

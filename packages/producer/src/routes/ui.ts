@@ -38,9 +38,7 @@ function secure(reply: FastifyReply | { setHeader(name: string, value: string): 
 
 export function registerUiRoutes(app: FastifyInstance, root = UI_ROOT): void {
   if (!existsSync(`${root}index.html`)) {
-    app.get('/', async (_request, reply) =>
-      reply.code(404).send(errorBody({ ui: ['is not built: run pnpm build'] })),
-    );
+    app.get('/', async (_request, reply) => reply.code(404).send(errorBody({ ui: ['is not built: run pnpm build'] })));
     return;
   }
   void app.register(fastifyStatic, {

@@ -175,7 +175,7 @@ describe('web UI in Chromium', function () {
     await visit('#/messages?topic=hostile');
     await page.locator(`tr[data-message="${messageId}"] .payload-preview`, { hasText: '<script>' }).waitFor();
     expect(await page.locator('main img, main script').count()).to.equal(0);
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).to.equal(undefined);
+    expect(await page.evaluate('window.__pwned')).to.equal(undefined);
   });
 
   it("shows the API's error next to the field: a bad target, and a topic that still has publishers", async () => {
@@ -207,7 +207,11 @@ describe('web UI in Chromium', function () {
 
   it('deletes a publisher after confirmation, then its topic', async () => {
     await api(producer, 'POST', '/api/topics', { name: 'scratch', origin_host: 'tmp.example' });
-    await api(producer, 'POST', '/api/publishers', { topic: 'scratch', type: 'http', target: `${receiver.url}?scratch` });
+    await api(producer, 'POST', '/api/publishers', {
+      topic: 'scratch',
+      type: 'http',
+      target: `${receiver.url}?scratch`,
+    });
     const id = await publisherOf('scratch');
     await visit('#/publishers');
     await page.click(`tr[data-publisher="${id}"] button[data-action="delete"]`);
@@ -236,9 +240,15 @@ describe('web UI in Chromium', function () {
     // A dead letter for the Failing page.
     await api(producer, 'POST', '/api/topics', { name: 'webhooks', origin_host: 'hooks.example' });
     flaky.respond(() => 503);
-    await api(producer, 'POST', '/api/publishers', { topic: 'webhooks', type: 'http', target: `${flaky.url}?wh`, seconds_retry: 3600 });
+    await api(producer, 'POST', '/api/publishers', {
+      topic: 'webhooks',
+      type: 'http',
+      target: `${flaky.url}?wh`,
+      seconds_retry: 3600,
+    });
     const failing = await publisherOf('webhooks');
-    for (let i = 0; i < 3; i++) await api(producer, 'POST', '/api/messages', { topic: 'webhooks', payload: { event: 'invoice.paid', n: i } });
+    for (let i = 0; i < 3; i++)
+      await api(producer, 'POST', '/api/messages', { topic: 'webhooks', payload: { event: 'invoice.paid', n: i } });
     await waitFor(async () => {
       const { json } = await api(producer, 'GET', `/api/publishers/${failing}/failing`);
       return json.data.length === 3;
@@ -267,7 +277,7 @@ describe('web UI in Chromium', function () {
           await t.page.locator(ready).first().waitFor();
           await screenshot(t.page, name);
           // Nothing wider than the screen but the tables, which scroll inside their card.
-          const overflow = await t.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          const overflow = await t.page.evaluate('document.documentElement.scrollWidth - window.innerWidth');
           expect(overflow, `${name} at ${viewport.width} px`).to.be.at.most(0);
         }
         expect(t.problems).to.deep.equal([]);

@@ -66,7 +66,7 @@ describe('web UI login when API_TOKENS is set', function () {
     const cookie = (await tab.context.cookies()).find((c) => c.name === 'po_session');
     expect(cookie?.httpOnly).to.equal(true);
     expect(cookie?.sameSite).to.equal('Strict');
-    expect(await page.evaluate(() => document.cookie)).not.to.include('po_session');
+    expect(await page.evaluate('document.cookie')).not.to.include('po_session');
 
     await page.fill('#f-name', 'secured');
     await page.fill('#f-origin_host', 'secure.example');

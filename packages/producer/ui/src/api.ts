@@ -32,7 +32,10 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
     res = await fetch(path, {
       method,
       credentials: 'same-origin',
-      headers: body === undefined ? { accept: 'application/json' } : { 'content-type': 'application/json', accept: 'application/json' },
+      headers:
+        body === undefined
+          ? { accept: 'application/json' }
+          : { 'content-type': 'application/json', accept: 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
@@ -47,7 +50,10 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
   }
   if (!res.ok) {
     const errors = (json as { data?: { errors?: FieldErrors } } | undefined)?.data?.errors;
-    const err = new ApiError(res.status, errors && typeof errors === 'object' ? errors : { request: [`failed (${res.status})`] });
+    const err = new ApiError(
+      res.status,
+      errors && typeof errors === 'object' ? errors : { request: [`failed (${res.status})`] },
+    );
     if (res.status === 401 && !path.startsWith('/api/session')) onUnauthorized();
     throw err;
   }

@@ -26,8 +26,9 @@ export function h<K extends keyof HTMLElementTagNameMap>(
         }
       } else if (value === true) el.setAttribute(name, '');
       else if (value !== false && value !== null && value !== undefined) {
-        if (name === 'value' && 'value' in el) (el as HTMLInputElement).value = String(value as string);
-        else el.setAttribute(name, String(value as string));
+        const text = typeof value === 'string' ? value : JSON.stringify(value);
+        if (name === 'value' && 'value' in el) (el as HTMLInputElement).value = text;
+        else el.setAttribute(name, text);
       }
     }
   }
@@ -113,13 +114,30 @@ export function preview(value: unknown, max = 80): string {
 }
 
 /** A table that scrolls sideways on narrow screens. */
-export function table(head: (string | [label: string, cls: string])[], rows: Child[], empty = 'Nothing here yet.'): HTMLElement {
+export function table(
+  head: (string | [label: string, cls: string])[],
+  rows: Child[],
+  empty = 'Nothing here yet.',
+): HTMLElement {
   const body = h('tbody', null, rows);
   if (rows.length === 0) body.append(h('tr', null, h('td', { colspan: head.length, class: 'empty' }, empty)));
   return h(
     'div',
     { class: 'table-wrap' },
-    h('table', null, h('thead', null, h('tr', null, head.map((c) => (typeof c === 'string' ? h('th', null, c) : h('th', { class: c[1] }, c[0]))))), body),
+    h(
+      'table',
+      null,
+      h(
+        'thead',
+        null,
+        h(
+          'tr',
+          null,
+          head.map((c) => (typeof c === 'string' ? h('th', null, c) : h('th', { class: c[1] }, c[0]))),
+        ),
+      ),
+      body,
+    ),
   );
 }
 
@@ -147,11 +165,7 @@ export function confirmDialog(title: string, message: Child, action = 'Delete'):
         'div',
         { class: 'actions' },
         h('button', { type: 'button', class: 'btn', on: { click: () => dialog.close('cancel') } }, 'Cancel'),
-        h(
-          'button',
-          { type: 'button', class: 'btn btn-danger', on: { click: () => dialog.close('ok') } },
-          action,
-        ),
+        h('button', { type: 'button', class: 'btn btn-danger', on: { click: () => dialog.close('ok') } }, action),
       ),
     );
     dialog.addEventListener('close', () => {

@@ -27,12 +27,7 @@ export function checkbox(label: string, name: string, checked: boolean, hint?: C
   return h(
     'div',
     { class: 'field field-check', 'data-field': name },
-    h(
-      'label',
-      { for: id },
-      h('input', { type: 'checkbox', id, name, checked, disabled }),
-      h('span', null, label),
-    ),
+    h('label', { for: id }, h('input', { type: 'checkbox', id, name, checked, disabled }), h('span', null, label)),
     hint ? h('p', { class: 'hint' }, hint) : null,
     h('p', { class: 'field-error', 'data-error-for': name, role: 'alert' }),
   );
@@ -42,8 +37,16 @@ export function input(attrs: Record<string, unknown> = {}): HTMLInputElement {
   return h('input', { type: 'text', autocomplete: 'off', ...attrs });
 }
 
-export function select(options: [value: string, label: string][], value?: string, attrs: Record<string, unknown> = {}): HTMLSelectElement {
-  const el = h('select', attrs, options.map(([v, l]) => h('option', { value: v }, l)));
+export function select(
+  options: [value: string, label: string][],
+  value?: string,
+  attrs: Record<string, unknown> = {},
+): HTMLSelectElement {
+  const el = h(
+    'select',
+    attrs,
+    options.map(([v, l]) => h('option', { value: v }, l)),
+  );
   if (value !== undefined) el.value = value;
   return el;
 }
@@ -80,7 +83,10 @@ export function showErrors(form: HTMLElement, fields: FieldErrors): void {
   }
   const box = form.querySelector<HTMLElement>('.form-error');
   if (box && rest.length > 0) {
-    replace(box, rest.map((r) => h('div', null, r)));
+    replace(
+      box,
+      rest.map((r) => h('div', null, r)),
+    );
     box.hidden = false;
   } else if (rest.length > 0) throw new ApiError(400, fields);
 }
@@ -112,13 +118,15 @@ export class Invalid extends ApiError {
 
 /** Reads a number field: undefined when empty, an error when not a number. */
 export function numberOf(data: FormData, name: string, errors: FieldErrors): number | undefined {
-  const raw = String(data.get(name) ?? '').trim();
+  const raw = textOf(data, name);
   if (raw === '') return undefined;
   const n = Number(raw);
   if (!Number.isFinite(n)) errors[name] = ['must be a number'];
   return n;
 }
 
+/** A text field's value, trimmed ('' when absent). */
 export function textOf(data: FormData, name: string): string {
-  return String(data.get(name) ?? '').trim();
+  const value = data.get(name);
+  return typeof value === 'string' ? value.trim() : '';
 }

@@ -74,7 +74,10 @@ async function render(): Promise<void> {
   leave();
   const raw = location.hash.replace(/^#\/?/, '');
   const [path = '', search = ''] = raw.split('?', 2);
-  const parts = path.split('/').filter((p) => p !== '').map(decodeURIComponent);
+  const parts = path
+    .split('/')
+    .filter((p) => p !== '')
+    .map(decodeURIComponent);
   const name = parts[0] ?? '';
   const needsLogin = session.auth_required && !session.authenticated;
   if (needsLogin && name !== 'login') {
@@ -115,13 +118,27 @@ async function render(): Promise<void> {
   main.setAttribute('aria-busy', 'true');
   replace(main, h('div', { class: 'loading' }, 'Loading…'));
   try {
-    if (!page) replace(main, h('div', { class: 'card empty-state' }, h('h1', null, 'Page not found'), h('a', { href: '#/' }, 'Back to the dashboard')));
+    if (!page)
+      replace(
+        main,
+        h(
+          'div',
+          { class: 'card empty-state' },
+          h('h1', null, 'Page not found'),
+          h('a', { href: '#/' }, 'Back to the dashboard'),
+        ),
+      );
     else await page(view);
   } catch (err) {
     if (!gone)
       replace(
         main,
-        h('div', { class: 'card empty-state', role: 'alert' }, h('h1', null, 'Something went wrong'), h('p', null, err instanceof Error ? err.message : String(err))),
+        h(
+          'div',
+          { class: 'card empty-state', role: 'alert' },
+          h('h1', null, 'Something went wrong'),
+          h('p', null, err instanceof Error ? err.message : String(err)),
+        ),
       );
   } finally {
     main.removeAttribute('aria-busy');

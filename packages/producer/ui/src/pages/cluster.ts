@@ -10,14 +10,24 @@ function draw(body: HTMLElement, c: ClusterView): void {
     h(
       'div',
       { class: 'figures' },
-      h('div', { class: 'figure', 'data-stat': 'nodes' }, h('div', { class: 'figure-label' }, 'Live nodes'), h('div', { class: 'figure-value' }, num(c.nodes.length))),
+      h(
+        'div',
+        { class: 'figure', 'data-stat': 'nodes' },
+        h('div', { class: 'figure-label' }, 'Live nodes'),
+        h('div', { class: 'figure-value' }, num(c.nodes.length)),
+      ),
       h(
         'div',
         { class: 'figure', 'data-stat': 'slots' },
         h('div', { class: 'figure-label' }, 'Slots held'),
         h('div', { class: 'figure-value' }, num(c.nodes.reduce((n, node) => n + node.slots.length, 0))),
       ),
-      h('div', { class: 'figure' }, h('div', { class: 'figure-label' }, 'Janitor'), h('div', { class: 'figure-value small-value mono' }, janitor ?? 'none')),
+      h(
+        'div',
+        { class: 'figure' },
+        h('div', { class: 'figure-label' }, 'Janitor'),
+        h('div', { class: 'figure-value small-value mono' }, janitor ?? 'none'),
+      ),
     ),
     card(
       'Nodes',
@@ -32,7 +42,17 @@ function draw(body: HTMLElement, c: ClusterView): void {
             h('td', { class: 'num' }, n.pid === undefined ? '—' : String(n.pid)),
             h('td', null, time(n.started_at)),
             h('td', null, ago(n.last_heartbeat)),
-            h('td', null, n.slots.length === 0 ? h('span', { class: 'muted' }, 'none') : h('span', { class: 'chips' }, n.slots.map((s) => h('span', { class: 'chip mono' }, s)))),
+            h(
+              'td',
+              null,
+              n.slots.length === 0
+                ? h('span', { class: 'muted' }, 'none')
+                : h(
+                    'span',
+                    { class: 'chips' },
+                    n.slots.map((s) => h('span', { class: 'chip mono' }, s)),
+                  ),
+            ),
           ),
         ),
         'No consumer node is alive: nothing is being delivered.',
@@ -46,7 +66,12 @@ function draw(body: HTMLElement, c: ClusterView): void {
           h(
             'tr',
             { 'data-publisher': p.id },
-            h('td', null, link(`#/publishers/${p.id}`, `#${p.id}`), p.ordered ? h('span', { class: 'tag' }, 'ordered') : null),
+            h(
+              'td',
+              null,
+              link(`#/publishers/${p.id}`, `#${p.id}`),
+              p.ordered ? h('span', { class: 'tag' }, 'ordered') : null,
+            ),
             h('td', null, p.topic),
             h('td', null, badge(p.active ? 'active' : 'inactive')),
             h(
@@ -55,7 +80,13 @@ function draw(body: HTMLElement, c: ClusterView): void {
               h(
                 'span',
                 { class: 'chips' },
-                p.slots.map((s) => h('span', { class: s.node ? 'chip mono' : 'chip chip-free mono', title: s.node ?? 'free' }, `${s.slot}: ${s.node ?? 'free'}`)),
+                p.slots.map((s) =>
+                  h(
+                    'span',
+                    { class: s.node ? 'chip mono' : 'chip chip-free mono', title: s.node ?? 'free' },
+                    `${s.slot}: ${s.node ?? 'free'}`,
+                  ),
+                ),
               ),
             ),
             h('td', { class: 'num', 'data-col': 'lag' }, num(p.lag)),
@@ -74,7 +105,14 @@ export const clusterPage: Page = async (view) => {
   const body = h('div');
   const first = await api<{ data: ClusterView }>('GET', '/api/cluster');
   if (view.gone) return;
-  replace(view.main, pageHeader('Cluster', 'Consumer nodes share the publishers’ slots through leases in Redis. Refreshed every 3 seconds.'), body);
+  replace(
+    view.main,
+    pageHeader(
+      'Cluster',
+      'Consumer nodes share the publishers’ slots through leases in Redis. Refreshed every 3 seconds.',
+    ),
+    body,
+  );
   draw(body, first.data);
   view.every(3000, async () => {
     const next = await api<{ data: ClusterView }>('GET', '/api/cluster');

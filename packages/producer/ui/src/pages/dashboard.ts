@@ -33,7 +33,17 @@ function draw(body: HTMLElement, stats: Stats, updated: HTMLElement): void {
       { class: 'card' },
       h('h2', null, 'Publishers'),
       table(
-        ['Publisher', 'Topic', ['Target', 'hide-narrow'], 'State', 'Backlog', 'Retrying', 'Dead', 'Delivered', 'Oldest undelivered'],
+        [
+          'Publisher',
+          'Topic',
+          ['Target', 'hide-narrow'],
+          'State',
+          'Backlog',
+          'Retrying',
+          'Dead',
+          'Delivered',
+          'Oldest undelivered',
+        ],
         stats.per_publisher.map((p) =>
           h(
             'tr',
@@ -48,7 +58,11 @@ function draw(body: HTMLElement, stats: Stats, updated: HTMLElement): void {
               { class: 'num', 'data-col': 'retrying' },
               p.retrying > 0 ? link(`#/failing/${p.id}?state=retrying`, num(p.retrying)) : '0',
             ),
-            h('td', { class: 'num', 'data-col': 'dead' }, p.dead > 0 ? link(`#/failing/${p.id}?state=dead`, num(p.dead)) : '0'),
+            h(
+              'td',
+              { class: 'num', 'data-col': 'dead' },
+              p.dead > 0 ? link(`#/failing/${p.id}?state=dead`, num(p.dead)) : '0',
+            ),
             h('td', { class: 'num', 'data-col': 'delivered' }, num(p.delivered)),
             h(
               'td',
@@ -69,7 +83,11 @@ export const dashboardPage: Page = async (view) => {
   const body = h('div');
   const stats = await api<{ data: Stats }>('GET', '/api/stats');
   if (view.gone) return;
-  replace(view.main, pageHeader('Dashboard', 'Messages and publishers at a glance, refreshed every 2 seconds.', updated), body);
+  replace(
+    view.main,
+    pageHeader('Dashboard', 'Messages and publishers at a glance, refreshed every 2 seconds.', updated),
+    body,
+  );
   draw(body, stats.data, updated);
   view.every(REFRESH_MS, async () => {
     const next = await api<{ data: Stats }>('GET', '/api/stats');

@@ -5,7 +5,21 @@
  * a time.
  */
 import { api, type FailingItem, type Publisher, type PublisherStats, type Stats } from '../api.js';
-import { act, badge, card, confirmDialog, h, isoWithOffset, localInput, num, preview, replace, table, time, toast } from '../dom.js';
+import {
+  act,
+  badge,
+  card,
+  confirmDialog,
+  h,
+  isoWithOffset,
+  localInput,
+  num,
+  preview,
+  replace,
+  table,
+  time,
+  toast,
+} from '../dom.js';
 import { Invalid, field, formError, input, onSubmit, textOf } from '../forms.js';
 import { go, link, pageHeader, type Page } from '../view.js';
 
@@ -73,26 +87,43 @@ export const failingPage: Page = async (view) => {
       h('td', { class: 'mono' }, link(`#/messages/${encodeURIComponent(m.id)}`, m.id)),
       h('td', null, badge(m.state)),
       h('td', { class: 'num' }, String(m.attempt_count)),
-      h('td', { class: 'wrap' }, last ? (last.status !== undefined ? `HTTP ${last.status}` : (last.error ?? '—')) : '—'),
-      h('td', null, m.state === 'retrying' ? time(m.next_attempt_at) : h('span', null, time(m.dead_at), m.dead_reason ? h('div', { class: 'muted small' }, m.dead_reason) : null)),
+      h(
+        'td',
+        { class: 'wrap' },
+        last ? (last.status !== undefined ? `HTTP ${last.status}` : (last.error ?? '—')) : '—',
+      ),
+      h(
+        'td',
+        null,
+        m.state === 'retrying'
+          ? time(m.next_attempt_at)
+          : h('span', null, time(m.dead_at), m.dead_reason ? h('div', { class: 'muted small' }, m.dead_reason) : null),
+      ),
       h('td', { class: 'mono truncate payload-preview' }, preview(m.payload)),
     );
   });
 
+  const post = async (label: string, path: string, payload: Record<string, unknown>): Promise<void> => {
+    const res = await api<{ data: { count: number; missing?: string[] } }>('POST', `${base}/failing/${path}`, payload);
+    const missing = res.data.missing?.length ? `, ${res.data.missing.length} no longer failing` : '';
+    toast(`${label}: ${res.data.count} message${res.data.count === 1 ? '' : 's'}${missing}.`);
+    reload();
+  };
   const run = (label: string, path: string, body: () => Record<string, unknown> | undefined) =>
     act(async () => {
       const payload = body();
-      if (!payload) return;
-      const res = await api<{ data: { count: number; missing?: string[] } }>('POST', `${base}/failing/${path}`, payload);
-      toast(`${label}: ${res.data.count} message${res.data.count === 1 ? '' : 's'}${res.data.missing?.length ? `, ${res.data.missing.length} no longer failing` : ''}.`);
-      reload();
+      if (payload) await post(label, path, payload);
     });
   const needSelection = (): string[] | undefined => {
     const ids = selected();
     if (ids.length === 0) toast('Select messages first.', 'error');
     return ids.length === 0 ? undefined : ids;
   };
-  const nextAt = input({ type: 'datetime-local', value: localInput(new Date(Date.now() + 10 * 60_000)), 'aria-label': 'Next attempt at' });
+  const nextAt = input({
+    type: 'datetime-local',
+    value: localInput(new Date(Date.now() + 10 * 60_000)),
+    'aria-label': 'Next attempt at',
+  });
 
   const toolbar = h(
     'div',
@@ -142,8 +173,14 @@ export const failingPage: Page = async (view) => {
           click: act(async () => {
             const ids = needSelection();
             if (!ids) return;
-            if (!(await confirmDialog(`Delete ${ids.length} message${ids.length === 1 ? '' : 's'}?`, `They will never be delivered to publisher #${id}.`))) return;
-            await run('Deleted', 'delete', () => ({ ids }))(new Event('click'));
+            if (
+              !(await confirmDialog(
+                `Delete ${ids.length} message${ids.length === 1 ? '' : 's'}?`,
+                `They will never be delivered to publisher #${id}.`,
+              ))
+            )
+              return;
+            await post('Deleted', 'delete', { ids });
           }),
         },
       },
@@ -164,14 +201,21 @@ export const failingPage: Page = async (view) => {
   const recover = h(
     'form',
     { class: 'form-row', 'aria-label': 'Recover dead letters' },
-    field('Dead since', 'since', input({ type: 'datetime-local', value: localInput(new Date(Date.now() - 3600_000)) }), 'Every dead letter that died at or after this time is sent again.'),
+    field(
+      'Dead since',
+      'since',
+      input({ type: 'datetime-local', value: localInput(new Date(Date.now() - 3600_000)) }),
+      'Every dead letter that died at or after this time is sent again.',
+    ),
     formError(),
     h('div', { class: 'form-submit' }, h('button', { type: 'submit', class: 'btn' }, 'Recover')),
   );
   onSubmit(recover, async (data) => {
     const since = textOf(data, 'since');
     if (since === '') throw new Invalid({ since: ["can't be blank"] });
-    const res = await api<{ data: { count: number } }>('POST', `${base}/failing/recover`, { since: isoWithOffset(since) });
+    const res = await api<{ data: { count: number } }>('POST', `${base}/failing/recover`, {
+      since: isoWithOffset(since),
+    });
     toast(`Recovered ${res.data.count} dead letter${res.data.count === 1 ? '' : 's'}.`);
     reload();
   });
@@ -183,7 +227,9 @@ export const failingPage: Page = async (view) => {
       ['', 'All'],
       ['retrying', 'Retrying'],
       ['dead', 'Dead'],
-    ].map(([value, label]) => h('a', { href: here({ state: value ?? '', cursor: '' }), class: state === value ? 'tab active' : 'tab' }, label)),
+    ].map(([value, label]) =>
+      h('a', { href: here({ state: value ?? '', cursor: '' }), class: state === value ? 'tab active' : 'tab' }, label),
+    ),
   );
   const pager = h(
     'div',
@@ -191,7 +237,11 @@ export const failingPage: Page = async (view) => {
     cursor ? h('a', { class: 'btn', href: here({ cursor: '' }) }, 'First page') : null,
     page.cursor ? h('a', { class: 'btn', href: here({ cursor: page.cursor }) }, 'Next page') : null,
   );
-  const table_ = table(['', 'Message', 'State', 'Attempts', 'Last attempt', 'Next attempt / died', 'Payload'], rows, 'Nothing failing here.');
+  const table_ = table(
+    ['', 'Message', 'State', 'Attempts', 'Last attempt', 'Next attempt / died', 'Payload'],
+    rows,
+    'Nothing failing here.',
+  );
   table_.querySelector('th')?.append(all);
   replace(
     view.main,
@@ -203,8 +253,9 @@ export const failingPage: Page = async (view) => {
     card(null, tabs, toolbar, table_, pager),
     card('Recover dead letters', recover),
   );
-  if (page.data.length === 0 && !cursor) view.every(3000, async () => {
-    const again = await api<{ data: FailingItem[] }>('GET', `${base}/failing?${q.toString()}`);
-    if (!view.gone && again.data.length > 0) reload();
-  });
+  if (page.data.length === 0 && !cursor)
+    view.every(3000, async () => {
+      const again = await api<{ data: FailingItem[] }>('GET', `${base}/failing?${q.toString()}`);
+      if (!view.gone && again.data.length > 0) reload();
+    });
 };

@@ -14,7 +14,8 @@ export const loginPage: Page = async ({ main }) => {
     h('button', { type: 'submit', class: 'btn btn-primary btn-block' }, 'Log in'),
   );
   onSubmit(form, async (data) => {
-    const value = String(data.get('token') ?? '');
+    const entry = data.get('token');
+    const value = typeof entry === 'string' ? entry : '';
     if (value.trim() === '') throw new Invalid({ token: ["can't be blank"] });
     await api('POST', '/api/session', { token: value });
     window.dispatchEvent(new Event('po:login'));
@@ -27,7 +28,12 @@ export const loginPage: Page = async ({ main }) => {
       h(
         'div',
         { class: 'card login-card' },
-        h('div', { class: 'login-brand' }, h('img', { src: '/ui/favicon.svg', alt: '', width: 32, height: 32 }), 'Postoffice'),
+        h(
+          'div',
+          { class: 'login-brand' },
+          h('img', { src: '/ui/favicon.svg', alt: '', width: 32, height: 32 }),
+          'Postoffice',
+        ),
         h('h1', null, 'Log in'),
         h('p', { class: 'subtitle' }, 'This Postoffice asks for an API token.'),
         form,

@@ -4,7 +4,17 @@
  * its payload, attributes and, per publisher, its state and every attempt.
  * Payloads and attributes are shown as text: never as HTML.
  */
-import { api, ApiError, type Attempt, type Delivery, type Message, type Publisher, type SearchItem, type SearchPage, type Topic } from '../api.js';
+import {
+  api,
+  ApiError,
+  type Attempt,
+  type Delivery,
+  type Message,
+  type Publisher,
+  type SearchItem,
+  type SearchPage,
+  type Topic,
+} from '../api.js';
 import { badge, card, h, isoWithOffset, preview, pretty, replace, table, time } from '../dom.js';
 import { field, formError, input, onSubmit, select, showErrors, textOf } from '../forms.js';
 import { go, link, pageHeader, type Page } from '../view.js';
@@ -16,7 +26,9 @@ function stateBadges(item: SearchItem): HTMLElement | string {
   return h(
     'span',
     { class: 'badges' },
-    item.deliveries.map((d) => h('span', { class: 'badge-group', title: `publisher #${d.publisher_id}` }, `#${d.publisher_id}`, badge(d.state))),
+    item.deliveries.map((d) =>
+      h('span', { class: 'badge-group', title: `publisher #${d.publisher_id}` }, `#${d.publisher_id}`, badge(d.state)),
+    ),
   );
 }
 
@@ -39,11 +51,21 @@ export const messagesPage: Page = async (view) => {
   const form = h(
     'form',
     { class: 'form-grid search-form', role: 'search', 'aria-label': 'Search messages' },
-    field('Topic', 'topic', select([['', 'Any topic'], ...topics.map((t): [string, string] => [t.name, t.name])], q.get('topic') ?? '')),
+    field(
+      'Topic',
+      'topic',
+      select([['', 'Any topic'], ...topics.map((t): [string, string] => [t.name, t.name])], q.get('topic') ?? ''),
+    ),
     field(
       'Publisher',
       'publisher',
-      select([['', 'Any publisher'], ...publishers.map((p): [string, string] => [p.id, `#${p.id} ${p.topic} → ${p.target}`])], q.get('publisher') ?? ''),
+      select(
+        [
+          ['', 'Any publisher'],
+          ...publishers.map((p): [string, string] => [p.id, `#${p.id} ${p.topic} → ${p.target}`]),
+        ],
+        q.get('publisher') ?? '',
+      ),
     ),
     field(
       'State',
@@ -66,7 +88,11 @@ export const messagesPage: Page = async (view) => {
     h(
       'div',
       { class: 'attr-pair' },
-      field('Attribute', 'attr_name', input({ value: attrName ? attrName.slice('attributes.'.length) : '', placeholder: 'name' })),
+      field(
+        'Attribute',
+        'attr_name',
+        input({ value: attrName ? attrName.slice('attributes.'.length) : '', placeholder: 'name' }),
+      ),
       field('equals', 'attr_value', input({ value: attrName ? (q.get(attrName) ?? '') : '', placeholder: 'value' })),
     ),
     h('div', { class: 'span-all' }, formError()),
@@ -94,7 +120,8 @@ export const messagesPage: Page = async (view) => {
   const more = h('div', { class: 'more' });
   const status = h('p', { class: 'subtitle', 'aria-live': 'polite' });
   const params = new URLSearchParams();
-  for (const [k, v] of q) if ((FILTERS as readonly string[]).includes(k) || k.startsWith('attributes.')) params.set(k, v);
+  for (const [k, v] of q)
+    if ((FILTERS as readonly string[]).includes(k) || k.startsWith('attributes.')) params.set(k, v);
   const withStates = params.has('state') || params.has('publisher');
   const rows: HTMLElement[] = [];
   const body = h('tbody');
@@ -135,7 +162,15 @@ export const messagesPage: Page = async (view) => {
     replace(
       more,
       page.cursor
-        ? h('button', { type: 'button', class: 'btn', on: { click: () => void load(page.cursor ?? undefined).catch(() => undefined) } }, 'Load more')
+        ? h(
+            'button',
+            {
+              type: 'button',
+              class: 'btn',
+              on: { click: () => void load(page.cursor ?? undefined).catch(() => undefined) },
+            },
+            'Load more',
+          )
         : null,
     );
   };
@@ -147,7 +182,15 @@ export const messagesPage: Page = async (view) => {
       h(
         'table',
         null,
-        h('thead', null, h('tr', null, ['Id', 'Topic', 'Received', ...(withStates ? ['Deliveries'] : []), 'Payload'].map((c) => h('th', null, c)))),
+        h(
+          'thead',
+          null,
+          h(
+            'tr',
+            null,
+            ['Id', 'Topic', 'Received', ...(withStates ? ['Deliveries'] : []), 'Payload'].map((c) => h('th', null, c)),
+          ),
+        ),
         body,
       ),
     ),
@@ -194,11 +237,22 @@ function deliveryCard(d: Delivery): HTMLElement {
     h(
       'div',
       { class: 'delivery-head' },
-      h('h3', null, link(`#/publishers/${d.publisher_id}`, `Publisher #${d.publisher_id}`), h('span', { class: 'muted' }, ` · ${d.type}`)),
+      h(
+        'h3',
+        null,
+        link(`#/publishers/${d.publisher_id}`, `Publisher #${d.publisher_id}`),
+        h('span', { class: 'muted' }, ` · ${d.type}`),
+      ),
       badge(d.state),
     ),
-    h('dl', { class: 'facts' }, facts.map(([k, v]) => [h('dt', null, k), h('dd', null, v)])),
-    d.attempts.length > 0 ? table(['At', 'Outcome', 'Error', 'Duration'], d.attempts.map(attemptRow)) : h('p', { class: 'muted' }, 'No attempt yet.'),
+    h(
+      'dl',
+      { class: 'facts' },
+      facts.map(([k, v]) => [h('dt', null, k), h('dd', null, v)]),
+    ),
+    d.attempts.length > 0
+      ? table(['At', 'Outcome', 'Error', 'Duration'], d.attempts.map(attemptRow))
+      : h('p', { class: 'muted' }, 'No attempt yet.'),
   );
 }
 
@@ -210,7 +264,14 @@ export const messagePage: Page = async (view) => {
       body,
       pageHeader(
         h('span', { class: 'mono' }, m.id),
-        h('span', null, 'Topic ', link(`#/messages?topic=${encodeURIComponent(m.topic)}`, m.topic), m.received_at ? ' · received ' : '', m.received_at ? time(m.received_at) : ''),
+        h(
+          'span',
+          null,
+          'Topic ',
+          link(`#/messages?topic=${encodeURIComponent(m.topic)}`, m.topic),
+          m.received_at ? ' · received ' : '',
+          m.received_at ? time(m.received_at) : '',
+        ),
         m.state ? badge(m.state) : null,
       ),
       m.schedule_at ? h('p', { class: 'notice' }, 'Scheduled for ', time(m.schedule_at)) : null,
@@ -221,7 +282,9 @@ export const messagePage: Page = async (view) => {
         card('Attributes', h('pre', { class: 'json', 'data-testid': 'attributes' }, pretty(m.attributes))),
       ),
       h('h2', { class: 'section-title' }, 'Deliveries'),
-      m.deliveries.length === 0 ? h('p', { class: 'muted' }, 'No publisher for this topic.') : m.deliveries.map(deliveryCard),
+      m.deliveries.length === 0
+        ? h('p', { class: 'muted' }, 'No publisher for this topic.')
+        : m.deliveries.map(deliveryCard),
     );
   };
   const first = await api<{ data: Message }>('GET', `/api/messages/${encodeURIComponent(id)}`);

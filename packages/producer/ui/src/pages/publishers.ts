@@ -25,7 +25,16 @@ async function drawList(view: View, holder: HTMLElement): Promise<void> {
         h(
           'tr',
           { 'data-publisher': p.id, class: p.active ? '' : 'muted-row' },
-          h('td', null, h('span', { class: 'id-state' }, link(`#/publishers/${p.id}`, `#${p.id}`), badge(p.active ? 'active' : 'inactive'))),
+          h(
+            'td',
+            null,
+            h(
+              'span',
+              { class: 'id-state' },
+              link(`#/publishers/${p.id}`, `#${p.id}`),
+              badge(p.active ? 'active' : 'inactive'),
+            ),
+          ),
           h('td', null, p.topic),
           h(
             'td',
@@ -115,13 +124,18 @@ export const publisherFormPage: Page = async (view) => {
   const creating = id === 'new';
   const [{ data: topics }, existing] = await Promise.all([
     api<{ data: Topic[] }>('GET', '/api/topics'),
-    creating ? Promise.resolve(undefined) : api<{ data: Publisher }>('GET', `/api/publishers/${encodeURIComponent(id)}`),
+    creating
+      ? Promise.resolve(undefined)
+      : api<{ data: Publisher }>('GET', `/api/publishers/${encodeURIComponent(id)}`),
   ]);
   if (view.gone) return;
   const p = existing?.data;
   const preset = view.query.get('topic') ?? undefined;
   const topicSelect = select(
-    [['', topics.length === 0 ? 'Create a topic first' : 'Choose a topic'], ...topics.map((t): [string, string] => [t.name, t.name])],
+    [
+      ['', topics.length === 0 ? 'Create a topic first' : 'Choose a topic'],
+      ...topics.map((t): [string, string] => [t.name, t.name]),
+    ],
     p?.topic ?? preset ?? (topics.length === 1 ? topics[0]?.name : ''),
     { disabled: !creating },
   );
@@ -141,19 +155,90 @@ export const publisherFormPage: Page = async (view) => {
     { class: 'form-grid', 'aria-label': creating ? 'New publisher' : `Edit publisher ${id}` },
     field('Topic', 'topic', topicSelect),
     field('Type', 'type', typeSelect),
-    h('div', { class: 'span-2' }, field('Target', 'target', input({ value: p?.target ?? '', placeholder: 'https://example.com/hook' }), hint)),
-    field('Timeout (seconds)', 'seconds_timeout', input({ type: 'number', step: 'any', min: 0, value: p?.seconds_timeout ?? '', placeholder: '5', inputmode: 'decimal' })),
-    field('First retry after (seconds)', 'seconds_retry', input({ type: 'number', step: 'any', min: 0, value: p?.seconds_retry ?? '', placeholder: '30', inputmode: 'decimal' }), 'Doubles at each failure, up to the server’s cap.'),
-    field('Concurrency', 'concurrency', input({ type: 'number', min: 1, value: p?.concurrency ?? '', placeholder: '25', inputmode: 'numeric' }), 'Deliveries in flight per node.'),
-    field('Parallelism', 'parallelism', input({ type: 'number', min: 1, value: p?.parallelism ?? '', placeholder: '1', inputmode: 'numeric' }), 'How many nodes may deliver at once.'),
-    field('Rate limit (per second)', 'rate_limit', input({ type: 'number', step: 'any', min: 0, value: p?.rate_limit?.per_second ?? '', placeholder: 'no limit', inputmode: 'decimal' }), 'Across the whole cluster; leave empty for none.'),
-    field('Burst', 'burst', input({ type: 'number', min: 1, value: p?.rate_limit?.burst ?? '', placeholder: 'same as the rate', inputmode: 'numeric' })),
+    h(
+      'div',
+      { class: 'span-2' },
+      field('Target', 'target', input({ value: p?.target ?? '', placeholder: 'https://example.com/hook' }), hint),
+    ),
+    field(
+      'Timeout (seconds)',
+      'seconds_timeout',
+      input({
+        type: 'number',
+        step: 'any',
+        min: 0,
+        value: p?.seconds_timeout ?? '',
+        placeholder: '5',
+        inputmode: 'decimal',
+      }),
+    ),
+    field(
+      'First retry after (seconds)',
+      'seconds_retry',
+      input({
+        type: 'number',
+        step: 'any',
+        min: 0,
+        value: p?.seconds_retry ?? '',
+        placeholder: '30',
+        inputmode: 'decimal',
+      }),
+      'Doubles at each failure, up to the server’s cap.',
+    ),
+    field(
+      'Concurrency',
+      'concurrency',
+      input({ type: 'number', min: 1, value: p?.concurrency ?? '', placeholder: '25', inputmode: 'numeric' }),
+      'Deliveries in flight per node.',
+    ),
+    field(
+      'Parallelism',
+      'parallelism',
+      input({ type: 'number', min: 1, value: p?.parallelism ?? '', placeholder: '1', inputmode: 'numeric' }),
+      'How many nodes may deliver at once.',
+    ),
+    field(
+      'Rate limit (per second)',
+      'rate_limit',
+      input({
+        type: 'number',
+        step: 'any',
+        min: 0,
+        value: p?.rate_limit?.per_second ?? '',
+        placeholder: 'no limit',
+        inputmode: 'decimal',
+      }),
+      'Across the whole cluster; leave empty for none.',
+    ),
+    field(
+      'Burst',
+      'burst',
+      input({
+        type: 'number',
+        min: 1,
+        value: p?.rate_limit?.burst ?? '',
+        placeholder: 'same as the rate',
+        inputmode: 'numeric',
+      }),
+    ),
     h(
       'div',
       { class: 'span-2 checks' },
       checkbox('Active', 'active', p?.active ?? true, 'An inactive publisher keeps its messages until activated.'),
-      checkbox('Ordered', 'ordered', p?.ordered ?? false, 'One delivery at a time, in order. Fixed at creation.', !creating),
-      checkbox('Only new messages', 'from_now', p?.from_now ?? false, 'Skip the topic’s retained messages. Fixed at creation.', !creating),
+      checkbox(
+        'Ordered',
+        'ordered',
+        p?.ordered ?? false,
+        'One delivery at a time, in order. Fixed at creation.',
+        !creating,
+      ),
+      checkbox(
+        'Only new messages',
+        'from_now',
+        p?.from_now ?? false,
+        'Skip the topic’s retained messages. Fixed at creation.',
+        !creating,
+      ),
     ),
     h('div', { class: 'span-2' }, formError()),
     h(
@@ -172,7 +257,8 @@ export const publisherFormPage: Page = async (view) => {
     }
     const perSecond = numberOf(data, 'rate_limit', errors);
     const burst = numberOf(data, 'burst', errors);
-    if (perSecond !== undefined) body.rate_limit = { per_second: perSecond, burst: burst ?? Math.max(1, Math.ceil(perSecond)) };
+    if (perSecond !== undefined)
+      body.rate_limit = { per_second: perSecond, burst: burst ?? Math.max(1, Math.ceil(perSecond)) };
     else if (burst !== undefined) errors.burst = ['needs a rate per second'];
     else if (!creating && p?.rate_limit) body.rate_limit = null;
     if (body.target === '') errors.target = ["can't be blank"];

@@ -58,7 +58,8 @@ async function draw(view: View, list: HTMLElement): Promise<void> {
                 class: 'btn btn-small btn-danger-ghost',
                 on: {
                   click: act(async () => {
-                    if (!(await confirmDialog(`Delete topic ${t.name}?`, 'Its retained messages are deleted with it.'))) return;
+                    if (!(await confirmDialog(`Delete topic ${t.name}?`, 'Its retained messages are deleted with it.')))
+                      return;
                     try {
                       await api('DELETE', `/api/topics/${encodeURIComponent(t.name)}`);
                       toast(`Topic ${t.name} deleted.`);
