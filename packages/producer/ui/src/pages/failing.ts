@@ -84,7 +84,7 @@ export const failingPage: Page = async (view) => {
       'tr',
       { 'data-message': m.id, 'data-state': m.state },
       h('td', null, box),
-      h('td', { class: 'mono' }, link(`#/messages/${encodeURIComponent(m.id)}`, m.id)),
+      h('td', { class: 'mono id-cell', title: m.id }, link(`#/messages/${encodeURIComponent(m.id)}`, m.id)),
       h('td', null, badge(m.state)),
       h('td', { class: 'num' }, String(m.attempt_count)),
       h(

@@ -123,6 +123,9 @@ export const messagesPage: Page = async (view) => {
   for (const [k, v] of q)
     if ((FILTERS as readonly string[]).includes(k) || k.startsWith('attributes.')) params.set(k, v);
   const withStates = params.has('state') || params.has('publisher');
+  // On a phone the filters fold away once a search is made, so the results come first.
+  const narrow = window.matchMedia('(max-width: 760px)').matches;
+  const active = [...params.keys()].length;
   const rows: HTMLElement[] = [];
   const body = h('tbody');
   const load = async (cursor?: string): Promise<void> => {
@@ -145,7 +148,7 @@ export const messagesPage: Page = async (view) => {
       const row = h(
         'tr',
         { 'data-message': m.id },
-        h('td', { class: 'mono' }, link(`#/messages/${encodeURIComponent(m.id)}`, m.id)),
+        h('td', { class: 'mono id-cell', title: m.id }, link(`#/messages/${encodeURIComponent(m.id)}`, m.id)),
         h('td', null, m.topic),
         h('td', null, time(m.received_at)),
         withStates ? h('td', null, stateBadges(m)) : null,
@@ -200,7 +203,17 @@ export const messagesPage: Page = async (view) => {
   replace(
     view.main,
     pageHeader('Messages', 'Search every topic’s retained messages, newest first.'),
-    card('Search', form),
+    h(
+      'details',
+      { class: 'card search-card', open: !narrow || active === 0 },
+      h(
+        'summary',
+        null,
+        h('h2', null, 'Search'),
+        active > 0 ? h('span', { class: 'muted' }, `${active} filter${active === 1 ? '' : 's'}`) : null,
+      ),
+      form,
+    ),
     card(h('span', null, 'Results'), status, results, more),
   );
 };
