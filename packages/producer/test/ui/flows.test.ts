@@ -154,6 +154,54 @@ describe('web UI in Chromium', function () {
     await waitFor(() => flaky.received.length === 1, 'the retried delivery');
   });
 
+  it('moves the next attempt of a failing message, deletes another after confirmation, and recovers dead letters', async () => {
+    await api(producer, 'POST', '/api/topics', { name: 'refunds', origin_host: 'pay.example' });
+    flaky.respond(() => 500);
+    await api(producer, 'POST', '/api/publishers', {
+      topic: 'refunds',
+      type: 'http',
+      target: `${flaky.url}?refunds`,
+      seconds_retry: 3600,
+    });
+    const id = await publisherOf('refunds');
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const { json } = await api(producer, 'POST', '/api/messages', { topic: 'refunds', payload: { refund: i } });
+      ids.push(String(json.data.id));
+    }
+    await visit(`#/failing/${id}?state=retrying`);
+    const [moved, dropped] = ids.map((m) => page.locator(`tr[data-message="${m}"]`));
+    await moved!.waitFor();
+    await dropped!.waitFor();
+
+    // Next attempt: tomorrow at noon, local time.
+    const tomorrow = new Date(Date.now() + 86_400_000);
+    const pad = (n: number): string => String(n).padStart(2, '0');
+    const local = `${tomorrow.getFullYear()}-${pad(tomorrow.getMonth() + 1)}-${pad(tomorrow.getDate())}T12:00`;
+    await moved!.locator('input[type="checkbox"]').check();
+    await page.fill('.toolbar input[type="datetime-local"]', local);
+    await page.click('button[data-action="next-attempt"]');
+    await page.locator('.toast', { hasText: 'Next attempt set: 1 message' }).waitFor();
+    const { json: failing } = await api(producer, 'GET', `/api/publishers/${id}/failing`);
+    const item = failing.data.find((m: { id: string }) => m.id === ids[0]);
+    expect(new Date(item.next_attempt_at).getTime()).to.equal(new Date(local).getTime());
+
+    await page.locator(`tr[data-message="${ids[1]}"] input[type="checkbox"]`).check();
+    await page.click('button[data-action="delete"]');
+    await page.click('dialog button.btn-danger');
+    await page.locator(`tr[data-message="${ids[1]}"]`).waitFor({ state: 'detached' });
+    const { json: record } = await api(producer, 'GET', `/api/messages/${ids[1]}`);
+    expect(record.data.deliveries[0].state).to.equal('deleted');
+
+    // No dead letter here: recovering since an hour ago finds none, and says so.
+    await page.click('form[aria-label="Recover dead letters"] button[type="submit"]');
+    await page.locator('.toast', { hasText: 'Recovered 0 dead letters' }).waitFor();
+    // A blank time is refused next to the field.
+    await page.fill('#f-since', '');
+    await page.click('form[aria-label="Recover dead letters"] button[type="submit"]');
+    await page.locator('.field-error[data-error-for="since"]', { hasText: "can't be blank" }).waitFor();
+  });
+
   it('shows a payload and attributes holding HTML as text, and runs none of it', async () => {
     await api(producer, 'POST', '/api/topics', { name: 'hostile', origin_host: 'evil.example' });
     const script = '<script>window.__pwned = 1</script>';
