@@ -244,7 +244,7 @@ describe('web UI in Chromium', function () {
     // Editing a topic's origin host, and deleting a topic that has publishers (refused by the API).
     await visit('#/topics');
     await page.click('tr[data-topic="orders"] button:has-text("Edit")');
-    await page.fill('dialog #f-origin_host', 'shop2.example');
+    await page.fill('dialog #edit-origin_host', 'shop2.example');
     await page.click('dialog button:has-text("Save")');
     await page.locator('tr[data-topic="orders"]', { hasText: 'shop2.example' }).waitFor();
     await page.click('tr[data-topic="orders"] button:has-text("Delete")');

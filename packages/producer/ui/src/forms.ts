@@ -7,8 +7,9 @@
 import { ApiError, type FieldErrors } from './api.js';
 import { h, replace, type Child } from './dom.js';
 
-export function field(label: string, name: string, control: HTMLElement, hint?: Child): HTMLElement {
-  const id = `f-${name}`;
+/** A labelled field; `idPrefix` keeps ids unique when two forms on a page share a field name. */
+export function field(label: string, name: string, control: HTMLElement, hint?: Child, idPrefix = 'f-'): HTMLElement {
+  const id = `${idPrefix}${name}`;
   control.id = id;
   control.setAttribute('name', name);
   control.setAttribute('aria-describedby', `${id}-error`);

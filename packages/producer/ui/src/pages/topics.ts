@@ -8,7 +8,7 @@ function editDialog(topic: Topic, done: () => void): void {
   const form = h(
     'form',
     { method: 'dialog', 'aria-label': `Edit ${topic.name}` },
-    field('Origin host', 'origin_host', input({ value: topic.origin_host, required: true })),
+    field('Origin host', 'origin_host', input({ value: topic.origin_host, required: true }), undefined, 'edit-'),
     formError(),
     h(
       'div',
