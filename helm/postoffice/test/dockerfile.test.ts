@@ -115,8 +115,10 @@ describe('the Dockerfile', function () {
           .split(/\s+/)
           .slice(1)
           .map((a) => a.replace(/^\/out\//, `${out}/`));
-        // --offline: the packages come from the local store, as the build stage's install fetched them.
-        await run('pnpm', [...args, '--offline'], { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024 });
+        // --prefer-offline: the packages come from the local store, as the build stage's install
+        // fetched them; package metadata the store lacks (a fresh machine has none cached) comes
+        // from the registry, as it would in the image's build stage.
+        await run('pnpm', [...args, '--prefer-offline'], { cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024 });
       }
       for (const role of ['producer', 'consumer'] as const) {
         const port = await freePort();
