@@ -55,6 +55,16 @@ export default tseslint.config(
     },
   },
   {
+    // The web UI's browser code: typed through its own tsconfig (DOM, no Node).
+    files: ['packages/producer/ui/**/*.ts'],
+    languageOptions: {
+      parserOptions: {
+        project: './packages/producer/ui/tsconfig.json',
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+  },
+  {
     // Tests: chai's property assertions (`to.be.true`) are expressions, fixtures
     // may be loosely typed, and a value known to be there may be asserted so.
     files: ['**/test/**/*.ts', 'bench/**/*.ts'],

@@ -304,6 +304,7 @@ function printUsage(producerPort, consumerPort, redisUrl, ownRedis) {
   console.log(`
 Postoffice is running.
 
+  web UI     ${api}/
   API        ${api}/api
   consumer   http://127.0.0.1:${consumerPort}/healthz
   Redis      ${process.env.REDIS_CLUSTER_NODES ? `cluster ${process.env.REDIS_CLUSTER_NODES}` : redactUrl(redisUrl)}${ownRedis ? `  (private, data in ${relative(process.cwd(), DATA_DIR) || DATA_DIR})` : ''}

@@ -24,7 +24,9 @@ import { registerMessageRoutes } from './routes/messages.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerPublisherRoutes } from './routes/publishers.js';
 import { registerSessionRoutes } from './routes/session.js';
+import { registerStatsRoutes } from './routes/stats.js';
 import { registerTopicRoutes } from './routes/topics.js';
+import { registerUiRoutes } from './routes/ui.js';
 import type { ApiContext, ServerOptions } from './types.js';
 
 export function buildServer(options: ServerOptions): FastifyInstance {
@@ -108,6 +110,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   registerHealthRoutes(app, ctx);
   registerMetricsRoutes(app, ctx);
   registerClusterRoutes(app, ctx);
+  registerStatsRoutes(app, ctx);
+  registerUiRoutes(app);
   return app;
 }
 

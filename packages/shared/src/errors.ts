@@ -75,6 +75,13 @@ export const SCRIPT_CODES = {
   '-5': () => new ConflictError('publisher_busy', 'id', 'was changed concurrently, try again'),
   '-6': () =>
     new ConflictError('lease_stale', 'token', 'is not a current lease (expired, settled, or given to another worker)'),
+  '-7': () =>
+    new ConflictError(
+      'topic_has_publishers',
+      'name',
+      'has publishers: delete them first (deleting a topic deletes its messages)',
+    ),
+  '-8': () => new NotFoundError('topic_not_found', 'name', 'topic not found'),
 } as const satisfies Record<string, () => AppError>;
 
 export type ScriptCode = keyof typeof SCRIPT_CODES;

@@ -11,6 +11,8 @@ import type { ClientContext, Cluster, Redis, Result } from 'ioredis';
 export const SCRIPT_NAMES = {
   poIngest: 'ingest',
   poCreateTopic: 'create-topic',
+  poUpdateTopic: 'update-topic',
+  poDeleteTopic: 'delete-topic',
   poCreatePublisher: 'create-publisher',
   poUpdatePublisher: 'update-publisher',
   poDeletePublisher: 'delete-publisher',
@@ -43,6 +45,8 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     poIngest: ScriptFn<Context>;
     poCreateTopic: ScriptFn<Context>;
+    poUpdateTopic: ScriptFn<Context>;
+    poDeleteTopic: ScriptFn<Context>;
     poCreatePublisher: ScriptFn<Context>;
     poUpdatePublisher: ScriptFn<Context>;
     poDeletePublisher: ScriptFn<Context>;

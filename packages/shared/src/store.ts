@@ -51,6 +51,40 @@ export class Store {
     return topic;
   }
 
+  /** Sets fields of a topic's record (its name stays); throws `topic_not_found`. */
+  async updateTopic(name: string, changes: { origin_host?: string; recovery_enabled?: boolean }): Promise<Topic> {
+    const json = checkScriptResult(
+      await this.redis.poUpdateTopic(1, this.keys.topic(name).meta, JSON.stringify(changes)),
+    ) as string;
+    await this.emit({ type: 'topic', topic: name });
+    return JSON.parse(json) as Topic;
+  }
+
+  /**
+   * Deletes a topic and its retained messages; refused (`topic_has_publishers`,
+   * 409) while it has publishers. The name leaves the topic list after the
+   * topic-slot script, as for publishers.
+   */
+  async deleteTopic(name: string): Promise<void> {
+    const tk = this.keys.topic(name);
+    checkScriptResult(
+      await this.redis.poDeleteTopic(
+        8,
+        tk.meta,
+        tk.publishers,
+        tk.stream,
+        tk.ids,
+        tk.targets,
+        tk.scheduled,
+        tk.scheduledData,
+        tk.outbox,
+      ),
+    );
+    await this.redis.srem(this.keys.topics, name);
+    await this.redis.zrem(this.keys.scheduleDue, name);
+    await this.emit({ type: 'topic', topic: name });
+  }
+
   async getTopic(name: string): Promise<TopicWithCounts | undefined> {
     const [json, received] = await this.redis.hmget(this.keys.topic(name).meta, 'json', 'received');
     if (!json) return undefined;

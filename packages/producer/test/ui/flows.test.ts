@@ -1,0 +1,337 @@
+/**
+ * The web UI in real Chromium against a real producer, consumer, Redis and
+ * HTTP receivers: what an operator does, from creating a topic to
+ * repairing a failing message. Each test waits on what the page shows
+ * (playwright locators wait until they match), never on a sleep.
+ */
+import { expect } from 'chai';
+import type { Browser, Page } from 'playwright-core';
+import { api, killAll, startApp, type AppProcess } from '../../../shared/test/support/processes.js';
+import { startReceiver, type Receiver } from '../../../shared/test/support/receiver.js';
+import { startRedis, waitFor, type RedisServer } from '../../../shared/test/support/redis-server.js';
+import { NARROW, WIDE, launch, open, screenshot, type Tab } from './browser.js';
+
+const ENV = { HEARTBEAT_SECONDS: '1', RETRY_POLL_MS: '100' };
+
+describe('web UI in Chromium', function () {
+  this.timeout(120_000);
+  let redis: RedisServer;
+  let producer: AppProcess;
+  let consumer: AppProcess;
+  let receiver: Receiver;
+  let flaky: Receiver;
+  let browser: Browser;
+  let tab: Tab;
+  let page: Page;
+
+  const visit = async (hash: string): Promise<void> => {
+    await page.goto(`${producer.url}/${hash}`);
+  };
+
+  async function publisherOf(topic: string): Promise<string> {
+    const { json } = await api(producer, 'GET', `/api/topics/${topic}`);
+    return String(json.data.publishers[0].id);
+  }
+
+  before(async () => {
+    redis = await startRedis();
+    receiver = await startReceiver();
+    flaky = await startReceiver(() => 500);
+    producer = await startApp('producer', { REDIS_URL: redis.url, ...ENV });
+    consumer = await startApp('consumer', { REDIS_URL: redis.url, ...ENV });
+    browser = await launch();
+    tab = await open(browser, WIDE);
+    page = tab.page;
+  });
+
+  after(async () => {
+    await browser?.close();
+    await killAll([producer, consumer].filter(Boolean));
+    await receiver?.close();
+    await flaky?.close();
+    await redis?.stop();
+  });
+
+  afterEach(function () {
+    // No script error and no CSP violation on any page.
+    if (this.currentTest?.state === 'passed') expect(tab.problems).to.deep.equal([]);
+  });
+
+  it('creates a topic and a publisher, then finds a published message in search and sees it delivered', async () => {
+    await visit('#/topics');
+    await page.fill('#f-name', 'orders');
+    await page.fill('#f-origin_host', 'shop.example');
+    await page.click('button:has-text("Create topic")');
+    await page.locator('tr[data-topic="orders"]').waitFor();
+
+    await visit('#/publishers/new');
+    await page.selectOption('#f-topic', 'orders');
+    await page.fill('#f-target', receiver.url);
+    await page.fill('#f-seconds_timeout', '2');
+    await page.click('button:has-text("Create publisher")');
+    await page.waitForURL(/#\/publishers$/);
+    const id = await publisherOf('orders');
+    await page.locator(`tr[data-publisher="${id}"]`, { hasText: receiver.url }).waitFor();
+
+    const published = await api(producer, 'POST', '/api/messages', {
+      topic: 'orders',
+      payload: { order: 42, lines: [{ sku: 'A-1', qty: 2 }] },
+      attributes: { source: 'shop' },
+    });
+    expect(published.status).to.equal(201);
+    const messageId = String(published.json.data.id);
+
+    await visit('#/messages');
+    await page.selectOption('#f-topic', 'orders');
+    await page.fill('#f-q', '"order":42');
+    await page.click('button:has-text("Search")');
+    await page.waitForURL(/q=/);
+    const row = page.locator(`tr[data-message="${messageId}"]`);
+    await row.waitFor();
+    await row.locator('a').click();
+    await page.waitForURL(new RegExp(`#/messages/${messageId}$`));
+    // The page refreshes itself until the delivery is recorded.
+    await page.locator(`[data-delivery="${id}"] .badge[data-badge="delivered"]`).waitFor();
+    expect(await page.locator('[data-testid="payload"]').textContent()).to.equal(
+      JSON.stringify({ order: 42, lines: [{ sku: 'A-1', qty: 2 }] }, null, 2),
+    );
+    expect(await page.locator('[data-testid="attributes"]').textContent()).to.include('"source": "shop"');
+    expect(receiver.received.map((r) => r.headers['message-id'])).to.include(messageId);
+  });
+
+  it('deactivates a publisher: its backlog grows on the dashboard, and drains once it is activated', async () => {
+    await api(producer, 'POST', '/api/topics', { name: 'stock', origin_host: 'warehouse.example' });
+    await api(producer, 'POST', '/api/publishers', { topic: 'stock', type: 'http', target: `${receiver.url}?stock` });
+    const id = await publisherOf('stock');
+
+    await visit('#/publishers');
+    await page.click(`tr[data-publisher="${id}"] button[data-action="deactivate"]`);
+    await page.locator(`tr[data-publisher="${id}"] button[data-action="activate"]`).waitFor();
+    await page.locator(`tr[data-publisher="${id}"] .badge[data-badge="inactive"]`).waitFor();
+
+    for (let i = 0; i < 3; i++) {
+      expect((await api(producer, 'POST', '/api/messages', { topic: 'stock', payload: { i } })).status).to.equal(201);
+    }
+    await visit('#/');
+    const backlog = page.locator(`tr[data-publisher="${id}"] [data-col="backlog"]`);
+    await backlog.filter({ hasText: /^3$/ }).waitFor();
+    expect(await page.locator(`tr[data-publisher="${id}"] [data-col="oldest"]`).textContent()).not.to.equal('—');
+
+    await visit('#/publishers');
+    await page.click(`tr[data-publisher="${id}"] button[data-action="activate"]`);
+    await page.locator(`tr[data-publisher="${id}"] .badge[data-badge="active"]`).waitFor();
+    await visit('#/');
+    await backlog.filter({ hasText: /^0$/ }).waitFor();
+    await page.locator(`tr[data-publisher="${id}"] [data-col="delivered"]`).filter({ hasText: /^3$/ }).waitFor();
+    expect(receiver.received.filter((r) => r.path.includes('stock'))).to.have.length(3);
+  });
+
+  it('finds a message that failed under Failing and retries it now once the receiver recovers', async () => {
+    await api(producer, 'POST', '/api/topics', { name: 'payments', origin_host: 'pay.example' });
+    await api(producer, 'POST', '/api/publishers', {
+      topic: 'payments',
+      type: 'http',
+      target: flaky.url,
+      seconds_retry: 3600,
+    });
+    const id = await publisherOf('payments');
+    const { json } = await api(producer, 'POST', '/api/messages', { topic: 'payments', payload: { amount: 10 } });
+    const messageId = String(json.data.id);
+
+    await visit('#/failing');
+    await page.click(`tr[data-publisher="${id}"] a:has-text("Open")`);
+    // The list looks again every few seconds while it is empty: the first attempt fails meanwhile.
+    const row = page.locator(`tr[data-message="${messageId}"]`);
+    await row.filter({ has: page.locator('.badge[data-badge="retrying"]') }).waitFor();
+    expect(await row.textContent()).to.include('HTTP 500');
+
+    flaky.respond(() => 200);
+    await row.locator('input[type="checkbox"]').check();
+    await page.click('button[data-action="retry"]');
+    await page.locator('.toast', { hasText: 'Retry now: 1 message' }).waitFor();
+    await visit(`#/messages/${messageId}`);
+    await page.locator(`[data-delivery="${id}"] .badge[data-badge="delivered"]`).waitFor();
+    await waitFor(() => flaky.received.length === 1, 'the retried delivery');
+  });
+
+  it('moves the next attempt of a failing message, deletes another after confirmation, and recovers dead letters', async () => {
+    await api(producer, 'POST', '/api/topics', { name: 'refunds', origin_host: 'pay.example' });
+    flaky.respond(() => 500);
+    await api(producer, 'POST', '/api/publishers', {
+      topic: 'refunds',
+      type: 'http',
+      target: `${flaky.url}?refunds`,
+      seconds_retry: 3600,
+    });
+    const id = await publisherOf('refunds');
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const { json } = await api(producer, 'POST', '/api/messages', { topic: 'refunds', payload: { refund: i } });
+      ids.push(String(json.data.id));
+    }
+    await visit(`#/failing/${id}?state=retrying`);
+    const [moved, dropped] = ids.map((m) => page.locator(`tr[data-message="${m}"]`));
+    await moved!.waitFor();
+    await dropped!.waitFor();
+
+    // Next attempt: tomorrow at noon, local time.
+    const tomorrow = new Date(Date.now() + 86_400_000);
+    const pad = (n: number): string => String(n).padStart(2, '0');
+    const local = `${tomorrow.getFullYear()}-${pad(tomorrow.getMonth() + 1)}-${pad(tomorrow.getDate())}T12:00`;
+    await moved!.locator('input[type="checkbox"]').check();
+    await page.fill('.toolbar input[type="datetime-local"]', local);
+    await page.click('button[data-action="next-attempt"]');
+    await page.locator('.toast', { hasText: 'Next attempt set: 1 message' }).waitFor();
+    const { json: failing } = await api(producer, 'GET', `/api/publishers/${id}/failing`);
+    const item = failing.data.find((m: { id: string }) => m.id === ids[0]);
+    expect(new Date(item.next_attempt_at).getTime()).to.equal(new Date(local).getTime());
+
+    await page.locator(`tr[data-message="${ids[1]}"] input[type="checkbox"]`).check();
+    await page.click('button[data-action="delete"]');
+    await page.click('dialog button.btn-danger');
+    await page.locator(`tr[data-message="${ids[1]}"]`).waitFor({ state: 'detached' });
+    const { json: record } = await api(producer, 'GET', `/api/messages/${ids[1]}`);
+    expect(record.data.deliveries[0].state).to.equal('deleted');
+
+    // No dead letter here: recovering since an hour ago finds none, and says so.
+    await page.click('form[aria-label="Recover dead letters"] button[type="submit"]');
+    await page.locator('.toast', { hasText: 'Recovered 0 dead letters' }).waitFor();
+    // A blank time is refused next to the field.
+    await page.fill('#f-since', '');
+    await page.click('form[aria-label="Recover dead letters"] button[type="submit"]');
+    await page.locator('.field-error[data-error-for="since"]', { hasText: "can't be blank" }).waitFor();
+  });
+
+  it('shows a payload and attributes holding HTML as text, and runs none of it', async () => {
+    await api(producer, 'POST', '/api/topics', { name: 'hostile', origin_host: 'evil.example' });
+    const script = '<script>window.__pwned = 1</script>';
+    const img = '<img src=x onerror="window.__pwned = 2">';
+    const { json } = await api(producer, 'POST', '/api/messages', {
+      topic: 'hostile',
+      payload: { html: script, img },
+      attributes: { note: '<b onmouseover="window.__pwned = 3">bold</b>' },
+    });
+    const messageId = String(json.data.id);
+
+    await visit(`#/messages/${messageId}`);
+    const payload = page.locator('[data-testid="payload"]');
+    await payload.filter({ hasText: script }).waitFor();
+    expect(await payload.textContent()).to.include(img.replace(/"/g, '\\"'));
+    expect(await page.locator('[data-testid="attributes"]').textContent()).to.include('<b onmouseover=');
+    expect(await page.locator('main img, main script, main b').count()).to.equal(0);
+
+    await visit('#/messages?topic=hostile');
+    await page.locator(`tr[data-message="${messageId}"] .payload-preview`, { hasText: '<script>' }).waitFor();
+    expect(await page.locator('main img, main script').count()).to.equal(0);
+    expect(await page.evaluate('window.__pwned')).to.equal(undefined);
+  });
+
+  it("shows the API's error next to the field: a bad target, and a topic that still has publishers", async () => {
+    await visit('#/publishers/new');
+    await page.selectOption('#f-topic', 'orders');
+    await page.fill('#f-target', 'ftp://files.example/drop');
+    await page.click('button:has-text("Create publisher")');
+    const error = page.locator('.field-error[data-error-for="target"]');
+    await error.filter({ hasText: 'must be an http or https URL' }).waitFor();
+    expect(await page.locator('.field[data-field="target"]').getAttribute('class')).to.include('invalid');
+    expect(page.url()).to.match(/#\/publishers\/new$/);
+
+    // A blank field is caught before the request, in the same place.
+    await page.fill('#f-target', '');
+    await page.click('button:has-text("Create publisher")');
+    await error.filter({ hasText: "can't be blank" }).waitFor();
+
+    // Editing a topic's origin host, and deleting a topic that has publishers (refused by the API).
+    await visit('#/topics');
+    await page.click('tr[data-topic="orders"] button:has-text("Edit")');
+    await page.fill('dialog #edit-origin_host', 'shop2.example');
+    await page.click('dialog button:has-text("Save")');
+    await page.locator('tr[data-topic="orders"]', { hasText: 'shop2.example' }).waitFor();
+    await page.click('tr[data-topic="orders"] button:has-text("Delete")');
+    await page.click('dialog button.btn-danger');
+    await page.locator('.toast', { hasText: 'has publishers: delete them first' }).waitFor();
+    await page.locator('tr[data-topic="orders"]').waitFor();
+  });
+
+  it('deletes a publisher after confirmation, then its topic', async () => {
+    await api(producer, 'POST', '/api/topics', { name: 'scratch', origin_host: 'tmp.example' });
+    await api(producer, 'POST', '/api/publishers', {
+      topic: 'scratch',
+      type: 'http',
+      target: `${receiver.url}?scratch`,
+    });
+    const id = await publisherOf('scratch');
+    await visit('#/publishers');
+    await page.click(`tr[data-publisher="${id}"] button[data-action="delete"]`);
+    await page.click('dialog button:has-text("Cancel")');
+    await page.locator(`tr[data-publisher="${id}"]`).waitFor();
+    await page.click(`tr[data-publisher="${id}"] button[data-action="delete"]`);
+    await page.click('dialog button.btn-danger');
+    await page.locator(`tr[data-publisher="${id}"]`).waitFor({ state: 'detached' });
+    expect((await api(producer, 'GET', `/api/publishers/${id}`)).status).to.equal(404);
+
+    await visit('#/topics');
+    await page.click('tr[data-topic="scratch"] button:has-text("Delete")');
+    await page.click('dialog button.btn-danger');
+    await page.locator('tr[data-topic="scratch"]').waitFor({ state: 'detached' });
+  });
+
+  it('shows the cluster: the live node, the slots it holds and each publisher', async () => {
+    await visit('#/cluster');
+    await page.locator('tr[data-node]').first().waitFor();
+    await page.locator('tr[data-node] .chip').first().waitFor();
+    const id = await publisherOf('orders');
+    await page.locator(`tr[data-publisher="${id}"] [data-col="lag"]`, { hasText: /^0$/ }).waitFor();
+  });
+
+  it('saves a screenshot of every page, wide and narrow', async () => {
+    // A dead letter for the Failing page.
+    await api(producer, 'POST', '/api/topics', { name: 'webhooks', origin_host: 'hooks.example' });
+    flaky.respond(() => 503);
+    await api(producer, 'POST', '/api/publishers', {
+      topic: 'webhooks',
+      type: 'http',
+      target: `${flaky.url}?wh`,
+      seconds_retry: 3600,
+    });
+    const failing = await publisherOf('webhooks');
+    for (let i = 0; i < 3; i++)
+      await api(producer, 'POST', '/api/messages', { topic: 'webhooks', payload: { event: 'invoice.paid', n: i } });
+    await waitFor(async () => {
+      const { json } = await api(producer, 'GET', `/api/publishers/${failing}/failing`);
+      return json.data.length === 3;
+    }, 'three retrying messages');
+    const { json: one } = await api(producer, 'GET', `/api/publishers/${failing}/failing`);
+    const deadId = String(one.data[0].id);
+    const search = await api(producer, 'GET', '/api/messages?topic=orders&limit=1');
+    const messageId = String(search.json.data[0].id);
+
+    const pages: [name: string, hash: string, ready: string][] = [
+      ['dashboard', '#/', 'tr[data-publisher]'],
+      ['topics', '#/topics', 'tr[data-topic]'],
+      ['publishers', '#/publishers', 'tr[data-publisher]'],
+      ['publisher-form', `#/publishers/${failing}`, 'form'],
+      ['messages', '#/messages', 'tr[data-message]'],
+      ['message', `#/messages/${messageId}`, '[data-delivery]'],
+      ['failing-list', '#/failing', 'tr[data-publisher]'],
+      ['failing', `#/failing/${failing}`, `tr[data-message="${deadId}"]`],
+      ['cluster', '#/cluster', 'tr[data-node]'],
+    ];
+    for (const viewport of [WIDE, NARROW]) {
+      const t = await open(browser, viewport);
+      try {
+        for (const [name, hash, ready] of pages) {
+          await t.page.goto(`${producer.url}/${hash}`);
+          await t.page.locator(ready).first().waitFor();
+          await screenshot(t.page, name);
+          // Nothing wider than the screen but the tables, which scroll inside their card.
+          const overflow = await t.page.evaluate('document.documentElement.scrollWidth - window.innerWidth');
+          expect(overflow, `${name} at ${viewport.width} px`).to.be.at.most(0);
+        }
+        expect(t.problems).to.deep.equal([]);
+      } finally {
+        await t.context.close();
+      }
+    }
+  });
+});

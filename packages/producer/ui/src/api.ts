@@ -1,0 +1,208 @@
+/**
+ * The JSON API, as the browser calls it: same origin, the session cookie
+ * sent along. An error answer becomes an `ApiError` carrying the fields the
+ * API named (`{"data":{"errors":{"<field>":["<why>"]}}}`); a 401 also tells
+ * the app to show the login page.
+ */
+export type FieldErrors = Record<string, string[]>;
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly fields: FieldErrors,
+  ) {
+    super(
+      Object.entries(fields)
+        .map(([field, why]) => `${field} ${why.join(', ')}`)
+        .join('; ') || `request failed (${status})`,
+    );
+    this.name = 'ApiError';
+  }
+}
+
+let onUnauthorized: () => void = () => undefined;
+
+export function whenUnauthorized(fn: () => void): void {
+  onUnauthorized = fn;
+}
+
+export async function api<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method,
+      credentials: 'same-origin',
+      headers:
+        body === undefined
+          ? { accept: 'application/json' }
+          : { 'content-type': 'application/json', accept: 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, { network: ['the server does not answer'] });
+  }
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  if (!res.ok) {
+    const errors = (json as { data?: { errors?: FieldErrors } } | undefined)?.data?.errors;
+    const err = new ApiError(
+      res.status,
+      errors && typeof errors === 'object' ? errors : { request: [`failed (${res.status})`] },
+    );
+    if (res.status === 401 && !path.startsWith('/api/session')) onUnauthorized();
+    throw err;
+  }
+  return json as T;
+}
+
+export interface Topic {
+  id: number;
+  name: string;
+  origin_host: string;
+  recovery_enabled: boolean;
+  created_at: string;
+  received: number;
+}
+
+export interface RateLimit {
+  per_second: number;
+  burst: number;
+}
+
+export interface Publisher {
+  id: string;
+  topic: string;
+  type: 'http' | 'pubsub' | 'pull';
+  target: string;
+  active: boolean;
+  from_now: boolean;
+  seconds_timeout: number;
+  seconds_retry: number;
+  chunk_size: number;
+  concurrency: number;
+  parallelism?: number;
+  ordered?: boolean;
+  rate_limit?: RateLimit | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface PublisherStats {
+  id: string;
+  topic: string;
+  type: string;
+  target: string;
+  active: boolean;
+  unread: number;
+  pending: number;
+  retrying: number;
+  dead: number;
+  backlog: number;
+  delivered: number;
+  oldest_undelivered_at: string | null;
+  oldest_undelivered_age_seconds: number | null;
+}
+
+export interface Stats {
+  topics: number;
+  publishers: number;
+  active_publishers: number;
+  received: number;
+  delivered: number;
+  pending: number;
+  retrying: number;
+  dead: number;
+  backlog: number;
+  per_publisher: PublisherStats[];
+}
+
+export interface Attempt {
+  at: string;
+  status?: number;
+  error?: string;
+  duration_ms?: number;
+  worker?: string;
+  outcome?: string;
+  lease_expires_at?: string;
+}
+
+export interface Delivery {
+  publisher_id: string;
+  target: string;
+  type: string;
+  state: string;
+  attempt_count: number;
+  attempts: Attempt[];
+  next_attempt_at?: string;
+  dead_reason?: string;
+  last_action?: unknown;
+  replaced_by?: string[];
+}
+
+export interface Message {
+  id: string;
+  topic: string;
+  payload: unknown;
+  attributes: Record<string, string>;
+  state?: string;
+  schedule_at?: string;
+  received_at?: string;
+  deliveries: Delivery[];
+}
+
+export interface SearchItem {
+  id: string;
+  topic: string;
+  received_at: string;
+  payload: unknown;
+  attributes: Record<string, string>;
+  deliveries?: { publisher_id: string; state: string }[];
+}
+
+export interface SearchPage {
+  data: SearchItem[];
+  cursor: string | null;
+  truncated?: boolean;
+  scanned?: number;
+}
+
+export interface FailingItem {
+  id: string;
+  topic: string;
+  state: 'retrying' | 'dead';
+  received_at: string;
+  next_attempt_at?: string;
+  dead_at?: string;
+  dead_reason?: string;
+  attempt_count: number;
+  last_attempt?: Attempt;
+  payload: unknown;
+  attributes: Record<string, string>;
+}
+
+export interface ClusterView {
+  nodes: { id: string; host?: string; pid?: number; started_at?: string; last_heartbeat: string; slots: string[] }[];
+  publishers: {
+    id: string;
+    topic: string;
+    active: boolean;
+    parallelism: number;
+    ordered: boolean;
+    rate_limit: RateLimit | null;
+    slots: { slot: number; node: string | null }[];
+    lag: number | null;
+    pending: number;
+    retrying: number;
+  }[];
+  singletons: Record<string, string | null>;
+}
+
+export interface Session {
+  auth_required: boolean;
+  authenticated: boolean;
+}

@@ -1,0 +1,114 @@
+/** Topics: list, create, edit the origin host, delete (the API refuses while the topic has publishers). */
+import { api, ApiError, type Topic } from '../api.js';
+import { act, card, confirmDialog, h, num, replace, table, time, toast } from '../dom.js';
+import { Invalid, field, formError, input, onSubmit, showErrors, textOf } from '../forms.js';
+import { link, pageHeader, type Page, type View } from '../view.js';
+
+function editDialog(topic: Topic, done: () => void): void {
+  const form = h(
+    'form',
+    { method: 'dialog', 'aria-label': `Edit ${topic.name}` },
+    field('Origin host', 'origin_host', input({ value: topic.origin_host, required: true }), undefined, 'edit-'),
+    formError(),
+    h(
+      'div',
+      { class: 'actions' },
+      h('button', { type: 'button', class: 'btn', on: { click: () => dialog.close() } }, 'Cancel'),
+      h('button', { type: 'submit', class: 'btn btn-primary' }, 'Save'),
+    ),
+  );
+  const dialog = h('dialog', { class: 'dialog' }, h('h2', null, `Edit topic ${topic.name}`), form);
+  onSubmit(form, async (data) => {
+    const origin_host = textOf(data, 'origin_host');
+    if (origin_host === '') throw new Invalid({ origin_host: ["can't be blank"] });
+    await api('PATCH', `/api/topics/${encodeURIComponent(topic.name)}`, { origin_host });
+    dialog.close();
+    toast(`Topic ${topic.name} saved.`);
+    done();
+  });
+  dialog.addEventListener('close', () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+}
+
+async function draw(view: View, list: HTMLElement): Promise<void> {
+  const { data: topics } = await api<{ data: Topic[] }>('GET', '/api/topics');
+  if (view.gone) return;
+  const again = (): void => void draw(view, list).catch(() => undefined);
+  replace(
+    list,
+    table(
+      ['Name', 'Origin host', 'Received', 'Created', ''],
+      topics.map((t) =>
+        h(
+          'tr',
+          { 'data-topic': t.name },
+          h('td', null, h('strong', null, t.name)),
+          h('td', { class: 'mono' }, t.origin_host),
+          h('td', { class: 'num' }, link(`#/messages?topic=${encodeURIComponent(t.name)}`, num(t.received))),
+          h('td', null, time(t.created_at)),
+          h(
+            'td',
+            { class: 'row-actions' },
+            h('button', { type: 'button', class: 'btn btn-small', on: { click: () => editDialog(t, again) } }, 'Edit'),
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'btn btn-small btn-danger-ghost',
+                on: {
+                  click: act(async () => {
+                    if (!(await confirmDialog(`Delete topic ${t.name}?`, 'Its retained messages are deleted with it.')))
+                      return;
+                    try {
+                      await api('DELETE', `/api/topics/${encodeURIComponent(t.name)}`);
+                      toast(`Topic ${t.name} deleted.`);
+                      again();
+                    } catch (err) {
+                      if (err instanceof ApiError) toast(`Cannot delete ${t.name}: ${err.message}`, 'error');
+                      else throw err;
+                    }
+                  }),
+                },
+              },
+              'Delete',
+            ),
+          ),
+        ),
+      ),
+      'No topics yet: create the first one above.',
+    ),
+  );
+}
+
+export const topicsPage: Page = async (view) => {
+  const list = h('div');
+  const form = h(
+    'form',
+    { class: 'form-row', 'aria-label': 'New topic' },
+    field('Name', 'name', input({ placeholder: 'orders', required: true }), 'Letters, digits, ".", "_" and "-".'),
+    field('Origin host', 'origin_host', input({ placeholder: 'shop.example', required: true })),
+    formError(),
+    h('div', { class: 'form-submit' }, h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create topic')),
+  );
+  onSubmit(form, async (data) => {
+    const name = textOf(data, 'name');
+    const origin_host = textOf(data, 'origin_host');
+    const missing: Record<string, string[]> = {};
+    if (name === '') missing.name = ["can't be blank"];
+    if (origin_host === '') missing.origin_host = ["can't be blank"];
+    if (Object.keys(missing).length > 0) return showErrors(form, missing);
+    await api('POST', '/api/topics', { name, origin_host });
+    form.reset();
+    toast(`Topic ${name} created.`);
+    await draw(view, list);
+  });
+  await draw(view, list);
+  if (view.gone) return;
+  replace(
+    view.main,
+    pageHeader('Topics', 'Where services send messages. Each topic keeps its messages for every publisher.'),
+    card('New topic', form),
+    card('All topics', list),
+  );
+};
