@@ -171,12 +171,20 @@ describe('on a Redis Cluster of three masters', function () {
     }
   });
 
-  it('changes and deletes publishers of each topic, and holds a lease on a global key', async () => {
+  it('changes and deletes publishers and topics, and holds a lease on a global key', async () => {
     for (const publisher of await store.listPublishers()) {
       await store.updatePublisher(publisher.id, (p) => ({ ...p, active: false }));
       await store.deletePublisher(publisher.id);
     }
     expect(await store.listPublishers()).to.deep.equal([]);
+    // Topics of their own (the others are used below), changed and deleted on their own slots.
+    for (let i = 0; i < 6; i++) {
+      const name = `gone-${i}`;
+      await store.createTopic({ name, origin_host: 'test' });
+      expect((await store.updateTopic(name, { origin_host: 'changed' })).origin_host).to.equal('changed');
+      await store.deleteTopic(name);
+      expect(await store.getTopic(name), name).to.equal(undefined);
+    }
     const lock = keys.lock('janitor');
     await redis.set(lock, 'token', 'PX', 60_000);
     expect(await redis.poRenewLock(1, lock, 'token', 60_000)).to.equal(1);
