@@ -548,16 +548,28 @@ export class ConsumerNode {
     await this.leases.release(refs);
   }
 
-  /** Forgets every slot without touching Redis (they may be someone else's now) and takes a new lease token. */
+  /**
+   * Forgets every slot without touching Redis (they may be someone else's now) and takes a new lease token.
+   * Once the pipelines have stopped, whatever is still pending under this node's name is scheduled for a
+   * new attempt: a read whose reply was lost with the connection (Redis restarted, a partition) left
+   * entries pending here that no pipeline knows of, and the janitor only takes over nodes that left.
+   * Rebalancing waits for that (it is serialized after it), so no new pipeline reads meanwhile.
+   */
   private dropAllSlots(): void {
+    const stopped: Promise<void>[] = [];
     for (const id of this.held.keys()) {
       const pipeline = this.pipelines.get(id);
       this.pipelines.delete(id);
-      if (pipeline) void pipeline.close();
+      if (pipeline) stopped.push(pipeline.close());
     }
     this.held.clear();
     this.leases.renewIdentity();
     this.unsettled = true;
+    this.serialize(async () => {
+      await Promise.all(stopped);
+      const moved = await this.janitor.reclaimNode(this.nodeId);
+      if (moved > 0) this.logger.warn({ moved }, 'scheduled messages left pending under this node for a new attempt');
+    });
   }
 }
 
