@@ -115,4 +115,3 @@ describe('fault: SIGKILL of consumers under load', function () {
     expect(figures.duplicates).to.be.at.most(KILLS * CONCURRENCY);
   });
 });
-

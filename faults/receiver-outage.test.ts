@@ -5,10 +5,24 @@
 import { expect } from 'chai';
 import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
 import { killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
-import { createPublisher, createTopic, duplicates, lost, publishBulk, report, startSink, type Sink } from './support/harness.js';
+import {
+  createPublisher,
+  createTopic,
+  duplicates,
+  lost,
+  publishBulk,
+  report,
+  startSink,
+  type Sink,
+} from './support/harness.js';
 
 /** Retries every second at first, the backoff capped at 4 s, so that recovery is quick once the receiver is back. */
-const ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100', RETRY_MAX_BACKOFF_SECONDS: '4' };
+const ENV = {
+  HEARTBEAT_SECONDS: '1',
+  CLAIM_TIMEOUT_SECONDS: '3',
+  RETRY_POLL_MS: '100',
+  RETRY_MAX_BACKOFF_SECONDS: '4',
+};
 const OUTAGE_MS = 60_000;
 const BEFORE = 1000;
 const DURING = 2000;
@@ -49,7 +63,9 @@ describe('fault: the receiver is down for 60 s', function () {
     const downAt = Date.now();
     // Messages keep coming during the outage: ten batches spread over it.
     for (let i = 0; i < 10; i++) {
-      ids.push(...(await publishBulk(producer, topic, DURING / 10, { batch: DURING / 10, payload: (n) => ({ i, n }) })));
+      ids.push(
+        ...(await publishBulk(producer, topic, DURING / 10, { batch: DURING / 10, payload: (n) => ({ i, n }) })),
+      );
       await new Promise((r) => setTimeout(r, OUTAGE_MS / 10 - 100));
     }
     await waitFor(() => Date.now() - downAt >= OUTAGE_MS, 'the outage to last 60 s', OUTAGE_MS, 100);

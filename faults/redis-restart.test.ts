@@ -6,7 +6,16 @@
 import { expect } from 'chai';
 import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
 import { api, killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
-import { createPublisher, createTopic, duplicates, lost, pool, report, startSink, type Sink } from './support/harness.js';
+import {
+  createPublisher,
+  createTopic,
+  duplicates,
+  lost,
+  pool,
+  report,
+  startSink,
+  type Sink,
+} from './support/harness.js';
 
 const ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100' };
 const AOF = ['--appendonly', 'yes', '--appendfsync', 'always'];
@@ -116,7 +125,17 @@ describe('fault: Redis restarts while messages are published', function () {
       );
     } catch (err) {
       const missing = acknowledged.map((id, i) => [id, i] as const).filter(([id]) => !sink.counts.has(id));
-      console.log('missing', missing.length, 'of', acknowledged.length, 'positions', missing.slice(0, 5).map((m) => m[1]), missing.slice(-5).map((m) => m[1]), 'before crash', beforeCrash);
+      console.log(
+        'missing',
+        missing.length,
+        'of',
+        acknowledged.length,
+        'positions',
+        missing.slice(0, 5).map((m) => m[1]),
+        missing.slice(-5).map((m) => m[1]),
+        'before crash',
+        beforeCrash,
+      );
       for (const [id] of missing.slice(0, 3)) {
         console.log(JSON.stringify((await api(producer, 'GET', `/api/messages/${id}`)).json));
       }

@@ -5,8 +5,18 @@
 import { expect } from 'chai';
 import { request as httpRequest } from 'node:http';
 import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
-import { api, killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
-import { createPublisher, createTopic, duplicates, lost, pool, rawRequest, report, startSink, type Sink } from './support/harness.js';
+import { killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
+import {
+  createPublisher,
+  createTopic,
+  duplicates,
+  lost,
+  pool,
+  rawRequest,
+  report,
+  startSink,
+  type Sink,
+} from './support/harness.js';
 
 const ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100' };
 const CLIENTS = 8;
@@ -34,7 +44,11 @@ describe('fault: SIGTERM on the producer and a consumer under load', function ()
    * A POST /api/messages whose body is sent in two halves, `gapMs` apart:
    * `sent` resolves once the first half is on the wire (the request is in flight).
    */
-  function slowPost(url: string, body: string, gapMs: number): { sent: Promise<void>; answer: Promise<{ status: number; body: string }> } {
+  function slowPost(
+    url: string,
+    body: string,
+    gapMs: number,
+  ): { sent: Promise<void>; answer: Promise<{ status: number; body: string }> } {
     const target = new URL(url);
     let onSent: () => void = () => {};
     const sent = new Promise<void>((resolve) => (onSent = resolve));
@@ -113,7 +127,8 @@ describe('fault: SIGTERM on the producer and a consumer under load', function ()
     producer.kill('SIGTERM');
     const slowAnswers = await Promise.all(slow.map((s) => s.answer));
     const slowStatuses = slowAnswers.map((a) => a.status);
-    for (const a of slowAnswers) if (a.status === 201) acknowledged.push((JSON.parse(a.body) as { data: { id: string } }).data.id);
+    for (const a of slowAnswers)
+      if (a.status === 201) acknowledged.push((JSON.parse(a.body) as { data: { id: string } }).data.id);
     expect(await producer.exited).to.equal(0);
     producer = await startApp('producer', { REDIS_URL: redis.url, ...ENV, PORT: port });
     apps.push(producer);
@@ -132,7 +147,12 @@ describe('fault: SIGTERM on the producer and a consumer under load', function ()
 
     stopping = true;
     await publishing;
-    await waitFor(() => acknowledged.every((id) => sink.counts.has(id)), 'every acknowledged message delivered', 120_000, 100);
+    await waitFor(
+      () => acknowledged.every((id) => sink.counts.has(id)),
+      'every acknowledged message delivered',
+      120_000,
+      100,
+    );
     const figures = {
       acknowledged: acknowledged.length,
       lost: lost(acknowledged, sink.counts),

@@ -6,7 +6,16 @@
 import { expect } from 'chai';
 import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
 import { api, killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
-import { createPublisher, createTopic, growth, publishBulk, report, sampleRss, startSink, type Sink } from './support/harness.js';
+import {
+  createPublisher,
+  createTopic,
+  growth,
+  publishBulk,
+  report,
+  sampleRss,
+  startSink,
+  type Sink,
+} from './support/harness.js';
 
 const ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100' };
 const BACKLOG = 50_000;

@@ -261,7 +261,10 @@ export async function pool(count: number, parallel: number, task: (i: number) =>
 }
 
 /** Growth in MB and percent between the median of early samples (after warm-up) and the median of the last ones. */
-export function growth(samples: number[], warmup = 0.2): { warmMb: number; endMb: number; maxMb: number; growthMb: number; growthPct: number } {
+export function growth(
+  samples: number[],
+  warmup = 0.2,
+): { warmMb: number; endMb: number; maxMb: number; growthMb: number; growthPct: number } {
   const median = (xs: number[]): number => {
     const s = [...xs].sort((a, b) => a - b);
     return s[Math.floor(s.length / 2)] ?? NaN;
