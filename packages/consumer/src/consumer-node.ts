@@ -206,6 +206,15 @@ export class ConsumerNode {
       this.logger.info('subscriber reconnected; resyncing all publishers');
       this.resync();
     });
+    // The command connection came back (Redis restarted, a network blip): a read sent before the break may
+    // have been carried out with its reply lost, leaving entries pending under this node that no pipeline
+    // knows of. Rejoining stops the pipelines and then schedules whatever is left pending here again.
+    this.redis.on('ready', () => {
+      if (this.state !== 'started') return;
+      this.logger.warn('Redis connection re-established; dropping every slot and rejoining');
+      this.dropAllSlots();
+      this.requestRebalance();
+    });
     // On a Redis Cluster the subscription moves to another node when its node leaves, with no 'ready'.
     this.subscriber.on('-node', () => {
       if (this.state === 'started') this.resync();
