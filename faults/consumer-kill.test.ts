@@ -66,11 +66,14 @@ describe('fault: SIGKILL of consumers under load', function () {
 
     const started = Date.now();
     const publishing = publishBulk(producer, topic, MESSAGES, { batch: 1000 });
-    const recoveries: { node: string; atReceived: number; takeoverMs: number }[] = [];
     const redisClient = createRedis(redis.url, 'consumer');
+    type Takeover = { node: string; atReceived: number; takeoverMs: number };
+    const takeovers: Promise<Takeover>[] = [];
+    let recoveries: Takeover[] = [];
     try {
       for (let k = 0; k < KILLS; k++) {
-        const threshold = ((k + 1) * MESSAGES) / (KILLS + 1);
+        // Kills at 20%, 40% and 60% of the messages received, whether or not the previous takeover is over.
+        const threshold = ((k + 1) * MESSAGES) / (KILLS + 2);
         await waitFor(() => sink.counts.size >= threshold, `${threshold} messages received`, 120_000, 10);
         const victim = nodes[k % 3]!;
         const victimId = names.get(victim)!;
@@ -80,17 +83,19 @@ describe('fault: SIGKILL of consumers under load', function () {
         expect(await victim.exited).to.equal('SIGKILL');
         nodes[k % 3] = await consumer();
         // Taken over: the janitor rescheduled the dead node's pending entries and removed it from the group.
-        await waitFor(
-          async () => {
-            const rows = (await redisClient.xinfo('CONSUMERS', `po:{${topic}}:stream`, publisher)) as string[][];
-            return !rows.some((row) => row[1] === victimId);
-          },
-          `${victimId} to leave the group`,
-          60_000,
-          50,
+        takeovers.push(
+          waitFor(
+            async () => {
+              const rows = (await redisClient.xinfo('CONSUMERS', `po:{${topic}}:stream`, publisher)) as string[][];
+              return !rows.some((row) => row[1] === victimId);
+            },
+            `${victimId} to leave the group`,
+            60_000,
+            50,
+          ).then(() => ({ node: victimId, atReceived, takeoverMs: Date.now() - killedAt })),
         );
-        recoveries.push({ node: victimId, atReceived, takeoverMs: Date.now() - killedAt });
       }
+      recoveries = await Promise.all(takeovers);
     } finally {
       await closeRedis(redisClient);
     }
