@@ -83,16 +83,7 @@ describe('consumer nodes in a cluster (in one process)', function () {
     expect(await f.world.redis.poIngest(3, tk.meta, tk.stream, tk.ids, 1, id, JSON.stringify('lost'), '')).to.be.an(
       'array',
     );
-    const read = (await f.world.redis.xreadgroup(
-      'GROUP',
-      p.id,
-      node.nodeId,
-      'COUNT',
-      10,
-      'STREAMS',
-      tk.stream,
-      '>',
-    )) as unknown[];
+    const read = await f.world.redis.xreadgroup('GROUP', p.id, node.nodeId, 'COUNT', 10, 'STREAMS', tk.stream, '>');
     expect(read).to.have.length(1);
     // The node's command connection breaks and comes back.
     for (const port of f.world.server.ports) {
