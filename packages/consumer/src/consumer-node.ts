@@ -206,6 +206,15 @@ export class ConsumerNode {
       this.logger.info('subscriber reconnected; resyncing all publishers');
       this.resync();
     });
+    // The command connection came back (Redis restarted, a network blip): a read sent before the break may
+    // have been carried out with its reply lost, leaving entries pending under this node that no pipeline
+    // knows of. Rejoining stops the pipelines and then schedules whatever is left pending here again.
+    this.redis.on('ready', () => {
+      if (this.state !== 'started') return;
+      this.logger.warn('Redis connection re-established; dropping every slot and rejoining');
+      this.dropAllSlots();
+      this.requestRebalance();
+    });
     // On a Redis Cluster the subscription moves to another node when its node leaves, with no 'ready'.
     this.subscriber.on('-node', () => {
       if (this.state === 'started') this.resync();
@@ -548,16 +557,28 @@ export class ConsumerNode {
     await this.leases.release(refs);
   }
 
-  /** Forgets every slot without touching Redis (they may be someone else's now) and takes a new lease token. */
+  /**
+   * Forgets every slot without touching Redis (they may be someone else's now) and takes a new lease token.
+   * Once the pipelines have stopped, whatever is still pending under this node's name is scheduled for a
+   * new attempt: a read whose reply was lost with the connection (Redis restarted, a partition) left
+   * entries pending here that no pipeline knows of, and the janitor only takes over nodes that left.
+   * Rebalancing waits for that (it is serialized after it), so no new pipeline reads meanwhile.
+   */
   private dropAllSlots(): void {
+    const stopped: Promise<void>[] = [];
     for (const id of this.held.keys()) {
       const pipeline = this.pipelines.get(id);
       this.pipelines.delete(id);
-      if (pipeline) void pipeline.close();
+      if (pipeline) stopped.push(pipeline.close());
     }
     this.held.clear();
     this.leases.renewIdentity();
     this.unsettled = true;
+    this.serialize(async () => {
+      await Promise.all(stopped);
+      const moved = await this.janitor.reclaimNode(this.nodeId);
+      if (moved > 0) this.logger.warn({ moved }, 'scheduled messages left pending under this node for a new attempt');
+    });
   }
 }
 

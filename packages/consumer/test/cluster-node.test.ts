@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { createLogger } from '@postoffice/shared';
 import { ConsumerNode } from '../src/index.js';
 import { useWorld, waitFor } from './helpers.js';
@@ -67,6 +69,33 @@ describe('consumer nodes in a cluster (in one process)', function () {
     }, 'the slot under a new token');
     await f.world.publish(topic, ['after']);
     await waitFor(() => f.receiver.received.length === 1, 'delivery after rejoining');
+  });
+
+  it('delivers what a read lost with its reply left pending under it, once its Redis connection comes back', async () => {
+    const topic = await f.world.topic();
+    const p = await f.world.publisher(topic, f.receiver.url);
+    const node = await f.world.node();
+    await waitFor(() => node.heldSlots().length === 1, 'the slot');
+    // A message read under the node's name whose reply never reached it (Redis restarted after the read):
+    // written without a wake-up and read here, so the node's pipeline never sees it.
+    const tk = f.world.keys.topic(topic);
+    const id = randomUUID();
+    expect(await f.world.redis.poIngest(3, tk.meta, tk.stream, tk.ids, 1, id, JSON.stringify('lost'), '')).to.be.an(
+      'array',
+    );
+    const read = await f.world.redis.xreadgroup('GROUP', p.id, node.nodeId, 'COUNT', 10, 'STREAMS', tk.stream, '>');
+    expect(read).to.have.length(1);
+    // The node's command connection breaks and comes back.
+    for (const port of f.world.server.ports) {
+      const admin = new Redis(port, '127.0.0.1');
+      try {
+        await admin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+      } finally {
+        admin.disconnect();
+      }
+    }
+    await waitFor(() => f.receiver.received.length === 1, 'the message delivered', 20_000);
+    expect(f.receiver.received[0]!.headers['message-id']).to.equal(id);
   });
 
   it('retries an ordered publisher’s failed head and sends nothing behind it meanwhile', async () => {

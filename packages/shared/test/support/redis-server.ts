@@ -97,12 +97,15 @@ function isFree(port: number): Promise<boolean> {
  * cluster. `ports` starts it on given ports (a server that comes back
  * where a stopped one was); `cluster` asks for one server (false) or a
  * cluster (true) whatever the mode, for a test about one or the other.
+ * `dir` starts it on the data directory of a stopped one (`stop({ keepData:
+ * true })`, same `ports`): a restart that finds its append-only file, and
+ * for a cluster its node configuration, so the cluster is not created anew.
  */
 export async function startRedis(
-  options: { ports?: readonly number[]; cluster?: boolean; args?: string[] } = {},
+  options: { ports?: readonly number[]; cluster?: boolean; args?: string[]; dir?: string } = {},
 ): Promise<RedisServer> {
   const cluster = options.cluster ?? (options.ports ? options.ports.length > 1 : CLUSTER_MODE);
-  const dir = mkdtempSync(join(tmpdir(), 'po-redis-'));
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'po-redis-'));
   const ports = await freeRedisPorts(cluster, options.ports);
   const children: Child[] = [];
   let stopped = false;
@@ -133,7 +136,8 @@ export async function startRedis(
       children.push(spawnServer(port, dir, [...clusterArgs(port), ...(options.args ?? [])]));
     }
     await Promise.all(children.map((c) => c.ready));
-    if (cluster) await createCluster(ports);
+    if (cluster && options.dir) await waitClusterOk(ports);
+    else if (cluster) await createCluster(ports);
   } catch (err) {
     await stop({ hard: true });
     throw err;
@@ -215,6 +219,11 @@ async function createCluster(ports: readonly number[]): Promise<void> {
   cli.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | null>((resolve) => cli.once('exit', (c) => resolve(c)));
   if (code !== 0) throw new Error(`redis-cli --cluster create failed (${code}): ${out}`);
+  await waitClusterOk(ports);
+}
+
+/** Waits until every node of the cluster on `ports` says it is ok and knows the others. */
+async function waitClusterOk(ports: readonly number[]): Promise<void> {
   const clients = ports.map((p) => {
     const c = new Redis(p, '127.0.0.1', { maxRetriesPerRequest: 1 });
     c.on('error', () => {});
