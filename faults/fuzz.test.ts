@@ -177,6 +177,12 @@ describe('fault: random and malformed requests to the producer process', functio
       ['POST', () => '/api/topics'],
       ['GET', () => '/api/topics'],
       ['GET', () => `/api/topics/${enc(String(pick(atoms)))}`],
+      // The topic in use keeps its publishers, so a DELETE of it is refused (409) and the run goes on.
+      ['PATCH', () => `/api/topics/${enc(String(pick([topic, ...atoms])))}`],
+      ['DELETE', () => `/api/topics/${enc(String(pick([topic, 'nope', '%ff', 'x'.repeat(300)])))}`],
+      ['GET', () => '/api/stats'],
+      [pick(['GET', 'POST', 'DELETE']), () => '/api/session'],
+      ['GET', () => pick(['/', '/ui/style.css', '/ui/js/app.js', '/ui/%ff', '/ui/../package.json'])],
       ['POST', () => '/api/publishers'],
       ['GET', () => '/api/publishers'],
       ['GET', () => `/api/publishers/${id()}`],
