@@ -98,6 +98,40 @@ describe('consumer nodes in a cluster (in one process)', function () {
     expect(f.receiver.received[0]!.headers['message-id']).to.equal(id);
   });
 
+  it('delivers what its pipeline read while handing its slot back, instead of leaving it pending under a live node', async () => {
+    const topic = await f.world.topic();
+    const p = await f.world.publisher(topic, f.receiver.url);
+    const node = await f.world.node();
+    await waitFor(() => node.heldSlots().length === 1, 'the slot');
+    // The next read waits at a gate, so that the slot is handed back while it is in progress.
+    const source = (node as unknown as { source: { readNew: (...args: unknown[]) => Promise<unknown> } }).source;
+    const readNew = source.readNew.bind(source);
+    let arrived!: () => void;
+    const reading = new Promise<void>((resolve) => (arrived = resolve));
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    source.readNew = async (...args: unknown[]) => {
+      arrived();
+      await gate;
+      return readNew(...args);
+    };
+    await f.world.publish(topic, ['read while closing']);
+    await reading;
+    // Deactivated: the node hands the slot back and its pipeline closes with the read in flight.
+    await f.world.store.updatePublisher(p.id, (current) => ({ ...current, active: false }));
+    await waitFor(() => node.heldSlots().length === 0, 'the slot handed back');
+    open();
+    source.readNew = readNew;
+    // The read took the message under this node's name; it must still reach the receiver.
+    await waitFor(() => f.receiver.received.length === 1, 'the message read while closing delivered', 20_000);
+    expect(JSON.parse(f.receiver.received[0]!.body)).to.equal('read while closing');
+    const pending = (await f.world.redis.xpending(f.world.keys.topic(topic).stream, p.id)) as [number];
+    await waitFor(
+      async () => ((await f.world.redis.xpending(f.world.keys.topic(topic).stream, p.id)) as [number])[0] === 0,
+      `nothing left pending (was ${pending[0]})`,
+    );
+  });
+
   it('retries an ordered publisher’s failed head and sends nothing behind it meanwhile', async () => {
     let failures = 3;
     f.receiver.respond((req) => {

@@ -203,15 +203,20 @@ export class PublisherPipeline {
     } finally {
       if (limit) await this.deps.limiter.giveBack(this.publisher, limit, wanted - jobs.length);
     }
-    if (this.state === 'closed' && jobs.length > 0) {
-      // Read while closing: these stay pending (or leased) and come back by reclaim or lease expiry.
+    if (this.state === 'closed' && jobs.length > 0 && this.publisher.ordered) {
+      // An ordered publisher's read while closing stays pending: the next owner takes it over (after the
+      // claim timeout) before anything newer, so the order holds even if this node lost its lease.
       this.deps.logger.info(
         { publisherId: this.publisher.id, count: jobs.length },
-        'read while stopping; left for reclaim',
+        'read while stopping; left for the next owner',
       );
       return false;
     }
+    // Jobs read while closing are delivered too (close() waits for them, and the slot's lease is released
+    // only after that). Left pending, they would stay under this node's name, which nobody takes over
+    // while the node lives: a slot handed back during a read stranded them until the node left.
     for (const job of jobs) this.start(job);
+    if (this.state === 'closed') return false;
     return jobs.length === wanted && jobs.length > 0;
   }
 
