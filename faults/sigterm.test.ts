@@ -42,7 +42,11 @@ describe('fault: SIGTERM on the producer and a consumer under load', function ()
 
   /**
    * A POST /api/messages whose body is sent in two halves, `gapMs` apart:
-   * `sent` resolves once the first half is on the wire (the request is in flight).
+   * `sent` resolves once the first half is on the wire and the producer has
+   * the request. The headers carry `Expect: 100-continue` and the body waits
+   * for the `100 Continue`, which the server sends once it has parsed them:
+   * bytes merely queued in the kernel are not yet a request in flight (a
+   * server that stops listening resets such a connection, see below).
    */
   function slowPost(
     url: string,
@@ -60,7 +64,11 @@ describe('fault: SIGTERM on the producer and a consumer under load', function ()
           method: 'POST',
           path: '/api/messages',
           agent: false,
-          headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) },
+          headers: {
+            'content-type': 'application/json',
+            'content-length': String(Buffer.byteLength(body)),
+            expect: '100-continue',
+          },
         },
         (res) => {
           let text = '';
@@ -70,10 +78,13 @@ describe('fault: SIGTERM on the producer and a consumer under load', function ()
       );
       req.on('error', reject);
       const half = Math.floor(body.length / 2);
-      req.write(body.slice(0, half), () => {
-        onSent();
-        setTimeout(() => req.end(body.slice(half)), gapMs);
+      req.on('continue', () => {
+        req.write(body.slice(0, half), () => {
+          onSent();
+          setTimeout(() => req.end(body.slice(half)), gapMs);
+        });
       });
+      req.flushHeaders();
     });
     return { sent, answer };
   }
