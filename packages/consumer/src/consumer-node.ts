@@ -209,12 +209,16 @@ export class ConsumerNode {
     // The command connection came back (Redis restarted, a network blip): a read sent before the break may
     // have been carried out with its reply lost, leaving entries pending under this node that no pipeline
     // knows of. Rejoining stops the pipelines and then schedules whatever is left pending here again.
-    this.redis.on('ready', () => {
+    // On a Redis Cluster a master's connection that breaks is dropped (its unanswered commands fail) and
+    // made anew on the next command, with no 'ready' on the cluster client: its '-node' tells instead.
+    const rejoin = (why: string): void => {
       if (this.state !== 'started') return;
-      this.logger.warn('Redis connection re-established; dropping every slot and rejoining');
+      this.logger.warn(`${why}; dropping every slot and rejoining`);
       this.dropAllSlots();
       this.requestRebalance();
-    });
+    };
+    this.redis.on('ready', () => rejoin('Redis connection re-established'));
+    this.redis.on('-node', () => rejoin('lost the connection to a Redis Cluster master'));
     // On a Redis Cluster the subscription moves to another node when its node leaves, with no 'ready'.
     this.subscriber.on('-node', () => {
       if (this.state === 'started') this.resync();

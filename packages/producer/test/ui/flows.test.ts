@@ -169,6 +169,11 @@ describe('web UI in Chromium', function () {
       const { json } = await api(producer, 'POST', '/api/messages', { topic: 'refunds', payload: { refund: i } });
       ids.push(String(json.data.id));
     }
+    // Both failed once before the page loads (it looks again only while its list is empty).
+    await waitFor(async () => {
+      const { json } = await api(producer, 'GET', `/api/publishers/${id}/failing?state=retrying`);
+      return ids.every((m) => json.data.some((f: { id: string }) => f.id === m));
+    }, 'both messages retrying');
     await visit(`#/failing/${id}?state=retrying`);
     const [moved, dropped] = ids.map((m) => page.locator(`tr[data-message="${m}"]`));
     await moved!.waitFor();
