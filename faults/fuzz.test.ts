@@ -20,21 +20,10 @@ import {
   startSink,
   type Sink,
 } from './support/harness.js';
+import { prng } from '../packages/shared/test/support/prng.js';
 
 const REQUESTS = 10_000;
 const BODY_LIMIT = 262_144;
-
-/** A small seeded generator, so that a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('fault: random and malformed requests to the producer process', function () {
   this.timeout(300_000);
