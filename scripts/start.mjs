@@ -11,7 +11,7 @@
  *   CONSUMER_PORT      consumer port; default 4001, or the next free one
  *   REDIS_URL          use this Redis (or redis+cluster:// Redis Cluster) instead of starting one
  *   REDIS_CLUSTER_NODES  or use this Redis Cluster
- *   other variables    passed on to both processes (see the README)
+ *   other variables    passed on to both processes (see docs/configuration.md)
  *
  * States: starting -> running -> stopping -> stopped.
  *  - starting: checks ports, starts redis-server (unless REDIS_URL), spawns

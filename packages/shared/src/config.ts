@@ -2,7 +2,7 @@
  * Configuration: environment variables in, a frozen typed object out.
  *
  * `SETTINGS` is the one table of every variable the processes read: its
- * name, default, meaning and which process reads it. The README's table is
+ * name, default, meaning and which process reads it. The docs/configuration.md is
  * checked against it by a test. `loadConfig(env, role)` is pure: it never
  * reads `process.env` itself, and reports every bad value in one error.
  */

@@ -2,9 +2,8 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { SETTINGS } from '../src/index.js';
 
-describe('the README configuration table', () => {
-  const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
-  const section = readme.split('## Configuration')[1]?.split('\n## ')[0] ?? '';
+describe('the configuration table of docs/configuration.md', () => {
+  const section = readFileSync(new URL('../../../docs/configuration.md', import.meta.url), 'utf8');
   const rows = [...section.matchAll(/^\|\s*`([A-Z0-9_]+)`\s*\|([^|]+)\|([^|]+)\|/gm)];
 
   it('lists every variable the code reads, and no other', () => {

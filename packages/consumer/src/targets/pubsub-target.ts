@@ -10,7 +10,7 @@
  * bounded by `seconds_timeout`, and a failure goes through the same retry
  * schedule, circuit breaker and dead letters as an http delivery. Which
  * gRPC status retries and which is permanent is `PUBSUB_FATES` (the
- * README's table). Because a chunk fails or succeeds as a whole, a
+ * docs/configuration.md). Because a chunk fails or succeeds as a whole, a
  * message refused as INVALID_ARGUMENT in a chunk of several is tried once
  * more alone before it is declared dead, so that one bad message never
  * takes its neighbours with it.
