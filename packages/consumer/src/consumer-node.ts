@@ -491,15 +491,18 @@ export class ConsumerNode {
     const topic = publisher.topic;
     const pipeline = new PublisherPipeline(p, {
       source: this.source,
-      ack: new AckStage(
-        this.redis,
-        this.keys,
-        topic,
-        id,
-        this.config.retentionSeconds,
-        this.logger.child({ component: 'ack', topic, publisherId: id }),
-        this.audit,
-      ),
+      createAck: (onSettled) =>
+        new AckStage({
+          redis: this.redis,
+          keys: this.keys,
+          topic,
+          publisherId: id,
+          retryIndex: this.retryIndex,
+          logger: this.logger.child({ component: 'ack', topic, publisherId: id }),
+          now: this.now,
+          audit: this.audit,
+          onSettled,
+        }),
       target: this.target,
       retryIndex: this.retryIndex,
       limiter: this.limiter,

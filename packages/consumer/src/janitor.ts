@@ -7,7 +7,8 @@
  *  - trims streams below the oldest entry still needed (see trim.lua):
  *    topics that received messages since the last round, plus a few more
  *    each round so that every topic is visited in turn;
- *  - drops dead letters older than the retention period;
+ *  - drops dead letters older than the retention period, and the attempt
+ *    records and notes of messages that are no longer in the stream;
  *  - re-indexes each visited topic's earliest scheduled message (a producer
  *    that died between scheduling and indexing left it unindexed).
  *  - adds the replacement messages that pull workers' `replace` left in a
@@ -15,7 +16,16 @@
  * Its idle cost is a few commands per heartbeat, whatever the number of
  * publishers; a reclaim costs a few commands per publisher, once per dead node.
  */
-import { PullQueue, type Config, type Keys, type Logger, type ScriptClient, type Store } from '@postoffice/shared';
+import {
+  PullQueue,
+  RECORD_SPAN_MS,
+  streamIdTime,
+  type Config,
+  type Keys,
+  type Logger,
+  type ScriptClient,
+  type Store,
+} from '@postoffice/shared';
 import type { Lease } from './cluster/lease.js';
 import type { Membership } from './cluster/membership.js';
 import type { RetryIndex } from './retry-index.js';
@@ -47,7 +57,7 @@ export class Janitor {
   private readonly pull: PullQueue;
 
   constructor(private readonly deps: JanitorDeps) {
-    this.pull = new PullQueue(deps.redis, deps.keys, deps.config.retentionSeconds, deps.now);
+    this.pull = new PullQueue(deps.redis, deps.keys, deps.now);
   }
 
   /** Whether this node holds the janitor lease (as of its last round). */
@@ -147,14 +157,38 @@ export class Janitor {
     }
     const ids = await this.deps.redis.hkeys(tk.publishers);
     if (ids.length > 0) {
+      // What the oldest retained message was received at: records and notes of older messages are of no use.
+      const firstEntry = await this.deps.redis.xrange(tk.stream, '-', '+', 'COUNT', 1);
+      const first = firstEntry[0];
+      const floor = Math.min(cutoff, first ? streamIdTime(first[0]) : cutoff);
       const pipeline = this.deps.redis.pipeline();
-      for (const id of ids) pipeline.zremrangebyscore(this.deps.keys.publisher(topic, id).dead, '-inf', cutoff);
+      for (const id of ids) {
+        const pk = this.deps.keys.publisher(topic, id);
+        pipeline.zremrangebyscore(pk.dead, '-inf', cutoff);
+        pipeline.zremrangebyscore(pk.log, '-inf', `(${floor - RECORD_SPAN_MS}`);
+      }
       await pipeline.exec();
+      for (const id of ids) await this.pruneNotes(this.deps.keys.publisher(topic, id).notes, floor);
     }
     const first = await this.deps.redis.zrange(tk.scheduled, 0, 0, 'WITHSCORES');
     if (first[1] !== undefined) await this.deps.redis.zadd(this.deps.keys.scheduleDue, 'LT', first[1], topic);
     if (removed > 0) this.deps.logger.debug({ topic, removed }, 'trimmed stream');
     return removed;
+  }
+
+  /** Drops the notes of messages received before `floor` (ms): no longer in the stream. */
+  private async pruneNotes(key: string, floor: number): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, fields] = await this.deps.redis.hscan(key, cursor, 'COUNT', 500);
+      cursor = next;
+      const old: string[] = [];
+      for (let i = 0; i < fields.length; i += 2) {
+        const sid = fields[i] as string;
+        if (streamIdTime(sid) < floor) old.push(sid);
+      }
+      if (old.length > 0) await this.deps.redis.hdel(key, ...old);
+    } while (cursor !== '0');
   }
 
   async close(): Promise<void> {

@@ -29,12 +29,12 @@ export interface PublisherBacklog {
 
 /** The metric series of one publisher (see `Metrics.publisherSeries`). */
 export interface PublisherSeries {
-  readonly delivered: { inc(): void };
-  readonly retry: { inc(): void };
-  readonly dead: { inc(): void };
+  readonly delivered: { inc(value?: number): void };
+  readonly retry: { inc(value?: number): void };
+  readonly dead: { inc(value?: number): void };
   readonly duration: { observe(value: number): void };
   readonly endToEnd: { observe(value: number): void };
-  readonly inFlight: { inc(): void; dec(): void };
+  readonly inFlight: { inc(value?: number): void; dec(value?: number): void };
 }
 
 /** Returns every publisher's backlog, or `undefined` when this node does not report them. */

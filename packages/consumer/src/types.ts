@@ -24,7 +24,8 @@ export interface AttemptResult {
 
 /** A way out for messages pushed by the node: http or pubsub (pull publishers are leased by workers instead). */
 export interface Target {
-  deliver(publisher: Publisher, message: StoredMessage): Promise<AttemptResult>;
+  /** Makes one attempt and calls `done` once with its result (never throws, never rejects). */
+  send(publisher: Publisher, message: StoredMessage, done: (result: AttemptResult) => void): void;
   /** Gives up on every delivery in flight (the shutdown deadline passed); each ends as a failed attempt. */
   abortAll(): void;
   close(): Promise<void>;

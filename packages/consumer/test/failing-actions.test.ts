@@ -4,9 +4,9 @@
  */
 import { expect } from 'chai';
 import type { FastifyInstance } from 'fastify';
-import { closeRedis, createLogger, createRedis, loadConfig, type DeliveryRecord } from '@postoffice/shared';
+import { closeRedis, createLogger, createRedis, loadConfig } from '@postoffice/shared';
 import { buildServer } from '../../producer/src/index.js';
-import { useWorld, waitFor, type World } from './helpers.js';
+import { deliveryOf, useWorld, waitFor, type World } from './helpers.js';
 
 describe('failing-list actions with a consumer node running', function () {
   const f = useWorld();
@@ -37,9 +37,8 @@ describe('failing-list actions with a consumer node running', function () {
     return JSON.parse(res.body) as unknown;
   }
 
-  async function state(topic: string, id: string, pid: string): Promise<string | undefined> {
-    const raw = await f.world.redis.hget(f.world.keys.history(topic, id), pid);
-    return raw ? (JSON.parse(raw) as DeliveryRecord).state : undefined;
+  async function state(_topic: string, id: string, pid: string): Promise<string | undefined> {
+    return (await deliveryOf(f.world, id, pid))?.state;
   }
 
   it('retry now delivers a message whose next attempt was an hour away', async () => {

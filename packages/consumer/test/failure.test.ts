@@ -1,16 +1,6 @@
 import { expect } from 'chai';
-import type { DeliveryRecord } from '@postoffice/shared';
-import { startReceiver, useWorld, waitFor, type World } from './helpers.js';
-
-async function history(
-  world: World,
-  topic: string,
-  messageId: string,
-  publisherId: string,
-): Promise<DeliveryRecord | undefined> {
-  const raw = await world.redis.hget(world.keys.history(topic, messageId), publisherId);
-  return raw ? (JSON.parse(raw) as DeliveryRecord) : undefined;
-}
+import type { Attempt } from '@postoffice/shared';
+import { deliveryOf, startReceiver, useWorld, waitFor } from './helpers.js';
 
 describe('when deliveries fail', function () {
   const f = useWorld();
@@ -24,12 +14,12 @@ describe('when deliveries fail', function () {
     const [id] = await f.world.publish(topic, [{ n: 1 }]);
     await waitFor(() => f.receiver.received.length === 1, 'the delivery after three failures');
     const rec = await waitFor(async () => {
-      const r = await history(f.world, topic, id!, p.id);
+      const r = await deliveryOf(f.world, id!, p.id);
       return r?.state === 'delivered' ? r : undefined;
     }, 'the delivered record');
     expect(rec.attempt_count).to.equal(4);
-    expect(rec.attempts.map((a) => a.status)).to.deep.equal([503, 503, 503, 200]);
-    expect(rec.attempts[0]!.error).to.equal('HTTP 503');
+    expect((rec.attempts as Attempt[]).map((a) => a.status)).to.deep.equal([503, 503, 503, 200]);
+    expect((rec.attempts[0] as Attempt).error).to.equal('HTTP 503');
     expect(await f.world.redis.zcard(f.world.keys.publisher(topic, p.id).retries)).to.equal(0);
     const summary = await f.world.redis.xpending(f.world.keys.topic(topic).stream, p.id);
     expect(summary[0]).to.equal(0);
@@ -49,10 +39,10 @@ describe('when deliveries fail', function () {
     await f.world.node();
     const [id] = await f.world.publish(topic, ['slow']);
     const rec = await waitFor(async () => {
-      const r = await history(f.world, topic, id!, p.id);
+      const r = await deliveryOf(f.world, id!, p.id);
       return r?.state === 'delivered' ? r : undefined;
     }, 'delivery after a timeout');
-    expect(rec.attempts[0]!.error).to.match(/timeout/);
+    expect((rec.attempts[0] as Attempt).error).to.match(/timeout/);
   });
 
   it('retries when the target refuses connections', async () => {
@@ -64,11 +54,11 @@ describe('when deliveries fail', function () {
     await f.world.node();
     const [id] = await f.world.publish(topic, ['x']);
     const rec = await waitFor(async () => {
-      const r = await history(f.world, topic, id!, p.id);
+      const r = await deliveryOf(f.world, id!, p.id);
       return r && r.attempt_count >= 2 ? r : undefined;
     }, 'two failed attempts');
     expect(rec.state).to.equal('retrying');
-    expect(rec.attempts[0]!.error).to.equal('connection refused');
+    expect((rec.attempts[0] as Attempt).error).to.equal('connection refused');
     expect(rec.next_attempt_at).to.be.a('string');
   });
 
@@ -79,7 +69,7 @@ describe('when deliveries fail', function () {
     await f.world.node({ RETRY_MAX_AGE_SECONDS: '1', RETENTION_SECONDS: '60' });
     const [id] = await f.world.publish(topic, ['doomed']);
     const rec = await waitFor(async () => {
-      const r = await history(f.world, topic, id!, p.id);
+      const r = await deliveryOf(f.world, id!, p.id);
       return r?.state === 'dead' ? r : undefined;
     }, 'the dead letter');
     expect(rec.dead_reason).to.match(/max age 1 s.*HTTP 500/);

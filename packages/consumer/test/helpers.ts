@@ -1,5 +1,4 @@
 /** Consumer test helpers: a Redis, a store, a way to publish without the producer, and nodes. */
-import { randomUUID } from 'node:crypto';
 import {
   Keys,
   Store,
@@ -8,8 +7,11 @@ import {
   createRedis,
   loadConfig,
   masterNodes,
+  messageId,
   PUBLISHER_DEFAULTS,
+  findMessage,
   type Config,
+  type DeliveryView,
   type Publisher,
   type ScriptClient,
 } from '@postoffice/shared';
@@ -19,6 +21,12 @@ import { startReceiver, type Receiver } from '../../shared/test/support/receiver
 
 export { startRedis, waitFor, freePort } from '../../shared/test/support/redis-server.js';
 export { startReceiver };
+
+/** What the API shows of one message's delivery to one publisher (the read model over Redis). */
+export async function deliveryOf(world: World, messageId: string, publisherId: string): Promise<DeliveryView | undefined> {
+  const m = await findMessage(world.redis, world.keys, world.store, messageId);
+  return m?.deliveries.find((d) => d.publisher_id === publisherId);
+}
 
 export interface World {
   readonly server: RedisServer;
@@ -83,14 +91,13 @@ export async function createWorld(options: { cluster?: boolean } = {}): Promise<
     },
     async publish(topic, payloads, attributes = {}) {
       const tk = keys.topic(topic);
-      const ids = payloads.map(() => randomUUID());
       const attrs = Object.keys(attributes).length > 0 ? JSON.stringify(attributes) : '';
       const args: string[] = [];
-      payloads.forEach((p, i) => args.push(ids[i] as string, JSON.stringify(p), attrs));
-      const result = await redis.poIngest(3, tk.meta, tk.stream, tk.ids, payloads.length, ...args);
+      for (const p of payloads) args.push(JSON.stringify(p), attrs);
+      const result = await redis.poIngest(2, tk.meta, tk.stream, payloads.length, ...args);
       if (!Array.isArray(result)) throw new Error(`ingest failed: ${String(result)}`);
       await redis.publish(keys.wakeChannel, topic);
-      return ids;
+      return (result as string[]).map((sid) => messageId(topic, sid));
     },
     async close() {
       await Promise.all(nodes.map((n) => n.close(2000)));

@@ -1,10 +1,9 @@
 import { expect } from 'chai';
-import type { DeliveryRecord } from '@postoffice/shared';
-import { useWorld, waitFor, type World } from './helpers.js';
+import type { Attempt, DeliveryView } from '@postoffice/shared';
+import { deliveryOf, useWorld, waitFor, type World } from './helpers.js';
 
-async function history(world: World, topic: string, id: string, publisherId: string): Promise<DeliveryRecord | null> {
-  const raw = await world.redis.hget(world.keys.history(topic, id), publisherId);
-  return raw ? (JSON.parse(raw) as DeliveryRecord) : null;
+async function history(world: World, _topic: string, id: string, publisherId: string): Promise<DeliveryView | null> {
+  return (await deliveryOf(world, id, publisherId)) ?? null;
 }
 
 describe('with REFUSE_PRIVATE_TARGETS on', function () {
@@ -26,7 +25,7 @@ describe('with REFUSE_PRIVATE_TARGETS on', function () {
         return r && r.attempt_count >= 2 ? r : undefined;
       }, 'two failed attempts');
       expect(rec.state).to.equal('retrying');
-      expect(rec.attempts[0]!.error).to.match(
+      expect((rec.attempts[0] as Attempt).error).to.match(
         /^target (resolves to|is) a private address \((.+ -> )?(127\.0\.0\.1|::1)\)/,
       );
       expect(f.receiver.requests).to.have.length(0);

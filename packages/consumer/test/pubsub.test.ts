@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
-import type { DeliveryRecord } from '@postoffice/shared';
-import { useWorld, waitFor, type World } from './helpers.js';
+import { parseMessageId, type Attempt } from '@postoffice/shared';
+import { deliveryOf, useWorld, waitFor, type World } from './helpers.js';
 import { startPubsubServer, type FakePubsub } from './support/pubsub-server.js';
 
 const PROJECT = 'test-project';
@@ -19,9 +19,8 @@ describe('delivery to a pubsub publisher', function () {
 
   const node = (world: World) => world.node({ PUBSUB_EMULATOR_HOST: pubsub.host, GCLOUD_PUBSUB_PROJECT_ID: PROJECT });
 
-  async function record(world: World, topic: string, publisherId: string, id: string) {
-    const json = await world.redis.hget(world.keys.history(topic, id), publisherId);
-    return json ? (JSON.parse(json) as DeliveryRecord) : undefined;
+  async function record(world: World, _topic: string, publisherId: string, id: string) {
+    return deliveryOf(world, id, publisherId);
   }
 
   it('publishes the payload as data and the attributes as Pub/Sub attributes, in the configured project', async () => {
@@ -76,7 +75,7 @@ describe('delivery to a pubsub publisher', function () {
     await waitFor(async () => (await record(f.world, topic, p.id, id!))?.state === 'delivered', 'delivered at last');
     const r = (await record(f.world, topic, p.id, id!))!;
     expect(r.attempt_count).to.equal(2);
-    expect(r.attempts[0]!.error).to.contain('UNAVAILABLE');
+    expect((r.attempts[0] as Attempt).error).to.contain('UNAVAILABLE');
     expect(pubsub.messages().map((m) => m.data)).to.deep.equal(['"again"']);
   });
 
@@ -87,14 +86,14 @@ describe('delivery to a pubsub publisher', function () {
     const [id] = await f.world.publish(topic, ['lost?']);
     await waitFor(async () => (await record(f.world, topic, p.id, id!))?.state === 'retrying', 'a failed attempt');
     const r = (await record(f.world, topic, p.id, id!))!;
-    expect(r.attempts[0]!.error).to.contain(`Pub/Sub topic projects/${PROJECT}/topics/missing-topic does not exist`);
+    expect((r.attempts[0] as Attempt).error).to.contain(`Pub/Sub topic projects/${PROJECT}/topics/missing-topic does not exist`);
     expect(await f.world.redis.zcard(f.world.keys.publisher(topic, p.id).retries)).to.equal(1);
     // Once the topic exists the retry goes through.
     pubsub.topics.add(`projects/${PROJECT}/topics/missing-topic`);
     await f.world.redis.zadd(
       f.world.keys.publisher(topic, p.id).retries,
       0,
-      (await f.world.redis.hget(f.world.keys.topic(topic).ids, id!))!,
+      parseMessageId(id!)!.streamId!,
     );
     await f.world.redis.zadd(f.world.keys.retryDue, 0, p.id);
     await waitFor(

@@ -44,7 +44,7 @@ describe('pull publishers in the consumer', function () {
     const topic = await f.world.topic();
     const p = await pullPublisher(f.world, topic);
     const node = await f.world.node({ RETENTION_SECONDS: '1', RETRY_MAX_AGE_SECONDS: '1' });
-    const queue = new PullQueue(f.world.redis, f.world.keys, 60);
+    const queue = new PullQueue(f.world.redis, f.world.keys);
     await f.world.publish(topic, ['done', 'retry', 'expired', 'leased']);
     const leased = await queue.lease(p, { max: 4, leaseSeconds: 60, worker: WORKER });
     expect(leased.map((l) => l.message.payload)).to.deep.equal(['"done"', '"retry"', '"expired"', '"leased"']);
@@ -69,7 +69,7 @@ describe('pull publishers in the consumer', function () {
     const p = await pullPublisher(f.world, topic);
     const node = await f.world.node();
     await f.world.publish(topic, ['x']);
-    const queue = new PullQueue(f.world.redis, f.world.keys, 60);
+    const queue = new PullQueue(f.world.redis, f.world.keys);
     const [l] = await queue.lease(p, { max: 1, leaseSeconds: 60, worker: WORKER });
     expect(await node.janitor.reclaimNode('some-dead-node')).to.equal(0);
     expect((await groupInfo(f.world, topic, p.id)).pending).to.equal(1);
@@ -83,7 +83,7 @@ describe('pull publishers in the consumer', function () {
     const p = await pullPublisher(f.world, source);
     const node = await f.world.node();
     await f.world.publish(source, ['job']);
-    const queue = new FailingMove(f.world.redis, f.world.keys, 60);
+    const queue = new FailingMove(f.world.redis, f.world.keys);
     const [l] = await queue.lease(p, { max: 1, leaseSeconds: 60, worker: WORKER });
     const result = await queue.replace(l!.token, [
       { topic: dest, payload: { next: 1 } },
@@ -110,7 +110,7 @@ describe('pull publishers in the consumer', function () {
     const p = await pullPublisher(f.world, source);
     await f.world.node({ TRIM_INTERVAL_SECONDS: '1' });
     await f.world.publish(source, ['job']);
-    const queue = new FailingMove(f.world.redis, f.world.keys, 60);
+    const queue = new FailingMove(f.world.redis, f.world.keys);
     const [l] = await queue.lease(p, { max: 1, leaseSeconds: 60, worker: WORKER });
     await queue.replace(l!.token, [{ topic: dest, payload: 'next' }]);
     await waitFor(async () => (await f.world.redis.xlen(f.world.keys.topic(dest).stream)) === 1, 'the janitor');

@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { Writable } from 'node:stream';
-import { createLogger, type DeliveryRecord } from '@postoffice/shared';
+import { createLogger, type DeliveryView } from '@postoffice/shared';
 import { ConsumerNode } from '../src/index.js';
 import { sign } from '../src/targets/http-target.js';
 import type { Received } from '../../shared/test/support/receiver.js';
-import { useWorld, waitFor, type World } from './helpers.js';
+import { deliveryOf, useWorld, waitFor, type World } from './helpers.js';
 
 const newSecret = (): string => `whsec_${randomBytes(32).toString('base64')}`;
 
@@ -25,9 +25,8 @@ function verify(secret: string, body: string, r: Received): unknown {
   return new Webhook(secret).verify(body, webhookHeaders(r));
 }
 
-async function history(world: World, topic: string, id: string, publisherId: string): Promise<DeliveryRecord | null> {
-  const raw = await world.redis.hget(world.keys.history(topic, id), publisherId);
-  return raw ? (JSON.parse(raw) as DeliveryRecord) : null;
+async function history(world: World, _topic: string, id: string, publisherId: string): Promise<DeliveryView | null> {
+  return (await deliveryOf(world, id, publisherId)) ?? null;
 }
 
 describe('signed deliveries (Standard Webhooks)', function () {

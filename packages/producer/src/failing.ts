@@ -4,18 +4,28 @@
  * now, set the next attempt, recover dead letters since a time, delete).
  *
  * Each action is one single-slot script call per batch (failing.lua, the
- * topic's keys only), then two steps that are safe to repeat: the delivery
- * history notes the action (note-history.lua), and the global retry index
- * is lowered (`ZADD LT`) so that a consumer node takes the retries when due.
+ * topic's keys only, which also notes the action on each message), then
+ * the global retry index is lowered (`ZADD LT`, safe to repeat) so that a
+ * consumer node takes the retries when due.
+ *
+ * What the list shows of each message comes from its exception records: a
+ * retry's attempt count and last attempt (attempts hash), a dead letter's
+ * note (reason, attempts, last attempt).
  */
 import {
+  decodeRetryState,
+  isStreamId,
+  messageId,
   parseEntry,
+  parseMessageId,
+  type Attempt,
   type DeliveryRecord,
   type Keys,
   type Publisher,
   type ScriptClient,
   type StoredMessage,
 } from '@postoffice/shared';
+import type { Note } from '@postoffice/shared';
 import { execOrThrow, parsePayload } from './replies.js';
 
 export type FailingState = 'retrying' | 'dead';
@@ -88,7 +98,7 @@ function isPosition(v: unknown): v is Position {
     typeof p.score === 'number' &&
     Number.isFinite(p.score) &&
     typeof p.sid === 'string' &&
-    /^\d+-\d+$/.test(p.sid)
+    isStreamId(p.sid)
   );
 }
 
@@ -96,7 +106,6 @@ export class Failing {
   constructor(
     private readonly redis: ScriptClient,
     private readonly keys: Keys,
-    private readonly historyTtlSeconds: number,
   ) {}
 
   /** Whether `text` is a cursor `list` gave. */
@@ -136,26 +145,62 @@ export class Failing {
     if (rows.length === 0) return { items: [], cursor: null };
     const stream = this.keys.topic(publisher.topic).stream;
     const p1 = this.redis.pipeline();
-    for (const [sid] of rows) p1.xrange(stream, sid, sid);
-    const entries = (await execOrThrow(p1)) as [string, string[]][][];
-    const messages: (StoredMessage | undefined)[] = entries.map((e) =>
-      e[0] ? parseEntry(e[0][0], e[0][1]) : undefined,
-    );
+    for (const [sid, , s] of rows) {
+      p1.xrange(stream, sid, sid);
+      if (s === 'r') p1.hget(pk.attempts, sid);
+      else p1.hget(pk.notes, sid);
+    }
+    const replies = await execOrThrow(p1);
+    const messages: (StoredMessage | undefined)[] = [];
+    const extra: (string | null)[] = [];
+    rows.forEach((_, i) => {
+      const e = replies[2 * i] as [string, string[]][];
+      messages.push(e[0] ? parseEntry(publisher.topic, e[0][0], e[0][1]) : undefined);
+      extra.push(replies[2 * i + 1] as string | null);
+    });
+    // Messages written before the attempt log: their old history, until it expires.
+    const legacy = new Map<number, DeliveryRecord>();
     const p2 = this.redis.pipeline();
-    for (const m of messages) p2.hget(this.keys.history(publisher.topic, m?.id ?? 'none'), publisher.id);
-    const records = (await execOrThrow(p2)) as (string | null)[];
+    const asked: number[] = [];
+    messages.forEach((m, i) => {
+      if (m?.storedId) {
+        p2.hget(this.keys.history(publisher.topic, m.id), publisher.id);
+        asked.push(i);
+      }
+    });
+    if (asked.length > 0) {
+      const old = await execOrThrow(p2);
+      asked.forEach((i, k) => {
+        const record = parseRecord(old[k]);
+        if (record) legacy.set(i, record);
+      });
+    }
     const items: FailingItem[] = [];
     rows.forEach(([, score, s], i) => {
       const m = messages[i];
       if (!m) return; // trimmed meanwhile: the next action or take drops it
-      let record: DeliveryRecord | undefined;
-      try {
-        record = records[i] ? (JSON.parse(records[i]) as DeliveryRecord) : undefined;
-      } catch {
-        record = undefined;
+      const old = legacy.get(i);
+      const oldAttempts = Array.isArray(old?.attempts) ? old.attempts : [];
+      let attemptCount = old?.attempt_count ?? oldAttempts.length;
+      let lastAttempt: Attempt | undefined = oldAttempts[oldAttempts.length - 1];
+      let deadReason = old?.dead_reason;
+      if (s === 'r') {
+        const state = decodeRetryState(extra[i]);
+        if (state) attemptCount = Math.max(attemptCount, state.count);
+        if (state?.last) {
+          lastAttempt = {
+            at: new Date(state.last.startedAt).toISOString(),
+            ...(state.last.status === undefined ? {} : { status: state.last.status }),
+            ...(state.last.error === undefined ? {} : { error: state.last.error }),
+            duration_ms: state.last.durationMs,
+          };
+        }
+      } else {
+        const note = parseRecord(extra[i]) as Note | undefined;
+        if (note?.attempt_count !== undefined) attemptCount = Math.max(attemptCount, note.attempt_count);
+        if (note?.last_attempt) lastAttempt = note.last_attempt;
+        if (note?.dead_reason !== undefined) deadReason = note.dead_reason;
       }
-      const attempts = Array.isArray(record?.attempts) ? record.attempts : [];
-      const lastAttempt = attempts[attempts.length - 1];
       items.push({
         id: m.id,
         topic: publisher.topic,
@@ -164,8 +209,8 @@ export class Failing {
         ...(s === 'r'
           ? { next_attempt_at: new Date(score).toISOString() }
           : { dead_at: new Date(score).toISOString() }),
-        ...(s === 'x' && record?.dead_reason !== undefined ? { dead_reason: record.dead_reason } : {}),
-        attempt_count: record?.attempt_count ?? attempts.length,
+        ...(s === 'x' && deadReason !== undefined ? { dead_reason: deadReason } : {}),
+        attempt_count: attemptCount,
         ...(lastAttempt ? { last_attempt: lastAttempt } : {}),
         payload: parsePayload(m.payload),
         attributes: m.attributes,
@@ -213,13 +258,24 @@ export class Failing {
   ): Promise<ActionResult> {
     const tk = this.keys.topic(publisher.topic);
     const pk = this.keys.publisher(publisher.topic, publisher.id);
-    const keys = [tk.stream, tk.ids, pk.retries, pk.attempts, pk.dead];
+    const keys = [tk.stream, pk.retries, pk.attempts, pk.dead, pk.notes];
     const score = action.kind === 'retry' ? action.at : action.kind === 'recover' ? action.since : 0;
+    const note = action.kind === 'delete' ? 'deleted' : action.kind === 'recover' ? 'recovered' : action.note;
+    const at = new Date(now).toISOString();
     const ids: string[] = [];
     const missing: string[] = [];
     const batches: (readonly string[] | undefined)[] = [];
+    // Message ids -> stream ids (ids of another topic, or unknown, are missing).
+    const bySid = new Map<string, string>();
     if ('ids' in selection) {
-      for (let i = 0; i < selection.ids.length; i += BATCH) batches.push(selection.ids.slice(i, i + BATCH));
+      const sids = await this.streamIds(publisher.topic, selection.ids);
+      selection.ids.forEach((id, i) => {
+        const sid = sids[i];
+        if (sid === undefined) missing.push(id);
+        else bySid.set(sid, id);
+      });
+      const known = [...bySid.keys()];
+      for (let i = 0; i < known.length; i += BATCH) batches.push(known.slice(i, i + BATCH));
     } else batches.push(undefined);
     for (const batch of batches) {
       for (;;) {
@@ -232,11 +288,12 @@ export class Failing {
           batch ? 'ids' : 'all',
           BATCH,
           now,
+          note,
+          at,
           ...(batch ?? []),
-        )) as [number, [string, string][], string[]];
-        for (const [id] of done) ids.push(id);
-        missing.push(...notFound);
-        await this.note(publisher, action, done, now);
+        )) as [number, [string, string, string][], string[]];
+        for (const [sid, , stored] of done) ids.push(bySid.get(sid) ?? (stored || messageId(publisher.topic, sid)));
+        for (const sid of notFound) missing.push(bySid.get(sid) ?? messageId(publisher.topic, sid));
         if (more !== 1 || batch || ids.length >= MAX_ALL) break;
       }
     }
@@ -247,30 +304,30 @@ export class Failing {
     return { ids, missing };
   }
 
-  private async note(
-    publisher: Publisher,
-    action: FailingAction,
-    done: [string, string][],
-    now: number,
-  ): Promise<void> {
-    const historyKeys = done.filter(([id]) => id !== '').map(([id]) => this.keys.history(publisher.topic, id));
-    if (historyKeys.length === 0) return;
-    const at = new Date(now).toISOString();
-    const [state, next, note] =
-      action.kind === 'delete'
-        ? ['deleted', '', 'deleted']
-        : action.kind === 'recover'
-          ? ['retrying', at, 'recovered']
-          : ['retrying', new Date(action.at).toISOString(), action.note];
-    await this.redis.poNoteHistory(
-      historyKeys.length,
-      ...historyKeys,
-      publisher.id,
-      this.historyTtlSeconds,
-      state,
-      next,
-      note,
-      at,
-    );
+  /** The stream id of each message id of the topic, undefined for an id that names none. */
+  private async streamIds(topic: string, ids: readonly string[]): Promise<(string | undefined)[]> {
+    const out: (string | undefined)[] = [];
+    const aliases: number[] = [];
+    ids.forEach((id, i) => {
+      const ref = parseMessageId(id);
+      if (ref?.streamId !== undefined && ref.topic === topic) out[i] = ref.streamId;
+      else if (ref !== undefined && (ref.topic === undefined || ref.topic === topic)) aliases.push(i);
+      else out[i] = undefined;
+    });
+    if (aliases.length > 0) {
+      const found = await this.redis.hmget(this.keys.topic(topic).ids, ...aliases.map((i) => ids[i] as string));
+      aliases.forEach((i, k) => (out[i] = found[k] ?? undefined));
+    }
+    return out;
+  }
+}
+
+function parseRecord(json: unknown): DeliveryRecord | undefined {
+  if (typeof json !== 'string') return undefined;
+  try {
+    const record = JSON.parse(json) as DeliveryRecord;
+    return record && typeof record === 'object' ? record : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -5,7 +5,7 @@ export { Failing, type FailingItem, type FailingPage, type FailingAction, type S
 export { Search, type SearchFilters, type SearchItem, type SearchPage } from './search.js';
 export { scheduleMessage, parseIsoWithOffset, SCHEDULE_PAST_TOLERANCE_MS } from './schedule.js';
 export { Metrics, type MetricsOptions } from './metrics.js';
-export { findMessage, type MessageView, type DeliveryView } from './message-lookup.js';
+export { findMessage, type MessageView, type DeliveryView } from '@postoffice/shared';
 export { errorBody, isRedisUnavailable, toErrorReply, type ErrorReply } from './http-errors.js';
 export { Auth, SESSION_COOKIE, SESSION_LIFETIME_SECONDS, isPublic, readCookie, type Verdict } from './auth.js';
 export { HEALTH_PING_TIMEOUT_MS } from './routes/health.js';

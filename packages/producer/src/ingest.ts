@@ -1,7 +1,8 @@
 /**
  * Writing messages. Requests that arrive in the same turn of the event loop
  * are written together: per topic, one `poIngest` script call (XADD of every
- * message and the id index, atomically) for up to `MAX_MESSAGES_PER_CALL`
+ * message, atomically; a message's id is its topic and stream entry id, so
+ * nothing else is written per message) for up to `MAX_MESSAGES_PER_CALL`
  * messages, pipelined with one wake-up publish and, when configured, one
  * `WAIT` for replicas. Under load this is one Redis round trip and one
  * wake-up per topic for many requests instead of one each (see
@@ -10,10 +11,18 @@
  * A message is acknowledged only once the script that wrote it has
  * returned. A request's messages always go in one script call, so they are
  * written all or none. A request with an `Idempotency-Key` is written on its
- * own (its script call checks and keeps the key, see `writeOnce`).
+ * own (its script call checks and keeps the key with the request's
+ * fingerprint, see `writeOnce`).
  */
-import { randomUUID } from 'node:crypto';
-import { UnavailableError, checkScriptResult, type Config, type Keys, type ScriptClient } from '@postoffice/shared';
+import { createHash } from 'node:crypto';
+import {
+  UnavailableError,
+  checkScriptResult,
+  messageId,
+  type Config,
+  type Keys,
+  type ScriptClient,
+} from '@postoffice/shared';
 import type { Metrics } from './metrics.js';
 
 export type IngestKind = 'single' | 'bulk';
@@ -33,10 +42,11 @@ export const MAX_MESSAGES_PER_CALL = 1000;
 
 /** One request's messages, waiting for the next write of its topic. */
 interface Pending {
-  readonly ids: string[];
-  /** Groups of three: message id, payload JSON, attributes JSON ('' when none). */
+  readonly count: number;
+  /** Pairs: payload JSON, attributes JSON ('' when none). */
   readonly args: string[];
-  readonly resolve: (ids: string[]) => void;
+  /** Called with the request's stream entry ids, in order. */
+  readonly resolve: (streamIds: string[]) => void;
   readonly reject: (err: unknown) => void;
 }
 
@@ -68,9 +78,12 @@ export class Ingest {
 
   /**
    * As `write`, and with an idempotency key: the first request with the key
-   * (per topic, within 24 hours) writes the messages and keeps its answer;
-   * a repeat writes nothing and gets the first answer back. The check and
-   * the write are one script call, so two concurrent repeats write once.
+   * (per topic, within 24 hours) writes the messages and keeps its answer
+   * with the request's fingerprint (route, topic, attributes, payloads); a
+   * repeat writes nothing and gets the first answer back, and a different
+   * request under the same key is refused (422 `idempotency_key_reused`),
+   * never silently dropped. The check and the write are one script call, so
+   * two concurrent repeats write once.
    */
   async writeOnce(
     topic: string,
@@ -100,11 +113,13 @@ export class Ingest {
     payloads: readonly unknown[],
     attributes: Readonly<Record<string, string>> | undefined,
   ): Promise<string[]> {
-    const { ids, args } = scriptArgs(payloads, attributes);
+    const args = scriptArgs(payloads, attributes);
+    const count = payloads.length;
     return new Promise<string[]>((resolve, reject) => {
+      const done = (streamIds: string[]) => resolve(streamIds.map((sid) => messageId(topic, sid)));
       const list = this.waiting.get(topic);
-      if (list) list.push({ ids, args, resolve, reject });
-      else this.waiting.set(topic, [{ ids, args, resolve, reject }]);
+      if (list) list.push({ count, args, resolve: done, reject });
+      else this.waiting.set(topic, [{ count, args, resolve: done, reject }]);
       if (!this.scheduled) {
         this.scheduled = true;
         // After the I/O of this turn: every request read in it joins the write.
@@ -131,21 +146,21 @@ export class Ingest {
     let call: Pending[] = [];
     let count = 0;
     for (const p of list) {
-      if (call.length > 0 && count + p.ids.length > MAX_MESSAGES_PER_CALL) {
+      if (call.length > 0 && count + p.count > MAX_MESSAGES_PER_CALL) {
         calls.push(call);
         call = [];
         count = 0;
       }
       call.push(p);
-      count += p.ids.length;
+      count += p.count;
     }
     calls.push(call);
 
     const pipeline = this.redis.pipeline();
     for (const c of calls) {
-      const n = c.reduce((sum, p) => sum + p.ids.length, 0);
+      const n = c.length === 1 ? c[0]!.count : c.reduce((sum, p) => sum + p.count, 0);
       const args = c.length === 1 ? c[0]!.args : c.flatMap((p) => p.args);
-      pipeline.poIngest(3, tk.meta, tk.stream, tk.ids, n, ...args);
+      pipeline.poIngest(2, tk.meta, tk.stream, n, ...args);
     }
     pipeline.publish(this.keys.wakeChannel, topic);
     const waiting = this.config.redisMinReplicas > 0;
@@ -166,9 +181,13 @@ export class Ingest {
         const script = results[i];
         if (!script) throw new UnavailableError('the write was not executed');
         if (script[0]) throw script[0];
-        checkScriptResult(script[1]);
+        const streamIds = checkScriptResult(script[1]) as string[];
         if (replicasError) throw replicasError;
-        for (const p of c) p.resolve(p.ids);
+        let at = 0;
+        for (const p of c) {
+          p.resolve(c.length === 1 ? streamIds : streamIds.slice(at, at + p.count));
+          at += p.count;
+        }
       } catch (err) {
         for (const p of c) p.reject(err);
       }
@@ -184,12 +203,11 @@ export class Ingest {
     idempotencyKey: string,
   ): Promise<OnceResult> {
     const tk = this.keys.topic(topic);
-    const { ids, args } = scriptArgs(payloads, attributes);
-    const keys = [tk.meta, tk.stream, tk.ids, this.keys.idempotency(topic, idempotencyKey)];
-    args.push(JSON.stringify({ kind, ids }), String(IDEMPOTENCY_TTL_SECONDS));
+    const args = scriptArgs(payloads, attributes);
+    args.push(fingerprint(kind, topic, args), String(IDEMPOTENCY_TTL_SECONDS));
     const pipeline = this.redis
       .pipeline()
-      .poIngest(keys.length, ...keys, payloads.length, ...args)
+      .poIngest(3, tk.meta, tk.stream, this.keys.idempotency(topic, idempotencyKey), payloads.length, ...args)
       .publish(this.keys.wakeChannel, topic);
     const waiting = this.config.redisMinReplicas > 0;
     if (waiting) pipeline.wait(this.config.redisMinReplicas, this.config.redisWaitTimeoutMs);
@@ -200,8 +218,10 @@ export class Ingest {
     if (script[0]) throw script[0];
     const reply = checkScriptResult(script[1]);
     if (Array.isArray(reply) && reply[0] === '=') {
-      const first = JSON.parse(String(reply[1])) as { kind: IngestKind; ids: string[] };
-      return { kind: first.kind, ids: first.ids, replayed: true };
+      const ids = String(reply[1])
+        .split(',')
+        .map((sid) => messageId(topic, sid));
+      return { kind, ids, replayed: true };
     }
     if (waiting) {
       if (!wait) throw new UnavailableError('the write was not executed');
@@ -210,22 +230,24 @@ export class Ingest {
         throw new UnavailableError('not enough replicas acknowledged the write');
       }
     }
-    return { kind, ids, replayed: false };
+    return { kind, ids: (reply as string[]).map((sid) => messageId(topic, sid)), replayed: false };
   }
 }
 
-/** New message ids, and the script's arguments: groups of three (id, payload JSON, attributes JSON or ''). */
-function scriptArgs(
-  payloads: readonly unknown[],
-  attributes: Readonly<Record<string, string>> | undefined,
-): { ids: string[]; args: string[] } {
+/** What makes two requests the same: the route, the topic and every message's payload and attributes. */
+function fingerprint(kind: IngestKind, topic: string, args: readonly string[]): string {
+  const hash = createHash('sha256').update(`${kind}\n${topic}\n`);
+  for (const a of args) hash.update(`${a.length}:${a}`);
+  return hash.digest('base64url');
+}
+
+/** The script's arguments: pairs of payload JSON and attributes JSON ('' when none). */
+function scriptArgs(payloads: readonly unknown[], attributes: Readonly<Record<string, string>> | undefined): string[] {
   const attrs = attributes && Object.keys(attributes).length > 0 ? JSON.stringify(attributes) : '';
-  const ids: string[] = [];
-  const args: string[] = [];
-  for (const payload of payloads) {
-    const id = randomUUID();
-    ids.push(id);
-    args.push(id, JSON.stringify(payload), attrs);
+  const args: string[] = new Array<string>(payloads.length * 2);
+  for (let i = 0; i < payloads.length; i++) {
+    args[2 * i] = JSON.stringify(payloads[i]);
+    args[2 * i + 1] = attrs;
   }
-  return { ids, args };
+  return args;
 }

@@ -9,7 +9,7 @@
  * between the two leaves the message unindexed; the janitor re-indexes
  * every topic's earliest scheduled message as it visits the topic.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { checkScriptResult, type Keys, type ScriptClient } from '@postoffice/shared';
 
 /** How far in the past `schedule_at` may be (client clocks differ): such a message is due at once. */
@@ -48,7 +48,8 @@ export async function scheduleMessage(
   },
   now = Date.now(),
 ): Promise<string> {
-  const id = randomUUID();
+  // Given before the message enters its stream: `<topic>.<random>`, found through the topic's id index.
+  const id = `${input.topic}.s${randomBytes(12).toString('base64url')}`;
   const tk = keys.topic(input.topic);
   const data: ScheduledData = {
     p: JSON.stringify(input.payload),

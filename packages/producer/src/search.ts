@@ -13,6 +13,7 @@
  */
 import {
   execBySlot,
+  isStreamId,
   parseEntry,
   type DeliveryStateName,
   type Keys,
@@ -63,13 +64,12 @@ interface Cursor {
 }
 
 const BATCH = 200;
-const SID = /^\d+-\d+$/;
 
 export function validSearchCursor(text: string): boolean {
   const c = decodeCursor(text) as Partial<Cursor> | undefined;
   if (!c || typeof c !== 'object' || !Number.isSafeInteger(c.top) || (c.top as number) < 0) return false;
   if (!c.p || typeof c.p !== 'object' || Array.isArray(c.p)) return false;
-  return Object.values(c.p).every((v) => v === null || v === '' || (typeof v === 'string' && SID.test(v)));
+  return Object.values(c.p).every((v) => v === null || v === '' || (typeof v === 'string' && isStreamId(v)));
 }
 
 function compare(a: string, b: string): number {
@@ -108,7 +108,8 @@ export class Search {
     const scans: TopicScan[] = [];
     for (const topic of names) {
       const at = Object.hasOwn(cursor.p, topic) ? cursor.p[topic] : '';
-      if (at === null || at === undefined) continue;
+      // Nothing comes before 0-0: a cursor there is done with the topic.
+      if (at === null || at === undefined || /^0+-0+$/.test(at)) continue;
       scans.push({ topic, last: at, buffer: [], exhausted: false, states: new Map() });
     }
     const needStates = filters.state !== undefined || filters.publisher !== undefined;
@@ -202,7 +203,7 @@ export class Search {
     let i = 0;
     for (const s of scans) {
       const entries = replies[i++] as [string, string[]][];
-      s.buffer = entries.map(([sid, fields]) => parseEntry(sid, fields));
+      s.buffer = entries.map(([sid, fields]) => parseEntry(s.topic, sid, fields));
       if (entries.length < Math.max(1, count)) s.exhausted = true;
       if (needStates && !s.publishers) {
         const json = replies[i++] as string[];

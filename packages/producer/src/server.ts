@@ -42,7 +42,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     store: new Store(redis, keys),
     ingest: new Ingest(redis, keys, config, metrics),
     metrics,
-    pull: new PullQueue(redis, keys, config.retentionSeconds, Date.now, config.retryMaxAgeSeconds),
+    pull: new PullQueue(redis, keys, Date.now, config.retryMaxAgeSeconds),
   };
 
   const sendError = (err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {

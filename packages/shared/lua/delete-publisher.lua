@@ -1,11 +1,13 @@
 --[[
-  Deletes a publisher: its record, its consumer group and its retry and
-  dead-letter sets. The topic's messages stay for the other publishers.
+  Deletes a publisher: its record, its consumer group, its retry and
+  dead-letter sets, leases, attempt log and notes. The topic's messages
+  stay for the other publishers.
 
   KEYS[1] publisher id -> JSON (hash)      po:{t}:publishers
   KEYS[2] "type target" -> publisher id    po:{t}:targets
   KEYS[3] the topic's stream               po:{t}:stream
   KEYS[4] retries (zset), KEYS[5] attempts (hash), KEYS[6] dead letters (zset)
+  KEYS[7] leases (hash), KEYS[8] attempt log (zset), KEYS[9] notes (hash)
   ARGV[1] publisher id
 
   Returns: 1 deleted; -3 no such publisher.
@@ -22,5 +24,5 @@ end
 if redis.call('EXISTS', KEYS[3]) == 1 then
   pcall(redis.call, 'XGROUP', 'DESTROY', KEYS[3], ARGV[1])
 end
-redis.call('DEL', KEYS[4], KEYS[5], KEYS[6])
+redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
 return 1

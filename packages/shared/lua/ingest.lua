@@ -1,52 +1,48 @@
 --[[
-  Adds one or more messages to a topic's stream and indexes their ids.
+  Adds one or more messages to a topic's stream. Nothing else is written
+  per message: a message's id is its topic and stream entry id.
 
   KEYS[1] topic record (hash)           po:{t}:topic
   KEYS[2] the topic's stream            po:{t}:stream
-  KEYS[3] message id -> stream id       po:{t}:ids
-  KEYS[4] optional: the request's idempotency key   po:{t}:idem:<key>
+  KEYS[3] optional: the request's idempotency key   po:{t}:idem:<key>
   ARGV[1] number of messages, n
-  ARGV[2..1+3n] n groups of three: message id (UUID), payload JSON,
-          attributes JSON ('' when there are none)
-  ARGV[2+3n] with KEYS[4]: the answer to keep under the key (text)
-  ARGV[3+3n] with KEYS[4]: how long to keep it (seconds)
+  ARGV[2..1+2n] n pairs: payload JSON, attributes JSON ('' when there are none)
+  ARGV[2+2n] with KEYS[3]: the request's fingerprint (route, topic and body)
+  ARGV[3+2n] with KEYS[3]: how long to keep the key (seconds)
+
+  The key holds '<fingerprint> <stream id>,<stream id>,...'.
 
   Returns: -1 when the topic does not exist (nothing written);
-           { '=', kept answer } when KEYS[4] already holds an answer
-           (nothing written);
+           -9 when KEYS[3] was used by a different request (nothing written);
+           { '=', '<stream id>,...' } when KEYS[3] already holds this
+           request's answer (nothing written);
            otherwise the n stream entry ids, in order.
 ]]
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
 local n = tonumber(ARGV[1])
-if KEYS[4] then
-  local kept = redis.call('GET', KEYS[4])
+if KEYS[3] then
+  local kept = redis.call('GET', KEYS[3])
   if kept then
-    return { '=', kept }
+    local space = string.find(kept, ' ', 1, true)
+    if space and string.sub(kept, 1, space - 1) == ARGV[2 + 2 * n] then
+      return { '=', string.sub(kept, space + 1) }
+    end
+    return -9
   end
-  redis.call('SET', KEYS[4], ARGV[2 + 3 * n], 'EX', tonumber(ARGV[3 + 3 * n]))
 end
 local streamIds = {}
-local index = {}
 for i = 0, n - 1 do
-  local b = 2 + i * 3
-  local sid
-  if ARGV[b + 2] == '' then
-    sid = redis.call('XADD', KEYS[2], '*', 'id', ARGV[b], 'p', ARGV[b + 1])
+  local b = 2 + i * 2
+  if ARGV[b + 1] == '' then
+    streamIds[i + 1] = redis.call('XADD', KEYS[2], '*', 'p', ARGV[b])
   else
-    sid = redis.call('XADD', KEYS[2], '*', 'id', ARGV[b], 'p', ARGV[b + 1], 'a', ARGV[b + 2])
-  end
-  streamIds[i + 1] = sid
-  index[#index + 1] = ARGV[b]
-  index[#index + 1] = sid
-  if #index >= 1000 then
-    redis.call('HSET', KEYS[3], unpack(index))
-    index = {}
+    streamIds[i + 1] = redis.call('XADD', KEYS[2], '*', 'p', ARGV[b], 'a', ARGV[b + 1])
   end
 end
-if #index > 0 then
-  redis.call('HSET', KEYS[3], unpack(index))
+if KEYS[3] then
+  redis.call('SET', KEYS[3], ARGV[2 + 2 * n] .. ' ' .. table.concat(streamIds, ','), 'EX', tonumber(ARGV[3 + 2 * n]))
 end
 redis.call('HINCRBY', KEYS[1], 'received', n)
 return streamIds

@@ -15,7 +15,8 @@
   KEYS[2] retries (zset: stream id -> due or lease end, ms)
   KEYS[3] attempts (hash: stream id -> leases so far)
   KEYS[4] leases (hash: stream id -> current lease JSON)
-  KEYS[5] dead letters (zset: stream id -> received ms)
+  KEYS[5] dead letters (zset: stream id -> dead since ms)
+  KEYS[6] notes (hash: stream id -> JSON note)
   ARGV[1] consumer group (the publisher id)
   ARGV[2] consumer name the group records for leased entries
   ARGV[3] now (ms)
@@ -26,9 +27,11 @@
   ARGV[8] worker JSON
   ARGV[9] a random string; tokens are "<group>.<stream id>.<ARGV[9]><n>"
   ARGV[10] max age (ms): expired leases of messages received before now - max age die
+  ARGV[11] the note of such a dead letter (JSON)
 
   Returns: { { {stream id, {field, value, ...}, attempt, token, previous lease JSON or ''}, ... },
-             { {stream id, message id, the expired lease JSON}, ... } (the new dead letters) }
+             { {stream id, the expired lease JSON}, ... } (the new dead letters) }
+  A previous lease is one that ran out unanswered: the caller logs it as expired.
 ]]
 local group, consumer = ARGV[1], ARGV[2]
 local now, leaseMs = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -74,7 +77,6 @@ local function take(sid, fields)
   local token = group .. '.' .. sid .. '.' .. ARGV[9] .. (#picked + 1)
   local lease = {
     token = token,
-    message_id = field(fields, 'id') or '',
     worker = worker,
     leased_at = now,
     expires_at = now + leaseMs,
@@ -104,8 +106,9 @@ for _, sid in ipairs(due) do
     redis.call('ZREM', KEYS[2], sid)
     redis.call('HDEL', KEYS[3], sid)
     redis.call('HDEL', KEYS[4], sid)
-    redis.call('ZADD', KEYS[5], string.match(sid, '^(%d+)'), sid)
-    died[#died + 1] = { sid, field(entry[1][2], 'id') or '', previous }
+    redis.call('ZADD', KEYS[5], now, sid)
+    redis.call('HSET', KEYS[6], sid, ARGV[11])
+    died[#died + 1] = { sid, previous }
   elseif matches(entry[1][2]) then
     take(sid, entry[1][2])
   end

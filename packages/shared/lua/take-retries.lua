@@ -6,7 +6,7 @@
 
   KEYS[1] the topic's stream         po:{t}:stream
   KEYS[2] retries (zset: stream id -> due ms)
-  KEYS[3] attempts (hash: stream id -> attempts so far)
+  KEYS[3] attempts (hash: stream id -> retry state: '<count>|...' or a bare count)
   ARGV[1] now (ms)
   ARGV[2] lease end (ms)
   ARGV[3] most entries to take
@@ -14,7 +14,7 @@
           breaker's probe), '0' otherwise
 
   Returns: { earliest score left in the set after the lease, or '',
-             { {stream id, attempts so far, {field, value, ...}}, ... } }
+             { {stream id, retry state or '0', {field, value, ...}}, ... } }
 ]]
 local taken
 if ARGV[4] == '1' then

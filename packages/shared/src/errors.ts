@@ -82,6 +82,12 @@ export const SCRIPT_CODES = {
       'has publishers: delete them first (deleting a topic deletes its messages)',
     ),
   '-8': () => new NotFoundError('topic_not_found', 'name', 'topic not found'),
+  '-9': () =>
+    new ValidationError(
+      { 'Idempotency-Key': ['was used by a different request (another route, topic or body) in the last 24 hours'] },
+      422,
+      'idempotency_key_reused',
+    ),
 } as const satisfies Record<string, () => AppError>;
 
 export type ScriptCode = keyof typeof SCRIPT_CODES;

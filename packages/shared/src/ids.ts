@@ -1,4 +1,4 @@
-/** Helpers for stream entry ids (`<ms>-<seq>`). */
+/** Helpers for stream entry ids (`<ms>-<seq>`) and message ids. */
 
 /** The receipt time of a stream entry: the millisecond part of its id. */
 export function streamIdTime(streamId: string): number {
@@ -28,3 +28,67 @@ export function pubsubTopicName(target: string, projectId: string): string {
 
 /** A pull publisher's target: the name of its subscription (letters, digits, `.`, `_`, `-`, at most 200). */
 export const PULL_NAME = TOPIC_NAME;
+
+const UINT64_MAX = 18446744073709551615n;
+const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
+
+/** Whether `text` is a complete stream entry id whose two parts Redis accepts (0 to 2^64 - 1). */
+export function isStreamId(text: string): boolean {
+  const m = STREAM_ID.exec(text);
+  if (!m) return false;
+  if ((m[1] as string).length < 20 && (m[2] as string).length < 20) return true;
+  return BigInt(m[1] as string) <= UINT64_MAX && BigInt(m[2] as string) <= UINT64_MAX;
+}
+
+/**
+ * A message's id: `<topic>.<stream entry id>`. It locates the message (its
+ * topic, hence its hash slot, and its entry) without any index, so ingest
+ * writes nothing but the entry. Clients treat it as opaque text.
+ */
+export function messageId(topic: string, streamId: string): string {
+  return `${topic}.${streamId}`;
+}
+
+/**
+ * What a message id names:
+ *  - `{topic, streamId}` for `<topic>.<stream id>`, the id of every message received directly;
+ *  - `{topic, alias}` for `<topic>.<other>`, an id given before the message entered its stream
+ *    (a scheduled message, a pull replacement), found through the topic's id index;
+ *  - `{alias}` for an id without a topic (a UUID given before ids named their topic);
+ *  - undefined for text that cannot be an id.
+ */
+export type MessageRef =
+  | { readonly topic: string; readonly streamId: string; readonly alias?: undefined }
+  | { readonly topic: string; readonly alias: string; readonly streamId?: undefined }
+  | { readonly topic?: undefined; readonly alias: string; readonly streamId?: undefined };
+
+const LEGACY_ID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+export function parseMessageId(id: string): MessageRef | undefined {
+  if (id.length > 512) return undefined;
+  const dot = id.lastIndexOf('.');
+  if (dot > 0) {
+    const topic = id.slice(0, dot);
+    const rest = id.slice(dot + 1);
+    if (TOPIC_NAME.test(topic) && rest !== '') {
+      if (isStreamId(rest)) return { topic, streamId: rest };
+      if (/^[A-Za-z0-9_-]{1,64}$/.test(rest)) return { topic, alias: id };
+    }
+  }
+  if (LEGACY_ID.test(id)) return { alias: id };
+  return undefined;
+}
+
+/** Orders two stream ids: negative, zero or positive. */
+export function compareStreamIds(a: string, b: string): number {
+  const da = a.indexOf('-');
+  const db = b.indexOf('-');
+  const ma = a.slice(0, da);
+  const mb = b.slice(0, db);
+  if (ma.length !== mb.length) return ma.length - mb.length;
+  if (ma !== mb) return ma < mb ? -1 : 1;
+  const sa = a.slice(da + 1);
+  const sb = b.slice(db + 1);
+  if (sa.length !== sb.length) return sa.length - sb.length;
+  return sa === sb ? 0 : sa < sb ? -1 : 1;
+}

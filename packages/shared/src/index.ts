@@ -8,6 +8,8 @@ export * from './types.js';
 export * from './ids.js';
 export * from './store.js';
 export * from './message.js';
+export * from './attempt-record.js';
+export * from './message-lookup.js';
 export * from './within.js';
 export * from './pull-queue.js';
 export * from './private-address.js';

@@ -12,7 +12,11 @@ export interface TopicKeys {
   readonly meta: string;
   /** stream: the topic's messages; one consumer group per publisher. */
   readonly stream: string;
-  /** hash: message id (UUID) -> stream entry id. */
+  /**
+   * hash: message id -> stream entry id, only for messages whose id was given
+   * before they entered the stream (scheduled messages, pull replacements)
+   * and for messages written before ids named their entry (UUIDs).
+   */
   readonly ids: string;
   /** hash: publisher id -> publisher JSON. */
   readonly publishers: string;
@@ -29,10 +33,18 @@ export interface TopicKeys {
 export interface PublisherKeys {
   /** sorted set: stream entry id -> due time (ms) of its next attempt. */
   readonly retries: string;
-  /** hash: stream entry id -> number of attempts made so far. */
+  /** hash: stream entry id -> attempts made so far and the last one (`attempt-record.ts`), while it waits for a retry. */
   readonly attempts: string;
   /** sorted set: stream entry id -> time (ms) it became a dead letter. */
   readonly dead: string;
+  /**
+   * sorted set: the attempt log. One member per settle batch (or part of
+   * one), holding every attempt of the batch compactly, scored by the
+   * receipt time of its oldest message (`attempt-record.ts`).
+   */
+  readonly log: string;
+  /** hash: stream entry id -> JSON note of an exception (dead reason, operator action, deletion, replacement). */
+  readonly notes: string;
   /** hash: stream entry id -> its current lease JSON (pull publishers: token, worker, expiry). */
   readonly leases: string;
   /** hash: the cluster-wide rate limit's token bucket (tokens, last refill ms). */
@@ -62,6 +74,8 @@ export class Keys {
       retries: `${base}:retries`,
       attempts: `${base}:attempts`,
       dead: `${base}:dead`,
+      log: `${base}:log`,
+      notes: `${base}:notes`,
       leases: `${base}:leases`,
       bucket: `${base}:bucket`,
     };
@@ -72,7 +86,11 @@ export class Keys {
     return `${this.prefix}{${topic}}:p:${publisherId}:lease:${slot}`;
   }
 
-  /** hash: publisher id -> delivery state JSON, for one message; expires after the retention period. */
+  /**
+   * hash: publisher id -> delivery state JSON, for one message; expires after
+   * the retention period. Written only by versions before the attempt log;
+   * read until the last of them expires.
+   */
   history(topic: string, messageId: string): string {
     return `${this.prefix}{${topic}}:h:${messageId}`;
   }

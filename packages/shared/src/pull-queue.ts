@@ -24,13 +24,14 @@
  * each round), as often as it likes: the replacements appear once, and
  * never without the lease being completed.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { encodeRecords, recordTag, type LoggedAttempt, type LoggedOutcome } from './attempt-record.js';
 import { checkScriptResult, NotFoundError, ValidationError } from './errors.js';
+import { isStreamId } from './ids.js';
 import type { Keys } from './keys.js';
 import { parseEntry } from './message.js';
 import type { ScriptClient } from './scripts.js';
 import type { LeaseWorker, Publisher, StoredMessage } from './types.js';
-import { MAX_ATTEMPTS_KEPT } from './types.js';
 
 /** The consumer name the group records for messages handed to workers (never a node id). */
 export const PULL_CONSUMER = 'postoffice-pull';
@@ -70,13 +71,32 @@ interface OutboxMessage {
 /** A lease token: `<publisher id>.<stream id>.<random>`. */
 const TOKEN = /^([1-9]\d{0,17})\.(\d{1,20}-\d{1,20})\.([A-Za-z0-9_-]{1,64})$/;
 
-type LeaseReply = [[string, string[], number, string, string][], [string, string, string][]];
+type LeaseReply = [[string, string[], number, string, string][], [string, string][]];
+
+/** A lease as kept in the publisher's leases hash. */
+export interface StoredLease {
+  readonly token: string;
+  readonly worker: LeaseWorker;
+  readonly leased_at: number;
+  readonly expires_at: number;
+  readonly attempt: number;
+}
+
+function parseLease(json: string | null | undefined): StoredLease | undefined {
+  if (!json) return undefined;
+  try {
+    const lease = JSON.parse(json) as StoredLease;
+    return lease && typeof lease === 'object' && typeof lease.token === 'string' ? lease : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 
 export class PullQueue {
   constructor(
     private readonly redis: ScriptClient,
     private readonly keys: Keys,
-    private readonly historyTtlSeconds: number,
     private readonly now: () => number = Date.now,
     /** A lease that runs out on a message older than this makes it a dead letter (RETRY_MAX_AGE_SECONDS). */
     private readonly maxAgeSeconds = Infinity,
@@ -90,14 +110,16 @@ export class PullQueue {
     const now = this.now();
     const leaseMs = Math.round(request.leaseSeconds * 1000);
     const filter = request.filter && Object.keys(request.filter).length > 0 ? JSON.stringify(request.filter) : '';
+    const reason = `the lease ran out unanswered after the max age (${this.maxAgeSeconds} s)`;
     const call = () =>
       this.redis.poPullLease(
-        5,
+        6,
         tk.stream,
         pk.retries,
         pk.attempts,
         pk.leases,
         pk.dead,
+        pk.notes,
         publisher.id,
         PULL_CONSUMER,
         now,
@@ -108,6 +130,7 @@ export class PullQueue {
         JSON.stringify(request.worker),
         randomBytes(9).toString('base64url'),
         Number.isFinite(this.maxAgeSeconds) ? this.maxAgeSeconds * 1000 : now,
+        JSON.stringify({ dead_reason: reason }),
       );
     let reply: LeaseReply;
     try {
@@ -123,44 +146,38 @@ export class PullQueue {
       reply = (await call()) as LeaseReply;
     }
     const [taken, died] = reply;
-    const leased = taken.map(([sid, fields, attempt, token, previous]) => ({
+    // Leases that ran out unanswered go to the attempt log as expired (informational, written right after).
+    const expired: LoggedAttempt[] = [];
+    for (const [sid, , , , previous] of taken) {
+      const lease = parseLease(previous);
+      if (lease) expired.push(leaseEnd(sid, lease, 'expired', lease.expires_at));
+    }
+    for (const [sid, previous] of died) {
+      const lease = parseLease(previous);
+      if (lease) expired.push(leaseEnd(sid, lease, 'expired', lease.expires_at));
+    }
+    await this.log(publisher, expired, now);
+    return taken.map(([sid, fields, attempt, token]) => ({
       token,
-      message: parseEntry(sid, fields),
+      message: parseEntry(publisher.topic, sid, fields),
       attempt: Number(attempt),
       expiresAt: now + leaseMs,
-      previous,
     }));
-    if (leased.length + died.length > 0) {
-      // The histories: informational, written right after the leases were taken.
-      const keys = [
-        ...leased.map((l) => this.keys.history(publisher.topic, l.message.id)),
-        ...died.map(([, messageId]) => this.keys.history(publisher.topic, messageId)),
-      ];
-      const args: (string | number)[] = [publisher.id, this.historyTtlSeconds, MAX_ATTEMPTS_KEPT, keys.length];
-      for (const l of leased) {
-        const attempt = {
-          token: l.token,
-          worker: request.worker,
-          at: now,
-          lease_expires_at: l.expiresAt,
-          outcome: 'leased',
-        };
-        const previousToken = l.previous ? (JSON.parse(l.previous) as { token?: string }).token : undefined;
-        args.push('l', JSON.stringify(attempt), l.attempt, previousToken ?? '');
-      }
-      for (const [, , previous] of died) {
-        const reason = `the lease ran out unanswered after the max age (${this.maxAgeSeconds} s)`;
-        args.push('x', reason, '', (JSON.parse(previous) as { token?: string }).token ?? '');
-      }
-      await this.redis.poPullRecord(keys.length, ...keys, ...args);
-    }
-    return leased.map(({ previous: _previous, ...l }) => l);
+  }
+
+  private async log(publisher: Publisher, attempts: LoggedAttempt[], now: number): Promise<void> {
+    if (attempts.length === 0) return;
+    const records = encodeRecords(attempts, now, recordTag);
+    await this.redis.zadd(
+      this.keys.publisher(publisher.topic, publisher.id).log,
+      ...records.flatMap((r) => [r.score, r.member]),
+    );
   }
 
   /** Acknowledges the message: done for this publisher. */
   async complete(token: string): Promise<LeaseTarget> {
     const t = await this.resolve(token);
-    await this.settle(t, 'complete', '', '', '');
+    await this.settle(t, { action: 'complete', outcome: 'completed' });
     return t;
   }
 
@@ -168,14 +185,19 @@ export class PullQueue {
   async retry(token: string, inSeconds: number, reason: string): Promise<LeaseTarget & { dueAt: number }> {
     const t = await this.resolve(token);
     const dueAt = this.now() + Math.round(inSeconds * 1000);
-    await this.settle(t, 'retry', dueAt, reason, new Date(dueAt).toISOString());
+    await this.settle(t, { action: 'retry', outcome: 'worker_retry', arg: dueAt, ...(reason ? { error: reason } : {}) });
     return { ...t, dueAt };
   }
 
   /** Fails the message for good: a dead letter. */
   async fail(token: string, reason: string): Promise<LeaseTarget> {
     const t = await this.resolve(token);
-    await this.settle(t, 'fail', t.message.receivedAt, reason, '');
+    await this.settle(t, {
+      action: 'fail',
+      outcome: 'failed',
+      error: reason,
+      note: { dead_reason: reason, attempt_count: t.lease?.attempt ?? 1 },
+    });
     return t;
   }
 
@@ -183,7 +205,7 @@ export class PullQueue {
   async extend(token: string, leaseSeconds: number): Promise<LeaseTarget & { expiresAt: number }> {
     const t = await this.resolve(token);
     const expiresAt = this.now() + Math.round(leaseSeconds * 1000);
-    await this.settle(t, 'extend', expiresAt, '', '');
+    await this.settle(t, { action: 'extend', arg: expiresAt });
     return { ...t, expiresAt };
   }
 
@@ -207,13 +229,19 @@ export class PullQueue {
     });
     if (Object.keys(errors).length > 0) throw new ValidationError(errors, 400, 'topic_not_found');
     const messages: OutboxMessage[] = replacements.map((r) => ({
-      id: randomUUID(),
+      id: `${r.topic}.r${randomBytes(12).toString('base64url')}`,
       topic: r.topic,
       p: JSON.stringify(r.payload),
       a: r.attributes && Object.keys(r.attributes).length > 0 ? JSON.stringify(r.attributes) : '',
     }));
     const ids = messages.map((m) => m.id);
-    await this.settle(t, 'replace', randomUUID(), JSON.stringify(messages), JSON.stringify(ids));
+    await this.settle(t, {
+      action: 'replace',
+      outcome: 'replaced',
+      arg: randomBytes(12).toString('base64url'),
+      outbox: JSON.stringify(messages),
+      note: { replaced_by: ids },
+    });
     // Committed: from here on the replacements will appear. A failed move is left for the next mover.
     const moved = await this.moveOutbox(t.publisher.topic).then(
       () => true,
@@ -260,7 +288,7 @@ export class PullQueue {
   async resolve(token: string): Promise<LeaseTarget> {
     const notFound = () => new NotFoundError('lease_not_found', 'token', 'lease not found');
     const m = TOKEN.exec(token);
-    if (!m) throw notFound();
+    if (!m || !isStreamId(m[2] as string)) throw notFound();
     const [, publisherId, streamId] = m as unknown as [string, string, string];
     const topic = await this.redis.hget(this.keys.publisherIndex, publisherId);
     if (topic === null) throw notFound();
@@ -269,6 +297,7 @@ export class PullQueue {
         .pipeline()
         .hget(this.keys.topic(topic).publishers, publisherId)
         .xrange(this.keys.topic(topic).stream, streamId, streamId)
+        .hget(this.keys.publisher(topic, publisherId).leases, streamId)
         .exec()) ?? [];
     for (const [err] of rows) if (err) throw err;
     const json = rows[0]?.[1] as string | null | undefined;
@@ -277,42 +306,76 @@ export class PullQueue {
     if (!json || !entry) throw notFound();
     const publisher = JSON.parse(json) as Publisher;
     if (publisher.type !== 'pull') throw notFound();
-    return { token, publisher, streamId, message: parseEntry(entry[0], entry[1]) };
+    const lease = parseLease(rows[2]?.[1] as string | null | undefined);
+    return {
+      token,
+      publisher,
+      streamId,
+      message: parseEntry(topic, entry[0], entry[1]),
+      ...(lease?.token === token ? { lease } : {}),
+    };
   }
 
   private async settle(
     t: LeaseTarget,
-    action: 'complete' | 'retry' | 'fail' | 'extend' | 'replace',
-    arg: string | number,
-    text: string,
-    extra: string,
+    change: {
+      readonly action: 'complete' | 'retry' | 'fail' | 'extend' | 'replace';
+      readonly outcome?: LoggedOutcome;
+      readonly arg?: string | number;
+      readonly error?: string;
+      readonly outbox?: string;
+      readonly note?: Record<string, unknown>;
+    },
   ): Promise<number> {
     const { publisher } = t;
     const tk = this.keys.topic(publisher.topic);
     const pk = this.keys.publisher(publisher.topic, publisher.id);
+    const now = this.now();
+    const lease = t.lease;
+    const record =
+      change.outcome && lease
+        ? encodeRecords(
+            [{ ...leaseEnd(t.streamId, lease, change.outcome, now), ...(change.error ? { error: change.error } : {}) }],
+            now,
+            recordTag,
+          )[0]
+        : undefined;
     return checkScriptResult(
       (await this.redis.poPullSettle(
-        7,
+        8,
         tk.stream,
         pk.retries,
         pk.attempts,
         pk.dead,
         pk.leases,
-        this.keys.history(publisher.topic, t.message.id),
+        pk.log,
+        pk.notes,
         tk.outbox,
         publisher.id,
         t.streamId,
         t.token,
-        this.now(),
-        action,
-        arg,
-        text,
-        extra,
-        this.historyTtlSeconds,
-        MAX_ATTEMPTS_KEPT,
+        now,
+        change.action,
+        change.arg ?? '',
+        change.outbox ?? '',
+        change.note ? JSON.stringify(change.note) : '',
+        record ? record.score : '',
+        record ? record.member : '',
       )) as number,
     );
   }
+}
+
+/** A lease's end as an attempt of the log. */
+function leaseEnd(streamId: string, lease: StoredLease, outcome: LoggedOutcome, endedAt: number): LoggedAttempt {
+  return {
+    streamId,
+    startedAt: lease.leased_at,
+    durationMs: Math.max(0, endedAt - lease.leased_at),
+    outcome,
+    worker: lease.worker,
+    leaseExpiresAt: lease.expires_at,
+  };
 }
 
 /** What a lease token names. */
@@ -321,4 +384,6 @@ export interface LeaseTarget {
   readonly publisher: Publisher;
   readonly streamId: string;
   readonly message: StoredMessage;
+  /** The lease as stored, when the token is still its message's current lease. */
+  readonly lease?: StoredLease;
 }

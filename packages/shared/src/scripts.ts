@@ -18,6 +18,7 @@ export const SCRIPT_NAMES = {
   poDeletePublisher: 'delete-publisher',
   poTakeRetries: 'take-retries',
   poSettle: 'settle',
+  poAttempts: 'attempts',
   poReclaim: 'reclaim',
   poTrim: 'trim',
   poRenewLock: 'renew-lock',
@@ -25,9 +26,7 @@ export const SCRIPT_NAMES = {
   poSchedule: 'schedule',
   poReleaseScheduled: 'release-scheduled',
   poFailing: 'failing',
-  poNoteHistory: 'note-history',
   poPullLease: 'pull-lease',
-  poPullRecord: 'pull-record',
   poPullSettle: 'pull-settle',
   poOutboxMove: 'outbox-move',
   poTakeLease: 'take-lease',
@@ -52,6 +51,7 @@ declare module 'ioredis' {
     poDeletePublisher: ScriptFn<Context>;
     poTakeRetries: ScriptFn<Context>;
     poSettle: ScriptFn<Context>;
+    poAttempts: ScriptFn<Context>;
     poReclaim: ScriptFn<Context>;
     poTrim: ScriptFn<Context>;
     poRenewLock: ScriptFn<Context>;
@@ -59,9 +59,7 @@ declare module 'ioredis' {
     poSchedule: ScriptFn<Context>;
     poReleaseScheduled: ScriptFn<Context>;
     poFailing: ScriptFn<Context>;
-    poNoteHistory: ScriptFn<Context>;
     poPullLease: ScriptFn<Context>;
-    poPullRecord: ScriptFn<Context>;
     poPullSettle: ScriptFn<Context>;
     poOutboxMove: ScriptFn<Context>;
     poTakeLease: ScriptFn<Context>;

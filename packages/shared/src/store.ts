@@ -201,10 +201,20 @@ export class Store {
     const tk = this.keys.topic(topic);
     const pk = this.keys.publisher(topic, id);
     checkScriptResult(
-      await this.redis.poDeletePublisher(6, tk.publishers, tk.targets, tk.stream, pk.retries, pk.attempts, pk.dead, id),
+      await this.redis.poDeletePublisher(
+        9,
+        tk.publishers,
+        tk.targets,
+        tk.stream,
+        pk.retries,
+        pk.attempts,
+        pk.dead,
+        pk.leases,
+        pk.log,
+        pk.notes,
+        id,
+      ),
     );
-    // A pull publisher's leases (none for other types).
-    await this.redis.del(pk.leases);
     await this.redis.hdel(this.keys.publisherIndex, id);
     await this.redis.zrem(this.keys.retryDue, id);
     await this.emit({ type: 'publisher', topic, id, deleted: true });

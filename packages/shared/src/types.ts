@@ -74,8 +74,10 @@ export function slotCount(p: Pick<Publisher, 'parallelism' | 'ordered'>): number
 export interface StoredMessage {
   /** Stream entry id (`<ms>-<seq>`). */
   readonly streamId: string;
-  /** Public message id (UUID). */
+  /** Public message id (see `messageId`). */
   readonly id: string;
+  /** The entry carries its id (a scheduled or replacement message, or one written before ids named their entry). */
+  readonly storedId?: boolean;
   /** The payload as JSON text, exactly as received. */
   readonly payload: string;
   readonly attributes: Readonly<Record<string, string>>;

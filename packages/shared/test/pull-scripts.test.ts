@@ -1,17 +1,23 @@
 /**
- * The pull publishers' Lua scripts (pull-lease, pull-settle, pull-record,
- * outbox-move) run directly on a private redis-server: the data each one
- * writes and every code it answers with.
+ * The pull publishers' Lua scripts (pull-lease, pull-settle, outbox-move)
+ * run directly on a private redis-server: the data each one writes and
+ * every code it answers with; and what PullQueue writes around them.
  */
 import { expect } from 'chai';
 import {
   AppError,
+  decodeItem,
+  encodeRecords,
   Keys,
   PULL_CONSUMER,
   PullQueue,
+  RECORD_SPAN_MS,
   checkScriptResult,
   closeRedis,
   createRedis,
+  recordTag,
+  type LoggedAttempt,
+  type Publisher,
   type PublisherKeys,
   type ScriptClient,
   type TopicKeys,
@@ -19,7 +25,7 @@ import {
 import { startRedis, type RedisServer } from './support/redis-server.js';
 
 type Leased = [string, string[], number, string, string][];
-type LeaseReply = [Leased, [string, string, string][]];
+type LeaseReply = [Leased, [string, string][]];
 
 describe('pull Lua scripts', () => {
   let server: RedisServer;
@@ -30,6 +36,8 @@ describe('pull Lua scripts', () => {
   let prefixes = 0;
   const group = '1';
   const NOW = 1_700_000_000_000;
+  const WORKER = { host: 'h' };
+  const DEAD_NOTE = JSON.stringify({ dead_reason: 'the lease ran out unanswered after the max age (120 s)' });
 
   before(async () => {
     server = await startRedis();
@@ -48,15 +56,13 @@ describe('pull Lua scripts', () => {
     await redis.xgroup('CREATE', tk.stream, group, '0', 'MKSTREAM');
   });
 
-  async function add(id: string, attributes?: Record<string, string>): Promise<string> {
+  async function add(payload: string, attributes?: Record<string, string>): Promise<string> {
     const sids = (await redis.poIngest(
-      3,
+      2,
       tk.meta,
       tk.stream,
-      tk.ids,
       1,
-      id,
-      JSON.stringify(id),
+      JSON.stringify(payload),
       attributes ? JSON.stringify(attributes) : '',
     )) as string[];
     return sids[0]!;
@@ -68,12 +74,13 @@ describe('pull Lua scripts', () => {
 
   function leaseWithDead(now: number, max: number, filter: string, leaseMs: number, maxAgeMs: number) {
     return redis.poPullLease(
-      5,
+      6,
       tk.stream,
       pk.retries,
       pk.attempts,
       pk.leases,
       pk.dead,
+      pk.notes,
       group,
       PULL_CONSUMER,
       now,
@@ -81,33 +88,65 @@ describe('pull Lua scripts', () => {
       max,
       filter ? 1000 : max,
       filter,
-      '{"host":"h"}',
+      JSON.stringify(WORKER),
       'r',
       maxAgeMs,
+      DEAD_NOTE,
     ) as Promise<LeaseReply>;
   }
 
-  function settle(sid: string, token: string, now: number, action: string, arg: string | number = '', text = '') {
+  interface SettleOptions {
+    arg?: string | number;
+    outbox?: string;
+    note?: string;
+    attempt?: LoggedAttempt;
+  }
+
+  function settle(sid: string, token: string, now: number, action: string, o: SettleOptions = {}) {
+    const record = o.attempt ? encodeRecords([o.attempt], now, recordTag)[0] : undefined;
     return redis.poPullSettle(
-      7,
+      8,
       tk.stream,
       pk.retries,
       pk.attempts,
       pk.dead,
       pk.leases,
-      keys.history('jobs', 'm1'),
+      pk.log,
+      pk.notes,
       tk.outbox,
       group,
       sid,
       token,
       now,
       action,
-      arg,
-      text,
-      action === 'replace' ? '["n1"]' : action === 'retry' ? 'ISO' : '',
-      60,
-      50,
+      o.arg ?? '',
+      o.outbox ?? '',
+      o.note ?? '',
+      record ? record.score : '',
+      record ? record.member : '',
     );
+  }
+
+  /** The end of the lease taken at NOW for 1 s, as PullQueue logs it. */
+  function ended(sid: string, outcome: LoggedAttempt['outcome'], at: number, error?: string): LoggedAttempt {
+    return {
+      streamId: sid,
+      startedAt: NOW,
+      durationMs: at - NOW,
+      outcome,
+      worker: WORKER,
+      leaseExpiresAt: NOW + 1000,
+      ...(error === undefined ? {} : { error }),
+    };
+  }
+
+  /** The message's attempts in the publisher's log, through attempts.lua. */
+  async function logged(sid: string): Promise<LoggedAttempt[]> {
+    const [ms, seq] = sid.split('-') as [string, string];
+    const [flat] = (await redis.poAttempts(1, pk.log, ms, seq, RECORD_SPAN_MS)) as string[][];
+    const out: LoggedAttempt[] = [];
+    for (let k = 0; k + 2 < flat!.length; k += 3) out.push(decodeItem(Number(flat![k]), flat![k + 1]!, flat![k + 2]!)!);
+    return out;
   }
 
   describe('pull-lease', () => {
@@ -116,19 +155,19 @@ describe('pull Lua scripts', () => {
       await add('m2');
       const [first, ...rest] = await lease(NOW, 1);
       expect(rest).to.have.length(0);
-      expect(first![0]).to.equal(sid);
-      expect(first![2]).to.equal(1);
-      expect(first![3]).to.equal(`${group}.${sid}.r1`);
-      expect(first![4]).to.equal('');
+      expect(first).to.deep.equal([sid, ['p', '"m1"'], 1, `${group}.${sid}.r1`, '']);
       expect(await redis.zscore(pk.retries, sid)).to.equal(String(NOW + 1000));
       expect(await redis.hget(pk.attempts, sid)).to.equal('1');
-      expect(JSON.parse((await redis.hget(pk.leases, sid))!)).to.deep.include({
+      expect(JSON.parse((await redis.hget(pk.leases, sid))!)).to.deep.equal({
         token: `${group}.${sid}.r1`,
-        message_id: 'm1',
+        worker: WORKER,
+        leased_at: NOW,
         expires_at: NOW + 1000,
+        attempt: 1,
       });
       const pending = (await redis.xpending(tk.stream, group, '-', '+', 10)) as [string, string][];
       expect(pending.map((p) => [p[0], p[1]])).to.deep.equal([[sid, PULL_CONSUMER]]);
+      expect(await redis.exists(pk.log, pk.notes, pk.dead)).to.equal(0);
     });
 
     it('gives an expired lease out again with the previous lease, and drops entries that are gone', async () => {
@@ -137,32 +176,35 @@ describe('pull Lua scripts', () => {
       expect(await lease(NOW + 999, 1)).to.have.length(0);
       const [again] = await lease(NOW + 1000, 1);
       expect(again![2]).to.equal(2);
-      expect(JSON.parse(again![4]).token).to.equal(`${group}.${sid}.r1`);
+      expect(again![3]).to.equal(`${group}.${sid}.r1`);
+      expect(JSON.parse(again![4])).to.deep.include({ token: `${group}.${sid}.r1`, attempt: 1, expires_at: NOW + 1000 });
+      expect(JSON.parse((await redis.hget(pk.leases, sid))!)).to.deep.include({ attempt: 2, leased_at: NOW + 1000 });
       await redis.xdel(tk.stream, sid);
       expect(await lease(NOW + 5000, 1)).to.have.length(0);
-      expect(await redis.zcard(pk.retries)).to.equal(0);
-      expect(await redis.hlen(pk.leases)).to.equal(0);
+      expect(await redis.exists(pk.retries, pk.attempts, pk.leases)).to.equal(0);
     });
 
-    it('makes a dead letter of an expired lease on a message past the max age, and gives a retry its last go', async () => {
+    it('makes a dead letter with a note of an expired lease on a message past the max age, and gives a retry its last go', async () => {
       const sid = await add('m1');
       const received = Number(sid.split('-')[0]);
       const late = received + 60_000;
       await lease(late, 1, '', 1000, 120_000);
-      // the lease ran out, and the message is now older than the max age: dead, not given out
+      const previous = await redis.hget(pk.leases, sid);
+      // The lease ran out, and the message is now older than the max age: dead, not given out.
       const [taken, died] = await leaseWithDead(late + 61_000, 1, '', 1000, 120_000);
       expect(taken).to.have.length(0);
-      expect(died.map((d) => [d[0], d[1]])).to.deep.equal([[sid, 'm1']]);
-      expect(JSON.parse(died[0]![2]).token).to.equal(`${group}.${sid}.r1`);
-      expect(await redis.zscore(pk.dead, sid)).to.equal(String(received));
+      expect(died).to.deep.equal([[sid, previous]]);
+      expect(await redis.zscore(pk.dead, sid)).to.equal(String(late + 61_000));
+      expect(await redis.hget(pk.notes, sid)).to.equal(DEAD_NOTE);
       expect((await redis.xpending(tk.stream, group))[0]).to.equal(0);
-      expect(await redis.hlen(pk.leases)).to.equal(0);
-      // a retry (no lease left) past the max age gets its last go
+      expect(await redis.exists(pk.leases, pk.attempts, pk.retries)).to.equal(0);
+      // A retry (no lease left) past the max age gets its last go.
       const sid2 = await add('m2');
       await redis.zadd(pk.retries, 0, sid2);
       await redis.xreadgroup('GROUP', group, PULL_CONSUMER, 'STREAMS', tk.stream, '>');
-      const [again] = await leaseWithDead(Number(sid2.split('-')[0]) + 200_000, 1, '', 1000, 120_000);
+      const [again, none] = await leaseWithDead(Number(sid2.split('-')[0]) + 200_000, 1, '', 1000, 120_000);
       expect(again.map((l) => l[0])).to.deep.equal([sid2]);
+      expect(none).to.deep.equal([]);
     });
 
     it('with a filter, leases matching messages and leaves the others available now', async () => {
@@ -173,7 +215,7 @@ describe('pull Lua scripts', () => {
       expect(got.map((g) => g[0])).to.deep.equal([b]);
       expect(await redis.zrange(pk.retries, 0, -1, 'WITHSCORES')).to.have.length(6);
       expect(await redis.zscore(pk.retries, b)).to.equal(String(NOW + 1000));
-      expect((await lease(NOW, 5)).map((g) => g[1][1])).to.deep.equal(['a', 'c']);
+      expect((await lease(NOW, 5)).map((g) => g[1][1])).to.deep.equal(['"a"', '"c"']);
     });
   });
 
@@ -186,107 +228,99 @@ describe('pull Lua scripts', () => {
 
     it('answers -6 for no lease, another token and an expired lease, writing nothing', async () => {
       const [sid, token] = await leased();
-      expect(await settle('1-1', token, NOW, 'complete')).to.equal(-6);
-      expect(await settle(sid, `${token}x`, NOW, 'complete')).to.equal(-6);
-      expect(await settle(sid, token, NOW + 1000, 'complete')).to.equal(-6);
+      const o = { attempt: ended(sid, 'completed', NOW), note: '{"x":1}' };
+      expect(await settle('1-1', token, NOW, 'complete', o)).to.equal(-6);
+      expect(await settle(sid, `${token}x`, NOW, 'complete', o)).to.equal(-6);
+      expect(await settle(sid, token, NOW + 1000, 'complete', o)).to.equal(-6);
       expect(() => checkScriptResult(-6))
         .to.throw(AppError)
         .with.property('code', 'lease_stale');
       expect(await redis.zscore(pk.retries, sid)).to.equal(String(NOW + 1000));
-      expect(await redis.exists(keys.history('jobs', 'm1'))).to.equal(0);
+      expect((await redis.xpending(tk.stream, group))[0]).to.equal(1);
+      expect(await redis.exists(pk.log, pk.notes, pk.dead)).to.equal(0);
     });
 
-    it('complete acknowledges and forgets the lease', async () => {
+    it('complete acknowledges, forgets the lease and logs its end', async () => {
       const [sid, token] = await leased();
-      expect(await settle(sid, token, NOW + 10, 'complete')).to.equal(1);
+      const attempt = ended(sid, 'completed', NOW + 10);
+      expect(await settle(sid, token, NOW + 10, 'complete', { attempt })).to.equal(1);
       expect(await redis.xpending(tk.stream, group)).to.deep.equal([0, null, null, null]);
-      expect(await redis.zcard(pk.retries)).to.equal(0);
-      expect(await redis.hlen(pk.leases)).to.equal(0);
-      expect(await redis.hlen(pk.attempts)).to.equal(0);
-      const rec = JSON.parse((await redis.hget(keys.history('jobs', 'm1'), group))!);
-      expect(rec.state).to.equal('delivered');
-      expect(rec.attempts[0]).to.include({ outcome: 'completed', duration_ms: 10 });
-      expect(await settle(sid, token, NOW + 20, 'complete')).to.equal(-6);
+      expect(await redis.exists(pk.retries, pk.leases, pk.attempts, pk.notes, pk.dead)).to.equal(0);
+      expect(await logged(sid)).to.deep.equal([attempt]);
+      expect(await settle(sid, token, NOW + 20, 'complete', { attempt })).to.equal(-6);
+      expect(await redis.zcard(pk.log)).to.equal(1);
     });
 
-    it('retry keeps the entry pending, due at the given time', async () => {
+    it('retry keeps the entry pending and its lease count, due at the given time, and logs the reason', async () => {
       const [sid, token] = await leased();
-      expect(await settle(sid, token, NOW, 'retry', NOW + 5000, 'busy')).to.equal(1);
+      const attempt = ended(sid, 'worker_retry', NOW, 'busy');
+      expect(await settle(sid, token, NOW, 'retry', { arg: NOW + 5000, attempt })).to.equal(1);
       expect(await redis.zscore(pk.retries, sid)).to.equal(String(NOW + 5000));
       expect((await redis.xpending(tk.stream, group))[0]).to.equal(1);
-      const rec = JSON.parse((await redis.hget(keys.history('jobs', 'm1'), group))!);
-      expect(rec).to.deep.include({ state: 'retrying', next_attempt_at: 'ISO' });
-      expect(rec.attempts[0]).to.include({ outcome: 'retry', error: 'busy' });
+      expect(await redis.hget(pk.attempts, sid)).to.equal('1');
+      expect(await redis.exists(pk.leases, pk.notes)).to.equal(0);
+      expect(await logged(sid)).to.deep.equal([attempt]);
     });
 
-    it('fail acknowledges and makes a dead letter', async () => {
+    it('fail acknowledges and makes a dead letter with its note', async () => {
       const [sid, token] = await leased();
-      expect(await settle(sid, token, NOW, 'fail', 42, 'broken')).to.equal(1);
-      expect(await redis.zscore(pk.dead, sid)).to.equal('42');
+      const attempt = ended(sid, 'failed', NOW + 5, 'broken');
+      const note = JSON.stringify({ dead_reason: 'broken', attempt_count: 1 });
+      expect(await settle(sid, token, NOW + 5, 'fail', { note, attempt })).to.equal(1);
+      expect(await redis.zscore(pk.dead, sid)).to.equal(String(NOW + 5));
       expect((await redis.xpending(tk.stream, group))[0]).to.equal(0);
-      const rec = JSON.parse((await redis.hget(keys.history('jobs', 'm1'), group))!);
-      expect(rec).to.deep.include({ state: 'dead', dead_reason: 'broken' });
+      expect(await redis.exists(pk.retries, pk.leases, pk.attempts)).to.equal(0);
+      expect(await redis.hget(pk.notes, sid)).to.equal(note);
+      expect(await logged(sid)).to.deep.equal([attempt]);
     });
 
-    it('extend moves the lease end and answers it', async () => {
+    it('extend moves the lease end and answers it, logging nothing', async () => {
       const [sid, token] = await leased();
-      expect(await settle(sid, token, NOW + 500, 'extend', NOW + 9000)).to.equal(NOW + 9000);
+      expect(await settle(sid, token, NOW + 500, 'extend', { arg: NOW + 9000 })).to.equal(NOW + 9000);
       expect(await redis.zscore(pk.retries, sid)).to.equal(String(NOW + 9000));
+      expect(JSON.parse((await redis.hget(pk.leases, sid))!)).to.deep.include({ token, expires_at: NOW + 9000 });
+      expect(await redis.exists(pk.log, pk.notes)).to.equal(0);
       expect(await settle(sid, token, NOW + 5000, 'complete')).to.equal(1);
     });
 
-    it('replace completes and records the replacements in the outbox', async () => {
+    it('replace completes, records the replacements in the outbox and notes them', async () => {
       const [sid, token] = await leased();
-      expect(await settle(sid, token, NOW, 'replace', 'box-1', '[{"id":"n1"}]')).to.equal(1);
-      expect(await redis.hgetall(tk.outbox)).to.deep.equal({ 'box-1': '[{"id":"n1"}]' });
+      const attempt = ended(sid, 'replaced', NOW + 1);
+      const note = JSON.stringify({ replaced_by: ['jobs.rn1'] });
+      const outbox = '[{"id":"jobs.rn1","topic":"jobs","p":"1","a":""}]';
+      expect(await settle(sid, token, NOW + 1, 'replace', { arg: 'box-1', outbox, note, attempt })).to.equal(1);
+      expect(await redis.hgetall(tk.outbox)).to.deep.equal({ 'box-1': outbox });
       expect((await redis.xpending(tk.stream, group))[0]).to.equal(0);
-      const rec = JSON.parse((await redis.hget(keys.history('jobs', 'm1'), group))!);
-      expect(rec).to.deep.include({ state: 'delivered', replaced_by: ['n1'] });
-    });
-  });
-
-  describe('pull-record', () => {
-    it('marks the previous lease expired and appends the new one', async () => {
-      const h = keys.history('jobs', 'm1');
-      const first = { token: 't1', at: 1, lease_expires_at: 2, outcome: 'leased', worker: {} };
-      const second = { token: 't2', at: 3, lease_expires_at: 4, outcome: 'leased', worker: {} };
-      expect(await redis.poPullRecord(1, h, group, 60, 50, 1, 'l', JSON.stringify(first), 1, '')).to.equal(1);
-      expect(await redis.poPullRecord(1, h, group, 60, 50, 1, 'l', JSON.stringify(second), 2, 't1')).to.equal(1);
-      const rec = JSON.parse((await redis.hget(h, group))!);
-      expect(rec.state).to.equal('leased');
-      expect(rec.attempt_count).to.equal(2);
-      expect(rec.attempts.map((a: { outcome: string }) => a.outcome)).to.deep.equal(['expired', 'leased']);
-      expect(await redis.ttl(h)).to.be.within(1, 60);
-      expect(await redis.poPullRecord(1, h, group, 60, 50, 1, 'x', 'too old', '', 't2')).to.equal(1);
-      const dead = JSON.parse((await redis.hget(h, group))!);
-      expect(dead).to.deep.include({ state: 'dead', dead_reason: 'too old', attempt_count: 2 });
-      expect(dead.attempts.map((a: { outcome: string }) => a.outcome)).to.deep.equal(['expired', 'expired']);
+      expect(await redis.exists(pk.retries, pk.leases, pk.attempts, pk.dead)).to.equal(0);
+      expect(await redis.hget(pk.notes, sid)).to.equal(note);
+      expect(await logged(sid)).to.deep.equal([attempt]);
     });
   });
 
   describe('outbox-move', () => {
-    it('adds a message once, answering the same entry id the second time', async () => {
-      const first = await redis.poOutboxMove(3, tk.meta, tk.stream, tk.ids, 'n1', '"p"', '{"a":"b"}');
-      const second = await redis.poOutboxMove(3, tk.meta, tk.stream, tk.ids, 'n1', '"p"', '{"a":"b"}');
+    it('adds a message once with the id it was given, answering the same entry id the second time', async () => {
+      const first = await redis.poOutboxMove(3, tk.meta, tk.stream, tk.ids, 'jobs.rn1', '"p"', '{"a":"b"}');
+      const second = await redis.poOutboxMove(3, tk.meta, tk.stream, tk.ids, 'jobs.rn1', '"p"', '{"a":"b"}');
       expect(second).to.equal(first);
-      expect(await redis.xlen(tk.stream)).to.equal(1);
-      expect(await redis.hget(tk.ids, 'n1')).to.equal(first);
+      expect(await redis.xrange(tk.stream, '-', '+')).to.deep.equal([
+        [first, ['id', 'jobs.rn1', 'p', '"p"', 'a', '{"a":"b"}']],
+      ]);
+      expect(await redis.hget(tk.ids, 'jobs.rn1')).to.equal(first);
       expect(await redis.hget(tk.meta, 'received')).to.equal('1');
     });
 
     it('answers -1 for a topic that does not exist, writing nothing', async () => {
       const other = keys.topic('nowhere');
-      expect(await redis.poOutboxMove(3, other.meta, other.stream, other.ids, 'n1', '1', '')).to.equal(-1);
+      expect(await redis.poOutboxMove(3, other.meta, other.stream, other.ids, 'nowhere.rn1', '1', '')).to.equal(-1);
       expect(await redis.exists(other.stream, other.ids)).to.equal(0);
     });
   });
 
-  it('PullQueue creates a vanished group again instead of failing', async () => {
-    await add('m1');
-    const publisher = {
+  describe('PullQueue', () => {
+    const publisher: Publisher = {
       id: group,
       topic: 'jobs',
-      type: 'pull' as const,
+      type: 'pull',
       target: 'w',
       active: true,
       from_now: false,
@@ -300,10 +334,57 @@ describe('pull Lua scripts', () => {
       created_at: '',
       updated_at: '',
     };
-    await redis.hset(tk.publishers, group, JSON.stringify(publisher));
-    await redis.xgroup('DESTROY', tk.stream, group);
-    const queue = new PullQueue(redis, keys, 60);
-    const got = await queue.lease(publisher, { max: 5, leaseSeconds: 10, worker: {} });
-    expect(got.map((l) => l.message.id)).to.deep.equal(['m1']);
+
+    beforeEach(async () => {
+      await redis.hset(tk.publishers, group, JSON.stringify(publisher));
+      await redis.hset(keys.publisherIndex, group, 'jobs');
+    });
+
+    it('creates a vanished group again instead of failing', async () => {
+      const sid = await add('m1');
+      await redis.xgroup('DESTROY', tk.stream, group);
+      const queue = new PullQueue(redis, keys);
+      const got = await queue.lease(publisher, { max: 5, leaseSeconds: 10, worker: {} });
+      expect(got.map((l) => l.message.id)).to.deep.equal([`jobs.${sid}`]);
+    });
+
+    it('logs a lease that ran out when it gives the message out again, and the next lease when it is completed', async () => {
+      const sid = await add('m1');
+      let now = NOW;
+      const queue = new PullQueue(redis, keys, () => now);
+      const [first] = await queue.lease(publisher, { max: 1, leaseSeconds: 1, worker: WORKER });
+      expect(first).to.deep.include({ token: `${group}.${sid}.${first!.token.split('.')[2]}`, attempt: 1 });
+      expect(await redis.exists(pk.log)).to.equal(0);
+
+      now = NOW + 1500;
+      const [second] = await queue.lease(publisher, { max: 1, leaseSeconds: 1, worker: { name: 'other' } });
+      expect(second!.attempt).to.equal(2);
+      expect(await logged(sid)).to.deep.equal([
+        { streamId: sid, startedAt: NOW, durationMs: 1000, outcome: 'expired', worker: WORKER, leaseExpiresAt: NOW + 1000 },
+      ]);
+
+      now = NOW + 1600;
+      await queue.complete(second!.token);
+      expect((await logged(sid)).map((a) => [a.outcome, a.worker, a.startedAt, a.durationMs])).to.deep.equal([
+        ['expired', WORKER, NOW, 1000],
+        ['completed', { name: 'other' }, NOW + 1500, 100],
+      ]);
+      expect((await redis.xpending(tk.stream, group))[0]).to.equal(0);
+    });
+
+    it('logs the expired lease of a message that dies of old age', async () => {
+      const sid = await add('m1');
+      const received = Number(sid.split('-')[0]);
+      let now = received + 60_000;
+      const queue = new PullQueue(redis, keys, () => now, 120);
+      await queue.lease(publisher, { max: 1, leaseSeconds: 1, worker: WORKER });
+      now = received + 121_000;
+      expect(await queue.lease(publisher, { max: 1, leaseSeconds: 1, worker: WORKER })).to.deep.equal([]);
+      expect(await redis.zscore(pk.dead, sid)).to.equal(String(now));
+      expect(JSON.parse((await redis.hget(pk.notes, sid))!)).to.deep.equal({
+        dead_reason: 'the lease ran out unanswered after the max age (120 s)',
+      });
+      expect((await logged(sid)).map((a) => a.outcome)).to.deep.equal(['expired']);
+    });
   });
 });

@@ -13,7 +13,15 @@ import {
   checkScriptResult,
   closeRedis,
   createRedis,
+  decodeItem,
+  decodeRetryState,
+  encodeRecords,
+  encodeRetryState,
   Keys,
+  RECORD_SPAN_MS,
+  recordTag,
+  type LoggedAttempt,
+  type LogRecord,
   type ScriptClient,
   type TopicKeys,
 } from '../src/index.js';
@@ -51,18 +59,17 @@ describe('Lua scripts', () => {
   }
 
   interface NewMessage {
-    id: string;
     payload: string;
     attributes?: string;
   }
 
   function ingest(tk: TopicKeys, messages: NewMessage[]): Promise<unknown> {
-    const args = messages.flatMap((m) => [m.id, m.payload, m.attributes ?? '']);
-    return redis.poIngest(3, tk.meta, tk.stream, tk.ids, messages.length, ...args);
+    const args = messages.flatMap((m) => [m.payload, m.attributes ?? '']);
+    return redis.poIngest(2, tk.meta, tk.stream, messages.length, ...args);
   }
 
   async function ingestN(tk: TopicKeys, n: number, from = 0): Promise<string[]> {
-    const messages = Array.from({ length: n }, (_, i) => ({ id: `m-${from + i}`, payload: String(from + i) }));
+    const messages = Array.from({ length: n }, (_, i) => ({ payload: String(from + i) }));
     return (await ingest(tk, messages)) as string[];
   }
 
@@ -126,7 +133,7 @@ describe('Lua scripts', () => {
       for (const file of files) {
         const lua = readFileSync(`${LUA_DIR}${file}.lua`, 'utf8');
         const header = /^--\[\[([\s\S]*?)\]\]/.exec(lua)?.[1] ?? '';
-        expect(header, file).to.match(/KEYS\[1\]/);
+        expect(header, file).to.match(/KEYS\[1(\]|\.\.n\])/);
         expect(header, file).to.match(/ARGV\[1\]/);
         expect(header, file).to.match(/Returns:/);
         expect(lua, `${file} builds no key of its own`).not.to.match(/['"]po:/);
@@ -150,6 +157,13 @@ describe('Lua scripts', () => {
       expect(codeOf(-3)).to.equal('publisher_not_found');
       expect(codeOf(-4)).to.equal('topic_exists');
       expect(codeOf(-5)).to.equal('publisher_busy');
+      expect(codeOf(-6)).to.equal('lease_stale');
+      expect(codeOf(-7)).to.equal('topic_has_publishers');
+      expect(codeOf(-8)).to.equal('topic_not_found');
+      expect(codeOf(-9)).to.equal('idempotency_key_reused');
+      expect(() => checkScriptResult(-9))
+        .to.throw(AppError)
+        .with.property('statusCode', 422);
       expect(codeOf(-99)).to.equal('script_failed');
       expect(checkScriptResult(1)).to.equal(1);
       expect(checkScriptResult(['1-0'])).to.deep.equal(['1-0']);
@@ -173,22 +187,20 @@ describe('Lua scripts', () => {
   });
 
   describe('ingest', () => {
-    it('appends each message to the stream, indexes its id and counts it as received', async () => {
+    it('appends each message to the stream with its payload and attributes only, and counts it as received', async () => {
       const tk = await createTopic('orders');
-      const sids = (await ingest(tk, [
-        { id: 'a', payload: '{"n":1}', attributes: '{"k":"v"}' },
-        { id: 'b', payload: '"two"' },
-      ])) as string[];
+      const sids = (await ingest(tk, [{ payload: '{"n":1}', attributes: '{"k":"v"}' }, { payload: '"two"' }])) as string[];
       expect(sids).to.have.length(2);
       const entries = await redis.xrange(tk.stream, '-', '+');
       expect(entries).to.deep.equal([
-        [sids[0], ['id', 'a', 'p', '{"n":1}', 'a', '{"k":"v"}']],
-        [sids[1], ['id', 'b', 'p', '"two"']],
+        [sids[0], ['p', '{"n":1}', 'a', '{"k":"v"}']],
+        [sids[1], ['p', '"two"']],
       ]);
-      expect(await redis.hgetall(tk.ids)).to.deep.equal({ a: sids[0], b: sids[1] });
+      // A message's id is its topic and stream id: no index entry.
+      expect(await redis.exists(tk.ids)).to.equal(0);
       expect(await redis.hget(tk.meta, 'received')).to.equal('2');
 
-      await ingest(tk, [{ id: 'c', payload: '3' }]);
+      await ingest(tk, [{ payload: '3' }]);
       expect(await redis.hget(tk.meta, 'received')).to.equal('3');
     });
 
@@ -197,18 +209,17 @@ describe('Lua scripts', () => {
       const sids = await ingestN(tk, 2500);
       expect(sids).to.have.length(2500);
       expect(await redis.xlen(tk.stream)).to.equal(2500);
-      expect(await redis.hlen(tk.ids)).to.equal(2500);
-      expect(await redis.hget(tk.ids, 'm-0')).to.equal(sids[0]);
-      expect(await redis.hget(tk.ids, 'm-1999')).to.equal(sids[1999]);
-      expect(await redis.hget(tk.ids, 'm-2499')).to.equal(sids[2499]);
-      const [first] = await redis.xrange(tk.stream, sids[1234]!, sids[1234]!);
-      expect(first?.[1]).to.deep.equal(['id', 'm-1234', 'p', '1234']);
+      const all = (await redis.xrange(tk.stream, '-', '+')).map(([sid]) => sid);
+      expect(all).to.deep.equal(sids);
+      const [entry] = await redis.xrange(tk.stream, sids[1234]!, sids[1234]!);
+      expect(entry?.[1]).to.deep.equal(['p', '1234']);
+      expect(await redis.exists(tk.ids)).to.equal(0);
       expect(await redis.hget(tk.meta, 'received')).to.equal('2500');
     });
 
     it('answers -1 for an unknown topic and writes nothing', async () => {
       const tk = keys.topic('nope');
-      expect(await ingest(tk, [{ id: 'a', payload: '1' }])).to.equal(-1);
+      expect(await ingest(tk, [{ payload: '1' }])).to.equal(-1);
       expect(await redis.exists(tk.meta, tk.stream, tk.ids)).to.equal(0);
     });
   });
@@ -334,10 +345,22 @@ describe('Lua scripts', () => {
     function remove(topic: string, id: string): Promise<unknown> {
       const tk = keys.topic(topic);
       const pk = keys.publisher(topic, id);
-      return redis.poDeletePublisher(6, tk.publishers, tk.targets, tk.stream, pk.retries, pk.attempts, pk.dead, id);
+      return redis.poDeletePublisher(
+        9,
+        tk.publishers,
+        tk.targets,
+        tk.stream,
+        pk.retries,
+        pk.attempts,
+        pk.dead,
+        pk.leases,
+        pk.log,
+        pk.notes,
+        id,
+      );
     }
 
-    it("removes the record, its uniqueness key, its group and its retry and dead-letter keys, and nothing of the others'", async () => {
+    it("removes the record, its uniqueness key, its group, its retries, dead letters, leases, attempt log and notes, and nothing of the others'", async () => {
       const tk = await createTopic('orders');
       await ingestN(tk, 3);
       await createPublisher('orders', '1', { target: 'http://a' });
@@ -347,17 +370,20 @@ describe('Lua scripts', () => {
         await redis.zadd(pk.retries, 1, '1-1');
         await redis.hset(pk.attempts, '1-1', 2);
         await redis.zadd(pk.dead, 1, '1-2');
+        await redis.hset(pk.leases, '1-1', '{}');
+        await redis.zadd(pk.log, 1, 'k.t|200;0-1:1:1');
+        await redis.hset(pk.notes, '1-2', '{}');
       }
       expect(await remove('orders', '1')).to.equal(1);
 
       const gone = keys.publisher('orders', '1');
-      expect(await redis.exists(gone.retries, gone.attempts, gone.dead)).to.equal(0);
+      expect(await redis.exists(gone.retries, gone.attempts, gone.dead, gone.leases, gone.log, gone.notes)).to.equal(0);
       expect(await redis.hkeys(tk.publishers)).to.deep.equal(['2']);
       expect(await redis.hgetall(tk.targets)).to.deep.equal({ 'http http://b': '2' });
       expect((await groupInfo(tk.stream)).map((g) => g.name)).to.deep.equal(['2']);
       expect(await redis.xlen(tk.stream)).to.equal(3);
       const kept = keys.publisher('orders', '2');
-      expect(await redis.exists(kept.retries, kept.attempts, kept.dead)).to.equal(3);
+      expect(await redis.exists(kept.retries, kept.attempts, kept.dead, kept.leases, kept.log, kept.notes)).to.equal(6);
     });
 
     it('leaves a uniqueness key that names another publisher', async () => {
@@ -407,18 +433,27 @@ describe('Lua scripts', () => {
       ) as Promise<TakeResult>;
     }
 
-    it('takes only the entries that are due, with their attempts and fields, and leases them', async () => {
+    it('takes only the entries that are due, with their retry state and fields, and leases them', async () => {
       const { tk, retries, attempts, sids } = await setup();
-      const [s0, s1, s2] = sids as [string, string, string];
-      await redis.zadd(retries, 100, s0, 200, s1, 5000, s2);
-      await redis.hset(attempts, s0, 3);
+      const [s0, s1, s2, s3] = sids as [string, string, string, string];
+      await redis.zadd(retries, 100, s0, 200, s1, 150, s3, 5000, s2);
+      const state = encodeRetryState(3, { startedAt: 90, durationMs: 12, status: 503, error: 'HTTP 503' });
+      await redis.hset(attempts, s0, state, s3, '2');
 
       const [next, taken] = await take(tk, 250, 1000, 10);
       expect(taken).to.deep.equal([
-        [s0, '3', ['id', 'm-0', 'p', '0']],
-        [s1, '0', ['id', 'm-1', 'p', '1']],
+        [s0, state, ['p', '0']],
+        [s3, '2', ['p', '3']],
+        [s1, '0', ['p', '1']],
       ]);
-      expect(await zsetWithScores(retries)).to.deep.equal({ [s0]: 1000, [s1]: 1000, [s2]: 5000 });
+      expect(decodeRetryState(taken[0]![1])).to.deep.equal({
+        count: 3,
+        last: { startedAt: 90, durationMs: 12, status: 503, error: 'HTTP 503' },
+      });
+      // A bare count, as written before the retry state had the last attempt.
+      expect(decodeRetryState(taken[1]![1])).to.deep.equal({ count: 2 });
+      expect(await zsetWithScores(retries)).to.deep.equal({ [s0]: 1000, [s1]: 1000, [s3]: 1000, [s2]: 5000 });
+      expect(await redis.hget(attempts, s0)).to.equal(state);
       expect(next).to.equal('1000');
     });
 
@@ -471,152 +506,267 @@ describe('Lua scripts', () => {
   });
 
   describe('settle', () => {
-    const TTL = 3600;
+    const NOW = 1_700_000_100_000;
 
-    interface Item {
-      sid: string;
-      outcome: 'd' | 'r' | 'x';
-      score?: number | string;
-      attempt: object;
-      extra?: string;
-      history: string;
+    interface Batch {
+      records?: LogRecord[];
+      acked?: string[];
+      cleared?: string[];
+      retries?: [string, number, string][];
+      dead?: [string, number, string][];
     }
 
-    function settle(tk: TopicKeys, group: string, items: Item[], keep = 50): Promise<unknown> {
+    function settle(tk: TopicKeys, group: string, b: Batch): Promise<unknown> {
       const pk = keys.publisher('orders', group);
-      const args = items.flatMap((i) => [i.sid, i.outcome, i.score ?? '', JSON.stringify(i.attempt), i.extra ?? '']);
-      return redis.poSettle(
-        4 + items.length,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        pk.dead,
-        ...items.map((i) => i.history),
-        group,
-        TTL,
-        keep,
-        items.length,
-        ...args,
-      );
+      const records = b.records ?? [];
+      const args: (string | number)[] = [group, records.length];
+      for (const r of records) args.push(r.score, r.member);
+      for (const list of [b.acked ?? [], b.cleared ?? []]) args.push(list.length, ...list);
+      for (const list of [b.retries ?? [], b.dead ?? []]) args.push(list.length, ...list.flat());
+      return redis.poSettle(6, tk.stream, pk.retries, pk.attempts, pk.dead, pk.log, pk.notes, ...args);
     }
 
-    async function setup(): Promise<{
-      tk: TopicKeys;
-      sids: string[];
-      retries: string;
-      attempts: string;
-      dead: string;
-    }> {
+    const delivered = (sid: string, durationMs = 5): LoggedAttempt => ({
+      streamId: sid,
+      startedAt: NOW - 20,
+      durationMs,
+      status: 200,
+      outcome: 'delivered',
+    });
+
+    async function setup(): Promise<{ tk: TopicKeys; sids: string[]; pk: ReturnType<Keys['publisher']> }> {
       const tk = await createTopic('orders');
       const sids = await ingestN(tk, 3);
       await createPublisher('orders', '1');
       expect(await readAll(tk.stream, '1')).to.deep.equal(sids);
-      return { tk, sids, ...keys.publisher('orders', '1') };
+      return { tk, sids, pk: keys.publisher('orders', '1') };
     }
 
-    async function record(history: string, group = '1'): Promise<Record<string, unknown>> {
-      return JSON.parse((await redis.hget(history, group))!) as Record<string, unknown>;
-    }
+    it('acknowledges first-attempt deliveries with one attempt record for the batch, and writes nothing per message', async () => {
+      const { tk, sids, pk } = await setup();
+      const attempts = sids.map((sid, i) => delivered(sid, i + 1));
+      const records = encodeRecords(attempts, NOW, recordTag);
+      expect(records).to.have.length(1);
 
-    it('acknowledges a delivered entry and records the attempt in its history with a TTL', async () => {
-      const { tk, sids, retries, attempts } = await setup();
-      const s0 = sids[0]!;
-      const history = keys.history('orders', 'm-0');
-      await redis.zadd(retries, 10, s0);
-      await redis.hset(attempts, s0, 1);
-      const attempt = { at: '2024-01-01T00:00:00.000Z', status: 200, duration_ms: 12 };
-
-      expect(await settle(tk, '1', [{ sid: s0, outcome: 'd', attempt, history }])).to.equal(1);
-      expect((await pendingOf(tk.stream, '1')).map((p) => p.sid)).to.deep.equal(sids.slice(1));
-      expect(await redis.exists(retries, attempts)).to.equal(0);
-      expect(await record(history)).to.deep.equal({ state: 'delivered', attempts: [attempt], attempt_count: 1 });
-      const ttl = await redis.ttl(history);
-      expect(ttl)
-        .to.be.greaterThan(TTL - 10)
-        .and.at.most(TTL);
-    });
-
-    it('schedules a retry: the entry stays pending, with its due time and attempt count', async () => {
-      const { tk, sids, retries, attempts } = await setup();
-      const s1 = sids[1]!;
-      const history = keys.history('orders', 'm-1');
-      const attempt = { at: '2024-01-01T00:00:00.000Z', status: 503, error: 'HTTP 503', duration_ms: 5 };
-
-      await settle(tk, '1', [
-        { sid: s1, outcome: 'r', score: 90_000, attempt, extra: '2024-01-01T00:01:30.000Z', history },
-      ]);
-      expect((await pendingOf(tk.stream, '1')).map((p) => p.sid)).to.include(s1);
-      expect(await zsetWithScores(retries)).to.deep.equal({ [s1]: 90_000 });
-      expect(await redis.hget(attempts, s1)).to.equal('1');
-      expect(await record(history)).to.deep.equal({
-        state: 'retrying',
-        attempts: [attempt],
-        attempt_count: 1,
-        next_attempt_at: '2024-01-01T00:01:30.000Z',
-      });
-      expect(await redis.ttl(history)).to.be.greaterThan(0);
-    });
-
-    it('makes an entry a dead letter: acknowledged, out of the retry set, in the dead set with its score', async () => {
-      const { tk, sids, retries, attempts, dead } = await setup();
-      const s2 = sids[2]!;
-      const history = keys.history('orders', 'm-2');
-      await settle(tk, '1', [{ sid: s2, outcome: 'r', score: 50, attempt: { n: 1 }, extra: 'soon', history }]);
-      await settle(tk, '1', [
-        { sid: s2, outcome: 'x', score: 1234, attempt: { n: 2 }, extra: 'max attempts', history },
-      ]);
-
-      expect((await pendingOf(tk.stream, '1')).map((p) => p.sid)).not.to.include(s2);
-      expect(await redis.exists(retries, attempts)).to.equal(0);
-      expect(await zsetWithScores(dead)).to.deep.equal({ [s2]: 1234 });
-      expect(await record(history)).to.deep.equal({
-        state: 'dead',
-        attempts: [{ n: 1 }, { n: 2 }],
-        attempt_count: 2,
-        dead_reason: 'max attempts',
-      });
-    });
-
-    it('appends attempts across calls, counts them all and keeps only the newest', async () => {
-      const { tk, sids } = await setup();
-      const s0 = sids[0]!;
-      const history = keys.history('orders', 'm-0');
-      for (let n = 1; n <= 4; n++) {
-        await settle(tk, '1', [{ sid: s0, outcome: 'r', score: n, attempt: { n }, extra: `t${n}`, history }], 3);
+      expect(await settle(tk, '1', { records, acked: sids })).to.equal(3);
+      expect(await pendingOf(tk.stream, '1')).to.deep.equal([]);
+      expect(await zsetWithScores(pk.log)).to.deep.equal({ [records[0]!.member]: Number(sids[0]!.split('-')[0]) });
+      expect(await redis.exists(pk.retries, pk.attempts, pk.dead, pk.notes, tk.ids)).to.equal(0);
+      for (const [i, sid] of sids.entries()) {
+        expect(await attemptsOf('orders', ['1'], sid), sid).to.deep.equal([[attempts[i]]]);
       }
-      expect(await record(history)).to.deep.equal({
-        state: 'retrying',
-        attempts: [{ n: 2 }, { n: 3 }, { n: 4 }],
-        attempt_count: 4,
-        next_attempt_at: 't4',
-      });
-      await settle(tk, '1', [{ sid: s0, outcome: 'd', attempt: { n: 5 }, history }], 3);
-      expect(await record(history)).to.deep.equal({
-        state: 'delivered',
-        attempts: [{ n: 3 }, { n: 4 }, { n: 5 }],
-        attempt_count: 5,
-      });
     });
 
-    it("settles a batch of several messages in one call, each in its own history, beside other publishers' records", async () => {
-      const { tk, sids, retries, dead } = await setup();
-      const [s0, s1, s2] = sids as [string, string, string];
-      const h = sids.map((_, i) => keys.history('orders', `m-${i}`));
-      await redis.hset(h[0]!, '99', '{"state":"delivered"}');
+    it('schedules a retry: the entry stays pending, due at its time with its retry state, and the attempt is logged', async () => {
+      const { tk, sids, pk } = await setup();
+      const s1 = sids[1]!;
+      const attempt: LoggedAttempt = {
+        streamId: s1,
+        startedAt: NOW - 40,
+        durationMs: 30,
+        status: 503,
+        outcome: 'retry',
+        error: 'HTTP 503',
+      };
+      const state = encodeRetryState(1, attempt);
 
-      const n = await settle(tk, '1', [
-        { sid: s0, outcome: 'd', attempt: { n: 0 }, history: h[0]! },
-        { sid: s1, outcome: 'r', score: 777, attempt: { n: 1 }, extra: 'later', history: h[1]! },
-        { sid: s2, outcome: 'x', score: 888, attempt: { n: 2 }, extra: 'too old', history: h[2]! },
-      ]);
-      expect(n).to.equal(3);
+      const acked = await settle(tk, '1', {
+        records: encodeRecords([attempt], NOW, recordTag),
+        retries: [[s1, 90_000, state]],
+      });
+      expect(acked).to.equal(0);
+      expect((await pendingOf(tk.stream, '1')).map((p) => p.sid)).to.deep.equal(sids);
+      expect(await zsetWithScores(pk.retries)).to.deep.equal({ [s1]: 90_000 });
+      expect(await redis.hgetall(pk.attempts)).to.deep.equal({ [s1]: state });
+      expect(decodeRetryState(await redis.hget(pk.attempts, s1))).to.deep.equal({
+        count: 1,
+        last: { startedAt: NOW - 40, durationMs: 30, status: 503, error: 'HTTP 503' },
+      });
+      expect(await redis.exists(pk.dead, pk.notes)).to.equal(0);
+      expect(await attemptsOf('orders', ['1'], s1)).to.deep.equal([[attempt]]);
+    });
+
+    it('takes a retried message that is delivered out of the retry set and forgets its retry state', async () => {
+      const { tk, sids, pk } = await setup();
+      const s0 = sids[0]!;
+      await redis.zadd(pk.retries, 10, s0);
+      await redis.hset(pk.attempts, s0, encodeRetryState(2, { startedAt: 1, durationMs: 1, status: 500 }));
+
+      const records = encodeRecords([delivered(s0)], NOW, recordTag);
+      expect(await settle(tk, '1', { records, acked: [s0], cleared: [s0] })).to.equal(1);
+      expect((await pendingOf(tk.stream, '1')).map((p) => p.sid)).to.deep.equal(sids.slice(1));
+      expect(await redis.exists(pk.retries, pk.attempts, pk.dead, pk.notes)).to.equal(0);
+    });
+
+    it('makes an entry a dead letter: acknowledged, out of the retry set, in the dead set with its time and a note', async () => {
+      const { tk, sids, pk } = await setup();
+      const s2 = sids[2]!;
+      await redis.zadd(pk.retries, 10, s2);
+      await redis.hset(pk.attempts, s2, '4');
+      const attempt: LoggedAttempt = {
+        streamId: s2,
+        startedAt: NOW - 10,
+        durationMs: 3,
+        status: 410,
+        outcome: 'dead',
+        error: 'HTTP 410',
+      };
+      const note = JSON.stringify({ dead_reason: 'max attempts (5)', attempt_count: 5 });
+
+      const acked = await settle(tk, '1', {
+        records: encodeRecords([attempt], NOW, recordTag),
+        acked: [s2],
+        cleared: [s2],
+        dead: [[s2, 1234, note]],
+      });
+      expect(acked).to.equal(1);
+      expect((await pendingOf(tk.stream, '1')).map((p) => p.sid)).not.to.include(s2);
+      expect(await redis.exists(pk.retries, pk.attempts)).to.equal(0);
+      expect(await zsetWithScores(pk.dead)).to.deep.equal({ [s2]: 1234 });
+      expect(await redis.hgetall(pk.notes)).to.deep.equal({ [s2]: note });
+      expect(await attemptsOf('orders', ['1'], s2)).to.deep.equal([[attempt]]);
+    });
+
+    it("settles a batch of deliveries, retries and dead letters in one call, beside another publisher's records", async () => {
+      const { tk, sids, pk } = await setup();
+      const [s0, s1, s2] = sids as [string, string, string];
+      await createPublisher('orders', '2', { target: 'http://example.com/other' });
+      await readAll(tk.stream, '2');
+      const other = keys.publisher('orders', '2');
+      await redis.zadd(other.log, 1, 'k.x|200;0-0:1:1');
+      await redis.zadd(other.retries, 5, s1);
+
+      const attempts: LoggedAttempt[] = [
+        delivered(s0),
+        { streamId: s1, startedAt: NOW - 9, durationMs: 2, status: 500, outcome: 'retry', error: 'HTTP 500' },
+        { streamId: s2, startedAt: NOW - 9, durationMs: 2, status: 400, outcome: 'dead', error: 'HTTP 400' },
+      ];
+      const n = await settle(tk, '1', {
+        records: encodeRecords(attempts, NOW, recordTag),
+        acked: [s0, s2],
+        retries: [[s1, 777, encodeRetryState(1, attempts[1]!)]],
+        dead: [[s2, 888, '{"dead_reason":"HTTP 400"}']],
+      });
+      expect(n).to.equal(2);
       expect((await pendingOf(tk.stream, '1')).map((p) => p.sid)).to.deep.equal([s1]);
-      expect(await zsetWithScores(retries)).to.deep.equal({ [s1]: 777 });
-      expect(await zsetWithScores(dead)).to.deep.equal({ [s2]: 888 });
-      expect((await record(h[0]!)).state).to.equal('delivered');
-      expect((await record(h[1]!)).state).to.equal('retrying');
-      expect((await record(h[2]!)).state).to.equal('dead');
-      expect(await redis.hget(h[0]!, '99')).to.equal('{"state":"delivered"}');
+      expect(await zsetWithScores(pk.retries)).to.deep.equal({ [s1]: 777 });
+      expect(await zsetWithScores(pk.dead)).to.deep.equal({ [s2]: 888 });
+      expect(await redis.zcard(pk.log)).to.equal(1);
+      for (const a of attempts) expect(await attemptsOf('orders', ['1'], a.streamId)).to.deep.equal([[a]]);
+      // Publisher 2 is untouched.
+      expect(await pendingOf(tk.stream, '2')).to.have.length(3);
+      expect(await zsetWithScores(other.retries)).to.deep.equal({ [s1]: 5 });
+      expect(await redis.zrange(other.log, 0, -1)).to.deep.equal(['k.x|200;0-0:1:1']);
+    });
+
+    it('writes the records of a batch that spans more than RECORD_SPAN_MS, and each message is found in its own', async () => {
+      const tk = await createTopic('orders');
+      const T = 1_700_000_000_000;
+      const sids = [`${T}-0`, `${T + 1500}-0`, `${T + RECORD_SPAN_MS + 1}-0`, `${T + 3 * RECORD_SPAN_MS}-0`];
+      for (const sid of sids) await redis.xadd(tk.stream, sid, 'p', '1');
+      await createPublisher('orders', '1');
+      await readAll(tk.stream, '1');
+      const attempts = sids.map((sid) => delivered(sid));
+      const records = encodeRecords(attempts, NOW, recordTag);
+
+      expect(await settle(tk, '1', { records, acked: sids })).to.equal(4);
+      const log = await zsetWithScores(keys.publisher('orders', '1').log);
+      expect(Object.values(log).sort()).to.deep.equal([T, T + RECORD_SPAN_MS + 1, T + 3 * RECORD_SPAN_MS]);
+      for (const [i, sid] of sids.entries()) {
+        expect(await attemptsOf('orders', ['1'], sid), sid).to.deep.equal([[attempts[i]]]);
+      }
+    });
+
+    it('counts only the entries the group had pending, and with nothing to settle writes nothing', async () => {
+      const { tk, sids, pk } = await setup();
+      await redis.xack(tk.stream, '1', sids[0]!);
+      expect(await settle(tk, '1', { acked: sids })).to.equal(2);
+      expect(await settle(tk, '1', {})).to.equal(0);
+      expect(await redis.exists(pk.log, pk.retries, pk.attempts, pk.dead, pk.notes)).to.equal(0);
+    });
+  });
+
+  /** A message's attempts in the logs of `groups`, through attempts.lua, decoded. */
+  async function attemptsOf(topic: string, groups: string[], sid: string): Promise<LoggedAttempt[][]> {
+    const logs = groups.map((g) => keys.publisher(topic, g).log);
+    const [ms, seq] = sid.split('-') as [string, string];
+    const reply = (await redis.poAttempts(logs.length, ...logs, ms, seq, RECORD_SPAN_MS)) as string[][];
+    return reply.map((flat) => {
+      const out: LoggedAttempt[] = [];
+      for (let k = 0; k + 2 < flat.length; k += 3) {
+        const a = decodeItem(Number(flat[k]), flat[k + 1]!, flat[k + 2]!);
+        expect(a, flat[k + 2]).not.to.equal(undefined);
+        out.push(a!);
+      }
+      return out;
+    });
+  }
+
+  describe('attempts', () => {
+    const T = 1_700_000_000_000;
+    const SETTLED = T + 10_000;
+    const attempt = (sid: string, outcome: LoggedAttempt['outcome'] = 'delivered', startedAt = SETTLED - 5): LoggedAttempt => ({
+      streamId: sid,
+      startedAt,
+      durationMs: 2,
+      status: outcome === 'delivered' ? 200 : 503,
+      outcome,
+      ...(outcome === 'delivered' ? {} : { error: 'HTTP 503' }),
+    });
+
+    async function log(group: string, attempts: LoggedAttempt[], settledAt = SETTLED): Promise<void> {
+      const records = encodeRecords(attempts, settledAt, recordTag);
+      await redis.zadd(keys.publisher('orders', group).log, ...records.flatMap((r) => [r.score, r.member]));
+    }
+
+    it("finds a message's attempts in each publisher's log, one list per log, with each record's score and header", async () => {
+      const x = `${T + 10}-0`;
+      const first = attempt(x, 'retry', SETTLED - 900);
+      const second = attempt(x, 'delivered', SETTLED + 100);
+      await log('1', [attempt(`${T}-0`), attempt(x), attempt(`${T + 20}-0`)]);
+      await log('2', [first], SETTLED - 800);
+      await log('2', [second], SETTLED + 200);
+      expect(await attemptsOf('orders', ['1', '2', '3'], x)).to.deep.equal([[attempt(x)], [first, second], []]);
+
+      const pk = keys.publisher('orders', '1');
+      const [flat] = (await redis.poAttempts(1, pk.log, String(T + 10), '0', RECORD_SPAN_MS)) as string[][];
+      const [member] = await redis.zrange(pk.log, 0, -1);
+      expect(flat).to.deep.equal([String(T), member!.split(';')[0], '10-0:5:2']);
+    });
+
+    it('finds a message in a record whose oldest message is up to RECORD_SPAN_MS older, and not in records scored later or further back', async () => {
+      const x = `${T + RECORD_SPAN_MS}-1`;
+      // Base T: the message is RECORD_SPAN_MS younger than the record's oldest, at the edge.
+      await log('1', [attempt(`${T}-0`), attempt(x)]);
+      // Base T - 1: the same item text ("2000-1") names another message there.
+      await log('1', [attempt(`${T - 1}-0`), attempt(`${T + RECORD_SPAN_MS - 1}-1`)]);
+      // Base T + SPAN + 1: younger than the message.
+      await log('1', [attempt(`${T + RECORD_SPAN_MS + 1}-1`)]);
+      // Base the message's own millisecond: siblings whose sequence starts with its own.
+      const retry = attempt(x, 'retry', SETTLED + 50);
+      await log('1', [attempt(`${T + RECORD_SPAN_MS}-10`), attempt(`${T + RECORD_SPAN_MS}-11`), retry], SETTLED + 100);
+
+      expect(await attemptsOf('orders', ['1'], x)).to.deep.equal([[attempt(x), retry]]);
+      expect(await attemptsOf('orders', ['1'], `${T + RECORD_SPAN_MS - 1}-1`)).to.deep.equal([
+        [attempt(`${T + RECORD_SPAN_MS - 1}-1`)],
+      ]);
+      expect(await attemptsOf('orders', ['1'], `${T + RECORD_SPAN_MS}-10`)).to.deep.equal([
+        [attempt(`${T + RECORD_SPAN_MS}-10`)],
+      ]);
+    });
+
+    it('finds every item of a message that a record holds more than once', async () => {
+      const x = `${T + 5}-0`;
+      const a1 = attempt(x, 'retry', SETTLED - 30);
+      const a2 = attempt(x, 'delivered', SETTLED - 10);
+      await log('1', [attempt(`${T}-0`), a1, a2]);
+      expect(await attemptsOf('orders', ['1'], x)).to.deep.equal([[a1, a2]]);
+    });
+
+    it('finds nothing for a message that has no attempt, or in a log that does not exist', async () => {
+      await log('1', [attempt(`${T}-0`)]);
+      expect(await attemptsOf('orders', ['1', '9'], `${T}-1`)).to.deep.equal([[], []]);
+      expect(await attemptsOf('orders', ['1'], `${T - 1}-0`)).to.deep.equal([[]]);
     });
   });
 
@@ -700,7 +850,7 @@ describe('Lua scripts', () => {
   });
 
   describe('trim', () => {
-    /** A stream with entries at 1000-0, 2000-0, ... (ids m-1000, m-2000, ...) and their index. */
+    /** A stream with entries at 1000-0, 2000-0, ... carrying ids given up front (m-1000, m-2000, ...), and their index. */
     async function setup(times: number[]): Promise<TopicKeys> {
       const tk = await createTopic('orders');
       for (const t of times) {
@@ -775,6 +925,19 @@ describe('Lua scripts', () => {
       expect(await remaining(tk)).to.deep.equal(['5000-0']);
     });
 
+    it('trims entries without an id field (ids that name their entry) beside ones with an index entry', async () => {
+      const tk = await createTopic('orders');
+      await redis.xadd(tk.stream, '1000-0', 'p', '1');
+      await redis.xadd(tk.stream, '2000-0', 'id', 'orders.s-given', 'p', '2');
+      await redis.hset(tk.ids, 'orders.s-given', '2000-0');
+      for (const t of [3000, 4000]) await redis.xadd(tk.stream, `${t}-0`, 'p', '1', 'a', '{"k":"v"}');
+      expect(await trim(tk, 1500)).to.deep.equal([1, 0]);
+      expect(await redis.hlen(tk.ids)).to.equal(1);
+      expect(await trim(tk, 3500)).to.deep.equal([2, 0]);
+      expect(await remaining(tk)).to.deep.equal(['4000-0']);
+      expect(await redis.exists(tk.ids)).to.equal(0);
+    });
+
     it('does nothing for a topic without a stream', async () => {
       const tk = keys.topic('missing');
       expect(await trim(tk, 10_000)).to.deep.equal([0, 0]);
@@ -800,36 +963,73 @@ describe('Lua scripts', () => {
   });
 
   describe('ingest with an idempotency key', () => {
-    it('keeps the answer under the key and, for a repeat, answers it and writes nothing', async () => {
-      const tk = await createTopic('idem');
-      const key = keys.idempotency('idem', 'k1');
-      const first = (await redis.poIngest(
-        4,
+    function once(
+      tk: TopicKeys,
+      key: string,
+      payloads: string[],
+      fingerprint: string,
+      ttl = 60,
+    ): Promise<unknown> {
+      return redis.poIngest(
+        3,
         tk.meta,
         tk.stream,
-        tk.ids,
         key,
-        1,
-        'a',
-        '1',
-        '',
-        'first',
-        60,
-      )) as string[];
-      expect(first).to.have.length(1);
-      expect(await redis.get(key)).to.equal('first');
+        payloads.length,
+        ...payloads.flatMap((p) => [p, '']),
+        fingerprint,
+        ttl,
+      );
+    }
+
+    it("keeps the request's fingerprint and stream ids under the key, with its time to live", async () => {
+      const tk = await createTopic('idem');
+      const key = keys.idempotency('idem', 'k1');
+      const sids = (await once(tk, key, ['1', '2'], 'fp-1')) as string[];
+      expect(sids).to.have.length(2);
+      expect(await redis.get(key)).to.equal(`fp-1 ${sids.join(',')}`);
       expect(await redis.ttl(key)).to.be.within(1, 60);
-      const again = await redis.poIngest(4, tk.meta, tk.stream, tk.ids, key, 1, 'b', '2', '', 'second', 60);
-      expect(again).to.deep.equal(['=', 'first']);
+      expect(await redis.xlen(tk.stream)).to.equal(2);
+      expect(await redis.exists(tk.ids)).to.equal(0);
+    });
+
+    it('answers a repeat of the same request with the first stream ids and writes nothing', async () => {
+      const tk = await createTopic('idem');
+      const key = keys.idempotency('idem', 'k1');
+      const sids = (await once(tk, key, ['1', '2'], 'fp-1')) as string[];
+      expect(await once(tk, key, ['1', '2'], 'fp-1')).to.deep.equal(['=', sids.join(',')]);
+      expect(await redis.xlen(tk.stream)).to.equal(2);
+      expect(await redis.hget(tk.meta, 'received')).to.equal('2');
+      expect(await redis.get(key)).to.equal(`fp-1 ${sids.join(',')}`);
+    });
+
+    it('answers -9 (idempotency_key_reused) for another request under the same key, and writes nothing', async () => {
+      const tk = await createTopic('idem');
+      const key = keys.idempotency('idem', 'k1');
+      const sids = (await once(tk, key, ['1'], 'fp-1')) as string[];
+      const result = await once(tk, key, ['other'], 'fp-2');
+      expect(result).to.equal(-9);
+      expect(() => checkScriptResult(result))
+        .to.throw(AppError)
+        .with.property('code', 'idempotency_key_reused');
       expect(await redis.xlen(tk.stream)).to.equal(1);
       expect(await redis.hget(tk.meta, 'received')).to.equal('1');
+      expect(await redis.get(key)).to.equal(`fp-1 ${sids[0]}`);
+    });
+
+    it('answers -9 for a key that holds no fingerprint (written by hand or by an older version)', async () => {
+      const tk = await createTopic('idem');
+      const key = keys.idempotency('idem', 'k1');
+      await redis.set(key, 'fp-1');
+      expect(await once(tk, key, ['1'], 'fp-1')).to.equal(-9);
+      expect(await redis.exists(tk.stream)).to.equal(0);
     });
 
     it('answers -1 for an unknown topic and keeps no key', async () => {
       const tk = keys.topic('nope');
       const key = keys.idempotency('nope', 'k1');
-      expect(await redis.poIngest(4, tk.meta, tk.stream, tk.ids, key, 1, 'a', '1', '', 'x', 60)).to.equal(-1);
-      expect(await redis.exists(key)).to.equal(0);
+      expect(await once(tk, key, ['1'], 'fp-1')).to.equal(-1);
+      expect(await redis.exists(key, tk.stream)).to.equal(0);
     });
   });
 
@@ -864,20 +1064,17 @@ describe('Lua scripts', () => {
     });
   });
 
-  describe('failing and note-history', () => {
-    async function failing(
-      topic: string,
-      ...args: (string | number)[]
-    ): Promise<[number, [string, string][], string[]]> {
+  describe('failing', () => {
+    const AT = '2024-05-01T12:00:00.000Z';
+    type FailingReply = [number, [string, string, string][], string[]];
+
+    async function failing(topic: string, ...args: (string | number)[]): Promise<FailingReply> {
       const tk = keys.topic(topic);
       const pk = keys.publisher(topic, '1');
-      return (await redis.poFailing(5, tk.stream, tk.ids, pk.retries, pk.attempts, pk.dead, ...args)) as [
-        number,
-        [string, string][],
-        string[],
-      ];
+      return (await redis.poFailing(5, tk.stream, pk.retries, pk.attempts, pk.dead, pk.notes, ...args)) as FailingReply;
     }
 
+    /** Four messages of publisher 1: sids[0] and [1] retrying (due 5000, 6000), [2] and [3] dead (since 100, 200). */
     async function setup(topic: string): Promise<{ sids: string[]; pk: ReturnType<Keys['publisher']> }> {
       const tk = await createTopic(topic);
       await createPublisher(topic, '1');
@@ -885,78 +1082,128 @@ describe('Lua scripts', () => {
       await readAll(tk.stream, '1');
       const pk = keys.publisher(topic, '1');
       await redis.zadd(pk.retries, 5000, sids[0]!, 6000, sids[1]!);
-      await redis.hset(pk.attempts, sids[0]!, 1, sids[1]!, 2);
+      await redis.hset(pk.attempts, sids[0]!, '1|1000|5|503|', sids[1]!, '2');
       await redis.xack(tk.stream, '1', sids[2]!, sids[3]!);
       await redis.zadd(pk.dead, 100, sids[2]!, 200, sids[3]!);
+      await redis.hset(pk.notes, sids[2]!, JSON.stringify({ dead_reason: 'HTTP 410', attempt_count: 3 }));
       return { sids, pk };
     }
 
-    it('retry with ids moves retrying and dead entries to the given time and reports the rest', async () => {
+    async function note(pk: ReturnType<Keys['publisher']>, sid: string): Promise<Record<string, unknown>> {
+      return JSON.parse((await redis.hget(pk.notes, sid))!) as Record<string, unknown>;
+    }
+
+    it('retry with stream ids moves retrying and dead entries to the given time, notes the action and reports the rest', async () => {
       const { sids, pk } = await setup('f1');
-      const [more, done, missing] = await failing('f1', 'retry', '1', 10, 'ids', 500, 10, 'm-0', 'm-2', 'zz');
+      const [s0, s1, s2, s3] = sids as [string, string, string, string];
+      const [more, done, missing] = await failing('f1', 'retry', '1', 10, 'ids', 500, 10, 'retry_now', AT, s0, s2, '1-1');
       expect(more).to.equal(0);
       expect(done).to.deep.equal([
-        ['m-0', 'retrying'],
-        ['m-2', 'dead'],
+        [s0, 'retrying', ''],
+        [s2, 'dead', ''],
       ]);
-      expect(missing).to.deep.equal(['zz']);
-      expect(await zsetWithScores(pk.retries)).to.deep.equal({ [sids[0]!]: 10, [sids[2]!]: 10, [sids[1]!]: 6000 });
-      expect(await zsetWithScores(pk.dead)).to.deep.equal({ [sids[3]!]: 200 });
+      expect(missing).to.deep.equal(['1-1']);
+      expect(await zsetWithScores(pk.retries)).to.deep.equal({ [s0]: 10, [s2]: 10, [s1]: 6000 });
+      expect(await zsetWithScores(pk.dead)).to.deep.equal({ [s3]: 200 });
+      // The retry state stays: the next attempt counts on from it.
+      expect(await redis.hget(pk.attempts, s0)).to.equal('1|1000|5|503|');
+      expect(await note(pk, s0)).to.deep.equal({ last_action: { action: 'retry_now', at: AT } });
+      // A dead letter given another go keeps what its note said, but no longer a dead reason.
+      expect(await note(pk, s2)).to.deep.equal({ attempt_count: 3, last_action: { action: 'retry_now', at: AT } });
+      expect(await redis.hexists(pk.notes, s1)).to.equal(0);
+      expect(await redis.hexists(pk.notes, '1-1')).to.equal(0);
     });
 
     it('retry all moves retries due later than now and every dead letter, in batches', async () => {
-      const { pk } = await setup('f2');
-      const first = await failing('f2', 'retry', '1', 5500, 'all', 2, 5500);
+      const { sids, pk } = await setup('f2');
+      const [, s1, s2, s3] = sids as [string, string, string, string];
+      const first = await failing('f2', 'retry', '1', 5500, 'all', 2, 5500, 'rescheduled', AT);
       expect(first[0]).to.equal(1);
-      expect(first[1].map(([id]) => id)).to.deep.equal(['m-1', 'm-2']);
-      const second = await failing('f2', 'retry', '1', 5500, 'all', 2, 5500);
-      expect(second[1].map(([id]) => id)).to.deep.equal(['m-3']);
+      expect(first[1]).to.deep.equal([
+        [s1, 'retrying', ''],
+        [s2, 'dead', ''],
+      ]);
+      const second = await failing('f2', 'retry', '1', 5500, 'all', 2, 5500, 'rescheduled', AT);
+      expect(second[1]).to.deep.equal([[s3, 'dead', '']]);
       expect(second[0]).to.equal(0);
       expect(await redis.zcard(pk.dead)).to.equal(0);
       expect(await redis.zcount(pk.retries, '-inf', 5500)).to.equal(4);
+      expect((await note(pk, s3)).last_action).to.deep.equal({ action: 'rescheduled', at: AT });
     });
 
-    it('recover moves the dead letters that died at or after the time, due now', async () => {
+    it('recover moves the dead letters that died at or after the time into the retry set, due now', async () => {
       const { sids, pk } = await setup('f3');
-      const [, done] = await failing('f3', 'recover', '1', 150, 'all', 500, 7000);
-      expect(done).to.deep.equal([['m-3', 'dead']]);
-      expect(await zsetWithScores(pk.dead)).to.deep.equal({ [sids[2]!]: 100 });
-      expect(await redis.zscore(pk.retries, sids[3]!)).to.equal('7000');
+      const [, , s2, s3] = sids as [string, string, string, string];
+      const [more, done] = await failing('f3', 'recover', '1', 150, 'all', 500, 7000, 'recovered', AT);
+      expect(more).to.equal(0);
+      expect(done).to.deep.equal([[s3, 'dead', '']]);
+      expect(await zsetWithScores(pk.dead)).to.deep.equal({ [s2]: 100 });
+      expect(await redis.zscore(pk.retries, s3)).to.equal('7000');
+      expect(await note(pk, s3)).to.deep.equal({ last_action: { action: 'recovered', at: AT } });
+      expect((await note(pk, s2)).dead_reason).to.equal('HTTP 410');
     });
 
-    it('delete acknowledges and forgets the entries; a trimmed entry is dropped and reported missing', async () => {
+    it('recover says when there are more dead letters than its budget', async () => {
+      const { pk } = await setup('f3b');
+      const [more, done] = await failing('f3b', 'recover', '1', 0, 'all', 1, 7000, 'recovered', AT);
+      expect(more).to.equal(1);
+      expect(done).to.have.length(1);
+      expect(await redis.zcard(pk.dead)).to.equal(1);
+    });
+
+    it('delete acknowledges and forgets the entries and notes them deleted; a trimmed entry is dropped and reported missing', async () => {
       const { sids, pk } = await setup('f4');
       const tk = keys.topic('f4');
-      await redis.xdel(tk.stream, sids[1]!);
-      const [, done, missing] = await failing('f4', 'delete', '1', 0, 'ids', 500, 0, 'm-0', 'm-1');
-      expect(done).to.deep.equal([['m-0', 'retrying']]);
-      expect(missing).to.deep.equal(['m-1']);
-      expect(await redis.zcard(pk.retries)).to.equal(0);
-      expect(await redis.hlen(pk.attempts)).to.equal(0);
+      const [s0, s1, s2] = sids as [string, string, string];
+      await redis.hset(pk.notes, s1, '{"last_action":{"action":"rescheduled","at":"x"}}');
+      await redis.xdel(tk.stream, s1);
+      const [, done, missing] = await failing('f4', 'delete', '1', 0, 'ids', 500, 0, 'deleted', AT, s0, s1, s2);
+      expect(done).to.deep.equal([
+        [s0, 'retrying', ''],
+        [s2, 'dead', ''],
+      ]);
+      expect(missing).to.deep.equal([s1]);
+      expect(await redis.exists(pk.retries, pk.attempts)).to.equal(0);
+      expect(await zsetWithScores(pk.dead)).to.deep.equal({ [sids[3]!]: 200 });
       expect(await pendingOf(tk.stream, '1')).to.deep.equal([]);
+      expect(await note(pk, s0)).to.deep.equal({ last_action: { action: 'deleted', at: AT }, deleted: true });
+      expect(await note(pk, s2)).to.deep.equal({
+        dead_reason: 'HTTP 410',
+        attempt_count: 3,
+        last_action: { action: 'deleted', at: AT },
+        deleted: true,
+      });
+      expect(await redis.hexists(pk.notes, s1)).to.equal(0);
     });
 
-    it('note-history changes existing records that are not delivered', async () => {
-      const a = keys.history('f5', 'a');
-      const b = keys.history('f5', 'b');
-      const c = keys.history('f5', 'c');
-      await redis.hset(
-        a,
-        '1',
-        JSON.stringify({ state: 'dead', attempts: [{ at: 'x' }], attempt_count: 1, dead_reason: 'r' }),
-      );
-      await redis.hset(b, '1', JSON.stringify({ state: 'delivered', attempts: [{ at: 'x' }], attempt_count: 1 }));
-      expect(await redis.poNoteHistory(3, a, b, c, '1', 60, 'retrying', 'T', 'retry_now', 'NOW')).to.equal(1);
-      expect(JSON.parse((await redis.hget(a, '1'))!)).to.deep.equal({
-        state: 'retrying',
-        attempts: [{ at: 'x' }],
-        attempt_count: 1,
-        next_attempt_at: 'T',
-        last_action: { action: 'retry_now', at: 'NOW' },
-      });
-      expect(JSON.parse((await redis.hget(b, '1'))!).state).to.equal('delivered');
-      expect(await redis.exists(c)).to.equal(0);
-      expect(await redis.ttl(a)).to.be.within(1, 60);
+    it('delete all takes the retrying entries first, then the dead letters', async () => {
+      const { sids, pk } = await setup('f5');
+      const [, done] = await failing('f5', 'delete', '1', 0, 'all', 3, 0, 'deleted', AT);
+      expect(done.map(([sid, state]) => [sid, state])).to.deep.equal([
+        [sids[0], 'retrying'],
+        [sids[1], 'retrying'],
+        [sids[2], 'dead'],
+      ]);
+      expect(await zsetWithScores(pk.dead)).to.deep.equal({ [sids[3]!]: 200 });
+      expect(await redis.hlen(pk.notes)).to.equal(3);
+    });
+
+    it("answers the id an entry carries (a scheduled or replacement message's) beside its stream id", async () => {
+      const tk = await createTopic('f6');
+      await createPublisher('f6', '1');
+      const sid = await redis.xadd(tk.stream, '*', 'id', 'f6.s-given', 'p', '1');
+      await readAll(tk.stream, '1');
+      const pk = keys.publisher('f6', '1');
+      await redis.zadd(pk.retries, 5000, sid!);
+      const [, done] = await failing('f6', 'retry', '1', 10, 'ids', 500, 0, 'retry_now', AT, sid!);
+      expect(done).to.deep.equal([[sid, 'retrying', 'f6.s-given']]);
+    });
+
+    it('keeps a note that is not JSON from breaking the action: it is replaced', async () => {
+      const { sids, pk } = await setup('f7');
+      await redis.hset(pk.notes, sids[0]!, 'not json');
+      await failing('f7', 'retry', '1', 10, 'ids', 500, 0, 'retry_now', AT, sids[0]!);
+      expect(await note(pk, sids[0]!)).to.deep.equal({ last_action: { action: 'retry_now', at: AT } });
     });
   });
 

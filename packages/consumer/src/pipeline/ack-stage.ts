@@ -1,11 +1,26 @@
 /**
  * The ack stage: records outcomes in batches, one `settle` script call per
- * batch (XACK, retry scheduling, dead letters and history in one round
- * trip). Outcomes added while a batch is being written go in the next one.
+ * batch. A delivered message costs its share of one variadic XACK and of
+ * the batch's attempt records (attempt-record.ts); a retry or a dead letter
+ * also writes its own small record. Outcomes added while a batch is being
+ * written go in the next one, so batches grow with the load.
+ *
+ * After a batch is written, the retry index is lowered to the batch's
+ * earliest retry and the pipeline is told (`onSettled`), which frees the
+ * batch's delivery slots.
  */
-import { MAX_ATTEMPTS_KEPT, type Keys, type Logger, type ScriptClient } from '@postoffice/shared';
+import {
+  encodeRecords,
+  encodeRetryState,
+  recordTag,
+  type Keys,
+  type LoggedAttempt,
+  type Logger,
+  type ScriptClient,
+} from '@postoffice/shared';
 import type { AuditRecord, AuditTrail } from '../audit-trail.js';
-import type { AttemptResult, Fate, Job } from '../types.js';
+import type { RetryIndex } from '../retry-index.js';
+import type { AttemptResult, Clock, Fate, Job } from '../types.js';
 
 export interface Outcome {
   readonly job: Job;
@@ -15,49 +30,121 @@ export interface Outcome {
   readonly target?: string;
 }
 
-interface Waiting {
-  readonly outcome: Outcome;
-  readonly done: () => void;
+export interface AckStageDeps {
+  readonly redis: ScriptClient;
+  readonly keys: Keys;
+  readonly topic: string;
+  readonly publisherId: string;
+  readonly retryIndex: Pick<RetryIndex, 'lower'>;
+  readonly logger: Logger;
+  readonly now: Clock;
+  readonly audit?: AuditTrail | undefined;
+  /** A batch is in Redis (or given up on after repeated errors, which are logged). */
+  readonly onSettled: (batch: readonly Outcome[]) => void;
 }
 
 const MAX_BATCH = 500;
 
 export class AckStage {
-  private queue: Waiting[] = [];
-  private flushing: Promise<void> | undefined;
+  private queue: Outcome[] = [];
+  private flushing = false;
+  private readonly idle: (() => void)[] = [];
+  private readonly flush = (): void => void this.flushAll();
 
-  constructor(
-    private readonly redis: ScriptClient,
-    private readonly keys: Keys,
-    private readonly topic: string,
-    private readonly publisherId: string,
-    private readonly historyTtlSeconds: number,
-    private readonly logger: Logger,
-    private readonly audit?: AuditTrail,
-  ) {}
+  constructor(private readonly deps: AckStageDeps) {}
 
-  /** Resolves once the outcome is in Redis (or given up on after repeated errors, which are logged). */
-  add(outcome: Outcome): Promise<void> {
-    return new Promise((done) => {
-      this.queue.push({ outcome, done });
-      this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushAll());
-    });
+  add(outcome: Outcome): void {
+    this.queue.push(outcome);
+    if (this.flushing) return;
+    this.flushing = true;
+    // After the I/O of this turn: every answer read in it joins the batch.
+    setImmediate(this.flush);
   }
 
   /** Resolves when everything added so far is written. */
-  async drained(): Promise<void> {
-    while (this.flushing) await this.flushing;
+  drained(): Promise<void> {
+    if (!this.flushing) return Promise.resolve();
+    return new Promise((resolve) => this.idle.push(resolve));
   }
 
   private async flushAll(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, MAX_BATCH);
-        await this.write(batch.map((w) => w.outcome));
-        for (const w of batch) w.done();
+    while (this.queue.length > 0) {
+      const batch = this.queue.length <= MAX_BATCH ? this.queue : this.queue.slice(0, MAX_BATCH);
+      this.queue = this.queue.length <= MAX_BATCH ? [] : this.queue.slice(MAX_BATCH);
+      await this.write(batch);
+      try {
+        this.deps.onSettled(batch);
+      } catch (err) {
+        this.deps.logger.error({ err }, 'settled listener failed');
       }
-    } finally {
-      this.flushing = undefined;
+    }
+    this.flushing = false;
+    for (const resolve of this.idle.splice(0)) resolve();
+  }
+
+  private async write(batch: readonly Outcome[]): Promise<void> {
+    const { keys, topic, publisherId } = this.deps;
+    const tk = keys.topic(topic);
+    const pk = keys.publisher(topic, publisherId);
+    const attempts: LoggedAttempt[] = [];
+    const acked: string[] = [];
+    const cleared: string[] = [];
+    const retries: (string | number)[] = [];
+    const dead: (string | number)[] = [];
+    let earliestRetry = Infinity;
+    for (const { job, result, fate } of batch) {
+      const sid = job.message.streamId;
+      const logged: LoggedAttempt = {
+        streamId: sid,
+        startedAt: result.startedAt,
+        durationMs: result.durationMs,
+        outcome: fate.kind,
+        ...(result.status === undefined ? {} : { status: result.status }),
+        ...(result.ok || result.error === undefined ? {} : { error: result.error }),
+      };
+      attempts.push(logged);
+      if (fate.kind === 'retry') {
+        retries.push(sid, fate.dueAt, encodeRetryState(job.previousAttempts + 1, logged));
+        if (fate.dueAt < earliestRetry) earliestRetry = fate.dueAt;
+        continue;
+      }
+      acked.push(sid);
+      if (job.retry) cleared.push(sid);
+      if (fate.kind === 'dead') {
+        const note = {
+          dead_reason: fate.reason,
+          attempt_count: job.previousAttempts + 1,
+          last_attempt: {
+            at: new Date(result.startedAt).toISOString(),
+            ...(result.status === undefined ? {} : { status: result.status }),
+            ...(result.error === undefined ? {} : { error: result.error }),
+            duration_ms: result.durationMs,
+          },
+        };
+        dead.push(sid, result.startedAt + result.durationMs, JSON.stringify(note));
+      }
+    }
+    const records = encodeRecords(attempts, this.deps.now(), recordTag);
+    const args: (string | number)[] = [publisherId, records.length];
+    for (const r of records) args.push(r.score, r.member);
+    args.push(acked.length, ...acked, cleared.length, ...cleared);
+    args.push(retries.length / 3, ...retries, dead.length / 3, ...dead);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.deps.redis.poSettle(6, tk.stream, pk.retries, pk.attempts, pk.dead, pk.log, pk.notes, ...args);
+        if (earliestRetry !== Infinity) await this.deps.retryIndex.lower(publisherId, earliestRetry);
+        if (this.deps.audit) await this.deps.audit.record(this.auditRecords(batch));
+        return;
+      } catch (err) {
+        if (attempt >= 5) {
+          this.deps.logger.error(
+            { err, count: batch.length },
+            'could not record delivery outcomes; the messages stay pending and will be delivered again',
+          );
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
     }
   }
 
@@ -67,8 +154,8 @@ export class AckStage {
       if (fate.kind !== 'delivered') continue;
       out.push({
         message_id: job.message.id,
-        publisher_id: this.publisherId,
-        topic: this.topic,
+        publisher_id: this.deps.publisherId,
+        topic: this.deps.topic,
         target: target ?? '',
         delivered_at: new Date(result.startedAt + result.durationMs).toISOString(),
         status: result.status ?? null,
@@ -78,50 +165,4 @@ export class AckStage {
     }
     return out;
   }
-
-  private async write(batch: Outcome[]): Promise<void> {
-    const tk = this.keys.topic(this.topic);
-    const pk = this.keys.publisher(this.topic, this.publisherId);
-    const keys: string[] = [tk.stream, pk.retries, pk.attempts, pk.dead];
-    const args: (string | number)[] = [this.publisherId, this.historyTtlSeconds, MAX_ATTEMPTS_KEPT, batch.length];
-    for (const { job, result, fate } of batch) {
-      keys.push(this.keys.history(this.topic, job.message.id));
-      const attempt = attemptJson(result);
-      switch (fate.kind) {
-        case 'delivered':
-          args.push(job.message.streamId, 'd', '', attempt, '');
-          break;
-        case 'retry':
-          args.push(job.message.streamId, 'r', fate.dueAt, attempt, new Date(fate.dueAt).toISOString());
-          break;
-        case 'dead':
-          args.push(job.message.streamId, 'x', result.startedAt + result.durationMs, attempt, fate.reason);
-          break;
-      }
-    }
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.redis.poSettle(keys.length, ...keys, ...args);
-        if (this.audit) await this.audit.record(this.auditRecords(batch));
-        return;
-      } catch (err) {
-        if (attempt >= 5) {
-          this.logger.error(
-            { err, publisherId: this.publisherId, topic: this.topic, count: batch.length },
-            'could not record delivery outcomes; the messages stay pending and will be delivered again',
-          );
-          return;
-        }
-        await new Promise((r) => setTimeout(r, 200 * attempt));
-      }
-    }
-  }
-}
-
-/** One attempt of the history as JSON, built directly (once a message, so it is worth avoiding the spreads). */
-export function attemptJson(result: AttemptResult): string {
-  let json = `{"at":"${new Date(result.startedAt).toISOString()}"`;
-  if (result.status !== undefined) json += `,"status":${result.status}`;
-  if (!result.ok) json += `,"error":${JSON.stringify(result.error ?? 'failed')}`;
-  return `${json},"duration_ms":${result.durationMs}}`;
 }

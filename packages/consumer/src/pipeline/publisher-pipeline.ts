@@ -2,8 +2,10 @@
  * One publisher's delivery pipeline on this node: source -> delivery -> ack,
  * driven by demand. The source reads only as many messages as there are free
  * delivery slots (`concurrency`), so a slow target slows reading and the
- * backlog stays in Redis; each finished delivery frees its slot once its
- * outcome is recorded, and asks the source for more. While deliveries are
+ * backlog stays in Redis; finished deliveries free their slots once the ack
+ * stage has recorded their batch, and ask the source for more. An attempt
+ * is one callback from the target, then one entry in the ack stage's queue:
+ * no promise or timer of its own. While deliveries are
  * in flight the source waits until a quarter of the slots are free
  * (`minDemand`, GenStage's min_demand), so that under load one read brings
  * several messages instead of one read a message.
@@ -32,14 +34,16 @@
  */
 import type { Config, Logger, Publisher } from '@postoffice/shared';
 import { decideFate, describe } from '../fate.js';
-import type { Clock, Job, Target } from '../types.js';
+import type { AttemptResult, Clock, Fate, Job, Target } from '../types.js';
 import type { RetryIndex } from '../retry-index.js';
 import type { Metrics, PublisherSeries } from '../metrics.js';
-import type { AckStage } from './ack-stage.js';
+import type { AckStage, Outcome } from './ack-stage.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { Source } from './source.js';
 
 export type PipelineState = 'running' | 'open' | 'probing' | 'paused' | 'closed';
+
+const DELIVERED: Fate = Object.freeze({ kind: 'delivered' });
 
 /** Free slots worth a read while others are busy: a quarter of `concurrency`. */
 export function minDemand(concurrency: number): number {
@@ -48,7 +52,8 @@ export function minDemand(concurrency: number): number {
 
 export interface PipelineDeps {
   readonly source: Source;
-  readonly ack: AckStage;
+  /** Makes the pipeline's ack stage, which calls `onSettled` with each batch it has written. */
+  readonly createAck: (onSettled: (batch: readonly Outcome[]) => void) => AckStage;
   readonly target: Target;
   readonly retryIndex: RetryIndex;
   readonly limiter: RateLimiter;
@@ -79,6 +84,7 @@ export class PublisherPipeline {
   private orphanCheck: boolean;
   private readonly idleWaiters: (() => void)[] = [];
   private readonly series: PublisherSeries;
+  private readonly ack: AckStage;
 
   constructor(
     publisher: Publisher,
@@ -88,6 +94,7 @@ export class PublisherPipeline {
     this.state = publisher.active ? 'running' : 'paused';
     this.orphanCheck = publisher.ordered;
     this.series = deps.metrics.publisherSeries(publisher.id);
+    this.ack = deps.createAck((batch) => this.settled(batch));
   }
 
   get id(): string {
@@ -144,7 +151,7 @@ export class PublisherPipeline {
     while (this.inFlight > 0 || this.reading) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
-    await this.deps.ack.drained();
+    await this.ack.drained();
   }
 
   private pump(): void {
@@ -215,7 +222,7 @@ export class PublisherPipeline {
     // Jobs read while closing are delivered too (close() waits for them, and the slot's lease is released
     // only after that). Left pending, they would stay under this node's name, which nobody takes over
     // while the node lives: a slot handed back during a read stranded them until the node left.
-    for (const job of jobs) this.start(job);
+    if (jobs.length > 0) this.start(jobs);
     if (this.state === 'closed') return false;
     return jobs.length === wanted && jobs.length > 0;
   }
@@ -282,49 +289,59 @@ export class PublisherPipeline {
     this.waitTimer = undefined;
   }
 
-  private start(job: Job): void {
-    this.inFlight++;
-    this.series.inFlight.inc();
+  private start(jobs: readonly Job[]): void {
     const publisher = this.publisher;
-    this.deliver(publisher, job)
-      .catch((err: unknown) => this.logError(err, 'delivery failed unexpectedly'))
-      .finally(() => {
-        this.inFlight--;
-        this.series.inFlight.dec();
-        this.notifyIdle();
-        this.pump();
-      });
+    this.inFlight += jobs.length;
+    this.series.inFlight.inc(jobs.length);
+    for (const job of jobs) this.deps.target.send(publisher, job.message, (result) => this.finish(publisher, job, result));
   }
 
-  private async deliver(publisher: Publisher, job: Job): Promise<void> {
-    const result = await this.deps.target.deliver(publisher, job.message);
-    const attempts = job.previousAttempts + 1;
+  /** An attempt ended: its fate, then the ack stage (its slot is freed once the batch is written). */
+  private finish(publisher: Publisher, job: Job, result: AttemptResult): void {
     const now = this.deps.now();
-    const fate = decideFate({
-      result,
-      attempts,
-      receivedAt: job.message.receivedAt,
-      now,
-      secondsRetry: publisher.seconds_retry,
-      maxBackoffSeconds: this.deps.config.retryMaxBackoffSeconds,
-      maxAgeSeconds: this.deps.config.retryMaxAgeSeconds,
-      random: (this.deps.random ?? Math.random)(),
-      ordered: publisher.ordered,
-    });
+    const fate: Fate = result.ok
+      ? DELIVERED
+      : decideFate({
+          result,
+          attempts: job.previousAttempts + 1,
+          receivedAt: job.message.receivedAt,
+          now,
+          secondsRetry: publisher.seconds_retry,
+          maxBackoffSeconds: this.deps.config.retryMaxBackoffSeconds,
+          maxAgeSeconds: this.deps.config.retryMaxAgeSeconds,
+          random: (this.deps.random ?? Math.random)(),
+          ordered: publisher.ordered,
+        });
     const s = this.series;
-    s[fate.kind === 'delivered' ? 'delivered' : fate.kind === 'retry' ? 'retry' : 'dead'].inc();
     s.duration.observe(result.durationMs / 1000);
-    if (fate.kind === 'delivered') s.endToEnd.observe((now - job.message.receivedAt) / 1000);
+    if (result.ok) s.endToEnd.observe((now - job.message.receivedAt) / 1000);
     else {
       this.deps.logger.debug(
-        { publisherId: publisher.id, messageId: job.message.id, fate: fate.kind, error: describe(result) },
+        { messageId: job.message.id, fate: fate.kind, error: describe(result) },
         'delivery failed',
       );
     }
-    await this.deps.ack.add({ job, result, fate, target: publisher.target });
-    if (fate.kind === 'retry') await this.deps.retryIndex.lower(publisher.id, fate.dueAt);
+    this.ack.add({ job, result, fate, target: publisher.target });
     // A message refused for good (permanent) says the target is up: it does not count towards the breaker.
     this.afterResult(result.ok || result.permanent === true);
+  }
+
+  /** A batch of outcomes is in Redis: their slots are free. */
+  private settled(batch: readonly Outcome[]): void {
+    let delivered = 0;
+    let retry = 0;
+    for (const { fate } of batch) {
+      if (fate.kind === 'delivered') delivered++;
+      else if (fate.kind === 'retry') retry++;
+    }
+    const s = this.series;
+    if (delivered > 0) s.delivered.inc(delivered);
+    if (retry > 0) s.retry.inc(retry);
+    if (batch.length > delivered + retry) s.dead.inc(batch.length - delivered - retry);
+    this.inFlight -= batch.length;
+    s.inFlight.dec(batch.length);
+    this.notifyIdle();
+    this.pump();
   }
 
   /** The circuit breaker's moves. */

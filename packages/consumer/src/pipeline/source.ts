@@ -5,7 +5,7 @@
  * retries come from the publisher's retry set, leased so that a node that
  * dies mid-way gives them back by itself.
  */
-import { parseEntry, type Keys, type Publisher, type ScriptClient } from '@postoffice/shared';
+import { decodeRetryState, parseEntry, type Keys, type Publisher, type ScriptClient } from '@postoffice/shared';
 import type { Job } from '../types.js';
 
 /** The consumer name that holds entries taken over from nodes that left (see reclaim.lua). */
@@ -61,11 +61,13 @@ export class Source {
       '>',
     )) as StreamReply;
     const entries = reply?.[0]?.[1] ?? [];
-    return entries.map(([streamId, fields]) => ({
-      message: parseEntry(streamId, fields),
-      previousAttempts: 0,
-      retry: false,
-    }));
+    const topic = publisher.topic;
+    const jobs: Job[] = new Array<Job>(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const [streamId, fields] = entries[i] as [string, string[]];
+      jobs[i] = { message: parseEntry(topic, streamId, fields), previousAttempts: 0, retry: false };
+    }
+    return jobs;
   }
 
   /**
@@ -91,9 +93,9 @@ export class Source {
     )) as TakeReply;
     return {
       next: next === '' ? undefined : Number(next),
-      jobs: taken.map(([streamId, attempts, fields]) => ({
-        message: parseEntry(streamId, fields),
-        previousAttempts: Number(attempts),
+      jobs: taken.map(([streamId, state, fields]) => ({
+        message: parseEntry(publisher.topic, streamId, fields),
+        previousAttempts: decodeRetryState(state)?.count ?? 0,
         retry: true,
       })),
     };

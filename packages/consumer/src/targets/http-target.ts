@@ -2,7 +2,14 @@
  * Delivers over HTTP with undici: one keep-alive pool per origin (the
  * Agent keeps them), a POST of the payload as JSON with the attributes under
  * an `attributes` key when the payload is an object, as Postoffice sends it.
- * Success is any 2xx within the publisher's `seconds_timeout`.
+ * Success is a 2xx status within the publisher's `seconds_timeout` of
+ * sending the request (undici's headers timeout; connecting has
+ * `CONNECT_TIMEOUT_MS` of its own). The answer's body is read and dropped.
+ *
+ * Each attempt is one `dispatch` with a small handler object and no promise,
+ * AbortController or timer of its own: at tens of thousands of deliveries a
+ * second, those were most of what an attempt cost outside undici (see
+ * docs/performance.md).
  *
  * A publisher with secrets gets Standard Webhooks signatures
  * (`webhook-id`, `webhook-timestamp`, `webhook-signature`) over the exact
@@ -12,7 +19,7 @@
 import { createHmac } from 'node:crypto';
 import { lookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from 'node:dns';
 import { isIP } from 'node:net';
-import { Agent, buildConnector, request } from 'undici';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import {
   PrivateTargetError,
   isPrivateAddress,
@@ -22,20 +29,23 @@ import {
 } from '@postoffice/shared';
 import type { AttemptResult, Clock, Target } from '../types.js';
 
-/** Idle controllers kept for reuse, at most. */
-const SPARE_CONTROLLERS = 1024;
+/** Most time to open a connection to a target. */
+export const CONNECT_TIMEOUT_MS = 5000;
+/** Answer bytes read before the connection is given up (the status is all that counts). */
+const MAX_ANSWER_BYTES = 64 * 1024;
+
+interface Route {
+  readonly origin: string;
+  readonly path: string;
+}
 
 export class HttpTarget implements Target {
   private readonly agent: Agent;
   private closed = false;
-  private readonly inFlight = new Set<AbortController>();
-  /**
-   * Controllers whose attempt ended without aborting them: undici removed
-   * its listener, so they are as good as new. Creating an AbortController
-   * and its signal was the largest cost of an attempt outside undici itself
-   * (see docs/performance.md).
-   */
-  private readonly spare: AbortController[] = [];
+  /** Attempts in flight, to end them all at the shutdown deadline. */
+  private readonly inFlight = new Set<Attempt>();
+  /** Origin and path of each target URL (publishers are few, targets fewer). */
+  private readonly routes = new Map<string, Route>();
 
   constructor(
     private readonly now: Clock = Date.now,
@@ -45,61 +55,144 @@ export class HttpTarget implements Target {
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 600_000,
       connections: options.connections ?? null,
-      ...(options.refusePrivateTargets ? { connect: publicOnlyConnector() } : {}),
+      connect: options.refusePrivateTargets ? publicOnlyConnector() : { timeout: CONNECT_TIMEOUT_MS },
     });
   }
 
-  async deliver(publisher: Publisher, message: StoredMessage): Promise<AttemptResult> {
+  send(publisher: Publisher, message: StoredMessage, done: (result: AttemptResult) => void): void {
     const startedAt = this.now();
+    let route = this.routes.get(publisher.target);
+    if (route === undefined) {
+      try {
+        const url = new URL(publisher.target);
+        route = { origin: url.origin, path: `${url.pathname}${url.search}` };
+      } catch {
+        done({ ok: false, error: 'target is not a URL', permanent: true, startedAt, durationMs: 0 });
+        return;
+      }
+      if (this.routes.size > 10_000) this.routes.clear();
+      this.routes.set(publisher.target, route);
+    }
+    const body = httpBody(message);
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'message-id': message.id,
+      topic: publisher.topic,
+      'user-agent': 'postoffice',
+    };
+    if (publisher.secrets && publisher.secrets.length > 0) sign(headers, publisher.secrets, message.id, body, startedAt);
     const timeoutMs = Math.round(publisher.seconds_timeout * 1000);
-    // One controller and one timer per attempt (AbortSignal.timeout + AbortSignal.any cost twice as much).
-    const controller = this.spare.pop() ?? new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, timeoutMs);
-    this.inFlight.add(controller);
-    try {
-      const body = httpBody(message);
-      const headers: Record<string, string> = {
-        'content-type': 'application/json',
-        'message-id': message.id,
-        topic: publisher.topic,
-        'user-agent': 'postoffice',
-      };
-      if (publisher.secrets && publisher.secrets.length > 0)
-        sign(headers, publisher.secrets, message.id, body, startedAt);
-      const res = await request(publisher.target, {
+    const attempt = new Attempt(this, done, startedAt, publisher.seconds_timeout);
+    this.inFlight.add(attempt);
+    if (this.closed) {
+      attempt.fail(new Error('aborted (node stopping)'));
+      return;
+    }
+    this.agent.dispatch(
+      {
+        origin: route.origin,
+        path: route.path,
         method: 'POST',
-        dispatcher: this.agent,
         headers,
         body,
-        signal: controller.signal,
-      });
-      await res.body.dump({ limit: 64 * 1024 });
-      const durationMs = this.now() - startedAt;
-      if (res.statusCode >= 200 && res.statusCode < 300)
-        return { ok: true, status: res.statusCode, startedAt, durationMs };
-      return { ok: false, status: res.statusCode, error: `HTTP ${res.statusCode}`, startedAt, durationMs };
-    } catch (err) {
-      const durationMs = this.now() - startedAt;
-      return { ok: false, error: describeError(err, timedOut, publisher.seconds_timeout), startedAt, durationMs };
-    } finally {
-      clearTimeout(timer);
-      this.inFlight.delete(controller);
-      if (!controller.signal.aborted && this.spare.length < SPARE_CONTROLLERS) this.spare.push(controller);
-    }
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      },
+      attempt,
+    );
+  }
+
+  /** As `send`, as a promise (tests, and callers that are not on the hot path). */
+  deliver(publisher: Publisher, message: StoredMessage): Promise<AttemptResult> {
+    return new Promise((resolve) => this.send(publisher, message, resolve));
+  }
+
+  /** @internal An attempt ended: its result goes to the pipeline. */
+  settled(attempt: Attempt, result: AttemptResult): void {
+    this.inFlight.delete(attempt);
+    attempt.done(result);
+  }
+
+  /** @internal */
+  elapsed(startedAt: number): number {
+    return this.now() - startedAt;
   }
 
   abortAll(): void {
-    for (const controller of this.inFlight) controller.abort();
+    for (const attempt of [...this.inFlight]) attempt.abort();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.agent.close();
+  }
+}
+
+/**
+ * One attempt's undici handler. The status decides the result as soon as
+ * the answer's head arrives; the body is read and dropped (the connection
+ * goes back to its pool once it has been read).
+ */
+class Attempt implements Dispatcher.DispatchHandler {
+  private finished = false;
+  private controller: Dispatcher.DispatchController | undefined;
+  private received = 0;
+  private aborted = false;
+
+  constructor(
+    private readonly target: HttpTarget,
+    readonly done: (result: AttemptResult) => void,
+    private readonly startedAt: number,
+    private readonly seconds: number,
+  ) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.aborted) controller.abort(new Error('aborted (node stopping)'));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
+    if (this.finished) return;
+    this.finished = true;
+    const durationMs = this.target.elapsed(this.startedAt);
+    this.target.settled(
+      this,
+      statusCode >= 200 && statusCode < 300
+        ? { ok: true, status: statusCode, startedAt: this.startedAt, durationMs }
+        : { ok: false, status: statusCode, error: `HTTP ${statusCode}`, startedAt: this.startedAt, durationMs },
+    );
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.received += chunk.length;
+    if (this.received > MAX_ANSWER_BYTES) controller.abort(new Error('answer too large'));
+  }
+
+  onResponseEnd(): void {}
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.fail(err);
+  }
+
+  /** Ends the attempt as failed, unless its status already decided it. */
+  fail(err: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.target.settled(this, {
+      ok: false,
+      error: this.aborted ? 'aborted (node stopping)' : describeError(err, this.seconds),
+      startedAt: this.startedAt,
+      durationMs: this.target.elapsed(this.startedAt),
+    });
+  }
+
+  abort(): void {
+    if (this.finished) return;
+    this.aborted = true;
+    const err = new Error('aborted (node stopping)');
+    if (this.controller) this.controller.abort(err);
+    this.fail(err);
   }
 }
 
@@ -177,7 +270,7 @@ function publicOnlyLookup(
  * connects to without a lookup) is checked before connecting.
  */
 function publicOnlyConnector(): buildConnector.connector {
-  const connect = buildConnector({ lookup: publicOnlyLookup });
+  const connect = buildConnector({ lookup: publicOnlyLookup, timeout: CONNECT_TIMEOUT_MS });
   return (options, callback) => {
     const host = options.hostname.startsWith('[') ? options.hostname.slice(1, -1) : options.hostname;
     if (isIP(host) !== 0 && isPrivateAddress(host)) {
@@ -188,8 +281,7 @@ function publicOnlyConnector(): buildConnector.connector {
   };
 }
 
-function describeError(err: unknown, timedOut: boolean, seconds: number): string {
-  if (timedOut) return `timeout after ${seconds} s`;
+function describeError(err: unknown, seconds: number): string {
   const e = err as { code?: string; message?: string; name?: string; cause?: { code?: string; message?: string } };
   if (e.code === 'PO_PRIVATE_TARGET') return e.message ?? 'target is a private address';
   if (e.cause?.code === 'PO_PRIVATE_TARGET') return e.cause.message ?? 'target is a private address';
@@ -199,5 +291,6 @@ function describeError(err: unknown, timedOut: boolean, seconds: number): string
   if (code === 'ENOTFOUND') return 'host not found';
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return 'connection reset';
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return `timeout after ${seconds} s`;
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `connect timeout after ${CONNECT_TIMEOUT_MS / 1000} s`;
   return code ? `${code}: ${e.message ?? ''}`.trim() : (e.message ?? String(err));
 }

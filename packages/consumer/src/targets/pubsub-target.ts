@@ -117,6 +117,13 @@ export class PubsubTarget implements Target {
     this.now = options.now ?? Date.now;
   }
 
+  send(publisher: Publisher, message: StoredMessage, done: (result: AttemptResult) => void): void {
+    const startedAt = this.now();
+    this.deliver(publisher, message).then(done, (err: unknown) =>
+      done({ ok: false, error: String(err), startedAt, durationMs: this.now() - startedAt }),
+    );
+  }
+
   async deliver(publisher: Publisher, message: StoredMessage): Promise<AttemptResult> {
     const startedAt = this.now();
     const result = (r: Omit<AttemptResult, 'startedAt' | 'durationMs'>): AttemptResult => ({

@@ -8,18 +8,13 @@ import type { AttemptResult, Target } from '../types.js';
 export class TargetRouter implements Target {
   constructor(private readonly targets: Partial<Record<PublisherType, Target>>) {}
 
-  deliver(publisher: Publisher, message: StoredMessage): Promise<AttemptResult> {
+  send(publisher: Publisher, message: StoredMessage, done: (result: AttemptResult) => void): void {
     const target = this.targets[publisher.type];
     if (!target) {
-      const now = Date.now();
-      return Promise.resolve({
-        ok: false,
-        error: `no delivery for publishers of type ${publisher.type}`,
-        startedAt: now,
-        durationMs: 0,
-      });
+      done({ ok: false, error: `no delivery for publishers of type ${publisher.type}`, startedAt: Date.now(), durationMs: 0 });
+      return;
     }
-    return target.deliver(publisher, message);
+    target.send(publisher, message, done);
   }
 
   abortAll(): void {

@@ -70,7 +70,7 @@ function single(query: Query, field: string, c: Checker): string | undefined {
 }
 
 export function registerFailingRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  const failing = new Failing(ctx.redis, ctx.keys, ctx.config.retentionSeconds);
+  const failing = new Failing(ctx.redis, ctx.keys);
 
   app.get<Params & { Querystring: Query }>('/api/publishers/:id/failing', async (request) => {
     const publisher = await publisherOf(ctx, request.params.id);

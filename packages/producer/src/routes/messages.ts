@@ -6,7 +6,7 @@
 import { AppError, NotFoundError, ValidationError, type DeliveryStateName, type Publisher } from '@postoffice/shared';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { OnceResult } from '../ingest.js';
-import { findMessage } from '../message-lookup.js';
+import { findMessage } from '@postoffice/shared';
 import { SCHEDULE_PAST_TOLERANCE_MS, parseIsoWithOffset, scheduleMessage } from '../schedule.js';
 import { Search, validSearchCursor, type SearchFilters } from '../search.js';
 import type { ApiContext } from '../types.js';
