@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import type { DeliveryRecord } from '@postoffice/shared';
+import { findMessage, parseMessageId, type DeliveryView } from '@postoffice/shared';
+import { settle } from '../../shared/test/support/settle.js';
 import { decodeCursor } from '../src/failing.js';
 import { call, createPublisher, createTopic, startApi, type Api } from './helpers.js';
 
@@ -40,17 +41,14 @@ describe("a publisher's failing messages", () => {
   /** Reads every message into the group and records each as failed: retrying (due at `score`) or dead (dead at `score`). */
   async function fail(topic: string, pid: string, ids: string[], outcome: 'r' | 'x', score: (i: number) => number) {
     const tk = api.keys.topic(topic);
-    const pk = api.keys.publisher(topic, pid);
     await api.redis.xreadgroup('GROUP', pid, 'node', 'COUNT', 100000, 'STREAMS', tk.stream, '>');
-    const keys = [tk.stream, pk.retries, pk.attempts, pk.dead];
-    const args: (string | number)[] = [pid, 3600, 50, ids.length];
-    for (const [i, id] of ids.entries()) {
-      keys.push(api.keys.history(topic, id));
-      const sid = (await api.redis.hget(tk.ids, id)) as string;
-      const attempt = JSON.stringify({ at: new Date().toISOString(), status: 500, error: 'HTTP 500', duration_ms: 1 });
-      args.push(sid, outcome, score(i), attempt, outcome === 'r' ? new Date(score(i)).toISOString() : 'gave up');
-    }
-    await api.redis.poSettle(keys.length, ...keys, ...args);
+    await settle(
+      api.redis,
+      api.keys,
+      topic,
+      pid,
+      ids.map((id, i) => ({ streamId: parseMessageId(id)!.streamId!, outcome, score: score(i), reason: 'gave up' })),
+    );
   }
 
   async function list(pid: string, query = ''): Promise<{ data: Item[]; cursor: string | null }> {
@@ -59,8 +57,9 @@ describe("a publisher's failing messages", () => {
     return res.body as { data: Item[]; cursor: string | null };
   }
 
-  async function record(topic: string, id: string, pid: string): Promise<DeliveryRecord> {
-    return JSON.parse((await api.redis.hget(api.keys.history(topic, id), pid)) as string) as DeliveryRecord;
+  async function record(_topic: string, id: string, pid: string): Promise<DeliveryView> {
+    const m = await findMessage(api.redis, api.keys, api.store, id);
+    return m!.deliveries.find((d) => d.publisher_id === pid)!;
   }
 
   it('lists retrying (soonest first) then dead letters (latest first), filtered by state and topic', async () => {
@@ -141,7 +140,7 @@ describe("a publisher's failing messages", () => {
     expect(res.status).to.equal(200);
     expect(res.body).to.deep.equal({ data: { count: 2, ids: [ids[0], ids[2]], missing: ['nope'] } });
     const pk = api.keys.publisher(topic, pid);
-    const sid = async (id: string) => (await api.redis.hget(api.keys.topic(topic).ids, id)) as string;
+    const sid = async (id: string) => Promise.resolve(parseMessageId(id)!.streamId!);
     expect(Number(await api.redis.zscore(pk.retries, await sid(ids[0]!)))).to.be.within(before, Date.now());
     expect(Number(await api.redis.zscore(pk.retries, await sid(ids[2]!)))).to.be.within(before, Date.now());
     expect(await api.redis.zscore(pk.dead, await sid(ids[2]!))).to.equal(null);
@@ -197,7 +196,7 @@ describe("a publisher's failing messages", () => {
     expect((await record(topic, ids[3]!, pid)).last_action?.action).to.equal('recovered');
   });
 
-  it('delete acknowledges the messages for the publisher, with a deleted history record', async () => {
+  it('delete acknowledges the messages for the publisher, and their page says deleted', async () => {
     const { topic, pid, ids } = await setup(3);
     await fail(topic, pid, ids.slice(0, 2), 'r', () => Date.now() + 60_000);
     await fail(topic, pid, ids.slice(2), 'x', () => 1000);

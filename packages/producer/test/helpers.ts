@@ -4,6 +4,7 @@
  */
 import {
   Keys,
+  Store,
   closeRedis,
   createLogger,
   createRedis,
@@ -20,6 +21,7 @@ export interface Api {
   readonly config: Config;
   readonly redis: ScriptClient;
   readonly keys: Keys;
+  readonly store: Store;
   readonly app: FastifyInstance;
   /** Closes the app and the client, then stops the server unless it was given. */
   close(): Promise<void>;
@@ -33,11 +35,13 @@ export async function startApi(env: Record<string, string> = {}, given?: RedisSe
   const app = buildServer({ config, redis, logger: createLogger(config) });
   await app.ready();
   let closed = false;
+  const keys = new Keys(config.redisPrefix);
   return {
     server,
     config,
     redis,
-    keys: new Keys(config.redisPrefix),
+    keys,
+    store: new Store(redis, keys),
     app,
     async close() {
       if (closed) return;

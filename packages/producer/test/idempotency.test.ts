@@ -31,7 +31,7 @@ describe('Idempotency-Key on ingest', () => {
     const before = await length('orders');
     const first = await post(api.app, '/api/messages', { topic: 'orders', payload: { n: 1 } }, 'order-1');
     expect(first.status).to.equal(201);
-    const again = await post(api.app, '/api/messages', { topic: 'orders', payload: { n: 2 } }, 'order-1');
+    const again = await post(api.app, '/api/messages', { topic: 'orders', payload: { n: 1 } }, 'order-1');
     expect(again.status).to.equal(201);
     expect(again.body).to.deep.equal(first.body);
     expect(again.headers['idempotent-replayed']).to.equal('true');
@@ -52,19 +52,29 @@ describe('Idempotency-Key on ingest', () => {
     expect(await length('orders')).to.equal(before + 3);
   });
 
-  it('keeps the first answer when the same key is used on the other route', async () => {
+  it('refuses with 422 naming the header a different request under a used key, and writes nothing', async () => {
     const before = await length('orders');
     const first = await post(api.app, '/api/messages', { topic: 'orders', payload: 'x' }, 'shared-key');
-    const bulk = await post(api.app, '/api/bulk_messages', { topic: 'orders', payload: ['y', 'z'] }, 'shared-key');
-    expect(bulk.status).to.equal(201);
-    expect(bulk.body).to.deep.equal(first.body);
+    expect(first.status).to.equal(201);
+    const refusals = [
+      await post(api.app, '/api/bulk_messages', { topic: 'orders', payload: ['x'] }, 'shared-key'),
+      await post(api.app, '/api/messages', { topic: 'orders', payload: 'y' }, 'shared-key'),
+      await post(api.app, '/api/messages', { topic: 'orders', payload: 'x', attributes: { a: 'b' } }, 'shared-key'),
+    ];
+    for (const r of refusals) {
+      expect(r.status, r.raw).to.equal(422);
+      expect(r.body).to.have.nested.property('data.errors.idempotency-key');
+    }
     expect(await length('orders')).to.equal(before + 1);
+    const again = await post(api.app, '/api/messages', { topic: 'orders', payload: 'x' }, 'shared-key');
+    expect(again.status).to.equal(201);
+    expect(again.body).to.deep.equal(first.body);
   });
 
   it('writes once when the same key arrives twice at the same time', async () => {
     const before = await length('orders');
     const answers = await Promise.all(
-      [1, 2, 3, 4].map((n) => post(api.app, '/api/messages', { topic: 'orders', payload: n }, 'race')),
+      [1, 2, 3, 4].map(() => post(api.app, '/api/messages', { topic: 'orders', payload: 'same' }, 'race')),
     );
     const ids = new Set(answers.map((a) => (a.body as { data: { id: string } }).data.id));
     expect(ids.size).to.equal(1);

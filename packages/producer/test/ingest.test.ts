@@ -35,7 +35,7 @@ describe('Ingest', () => {
 
   async function stream(topic: string) {
     const raw = await redis.xrange(keys.topic(topic).stream, '-', '+');
-    return raw.map(([sid, fields]) => parseEntry(sid, fields));
+    return raw.map(([sid, fields]) => parseEntry(topic, sid, fields));
   }
 
   before(async () => {

@@ -4,13 +4,12 @@ import {
   createRedis,
   masterNodes,
   parseEntry,
+  parseMessageId,
   streamIdTime,
-  type DeliveryRecord,
   type ScriptClient,
 } from '@postoffice/shared';
+import { settle } from '../../shared/test/support/settle.js';
 import { call, createPublisher, createTopic, errors, startApi, waitFor, type Api } from './helpers.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 describe('messages API', () => {
   let api: Api;
@@ -19,7 +18,7 @@ describe('messages API', () => {
 
   async function entries(topic: string): Promise<ReturnType<typeof parseEntry>[]> {
     const raw = await api.redis.xrange(api.keys.topic(topic).stream, '-', '+');
-    return raw.map(([sid, fields]) => parseEntry(sid, fields));
+    return raw.map(([sid, fields]) => parseEntry(topic, sid, fields));
   }
 
   /**
@@ -63,7 +62,7 @@ describe('messages API', () => {
   });
 
   describe('POST /api/messages', () => {
-    it('answers 201 with a new UUID once the message is in the stream, and wakes consumers once', async () => {
+    it('answers 201 with an id naming the topic and entry once the message is in the stream, and wakes consumers once', async () => {
       const res = await call(api.app, 'POST', '/api/messages', {
         topic: 'orders',
         payload: { order: 7, lines: [1, 2] },
@@ -71,12 +70,13 @@ describe('messages API', () => {
       });
       expect(res.status).to.equal(201);
       const id = (res.body as { data: { id: string } }).data.id;
-      expect(id).to.match(UUID);
       const [entry] = await entries('orders');
+      // The id names the topic and the stream entry; nothing but the entry is written for the message.
+      expect(id).to.equal(`orders.${entry?.streamId}`);
       expect(entry).to.include({ id });
       expect(JSON.parse(entry?.payload ?? '')).to.deep.equal({ order: 7, lines: [1, 2] });
       expect(entry?.attributes).to.deep.equal({ source: 'shop', region: 'eu' });
-      expect(await api.redis.hget(api.keys.topic('orders').ids, id)).to.equal(entry?.streamId);
+      expect(await api.redis.exists(api.keys.topic('orders').ids)).to.equal(0);
       expect(await api.redis.hget(api.keys.topic('orders').meta, 'received')).to.equal('1');
       expect(await wakesSoFar()).to.deep.equal(['orders']);
     });
@@ -88,7 +88,7 @@ describe('messages API', () => {
         const [[, fields]] = (await api.redis.xrevrange(api.keys.topic('orders').stream, '+', '-', 'COUNT', 1)) as [
           [string, string[]],
         ];
-        expect(fields).to.deep.equal(['id', (res.body as { data: { id: string } }).data.id, 'p', '"x"']);
+        expect(fields).to.deep.equal(['p', '"x"']);
       }
     });
 
@@ -172,8 +172,8 @@ describe('messages API', () => {
       const ids = (res.body as { data: { ids: string[] } }).data.ids;
       const commands = await commandsSince();
       expect(ids).to.have.length(3);
-      for (const id of ids) expect(id).to.match(UUID);
       const stored = await entries('empty');
+      expect(ids).to.deep.equal(stored.map((e) => `empty.${e.streamId}`));
       expect(stored.map((e) => e.id)).to.deep.equal(ids);
       expect(stored.map((e) => JSON.parse(e.payload) as unknown)).to.deep.equal([{ n: 1 }, { n: 2 }, { n: 3 }]);
       for (const e of stored) expect(e.attributes).to.deep.equal({ batch: 'b1' });
@@ -249,7 +249,7 @@ describe('messages API', () => {
         attributes: { carrier: 'dhl' },
       });
       id = (res.body as { data: { id: string } }).data.id;
-      streamId = (await api.redis.hget(api.keys.topic('shipments').ids, id)) as string;
+      streamId = parseMessageId(id)!.streamId!;
       // Created "from now" strictly after the message arrived: it never sees it.
       await waitFor(() => Date.now() > streamIdTime(streamId), 'the clock to move past the receipt');
       publishers.later = (
@@ -259,24 +259,21 @@ describe('messages API', () => {
       publishers.backfill = (await createPublisher(api.app, { topic: 'shipments', target: 'https://e.test/hook' }))
         .id as string;
 
-      const delivered: DeliveryRecord = {
-        state: 'delivered',
-        attempt_count: 1,
-        attempts: [{ at: '2030-01-01T00:00:00.000Z', status: 200, duration_ms: 12 }],
-      };
-      const retrying: DeliveryRecord = {
-        state: 'retrying',
-        attempt_count: 2,
-        attempts: [
-          { at: '2030-01-01T00:00:00.000Z', status: 503, error: 'HTTP 503', duration_ms: 20 },
-          { at: '2030-01-01T00:00:30.000Z', error: 'timeout', duration_ms: 5000 },
-        ],
-        next_attempt_at: '2030-01-01T00:01:30.000Z',
-      };
-      await api.redis.hset(api.keys.history('shipments', id), {
-        [publishers.delivered]: JSON.stringify(delivered),
-        [publishers.retrying]: JSON.stringify(retrying),
-      });
+      // What a consumer node writes: read by each group, then settled in batches.
+      const stream = api.keys.topic('shipments').stream;
+      for (const pid of [publishers.delivered, publishers.retrying]) {
+        await api.redis.xreadgroup('GROUP', pid!, 'node', 'COUNT', 10, 'STREAMS', stream, '>');
+      }
+      const t0 = Date.parse('2030-01-01T00:00:00.000Z');
+      await settle(api.redis, api.keys, 'shipments', publishers.delivered!, [
+        { streamId, outcome: 'd', status: 200, startedAt: t0 },
+      ]);
+      await settle(api.redis, api.keys, 'shipments', publishers.retrying!, [
+        { streamId, outcome: 'r', status: 503, startedAt: t0, score: t0 + 30_000 },
+      ]);
+      await settle(api.redis, api.keys, 'shipments', publishers.retrying!, [
+        { streamId, outcome: 'r', error: 'timeout', startedAt: t0 + 30_000, score: t0 + 90_000, previous: 1, retry: true },
+      ]);
     });
 
     it('answers the message with the state of every delivery from its history', async () => {
@@ -296,7 +293,7 @@ describe('messages API', () => {
               type: 'http',
               state: 'delivered',
               attempt_count: 1,
-              attempts: [{ at: '2030-01-01T00:00:00.000Z', status: 200, duration_ms: 12 }],
+              attempts: [{ at: '2030-01-01T00:00:00.000Z', status: 200, duration_ms: 1 }],
             },
             {
               publisher_id: publishers.retrying,
@@ -305,8 +302,8 @@ describe('messages API', () => {
               state: 'retrying',
               attempt_count: 2,
               attempts: [
-                { at: '2030-01-01T00:00:00.000Z', status: 503, error: 'HTTP 503', duration_ms: 20 },
-                { at: '2030-01-01T00:00:30.000Z', error: 'timeout', duration_ms: 5000 },
+                { at: '2030-01-01T00:00:00.000Z', status: 503, error: 'HTTP 503', duration_ms: 1 },
+                { at: '2030-01-01T00:00:30.000Z', status: 500, error: 'timeout', duration_ms: 1 },
               ],
               next_attempt_at: '2030-01-01T00:01:30.000Z',
             },
@@ -332,19 +329,21 @@ describe('messages API', () => {
     });
 
     it('shows a dead letter with its reason', async () => {
-      const dead: DeliveryRecord = { state: 'dead', attempt_count: 100, attempts: [], dead_reason: 'max attempts' };
-      await api.redis.hset(api.keys.history('shipments', id), publishers.retrying as string, JSON.stringify(dead));
+      const t0 = Date.parse('2030-01-01T00:00:00.000Z');
+      await settle(api.redis, api.keys, 'shipments', publishers.retrying!, [
+        { streamId, outcome: 'x', status: 500, startedAt: t0 + 90_000, previous: 99, retry: true, reason: 'max attempts' },
+      ]);
       const res = await call(api.app, 'GET', `/api/messages/${id}`);
       const deliveries = (res.body as { data: { deliveries: Record<string, unknown>[] } }).data.deliveries;
-      expect(deliveries[1]).to.deep.equal({
+      expect(deliveries[1]).to.deep.include({
         publisher_id: publishers.retrying,
         target: 'https://b.test/hook',
         type: 'http',
         state: 'dead',
         attempt_count: 100,
-        attempts: [],
         dead_reason: 'max attempts',
       });
+      expect(deliveries[1]!.attempts).to.have.length(3);
     });
 
     it('answers 404 naming id for an unknown id', async () => {

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { parseMessageId } from '@postoffice/shared';
 import { call, createPublisher, createTopic, startApi, waitFor, type Api } from './helpers.js';
 
 interface Item {
@@ -114,7 +115,7 @@ describe('GET /api/messages (search)', () => {
     await send('b', 'other topic');
     const tk = api.keys.topic('a');
     const pk = api.keys.publisher('a', pid);
-    const sid = async (id: string) => (await api.redis.hget(tk.ids, id)) as string;
+    const sid = async (id: string) => Promise.resolve(parseMessageId(id)!.streamId!);
     await api.redis.xreadgroup('GROUP', pid, 'n', 'COUNT', 4, 'STREAMS', tk.stream, '>');
     await api.redis.xack(tk.stream, pid, await sid(m1!), await sid(m3!));
     await api.redis.zadd(pk.retries, Date.now() + 60_000, await sid(m2!));

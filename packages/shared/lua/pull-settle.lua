@@ -41,6 +41,14 @@ if lease.token ~= token or tonumber(lease.expires_at) <= now then
   return -6
 end
 
+-- The informational writes first: should one fail, nothing else is written.
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[7], sid, ARGV[8])
+end
+if ARGV[9] ~= '' then
+  redis.call('ZADD', KEYS[6], ARGV[9], ARGV[10])
+end
+
 local result = 1
 if action == 'extend' then
   lease.expires_at = tonumber(ARGV[6])
@@ -60,11 +68,5 @@ else
   elseif action == 'replace' then
     redis.call('HSET', KEYS[8], ARGV[6], ARGV[7])
   end
-end
-if ARGV[8] ~= '' then
-  redis.call('HSET', KEYS[7], sid, ARGV[8])
-end
-if ARGV[9] ~= '' then
-  redis.call('ZADD', KEYS[6], ARGV[9], ARGV[10])
 end
 return result

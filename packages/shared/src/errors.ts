@@ -84,7 +84,7 @@ export const SCRIPT_CODES = {
   '-8': () => new NotFoundError('topic_not_found', 'name', 'topic not found'),
   '-9': () =>
     new ValidationError(
-      { 'Idempotency-Key': ['was used by a different request (another route, topic or body) in the last 24 hours'] },
+      { 'idempotency-key': ['was used by a different request (another route, topic or body) in the last 24 hours'] },
       422,
       'idempotency_key_reused',
     ),

@@ -1,0 +1,96 @@
+/**
+ * Test support: records delivery outcomes the way a consumer node's ack
+ * stage does (one `settle.lua` call), without a node: for tests of what the
+ * API shows of failing, retrying and dead messages.
+ */
+import {
+  encodeRecords,
+  encodeRetryState,
+  recordTag,
+  type Keys,
+  type LoggedAttempt,
+  type ScriptClient,
+} from '../../src/index.js';
+
+export interface TestOutcome {
+  readonly streamId: string;
+  /** 'd' delivered, 'r' retry (due at `score`), 'x' dead (dead since `score`). */
+  readonly outcome: 'd' | 'r' | 'x';
+  readonly score?: number;
+  readonly status?: number;
+  readonly error?: string;
+  /** Attempts made before this one. */
+  readonly previous?: number;
+  /** The attempt came from the retry set. */
+  readonly retry?: boolean;
+  readonly reason?: string;
+  readonly startedAt?: number;
+}
+
+/** One settle call for `outcomes` of publisher `publisherId`. */
+export async function settle(
+  redis: ScriptClient,
+  keys: Keys,
+  topic: string,
+  publisherId: string,
+  outcomes: readonly TestOutcome[],
+  now = Date.now(),
+): Promise<number> {
+  const tk = keys.topic(topic);
+  const pk = keys.publisher(topic, publisherId);
+  const attempts: LoggedAttempt[] = [];
+  const acked: string[] = [];
+  const cleared: string[] = [];
+  const retries: (string | number)[] = [];
+  const dead: (string | number)[] = [];
+  for (const o of outcomes) {
+    const startedAt = o.startedAt ?? now;
+    const status = o.status ?? (o.outcome === 'd' ? 200 : 500);
+    const error = o.outcome === 'd' ? undefined : (o.error ?? `HTTP ${status}`);
+    const a: LoggedAttempt = {
+      streamId: o.streamId,
+      startedAt,
+      durationMs: 1,
+      status,
+      outcome: o.outcome === 'd' ? 'delivered' : o.outcome === 'r' ? 'retry' : 'dead',
+      ...(error === undefined ? {} : { error }),
+    };
+    attempts.push(a);
+    const count = (o.previous ?? 0) + 1;
+    if (o.outcome === 'r') {
+      retries.push(o.streamId, o.score ?? now, encodeRetryState(count, a));
+      continue;
+    }
+    acked.push(o.streamId);
+    if (o.retry) cleared.push(o.streamId);
+    if (o.outcome === 'x') {
+      const note = {
+        dead_reason: o.reason ?? 'gave up',
+        attempt_count: count,
+        last_attempt: { at: new Date(startedAt).toISOString(), status, error, duration_ms: 1 },
+      };
+      dead.push(o.streamId, o.score ?? now, JSON.stringify(note));
+    }
+  }
+  const records = encodeRecords(attempts, now, recordTag);
+  return (await redis.poSettle(
+    6,
+    tk.stream,
+    pk.retries,
+    pk.attempts,
+    pk.dead,
+    pk.log,
+    pk.notes,
+    publisherId,
+    records.length,
+    ...records.flatMap((r) => [r.score, r.member]),
+    acked.length,
+    ...acked,
+    cleared.length,
+    ...cleared,
+    retries.length / 3,
+    ...retries,
+    dead.length / 3,
+    ...dead,
+  )) as number;
+}
