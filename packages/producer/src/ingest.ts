@@ -218,10 +218,13 @@ export class Ingest {
     if (script[0]) throw script[0];
     const reply = checkScriptResult(script[1]);
     if (Array.isArray(reply) && reply[0] === '=') {
-      const ids = String(reply[1])
-        .split(',')
-        .map((sid) => messageId(topic, sid));
-      return { kind, ids, replayed: true };
+      const kept = String(reply[1]);
+      // Kept before fingerprints (an upgrade less than 24 h ago): the first answer as it was.
+      if (kept.startsWith('{')) {
+        const first = JSON.parse(kept) as { kind: IngestKind; ids: string[] };
+        return { kind: first.kind, ids: first.ids, replayed: true };
+      }
+      return { kind, ids: kept.split(',').map((sid) => messageId(topic, sid)), replayed: true };
     }
     if (waiting) {
       if (!wait) throw new UnavailableError('the write was not executed');

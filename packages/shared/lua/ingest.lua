@@ -10,12 +10,15 @@
   ARGV[2+2n] with KEYS[3]: the request's fingerprint (route, topic and body)
   ARGV[3+2n] with KEYS[3]: how long to keep the key (seconds)
 
-  The key holds '<fingerprint> <stream id>,<stream id>,...'.
+  The key holds '<fingerprint> <stream id>,<stream id>,...'. A key written
+  before fingerprints holds the first answer as JSON ('{"kind":...,"ids":[...]}'):
+  it is given back as it is (that version replayed any request under its key).
 
   Returns: -1 when the topic does not exist (nothing written);
            -9 when KEYS[3] was used by a different request (nothing written);
            { '=', '<stream id>,...' } when KEYS[3] already holds this
            request's answer (nothing written);
+           { '=', '{...}' } when KEYS[3] holds an answer written before fingerprints;
            otherwise the n stream entry ids, in order.
 ]]
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -25,6 +28,9 @@ local n = tonumber(ARGV[1])
 if KEYS[3] then
   local kept = redis.call('GET', KEYS[3])
   if kept then
+    if string.sub(kept, 1, 1) == '{' then
+      return { '=', kept }
+    end
     local space = string.find(kept, ' ', 1, true)
     if space and string.sub(kept, 1, space - 1) == ARGV[2 + 2 * n] then
       return { '=', string.sub(kept, space + 1) }

@@ -15,7 +15,7 @@
  *
  *     <ms - score>-<seq>:<settled at - started at>:<duration ms>[:<status>[:<outcome>[:<error>[:<worker>[:<lease ms>]]]]]
  *
- * with trailing empty fields dropped. Error and worker are percent-encoded,
+ * with trailing empty fields dropped (an empty status is the record's, `-` none). Error and worker are percent-encoded,
  * so `;`, `:` and `|` never appear inside a field. A first-attempt delivery
  * with the usual status costs about 12 bytes: `12-0:3:2`.
  */
@@ -81,14 +81,23 @@ export interface LogRecord {
   readonly member: string;
 }
 
-const esc = (text: string): string => encodeURIComponent(text);
+/** Lone halves of a surrogate pair (an emoji cut in two): encodeURIComponent refuses them. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+const esc = (text: string): string => encodeURIComponent(text.replace(LONE_SURROGATE, '\uFFFD'));
+
+/** An item's status field: empty for the record's common status, `-` for none where the record has one. */
+function statusField(status: number | undefined, common: number | undefined): string {
+  if (status === common) return '';
+  return status === undefined ? '-' : String(status);
+}
 
 function item(a: LoggedAttempt, base: number, settledAt: number, defaultStatus: number | undefined): string {
   const sid = a.streamId;
   const dash = sid.indexOf('-');
   let text = `${Number(sid.slice(0, dash)) - base}${sid.slice(dash)}:${settledAt - a.startedAt}:${a.durationMs}`;
   const tail = [
-    a.status === undefined || a.status === defaultStatus ? '' : String(a.status),
+    statusField(a.status, defaultStatus),
     OUTCOME_CODES[a.outcome],
     a.error === undefined || (a.status !== undefined && a.error === `HTTP ${a.status}`) ? '' : esc(a.error),
     a.worker === undefined ? '' : esc(JSON.stringify(a.worker)),
@@ -151,7 +160,7 @@ export function decodeItem(score: number, header: string, text: string): LoggedA
   if (sid === undefined || ago === undefined || duration === undefined) return undefined;
   const dash = sid.indexOf('-');
   if (dash === -1) return undefined;
-  const status = f[3] ? Number(f[3]) : defaultStatus ? Number(defaultStatus) : undefined;
+  const status = f[3] === '-' ? undefined : f[3] ? Number(f[3]) : defaultStatus ? Number(defaultStatus) : undefined;
   const outcome = OUTCOMES_BY_CODE.get(f[4] ?? '');
   if (outcome === undefined || !Number.isFinite(settledAt)) return undefined;
   const startedAt = settledAt - Number(ago);

@@ -60,12 +60,22 @@ describe('attempt records', () => {
     expect(more).to.have.length(0);
     const items = record!.member.split(';').slice(1);
     expect(items[1]).to.equal('10-0:3:2');
-    expect(items.every((item) => item.length <= 12), items.join(';')).to.equal(true);
+    expect(
+      items.every((item) => item.length <= 12),
+      items.join(';'),
+    ).to.equal(true);
   });
 
   it('give back a retry with its status and error, and a retry whose error is just its status', () => {
     const attempts: LoggedAttempt[] = [
-      { streamId: `${T0}-0`, startedAt: SETTLED - 900, durationMs: 30, status: 503, outcome: 'retry', error: 'HTTP 503' },
+      {
+        streamId: `${T0}-0`,
+        startedAt: SETTLED - 900,
+        durationMs: 30,
+        status: 503,
+        outcome: 'retry',
+        error: 'HTTP 503',
+      },
       {
         streamId: `${T0 + 1}-0`,
         startedAt: SETTLED - 800,
@@ -192,12 +202,7 @@ describe('attempt records', () => {
       outcome: 'delivered',
     });
     // Given out of order: a retry of an old message settled with new ones.
-    const attempts = [
-      at(T0 + RECORD_SPAN_MS + 1),
-      at(T0),
-      at(T0 + RECORD_SPAN_MS),
-      at(T0 + 3 * RECORD_SPAN_MS, 4),
-    ];
+    const attempts = [at(T0 + RECORD_SPAN_MS + 1), at(T0), at(T0 + RECORD_SPAN_MS), at(T0 + 3 * RECORD_SPAN_MS, 4)];
     const records = encodeRecords(attempts, SETTLED, recordTag);
     expect(records.map((r) => r.score)).to.deep.equal([T0, T0 + RECORD_SPAN_MS + 1, T0 + 3 * RECORD_SPAN_MS]);
     expect(records.map((r) => decodeRecord(r).map((a) => a?.streamId))).to.deep.equal([

@@ -11,14 +11,23 @@ import {
   checkRedisVersion,
   closeRedis,
   createRedis,
+  decodeItem,
+  decodeRetryState,
+  encodeRecords,
+  encodeRetryState,
+  findMessage,
   isCluster,
   Keys,
   masterNodes,
+  messageId,
+  RECORD_SPAN_MS,
+  recordTag,
   PUBLISHER_DEFAULTS,
   PullQueue,
   redisAnswers,
   SCRIPT_NAMES,
   Store,
+  type LoggedAttempt,
   type ScriptClient,
   type ScriptCommand,
 } from '../src/index.js';
@@ -112,14 +121,13 @@ describe('on a Redis Cluster of three masters', function () {
     expect(tagsByNode.flat().sort()).to.deep.equal([...topics].sort());
   });
 
-  it('runs the delivery scripts of each topic on its own slot: ingest, read, settle, retries, reclaim, trim', async () => {
+  it('runs the delivery scripts of each topic on its own slot: ingest, read, settle, attempts, retries, reclaim, trim', async () => {
     for (const topic of topics) {
       const tk = keys.topic(topic);
       const [publisher] = await store.listPublishersOfTopic(topic);
       if (!publisher) throw new Error('no publisher');
       const pk = keys.publisher(topic, publisher.id);
-      const ids = ['a', 'b', 'c'].map((s) => `${topic}-${s}`);
-      const sids = (await redis.poIngest(3, tk.meta, tk.stream, tk.ids, 3, ...ids.flatMap((id) => [id, '1', '']))) as
+      const sids = (await redis.poIngest(2, tk.meta, tk.stream, 3, '1', '', '2', '', '3', '{"k":"v"}')) as
         string[] | number;
       expect(sids, topic).to.be.an('array').with.length(3);
       const read = (await redis.xreadgroup(
@@ -134,27 +142,53 @@ describe('on a Redis Cluster of three masters', function () {
       )) as [string, [string, string[]][]][];
       const [first, second] = read[0]?.[1].map(([sid]) => sid) ?? [];
       if (!first || !second) throw new Error('nothing read');
-      const history = (i: number): string => keys.history(topic, ids[i] as string);
-      await redis.poSettle(
+      const now = Date.now();
+      const delivered: LoggedAttempt = {
+        streamId: first,
+        startedAt: now - 5,
+        durationMs: 3,
+        status: 200,
+        outcome: 'delivered',
+      };
+      const retry: LoggedAttempt = { ...delivered, streamId: second, status: 503, outcome: 'retry', error: 'HTTP 503' };
+      const records = encodeRecords([delivered, retry], now, recordTag);
+      const acked = await redis.poSettle(
         6,
         tk.stream,
         pk.retries,
         pk.attempts,
         pk.dead,
-        history(0),
-        history(1),
+        pk.log,
+        pk.notes,
         publisher.id,
-        3600,
-        50,
-        2,
-        ...[first, 'd', '', '{"n":1}', ''],
-        ...[second, 'r', 0, '{"n":1}', '1970-01-01T00:00:00.000Z'],
+        records.length,
+        ...records.flatMap((r) => [r.score, r.member]),
+        1,
+        first,
+        0,
+        1,
+        second,
+        0,
+        encodeRetryState(1, retry),
+        0,
       );
+      expect(acked, topic).to.equal(1);
+      const [ms, seq] = first.split('-') as [string, string];
+      const [found] = (await redis.poAttempts(1, pk.log, ms, seq, RECORD_SPAN_MS)) as string[][];
+      expect(decodeItem(Number(found![0]), found![1]!, found![2]!), topic).to.deep.equal(delivered);
+      const view = await findMessage(redis, keys, store, messageId(topic, second));
+      expect(
+        view?.deliveries.map((d) => [d.state, d.attempt_count]),
+        topic,
+      ).to.deep.equal([['retrying', 1]]);
       const [, taken] = (await redis.poTakeRetries(3, tk.stream, pk.retries, pk.attempts, 1, 1000, 10, '0')) as [
         string,
-        unknown[],
+        [string, string, string[]][],
       ];
-      expect(taken, topic).to.have.length(1);
+      expect(
+        taken.map(([sid, state]) => [sid, decodeRetryState(state)?.count]),
+        topic,
+      ).to.deep.equal([[second, 1]]);
       // The third entry is still pending with node-a, which "died": take it over.
       const [moved, done] = (await redis.poReclaim(
         2,
@@ -195,7 +229,7 @@ describe('on a Redis Cluster of three masters', function () {
     for (const topic of topics) {
       const tk = keys.topic(topic);
       const data = JSON.stringify({ p: '1', a: '', at: new Date(1000).toISOString(), created_at: '' });
-      expect(await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, `${topic}-s`, 1000, data)).to.equal(1);
+      expect(await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, `${topic}.s1`, 1000, data)).to.equal(1);
       await redis.zadd(keys.scheduleDue, 'LT', 1000, topic);
       const [moved, next] = (await redis.poReleaseScheduled(
         5,
@@ -218,22 +252,24 @@ describe('on a Redis Cluster of three masters', function () {
         type: 'http',
       });
       const pk = keys.publisher(topic, publisher.id);
-      const [sid] = (await redis.poIngest(3, tk.meta, tk.stream, tk.ids, 1, `${topic}-f`, '1', '')) as string[];
+      const [sid] = (await redis.poIngest(2, tk.meta, tk.stream, 1, '1', '')) as string[];
       await redis.xreadgroup('GROUP', publisher.id, 'node-a', 'COUNT', 10, 'STREAMS', tk.stream, '>');
       await redis.zadd(pk.dead, 5, sid as string);
       const failing = (...args: (string | number)[]) =>
-        redis.poFailing(5, tk.stream, tk.ids, pk.retries, pk.attempts, pk.dead, ...args) as Promise<
-          [number, [string, string][], string[]]
+        redis.poFailing(5, tk.stream, pk.retries, pk.attempts, pk.dead, pk.notes, ...args) as Promise<
+          [number, [string, string, string][], string[]]
         >;
-      const [, recovered] = await failing('recover', publisher.id, 0, 'all', 100, 10);
-      expect(recovered, topic).to.deep.equal([[`${topic}-f`, 'dead']]);
-      const [, deleted] = await failing('delete', publisher.id, '', 'ids', 100, 10, `${topic}-f`);
-      expect(deleted, topic).to.deep.equal([[`${topic}-f`, 'retrying']]);
-      const history = keys.history(topic, `${topic}-f`);
-      await redis.hset(history, publisher.id, JSON.stringify({ state: 'dead', attempts: [] }));
-      const noted = await redis.poNoteHistory(1, history, publisher.id, 3600, 'deleted', '', 'deleted', '1970-01-01');
-      expect(noted, topic).to.equal(1);
+      const at = '2024-01-01T00:00:00.000Z';
+      const [, recovered] = await failing('recover', publisher.id, 0, 'all', 100, 10, 'recovered', at);
+      expect(recovered, topic).to.deep.equal([[sid, 'dead', '']]);
+      const [, deleted] = await failing('delete', publisher.id, '', 'ids', 100, 10, 'deleted', at, sid as string);
+      expect(deleted, topic).to.deep.equal([[sid, 'retrying', '']]);
+      expect(JSON.parse((await redis.hget(pk.notes, sid as string))!), topic).to.deep.equal({
+        last_action: { action: 'deleted', at },
+        deleted: true,
+      });
       await store.deletePublisher(publisher.id);
+      expect(await redis.exists(pk.notes, pk.retries, pk.dead), topic).to.equal(0);
     }
   });
 
@@ -253,7 +289,7 @@ describe('on a Redis Cluster of three masters', function () {
 
   it('leases, settles and replaces pull messages, moving replacements into topics on other masters', async () => {
     const [home, ...others] = topics as [string, string, string];
-    const pull = new PullQueue(redis, keys, 3600);
+    const pull = new PullQueue(redis, keys);
     const publisher = await store.createPublisher({
       ...PUBLISHER_DEFAULTS,
       topic: home,
@@ -262,9 +298,9 @@ describe('on a Redis Cluster of three masters', function () {
       from_now: true,
     });
     const tk = keys.topic(home);
-    await redis.poIngest(3, tk.meta, tk.stream, tk.ids, 2, 'pull-a', '1', '', 'pull-b', '2', '');
+    const sids = (await redis.poIngest(2, tk.meta, tk.stream, 2, '1', '', '2', '')) as string[];
     const leased = await pull.lease(publisher, { max: 2, leaseSeconds: 60, worker: { name: 'w' } });
-    expect(leased.map((l) => l.message.id)).to.deep.equal(['pull-a', 'pull-b']);
+    expect(leased.map((l) => l.message.id)).to.deep.equal(sids.map((sid) => messageId(home, sid)));
     await pull.complete(leased[0]!.token);
     const replaced = await pull.replace(
       leased[1]!.token,
@@ -273,7 +309,13 @@ describe('on a Redis Cluster of three masters', function () {
     expect(replaced.moved).to.equal(true);
     for (const [i, topic] of others.entries()) {
       expect(await redis.hget(keys.topic(topic).ids, replaced.ids[i]!), topic).to.be.a('string');
+      expect((await findMessage(redis, keys, store, replaced.ids[i]!))?.payload, topic).to.deep.equal({ from: home });
     }
+    const source = await findMessage(redis, keys, store, leased[1]!.message.id);
+    expect(
+      source?.deliveries.map((d) => [d.state, d.replaced_by]),
+      home,
+    ).to.deep.equal([['delivered', replaced.ids]]);
     expect(await pull.outboxSize(home)).to.equal(0);
     await store.deletePublisher(publisher.id);
   });

@@ -29,10 +29,10 @@ const PREFIXES = ['po:', 'staging:po:', ''];
 
 function topicScopedKeys(keys: Keys, topic: string): string[] {
   const tk = keys.topic(topic);
-  const out = [tk.meta, tk.stream, tk.ids, tk.publishers, tk.targets, tk.scheduled, tk.scheduledData];
+  // Every key of TopicKeys and PublisherKeys, so that a key added there is checked here too.
+  const out: string[] = Object.values(tk);
   for (const id of ['1', '42']) {
-    const pk = keys.publisher(topic, id);
-    out.push(pk.retries, pk.attempts, pk.dead);
+    out.push(...Object.values(keys.publisher(topic, id)), keys.slotLease(topic, id, 0));
   }
   out.push(keys.history(topic, '6f1c1a52-5a43-4b38-9d4f-0c7b3e0b1a11'), keys.idempotency(topic, 'key-{1}'));
   return out;

@@ -189,7 +189,10 @@ describe('Lua scripts', () => {
   describe('ingest', () => {
     it('appends each message to the stream with its payload and attributes only, and counts it as received', async () => {
       const tk = await createTopic('orders');
-      const sids = (await ingest(tk, [{ payload: '{"n":1}', attributes: '{"k":"v"}' }, { payload: '"two"' }])) as string[];
+      const sids = (await ingest(tk, [
+        { payload: '{"n":1}', attributes: '{"k":"v"}' },
+        { payload: '"two"' },
+      ])) as string[];
       expect(sids).to.have.length(2);
       const entries = await redis.xrange(tk.stream, '-', '+');
       expect(entries).to.deep.equal([
@@ -705,7 +708,11 @@ describe('Lua scripts', () => {
   describe('attempts', () => {
     const T = 1_700_000_000_000;
     const SETTLED = T + 10_000;
-    const attempt = (sid: string, outcome: LoggedAttempt['outcome'] = 'delivered', startedAt = SETTLED - 5): LoggedAttempt => ({
+    const attempt = (
+      sid: string,
+      outcome: LoggedAttempt['outcome'] = 'delivered',
+      startedAt = SETTLED - 5,
+    ): LoggedAttempt => ({
       streamId: sid,
       startedAt,
       durationMs: 2,
@@ -963,13 +970,7 @@ describe('Lua scripts', () => {
   });
 
   describe('ingest with an idempotency key', () => {
-    function once(
-      tk: TopicKeys,
-      key: string,
-      payloads: string[],
-      fingerprint: string,
-      ttl = 60,
-    ): Promise<unknown> {
+    function once(tk: TopicKeys, key: string, payloads: string[], fingerprint: string, ttl = 60): Promise<unknown> {
       return redis.poIngest(
         3,
         tk.meta,
@@ -1017,11 +1018,20 @@ describe('Lua scripts', () => {
       expect(await redis.get(key)).to.equal(`fp-1 ${sids[0]}`);
     });
 
-    it('answers -9 for a key that holds no fingerprint (written by hand or by an older version)', async () => {
+    it('answers -9 for a key that holds no fingerprint (written by hand)', async () => {
       const tk = await createTopic('idem');
       const key = keys.idempotency('idem', 'k1');
       await redis.set(key, 'fp-1');
       expect(await once(tk, key, ['1'], 'fp-1')).to.equal(-9);
+      expect(await redis.exists(tk.stream)).to.equal(0);
+    });
+
+    it('gives back, as it is, an answer kept by the version before fingerprints, and writes nothing', async () => {
+      const tk = await createTopic('idem-old');
+      const key = keys.idempotency('idem-old', 'k1');
+      const old = JSON.stringify({ kind: 'single', ids: ['00000000-0000-4000-8000-000000000000'] });
+      await redis.set(key, old);
+      expect(await once(tk, key, ['1'], 'fp-1')).to.deep.equal(['=', old]);
       expect(await redis.exists(tk.stream)).to.equal(0);
     });
 
@@ -1096,7 +1106,20 @@ describe('Lua scripts', () => {
     it('retry with stream ids moves retrying and dead entries to the given time, notes the action and reports the rest', async () => {
       const { sids, pk } = await setup('f1');
       const [s0, s1, s2, s3] = sids as [string, string, string, string];
-      const [more, done, missing] = await failing('f1', 'retry', '1', 10, 'ids', 500, 10, 'retry_now', AT, s0, s2, '1-1');
+      const [more, done, missing] = await failing(
+        'f1',
+        'retry',
+        '1',
+        10,
+        'ids',
+        500,
+        10,
+        'retry_now',
+        AT,
+        s0,
+        s2,
+        '1-1',
+      );
       expect(more).to.equal(0);
       expect(done).to.deep.equal([
         [s0, 'retrying', ''],

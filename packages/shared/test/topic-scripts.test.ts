@@ -73,15 +73,19 @@ describe('topic scripts', () => {
       );
     };
 
-    it('deletes the record, the stream, the id index and the scheduled messages', async () => {
+    it('deletes the record, the stream, the id index, the scheduled messages and the outbox', async () => {
       const tk = keys.topic('old');
       await redis.poCreateTopic(1, tk.meta, '{"name":"old"}');
       await redis.xadd(tk.stream, '*', 'p', '1');
-      await redis.hset(tk.ids, 'm1', '1-0');
-      await redis.zadd(tk.scheduled, 1, 's1');
-      await redis.hset(tk.scheduledData, 's1', '{}');
+      await redis.hset(tk.ids, 'old.s1', '1-0');
+      await redis.hset(tk.targets, 'http http://a', '1');
+      await redis.zadd(tk.scheduled, 1, 'old.s1');
+      await redis.hset(tk.scheduledData, 'old.s1', '{}');
+      await redis.hset(tk.outbox, 'box-1', '[]');
       expect(await run('old')).to.equal(1);
-      expect(await redis.exists(tk.meta, tk.stream, tk.ids, tk.scheduled, tk.scheduledData)).to.equal(0);
+      expect(
+        await redis.exists(tk.meta, tk.stream, tk.ids, tk.targets, tk.scheduled, tk.scheduledData, tk.outbox),
+      ).to.equal(0);
     });
 
     it('answers -7 (topic_has_publishers) and deletes nothing while a publisher exists', async () => {
