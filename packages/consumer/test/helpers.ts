@@ -23,7 +23,11 @@ export { startRedis, waitFor, freePort } from '../../shared/test/support/redis-s
 export { startReceiver };
 
 /** What the API shows of one message's delivery to one publisher (the read model over Redis). */
-export async function deliveryOf(world: World, messageId: string, publisherId: string): Promise<DeliveryView | undefined> {
+export async function deliveryOf(
+  world: World,
+  messageId: string,
+  publisherId: string,
+): Promise<DeliveryView | undefined> {
   const m = await findMessage(world.redis, world.keys, world.store, messageId);
   return m?.deliveries.find((d) => d.publisher_id === publisherId);
 }

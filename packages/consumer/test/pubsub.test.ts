@@ -86,15 +86,13 @@ describe('delivery to a pubsub publisher', function () {
     const [id] = await f.world.publish(topic, ['lost?']);
     await waitFor(async () => (await record(f.world, topic, p.id, id!))?.state === 'retrying', 'a failed attempt');
     const r = (await record(f.world, topic, p.id, id!))!;
-    expect((r.attempts[0] as Attempt).error).to.contain(`Pub/Sub topic projects/${PROJECT}/topics/missing-topic does not exist`);
+    expect((r.attempts[0] as Attempt).error).to.contain(
+      `Pub/Sub topic projects/${PROJECT}/topics/missing-topic does not exist`,
+    );
     expect(await f.world.redis.zcard(f.world.keys.publisher(topic, p.id).retries)).to.equal(1);
     // Once the topic exists the retry goes through.
     pubsub.topics.add(`projects/${PROJECT}/topics/missing-topic`);
-    await f.world.redis.zadd(
-      f.world.keys.publisher(topic, p.id).retries,
-      0,
-      parseMessageId(id!)!.streamId!,
-    );
+    await f.world.redis.zadd(f.world.keys.publisher(topic, p.id).retries, 0, parseMessageId(id!)!.streamId!);
     await f.world.redis.zadd(f.world.keys.retryDue, 0, p.id);
     await waitFor(
       async () => (await record(f.world, topic, p.id, id!))?.state === 'delivered',

@@ -262,17 +262,25 @@ describe('messages API', () => {
       // What a consumer node writes: read by each group, then settled in batches.
       const stream = api.keys.topic('shipments').stream;
       for (const pid of [publishers.delivered, publishers.retrying]) {
-        await api.redis.xreadgroup('GROUP', pid!, 'node', 'COUNT', 10, 'STREAMS', stream, '>');
+        await api.redis.xreadgroup('GROUP', pid, 'node', 'COUNT', 10, 'STREAMS', stream, '>');
       }
       const t0 = Date.parse('2030-01-01T00:00:00.000Z');
-      await settle(api.redis, api.keys, 'shipments', publishers.delivered!, [
+      await settle(api.redis, api.keys, 'shipments', publishers.delivered, [
         { streamId, outcome: 'd', status: 200, startedAt: t0 },
       ]);
-      await settle(api.redis, api.keys, 'shipments', publishers.retrying!, [
+      await settle(api.redis, api.keys, 'shipments', publishers.retrying, [
         { streamId, outcome: 'r', status: 503, startedAt: t0, score: t0 + 30_000 },
       ]);
-      await settle(api.redis, api.keys, 'shipments', publishers.retrying!, [
-        { streamId, outcome: 'r', error: 'timeout', startedAt: t0 + 30_000, score: t0 + 90_000, previous: 1, retry: true },
+      await settle(api.redis, api.keys, 'shipments', publishers.retrying, [
+        {
+          streamId,
+          outcome: 'r',
+          error: 'timeout',
+          startedAt: t0 + 30_000,
+          score: t0 + 90_000,
+          previous: 1,
+          retry: true,
+        },
       ]);
     });
 
@@ -331,7 +339,15 @@ describe('messages API', () => {
     it('shows a dead letter with its reason', async () => {
       const t0 = Date.parse('2030-01-01T00:00:00.000Z');
       await settle(api.redis, api.keys, 'shipments', publishers.retrying!, [
-        { streamId, outcome: 'x', status: 500, startedAt: t0 + 90_000, previous: 99, retry: true, reason: 'max attempts' },
+        {
+          streamId,
+          outcome: 'x',
+          status: 500,
+          startedAt: t0 + 90_000,
+          previous: 99,
+          retry: true,
+          reason: 'max attempts',
+        },
       ]);
       const res = await call(api.app, 'GET', `/api/messages/${id}`);
       const deliveries = (res.body as { data: { deliveries: Record<string, unknown>[] } }).data.deliveries;

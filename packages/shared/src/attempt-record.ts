@@ -28,14 +28,7 @@ export const RECORD_SPAN_MS = 2000;
 
 /** How an attempt ended. Pushed deliveries: delivered, retry, dead. Pull leases: the rest. */
 export type LoggedOutcome =
-  | 'delivered'
-  | 'retry'
-  | 'dead'
-  | 'completed'
-  | 'replaced'
-  | 'expired'
-  | 'worker_retry'
-  | 'failed';
+  'delivered' | 'retry' | 'dead' | 'completed' | 'replaced' | 'expired' | 'worker_retry' | 'failed';
 
 const OUTCOME_CODES: Record<LoggedOutcome, string> = {
   delivered: '',
@@ -118,7 +111,9 @@ export function encodeRecords(attempts: readonly LoggedAttempt[], settledAt: num
   if (attempts.length === 0) return [];
   let sorted = attempts;
   for (let i = 1; i < attempts.length; i++) {
-    if (streamIdTime((attempts[i] as LoggedAttempt).streamId) < streamIdTime((attempts[i - 1] as LoggedAttempt).streamId)) {
+    if (
+      streamIdTime((attempts[i] as LoggedAttempt).streamId) < streamIdTime((attempts[i - 1] as LoggedAttempt).streamId)
+    ) {
       sorted = [...attempts].sort((x, y) => streamIdTime(x.streamId) - streamIdTime(y.streamId));
       break;
     }
@@ -172,7 +167,11 @@ export function decodeItem(score: number, header: string, text: string): LoggedA
       worker = undefined;
     }
   }
-  const error = f[5] ? safeDecode(f[5]) : outcome !== 'delivered' && status !== undefined && isFailure(outcome) ? `HTTP ${status}` : undefined;
+  const error = f[5]
+    ? safeDecode(f[5])
+    : outcome !== 'delivered' && status !== undefined && isFailure(outcome)
+      ? `HTTP ${status}`
+      : undefined;
   return {
     streamId: `${score + Number(sid.slice(0, dash))}${sid.slice(dash)}`,
     startedAt,
@@ -204,7 +203,12 @@ function safeDecode(text: string): string {
  */
 export interface RetryState {
   readonly count: number;
-  readonly last?: { readonly startedAt: number; readonly durationMs: number; readonly status?: number; readonly error?: string };
+  readonly last?: {
+    readonly startedAt: number;
+    readonly durationMs: number;
+    readonly status?: number;
+    readonly error?: string;
+  };
 }
 
 export function encodeRetryState(count: number, last: NonNullable<RetryState['last']>): string {

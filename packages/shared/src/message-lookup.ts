@@ -187,12 +187,12 @@ export async function findMessage(
   const { topic, streamId: sid } = where;
   const tk = keys.topic(topic);
 
-  const first = (await redis
+  const first = await redis
     .pipeline()
     .xrange(tk.stream, sid, sid)
     .hvals(tk.publishers)
     .xinfo('GROUPS', tk.stream)
-    .exec()) as [Error | null, unknown][] | null;
+    .exec();
   if (!first) return undefined;
   const [rangeReply, publishersReply, groupsReply] = first as [
     [Error | null, [string, string[]][]],

@@ -92,7 +92,6 @@ function parseLease(json: string | null | undefined): StoredLease | undefined {
   }
 }
 
-
 export class PullQueue {
   constructor(
     private readonly redis: ScriptClient,
@@ -185,7 +184,12 @@ export class PullQueue {
   async retry(token: string, inSeconds: number, reason: string): Promise<LeaseTarget & { dueAt: number }> {
     const t = await this.resolve(token);
     const dueAt = this.now() + Math.round(inSeconds * 1000);
-    await this.settle(t, { action: 'retry', outcome: 'worker_retry', arg: dueAt, ...(reason ? { error: reason } : {}) });
+    await this.settle(t, {
+      action: 'retry',
+      outcome: 'worker_retry',
+      arg: dueAt,
+      ...(reason ? { error: reason } : {}),
+    });
     return { ...t, dueAt };
   }
 

@@ -293,7 +293,8 @@ export class PublisherPipeline {
     const publisher = this.publisher;
     this.inFlight += jobs.length;
     this.series.inFlight.inc(jobs.length);
-    for (const job of jobs) this.deps.target.send(publisher, job.message, (result) => this.finish(publisher, job, result));
+    for (const job of jobs)
+      this.deps.target.send(publisher, job.message, (result) => this.finish(publisher, job, result));
   }
 
   /** An attempt ended: its fate, then the ack stage (its slot is freed once the batch is written). */

@@ -80,7 +80,8 @@ export class HttpTarget implements Target {
       topic: publisher.topic,
       'user-agent': 'postoffice',
     };
-    if (publisher.secrets && publisher.secrets.length > 0) sign(headers, publisher.secrets, message.id, body, startedAt);
+    if (publisher.secrets && publisher.secrets.length > 0)
+      sign(headers, publisher.secrets, message.id, body, startedAt);
     const timeoutMs = Math.round(publisher.seconds_timeout * 1000);
     const attempt = new Attempt(this, done, startedAt, publisher.seconds_timeout);
     this.inFlight.add(attempt);

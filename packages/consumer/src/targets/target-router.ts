@@ -11,7 +11,12 @@ export class TargetRouter implements Target {
   send(publisher: Publisher, message: StoredMessage, done: (result: AttemptResult) => void): void {
     const target = this.targets[publisher.type];
     if (!target) {
-      done({ ok: false, error: `no delivery for publishers of type ${publisher.type}`, startedAt: Date.now(), durationMs: 0 });
+      done({
+        ok: false,
+        error: `no delivery for publishers of type ${publisher.type}`,
+        startedAt: Date.now(),
+        durationMs: 0,
+      });
       return;
     }
     target.send(publisher, message, done);
