@@ -7,6 +7,7 @@ import { fanOut } from './fan-out.js';
 import { idleScale } from './idle-scale.js';
 import { latency } from './latency.js';
 import { payloadSize } from './payload-size.js';
+import { retentionMemory } from './retention-memory.js';
 import { singleIngest } from './single-ingest.js';
 import { slowReceiver } from './slow-receiver.js';
 
@@ -15,6 +16,7 @@ export const CASES: readonly BenchCase[] = [
   bulkIngest,
   delivery,
   latency,
+  retentionMemory,
   fanOut,
   idleScale,
   slowReceiver,

@@ -2,7 +2,9 @@
  * A no-op HTTP receiver in its own process: answers every POST with 200
  * (after BENCH_DELAY_MS, when set) and records when each request arrived.
  * With BENCH_LATENCY=1 it also reads the payload's `t` (the publish time,
- * wall-clock ms) and records publish -> received latency.
+ * wall-clock ms) and records publish -> received latency. With
+ * BENCH_FAIL_FIRST=1 it answers 503 to the first request of each
+ * `message-id` (and records only the 200s): every message needs one retry.
  *
  * Commands: `reset`; `stats` -> { count, at: { [k]: time of the k-th receipt } }
  * for the asked ks; `latency` -> percentiles of the recorded latencies.
@@ -13,6 +15,8 @@ import { summarize } from '../lib/stats.js';
 
 const delayMs = Number(process.env.BENCH_DELAY_MS ?? 0);
 const withLatency = process.env.BENCH_LATENCY === '1';
+const failFirst = process.env.BENCH_FAIL_FIRST === '1';
+const seen = new Set<string>();
 const T_FIELD = /"t":(\d+(?:\.\d+)?)/;
 
 let times: number[] = [];
@@ -25,6 +29,15 @@ const server = createServer((req, res) => {
     if (body !== undefined) body += chunk;
   });
   req.on('end', () => {
+    if (failFirst) {
+      const id = String(req.headers['message-id']);
+      if (!seen.has(id)) {
+        seen.add(id);
+        res.statusCode = 503;
+        res.end();
+        return;
+      }
+    }
     const now = wallNow();
     times.push(now);
     if (body !== undefined) {
@@ -44,6 +57,7 @@ server.listen(0, '127.0.0.1', () => {
     { url: `http://127.0.0.1:${port}` },
     {
       reset: () => {
+        seen.clear();
         times = [];
         latencies = [];
       },

@@ -11,7 +11,9 @@
   KEYS[5] the attempt log (zset: record -> receipt ms of its oldest message)
   KEYS[6] notes (hash: stream id -> JSON note)
   ARGV[1] consumer group (the publisher id)
-  ARGV[2] r, then r pairs: record score, record text (attempt-record.ts)
+  ARGV[2] a record of the log that the first of the records below replaces
+          (it holds that record's attempts and more), or ''
+  ARGV[3] r, then r pairs: record score, record text (attempt-record.ts)
   then a, then a stream ids to acknowledge (delivered and dead)
   then c, then c stream ids that leave the retry set (delivered or dead after a retry)
   then t, then t triples: stream id, due ms, retry state (scheduled for a retry)
@@ -19,13 +21,16 @@
 
   Returns: the number of entries acknowledged.
 ]]
-local i = 2
+local i = 3
 local function count()
   local n = tonumber(ARGV[i])
   i = i + 1
   return n
 end
 local r = count()
+if ARGV[2] ~= '' then
+  redis.call('ZREM', KEYS[5], ARGV[2])
+end
 if r > 0 then
   local args = {}
   for k = 1, 2 * r do

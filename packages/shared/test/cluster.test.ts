@@ -161,6 +161,7 @@ describe('on a Redis Cluster of three masters', function () {
         pk.log,
         pk.notes,
         publisher.id,
+        '',
         records.length,
         ...records.flatMap((r) => [r.score, r.member]),
         1,

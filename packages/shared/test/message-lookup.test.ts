@@ -90,7 +90,7 @@ describe('findMessage', () => {
     const tk = keys.topic(TOPIC);
     const pk = keys.publisher(TOPIC, p.id);
     const records = encodeRecords(b.attempts, settledAt, recordTag);
-    const args: (string | number)[] = [p.id, records.length, ...records.flatMap((r) => [r.score, r.member])];
+    const args: (string | number)[] = [p.id, '', records.length, ...records.flatMap((r) => [r.score, r.member])];
     for (const list of [b.acked ?? [], b.cleared ?? []]) args.push(list.length, ...list);
     for (const list of [b.retries ?? [], b.dead ?? []]) args.push(list.length, ...list.flat());
     await redis.poSettle(6, tk.stream, pk.retries, pk.attempts, pk.dead, pk.log, pk.notes, ...args);

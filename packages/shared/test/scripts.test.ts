@@ -513,6 +513,8 @@ describe('Lua scripts', () => {
 
     interface Batch {
       records?: LogRecord[];
+      /** A record the first of `records` replaces. */
+      replaced?: string;
       acked?: string[];
       cleared?: string[];
       retries?: [string, number, string][];
@@ -522,7 +524,7 @@ describe('Lua scripts', () => {
     function settle(tk: TopicKeys, group: string, b: Batch): Promise<unknown> {
       const pk = keys.publisher('orders', group);
       const records = b.records ?? [];
-      const args: (string | number)[] = [group, records.length];
+      const args: (string | number)[] = [group, b.replaced ?? '', records.length];
       for (const r of records) args.push(r.score, r.member);
       for (const list of [b.acked ?? [], b.cleared ?? []]) args.push(list.length, ...list);
       for (const list of [b.retries ?? [], b.dead ?? []]) args.push(list.length, ...list.flat());
@@ -558,6 +560,17 @@ describe('Lua scripts', () => {
       for (const [i, sid] of sids.entries()) {
         expect(await attemptsOf('orders', ['1'], sid), sid).to.deep.equal([[attempts[i]]]);
       }
+    });
+
+    it('replaces a record with one holding its attempts and those of the batch, when asked to', async () => {
+      const { tk, sids, pk } = await setup();
+      const first = encodeRecords([delivered(sids[0]!, 1)], NOW, recordTag);
+      await settle(tk, '1', { records: first, acked: [sids[0]!] });
+      const merged = encodeRecords([delivered(sids[0]!, 1), delivered(sids[1]!, 2)], NOW + 5, recordTag);
+      expect(await settle(tk, '1', { records: merged, replaced: first[0]!.member, acked: [sids[1]!] })).to.equal(1);
+      expect(Object.keys(await zsetWithScores(pk.log))).to.deep.equal([merged[0]!.member]);
+      expect(await attemptsOf('orders', ['1'], sids[0]!)).to.have.nested.property('[0].length', 1);
+      expect(await attemptsOf('orders', ['1'], sids[1]!)).to.have.nested.property('[0].length', 1);
     });
 
     it('schedules a retry: the entry stays pending, due at its time with its retry state, and the attempt is logged', async () => {

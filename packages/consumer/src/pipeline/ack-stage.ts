@@ -8,9 +8,17 @@
  * After a batch is written, the retry index is lowered to the batch's
  * earliest retry and the pipeline is told (`onSettled`), which frees the
  * batch's delivery slots.
+ *
+ * Small batches (a slow or failing target, a probe) would make many small
+ * records, each costing Redis a sorted-set member of its own. So the stage
+ * keeps the last record it wrote while it is small, and the next batch that
+ * fits in it (up to `MERGE_MAX` attempts, within `RECORD_SPAN_MS` of
+ * receipt) replaces it with one record holding both, in the same script call.
  */
 import {
+  RECORD_SPAN_MS,
   encodeRecords,
+  streamIdTime,
   encodeRetryState,
   recordTag,
   type Keys,
@@ -44,12 +52,23 @@ export interface AckStageDeps {
 }
 
 const MAX_BATCH = 500;
+/** Most attempts a record grows to by merging small batches into it. */
+const MERGE_MAX = 128;
+
+/** The last record written, while later batches may still be merged into it. */
+interface OpenRecord {
+  readonly member: string;
+  readonly attempts: readonly LoggedAttempt[];
+  readonly lowest: number;
+  readonly highest: number;
+}
 
 export class AckStage {
   private queue: Outcome[] = [];
   private flushing = false;
   private readonly idle: (() => void)[] = [];
   private readonly flush = (): void => void this.flushAll();
+  private open: OpenRecord | undefined;
 
   constructor(private readonly deps: AckStageDeps) {}
 
@@ -124,19 +143,21 @@ export class AckStage {
         dead.push(sid, result.startedAt + result.durationMs, JSON.stringify(note));
       }
     }
-    const records = encodeRecords(attempts, this.deps.now(), recordTag);
-    const args: (string | number)[] = [publisherId, records.length];
+    const { records, replaced, open } = this.records(attempts);
+    const args: (string | number)[] = [publisherId, replaced, records.length];
     for (const r of records) args.push(r.score, r.member);
     args.push(acked.length, ...acked, cleared.length, ...cleared);
     args.push(retries.length / 3, ...retries, dead.length / 3, ...dead);
     for (let attempt = 1; ; attempt++) {
       try {
         await this.deps.redis.poSettle(6, tk.stream, pk.retries, pk.attempts, pk.dead, pk.log, pk.notes, ...args);
+        this.open = open;
         if (earliestRetry !== Infinity) await this.deps.retryIndex.lower(publisherId, earliestRetry);
         if (this.deps.audit) await this.deps.audit.record(this.auditRecords(batch));
         return;
       } catch (err) {
         if (attempt >= 5) {
+          this.open = undefined;
           this.deps.logger.error(
             { err, count: batch.length },
             'could not record delivery outcomes; the messages stay pending and will be delivered again',
@@ -146,6 +167,51 @@ export class AckStage {
         await new Promise((r) => setTimeout(r, 200 * attempt));
       }
     }
+  }
+
+  /**
+   * The batch's records: merged into the open record when both are small and
+   * their messages were received within the record span, else new ones.
+   */
+  private records(attempts: readonly LoggedAttempt[]): {
+    records: ReturnType<typeof encodeRecords>;
+    replaced: string;
+    open: OpenRecord | undefined;
+  } {
+    const now = this.deps.now();
+    let lowest = Infinity;
+    let highest = -Infinity;
+    for (const a of attempts) {
+      const ms = streamIdTime(a.streamId);
+      if (ms < lowest) lowest = ms;
+      if (ms > highest) highest = ms;
+    }
+    const open = this.open;
+    if (
+      open &&
+      open.attempts.length + attempts.length <= MERGE_MAX &&
+      Math.max(highest, open.highest) - Math.min(lowest, open.lowest) <= RECORD_SPAN_MS
+    ) {
+      const merged = [...open.attempts, ...attempts];
+      const records = encodeRecords(merged, now, recordTag);
+      const [only] = records;
+      return {
+        records,
+        replaced: open.member,
+        open:
+          only && records.length === 1
+            ? { member: only.member, attempts: merged, lowest: Math.min(lowest, open.lowest), highest: Math.max(highest, open.highest) }
+            : undefined,
+      };
+    }
+    const records = encodeRecords(attempts, now, recordTag);
+    const last = records[records.length - 1];
+    const keep = records.length === 1 && last !== undefined && attempts.length < MERGE_MAX;
+    return {
+      records,
+      replaced: '',
+      open: keep ? { member: last.member, attempts, lowest, highest } : undefined,
+    };
   }
 
   private auditRecords(batch: readonly Outcome[]): AuditRecord[] {

@@ -82,6 +82,7 @@ export async function settle(
     pk.log,
     pk.notes,
     publisherId,
+    '',
     records.length,
     ...records.flatMap((r) => [r.score, r.member]),
     acked.length,
