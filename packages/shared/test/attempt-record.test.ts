@@ -59,7 +59,7 @@ describe('attempt records', () => {
     const [record, ...more] = encodeRecords(attempts, SETTLED, fixedTag);
     expect(more).to.have.length(0);
     const items = record!.member.split(';').slice(1);
-    expect(items[1]).to.equal('10-0:3:2');
+    expect(items[1]).to.equal('10-0:1:2');
     expect(
       items.every((item) => item.length <= 12),
       items.join(';'),
