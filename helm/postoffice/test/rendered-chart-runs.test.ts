@@ -113,7 +113,7 @@ describe('the processes the rendered chart describes', function () {
     expect(producerMetrics).to.match(/^postoffice_messages_received_total\{topic="orders"\} 1$/m);
     await waitFor(async () => {
       const text = await (await fetch(`${consumer.url}/metrics`)).text();
-      return /^postoffice_deliveries_total\{publisher="[^"]+",outcome="delivered"\} 1$/m.test(text);
+      return /^postoffice_deliveries_total\{publisher="[^"]+",topic="orders",outcome="delivered"\} 1$/m.test(text);
     }, 'the delivery in the consumer metrics');
 
     for (const a of apps) a.app.child.kill('SIGTERM');

@@ -160,6 +160,10 @@ export class ConsumerNode {
       for (const h of this.held.values()) n += h.slots.size;
       return n;
     });
+    this.metrics.watchRedis(() => this.redis.status === 'ready');
+    this.metrics.reportCircuits(() =>
+      [...this.pipelines.values()].map((p) => ({ publisher: p.id, topic: p.current.topic, state: p.state })),
+    );
     const backlog = new BacklogCounter({
       redis: this.redis,
       keys: this.keys,

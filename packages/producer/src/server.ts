@@ -92,6 +92,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       reply.elapsedTime / 1000,
     );
   });
+  metrics.watchRedis(() => redis.status === 'ready');
   const onRedisError = (): void => metrics.redisError();
   redis.on('error', onRedisError);
   app.addHook('onClose', async () => {

@@ -87,7 +87,7 @@ export class PublisherPipeline {
     this.publisher = publisher;
     this.state = publisher.active ? 'running' : 'paused';
     this.orphanCheck = publisher.ordered;
-    this.series = deps.metrics.publisherSeries(publisher.id);
+    this.series = deps.metrics.publisherSeries(publisher.id, publisher.topic);
   }
 
   get id(): string {
@@ -312,7 +312,8 @@ export class PublisherPipeline {
       ordered: publisher.ordered,
     });
     const s = this.series;
-    s[fate.kind === 'delivered' ? 'delivered' : fate.kind === 'retry' ? 'retry' : 'dead'].inc();
+    if (fate.kind === 'delivered') s.delivered.inc();
+    else s.failed(fate.kind, result).inc();
     s.duration.observe(result.durationMs / 1000);
     if (fate.kind === 'delivered') s.endToEnd.observe((now - job.message.receivedAt) / 1000);
     else {
@@ -350,7 +351,7 @@ export class PublisherPipeline {
         ? Math.min(maxMs, this.probeDelayMs * 2)
         : Math.min(maxMs, this.publisher.seconds_retry * 1000);
     this.state = 'open';
-    this.deps.metrics.circuitOpened(this.publisher.id);
+    this.series.circuitOpened.inc();
     this.deps.logger.warn(
       { publisherId: this.publisher.id, failures: this.failures, probeInMs: this.probeDelayMs },
       'target keeps failing; circuit open, probing with one message',

@@ -84,7 +84,8 @@ export class HttpTarget implements Target {
       return { ok: false, status: res.statusCode, error: `HTTP ${res.statusCode}`, startedAt, durationMs };
     } catch (err) {
       const durationMs = this.now() - startedAt;
-      return { ok: false, error: describeError(err, timedOut, publisher.seconds_timeout), startedAt, durationMs };
+      const error = describeError(err, timedOut, publisher.seconds_timeout);
+      return { ok: false, error, reason: errorReason(err, timedOut), startedAt, durationMs };
     } finally {
       clearTimeout(timer);
       this.inFlight.delete(controller);
@@ -200,4 +201,31 @@ function describeError(err: unknown, timedOut: boolean, seconds: number): string
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return 'connection reset';
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return `timeout after ${seconds} s`;
   return code ? `${code}: ${e.message ?? ''}`.trim() : (e.message ?? String(err));
+}
+
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/** The `reason` label of a failed request (see `failureReason` in metrics.ts). */
+function errorReason(err: unknown, timedOut: boolean): string {
+  if (timedOut) return 'timeout';
+  const e = err as { code?: string; name?: string; cause?: { code?: string } };
+  const code = e.code ?? e.cause?.code;
+  if (code === 'PO_PRIVATE_TARGET' || e.cause?.code === 'PO_PRIVATE_TARGET') return 'private_address';
+  if (e.name === 'AbortError') return 'aborted';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
+  if (code !== undefined && (CONNECT_CODES.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT'))) {
+    return 'connect';
+  }
+  return 'error';
 }
