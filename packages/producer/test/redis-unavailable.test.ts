@@ -64,6 +64,12 @@ describe('when Redis goes away', () => {
       expect(errors).to.be.above(0);
     });
 
+    it('GET /api/health/live still answers 200: liveness does not depend on Redis', async () => {
+      const res = await call(api.app, 'GET', '/api/health/live');
+      expect(res.status).to.equal(200);
+      expect(res.body).to.deep.equal({ status: 'ok' });
+    });
+
     it('says so in postoffice_redis_up (1 while the connection is ready)', async () => {
       const text = (await call(api.app, 'GET', '/metrics')).raw;
       expect(text).to.match(/^postoffice_redis_up 0$/m);
