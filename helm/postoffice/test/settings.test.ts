@@ -114,7 +114,10 @@ describe('the chart and the app agree on every setting', function () {
     }
     const kubernetes = operationsDoc.split('## Kubernetes')[1]?.split('\n## ')[0] ?? '';
     for (const env of [...Object.keys(values.config), ...Object.keys(MANAGED)]) {
-      expect(table.includes(env) || kubernetes.includes(`\`${env}\``), `${env} in docs/configuration.md or docs/operations.md`).to.equal(true);
+      expect(
+        table.includes(env) || kubernetes.includes(`\`${env}\``),
+        `${env} in docs/configuration.md or docs/operations.md`,
+      ).to.equal(true);
     }
   });
 });
