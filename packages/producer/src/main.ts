@@ -97,7 +97,9 @@ async function preStop(seconds: number): Promise<void> {
     process.kill(Number(readFileSync(pidFile(config.port), 'utf8').trim()), 'SIGUSR2');
   } catch (err) {
     // No producer to drain (it never started, or already stopped): nothing to wait for.
-    process.stderr.write(`postoffice-producer: pre-stop: no producer on port ${config.port} to drain (${String(err)})\n`);
+    process.stderr.write(
+      `postoffice-producer: pre-stop: no producer on port ${config.port} to drain (${String(err)})\n`,
+    );
     process.exit(0);
   }
   await sleep(seconds * 1000);
