@@ -60,7 +60,14 @@ describe('the processes the rendered chart describes', function () {
       redis: { url: redis.url },
       producer: { port: producerPort },
       consumer: { port: consumerPort },
-      config: { LOG_LEVEL: 'warn', HEARTBEAT_SECONDS: 1, RETRY_POLL_MS: 100, SHUTDOWN_TIMEOUT_SECONDS: 10 },
+      config: {
+        LOG_LEVEL: 'warn',
+        HEARTBEAT_SECONDS: 1,
+        RETRY_POLL_MS: 100,
+        SHUTDOWN_TIMEOUT_SECONDS: 10,
+        // On by default in the chart; the receiver here is on loopback.
+        REFUSE_PRIVATE_TARGETS: false,
+      },
     });
     const apps = (['producer', 'consumer'] as const).map((role) => {
       const c = container(docs, role);
