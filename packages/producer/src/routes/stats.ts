@@ -212,10 +212,12 @@ export async function stats(ctx: StatsContext, now = Date.now()): Promise<Stats>
 /**
  * `stats` kept for `ttlMs` and shared by concurrent callers: while one
  * computation runs, every request waits for it rather than start another.
+ * `clear()` forgets the answer, and one being computed, at once.
  */
 export class StatsCache {
   private cached: { at: number; value: Stats } | undefined;
   private running: Promise<Stats> | undefined;
+  private generation = 0;
 
   constructor(
     private readonly ctx: StatsContext,
@@ -227,18 +229,38 @@ export class StatsCache {
     if (this.cached && this.now() - this.cached.at < this.ttlMs) return this.cached.value;
     if (!this.running) {
       const started = this.now();
-      this.running = stats(this.ctx, started)
+      const generation = this.generation;
+      const run: Promise<Stats> = stats(this.ctx, started)
         .then((value) => {
-          this.cached = { at: started, value };
+          if (generation === this.generation) this.cached = { at: started, value };
           return value;
         })
-        .finally(() => (this.running = undefined));
+        .finally(() => {
+          if (this.running === run) this.running = undefined;
+        });
+      this.running = run;
     }
     return this.running;
   }
+
+  clear(): void {
+    this.generation++;
+    this.cached = undefined;
+    this.running = undefined;
+  }
 }
+
+/** Routes that receive messages: frequent, and their effect on the figures can wait for the cache to expire. */
+const INGEST_ROUTES = new Set(['/api/messages', '/api/bulk_messages', '/api/schedule_messages']);
 
 export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const cache = new StatsCache(ctx, ctx.config.statsCacheMs);
   app.get('/api/stats', async () => ({ data: await cache.get() }));
+  // A change made through this producer (a topic, a publisher, a repair) shows in the next answer, so that a page
+  // opened right after it lists what was just made. Changes made through other replicas show within STATS_CACHE_MS.
+  app.addHook('onResponse', async (request, reply) => {
+    const method = request.method;
+    if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS' || reply.statusCode >= 400) return;
+    if (!INGEST_ROUTES.has(request.routeOptions.url ?? '')) cache.clear();
+  });
 }
