@@ -83,7 +83,7 @@ async function inOneRoundTrip(
   if (batches.length === 0) return [];
   const pipeline = redis.pipeline();
   for (const fill of batches) fill(pipeline);
-  return ((await pipeline.exec()) ?? []) as Reply;
+  return (await pipeline.exec()) ?? [];
 }
 
 /** What computing the figures needs. */
