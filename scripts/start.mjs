@@ -332,6 +332,8 @@ function printUsage(producerPort, consumerPort, redisUrl, ownRedis) {
   // Whether API_TOKENS is set (the producer refuses a bad value before this is printed); never the tokens.
   const auth = (process.env.API_TOKENS ?? '').trim() !== '';
   const json = `-H 'content-type: application/json'${auth ? ' -H "authorization: Bearer $TOKEN"' : ''}`;
+  // As the services read REFUSE_PRIVATE_TARGETS (they refuse a bad value before this is printed).
+  const refusePrivate = ['true', '1', 'yes'].includes((process.env.REFUSE_PRIVATE_TARGETS ?? '').trim().toLowerCase());
   console.log(`
 Postoffice is running.
 
@@ -340,6 +342,7 @@ Postoffice is running.
   consumer   http://127.0.0.1:${consumerPort}/healthz
   Redis      ${process.env.REDIS_CLUSTER_NODES ? `cluster ${process.env.REDIS_CLUSTER_NODES}` : redactUrl(redisUrl)}${ownRedis ? `  (private, data in ${relative(process.cwd(), DATA_DIR) || DATA_DIR})` : ''}
   auth       ${auth ? 'on: API_TOKENS is set; TOKEN=<one of them> for the commands below' : 'off: the API is open (set API_TOKENS to require a token)'}
+  targets    ${refusePrivate ? 'public only: REFUSE_PRIVATE_TARGETS is on; loopback and private addresses are refused (the example below is)' : 'any address: REFUSE_PRIVATE_TARGETS is off, so publishers may reach loopback and private addresses (the Helm chart turns it on)'}
 
 Try it (point the publisher's target at an HTTP endpoint of yours):
 

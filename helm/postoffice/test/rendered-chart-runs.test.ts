@@ -78,7 +78,7 @@ describe('the processes the rendered chart describes', function () {
         HEARTBEAT_SECONDS: 1,
         RETRY_POLL_MS: 100,
         SHUTDOWN_TIMEOUT_SECONDS: 10,
-        // The helm test's receiver is on this machine, so on a loopback address.
+        // On by default in the chart; the helm test's receiver here is on loopback.
         REFUSE_PRIVATE_TARGETS: false,
       },
     });

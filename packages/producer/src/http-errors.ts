@@ -57,6 +57,9 @@ export function isRedisOutOfMemory(err: unknown, depth = 0): boolean {
   return isRedisOutOfMemory(err.cause, depth + 1);
 }
 
+/** Redis refusing a stream id or range given to XRANGE, XPENDING, XCLAIM and the like. */
+const REDIS_BAD_STREAM_ID = /Invalid stream ID|invalid (start|end) ID for the interval/i;
+
 /** Whether `err` (or its cause) says Redis cannot be reached or cannot serve right now. */
 export function isRedisUnavailable(err: unknown, depth = 0): boolean {
   if (!(err instanceof Error) || depth > 3) return false;
@@ -83,6 +86,14 @@ export function toErrorReply(err: unknown, limits: { bodyLimitBytes: number }): 
   }
   if (isRedisUnavailable(err)) {
     return { statusCode: 503, fields: { redis: ['is unavailable, try again'] }, retryAfter: 1 };
+  }
+  // A cursor, token or id from the request that decodes to a stream position Redis refuses reached Redis: bad input
+  // (every id Postoffice makes is valid), so a 400 rather than a 500, whatever a route failed to check.
+  if (err instanceof Error && err.name === 'ReplyError' && REDIS_BAD_STREAM_ID.test(err.message)) {
+    return {
+      statusCode: 400,
+      fields: { request: ['names a message position that cannot exist (a cursor, token or id out of range)'] },
+    };
   }
   const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
   switch (code) {

@@ -1,5 +1,6 @@
 /** The producer's public API: the HTTP server and its parts. */
-export { buildServer } from './server.js';
+export { buildServer, OPEN_BODY_LIMIT_BYTES } from './server.js';
+export { LoginThrottle, clientOf } from './login-throttle.js';
 export { Ingest, IDEMPOTENCY_TTL_SECONDS, type IngestKind, type OnceResult } from './ingest.js';
 export { Failing, type FailingItem, type FailingPage, type FailingAction, type Selection } from './failing.js';
 export { Search, type SearchFilters, type SearchItem, type SearchPage } from './search.js';

@@ -156,6 +156,7 @@ async function main(): Promise<void> {
       redis: redactUrl(config.redisUrl),
       // How many tokens, never which.
       auth: config.apiTokens.length > 0 ? `on (${config.apiTokens.length} API token(s))` : 'off',
+      refusePrivateTargets: config.refusePrivateTargets,
     },
     'producer started',
   );

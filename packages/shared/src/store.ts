@@ -14,6 +14,7 @@
  */
 import { checkScriptResult, AppError, NotFoundError } from './errors.js';
 import type { Keys } from './keys.js';
+import { isCluster } from './redis.js';
 import type { ScriptClient } from './scripts.js';
 import type { Publisher, Topic } from './types.js';
 
@@ -160,6 +161,38 @@ export class Store {
       for (const json of values) out.push(JSON.parse(json) as Publisher);
     }
     return out.sort(byId);
+  }
+
+  /**
+   * `listTopics()` and `listPublishers()` at once: on a single Redis in one
+   * pipeline after the topic list (what `GET /api/stats` reads every few
+   * seconds, for any number of topics); on a cluster as those two do.
+   */
+  async listTopicsAndPublishers(): Promise<{ topics: TopicWithCounts[]; publishers: Publisher[] }> {
+    if (isCluster(this.redis)) {
+      const [topics, publishers] = await Promise.all([this.listTopics(), this.listPublishers()]);
+      return { topics, publishers };
+    }
+    const names = await this.listTopicNames();
+    const pipeline = this.redis.pipeline();
+    for (const name of names) {
+      const tk = this.keys.topic(name);
+      pipeline.hmget(tk.meta, 'json', 'received');
+      pipeline.hvals(tk.publishers);
+    }
+    const replies = names.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    const topics: TopicWithCounts[] = [];
+    const publishers: Publisher[] = [];
+    for (let i = 0; i < names.length; i++) {
+      const [metaErr, meta] = replies[2 * i] ?? [null, null];
+      const [publishersErr, values] = replies[2 * i + 1] ?? [null, []];
+      if (metaErr) throw metaErr;
+      if (publishersErr) throw publishersErr;
+      const [json, received] = meta as (string | null)[];
+      if (json) topics.push({ ...(JSON.parse(json) as Topic), received: Number(received ?? 0) });
+      for (const value of values as string[]) publishers.push(JSON.parse(value) as Publisher);
+    }
+    return { topics: topics.sort((a, b) => a.id - b.id), publishers: publishers.sort(byId) };
   }
 
   /**

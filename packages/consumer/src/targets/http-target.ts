@@ -10,13 +10,14 @@
  * address it goes to (DNS may have changed since the publisher was made).
  */
 import { createHmac } from 'node:crypto';
-import { lookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from 'node:dns';
 import { isIP } from 'node:net';
 import { Agent, buildConnector, request } from 'undici';
 import {
   PrivateTargetError,
   isPrivateAddress,
+  publicOnlyLookup,
   secretKey,
+  type Lookup,
   type Publisher,
   type StoredMessage,
 } from '@postoffice/shared';
@@ -39,13 +40,18 @@ export class HttpTarget implements Target {
 
   constructor(
     private readonly now: Clock = Date.now,
-    options: { connections?: number; refusePrivateTargets?: boolean } = {},
+    options: {
+      connections?: number;
+      refusePrivateTargets?: boolean;
+      /** Resolves names for the private-address check (and the connection); tests pass one that needs no DNS. */
+      lookup?: Lookup;
+    } = {},
   ) {
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 600_000,
       connections: options.connections ?? null,
-      ...(options.refusePrivateTargets ? { connect: publicOnlyConnector() } : {}),
+      ...(options.refusePrivateTargets ? { connect: publicOnlyConnector(options.lookup) } : {}),
     });
   }
 
@@ -154,31 +160,12 @@ export function sign(
     .join(' ');
 }
 
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
-
-/** `dns.lookup` that fails when any address of the name is in a refused range. */
-function publicOnlyLookup(
-  hostname: string,
-  options: LookupOneOptions | LookupAllOptions,
-  callback: LookupCallback,
-): void {
-  lookup(hostname, { ...options, all: true }, (err, addresses) => {
-    if (err) return callback(err, []);
-    const refused = addresses.find((a) => isPrivateAddress(a.address));
-    if (refused) return callback(new PrivateTargetError(hostname, refused.address), []);
-    if (options.all) return callback(null, addresses);
-    const first = addresses[0];
-    if (!first) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), []);
-    callback(null, first.address, first.family);
-  });
-}
-
 /**
  * undici's connector with `publicOnlyLookup`; an IP literal (which node
  * connects to without a lookup) is checked before connecting.
  */
-function publicOnlyConnector(): buildConnector.connector {
-  const connect = buildConnector({ lookup: publicOnlyLookup });
+function publicOnlyConnector(resolve?: Lookup): buildConnector.connector {
+  const connect = buildConnector({ lookup: publicOnlyLookup(resolve) });
   return (options, callback) => {
     const host = options.hostname.startsWith('[') ? options.hostname.slice(1, -1) : options.hostname;
     if (isIP(host) !== 0 && isPrivateAddress(host)) {
