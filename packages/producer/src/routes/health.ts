@@ -6,8 +6,29 @@ import type { ApiContext } from '../types.js';
 /** How long the health check waits for PONG. */
 export const HEALTH_PING_TIMEOUT_MS = 1000;
 
+const healthSchema = {
+  tags: ['operations'],
+  summary: 'Health: whether Redis answers',
+  response: {
+    200: {
+      type: 'object',
+      required: ['status'],
+      additionalProperties: false,
+      properties: { status: { type: 'string', enum: ['ok'] } },
+      description: 'Redis answers a PING.',
+    },
+    503: {
+      type: 'object',
+      required: ['status'],
+      additionalProperties: false,
+      properties: { status: { type: 'string', enum: ['unavailable'] } },
+      description: `Redis does not answer within ${HEALTH_PING_TIMEOUT_MS} ms (\`Retry-After\`).`,
+    },
+  },
+};
+
 export function registerHealthRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get('/api/health', async (request, reply) => {
+  app.get('/api/health', { schema: healthSchema }, async (request, reply) => {
     if (await redisAnswers(ctx.redis, HEALTH_PING_TIMEOUT_MS)) return { status: 'ok' };
     request.log.warn({ redisStatus: ctx.redis.status }, 'health check: redis does not answer');
     return reply.code(503).header('retry-after', '1').send({ status: 'unavailable' });

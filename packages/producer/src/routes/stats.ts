@@ -11,6 +11,7 @@ import { execBySlot } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ChainableCommander } from 'ioredis';
 import type { ApiContext } from '../types.js';
+import { data, responses, statsView } from '../schemas.js';
 
 export interface PublisherStats {
   readonly id: string;
@@ -147,5 +148,15 @@ export async function stats(ctx: ApiContext, now = Date.now()): Promise<Stats> {
 }
 
 export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get('/api/stats', async () => ({ data: await stats(ctx) }));
+  app.get(
+    '/api/stats',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'The dashboard’s figures',
+        response: responses({ 200: data(statsView, 'The figures.') }),
+      },
+    },
+    async () => ({ data: await stats(ctx) }),
+  );
 }
