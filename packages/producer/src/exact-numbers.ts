@@ -7,13 +7,24 @@
  *
  * Cheap on the common path: every decimal with at most 15 significant
  * digits and an exponent of at most two digits survives the round trip, so
- * the body is scanned only when it has a run of 16 digits (a dot allowed
- * among them) or a three-digit exponent somewhere, strings included; then
- * only the number tokens outside strings that could change are checked.
+ * the body is scanned only when one regular expression finds something
+ * that may be a number with 16 digits or a three-digit exponent; then only
+ * the number tokens outside strings that could change are checked.
  */
 
-/** Whether a body may hold a number that does not survive JSON.parse: 16 or more digits, or a 3-digit exponent. */
-const MAYBE = /(?:\d\.?){16}|[eE][+-]?\d{3}/;
+/**
+ * Whether a body may hold a number that does not survive JSON.parse: where
+ * a JSON number can start (the body's start, after `:`, `,` or `[`), 16 or
+ * more digits (a dot allowed among them), or digits with a three-digit
+ * exponent. Digits inside strings rarely follow those characters, so
+ * strings full of digits (ids, hashes, times) do not set it off.
+ */
+const MAYBE = /(?:^|[:,[])\s*-?(?:(?:\d\.?){16}|[\d.]+[eE][+-]?\d{3})/;
+
+/** Whether a body may hold a number JSON.parse would change: the only test the common path pays. */
+export function mayHoldInexactNumber(text: string): boolean {
+  return MAYBE.test(text);
+}
 
 const QUOTE = 34;
 const BACKSLASH = 92;
@@ -24,7 +35,7 @@ const BACKSLASH = 92;
  * itself is not an object); undefined when there is none.
  */
 export function inexactNumber(text: string): { field: string; number: string } | undefined {
-  if (!MAYBE.test(text)) return undefined;
+  if (!mayHoldInexactNumber(text)) return undefined;
   let depth = 0;
   // The last string read, as [start, end) of its text with the quotes, and the top-level key in force.
   let lastString: [number, number] | undefined;
