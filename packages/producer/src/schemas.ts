@@ -25,9 +25,9 @@ export const MAX_CURSOR = 4096;
 export const MAX_QUERY_TEXT = 1024;
 export const MAX_TIME_TEXT = 64;
 
-/** ISO-8601 date and time with an explicit offset (`Z` or `±hh:mm`). */
+/** ISO-8601 date and time with an explicit offset (`Z` or `±hh:mm`); a space may stand for the `T`, as Postoffice took it. */
 export const ISO_WITH_OFFSET =
-  '^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?([Zz]|[+-]\\d{2}:?\\d{2})$';
+  '^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d{1,9})?)?([Zz]|[+-]\\d{2}:?\\d{2})$';
 export const ISO_WHY = 'must be an ISO-8601 date and time with an offset';
 
 /** A reason for out-of-range numbers: "must be a whole number from 1 to 1000". */

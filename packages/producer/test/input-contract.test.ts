@@ -115,9 +115,10 @@ describe('the input contract', () => {
       for (const [url, b] of [
         ['/api/messages', { topic: 'legacy', payload: { a: 1 }, attributes: {} }],
         ['/api/bulk_messages', { topic: 'legacy', payload: [{ a: 1 }], attributes: {} }],
+        // Postoffice read schedule_at with Elixir's DateTime.from_iso8601, which takes a space for the T.
         [
           '/api/schedule_messages',
-          { topic: 'legacy', payload: 1, attributes: {}, schedule_at: '2999-01-01T00:00:00Z' },
+          { topic: 'legacy', payload: 1, attributes: {}, schedule_at: '2999-12-31 10:11:12.131415+02:00' },
         ],
       ] as const) {
         expect((await call(api.app, 'POST', url, b)).status, url).to.equal(201);
