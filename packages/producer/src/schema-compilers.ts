@@ -99,7 +99,7 @@ export function requestError(errors: readonly ErrorObject[], root: Node, part: P
     if (!reasons.includes(p.why)) reasons.push(p.why);
     fields.set(p.field, reasons);
   }
-  const body = Object.fromEntries(fields) as FieldErrors;
+  const body: FieldErrors = Object.fromEntries<string[]>(fields);
   const code = status === 404 ? 'not_found' : 'validation_failed';
   const message = [...fields].map(([f, r]) => `${f} ${r.join(', ')}`).join('; ');
   return new AppError(code, status, message, body);

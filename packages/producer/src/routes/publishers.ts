@@ -315,7 +315,7 @@ function options(fields: Fields): Partial<Publisher> {
   const out: Record<string, unknown> = {};
   for (const f of ['active', 'seconds_timeout', 'seconds_retry', 'chunk_size', 'concurrency', 'parallelism'] as const)
     if (fields[f] != null) out[f] = fields[f];
-  return out as Partial<Publisher>;
+  return out;
 }
 
 export function registerPublisherRoutes(app: FastifyInstance, ctx: ApiContext): void {
