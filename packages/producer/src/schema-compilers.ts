@@ -142,24 +142,29 @@ function problemOf(e: ErrorObject, root: Node, part: Part, data: unknown): Probl
     const properties = (failing.node.properties as Record<string, Node> | undefined) ?? {};
     const own = Object.hasOwn(properties, name) ? properties[name]?.['x-error'] : undefined;
     const why = resolve(own as ErrorAnnotation | undefined, 'required') ?? (grouped ? `${name} ${BLANK}` : BLANK);
-    return { ...why_(why, status), field: fieldName(data, grouped ? fieldPath : [...path, name], part) };
+    return { ...withStatus(why, status), field: fieldName(data, grouped ? fieldPath : [...path, name], part) };
   }
 
   const annotation = failing.node['x-error'] as ErrorAnnotation | undefined;
   const value = valueAt(data, path);
-  let why: Why | undefined = typeof annotation === 'string' ? annotation : undefined;
+  // A query parameter given twice arrives as a list, whatever the schema says it should be.
+  let why: Why | undefined =
+    part === 'querystring' && path.length === 1 && Array.isArray(value)
+      ? 'must be given once'
+      : typeof annotation === 'string'
+        ? annotation
+        : undefined;
   if (why === undefined && !grouped) {
-    if (part === 'querystring' && Array.isArray(value)) why = 'must be given once';
-    else if (value === null) why = resolve(annotation, 'null') ?? (requiredHere(chain, path) ? BLANK : INVALID);
-    else if (typeof value === 'string' && value.trim() === '' && e.keyword !== 'const' && e.keyword !== 'enum')
-      why = resolve(annotation, 'blank') ?? BLANK;
+    if (value === null) why = resolve(annotation, 'null') ?? (requiredHere(chain, path) ? BLANK : INVALID);
+    else if (typeof value === 'string' && value.trim() === '') why = resolve(annotation, 'blank') ?? BLANK;
   }
   why ??= resolve(annotation, e.keyword) ?? inherited(chain, group) ?? defaultWhy(e);
-  const out = why_(why, status);
+  const out = withStatus(why, status);
   return { ...out, why: out.why.replace('{index}', relative[0] ?? ''), field: fieldName(data, fieldPath, part) };
 }
 
-function why_(why: Why, status: number): { why: string; status: number } {
+/** A reason with its status: the one it names, else the part's. */
+function withStatus(why: Why, status: number): { why: string; status: number } {
   return typeof why === 'string' ? { why, status } : why;
 }
 

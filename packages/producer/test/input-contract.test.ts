@@ -126,6 +126,30 @@ describe('the input contract', () => {
     });
   });
 
+  describe('reasons', () => {
+    it("says can't be blank for a blank choice, and must be given once for a repeated parameter", async () => {
+      const blank = await call(api.app, 'POST', '/api/publishers', { topic: 'orders', type: ' ', target: `${hook}/b` });
+      expect(blank.body).to.deep.equal(errors({ type: ["can't be blank"] }));
+      const twice = await call(api.app, 'GET', '/api/messages?limit=1&limit=2');
+      expect(twice.body).to.deep.equal(errors({ limit: ['must be given once'] }));
+    });
+
+    it('takes null as "not given" in a creation, and refuses it in a change where it means nothing', async () => {
+      const created = await call(api.app, 'POST', '/api/publishers', {
+        topic: 'orders',
+        type: 'http',
+        target: `${hook}/nulls`,
+        active: null,
+        seconds_retry: null,
+        attributes: undefined,
+      });
+      expect(created.status, created.raw).to.equal(201);
+      const id = String((created.body as { data: { id: string } }).data.id);
+      const changed = await call(api.app, 'PATCH', `/api/publishers/${id}`, { seconds_retry: null });
+      expect(changed.body).to.deep.equal(errors({ seconds_retry: ['is invalid'] }));
+    });
+  });
+
   describe('numbers', () => {
     async function stored(id: string): Promise<unknown> {
       const res = await call(api.app, 'GET', `/api/messages/${id}`);
