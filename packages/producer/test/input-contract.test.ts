@@ -413,6 +413,7 @@ describe('the input contract', () => {
       for (const [q, field] of [
         [`q=${'x'.repeat(1025)}`, 'q'],
         [`attributes.k=${'x'.repeat(1025)}`, 'attributes.k'],
+        [`attributes.${'k'.repeat(257)}=v`, `attributes.${'k'.repeat(257)}`],
         [`id=${'x'.repeat(513)}`, 'id'],
         [`from=${'2030-01-01T00:00:00'.padEnd(65, '0')}Z`, 'from'],
         ['limit=1&limit=2', 'limit'],

@@ -197,7 +197,7 @@ const searchSchema = {
       },
     },
     patternProperties: {
-      '^attributes\\..+$': { type: 'string', maxLength: MAX_QUERY_TEXT },
+      '^attributes\\..{1,256}$': { type: 'string', maxLength: MAX_QUERY_TEXT },
     },
   },
   response: responses(
