@@ -9,6 +9,7 @@
  * is lowered (`ZADD LT`) so that a consumer node takes the retries when due.
  */
 import {
+  isStreamId,
   parseEntry,
   type DeliveryRecord,
   type Keys,
@@ -88,7 +89,7 @@ function isPosition(v: unknown): v is Position {
     typeof p.score === 'number' &&
     Number.isFinite(p.score) &&
     typeof p.sid === 'string' &&
-    /^\d+-\d+$/.test(p.sid)
+    isStreamId(p.sid)
   );
 }
 

@@ -10,4 +10,6 @@ export { findMessage, type MessageView, type DeliveryView } from './message-look
 export { errorBody, isRedisUnavailable, toErrorReply, type ErrorReply } from './http-errors.js';
 export { Auth, SESSION_COOKIE, SESSION_LIFETIME_SECONDS, isPublic, readCookie, type Verdict } from './auth.js';
 export { HEALTH_PING_TIMEOUT_MS } from './routes/health.js';
+export { openApiDocument, registeredRoutes, type RouteInfo } from './openapi.js';
+export { inexactNumber, keepsExactly } from './exact-numbers.js';
 export type { ApiContext, ServerOptions } from './types.js';

@@ -19,12 +19,14 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import type { Socket } from 'node:net';
-import { AppError, Keys, PullQueue, Store, trustedProxies } from '@postoffice/shared';
+import { AppError, Keys, PullQueue, Store, ValidationError, trustedProxies } from '@postoffice/shared';
 import { Auth, isPublic, registerAuth } from './auth.js';
+import { inexactNumber } from './exact-numbers.js';
 import { errorBody, toErrorReply } from './http-errors.js';
 import { Ingest } from './ingest.js';
 import { LoginThrottle } from './login-throttle.js';
 import { Metrics } from './metrics.js';
+import { collectRoutes, registerOpenApiRoute } from './openapi.js';
 import { registerFailingRoutes } from './routes/failing.js';
 import { registerClusterRoutes } from './routes/cluster.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -36,6 +38,7 @@ import { registerSessionRoutes } from './routes/session.js';
 import { registerStatsRoutes } from './routes/stats.js';
 import { registerTopicRoutes } from './routes/topics.js';
 import { registerUiRoutes } from './routes/ui.js';
+import { serializerCompiler, validatorCompiler } from './schema-compilers.js';
 import type { ApiContext, ServerOptions } from './types.js';
 
 /** The largest body a route open without a credential reads (the login's is a few dozen bytes). */
@@ -102,8 +105,22 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const parseJson = app.getDefaultJsonParser('ignore', 'ignore');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     // An empty body (a DELETE sent with a JSON content type) is no body, not an error.
-    if (body === '') done(null, undefined);
-    else void parseJson(request, body as string, done);
+    if (body === '') return done(null, undefined);
+    const text = body as string;
+    void parseJson(request, text, (err, value) => {
+      if (err) return done(err);
+      // A number JSON.parse would change (1e400, 2^64) is refused: payloads are delivered exactly as sent.
+      const inexact = inexactNumber(text);
+      if (inexact === undefined) return done(null, value);
+      const shown = inexact.number.length > 40 ? `${inexact.number.slice(0, 40)}…` : inexact.number;
+      done(
+        new ValidationError({
+          [inexact.field]: [
+            `has a number that JSON cannot carry exactly (${shown}): it would not be delivered as sent; send it as a string`,
+          ],
+        }),
+      );
+    });
   });
 
   app.server.maxConnections = config.maxConnections;
@@ -127,6 +144,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       });
     }
   });
+
+  // Requests are validated from the routes' schemas, with Postoffice's error shape (schema-compilers.ts);
+  // the same schemas describe the API at /api/openapi.json.
+  app.setValidatorCompiler(validatorCompiler());
+  app.setSerializerCompiler(serializerCompiler(options.onResponseMismatch));
+  collectRoutes(app);
 
   app.setErrorHandler((err, request, reply) => sendError(err, request, reply));
   app.setNotFoundHandler((request, reply) => {
@@ -162,6 +185,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   registerClusterRoutes(app, ctx);
   registerStatsRoutes(app, ctx);
   registerUiRoutes(app);
+  registerOpenApiRoute(app);
   return app;
 }
 

@@ -28,6 +28,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { checkScriptResult, NotFoundError, ValidationError } from './errors.js';
 import type { Keys } from './keys.js';
 import { parseEntry } from './message.js';
+import { isStreamId } from './ids.js';
 import type { ScriptClient } from './scripts.js';
 import type { LeaseWorker, Publisher, StoredMessage } from './types.js';
 import { MAX_ATTEMPTS_KEPT } from './types.js';
@@ -262,6 +263,8 @@ export class PullQueue {
     const m = TOKEN.exec(token);
     if (!m) throw notFound();
     const [, publisherId, streamId] = m as unknown as [string, string, string];
+    // An id Redis would refuse (a part beyond 2^64-1) names no lease.
+    if (!isStreamId(streamId)) throw notFound();
     const topic = await this.redis.hget(this.keys.publisherIndex, publisherId);
     if (topic === null) throw notFound();
     const rows =

@@ -20,6 +20,7 @@ import { execBySlot, isCluster, type ScriptClient } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ChainableCommander } from 'ioredis';
 import type { ApiContext } from '../types.js';
+import { data, responses, statsView } from '../schemas.js';
 
 export interface PublisherStats {
   readonly id: string;
@@ -255,7 +256,17 @@ const INGEST_ROUTES = new Set(['/api/messages', '/api/bulk_messages', '/api/sche
 
 export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const cache = new StatsCache(ctx, ctx.config.statsCacheMs);
-  app.get('/api/stats', async () => ({ data: await cache.get() }));
+  app.get(
+    '/api/stats',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'The dashboard’s figures',
+        response: responses({ 200: data(statsView, 'The figures.') }),
+      },
+    },
+    async () => ({ data: await cache.get() }),
+  );
   // A change made through this producer (a topic, a publisher, a repair) shows in the next answer, so that a page
   // opened right after it lists what was just made. Changes made through other replicas show within STATS_CACHE_MS.
   app.addHook('onResponse', async (request, reply) => {
