@@ -25,12 +25,19 @@
  *
  * Children run in their own process groups, so a Ctrl-C in the terminal
  * reaches only this script, which stops them in order: Redis goes last.
+ *
+ * Logs: when this script's stdout is a terminal, the producer's and the
+ * consumer's JSON lines go through pino-pretty (coloured, one line each,
+ * prefixed with the process and component); otherwise (a pipe, a file, a
+ * log collector) they are written as they come, one JSON object a line.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { dirname, join, relative } from 'node:path';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import pinoPretty from 'pino-pretty';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DATA_DIR = join(ROOT, '.data', 'redis');
@@ -126,9 +133,33 @@ function redisPing(port) {
   });
 }
 
-/** Starts a child in its own process group with inherited stdio, watching for an unexpected exit. */
-function launch(name, command, args, env) {
-  const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+/** Writes to this script's stdout, and is never ended with a child's output. */
+const terminal = new Writable({
+  write(chunk, _encoding, done) {
+    process.stdout.write(chunk, done);
+  },
+});
+
+/** A stream that prints one service's pino JSON lines as coloured, human-readable lines. */
+function prettyLines(name) {
+  return pinoPretty({
+    destination: terminal,
+    colorize: true,
+    singleLine: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,service,component',
+    messageFormat: `${name}{if component}/{component}{end}: {msg}`,
+  });
+}
+
+/**
+ * Starts a child in its own process group, watching for an unexpected exit. Its stdout is
+ * inherited, or, with `pretty` (a service's JSON logs on a terminal), printed through pino-pretty.
+ */
+function launch(name, command, args, env, pretty = false) {
+  const stdout = pretty ? 'pipe' : 'inherit';
+  const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', stdout, 'inherit'], detached: true });
+  if (pretty) child.stdout?.pipe(prettyLines(name));
   /** @type {Proc} */
   const proc = { name, child, done: false, exited: Promise.resolve() };
   proc.exited = new Promise((resolve) => {
@@ -301,6 +332,8 @@ function printUsage(producerPort, consumerPort, redisUrl, ownRedis) {
   // Whether API_TOKENS is set (the producer refuses a bad value before this is printed); never the tokens.
   const auth = (process.env.API_TOKENS ?? '').trim() !== '';
   const json = `-H 'content-type: application/json'${auth ? ' -H "authorization: Bearer $TOKEN"' : ''}`;
+  // As the services read REFUSE_PRIVATE_TARGETS (they refuse a bad value before this is printed).
+  const refusePrivate = ['true', '1', 'yes'].includes((process.env.REFUSE_PRIVATE_TARGETS ?? '').trim().toLowerCase());
   console.log(`
 Postoffice is running.
 
@@ -309,6 +342,7 @@ Postoffice is running.
   consumer   http://127.0.0.1:${consumerPort}/healthz
   Redis      ${process.env.REDIS_CLUSTER_NODES ? `cluster ${process.env.REDIS_CLUSTER_NODES}` : redactUrl(redisUrl)}${ownRedis ? `  (private, data in ${relative(process.cwd(), DATA_DIR) || DATA_DIR})` : ''}
   auth       ${auth ? 'on: API_TOKENS is set; TOKEN=<one of them> for the commands below' : 'off: the API is open (set API_TOKENS to require a token)'}
+  targets    ${refusePrivate ? 'public only: REFUSE_PRIVATE_TARGETS is on; loopback and private addresses are refused (the example below is)' : 'any address: REFUSE_PRIVATE_TARGETS is off, so publishers may reach loopback and private addresses (the Helm chart turns it on)'}
 
 Try it (point the publisher's target at an HTTP endpoint of yours):
 
@@ -371,8 +405,9 @@ async function main() {
   }
 
   const env = (port) => ({ ...process.env, PORT: String(port), ...(redisUrl ? { REDIS_URL: redisUrl } : {}) });
-  services.push(launch('producer', process.execPath, [PRODUCER_MAIN], env(producerPort)));
-  services.push(launch('consumer', process.execPath, [CONSUMER_MAIN], env(consumerPort)));
+  const pretty = process.stdout.isTTY === true;
+  services.push(launch('producer', process.execPath, [PRODUCER_MAIN], env(producerPort), pretty));
+  services.push(launch('consumer', process.execPath, [CONSUMER_MAIN], env(consumerPort), pretty));
 
   if (!(await waitForHealth(producerPort))) return;
   state = 'running';

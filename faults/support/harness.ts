@@ -7,7 +7,7 @@ import { createServer, request as httpRequest, type Server, type IncomingMessage
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import type { Socket } from 'node:net';
+import { connect as connectTcp, type Socket } from 'node:net';
 import { api, type AppProcess } from '../../packages/shared/test/support/processes.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -281,4 +281,78 @@ export function growth(
     growthMb,
     growthPct: Math.round((growthMb / warmMb) * 1000) / 10,
   };
+}
+
+/** CPU time a process has used so far, user and system, in ms (Linux, /proc/<pid>/stat). */
+export function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** USER_HZ: 100 on every Linux the suite runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+export interface SlowAnswer {
+  /** The status line's code, 0 when the server answered nothing. */
+  readonly status: number;
+  /** The body of the answer, when there was one. */
+  readonly body: string;
+  /** How long the connection stayed open, ms. */
+  readonly heldMs: number;
+  /** Bytes written before the connection ended. */
+  readonly sent: number;
+  /** Whether the server ended the connection (false: the client gave up after `giveUpMs`). */
+  readonly closedByServer: boolean;
+}
+
+/**
+ * A slow client: writes the first `fast` bytes of `request` at once, then
+ * one byte every `everyMs` ms, until the server closes the connection or
+ * `giveUpMs` has passed. The answer, if any, and how long it was held.
+ */
+export function slowRequest(
+  url: string,
+  request: Buffer,
+  options: { fast: number; everyMs: number; giveUpMs: number },
+): Promise<SlowAnswer> {
+  const target = new URL(url);
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const socket = connectTcp(Number(target.port), target.hostname);
+    const chunks: Buffer[] = [];
+    let sent = 0;
+    let byServer = true;
+    let trickle: NodeJS.Timeout | undefined;
+    const write = (bytes: Buffer): void => {
+      if (socket.destroyed || !socket.writable) return;
+      socket.write(bytes);
+      sent += bytes.length;
+    };
+    const giveUp = setTimeout(() => {
+      byServer = false;
+      socket.destroy();
+    }, options.giveUpMs);
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('error', () => undefined);
+    socket.once('connect', () => {
+      write(request.subarray(0, options.fast));
+      let at = options.fast;
+      trickle = setInterval(() => {
+        if (at >= request.length) return clearInterval(trickle);
+        write(request.subarray(at, at + 1));
+        at++;
+      }, options.everyMs);
+    });
+    socket.once('close', () => {
+      clearInterval(trickle);
+      clearTimeout(giveUp);
+      const text = Buffer.concat(chunks).toString('utf8');
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+      const body = text.includes('\r\n\r\n') ? text.slice(text.indexOf('\r\n\r\n') + 4) : '';
+      resolve({ status, body, heldMs: Date.now() - started, sent, closedByServer: byServer });
+    });
+  });
 }

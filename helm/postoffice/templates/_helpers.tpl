@@ -2,15 +2,23 @@
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/*
+The base of every resource name. At most 46 characters, so that the longest
+name made from it stays a valid DNS label (63): the Redis StatefulSet
+"<base>-redis", whose pods carry the label "<base>-redis-<10-character hash>"
+(controller-revision-hash), and "<base>-redis-url", "<base>-dashboard".
+Release names up to 53 characters (Helm's own limit) therefore always fit;
+a test renders such names.
+*/}}
 {{- define "postoffice.fullname" -}}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- .Values.fullnameOverride | trunc 46 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- .Release.Name | trunc 46 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 46 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -38,8 +46,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/* An image reference: (dict "image" .Values.image "tag" <default tag>); the digest, when given, pins it. */}}
+{{- define "postoffice.imageRef" -}}
+{{- $tag := .image.tag | default .tag }}
+{{- if .image.digest }}{{ .image.repository }}:{{ $tag }}@{{ .image.digest }}{{ else }}{{ .image.repository }}:{{ $tag }}{{ end }}
+{{- end }}
+
 {{- define "postoffice.image" -}}
-{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- include "postoffice.imageRef" (dict "image" .Values.image "tag" .Chart.AppVersion) }}
 {{- end }}
 
 {{/* Whether the bundled Redis is used: enabled, and no external Redis given. */}}
@@ -59,17 +73,40 @@ app.kubernetes.io/component: {{ .component }}
 {{- int64 (default 25 .Values.config.SHUTDOWN_TIMEOUT_SECONDS) }}
 {{- end }}
 
-{{/* Longer than the drain deadline plus the consumer's 5 s hard-stop margin. */}}
+{{/*
+How long the producer's preStop hook waits, once it has failed readiness, for
+the endpoints to drop the pod: producer.preStop.delaySeconds, or by default
+the readiness period times its failure threshold (how long the kubelet takes
+to see the pod unready), plus 5 s for the endpoints to reach kube-proxy and
+load balancers. 0 without the hook.
+*/}}
+{{- define "postoffice.preStopDelay" -}}
+{{- $p := .Values.producer }}
+{{- $d := $p.preStop.delaySeconds }}
+{{- if not $p.preStop.enabled }}0
+{{- else if and (not (kindIs "invalid" $d)) (ne (toString $d) "") }}{{ int64 $d }}
+{{- else }}{{ add (mul (int64 (default 10 $p.readinessProbe.periodSeconds)) (int64 (default 3 $p.readinessProbe.failureThreshold))) 5 }}
+{{- end }}
+{{- end }}
+
+{{/*
+Longer than the drain deadline plus the consumer's 5 s hard-stop margin (and,
+for the producer, its preStop wait, which Kubernetes counts in the grace
+period): pass (dict "ctx" $ "role" "producer").
+*/}}
 {{- define "postoffice.terminationGracePeriodSeconds" -}}
-{{- $drain := int64 (include "postoffice.shutdownTimeout" .) }}
-{{- if .Values.terminationGracePeriodSeconds }}
-{{- $grace := int64 .Values.terminationGracePeriodSeconds }}
-{{- if le $grace (add $drain 5) }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must be more than SHUTDOWN_TIMEOUT_SECONDS + 5 (%d)" $grace (add $drain 5)) }}
+{{- $ctx := .ctx }}
+{{- $drain := int64 (include "postoffice.shutdownTimeout" $ctx) }}
+{{- $preStop := ternary (int64 (include "postoffice.preStopDelay" $ctx)) 0 (eq .role "producer") }}
+{{- $least := add $drain 5 $preStop }}
+{{- if $ctx.Values.terminationGracePeriodSeconds }}
+{{- $grace := int64 $ctx.Values.terminationGracePeriodSeconds }}
+{{- if le $grace $least }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be more than SHUTDOWN_TIMEOUT_SECONDS + 5%s (%d)" $grace (ternary " + the producer's preStop delay" "" (gt $preStop 0)) $least) }}
 {{- end }}
 {{- $grace }}
 {{- else }}
-{{- add $drain 15 }}
+{{- add $drain 15 $preStop }}
 {{- end }}
 {{- end }}
 
@@ -78,7 +115,7 @@ Settings read only by one process; every other key of .Values.config goes to bot
 Keep in step with SETTINGS in packages/shared/src/config.ts (a test checks it).
 */}}
 {{- define "postoffice.producerOnly" -}}
-MAX_BULK_MESSAGES BODY_LIMIT_BYTES REDIS_MIN_REPLICAS REDIS_WAIT_TIMEOUT_MS SEARCH_SCAN_BUDGET
+MAX_BULK_MESSAGES BODY_LIMIT_BYTES REDIS_MIN_REPLICAS REDIS_WAIT_TIMEOUT_MS SEARCH_SCAN_BUDGET REQUEST_TIMEOUT_MS HEADERS_TIMEOUT_MS CONNECTION_TIMEOUT_MS KEEP_ALIVE_TIMEOUT_MS MAX_CONNECTIONS LOGIN_MAX_FAILURES LOGIN_WINDOW_SECONDS TRUST_PROXY STATS_CACHE_MS
 {{- end }}
 {{- define "postoffice.consumerOnly" -}}
 HEARTBEAT_SECONDS RETRY_MAX_BACKOFF_SECONDS BREAKER_THRESHOLD RETRY_POLL_MS TRIM_INTERVAL_SECONDS AUDIT_LOG AUDIT_STREAM AUDIT_STREAM_MAXLEN
@@ -147,4 +184,108 @@ HEARTBEAT_SECONDS RETRY_MAX_BACKOFF_SECONDS BREAKER_THRESHOLD RETRY_POLL_MS TRIM
 {{- define "postoffice.command" -}}
 - node
 - packages/{{ . }}/dist/main.js
+{{- end }}
+
+{{/*
+Bytes in a Kubernetes memory quantity (512Mi, 1Gi, 500M, 1073741824).
+*/}}
+{{- define "postoffice.bytes" -}}
+{{- $q := toString . }}
+{{- $units := dict "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "K" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 }}
+{{- $number := regexFind "^[0-9]+" $q }}
+{{- $unit := trimPrefix $number $q }}
+{{- if or (eq $number "") (and (ne $unit "") (not (hasKey $units $unit))) }}
+{{- fail (printf "redis.bundled.resources.limits.memory: %q is not a memory quantity this chart reads (e.g. 512Mi, 1Gi)" $q) }}
+{{- end }}
+{{- mul (int64 $number) (int64 (get $units $unit | default 1)) }}
+{{- end }}
+
+{{/* The bundled Redis's maxmemory: redis.bundled.maxmemory, or 80% of its memory limit. */}}
+{{- define "postoffice.redisMaxmemory" -}}
+{{- $r := .Values.redis.bundled }}
+{{- if $r.maxmemory }}{{ $r.maxmemory }}
+{{- else }}
+{{- $limit := dig "limits" "memory" "" $r.resources }}
+{{- if not $limit }}
+{{- fail "redis.bundled: set resources.limits.memory (maxmemory is 80% of it) or maxmemory" }}
+{{- end }}
+{{- div (mul (int64 (include "postoffice.bytes" $limit)) 8) 10 }}
+{{- end }}
+{{- end }}
+
+{{/*
+Checksums of what goes into the Secrets a pod reads, from values only: a
+changed Redis URL, token list or Pub/Sub key restarts the pods that use it,
+and nothing else does. Generated values (the API token, the bundled Redis
+password) are kept across upgrades, so they are left out: a checksum of
+them would change at every `helm template` (GitOps tools would restart the
+pods at every sync). Existing Secrets are not read: restart the pods when
+you change one. Pass (dict "ctx" $ "role" "producer").
+*/}}
+{{- define "postoffice.secretsChecksum" -}}
+{{- $v := .ctx.Values }}
+{{- $inputs := dict "redisUrl" $v.redis.url "redisSecret" $v.redis.existingSecret }}
+{{- if eq .role "producer" }}
+{{- $_ := set $inputs "auth" (dict "enabled" $v.auth.enabled "tokens" $v.auth.tokens "secret" $v.auth.existingSecret) }}
+{{- else if $v.pubsub.enabled }}
+{{- $_ := set $inputs "pubsub" (dict "json" $v.pubsub.credentials.json "secret" $v.pubsub.credentials.existingSecret) }}
+{{- end }}
+{{- toJson $inputs | sha256sum }}
+{{- end }}
+
+{{/*
+Values the chart refuses, each with a clear error (rendered once, from NOTES-free
+templates: included by the producer Deployment).
+*/}}
+{{- define "postoffice.guards" -}}
+{{- $v := .Values }}
+{{- $retention := int64 (default 604800 $v.config.RETENTION_SECONDS) }}
+{{- $maxAge := int64 (default 259200 $v.config.RETRY_MAX_AGE_SECONDS) }}
+{{- if lt $retention $maxAge }}
+{{- fail (printf "config.RETENTION_SECONDS (%d) must be at least config.RETRY_MAX_AGE_SECONDS (%d): messages would be trimmed before they are given up on" $retention $maxAge) }}
+{{- end }}
+{{- $a := $v.consumer.autoscaling }}
+{{- if and $a.enabled (gt (int64 $a.minReplicas) (int64 $a.maxReplicas)) }}
+{{- fail (printf "consumer.autoscaling.minReplicas (%d) must not be more than maxReplicas (%d)" (int64 $a.minReplicas) (int64 $a.maxReplicas)) }}
+{{- end }}
+{{- $k := $v.consumer.keda }}
+{{- if and $k.enabled (gt (int64 $k.minReplicaCount) (int64 $k.maxReplicaCount)) }}
+{{- fail (printf "consumer.keda.minReplicaCount (%d) must not be more than maxReplicaCount (%d)" (int64 $k.minReplicaCount) (int64 $k.maxReplicaCount)) }}
+{{- end }}
+{{- if and $k.enabled $a.enabled }}
+{{- fail "consumer.keda.enabled and consumer.autoscaling.enabled: choose one (KEDA makes its own HorizontalPodAutoscaler)" }}
+{{- end }}
+{{- include "postoffice.pdbGuard" (dict "component" "producer" "pdb" $v.producer.pdb "replicas" (int64 $v.producer.replicas)) }}
+{{- $consumers := int64 $v.consumer.replicas }}
+{{- if $a.enabled }}{{ $consumers = int64 $a.minReplicas }}{{ end }}
+{{- if $k.enabled }}{{ $consumers = int64 $k.minReplicaCount }}{{ end }}
+{{- include "postoffice.pdbGuard" (dict "component" "consumer" "pdb" $v.consumer.pdb "replicas" $consumers) }}
+{{- end }}
+
+{{/*
+A PodDisruptionBudget that lets no pod go blocks every node drain (kubectl
+drain waits for ever): refuse one that needs as many pods available as there
+are (with 1 replica, minAvailable 1), or allows none unavailable.
+*/}}
+{{- define "postoffice.pdbGuard" -}}
+{{- $pdb := .pdb }}
+{{- if $pdb.enabled }}
+{{- $why := "" }}
+{{- if not (kindIs "invalid" $pdb.minAvailable) }}
+{{- $min := toString $pdb.minAvailable }}
+{{- if hasSuffix "%" $min }}
+{{- if and (ne $min "0%") (eq (int64 .replicas) 1) }}{{ $why = printf "minAvailable %s of 1 replica is that replica" $min }}{{ end }}
+{{- if eq $min "100%" }}{{ $why = "minAvailable 100%" }}{{ end }}
+{{- else if ge (int64 $min) (int64 .replicas) }}
+{{- $why = printf "minAvailable %s with %d replica(s)" $min (int64 .replicas) }}
+{{- end }}
+{{- end }}
+{{- if not (kindIs "invalid" $pdb.maxUnavailable) }}
+{{- $max := toString $pdb.maxUnavailable }}
+{{- if or (eq $max "0") (eq $max "0%") }}{{ $why = printf "maxUnavailable %s" $max }}{{ end }}
+{{- end }}
+{{- if $why }}
+{{- fail (printf "%s.pdb: %s lets no pod be evicted, so it blocks every node drain: raise %s.replicas, lower the budget, or set %s.pdb.enabled=false" .component $why .component .component) }}
+{{- end }}
+{{- end }}
 {{- end }}

@@ -34,6 +34,9 @@ const MANAGED: Record<string, string> = {
  */
 const PENDING: Record<string, { role: Role; issue: string }> = {};
 
+/** Settings whose chart default differs from the app's on purpose: the app's suits a laptop, the chart's a cluster. */
+const CHART_DEFAULTS: Record<string, string> = { REFUSE_PRIVATE_TARGETS: 'true' };
+
 const settings = Object.values(SETTINGS) as {
   env: string;
   kind: string;
@@ -65,7 +68,20 @@ describe('the chart and the app agree on every setting', function () {
       const s = settings.find((x) => x.env === env);
       expect(s, `config.${env} is not in SETTINGS`).to.not.equal(undefined);
       expect(MANAGED, env).to.not.have.property(env);
-      expect(String(value), `default of ${env}`).to.equal(String(s!.default));
+      expect(String(value), `default of ${env}`).to.equal(CHART_DEFAULTS[env] ?? String(s!.default));
+    }
+  });
+
+  it('turns REFUSE_PRIVATE_TARGETS on by default, on both processes, where the app alone leaves it off', async () => {
+    expect(SETTINGS.refusePrivateTargets.default).to.equal(false);
+    const docs = await template({});
+    for (const role of ['producer', 'consumer'] as const) {
+      const env = container(docs, role).env.find((e) => e.name === 'REFUSE_PRIVATE_TARGETS');
+      expect(env, role).to.deep.equal({ name: 'REFUSE_PRIVATE_TARGETS', value: 'true' });
+    }
+    const off = await template({ config: { REFUSE_PRIVATE_TARGETS: false } });
+    for (const role of ['producer', 'consumer'] as const) {
+      expect(container(off, role).env.find((e) => e.name === 'REFUSE_PRIVATE_TARGETS')?.value, role).to.equal('false');
     }
   });
 
@@ -87,8 +103,12 @@ describe('the chart and the app agree on every setting', function () {
     const docs = await template({
       ...everything,
       pubsub: { ...(everything.pubsub as object), emulatorHost: 'e:8085' },
-      // Empty settings are not rendered: give the one empty by default a value.
-      config: { ...(everything.config as object | undefined), REDIS_CLUSTER_NODES: 'redis-0:6379,redis-1:6379' },
+      // Empty settings are not rendered: give the ones empty by default a value.
+      config: {
+        ...(everything.config as object | undefined),
+        REDIS_CLUSTER_NODES: 'redis-0:6379,redis-1:6379',
+        TRUST_PROXY: '10.0.0.0/8',
+      },
     });
     for (const role of ['producer', 'consumer'] as const) {
       const set = container(docs, role)

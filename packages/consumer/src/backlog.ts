@@ -84,6 +84,7 @@ export class BacklogCounter {
         oldestAgeSeconds: oldest.length === 0 ? 0 : Math.max(0, (now - Math.min(...oldest)) / 1000),
         retrying,
         dead,
+        info: p,
       });
     });
     return rows;

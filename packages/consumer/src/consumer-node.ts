@@ -70,6 +70,8 @@ export class ConsumerNode {
   readonly redis: ScriptClient;
   private readonly subscriber: ScriptClient;
   private readonly logger: Logger;
+  /** The logger the node was given: each component's logger is a child of it (a key bound once per line). */
+  private readonly rootLogger: Logger;
   private readonly now: Clock;
   private readonly target: Target;
   private readonly store: Store;
@@ -102,7 +104,8 @@ export class ConsumerNode {
 
   constructor(options: ConsumerNodeOptions) {
     this.config = options.config;
-    this.logger = options.logger.child({ component: 'consumer', nodeId: options.config.nodeId });
+    this.rootLogger = options.logger;
+    this.logger = this.componentLogger('consumer');
     this.now = options.now ?? Date.now;
     this.metrics = options.metrics ?? new Metrics();
     this.keys = new Keys(this.config.redisPrefix);
@@ -130,7 +133,7 @@ export class ConsumerNode {
       );
     this.retryIndex = new RetryIndex(this.redis, this.keys);
     this.scheduleRelease = new ScheduleRelease(this.redis, this.keys);
-    this.audit = AuditTrail.create(this.redis, this.keys, this.config, this.logger.child({ component: 'audit' }));
+    this.audit = AuditTrail.create(this.redis, this.keys, this.config, this.componentLogger('audit'));
     this.leases = new SlotLeases(this.redis, this.keys, this.config.nodeId);
     this.limiter = new RateLimiter(this.redis, this.keys);
     this.membership = new Membership(
@@ -148,7 +151,7 @@ export class ConsumerNode {
       lease: new Lease(this.redis, this.keys.lock('janitor'), this.config.heartbeatSeconds * 3000, this.config.nodeId),
       retryIndex: this.retryIndex,
       config: this.config,
-      logger: this.logger.child({ component: 'janitor' }),
+      logger: this.componentLogger('janitor'),
       now: this.now,
     });
     // Publisher slot leases this node holds.
@@ -157,6 +160,10 @@ export class ConsumerNode {
       for (const h of this.held.values()) n += h.slots.size;
       return n;
     });
+    this.metrics.watchRedis(() => this.redis.status === 'ready');
+    this.metrics.reportCircuits(() =>
+      [...this.pipelines.values()].map((p) => ({ publisher: p.id, topic: p.current.topic, state: p.state })),
+    );
     const backlog = new BacklogCounter({
       redis: this.redis,
       keys: this.keys,
@@ -165,6 +172,11 @@ export class ConsumerNode {
       now: this.now,
     });
     this.metrics.reportBacklog(backlog.source);
+  }
+
+  /** A logger for one of the node's components, bound to the node's id. */
+  private componentLogger(component: string, bindings: Record<string, string> = {}): Logger {
+    return this.rootLogger.child({ component, nodeId: this.config.nodeId, ...bindings });
   }
 
   get nodeId(): string {
@@ -498,7 +510,7 @@ export class ConsumerNode {
           topic,
           publisherId: id,
           retryIndex: this.retryIndex,
-          logger: this.logger.child({ component: 'ack', topic, publisherId: id }),
+          logger: this.componentLogger('ack', { topic, publisherId: id }),
           now: this.now,
           audit: this.audit,
           onSettled,
@@ -508,7 +520,7 @@ export class ConsumerNode {
       limiter: this.limiter,
       holdsLease: () => this.leases.holds({ topic, publisherId: id, slot: 0 }),
       metrics: this.metrics,
-      logger: this.logger.child({ component: 'pipeline', topic, publisherId: id }),
+      logger: this.componentLogger('pipeline', { topic, publisherId: id }),
       config: this.config,
       now: this.now,
     });

@@ -16,6 +16,8 @@ export interface AttemptResult {
   readonly status?: number;
   /** Why it failed: timeout, connection error, non-2xx. */
   readonly error?: string;
+  /** Why it failed, as the `reason` metric label has it (see `failureReason`); read from `status` when left out. */
+  readonly reason?: string;
   /** The message can never be delivered this way (a dead letter at once, whatever its age). */
   readonly permanent?: boolean;
   readonly startedAt: number;

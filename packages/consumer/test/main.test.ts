@@ -39,13 +39,15 @@ describe('the consumer process', function () {
     expect(await app.exited).to.equal(0);
   });
 
-  it('answers 503 on /healthz while Redis is unreachable', async () => {
+  it('answers 503 on /healthz while Redis is unreachable, and still 200 on /livez', async () => {
     const own = await startRedis();
     const app = await startApp('consumer', { REDIS_URL: own.url });
     apps.push(app);
     await own.stop();
     const res = await fetch(`${app.url}/healthz`);
     expect(res.status).to.equal(503);
+    const live = await fetch(`${app.url}/livez`);
+    expect(live.status).to.equal(200);
     app.kill('SIGKILL');
   });
 });

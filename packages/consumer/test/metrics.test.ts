@@ -1,6 +1,7 @@
 import { expect } from 'chai';
+import { Metrics } from '../src/metrics.js';
 import type { ConsumerNode } from '../src/index.js';
-import { commandsProcessed, infoCalls, useWorld, waitFor } from './helpers.js';
+import { commandsProcessed, freePort, infoCalls, useWorld, waitFor } from './helpers.js';
 
 type Labels = Record<string, string | number>;
 
@@ -120,5 +121,91 @@ describe('consumer metrics', function () {
     const again = await commands();
     await node.metrics.registry.metrics();
     expect((await commands()) - again - infoCalls(f.world.redis), 'a second scrape within 10 s').to.be.at.most(20);
+  });
+
+  it('labels failures with their reason and every publisher series with its topic, and shows an open circuit', async () => {
+    f.receiver.respond((req) =>
+      req.path.endsWith('/gone')
+        ? 404
+        : req.path.endsWith('/broken')
+          ? 503
+          : req.path.endsWith('/slow')
+            ? new Promise((resolve) => setTimeout(() => resolve(200), 1500))
+            : 200,
+    );
+    const topic = await f.world.topic();
+    const retryLater = { seconds_retry: 3600 };
+    const gone = await f.world.publisher(topic, `${f.receiver.url}/gone`, retryLater);
+    const broken = await f.world.publisher(topic, `${f.receiver.url}/broken`, retryLater);
+    const slow = await f.world.publisher(topic, `${f.receiver.url}/slow`, { ...retryLater, seconds_timeout: 0.3 });
+    const down = await f.world.publisher(topic, `http://127.0.0.1:${await freePort()}/hook`, retryLater);
+    const node = await f.world.node({ BREAKER_THRESHOLD: '2' });
+    await f.world.publish(topic, [1, 2]);
+    const expected: [string, string][] = [
+      [gone.id, 'http_4xx'],
+      [broken.id, 'http_5xx'],
+      [slow.id, 'timeout'],
+      [down.id, 'connect'],
+    ];
+    for (const [publisher, reason] of expected) {
+      await waitFor(
+        async () =>
+          (await sample(node, 'postoffice_deliveries_total', { publisher, topic, outcome: 'retry', reason })) === 2,
+        `two ${reason} failures of publisher ${publisher}`,
+      );
+    }
+    // Two failures in a row (BREAKER_THRESHOLD) opened each circuit.
+    for (const [publisher] of expected) {
+      expect(await sample(node, 'postoffice_publisher_circuit_state', { publisher, topic }), publisher).to.equal(1);
+      expect(await sample(node, 'postoffice_circuit_opened_total', { publisher, topic })).to.equal(1);
+      expect(await sample(node, 'postoffice_delivery_duration_seconds_count', { publisher, topic })).to.equal(2);
+      expect(await sample(node, 'postoffice_deliveries_in_flight', { publisher, topic })).to.equal(0);
+    }
+    const text = await node.metrics.registry.metrics();
+    // A delivered attempt has no reason; a failed one always has one.
+    expect(text).to.not.match(/^postoffice_deliveries_total\{(?![^}]*reason=)[^}]*outcome="retry"/m);
+    for (const line of text.split('\n').filter((l) => /^postoffice_[a-z_]+\{[^}]*publisher=/.test(l))) {
+      expect(line).to.match(/topic="/);
+    }
+  });
+
+  it('reports each publisher with its type, target host and slots, the build, and whether Redis is up', async () => {
+    const topic = await f.world.topic();
+    const http = await f.world.publisher(topic, f.receiver.url, { parallelism: 3 });
+    const ordered = await f.world.publisher(topic, `${f.receiver.url}/o`, { parallelism: 3, ordered: true });
+    const inactive = await f.world.publisher(topic, `${f.receiver.url}/i`, { active: false });
+    const pull = await f.world.publisher(topic, 'workers', { type: 'pull' });
+    const node = await f.world.node();
+    const host = new URL(f.receiver.url).host;
+    expect(
+      await sample(node, 'postoffice_publisher_info', { publisher: http.id, topic, type: 'http', target_host: host }),
+    ).to.equal(1);
+    expect(
+      await sample(node, 'postoffice_publisher_info', { publisher: pull.id, topic, type: 'pull', target_host: '' }),
+    ).to.equal(1);
+    const slots = async (p: { id: string }) => sample(node, 'postoffice_publisher_slots', { publisher: p.id, topic });
+    expect(await slots(http)).to.equal(3);
+    expect(await slots(ordered)).to.equal(1);
+    expect(await slots(inactive)).to.equal(0);
+    expect(await slots(pull)).to.equal(0);
+    expect(
+      await sample(node, 'postoffice_build_info', { version: '0.1.0', node_version: process.versions.node }),
+    ).to.equal(1);
+    expect(await sample(node, 'postoffice_redis_up')).to.equal(1);
+    await waitFor(
+      async () => (await sample(node, 'postoffice_publisher_circuit_state', { publisher: http.id, topic })) === 0,
+      'a closed circuit',
+    );
+  });
+
+  it('maps pipeline states to circuit states: open 1, probing (half-open) 2, anything else 0', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    metrics.reportCircuits(() =>
+      ['running', 'open', 'probing', 'paused'].map((state) => ({ publisher: state, topic: 't', state })),
+    );
+    const text = await metrics.registry.metrics();
+    const value = (p: string) =>
+      new RegExp(`^postoffice_publisher_circuit_state\\{publisher="${p}",topic="t"\\} (\\d)$`, 'm').exec(text)?.[1];
+    expect(['running', 'open', 'probing', 'paused'].map(value)).to.deep.equal(['0', '1', '2', '0']);
   });
 });

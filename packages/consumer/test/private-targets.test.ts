@@ -1,6 +1,8 @@
 import { expect } from 'chai';
-import type { Attempt, DeliveryView } from '@postoffice/shared';
-import { deliveryOf, useWorld, waitFor, type World } from './helpers.js';
+import type { LookupAddress } from 'node:dns';
+import { PUBLISHER_DEFAULTS, type Attempt, type DeliveryView, type Lookup, type Publisher } from '@postoffice/shared';
+import { HttpTarget } from '../src/index.js';
+import { deliveryOf, startReceiver, useWorld, waitFor, type World } from './helpers.js';
 
 async function history(world: World, _topic: string, id: string, publisherId: string): Promise<DeliveryView | null> {
   return (await deliveryOf(world, id, publisherId)) ?? null;
@@ -56,5 +58,58 @@ describe('with REFUSE_PRIVATE_TARGETS off (the default)', function () {
     await f.world.node();
     await f.world.publish(topic, ['x']);
     await waitFor(() => f.receiver.received.length === 2, 'both deliveries');
+  });
+});
+
+describe('the connect-time check of REFUSE_PRIVATE_TARGETS, with a resolver hook', function () {
+  /**
+   * Names that only this resolver knows; each resolves to addresses that stay on this machine if dialled
+   * (loopback in IPv4-mapped form), so a broken check could not send traffic anywhere else.
+   */
+  const table: Record<string, string[]> = {
+    'mapped.test': ['::ffff:127.0.0.1'],
+    'mixed.test': ['127.0.0.1', '::ffff:7f00:1'],
+  };
+  const asked: string[] = [];
+  const lookup: Lookup = (hostname, _options, callback) => {
+    asked.push(hostname);
+    const found = table[hostname] ?? [];
+    callback(
+      null,
+      found.map((address): LookupAddress => ({ address, family: address.includes(':') ? 6 : 4 })),
+    );
+  };
+  const publisher = (target: string): Publisher =>
+    ({
+      ...PUBLISHER_DEFAULTS,
+      id: '1',
+      topic: 't',
+      type: 'http',
+      target,
+      active: true,
+      seconds_timeout: 5,
+    }) as Publisher;
+  const message = { streamId: '1-0', id: 'm-1', payload: '{}', attributes: {}, receivedAt: Date.now() };
+
+  it('refuses, before connecting, a name whose resolved address is private, and an IPv6 literal of one', async () => {
+    const receiver = await startReceiver();
+    const target = new HttpTarget(Date.now, { refusePrivateTargets: true, lookup });
+    try {
+      const port = new URL(receiver.url).port;
+      for (const [url, error] of [
+        [`http://mapped.test:${port}/hook`, 'target resolves to a private address (mapped.test -> ::ffff:127.0.0.1)'],
+        [`http://mixed.test:${port}/hook`, 'target resolves to a private address (mixed.test -> 127.0.0.1)'],
+        [`http://[::ffff:7f00:1]:${port}/hook`, 'target is a private address (::ffff:7f00:1)'],
+      ] as const) {
+        const result = await target.deliver(publisher(url), message);
+        expect(result.ok, url).to.equal(false);
+        expect(result.error, url).to.equal(`${error}; REFUSE_PRIVATE_TARGETS is on`);
+      }
+      expect(asked).to.deep.equal(['mapped.test', 'mixed.test']);
+      expect(receiver.requests).to.have.length(0);
+    } finally {
+      await target.close();
+      await receiver.close();
+    }
   });
 });

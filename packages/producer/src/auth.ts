@@ -17,7 +17,16 @@
  * shared state: `v1.<expiry epoch seconds>.<base64url HMAC-SHA256(key =
  * SHA-256(token), "v1.<expiry>")>`. It is valid until its expiry and only
  * while the token that signed it is still configured: removing a token from
- * API_TOKENS ends its sessions.
+ * API_TOKENS ends its sessions. An expiry written with leading zeros, or
+ * further away than a session lasts (plus a minute for replicas' clocks),
+ * is refused: only values this code could have issued are valid.
+ *
+ * CSRF: a request authenticated by the cookie alone that changes something
+ * (any method but GET, HEAD, OPTIONS) must carry `Content-Type:
+ * application/json` or an `X-Requested-With` header, body or not: a page
+ * of another site (a sibling subdomain is the same site, so SameSite does
+ * not stop it) can send neither without a CORS preflight, which Postoffice
+ * never grants. Otherwise 403 naming `content-type`.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -26,6 +35,10 @@ import { errorBody } from './http-errors.js';
 export const SESSION_COOKIE = 'po_session';
 export const SESSION_LIFETIME_SECONDS = 12 * 3600;
 const SESSION_VERSION = 'v1';
+/** How far a session's expiry may lie beyond a full lifetime from now: the clocks of replicas differ a little. */
+const CLOCK_SKEW_SECONDS = 60;
+/** Methods that change nothing, so a cookie alone may send them. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** What a request's credentials amount to. */
 export type Verdict = 'ok' | 'missing' | 'wrong';
@@ -75,9 +88,11 @@ export class Auth {
   /** Whether a session value is unexpired and signed with a token still configured. */
   isSession(value: string): boolean {
     const parts = value.split('.');
-    if (parts.length !== 3 || parts[0] !== SESSION_VERSION || !/^\d{1,12}$/.test(parts[1]!)) return false;
+    if (parts.length !== 3 || parts[0] !== SESSION_VERSION || !/^[1-9]\d{0,11}$/.test(parts[1]!)) return false;
     const expiry = Number(parts[1]);
-    if (expiry * 1000 <= this.now()) return false;
+    const now = this.now();
+    if (expiry * 1000 <= now) return false;
+    if (expiry * 1000 > now + (SESSION_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS) * 1000) return false;
     // Compared as text, not decoded: base64 decoding is lenient, and only the exact signature is valid.
     const given = Buffer.from(parts[2]!);
     let valid = false;
@@ -136,6 +151,18 @@ export function sendUnauthorized(reply: FastifyReply, verdict: Exclude<Verdict, 
     .send(errorBody({ authorization: ['is missing: send Authorization: Bearer <token>, or log in'] }));
 }
 
+/** Whether a request's credential is the session cookie: no Authorization header (which, when present, decides alone). */
+function byCookie(headers: FastifyRequest['headers']): boolean {
+  return headers.authorization === undefined || headers.authorization === '';
+}
+
+/** Whether a request carries what a page of another site cannot send without a CORS preflight. */
+function preflighted(headers: FastifyRequest['headers']): boolean {
+  const type = headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+  const requestedWith = headers['x-requested-with'];
+  return type === 'application/json' || (requestedWith !== undefined && requestedWith !== '');
+}
+
 /** Requires credentials on every non-public route when `auth` has tokens; nothing when it has none. */
 export function registerAuth(app: FastifyInstance, auth: Auth): void {
   if (!auth.required) return;
@@ -149,6 +176,16 @@ export function registerAuth(app: FastifyInstance, auth: Auth): void {
     if (verdict !== 'ok') {
       request.log.debug({ verdict, route }, 'request refused: credentials');
       return sendUnauthorized(reply, verdict);
+    }
+    if (!SAFE_METHODS.has(request.method) && byCookie(request.headers) && !preflighted(request.headers)) {
+      request.log.debug({ route }, 'request refused: a change by cookie without a JSON content type');
+      return reply.code(403).send(
+        errorBody({
+          'content-type': [
+            'must be application/json (or send X-Requested-With) for a change made with a session cookie',
+          ],
+        }),
+      );
     }
   });
 }

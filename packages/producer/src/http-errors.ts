@@ -3,7 +3,9 @@
  * shape, `{"data":{"errors":{"<field>":["<why>"]}}}`: typed `AppError`s
  * carry their fields; fastify's own errors (bad JSON, body too large, bad
  * content type) name the part of the request at fault; Redis being
- * unreachable is a 503 with Retry-After; anything else is a 500.
+ * unreachable, or out of memory (at `maxmemory` with `noeviction`, it
+ * refuses writes with an `OOM` error), is a 503 with Retry-After; anything
+ * else is a 500.
  */
 import { AppError, UnavailableError, type FieldErrors } from '@postoffice/shared';
 
@@ -45,6 +47,19 @@ const REDIS_DOWN_MESSAGES = [
   /^(LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|BUSY)\b/,
 ];
 
+/** Seconds a client should wait when Redis is out of memory: room comes back only as messages are delivered and trimmed. */
+export const OUT_OF_MEMORY_RETRY_AFTER = 5;
+
+/** Whether `err` (or its cause) is Redis refusing a write at `maxmemory` (`-OOM command not allowed …`). */
+export function isRedisOutOfMemory(err: unknown, depth = 0): boolean {
+  if (!(err instanceof Error) || depth > 3) return false;
+  if (/^OOM\b|\bOOM command not allowed\b/.test(err.message)) return true;
+  return isRedisOutOfMemory(err.cause, depth + 1);
+}
+
+/** Redis refusing a stream id or range given to XRANGE, XPENDING, XCLAIM and the like. */
+const REDIS_BAD_STREAM_ID = /Invalid stream ID|invalid (start|end) ID for the interval/i;
+
 /** Whether `err` (or its cause) says Redis cannot be reached or cannot serve right now. */
 export function isRedisUnavailable(err: unknown, depth = 0): boolean {
   if (!(err instanceof Error) || depth > 3) return false;
@@ -62,8 +77,23 @@ export function toErrorReply(err: unknown, limits: { bodyLimitBytes: number }): 
     const fields = Object.keys(err.fields).length > 0 ? err.fields : { [err.code]: [err.message] };
     return { statusCode: err.statusCode, fields };
   }
+  if (isRedisOutOfMemory(err)) {
+    return {
+      statusCode: 503,
+      fields: { redis: ['is out of memory, try again later'] },
+      retryAfter: OUT_OF_MEMORY_RETRY_AFTER,
+    };
+  }
   if (isRedisUnavailable(err)) {
     return { statusCode: 503, fields: { redis: ['is unavailable, try again'] }, retryAfter: 1 };
+  }
+  // A cursor, token or id from the request that decodes to a stream position Redis refuses reached Redis: bad input
+  // (every id Postoffice makes is valid), so a 400 rather than a 500, whatever a route failed to check.
+  if (err instanceof Error && err.name === 'ReplyError' && REDIS_BAD_STREAM_ID.test(err.message)) {
+    return {
+      statusCode: 400,
+      fields: { request: ['names a message position that cannot exist (a cursor, token or id out of range)'] },
+    };
   }
   const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
   switch (code) {

@@ -9,6 +9,14 @@
  * SIGTERM/SIGINT: stop accepting, let in-flight requests finish within
  * SHUTDOWN_TIMEOUT_SECONDS, close Redis, exit 0 (1 when the deadline forced
  * the stop, or at a second signal).
+ * SIGUSR2: start draining (see draining.ts): readiness fails, requests are
+ * still served, each connection closed after its answer; SIGTERM follows.
+ *
+ * `main.js pre-stop <seconds>` is the chart's preStop hook, run beside the
+ * producer in its container: it sends SIGUSR2 to the producer listening on
+ * PORT (its pid is in `<tmpdir>/postoffice-producer-<PORT>.pid`, written
+ * at start), waits `<seconds>` for the endpoints to drop the pod, and exits
+ * 0, after which Kubernetes sends SIGTERM.
  */
 import {
   ConfigError,
@@ -22,6 +30,11 @@ import {
   type Logger,
   type ScriptClient,
 } from '@postoffice/shared';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startDraining } from './draining.js';
 import { isRedisUnavailable } from './http-errors.js';
 import { buildServer } from './server.js';
 
@@ -68,6 +81,31 @@ async function checkVersion(redis: ScriptClient, log: Logger): Promise<boolean> 
   }
 }
 
+/** Where the producer listening on `port` writes its pid, for `pre-stop` to find it. */
+function pidFile(port: number): string {
+  return join(tmpdir(), `postoffice-producer-${port}.pid`);
+}
+
+/** The preStop hook: signal the producer to drain, then wait while the endpoints drop the pod. */
+async function preStop(seconds: number): Promise<void> {
+  const config = readConfig();
+  if (!Number.isFinite(seconds) || seconds < 0) {
+    process.stderr.write('postoffice-producer: pre-stop needs the seconds to wait, e.g. `pre-stop 15`\n');
+    process.exit(1);
+  }
+  try {
+    process.kill(Number(readFileSync(pidFile(config.port), 'utf8').trim()), 'SIGUSR2');
+  } catch (err) {
+    // No producer to drain (it never started, or already stopped): nothing to wait for.
+    process.stderr.write(
+      `postoffice-producer: pre-stop: no producer on port ${config.port} to drain (${String(err)})\n`,
+    );
+    process.exit(0);
+  }
+  await sleep(seconds * 1000);
+  process.exit(0);
+}
+
 async function main(): Promise<void> {
   const config = readConfig();
   const logger = createLogger(config);
@@ -100,6 +138,17 @@ async function main(): Promise<void> {
   } catch (err) {
     fatal(err, 'could not listen');
   }
+  const pid = pidFile(config.port);
+  try {
+    writeFileSync(pid, `${process.pid}\n`);
+    process.on('exit', () => rmSync(pid, { force: true }));
+  } catch (err) {
+    log.warn({ err, pidFile: pid }, 'could not write the pid file; pre-stop will not find this process');
+  }
+  process.on('SIGUSR2', () => {
+    log.info('draining: readiness fails from now on, each connection closes after its answer');
+    startDraining(app);
+  });
   log.info(
     {
       host: config.host,
@@ -107,6 +156,7 @@ async function main(): Promise<void> {
       redis: redactUrl(config.redisUrl),
       // How many tokens, never which.
       auth: config.apiTokens.length > 0 ? `on (${config.apiTokens.length} API token(s))` : 'off',
+      refusePrivateTargets: config.refusePrivateTargets,
     },
     'producer started',
   );
@@ -141,7 +191,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', stop);
 }
 
-main().catch((err: unknown) => {
+const run = process.argv[2] === 'pre-stop' ? preStop(Number(process.argv[3])) : main();
+run.catch((err: unknown) => {
   process.stderr.write(
     `postoffice-producer: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
   );

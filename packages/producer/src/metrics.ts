@@ -3,7 +3,8 @@
  * (never prom-client's global one), so several servers can live in one
  * process, as they do in tests.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { buildInfo } from '@postoffice/shared';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface MetricsOptions {
   /** Also collect Node's process metrics (CPU, memory, event loop, GC). Default true. */
@@ -25,8 +26,32 @@ export class Metrics {
   /** Errors reported by the Redis connection. */
   readonly redisErrors: Counter;
 
+  /** Always 1: the version of Postoffice and of Node. */
+  readonly buildInfo: Gauge<'version' | 'node_version'>;
+
+  /** 1 while the Redis connection is ready (see `watchRedis`). */
+  readonly redisUp: Gauge;
+
+  private redisReady: (() => boolean) | undefined;
+
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
+    this.buildInfo = new Gauge({
+      name: 'postoffice_build_info',
+      help: "Always 1: the process's Postoffice version and Node.js version.",
+      labelNames: ['version', 'node_version'],
+      registers,
+    });
+    const info = buildInfo();
+    this.buildInfo.set({ version: info.version, node_version: info.nodeVersion }, 1);
+    this.redisUp = new Gauge({
+      name: 'postoffice_redis_up',
+      help: "1 while the process's Redis connection is ready, 0 otherwise.",
+      registers,
+      collect: () => {
+        if (this.redisReady) this.redisUp.set(this.redisReady() ? 1 : 0);
+      },
+    });
     this.redisErrors = new Counter({
       name: 'postoffice_redis_errors_total',
       help: 'Errors reported by the Redis connections of this process.',
@@ -67,6 +92,11 @@ export class Metrics {
 
   redisError(): void {
     this.redisErrors.inc();
+  }
+
+  /** Sets `postoffice_redis_up`; `ready` is called at each scrape. */
+  watchRedis(ready: () => boolean): void {
+    this.redisReady = ready;
   }
 
   /** The Prometheus text exposition. */

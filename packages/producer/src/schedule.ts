@@ -15,8 +15,8 @@ import { checkScriptResult, type Keys, type ScriptClient } from '@postoffice/sha
 /** How far in the past `schedule_at` may be (client clocks differ): such a message is due at once. */
 export const SCHEDULE_PAST_TOLERANCE_MS = 30_000;
 
-/** ISO-8601 date and time with an explicit offset (`Z` or `±hh:mm`). */
-const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
+/** ISO-8601 date and time with an explicit offset (`Z` or `±hh:mm`); a space may stand for the `T`, as Postoffice took it. */
+const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
 
 /** The time in ms of an ISO-8601 date-time with offset, or undefined when malformed. */
 export function parseIsoWithOffset(text: string): number | undefined {

@@ -65,11 +65,18 @@ interface Cursor {
 
 const BATCH = 200;
 
+/**
+ * Whether `text` is a cursor `run` gave. Each position is an exclusive upper
+ * bound of XREVRANGE, `(<id>`: a stream id Redis accepts, and not 0-0 (there
+ * is nothing below it, and Redis refuses the bound).
+ */
 export function validSearchCursor(text: string): boolean {
   const c = decodeCursor(text) as Partial<Cursor> | undefined;
   if (!c || typeof c !== 'object' || !Number.isSafeInteger(c.top) || (c.top as number) < 0) return false;
   if (!c.p || typeof c.p !== 'object' || Array.isArray(c.p)) return false;
-  return Object.values(c.p).every((v) => v === null || v === '' || (typeof v === 'string' && isStreamId(v)));
+  return Object.values(c.p).every(
+    (v) => v === null || v === '' || (typeof v === 'string' && isStreamId(v) && v !== '0-0'),
+  );
 }
 
 function compare(a: string, b: string): number {

@@ -10,6 +10,11 @@ export interface ServerOptions {
   readonly logger: Logger;
   /** Metrics to record into; a new registry when left out. */
   readonly metrics?: Metrics;
+  /**
+   * Tests: every response is checked against its route's schema, and each
+   * mismatch reported here (the response is sent as it is). Off when left out.
+   */
+  readonly onResponseMismatch?: (problem: string) => void;
 }
 
 /** What every route handler needs. */

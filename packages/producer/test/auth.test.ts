@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { createHash, createHmac } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { closeRedis, createLogger, createRedis, loadConfig } from '@postoffice/shared';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { Auth, buildServer, SESSION_LIFETIME_SECONDS } from '../src/index.js';
 import { startRedis, type RedisServer } from '../../shared/test/support/redis-server.js';
 import { call, errors, send, startApi, waitFor, type Answer, type Api } from './helpers.js';
@@ -72,7 +72,8 @@ describe('API authentication', function () {
   });
 
   async function api(env: Record<string, string> = {}): Promise<FastifyInstance> {
-    const a = await startApi(env, server);
+    // The tests here share one Redis and log in wrongly on purpose: only the throttling test counts failures.
+    const a = await startApi({ LOGIN_MAX_FAILURES: '1000000', ...env }, server);
     apis.push(a);
     return a.app;
   }
@@ -256,6 +257,12 @@ describe('API authentication', function () {
         `v1.${now + 3600}.${sig}x`,
         `v1.${now + 3600}.`,
         session(WRONG, now + 3600),
+        // Signed, but further away than a session lasts: a hand-made cookie for year 33658.
+        session(A, now + SESSION_LIFETIME_SECONDS + 3600),
+        session(A, 999_999_999_999),
+        // The signed expiry with leading zeros: the same number, another text.
+        good.replace(`v1.${now + 3600}.`, `v1.0${now + 3600}.`),
+        good.replace(`v1.${now + 3600}.`, `v1.000${now + 3600}.`),
         'v1',
         '',
       ]) {
@@ -263,6 +270,112 @@ describe('API authentication', function () {
         expect(res.status, value).to.equal(401);
       }
       expect((await request(app, 'GET', '/api/topics', { cookie: `session=${good}` })).status).to.equal(401);
+    });
+
+    it('refuses a change made with the cookie alone unless it is JSON or says X-Requested-With, body or not', async () => {
+      const cookie = `po_session=${await login(app, A)}`;
+      await request(app, 'POST', '/api/topics', bearer(A), { name: 'jobs', origin_host: 'x' });
+      const pull = await request(app, 'POST', '/api/publishers', bearer(A), {
+        topic: 'jobs',
+        target: 'workers',
+        type: 'pull',
+      });
+      const id = (pull.body as { data: { id: string } }).data.id;
+      await request(app, 'POST', '/api/messages', bearer(A), { topic: 'jobs', payload: 1 });
+      const refusal = errors({
+        'content-type': ['must be application/json (or send X-Requested-With) for a change made with a session cookie'],
+      });
+      // What a page of a sibling subdomain can send: no content type, or a form's.
+      for (const [method, url, headers, payload] of [
+        ['POST', `/api/publishers/${id}/lease`, {}, undefined],
+        ['POST', `/api/publishers/${id}/lease`, { 'content-type': 'text/plain' }, '{"max":1}'],
+        ['POST', `/api/publishers/${id}/lease`, { 'content-type': 'application/x-www-form-urlencoded' }, 'max=1'],
+        ['DELETE', `/api/publishers/${id}`, {}, undefined],
+        ['PATCH', `/api/publishers/${id}`, { 'content-type': 'text/plain' }, '{"active":false}'],
+      ] as const) {
+        const res = await app.inject({ method, url, headers: { cookie, ...headers }, payload });
+        expect(res.statusCode, `${method} ${url} ${JSON.stringify(headers)}`).to.equal(403);
+        expect(JSON.parse(res.body)).to.deep.equal(refusal);
+      }
+      // Nothing was leased: the message is still there for a JSON request.
+      const json = await request(app, 'POST', `/api/publishers/${id}/lease`, { cookie }, { max: 1 });
+      expect(json.status, json.raw).to.equal(200);
+      expect(json.body).to.have.nested.property('data[0].message.payload', 1);
+      // X-Requested-With works without a body; a GET needs neither; a Bearer token needs neither.
+      const marked = await request(app, 'POST', `/api/publishers/${id}/lease`, { cookie, 'x-requested-with': 'x' });
+      expect(marked.status, marked.raw).to.equal(200);
+      expect((await request(app, 'GET', '/api/topics', { cookie })).status).to.equal(200);
+      expect((await request(app, 'POST', `/api/publishers/${id}/lease`, bearer(B))).status).to.equal(200);
+      const charset = await send(app, 'POST', `/api/publishers/${id}/lease`, '{}', {
+        cookie,
+        'content-type': 'Application/JSON; charset=utf-8',
+      });
+      expect(charset.status, charset.raw).to.equal(200);
+    });
+
+    it('counts failed logins by the X-Forwarded-For of a proxy named in TRUST_PROXY, and ignores it from others', async () => {
+      for (const [trust, prefix] of [
+        ['', 'untrusted:'],
+        ['10.9.0.0/16', 'trusted:'],
+      ] as const) {
+        const app = await api({ API_TOKENS: A, LOGIN_MAX_FAILURES: '2', TRUST_PROXY: trust, REDIS_PREFIX: prefix });
+        const login = (client: string, token: string): Promise<LightMyRequestResponse> =>
+          app.inject({
+            method: 'POST',
+            url: '/api/session',
+            remoteAddress: '10.9.8.7',
+            headers: { 'content-type': 'application/json', 'x-forwarded-for': client },
+            payload: JSON.stringify({ token }),
+          });
+        await login('198.51.100.1', WRONG);
+        await login('198.51.100.1', WRONG);
+        // Trusted: the client the proxy names is throttled, another is not. Untrusted: all come from the proxy.
+        expect((await login('198.51.100.1', A)).statusCode, trust).to.equal(429);
+        expect((await login('198.51.100.2', A)).statusCode, trust).to.equal(trust === '' ? 429 : 204);
+      }
+    });
+
+    it('throttles failed logins per client address: 429 with Retry-After past LOGIN_MAX_FAILURES, a right token included', async () => {
+      const throttled = await api({ API_TOKENS: A, LOGIN_MAX_FAILURES: '3', LOGIN_WINDOW_SECONDS: '600' });
+      const from = (remoteAddress: string, token: string): Promise<LightMyRequestResponse> =>
+        throttled.inject({
+          method: 'POST',
+          url: '/api/session',
+          remoteAddress,
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify({ token }),
+        });
+      for (let i = 0; i < 3; i++) expect((await from('203.0.113.7', WRONG)).statusCode).to.equal(401);
+      for (const token of [WRONG, A]) {
+        const res = await from('203.0.113.7', token);
+        expect(res.statusCode, token).to.equal(429);
+        expect(Number(res.headers['retry-after'])).to.be.within(590, 600);
+        expect(JSON.parse(res.body)).to.have.nested.property('data.errors.token');
+        expect(res.headers['set-cookie']).to.equal(undefined);
+      }
+      // Another address is not held back; the same IPv6 /64 is one client.
+      expect((await from('203.0.113.8', A)).statusCode).to.equal(204);
+      for (let i = 0; i < 3; i++) expect((await from(`2001:db8:1:2::${i + 1}`, WRONG)).statusCode).to.equal(401);
+      expect((await from('2001:db8:1:2:ffff::9', A)).statusCode).to.equal(429);
+      expect((await from('2001:db8:1:3::1', A)).statusCode).to.equal(204);
+      // Counted in Redis: another replica on the same Redis refuses the address too.
+      const replica = await api({ API_TOKENS: A, LOGIN_MAX_FAILURES: '3', LOGIN_WINDOW_SECONDS: '600' });
+      const elsewhere = await replica.inject({
+        method: 'POST',
+        url: '/api/session',
+        remoteAddress: '203.0.113.7',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({ token: A }),
+      });
+      expect(elsewhere.statusCode).to.equal(429);
+      // Bearer tokens are not logins: the API still answers the throttled address.
+      const bearerFrom = await throttled.inject({
+        method: 'GET',
+        url: '/api/topics',
+        remoteAddress: '203.0.113.7',
+        headers: bearer(A),
+      });
+      expect(bearerFrom.statusCode).to.equal(200);
     });
   });
 
@@ -338,6 +451,18 @@ describe('API authentication', function () {
       now += 1000;
       expect(auth.isSession(value)).to.equal(false);
       expect(auth.openSession(B)).to.equal(undefined);
+    });
+
+    it('refuses an expiry beyond a session lifetime (a minute allowed for clocks) and one written with leading zeros', () => {
+      const now = Date.UTC(2026, 0, 1);
+      const auth = new Auth([A], () => now);
+      const at = now / 1000;
+      expect(auth.isSession(session(A, at + SESSION_LIFETIME_SECONDS + 60))).to.equal(true);
+      expect(auth.isSession(session(A, at + SESSION_LIFETIME_SECONDS + 61))).to.equal(false);
+      expect(auth.isSession(session(A, 1_056_000_000_000 / 1000 + 99_999_999_999))).to.equal(false);
+      const good = session(A, at + 60);
+      expect(auth.isSession(good)).to.equal(true);
+      expect(auth.isSession(good.replace('v1.', 'v1.0'))).to.equal(false);
     });
 
     it('is off without tokens', () => {

@@ -50,9 +50,9 @@ describe('publisher slots, order and rate limits in the API, and GET /api/cluste
         parallelism: ['must be a whole number from 1 to 100'],
         ordered: ['is invalid'],
         rate_limit: [
-          'per_second must be a number above 0, at most 1000000',
-          'burst must be a whole number from 1 to 1000000',
           'has an unknown field "per_minute"',
+          'per_second must be a number from 0.001 to 1000000',
+          'burst must be a whole number from 1 to 1000000',
         ],
       }),
     );

@@ -32,7 +32,14 @@ export async function startApi(env: Record<string, string> = {}, given?: RedisSe
   const config = loadConfig({ REDIS_URL: server.url, LOG_LEVEL: 'silent', ...env }, 'producer');
   const redis = createRedis(config.redisUrl, 'producer');
   await waitFor(() => redis.status === 'ready', 'the producer client to connect');
-  const app = buildServer({ config, redis, logger: createLogger(config) });
+  // Every answer is checked against its route's schema: the OpenAPI document must say what the API does.
+  const mismatches: string[] = [];
+  const app = buildServer({
+    config,
+    redis,
+    logger: createLogger(config),
+    onResponseMismatch: (problem) => mismatches.push(problem),
+  });
   await app.ready();
   let closed = false;
   const keys = new Keys(config.redisPrefix);
@@ -49,6 +56,8 @@ export async function startApi(env: Record<string, string> = {}, given?: RedisSe
       await app.close();
       await closeRedis(redis);
       if (!given) await server.stop();
+      if (mismatches.length > 0)
+        throw new Error(`answers that do not match their schema:\n${[...new Set(mismatches)].join('\n')}`);
     },
   };
 }

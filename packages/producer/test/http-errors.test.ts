@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { toErrorReply } from '../src/index.js';
 import { call, createTopic, errors, send, startApi, type Api } from './helpers.js';
 
 describe('errors of the HTTP layer', () => {
@@ -76,6 +77,31 @@ describe('errors of the HTTP layer', () => {
     const res = await call(api.app, 'GET', '/api/publishers/%E0%A4%A');
     expect(res.status).to.equal(400);
     expect(res.body).to.deep.equal(errors({ path: ['is not a valid URL'] }));
+  });
+
+  it('answers 400 naming request, not 500, when a stream position from the request is one Redis refuses', async () => {
+    for (const message of [
+      'ERR Invalid stream ID specified as stream command argument',
+      'ERR invalid end ID for the interval',
+      'ERR invalid start ID for the interval',
+    ]) {
+      const err = Object.assign(new Error(message), { name: 'ReplyError' });
+      expect(toErrorReply(err, api.config)).to.deep.equal({
+        statusCode: 400,
+        fields: { request: ['names a message position that cannot exist (a cursor, token or id out of range)'] },
+      });
+    }
+    // Through a route: a search cursor naming a position below the first possible one.
+    const cursor = Buffer.from(JSON.stringify({ top: 1, p: { orders: '0-0' } })).toString('base64url');
+    const res = await call(api.app, 'GET', `/api/messages?topic=orders&cursor=${cursor}`);
+    expect(res.status, res.raw).to.be.oneOf([400, 404]);
+    // Any other Redis reply error is still ours: a logged 500.
+    expect(
+      toErrorReply(Object.assign(new Error('ERR wrong number of arguments'), { name: 'ReplyError' }), api.config),
+    ).to.include({
+      statusCode: 500,
+      unexpected: true,
+    });
   });
 
   it('keeps keys like __proto__ in payloads as sent, without touching any prototype', async () => {

@@ -23,6 +23,7 @@ describe('when Redis goes away', () => {
     const res = await call(api.app, 'GET', '/api/health');
     expect(res.status).to.equal(200);
     expect(res.body).to.deep.equal({ status: 'ok' });
+    expect((await call(api.app, 'GET', '/metrics')).raw).to.match(/^postoffice_redis_up 1$/m);
   });
 
   it('GET /api/health answers 503 when Redis does not answer within a second', async () => {
@@ -61,6 +62,17 @@ describe('when Redis goes away', () => {
         return n > 0 ? n : undefined;
       }, 'a Redis error counted');
       expect(errors).to.be.above(0);
+    });
+
+    it('GET /api/health/live still answers 200: liveness does not depend on Redis', async () => {
+      const res = await call(api.app, 'GET', '/api/health/live');
+      expect(res.status).to.equal(200);
+      expect(res.body).to.deep.equal({ status: 'ok' });
+    });
+
+    it('says so in postoffice_redis_up (1 while the connection is ready)', async () => {
+      const text = (await call(api.app, 'GET', '/metrics')).raw;
+      expect(text).to.match(/^postoffice_redis_up 0$/m);
     });
 
     it('POST /api/messages answers 503 naming redis with Retry-After, at once', async () => {

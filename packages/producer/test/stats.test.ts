@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+import { Store } from '@postoffice/shared';
+import { StatsCache } from '../src/routes/stats.js';
 import { call, createPublisher, createTopic, startApi, type Api } from './helpers.js';
 
 interface PublisherStats {
@@ -22,7 +24,8 @@ async function stats(api: Api): Promise<Record<string, any>> {
 describe('GET /api/stats', () => {
   let api: Api;
   before(async () => {
-    api = await startApi();
+    // Computed for each request, so that each answer shows the changes made before it.
+    api = await startApi({ STATS_CACHE_MS: '0' });
   });
   after(async () => {
     await api.close();
@@ -109,5 +112,67 @@ describe('GET /api/stats', () => {
       oldest_undelivered_at: null,
       oldest_undelivered_age_seconds: null,
     });
+  });
+});
+
+describe('GET /api/stats, reused for STATS_CACHE_MS', () => {
+  let api: Api;
+  before(async () => {
+    api = await startApi({ STATS_CACHE_MS: '600000' });
+  });
+  after(async () => {
+    await api.close();
+  });
+
+  it('answers the same figures within STATS_CACHE_MS after a change made elsewhere (another replica)', async () => {
+    const first = await stats(api);
+    await new Store(api.redis, api.keys).createTopic({ name: 'elsewhere', origin_host: 'x.test' });
+    expect(await stats(api)).to.deep.equal(first);
+    expect(first.topics).to.equal(0);
+  });
+
+  it('shows a topic or publisher change made through this producer in the next answer, and not a message', async () => {
+    await stats(api);
+    await createTopic(api.app, 'here');
+    const p = await createPublisher(api.app, { topic: 'here', target: 'http://127.0.0.1:9/here' });
+    const after = await stats(api);
+    expect(after.topics).to.equal((await new Store(api.redis, api.keys).listTopicNames()).length);
+    expect(after.per_publisher.map((x: { id: string }) => x.id)).to.include(String(p.id));
+    expect((await call(api.app, 'POST', '/api/messages', { topic: 'here', payload: 1 })).status).to.equal(201);
+    expect(await stats(api)).to.deep.equal(after);
+  });
+
+  it('computes once for concurrent requests, again once the interval has passed or it was cleared (an injected clock)', async () => {
+    let now = 1_000_000;
+    let computed = 0;
+    const store = new Store(api.redis, api.keys);
+    const counting = Object.assign(Object.create(store) as Store, {
+      listTopicsAndPublishers: () => {
+        computed++;
+        return store.listTopicsAndPublishers();
+      },
+    });
+    const cache = new StatsCache({ redis: api.redis, keys: api.keys, store: counting }, 1000, () => now);
+    const answers = await Promise.all([cache.get(), cache.get(), cache.get()]);
+    expect(computed).to.equal(1);
+    expect(answers[1]).to.equal(answers[0]);
+    cache.clear();
+    await cache.get();
+    expect(computed).to.equal(2);
+    await createTopic(api.app, 'cached');
+    await createPublisher(api.app, { topic: 'cached', target: 'http://127.0.0.1:9/c' });
+    now += 999;
+    const stale = await cache.get();
+    expect(computed).to.equal(2);
+    now += 1;
+    expect((await cache.get()).publishers).to.equal(stale.publishers + 1);
+    expect(computed).to.equal(3);
+    // Cleared while computing: that answer is not kept.
+    cache.clear();
+    const inFlight = cache.get();
+    cache.clear();
+    await inFlight;
+    await cache.get();
+    expect(computed).to.equal(5);
   });
 });

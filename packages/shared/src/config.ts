@@ -6,6 +6,7 @@
  * checked against it by a test. `loadConfig(env, role)` is pure: it never
  * reads `process.env` itself, and reports every bad value in one error.
  */
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { ConfigError } from './errors.js';
 import { clusterUrl, parseRedisUrl } from './redis-url.js';
@@ -249,7 +250,78 @@ export const SETTINGS = {
     kind: 'bool',
     default: false,
     roles: BOTH,
-    doc: 'When `true`, http targets that are or resolve to loopback, private, link-local (cloud metadata included), CGNAT, unspecified or multicast addresses are refused: at creation and change (400 `target`) and again when a delivery connects (a failed attempt).',
+    doc: 'When `true`, http targets must be global unicast addresses (or names that resolve only to such): loopback, private, link-local (cloud metadata included), CGNAT, documentation, benchmarking, multicast, reserved and every other special-purpose range of the IANA registries are refused, and so are IPv6 forms that carry such an IPv4 address (IPv4-mapped, NAT64, 6to4). Checked at creation and change (400 `target`) and again when a delivery connects (a failed attempt). The Helm chart turns it on.',
+  },
+  requestTimeoutMs: {
+    env: 'REQUEST_TIMEOUT_MS',
+    kind: 'int',
+    default: 30_000,
+    min: 100,
+    roles: ['producer'],
+    doc: 'Longest time a client may take to send a whole request, headers and body; a slower one gets 408 and its connection is closed.',
+  },
+  headersTimeoutMs: {
+    env: 'HEADERS_TIMEOUT_MS',
+    kind: 'int',
+    default: 10_000,
+    min: 100,
+    roles: ['producer'],
+    doc: 'Longest time a client may take to send the request headers (408 and closed after). At most `REQUEST_TIMEOUT_MS`.',
+  },
+  connectionTimeoutMs: {
+    env: 'CONNECTION_TIMEOUT_MS',
+    kind: 'int',
+    default: 60_000,
+    min: 100,
+    roles: ['producer'],
+    doc: 'A connection on which nothing is sent or received for this long is closed.',
+  },
+  keepAliveTimeoutMs: {
+    env: 'KEEP_ALIVE_TIMEOUT_MS',
+    kind: 'int',
+    default: 72_000,
+    min: 100,
+    roles: ['producer'],
+    doc: 'How long an idle keep-alive connection stays open after an answer. Keep it longer than the idle timeout of a load balancer in front (60 s for most), or the balancer may reuse a connection the producer is closing.',
+  },
+  maxConnections: {
+    env: 'MAX_CONNECTIONS',
+    kind: 'int',
+    default: 1024,
+    min: 1,
+    roles: ['producer'],
+    doc: 'Most client connections the producer keeps open at once; connections past it are closed as soon as they are accepted.',
+  },
+  loginMaxFailures: {
+    env: 'LOGIN_MAX_FAILURES',
+    kind: 'int',
+    default: 10,
+    min: 1,
+    roles: ['producer'],
+    doc: 'Failed logins (`POST /api/session`) one client address may make within `LOGIN_WINDOW_SECONDS`, counted in Redis across producer replicas; past it, every login from that address is a 429 with `Retry-After` until the window ends.',
+  },
+  loginWindowSeconds: {
+    env: 'LOGIN_WINDOW_SECONDS',
+    kind: 'int',
+    default: 300,
+    min: 1,
+    roles: ['producer'],
+    doc: 'The window of `LOGIN_MAX_FAILURES`, starting at the first failure.',
+  },
+  trustProxy: {
+    env: 'TRUST_PROXY',
+    kind: 'string',
+    default: '',
+    roles: ['producer'],
+    doc: 'Comma-separated addresses or CIDR ranges (or `loopback`, `linklocal`, `uniquelocal`) of proxies in front of the producer, such as the ingress controller: a request from one of them is taken to come from the address it names in `X-Forwarded-For` (the login throttle counts per client address). Empty: the address of the connection.',
+  },
+  statsCacheMs: {
+    env: 'STATS_CACHE_MS',
+    kind: 'int',
+    default: 1000,
+    min: 0,
+    roles: ['producer'],
+    doc: 'How long a `GET /api/stats` answer is reused; requests that arrive while one is computed share it. 0: computed for each request (concurrent ones still share).',
   },
 } as const satisfies Record<string, Setting>;
 
@@ -286,6 +358,16 @@ export interface Config {
   /** API_TOKENS, split and trimmed; empty when authentication is off. Never log it. */
   readonly apiTokens: readonly string[];
   readonly refusePrivateTargets: boolean;
+  readonly requestTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly connectionTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly maxConnections: number;
+  readonly loginMaxFailures: number;
+  readonly loginWindowSeconds: number;
+  /** TRUST_PROXY as given (validated); `trustedProxies(config)` splits it. */
+  readonly trustProxy: string;
+  readonly statsCacheMs: number;
 }
 
 const BOOLEANS = new Map([
@@ -372,6 +454,13 @@ export function loadConfig(env: Env, role: Role): Config {
       `RETENTION_SECONDS=${c.retentionSeconds}: expected at least RETRY_MAX_AGE_SECONDS (${c.retryMaxAgeSeconds}), or messages still being retried could be trimmed`,
     );
   }
+  const timeoutsValid = !problems.some((p) => /^(REQUEST_TIMEOUT_MS|HEADERS_TIMEOUT_MS)=/.test(p));
+  if (timeoutsValid && c.headersTimeoutMs > c.requestTimeoutMs) {
+    problems.push(
+      `HEADERS_TIMEOUT_MS=${c.headersTimeoutMs}: expected at most REQUEST_TIMEOUT_MS (${c.requestTimeoutMs}), which covers the headers too`,
+    );
+  }
+  checkProxies(c.trustProxy, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   if (role === 'consumer' && c.nodeId === '') {
     out.nodeId = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -400,6 +489,30 @@ function parseTokens(name: string, value: string, problems: string[]): readonly 
     }
   });
   return ok ? Object.freeze(tokens) : undefined;
+}
+
+/** Names of address ranges that TRUST_PROXY takes besides addresses and CIDRs (those of fastify's `trustProxy`). */
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** TRUST_PROXY's entries (empty: no proxy is trusted). */
+export function trustedProxies(config: Pick<Config, 'trustProxy'>): string[] {
+  return config.trustProxy === '' ? [] : config.trustProxy.split(',').map((e) => e.trim());
+}
+
+/** Every entry of TRUST_PROXY must be an IP address, a CIDR range or a range name. */
+function checkProxies(value: string, problems: string[]): void {
+  const bad = trustedProxies({ trustProxy: value }).filter((e) => {
+    if (PROXY_RANGES.has(e)) return false;
+    const [address = '', prefix, ...rest] = e.split('/');
+    const family = isIP(address);
+    if (family === 0 || rest.length > 0) return true;
+    if (prefix === undefined) return false;
+    return !/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128);
+  });
+  if (bad.length === 0) return;
+  problems.push(
+    `TRUST_PROXY=${JSON.stringify(value)}: expected comma-separated IP addresses, CIDR ranges or loopback, linklocal, uniquelocal (not ${bad.map((b) => JSON.stringify(b)).join(', ')})`,
+  );
 }
 
 /** The longest `seconds_timeout` a publisher may have: delivery must end before its message can be claimed. */

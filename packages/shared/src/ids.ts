@@ -6,6 +6,23 @@ export function streamIdTime(streamId: string): number {
   return Number(dash === -1 ? streamId : streamId.slice(0, dash));
 }
 
+/** The largest value of either part of a stream entry id: Redis keeps each as an unsigned 64-bit integer. */
+export const MAX_STREAM_ID_PART = 18446744073709551615n;
+const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
+
+/**
+ * Whether `text` is a stream entry id Redis accepts (`<ms>-<seq>`, both
+ * parts 0 to 2^64-1). Every stream id that comes from outside (a cursor, a
+ * token, a message id) is checked with this before it reaches a stream
+ * command: Redis refuses anything else with an error.
+ */
+export function isStreamId(text: string): boolean {
+  const m = STREAM_ID.exec(text);
+  if (!m) return false;
+  const [, ms, seq] = m as unknown as [string, string, string];
+  return (ms.length < 20 || BigInt(ms) <= MAX_STREAM_ID_PART) && (seq.length < 20 || BigInt(seq) <= MAX_STREAM_ID_PART);
+}
+
 /** Topic names: what may appear inside a Redis hash tag and a URL path. */
 export const TOPIC_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 
@@ -28,17 +45,6 @@ export function pubsubTopicName(target: string, projectId: string): string {
 
 /** A pull publisher's target: the name of its subscription (letters, digits, `.`, `_`, `-`, at most 200). */
 export const PULL_NAME = TOPIC_NAME;
-
-const UINT64_MAX = 18446744073709551615n;
-const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
-
-/** Whether `text` is a complete stream entry id whose two parts Redis accepts (0 to 2^64 - 1). */
-export function isStreamId(text: string): boolean {
-  const m = STREAM_ID.exec(text);
-  if (!m) return false;
-  if ((m[1] as string).length < 20 && (m[2] as string).length < 20) return true;
-  return BigInt(m[1] as string) <= UINT64_MAX && BigInt(m[2] as string) <= UINT64_MAX;
-}
 
 /**
  * A message's id: `<topic>.<stream entry id>`. It locates the message (its

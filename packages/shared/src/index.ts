@@ -14,3 +14,4 @@ export * from './within.js';
 export * from './pull-queue.js';
 export * from './private-address.js';
 export * from './signing.js';
+export * from './build-info.js';

@@ -125,6 +125,11 @@ export class Keys {
     return `${this.prefix}seq:${kind}`;
   }
 
+  /** string: failed logins from one client address (an IPv6 /64), expiring at the end of the throttle window. */
+  loginFailures(client: string): string {
+    return `${this.prefix}login-failures:${client}`;
+  }
+
   /** sorted set: publisher id -> earliest due time (ms) of its retries (may be early, never late). */
   get retryDue(): string {
     return `${this.prefix}retry-due`;

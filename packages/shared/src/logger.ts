@@ -1,4 +1,4 @@
-import { pino, type Logger, type DestinationStream } from 'pino';
+import { pino, type DestinationStream, type LogFn, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -40,7 +40,50 @@ export const REDACT = [
   '*.*.token',
 ];
 
-/** pino JSON to stdout (or the given stream). Callers make child loggers with their component. */
+/** Keys each logger binds (its own and its parents'), read once per logger. */
+const boundKeys = new WeakMap<object, ReadonlySet<string>>();
+
+function keysBoundTo(logger: Logger): ReadonlySet<string> {
+  let keys = boundKeys.get(logger);
+  if (!keys) {
+    keys = new Set(Object.keys(logger.bindings()));
+    boundKeys.set(logger, keys);
+  }
+  return keys;
+}
+
+/**
+ * pino writes a child's bindings and the call's object side by side, so a
+ * call that repeats a bound field (`{ publisherId }` on a logger bound to
+ * it) would write the key twice, which log pipelines that index raw JSON
+ * refuse. This `logMethod` hook drops such fields from the call's object:
+ * the binding is the one written. Only plain objects are looked at; it runs
+ * only for enabled levels.
+ */
+function dropBoundKeys(this: Logger, args: Parameters<LogFn>, method: LogFn): void {
+  const first: unknown = args[0];
+  if (typeof first === 'object' && first !== null && Object.getPrototypeOf(first) === Object.prototype) {
+    const bound = keysBoundTo(this);
+    if (bound.size > 0) {
+      let copy: Record<string, unknown> | undefined;
+      for (const key of Object.keys(first)) {
+        if (!bound.has(key)) continue;
+        copy ??= { ...(first as Record<string, unknown>) };
+        delete copy[key];
+      }
+      if (copy) args[0] = copy;
+    }
+  }
+  method.apply(this, args);
+}
+
+/**
+ * pino JSON to stdout (or the given stream), `level` as its label
+ * (`"info"`, not 30). Callers make child loggers with their component; a
+ * key is never written twice on one line (see `dropBoundKeys`), as long as
+ * a child does not bind a key its parent already binds: make siblings from
+ * the same parent instead.
+ */
 export function createLogger(config: { logLevel: string; role?: string }, stream?: DestinationStream): Logger {
   return pino(
     {
@@ -48,6 +91,8 @@ export function createLogger(config: { logLevel: string; role?: string }, stream
       base: { service: config.role ? `postoffice-${config.role}` : 'postoffice' },
       redact: { paths: REDACT, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      hooks: { logMethod: dropBoundKeys },
     },
     stream,
   );

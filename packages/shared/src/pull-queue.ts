@@ -292,8 +292,10 @@ export class PullQueue {
   async resolve(token: string): Promise<LeaseTarget> {
     const notFound = () => new NotFoundError('lease_not_found', 'token', 'lease not found');
     const m = TOKEN.exec(token);
-    if (!m || !isStreamId(m[2] as string)) throw notFound();
+    if (!m) throw notFound();
     const [, publisherId, streamId] = m as unknown as [string, string, string];
+    // An id Redis would refuse (a part beyond 2^64-1) names no lease.
+    if (!isStreamId(streamId)) throw notFound();
     const topic = await this.redis.hget(this.keys.publisherIndex, publisherId);
     if (topic === null) throw notFound();
     const rows =

@@ -14,6 +14,7 @@
  */
 import { checkScriptResult, AppError, NotFoundError } from './errors.js';
 import type { Keys } from './keys.js';
+import { isCluster } from './redis.js';
 import type { ScriptClient } from './scripts.js';
 import type { Publisher, Topic } from './types.js';
 
@@ -108,6 +109,59 @@ export class Store {
     return topics.sort((a, b) => a.id - b.id);
   }
 
+  /**
+   * One page of topics in name order: at most `limit` topics whose names
+   * come after `after`, and the name to continue after (null on the last
+   * page). Reads only the records of the page.
+   */
+  async listTopicsPage(
+    after: string | undefined,
+    limit: number,
+  ): Promise<{ items: TopicWithCounts[]; next: string | null }> {
+    const names = await this.listTopicNames();
+    const start = after === undefined ? 0 : names.findIndex((n) => n > after);
+    const page = start < 0 ? [] : names.slice(start, start + limit);
+    const rows = await Promise.all(
+      page.map((name) => this.redis.hmget(this.keys.topic(name).meta, 'json', 'received')),
+    );
+    const items: TopicWithCounts[] = [];
+    for (const [json, received] of rows) {
+      if (json) items.push({ ...(JSON.parse(json) as Topic), received: Number(received ?? 0) });
+    }
+    const more = start >= 0 && start + limit < names.length;
+    return { items, next: more ? (page[page.length - 1] ?? null) : null };
+  }
+
+  /**
+   * One page of publishers in id order: at most `limit` publishers whose
+   * ids come after `after`, and the id to continue after (null on the last
+   * page). Reads the id index and only the records of the page.
+   */
+  async listPublishersPage(
+    after: string | undefined,
+    limit: number,
+  ): Promise<{ items: Publisher[]; next: string | null }> {
+    const index = await this.redis.hgetall(this.keys.publisherIndex);
+    const ids = Object.keys(index)
+      .filter((id) => after === undefined || Number(id) > Number(after))
+      .sort((a, b) => Number(a) - Number(b));
+    const page = ids.slice(0, limit);
+    const byTopic = new Map<string, string[]>();
+    for (const id of page) {
+      const topic = index[id] as string;
+      byTopic.set(topic, [...(byTopic.get(topic) ?? []), id]);
+    }
+    const found = await Promise.all(
+      [...byTopic].map(([topic, of]) => this.redis.hmget(this.keys.topic(topic).publishers, ...of)),
+    );
+    const items = found
+      .flat()
+      .filter((json): json is string => typeof json === 'string')
+      .map((json) => JSON.parse(json) as Publisher)
+      .sort(byId);
+    return { items, next: ids.length > limit ? (page[page.length - 1] ?? null) : null };
+  }
+
   async createPublisher(
     publisher: Omit<Publisher, 'id' | 'created_at' | 'updated_at'>,
     now = new Date(),
@@ -160,6 +214,38 @@ export class Store {
       for (const json of values) out.push(JSON.parse(json) as Publisher);
     }
     return out.sort(byId);
+  }
+
+  /**
+   * `listTopics()` and `listPublishers()` at once: on a single Redis in one
+   * pipeline after the topic list (what `GET /api/stats` reads every few
+   * seconds, for any number of topics); on a cluster as those two do.
+   */
+  async listTopicsAndPublishers(): Promise<{ topics: TopicWithCounts[]; publishers: Publisher[] }> {
+    if (isCluster(this.redis)) {
+      const [topics, publishers] = await Promise.all([this.listTopics(), this.listPublishers()]);
+      return { topics, publishers };
+    }
+    const names = await this.listTopicNames();
+    const pipeline = this.redis.pipeline();
+    for (const name of names) {
+      const tk = this.keys.topic(name);
+      pipeline.hmget(tk.meta, 'json', 'received');
+      pipeline.hvals(tk.publishers);
+    }
+    const replies = names.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    const topics: TopicWithCounts[] = [];
+    const publishers: Publisher[] = [];
+    for (let i = 0; i < names.length; i++) {
+      const [metaErr, meta] = replies[2 * i] ?? [null, null];
+      const [publishersErr, values] = replies[2 * i + 1] ?? [null, []];
+      if (metaErr) throw metaErr;
+      if (publishersErr) throw publishersErr;
+      const [json, received] = meta as (string | null)[];
+      if (json) topics.push({ ...(JSON.parse(json) as Topic), received: Number(received ?? 0) });
+      for (const value of values as string[]) publishers.push(JSON.parse(value) as Publisher);
+    }
+    return { topics: topics.sort((a, b) => a.id - b.id), publishers: publishers.sort(byId) };
   }
 
   /**

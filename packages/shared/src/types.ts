@@ -62,6 +62,22 @@ export const PUBLISHER_DEFAULTS = {
 } as const;
 
 /**
+ * The range of each numeric publisher setting the API accepts: what the
+ * code that uses it can carry (timers in whole milliseconds, the rate
+ * limiter's token arithmetic in Lua, slots and pipelines per node).
+ * `seconds_timeout` is also below CLAIM_TIMEOUT_SECONDS (`maxPublisherTimeout`).
+ */
+export const PUBLISHER_BOUNDS = {
+  seconds_timeout: { min: 0.001 },
+  seconds_retry: { min: 0.001, max: 86_400 },
+  chunk_size: { min: 1, max: 1000 },
+  concurrency: { min: 1, max: 1000 },
+  parallelism: { min: 1, max: 100 },
+  per_second: { min: 0.001, max: 1_000_000 },
+  burst: { min: 1, max: 1_000_000 },
+} as const;
+
+/**
  * The publisher's slots in effect: `parallelism` (1 when ordered). Records
  * written before these fields existed count as parallelism 1, unordered.
  */

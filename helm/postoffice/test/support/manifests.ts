@@ -13,12 +13,15 @@ export interface EnvVar {
 
 export interface Container {
   readonly name: string;
+  readonly image: string;
   readonly command: string[];
   readonly workingDir?: string;
   readonly env: EnvVar[];
   readonly ports: { name: string; containerPort: number }[];
+  readonly startupProbe: { httpGet: { path: string; port: string } };
   readonly livenessProbe: { httpGet: { path: string; port: string } };
-  readonly readinessProbe: { httpGet: { path: string; port: string } };
+  readonly readinessProbe: { httpGet: { path: string; port: string }; periodSeconds: number; failureThreshold: number };
+  readonly lifecycle?: { preStop?: { exec?: { command: string[] } } };
   readonly securityContext: Record<string, unknown>;
   readonly volumeMounts?: { name: string; mountPath: string }[];
 }
@@ -48,7 +51,12 @@ export function container(docs: Rendered[], component: 'producer' | 'consumer'):
 }
 
 /** The environment of a container, secrets and pod fields resolved from the rendered manifests. */
-export function resolveEnv(docs: Rendered[], c: Container, podName: string): Record<string, string> {
+export function resolveEnv(
+  docs: Rendered[],
+  c: Pick<Container, 'env'>,
+  podName: string,
+  podIp = '127.0.0.1',
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const e of c.env) {
     if (e.value !== undefined) out[e.name] = e.value;
@@ -62,6 +70,7 @@ export function resolveEnv(docs: Rendered[], c: Container, podName: string): Rec
       if (value === undefined) throw new Error(`${e.name}: secret ${name} has no key ${key} in the rendered chart`);
       out[e.name] = value;
     } else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name') out[e.name] = podName;
+    else if (e.valueFrom?.fieldRef?.fieldPath === 'status.podIP') out[e.name] = podIp;
     else throw new Error(`${e.name}: cannot resolve ${JSON.stringify(e.valueFrom)}`);
   }
   return out;
@@ -89,6 +98,18 @@ export const VALUE_SETS: Record<string, Record<string, unknown>> = {
       ingress: { enabled: true, className: 'nginx', tls: [{ hosts: ['po.example'], secretName: 'po-tls' }] },
     },
     serviceMonitor: { enabled: true, labels: { release: 'prometheus' } },
+    prometheusRule: { enabled: true, labels: { release: 'prometheus' } },
+    grafanaDashboard: { enabled: true },
     config: { SHUTDOWN_TIMEOUT_SECONDS: 50, LOG_LEVEL: 'debug' },
+  },
+  'consumers scaled by KEDA on the backlog': {
+    consumer: { keda: { enabled: true, minReplicaCount: 1, maxReplicaCount: 8 } },
+    serviceMonitor: { enabled: true },
+  },
+  'KEDA on the oldest age, images pinned by digest, no preStop hook': {
+    image: { digest: `sha256:${'a'.repeat(64)}` },
+    redis: { bundled: { image: { digest: `sha256:${'b'.repeat(64)}` } } },
+    producer: { preStop: { enabled: false } },
+    consumer: { keda: { enabled: true, metric: 'oldestAge', threshold: 30, minReplicaCount: 2, maxReplicaCount: 4 } },
   },
 };

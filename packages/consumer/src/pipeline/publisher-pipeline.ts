@@ -93,7 +93,7 @@ export class PublisherPipeline {
     this.publisher = publisher;
     this.state = publisher.active ? 'running' : 'paused';
     this.orphanCheck = publisher.ordered;
-    this.series = deps.metrics.publisherSeries(publisher.id);
+    this.series = deps.metrics.publisherSeries(publisher.id, publisher.topic);
     this.ack = deps.createAck((batch) => this.settled(batch));
   }
 
@@ -314,6 +314,7 @@ export class PublisherPipeline {
           ordered: publisher.ordered,
         });
     const s = this.series;
+    if (fate.kind !== 'delivered') s.failed(fate.kind, result).inc();
     s.duration.observe(result.durationMs / 1000);
     if (result.ok) s.endToEnd.observe((now - job.message.receivedAt) / 1000);
     else {
@@ -330,15 +331,9 @@ export class PublisherPipeline {
   /** A batch of outcomes is in Redis: their slots are free. */
   private settled(batch: readonly Outcome[]): void {
     let delivered = 0;
-    let retry = 0;
-    for (const { fate } of batch) {
-      if (fate.kind === 'delivered') delivered++;
-      else if (fate.kind === 'retry') retry++;
-    }
+    for (const { fate } of batch) if (fate.kind === 'delivered') delivered++;
     const s = this.series;
     if (delivered > 0) s.delivered.inc(delivered);
-    if (retry > 0) s.retry.inc(retry);
-    if (batch.length > delivered + retry) s.dead.inc(batch.length - delivered - retry);
     this.inFlight -= batch.length;
     s.inFlight.dec(batch.length);
     this.notifyIdle();
@@ -368,7 +363,7 @@ export class PublisherPipeline {
         ? Math.min(maxMs, this.probeDelayMs * 2)
         : Math.min(maxMs, this.publisher.seconds_retry * 1000);
     this.state = 'open';
-    this.deps.metrics.circuitOpened(this.publisher.id);
+    this.series.circuitOpened.inc();
     this.deps.logger.warn(
       { publisherId: this.publisher.id, failures: this.failures, probeInMs: this.probeDelayMs },
       'target keeps failing; circuit open, probing with one message',

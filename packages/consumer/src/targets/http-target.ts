@@ -17,13 +17,14 @@
  * address it goes to (DNS may have changed since the publisher was made).
  */
 import { createHmac } from 'node:crypto';
-import { lookup, type LookupAddress, type LookupAllOptions, type LookupOneOptions } from 'node:dns';
 import { isIP } from 'node:net';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import {
   PrivateTargetError,
   isPrivateAddress,
+  publicOnlyLookup,
   secretKey,
+  type Lookup,
   type Publisher,
   type StoredMessage,
 } from '@postoffice/shared';
@@ -49,13 +50,18 @@ export class HttpTarget implements Target {
 
   constructor(
     private readonly now: Clock = Date.now,
-    options: { connections?: number; refusePrivateTargets?: boolean } = {},
+    options: {
+      connections?: number;
+      refusePrivateTargets?: boolean;
+      /** Resolves names for the private-address check (and the connection); tests pass one that needs no DNS. */
+      lookup?: Lookup;
+    } = {},
   ) {
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 600_000,
       connections: options.connections ?? null,
-      connect: options.refusePrivateTargets ? publicOnlyConnector() : { timeout: CONNECT_TIMEOUT_MS },
+      connect: options.refusePrivateTargets ? publicOnlyConnector(options.lookup) : { timeout: CONNECT_TIMEOUT_MS },
     });
   }
 
@@ -183,6 +189,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.target.settled(this, {
       ok: false,
       error: this.aborted ? 'aborted (node stopping)' : describeError(err, this.seconds),
+      reason: this.aborted ? 'aborted' : errorReason(err, false),
       startedAt: this.startedAt,
       durationMs: this.target.elapsed(this.startedAt),
     });
@@ -247,31 +254,12 @@ export function sign(
     .join(' ');
 }
 
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
-
-/** `dns.lookup` that fails when any address of the name is in a refused range. */
-function publicOnlyLookup(
-  hostname: string,
-  options: LookupOneOptions | LookupAllOptions,
-  callback: LookupCallback,
-): void {
-  lookup(hostname, { ...options, all: true }, (err, addresses) => {
-    if (err) return callback(err, []);
-    const refused = addresses.find((a) => isPrivateAddress(a.address));
-    if (refused) return callback(new PrivateTargetError(hostname, refused.address), []);
-    if (options.all) return callback(null, addresses);
-    const first = addresses[0];
-    if (!first) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), []);
-    callback(null, first.address, first.family);
-  });
-}
-
 /**
  * undici's connector with `publicOnlyLookup`; an IP literal (which node
  * connects to without a lookup) is checked before connecting.
  */
-function publicOnlyConnector(): buildConnector.connector {
-  const connect = buildConnector({ lookup: publicOnlyLookup, timeout: CONNECT_TIMEOUT_MS });
+function publicOnlyConnector(resolve?: Lookup): buildConnector.connector {
+  const connect = buildConnector({ lookup: publicOnlyLookup(resolve), timeout: CONNECT_TIMEOUT_MS });
   return (options, callback) => {
     const host = options.hostname.startsWith('[') ? options.hostname.slice(1, -1) : options.hostname;
     if (isIP(host) !== 0 && isPrivateAddress(host)) {
@@ -294,4 +282,31 @@ function describeError(err: unknown, seconds: number): string {
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return `timeout after ${seconds} s`;
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return `connect timeout after ${CONNECT_TIMEOUT_MS / 1000} s`;
   return code ? `${code}: ${e.message ?? ''}`.trim() : (e.message ?? String(err));
+}
+
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/** The `reason` label of a failed request (see `failureReason` in metrics.ts). */
+function errorReason(err: unknown, timedOut: boolean): string {
+  if (timedOut) return 'timeout';
+  const e = err as { code?: string; name?: string; cause?: { code?: string } };
+  const code = e.code ?? e.cause?.code;
+  if (code === 'PO_PRIVATE_TARGET' || e.cause?.code === 'PO_PRIVATE_TARGET') return 'private_address';
+  if (e.name === 'AbortError') return 'aborted';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
+  if (code !== undefined && (CONNECT_CODES.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT'))) {
+    return 'connect';
+  }
+  return 'error';
 }

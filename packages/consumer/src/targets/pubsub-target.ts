@@ -132,7 +132,7 @@ export class PubsubTarget implements Target {
       durationMs: this.now() - startedAt,
     });
     const problem = pubsubMessageProblem(message);
-    if (problem) return result({ ok: false, error: problem, permanent: true });
+    if (problem) return result({ ok: false, error: problem, reason: 'invalid_message', permanent: true });
     try {
       const entry = await this.topicFor(publisher);
       try {
@@ -147,6 +147,7 @@ export class PubsubTarget implements Target {
       return result({
         ok: false,
         error: describePubsubError(err, pubsubTopicName(publisher.target, this.options.projectId)),
+        reason: code ?? pubsubErrorReason(err),
         ...(code !== undefined && PUBSUB_FATES[code] === 'dead' ? { permanent: true } : {}),
       });
     }
@@ -241,4 +242,12 @@ export function describePubsubError(err: unknown, topic: string): string {
   if (code === 'NOT_FOUND') return `Pub/Sub topic ${topic} does not exist (NOT_FOUND: ${details})`;
   if (code === undefined) return details;
   return `${code}: ${details}`;
+}
+
+/** The `reason` label of a Pub/Sub failure that has no gRPC status: our own deadline, a stop, or another error. */
+function pubsubErrorReason(err: unknown): string {
+  const message = err instanceof Error ? err.message : '';
+  if (message.startsWith('timeout after')) return 'timeout';
+  if (message.startsWith('aborted')) return 'aborted';
+  return 'error';
 }

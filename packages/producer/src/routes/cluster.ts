@@ -11,6 +11,7 @@ import { execBySlot, slotCount, type RateLimit } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ChainableCommander } from 'ioredis';
 import type { ApiContext } from '../types.js';
+import { clusterView as clusterSchema, data, responses } from '../schemas.js';
 
 interface NodeView {
   readonly id: string;
@@ -141,5 +142,15 @@ export async function clusterView(
 }
 
 export function registerClusterRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get('/api/cluster', async () => ({ data: await clusterView(ctx) }));
+  app.get(
+    '/api/cluster',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'The consumer nodes, the slots they hold, and each publisher’s backlog',
+        response: responses({ 200: data(clusterSchema, 'The cluster.') }),
+      },
+    },
+    async () => ({ data: await clusterView(ctx) }),
+  );
 }

@@ -3,150 +3,245 @@
  * list and the operator's actions, so that nobody needs a Redis shell to
  * unstick a publisher. See `failing.ts`.
  */
-import { NotFoundError, type Publisher } from '@postoffice/shared';
+import { NotFoundError, ValidationError, type Publisher } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
 import { Failing, type FailingState, type Selection } from '../failing.js';
 import { parseIsoWithOffset } from '../schedule.js';
 import type { ApiContext } from '../types.js';
-import { BLANK, Checker, INVALID, isTopicName, objectBody } from '../validate.js';
+import { BLANK, INVALID } from '../schema-compilers.js';
+import {
+  ISO_WHY,
+  ISO_WITH_OFFSET,
+  MAX_CURSOR,
+  MAX_TIME_TEXT,
+  actionResultView,
+  body,
+  cursorProperty,
+  data,
+  failingItemView,
+  messageId,
+  params,
+  publisherId,
+  responses,
+  topicName,
+  type Schema,
+} from '../schemas.js';
 
-const ID = /^[1-9]\d{0,17}$/;
 const MAX_IDS = 10_000;
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 500;
-const ISO_WHY = 'must be an ISO-8601 date and time with an offset';
 
 type Params = { Params: { id: string } };
-type Query = Record<string, string | string[] | undefined>;
+
+const idParam = params({ id: { ...publisherId, 'x-error': 'publisher not found' } });
+
+const ids: Schema = {
+  type: 'array',
+  minItems: 1,
+  maxItems: MAX_IDS,
+  items: messageId,
+  description: `Message ids, 1 to ${MAX_IDS}.`,
+  'x-group': true,
+  'x-error': { default: 'must be a non-empty list of message ids', maxItems: `must have at most ${MAX_IDS} ids` },
+};
+const all: Schema = {
+  enum: [true, null],
+  description: 'Every failing message of the publisher, instead of `ids`.',
+  'x-error': 'must be true when given',
+};
+const time = (description: string): Schema => ({
+  type: 'string',
+  maxLength: MAX_TIME_TEXT,
+  pattern: ISO_WITH_OFFSET,
+  description: `${description} ISO-8601 with an offset.`,
+  'x-error': { pattern: ISO_WHY, maxLength: ISO_WHY, type: INVALID },
+});
+
+const actionResponses = responses(
+  { 200: data(actionResultView, 'What was done.') },
+  { 400: 'A bad, missing or unknown field.', 404: 'No such publisher (`id`).' },
+);
+
+const listSchema = {
+  tags: ['failing'],
+  summary: "List a publisher's retrying messages and dead letters",
+  description: 'Retrying messages first (soonest next attempt first), then dead letters (latest first).',
+  params: idParam,
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      state: {
+        type: 'string',
+        enum: ['retrying', 'dead'],
+        description: 'Only one kind.',
+        'x-error': 'must be retrying or dead',
+      },
+      limit: {
+        type: 'integer',
+        minimum: 1,
+        maximum: MAX_LIMIT,
+        description: `Page size, default ${DEFAULT_LIMIT}.`,
+        'x-error': `must be a whole number from 1 to ${MAX_LIMIT}`,
+      },
+      cursor: {
+        type: 'string',
+        maxLength: MAX_CURSOR,
+        description: 'The `cursor` of the previous page.',
+        'x-error': INVALID,
+      },
+      topic: topicName('Only this topic (the publisher’s own, or nothing).'),
+    },
+  },
+  response: responses(
+    { 200: data({ type: 'array', items: failingItemView }, 'A page.', { cursor: cursorProperty }) },
+    { 400: 'A bad or unknown parameter.', 404: 'No such publisher (`id`).' },
+  ),
+};
+
+const retrySchema = {
+  tags: ['failing'],
+  summary: 'Retry failing messages now',
+  description: 'Due at once, dead letters included. Send `ids` or `"all": true`.',
+  params: idParam,
+  body: body({ ids, all }),
+  response: actionResponses,
+};
+
+const nextAttemptSchema = {
+  tags: ['failing'],
+  summary: 'Move the next attempt of failing messages',
+  params: idParam,
+  body: body(
+    {
+      ids,
+      all: { not: {}, description: 'Not here: list the ids.', 'x-error': 'is not accepted here: list the ids' },
+      next_attempt_at: time('When the next attempt is due.'),
+    },
+    ['next_attempt_at'],
+  ),
+  response: actionResponses,
+};
+
+const recoverSchema = {
+  tags: ['failing'],
+  summary: 'Send dead letters again',
+  description: 'Every dead letter that died at or after `since` is due at once (one more attempt).',
+  params: idParam,
+  body: body({ since: time('The earliest death to recover.') }, ['since']),
+  response: actionResponses,
+};
+
+const deleteSchema = {
+  tags: ['failing'],
+  summary: 'Delete failing messages for this publisher',
+  description: 'Acknowledged for this publisher, never delivered to it. Send `ids` or `"all": true`.',
+  params: idParam,
+  body: body({ ids, all }),
+  response: actionResponses,
+};
 
 async function publisherOf(ctx: ApiContext, id: string): Promise<Publisher> {
-  const notFound = new NotFoundError('publisher_not_found', 'id', 'publisher not found');
-  if (!ID.test(id)) throw notFound;
   const publisher = await ctx.store.getPublisher(id);
-  if (!publisher) throw notFound;
+  if (!publisher) throw new NotFoundError('publisher_not_found', 'id', 'publisher not found');
   return publisher;
 }
 
+interface SelectionBody {
+  ids?: string[];
+  all?: true | null;
+}
+
 /** `{ids: [...]}` or `{all: true}`, exactly one. */
-function selection(c: Checker): Selection | undefined {
-  const ids = c.value('ids');
-  const all = c.value('all');
-  if (all !== undefined && all !== null) {
-    if (all !== true) c.add('all', 'must be true when given');
-    else if (ids !== undefined && ids !== null) c.add('ids', 'cannot be given with all');
-    else return { all: true };
-    return undefined;
+function selection(b: SelectionBody): Selection {
+  if (b.all === true) {
+    if (b.ids !== undefined) throw new ValidationError({ ids: ['cannot be given with all'] });
+    return { all: true };
   }
-  if (ids === undefined || ids === null) {
-    c.add('ids', `${BLANK} (or send "all": true)`);
-    return undefined;
-  }
-  if (!Array.isArray(ids) || ids.length === 0 || !ids.every((v) => typeof v === 'string' && v !== '')) {
-    c.add('ids', 'must be a non-empty list of message ids');
-    return undefined;
-  }
-  if (ids.length > MAX_IDS) {
-    c.add('ids', `must have at most ${MAX_IDS} ids`);
-    return undefined;
-  }
-  return { ids: ids as string[] };
+  if (b.ids === undefined) throw new ValidationError({ ids: [`${BLANK} (or send "all": true)`] });
+  return { ids: b.ids };
 }
 
-function time(c: Checker, field: string): number | undefined {
-  const text = c.requiredString(field);
-  if (text === undefined) return undefined;
+/** The time of a schema-checked ISO-8601 text; a 400 naming `field` for an impossible date. */
+function timeOf(text: string, field: string): number {
   const ms = parseIsoWithOffset(text);
-  if (ms === undefined) c.add(field, ISO_WHY);
+  if (ms === undefined) throw new ValidationError({ [field]: [ISO_WHY] });
   return ms;
-}
-
-function single(query: Query, field: string, c: Checker): string | undefined {
-  const v = query[field];
-  if (Array.isArray(v)) {
-    c.add(field, 'must be given once');
-    return undefined;
-  }
-  return v;
 }
 
 export function registerFailingRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const failing = new Failing(ctx.redis, ctx.keys);
 
-  app.get<Params & { Querystring: Query }>('/api/publishers/:id/failing', async (request) => {
-    const publisher = await publisherOf(ctx, request.params.id);
-    const query = request.query;
-    const c = new Checker({});
-    const state = single(query, 'state', c);
-    if (state !== undefined && state !== 'retrying' && state !== 'dead') c.add('state', 'must be retrying or dead');
-    const limitText = single(query, 'limit', c);
-    const limit = limitText === undefined ? DEFAULT_LIMIT : Number(limitText);
-    if (!/^\d+$/.test(limitText ?? '1') || limit < 1 || limit > MAX_LIMIT)
-      c.add('limit', `must be a whole number from 1 to ${MAX_LIMIT}`);
-    const cursor = single(query, 'cursor', c);
-    if (cursor !== undefined && !Failing.validCursor(cursor)) c.add('cursor', INVALID);
-    const topic = single(query, 'topic', c);
-    if (topic !== undefined && !isTopicName(topic)) c.add('topic', INVALID);
-    c.done();
-    if (topic !== undefined && topic !== publisher.topic) return { data: [], cursor: null };
-    const page = await failing.list(publisher, {
-      limit,
-      ...(state === undefined ? {} : { state: state as FailingState }),
-      ...(cursor === undefined ? {} : { cursor }),
-    });
-    return { data: page.items, cursor: page.cursor };
-  });
+  app.get<Params & { Querystring: { state?: FailingState; limit?: number; cursor?: string; topic?: string } }>(
+    '/api/publishers/:id/failing',
+    { schema: listSchema },
+    async (request) => {
+      const publisher = await publisherOf(ctx, request.params.id);
+      const { state, limit, cursor, topic } = request.query;
+      if (cursor !== undefined && !Failing.validCursor(cursor)) throw new ValidationError({ cursor: [INVALID] });
+      if (topic !== undefined && topic !== publisher.topic) return { data: [], cursor: null };
+      const page = await failing.list(publisher, {
+        limit: limit ?? DEFAULT_LIMIT,
+        ...(state === undefined ? {} : { state }),
+        ...(cursor === undefined ? {} : { cursor }),
+      });
+      return { data: page.items, cursor: page.cursor };
+    },
+  );
 
-  app.post<Params>('/api/publishers/:id/failing/retry', async (request) => {
-    const publisher = await publisherOf(ctx, request.params.id);
-    const c = new Checker(objectBody(request.body));
-    const selected = selection(c);
-    c.done();
-    const now = Date.now();
-    const result = await failing.act(
-      publisher,
-      { kind: 'retry', at: now, note: 'retry_now' },
-      selected as Selection,
-      now,
-    );
-    request.log.info({ publisherId: publisher.id, count: result.ids.length }, 'retry now');
-    return { data: { count: result.ids.length, ids: result.ids, missing: result.missing } };
-  });
+  app.post<Params & { Body: SelectionBody }>(
+    '/api/publishers/:id/failing/retry',
+    { schema: retrySchema },
+    async (request) => {
+      const publisher = await publisherOf(ctx, request.params.id);
+      const selected = selection(request.body);
+      const now = Date.now();
+      const result = await failing.act(publisher, { kind: 'retry', at: now, note: 'retry_now' }, selected, now);
+      request.log.info({ publisherId: publisher.id, count: result.ids.length }, 'retry now');
+      return { data: { count: result.ids.length, ids: result.ids, missing: result.missing } };
+    },
+  );
 
-  app.post<Params>('/api/publishers/:id/failing/next_attempt', async (request) => {
-    const publisher = await publisherOf(ctx, request.params.id);
-    const c = new Checker(objectBody(request.body));
-    const selected = selection(c);
-    if (selected && 'all' in selected) c.add('all', 'is not accepted here: list the ids');
-    const at = time(c, 'next_attempt_at');
-    c.done();
-    const now = Date.now();
-    const result = await failing.act(
-      publisher,
-      { kind: 'retry', at: Math.max(at as number, now), note: 'rescheduled' },
-      selected as Selection,
-      now,
-    );
-    request.log.info({ publisherId: publisher.id, count: result.ids.length }, 'next attempt set');
-    return { data: { count: result.ids.length, ids: result.ids, missing: result.missing } };
-  });
+  app.post<Params & { Body: { ids?: string[]; next_attempt_at: string } }>(
+    '/api/publishers/:id/failing/next_attempt',
+    { schema: nextAttemptSchema },
+    async (request) => {
+      const publisher = await publisherOf(ctx, request.params.id);
+      const selected = selection({ ...(request.body.ids === undefined ? {} : { ids: request.body.ids }) });
+      const at = timeOf(request.body.next_attempt_at, 'next_attempt_at');
+      const now = Date.now();
+      const result = await failing.act(
+        publisher,
+        { kind: 'retry', at: Math.max(at, now), note: 'rescheduled' },
+        selected,
+        now,
+      );
+      request.log.info({ publisherId: publisher.id, count: result.ids.length }, 'next attempt set');
+      return { data: { count: result.ids.length, ids: result.ids, missing: result.missing } };
+    },
+  );
 
-  app.post<Params>('/api/publishers/:id/failing/recover', async (request) => {
-    const publisher = await publisherOf(ctx, request.params.id);
-    const c = new Checker(objectBody(request.body));
-    const since = time(c, 'since');
-    c.done();
-    const result = await failing.act(publisher, { kind: 'recover', since: since as number }, { all: true });
-    request.log.info({ publisherId: publisher.id, count: result.ids.length }, 'dead letters recovered');
-    return { data: { count: result.ids.length, ids: result.ids } };
-  });
+  app.post<Params & { Body: { since: string } }>(
+    '/api/publishers/:id/failing/recover',
+    { schema: recoverSchema },
+    async (request) => {
+      const publisher = await publisherOf(ctx, request.params.id);
+      const since = timeOf(request.body.since, 'since');
+      const result = await failing.act(publisher, { kind: 'recover', since }, { all: true });
+      request.log.info({ publisherId: publisher.id, count: result.ids.length }, 'dead letters recovered');
+      return { data: { count: result.ids.length, ids: result.ids } };
+    },
+  );
 
-  app.post<Params>('/api/publishers/:id/failing/delete', async (request) => {
-    const publisher = await publisherOf(ctx, request.params.id);
-    const c = new Checker(objectBody(request.body));
-    const selected = selection(c);
-    c.done();
-    const result = await failing.act(publisher, { kind: 'delete' }, selected as Selection);
-    request.log.info({ publisherId: publisher.id, count: result.ids.length }, 'failing messages deleted');
-    return { data: { count: result.ids.length, ids: result.ids, missing: result.missing } };
-  });
+  app.post<Params & { Body: SelectionBody }>(
+    '/api/publishers/:id/failing/delete',
+    { schema: deleteSchema },
+    async (request) => {
+      const publisher = await publisherOf(ctx, request.params.id);
+      const selected = selection(request.body);
+      const result = await failing.act(publisher, { kind: 'delete' }, selected);
+      request.log.info({ publisherId: publisher.id, count: result.ids.length }, 'failing messages deleted');
+      return { data: { count: result.ids.length, ids: result.ids, missing: result.missing } };
+    },
+  );
 }

@@ -4,8 +4,9 @@
  * machine lives in `PullQueue` (shared); these routes validate and map.
  */
 import {
-  NotFoundError,
   ValidationError,
+  NotFoundError,
+  type Config,
   type LeaseTarget,
   type LeaseWorker,
   type LeasedMessage,
@@ -13,67 +14,172 @@ import {
 } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../types.js';
+import { MAX_PAYLOAD_DEPTH, attributeProblems, nestedDeeperThan } from '../validate.js';
 import {
-  attributeProblems,
-  Checker,
-  INVALID,
-  isStringMap,
-  isTopicName,
-  nestedDeeperThan,
-  MAX_PAYLOAD_DEPTH,
-  type Body,
-} from '../validate.js';
+  MAX_ID,
+  attributes,
+  body,
+  data,
+  integer,
+  leaseView as leaseSchema,
+  number,
+  object,
+  optionalBody,
+  params,
+  payload,
+  publisherId,
+  responses,
+  settledView,
+  topicName,
+  type Schema,
+} from '../schemas.js';
 
-/** Longest lease a worker may ask for (12 hours). */
+/** Longest lease a worker may ask for (12 hours), and the shortest (a millisecond). */
 export const MAX_LEASE_SECONDS = 12 * 3600;
+export const MIN_LEASE_SECONDS = 0.001;
 export const DEFAULT_LEASE_SECONDS = 30;
 /** Most messages one lease call hands out. */
 export const MAX_LEASE_COUNT = 1000;
+/** Longest reason kept; a longer one is cut. */
 const MAX_REASON = 2000;
+const MAX_WORKER_TEXT = 255;
+const MAX_PID = 4_294_967_295;
 
-const ID = /^[1-9]\d{0,17}$/;
+const leaseSeconds = (what: string): Schema =>
+  number(
+    MIN_LEASE_SECONDS,
+    MAX_LEASE_SECONDS,
+    `${what}, ${MIN_LEASE_SECONDS} to ${MAX_LEASE_SECONDS} seconds; default ${DEFAULT_LEASE_SECONDS}.`,
+    { unit: ' of seconds' },
+  );
 
-/** The body as an object; an absent body counts as `{}` (these routes have only optional fields, or say so). */
-function optionalBody(body: unknown): Body {
-  if (body === undefined || body === null) return {};
-  if (typeof body !== 'object' || Array.isArray(body)) throw new ValidationError({ body: ['must be a JSON object'] });
-  return body as Body;
-}
+const workerText = (what: string): Schema => ({
+  type: ['string', 'null'],
+  maxLength: MAX_WORKER_TEXT,
+  description: what,
+  'x-error': `must be a string of at most ${MAX_WORKER_TEXT} characters`,
+});
 
-function worker(c: Checker): LeaseWorker {
-  const v = c.value('worker');
-  if (v === undefined || v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) {
-    c.add('worker', 'must be an object with host, pid and name');
-    return {};
-  }
-  const w = v as Record<string, unknown>;
-  const out: { host?: string; pid?: number; name?: string } = {};
-  for (const field of ['host', 'name'] as const) {
-    const s = Object.hasOwn(w, field) ? w[field] : undefined;
-    if (s === undefined || s === null) continue;
-    if (typeof s !== 'string' || s.length > 255) c.add(`worker.${field}`, 'must be a string of at most 255 characters');
-    else out[field] = s;
-  }
-  const pid = Object.hasOwn(w, 'pid') ? w.pid : undefined;
-  if (pid !== undefined && pid !== null) {
-    if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid < 0) c.add('worker.pid', 'must be a whole number');
-    else out.pid = pid;
-  }
-  return out;
-}
+const reason: Schema = {
+  type: ['string', 'null'],
+  description: `Why, recorded in the message's history (cut to ${MAX_REASON} characters).`,
+};
 
-function reason(c: Checker, required: boolean): string {
-  const v = c.value('reason');
-  if (v === undefined || v === null || v === '') {
-    if (required) c.add('reason', "can't be blank");
-    return '';
-  }
-  if (typeof v !== 'string') {
-    c.add('reason', INVALID);
-    return '';
-  }
-  return v.slice(0, MAX_REASON);
+const tokenParam = params({
+  token: {
+    type: 'string',
+    minLength: 1,
+    maxLength: MAX_ID,
+    description: 'The token the lease came with.',
+    'x-error': 'lease not found',
+  },
+});
+
+const settledResponses = (ok: string, extra: Record<number, string> = {}) =>
+  responses(
+    { 200: data(settledView, ok) },
+    {
+      404: 'No such lease (`token`).',
+      409: 'The lease has ended: expired, answered, or given to another worker (`token`).',
+      ...extra,
+    },
+  );
+
+function leaseSchemas(config: Config) {
+  const maxBulk = config.maxBulkMessages;
+  return {
+    lease: {
+      tags: ['pull'],
+      summary: 'Lease messages of a pull publisher',
+      description: 'Up to `max` available messages, oldest first, each with a token; maybe none.',
+      params: params({ id: { ...publisherId, 'x-error': 'publisher not found' } }),
+      body: optionalBody({
+        max: integer(1, MAX_LEASE_COUNT, `How many at most, 1 to ${MAX_LEASE_COUNT}; default 1.`),
+        lease_seconds: leaseSeconds('How long the lease lasts'),
+        worker: object(
+          {
+            host: workerText('The worker’s host.'),
+            pid: integer(0, MAX_PID, 'The worker’s process id.'),
+            name: workerText('The worker’s name.'),
+          },
+          [],
+          {
+            type: ['object', 'null'],
+            description: 'Who leases: recorded with the lease.',
+            'x-error': { type: 'must be an object with host, pid and name' },
+          },
+        ),
+        filter: attributes('Only messages whose attributes include all of these.'),
+      }),
+      response: responses(
+        { 200: data({ type: 'array', items: leaseSchema }, 'The leased messages.') },
+        { 400: 'A bad or unknown field, or not a pull publisher (`id`).', 404: 'No such publisher (`id`).' },
+      ),
+    },
+    complete: {
+      tags: ['pull'],
+      summary: 'Complete a lease: the message is done',
+      params: tokenParam,
+      body: optionalBody({}),
+      response: settledResponses('Delivered.'),
+    },
+    retry: {
+      tags: ['pull'],
+      summary: 'Give a leased message back, to lease again later',
+      description: 'A message older than RETRY_MAX_AGE_SECONDS becomes a dead letter instead.',
+      params: tokenParam,
+      body: optionalBody({
+        in_seconds: number(
+          0,
+          config.retryMaxAgeSeconds,
+          `Seconds before it may be leased again, 0 (default) to RETRY_MAX_AGE_SECONDS (${config.retryMaxAgeSeconds}).`,
+        ),
+        reason,
+      }),
+      response: settledResponses('Retrying (or dead past the max age).', { 400: 'A bad or unknown field.' }),
+    },
+    fail: {
+      tags: ['pull'],
+      summary: 'Fail a leased message for good: a dead letter',
+      params: tokenParam,
+      body: body({ reason: { ...reason, type: 'string', minLength: 1, pattern: '\\S' } }, ['reason']),
+      response: settledResponses('Dead.', { 400: 'A blank reason, or an unknown field.' }),
+    },
+    extend: {
+      tags: ['pull'],
+      summary: 'Extend a lease',
+      params: tokenParam,
+      body: optionalBody({ lease_seconds: leaseSeconds('The lease now ends this long from now') }),
+      response: settledResponses('Leased, with the new `expires_at`.', { 400: 'A bad or unknown field.' }),
+    },
+    replace: {
+      tags: ['pull'],
+      summary: 'Complete a lease and publish new messages, all or nothing',
+      params: tokenParam,
+      body: body(
+        {
+          messages: {
+            type: 'array',
+            minItems: 1,
+            maxItems: maxBulk,
+            items: object({ topic: topicName('Its topic.'), payload, attributes: attributes() }, ['topic', 'payload'], {
+              'x-error': { type: 'must be an object with topic, payload and attributes' },
+            }),
+            description: `The new messages, 1 to MAX_BULK_MESSAGES (${maxBulk}), to any topics.`,
+            'x-error': {
+              type: 'must be a non-empty list of {topic, payload, attributes}',
+              minItems: 'must be a non-empty list of {topic, payload, attributes}',
+              maxItems: `has more than ${maxBulk} messages`,
+            },
+          },
+        },
+        ['messages'],
+      ),
+      response: settledResponses('Delivered, `replaced_by` the new ids.', {
+        400: 'A bad message or an unknown topic.',
+      }),
+    },
+  };
 }
 
 function leaseView(l: LeasedMessage, topic: string) {
@@ -95,140 +201,125 @@ function settled(t: LeaseTarget, state: string, extra: Record<string, unknown> =
   return { data: { id: t.message.id, publisher_id: t.publisher.id, state, ...extra } };
 }
 
-function replacements(c: Checker, maxCount: number): Replacement[] {
-  const v = c.value('messages');
-  if (v === undefined || v === null) {
-    c.add('messages', "can't be blank");
-    return [];
-  }
-  if (!Array.isArray(v) || v.length === 0) {
-    c.add('messages', 'must be a non-empty list of {topic, payload, attributes}');
-    return [];
-  }
-  if (v.length > maxCount) {
-    c.add('messages', `has more than ${maxCount} messages`);
-    return [];
-  }
-  const out: Replacement[] = [];
-  v.forEach((m: unknown, i) => {
-    const at = `messages[${i}]`;
-    if (m === null || typeof m !== 'object' || Array.isArray(m)) {
-      c.add(at, 'must be an object with topic, payload and attributes');
-      return;
-    }
-    const r = m as Record<string, unknown>;
-    const topic = Object.hasOwn(r, 'topic') ? r.topic : undefined;
-    const payload = Object.hasOwn(r, 'payload') ? r.payload : undefined;
-    const attributes = Object.hasOwn(r, 'attributes') ? r.attributes : undefined;
-    let ok = true;
-    if (typeof topic !== 'string' || !isTopicName(topic.trim())) {
-      c.add(`${at}.topic`, topic === undefined || topic === null || topic === '' ? "can't be blank" : INVALID);
-      ok = false;
-    }
-    if (payload === undefined || payload === null) {
-      c.add(`${at}.payload`, "can't be blank");
-      ok = false;
-    } else if (nestedDeeperThan(payload, MAX_PAYLOAD_DEPTH)) {
-      c.add(`${at}.payload`, `is nested more than ${MAX_PAYLOAD_DEPTH} levels deep`);
-      ok = false;
-    }
-    if (attributes !== undefined && attributes !== null) {
-      const problems = attributeProblems(attributes, `${at}.attributes`);
-      for (const [field, why] of problems) c.add(field, why);
-      if (problems.length > 0) ok = false;
-    }
-    if (ok) {
-      out.push({
-        topic: (topic as string).trim(),
-        payload,
-        ...(isStringMap(attributes) ? { attributes } : {}),
-      });
-    }
-  });
-  return out;
+interface NewMessage {
+  topic: string;
+  payload: unknown;
+  attributes?: Record<string, string> | null;
 }
+
+/** What the schema cannot say about replacement messages: depth and attribute bytes. */
+function replacements(list: readonly NewMessage[]): Replacement[] {
+  const problems: Record<string, string[]> = {};
+  list.forEach((m, i) => {
+    const at = `messages[${i}]`;
+    if (nestedDeeperThan(m.payload, MAX_PAYLOAD_DEPTH))
+      problems[`${at}.payload`] = [`is nested more than ${MAX_PAYLOAD_DEPTH} levels deep`];
+    if (m.attributes != null)
+      for (const [field, why] of attributeProblems(m.attributes, `${at}.attributes`))
+        (problems[field] ??= []).push(why);
+  });
+  if (Object.keys(problems).length > 0) throw new ValidationError(problems);
+  return list.map((m) => ({
+    topic: m.topic,
+    payload: m.payload,
+    ...(m.attributes ? { attributes: m.attributes } : {}),
+  }));
+}
+
+type Token = { Params: { token: string } };
 
 export function registerLeaseRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { pull } = ctx;
+  const schemas = leaseSchemas(ctx.config);
 
-  app.post<{ Params: { id: string } }>('/api/publishers/:id/lease', async (request) => {
+  app.post<{
+    Params: { id: string };
+    Body: {
+      max?: number | null;
+      lease_seconds?: number | null;
+      worker?: { host?: string | null; pid?: number | null; name?: string | null } | null;
+      filter?: Record<string, string> | null;
+    } | null;
+  }>('/api/publishers/:id/lease', { schema: schemas.lease }, async (request) => {
     const { id } = request.params;
-    const notFound = () => new NotFoundError('publisher_not_found', 'id', 'publisher not found');
-    if (!ID.test(id)) throw notFound();
-    const c = new Checker(optionalBody(request.body));
-    const max = c.optionalInteger('max', 1, MAX_LEASE_COUNT) ?? 1;
-    const leaseSeconds =
-      c.optionalPositiveNumber('lease_seconds', {
-        value: MAX_LEASE_SECONDS,
-        why: `must be at most ${MAX_LEASE_SECONDS} seconds`,
-      }) ?? DEFAULT_LEASE_SECONDS;
-    const w = worker(c);
-    const filter = c.optionalAttributes('filter');
-    c.done();
+    const b = request.body ?? {};
+    const w = b.worker ?? {};
+    const worker: LeaseWorker = {
+      ...(w.host == null ? {} : { host: w.host }),
+      ...(w.pid == null ? {} : { pid: w.pid }),
+      ...(w.name == null ? {} : { name: w.name }),
+    };
+    const filter = b.filter ?? undefined;
+    if (filter) {
+      const problems = attributeProblems(filter, 'filter');
+      if (problems.length > 0) throw new ValidationError(Object.fromEntries(problems.map(([f, why]) => [f, [why]])));
+    }
     const publisher = await ctx.store.getPublisher(id);
-    if (!publisher) throw notFound();
+    if (!publisher) throw new NotFoundError('publisher_not_found', 'id', 'publisher not found');
     if (publisher.type !== 'pull') {
       throw new ValidationError({ id: [`is a ${publisher.type} publisher; only pull publishers are leased`] });
     }
-    const leased = await pull.lease(publisher, { max, leaseSeconds, worker: w, ...(filter ? { filter } : {}) });
+    const leased = await pull.lease(publisher, {
+      max: b.max ?? 1,
+      leaseSeconds: b.lease_seconds ?? DEFAULT_LEASE_SECONDS,
+      worker,
+      ...(filter ? { filter } : {}),
+    });
     return { data: leased.map((l) => leaseView(l, publisher.topic)) };
   });
 
-  app.post<{ Params: { token: string } }>('/api/leases/:token/complete', async (request) => {
+  app.post<Token>('/api/leases/:token/complete', { schema: schemas.complete }, async (request) => {
     return settled(await pull.complete(request.params.token), 'delivered');
   });
 
-  app.post<{ Params: { token: string } }>('/api/leases/:token/retry', async (request) => {
-    const c = new Checker(optionalBody(request.body));
-    const v = c.value('in_seconds');
-    let inSeconds = 0;
-    if (v !== undefined && v !== null) {
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > ctx.config.retryMaxAgeSeconds) {
-        c.add('in_seconds', `must be a number from 0 to ${ctx.config.retryMaxAgeSeconds}`);
-      } else inSeconds = v;
-    }
-    const why = reason(c, false);
-    c.done();
-    const target = await pull.resolve(request.params.token);
-    const deadline = target.message.receivedAt + ctx.config.retryMaxAgeSeconds * 1000;
-    if (Date.now() >= deadline) {
-      const dead = `retried after the max age (${ctx.config.retryMaxAgeSeconds} s)${why ? `: ${why}` : ''}`;
-      return settled(await pull.fail(request.params.token, dead), 'dead', { dead_reason: dead });
-    }
-    const t = await pull.retry(request.params.token, inSeconds, why);
-    return settled(t, 'retrying', { next_attempt_at: new Date(t.dueAt).toISOString() });
-  });
+  app.post<Token & { Body: { in_seconds?: number | null; reason?: string | null } | null }>(
+    '/api/leases/:token/retry',
+    { schema: schemas.retry },
+    async (request) => {
+      const b = request.body ?? {};
+      const inSeconds = b.in_seconds ?? 0;
+      const why = (b.reason ?? '').slice(0, MAX_REASON);
+      const target = await pull.resolve(request.params.token);
+      const deadline = target.message.receivedAt + ctx.config.retryMaxAgeSeconds * 1000;
+      if (Date.now() >= deadline) {
+        const dead = `retried after the max age (${ctx.config.retryMaxAgeSeconds} s)${why ? `: ${why}` : ''}`;
+        return settled(await pull.fail(request.params.token, dead), 'dead', { dead_reason: dead });
+      }
+      const t = await pull.retry(request.params.token, inSeconds, why);
+      return settled(t, 'retrying', { next_attempt_at: new Date(t.dueAt).toISOString() });
+    },
+  );
 
-  app.post<{ Params: { token: string } }>('/api/leases/:token/fail', async (request) => {
-    const c = new Checker(optionalBody(request.body));
-    const why = reason(c, true);
-    c.done();
-    return settled(await pull.fail(request.params.token, why), 'dead', { dead_reason: why });
-  });
+  app.post<Token & { Body: { reason: string } }>(
+    '/api/leases/:token/fail',
+    { schema: schemas.fail },
+    async (request) => {
+      const why = request.body.reason.slice(0, MAX_REASON);
+      return settled(await pull.fail(request.params.token, why), 'dead', { dead_reason: why });
+    },
+  );
 
-  app.post<{ Params: { token: string } }>('/api/leases/:token/extend', async (request) => {
-    const c = new Checker(optionalBody(request.body));
-    const leaseSeconds =
-      c.optionalPositiveNumber('lease_seconds', {
-        value: MAX_LEASE_SECONDS,
-        why: `must be at most ${MAX_LEASE_SECONDS} seconds`,
-      }) ?? DEFAULT_LEASE_SECONDS;
-    c.done();
-    const t = await pull.extend(request.params.token, leaseSeconds);
-    return settled(t, 'leased', { expires_at: new Date(t.expiresAt).toISOString() });
-  });
+  app.post<Token & { Body: { lease_seconds?: number | null } | null }>(
+    '/api/leases/:token/extend',
+    { schema: schemas.extend },
+    async (request) => {
+      const t = await pull.extend(request.params.token, request.body?.lease_seconds ?? DEFAULT_LEASE_SECONDS);
+      return settled(t, 'leased', { expires_at: new Date(t.expiresAt).toISOString() });
+    },
+  );
 
-  app.post<{ Params: { token: string } }>('/api/leases/:token/replace', async (request) => {
-    const c = new Checker(optionalBody(request.body));
-    const list = replacements(c, ctx.config.maxBulkMessages);
-    c.done();
-    const t = await pull.replace(request.params.token, list);
-    if (!t.moved) {
-      request.log.warn(
-        { publisherId: t.publisher.id, messageId: t.message.id },
-        'replacement messages recorded but not yet added to their topics; the janitor will add them',
-      );
-    }
-    return settled(t, 'delivered', { replaced_by: t.ids });
-  });
+  app.post<Token & { Body: { messages: NewMessage[] } }>(
+    '/api/leases/:token/replace',
+    { schema: schemas.replace },
+    async (request) => {
+      const t = await pull.replace(request.params.token, replacements(request.body.messages));
+      if (!t.moved) {
+        request.log.warn(
+          { publisherId: t.publisher.id, messageId: t.message.id },
+          'replacement messages recorded but not yet added to their topics; the janitor will add them',
+        );
+      }
+      return settled(t, 'delivered', { replaced_by: t.ids });
+    },
+  );
 }

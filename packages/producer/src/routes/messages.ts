@@ -10,109 +10,302 @@ import { findMessage } from '@postoffice/shared';
 import { SCHEDULE_PAST_TOLERANCE_MS, parseIsoWithOffset, scheduleMessage } from '../schedule.js';
 import { Search, validSearchCursor, type SearchFilters } from '../search.js';
 import type { ApiContext } from '../types.js';
-import { BLANK, Checker, INVALID, MAX_PAYLOAD_DEPTH, isTopicName, nestedDeeperThan, objectBody } from '../validate.js';
+import { INVALID } from '../schema-compilers.js';
+import { MAX_PAYLOAD_DEPTH, attributeProblems, nestedDeeperThan } from '../validate.js';
+import {
+  ISO_WHY,
+  ISO_WITH_OFFSET,
+  MAX_CURSOR,
+  MAX_QUERY_TEXT,
+  MAX_TIME_TEXT,
+  attributes,
+  body,
+  cursorProperty,
+  data,
+  messageId,
+  messageView,
+  params,
+  payload,
+  publisherId,
+  responses,
+  searchItemView,
+  topicName,
+  type Schema,
+} from '../schemas.js';
 
 const IDEMPOTENCY_HEADER = 'idempotency-key';
-/** Visible ASCII, 1 to 255 characters. */
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
-/** The request's `Idempotency-Key`, undefined when absent; a 400 naming the header when malformed. */
+const STATES: readonly DeliveryStateName[] = ['pending', 'delivered', 'retrying', 'dead'];
+const DEFAULT_LIMIT = 50;
+const MAX_LIMIT = 500;
+const ATTRIBUTE_PARAM = 'attributes.';
+
+/** The `Idempotency-Key` header: visible ASCII, 1 to 255 characters, sent once. */
+const idempotencyHeaders: Schema = {
+  type: 'object',
+  properties: {
+    [IDEMPOTENCY_HEADER]: {
+      type: 'string',
+      pattern: '^\\s*[\\x21-\\x7e]{1,255}\\s*$',
+      description:
+        'Sent again with the same key within 24 hours, the request writes nothing and gets the first answer (`idempotent-replayed: true`).',
+      'x-error': 'must be 1 to 255 visible ASCII characters, sent once',
+    },
+  },
+};
+
+const time = (description: string): Schema => ({
+  type: 'string',
+  maxLength: MAX_TIME_TEXT,
+  pattern: ISO_WITH_OFFSET,
+  description: `${description} ISO-8601 with an offset (\`2030-01-01T10:00:00+02:00\`).`,
+  'x-error': { pattern: ISO_WHY, maxLength: ISO_WHY, type: INVALID },
+});
+
+const sendSchema = {
+  tags: ['messages'],
+  summary: 'Send a message',
+  headers: idempotencyHeaders,
+  body: body({ topic: topicName('The topic.'), payload, attributes: attributes() }, ['topic', 'payload']),
+  response: responses(
+    {
+      201: data(
+        { type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string' } } },
+        'Stored: the message id.',
+      ),
+    },
+    { 400: 'A field is missing, blank, malformed or unknown; an unknown topic (`topic`).' },
+  ),
+};
+
+function bulkSchema(maxBulk: number) {
+  return {
+    tags: ['messages'],
+    summary: 'Send messages in one request',
+    description: 'All are written atomically in one round trip, with the same attributes.',
+    headers: idempotencyHeaders,
+    body: body(
+      {
+        topic: topicName('The topic.', { pattern: { why: INVALID, status: 406 } }),
+        payload: {
+          type: 'array',
+          minItems: 1,
+          maxItems: maxBulk,
+          items: { ...payload, 'x-error': 'must not contain null (element {index})' },
+          description: `The payloads, 1 to MAX_BULK_MESSAGES (${maxBulk}).`,
+          'x-group': true,
+          'x-error': {
+            type: 'must be a list of payloads',
+            maxItems: { why: `has more than ${maxBulk} messages`, status: 406 },
+          },
+        },
+        attributes: attributes('Attributes of every message.'),
+      },
+      ['topic', 'payload'],
+    ),
+    response: responses(
+      {
+        201: data(
+          {
+            type: 'object',
+            additionalProperties: false,
+            properties: { ids: { type: 'array', items: { type: 'string' } }, id: { type: 'string' } },
+            minProperties: 1,
+            maxProperties: 1,
+          },
+          'Stored: the message ids, in order. (A repeated `Idempotency-Key` first used for a single message answers as that request did, `{"id"}`.)',
+        ),
+      },
+      {
+        400: 'A bad payload list or attributes, or an unknown field.',
+        406: 'An unknown or malformed topic, or more than MAX_BULK_MESSAGES (Postoffice’s status).',
+      },
+    ),
+  };
+}
+
+const scheduleSchema = {
+  tags: ['messages'],
+  summary: 'Send a message to deliver at a given time',
+  body: body(
+    {
+      topic: topicName('The topic.'),
+      payload,
+      attributes: attributes(),
+      schedule_at: time('Delivered no earlier than this; up to 30 s in the past is due at once.'),
+    },
+    ['topic', 'payload', 'schedule_at'],
+  ),
+  response: responses(
+    {
+      201: data(
+        {
+          type: 'object',
+          required: ['id', 'schedule_at'],
+          additionalProperties: false,
+          properties: { id: { type: 'string' }, schedule_at: { type: 'string' } },
+        },
+        'Scheduled.',
+      ),
+    },
+    { 400: 'A bad field, a time in the past, an unknown topic.' },
+  ),
+};
+
+const searchSchema = {
+  tags: ['messages'],
+  summary: 'Search messages',
+  description:
+    'Newest first; every filter given must hold. `attributes.<name>=<value>` keeps messages with that attribute (several: all). A search stops after SEARCH_SCAN_BUDGET entries: then `truncated` is true and `cursor` goes on.',
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      topic: topicName('Only this topic (an unknown one gives an empty list).'),
+      publisher: {
+        ...publisherId,
+        description: 'Only this publisher’s topic, with its delivery state.',
+        'x-error': INVALID,
+      },
+      state: {
+        type: 'string',
+        enum: [...STATES],
+        description: 'Only messages in this delivery state (for `publisher`, else for any).',
+        'x-error': `must be one of ${STATES.join(', ')}`,
+      },
+      from: time('Received at or after.'),
+      to: time('Received at or before.'),
+      id: { ...messageId, description: 'That message only.', 'x-error': INVALID },
+      q: {
+        type: 'string',
+        minLength: 1,
+        maxLength: MAX_QUERY_TEXT,
+        description: `Payloads whose JSON text contains this (case-sensitive), at most ${MAX_QUERY_TEXT} characters.`,
+      },
+      limit: {
+        type: 'integer',
+        minimum: 1,
+        maximum: MAX_LIMIT,
+        description: `Page size, default ${DEFAULT_LIMIT}.`,
+        'x-error': `must be a whole number from 1 to ${MAX_LIMIT}`,
+      },
+      cursor: {
+        type: 'string',
+        maxLength: MAX_CURSOR,
+        description: 'The `cursor` of the previous page.',
+        'x-error': INVALID,
+      },
+    },
+    patternProperties: {
+      '^attributes\\..{1,256}$': { type: 'string', maxLength: MAX_QUERY_TEXT },
+    },
+  },
+  response: responses(
+    {
+      200: data({ type: 'array', items: searchItemView }, 'A page of messages.', {
+        cursor: cursorProperty,
+        truncated: { type: 'boolean', description: 'The scan budget ran out before the page was full.' },
+        scanned: { type: 'integer', description: 'Entries examined.' },
+      }),
+    },
+    { 400: 'A bad or unknown parameter.' },
+  ),
+};
+
+const getSchema = {
+  tags: ['messages'],
+  summary: 'Read a message and the state of each delivery',
+  params: params({ id: { ...messageId, 'x-error': 'message not found' } }),
+  response: responses({ 200: data(messageView, 'The message.') }, { 404: 'No such message (`id`).' }),
+};
+
+interface SendBody {
+  topic: string;
+  payload: unknown;
+  attributes?: Record<string, string> | null;
+}
+
+interface SearchQuery {
+  topic?: string;
+  publisher?: string;
+  state?: DeliveryStateName;
+  from?: string;
+  to?: string;
+  id?: string;
+  q?: string;
+  limit?: number;
+  cursor?: string;
+  [attribute: `attributes.${string}`]: string;
+}
+
+/** Attribute limits in bytes (the schema counts characters): undefined when none are given. */
+function attributesOf(
+  value: Record<string, string> | null | undefined,
+  field = 'attributes',
+): Record<string, string> | undefined {
+  if (value == null) return undefined;
+  const problems = attributeProblems(value, field);
+  if (problems.length > 0) throw new ValidationError(Object.fromEntries(problems.map(([f, why]) => [f, [why]])));
+  return value;
+}
+
+/** The request's `Idempotency-Key` (checked by the schema), undefined when absent. */
 function idempotencyKey(request: FastifyRequest): string | undefined {
   const raw = request.headers[IDEMPOTENCY_HEADER];
-  if (raw === undefined) return undefined;
-  const value = Array.isArray(raw) ? undefined : raw.trim();
-  if (value === undefined || !IDEMPOTENCY_KEY.test(value)) {
-    throw new ValidationError({ [IDEMPOTENCY_HEADER]: ['must be 1 to 255 visible ASCII characters, sent once'] });
-  }
-  return value;
+  return typeof raw === 'string' ? raw.trim() : undefined;
 }
 
 /** Answers as the first request with the key did; a repeat says so in a header. */
 function sendOnce(reply: FastifyReply, result: OnceResult): FastifyReply {
   if (result.replayed) void reply.header('idempotent-replayed', 'true');
-  const data = result.kind === 'single' ? { id: result.ids[0] } : { ids: result.ids };
-  return reply.code(201).send({ data });
+  const answer = result.kind === 'single' ? { id: result.ids[0] } : { ids: result.ids };
+  return reply.code(201).send({ data: answer });
 }
 
-const STATES: readonly DeliveryStateName[] = ['pending', 'delivered', 'retrying', 'dead'];
-const DEFAULT_LIMIT = 50;
-const MAX_LIMIT = 500;
-const PUBLISHER_ID = /^[1-9]\d{0,17}$/;
-const ATTRIBUTE_PARAM = 'attributes.';
-
-type Query = Record<string, string | string[] | undefined>;
-
-/** The search's filters from the query string; every problem in one 400 naming the parameter. */
-async function searchQuery(
-  ctx: ApiContext,
-  query: Query,
-): Promise<{ filters: SearchFilters; limit: number; cursor?: string; id?: string }> {
-  const c = new Checker({});
-  const one = (field: string): string | undefined => {
-    const v = query[field];
-    if (Array.isArray(v)) {
-      c.add(field, 'must be given once');
-      return undefined;
-    }
-    return v;
-  };
-  const time = (field: string): number | undefined => {
-    const text = one(field);
+/** The search's filters from the (schema-checked) query; what the schema cannot say, a 400 naming the parameter. */
+async function searchFilters(ctx: ApiContext, query: SearchQuery): Promise<SearchFilters> {
+  const problems: Record<string, string[]> = {};
+  const timeOf = (field: 'from' | 'to'): number | undefined => {
+    const text = query[field];
     if (text === undefined) return undefined;
     const ms = parseIsoWithOffset(text);
-    if (ms === undefined) c.add(field, 'must be an ISO-8601 date and time with an offset');
+    if (ms === undefined) problems[field] = [ISO_WHY];
     return ms;
   };
-  const topic = one('topic');
-  if (topic !== undefined && !isTopicName(topic)) c.add('topic', INVALID);
-  const state = one('state');
-  if (state !== undefined && !(STATES as readonly string[]).includes(state))
-    c.add('state', `must be one of ${STATES.join(', ')}`);
-  const from = time('from');
-  const to = time('to');
-  if (from !== undefined && to !== undefined && from > to) c.add('to', 'must not be before from');
-  const q = one('q');
-  if (q === '') c.add('q', BLANK);
-  const id = one('id');
-  const limitText = one('limit');
-  const limit = limitText === undefined ? DEFAULT_LIMIT : Number(limitText);
-  if (!/^\d+$/.test(limitText ?? '1') || limit < 1 || limit > MAX_LIMIT)
-    c.add('limit', `must be a whole number from 1 to ${MAX_LIMIT}`);
-  const cursor = one('cursor');
-  if (cursor !== undefined && !validSearchCursor(cursor)) c.add('cursor', INVALID);
-  const attributes: Record<string, string> = {};
-  for (const name of Object.keys(query)) {
-    if (!name.startsWith(ATTRIBUTE_PARAM) || name.length === ATTRIBUTE_PARAM.length) continue;
-    const v = one(name);
-    if (v !== undefined) attributes[name.slice(ATTRIBUTE_PARAM.length)] = v;
-  }
-  const publisherId = one('publisher');
+  const from = timeOf('from');
+  const to = timeOf('to');
+  if (from !== undefined && to !== undefined && from > to) problems.to = ['must not be before from'];
+  if (query.cursor !== undefined && !validSearchCursor(query.cursor)) problems.cursor = [INVALID];
   let publisher: Publisher | undefined;
-  if (publisherId !== undefined) {
-    publisher = PUBLISHER_ID.test(publisherId) ? await ctx.store.getPublisher(publisherId) : undefined;
-    if (!publisher) c.add('publisher', INVALID);
+  if (query.publisher !== undefined) {
+    publisher = await ctx.store.getPublisher(query.publisher);
+    if (!publisher) problems.publisher = [INVALID];
   }
-  c.done();
-  const filters: SearchFilters = {
+  if (Object.keys(problems).length > 0) throw new ValidationError(problems);
+  const attributes: Record<string, string> = {};
+  for (const [name, v] of Object.entries(query)) {
+    if (name.startsWith(ATTRIBUTE_PARAM) && typeof v === 'string') attributes[name.slice(ATTRIBUTE_PARAM.length)] = v;
+  }
+  return {
     attributes,
-    ...(topic === undefined ? {} : { topic }),
+    ...(query.topic === undefined ? {} : { topic: query.topic }),
     ...(publisher === undefined ? {} : { publisher }),
-    ...(state === undefined ? {} : { state: state as DeliveryStateName }),
+    ...(query.state === undefined ? {} : { state: query.state }),
     ...(from === undefined ? {} : { from }),
     ...(to === undefined ? {} : { to }),
-    ...(q === undefined ? {} : { q }),
+    ...(query.q === undefined ? {} : { q: query.q }),
   };
-  return { filters, limit, ...(cursor === undefined ? {} : { cursor }), ...(id === undefined ? {} : { id }) };
 }
 
 export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const search = new Search(ctx.redis, ctx.keys, ctx.store, ctx.config.searchScanBudget);
 
-  app.get<{ Querystring: Query }>('/api/messages', async (request) => {
-    const { filters, limit, cursor, id } = await searchQuery(ctx, request.query);
-    if (id !== undefined) {
+  app.get<{ Querystring: SearchQuery }>('/api/messages', { schema: searchSchema }, async (request) => {
+    const query = request.query;
+    const filters = await searchFilters(ctx, query);
+    if (query.id !== undefined) {
       // By id: one lookup, then the other filters on what it found.
-      const m = await findMessage(ctx.redis, ctx.keys, ctx.store, id);
+      const m = await findMessage(ctx.redis, ctx.keys, ctx.store, query.id);
       const keep =
         m !== undefined &&
         (filters.topic === undefined || m.topic === filters.topic) &&
@@ -123,83 +316,62 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
           ));
       return { data: keep ? [m] : [], cursor: null, truncated: false, scanned: m ? 1 : 0 };
     }
-    const page = await search.run(filters, limit, cursor);
+    const page = await search.run(filters, query.limit ?? DEFAULT_LIMIT, query.cursor);
     return { data: page.items, cursor: page.cursor, truncated: page.truncated, scanned: page.scanned };
   });
-  app.post('/api/messages', async (request, reply) => {
-    const c = new Checker(objectBody(request.body));
-    const topic = c.topicName('topic');
-    const payload = c.payload();
-    const attributes = c.optionalAttributes();
-    c.done();
-    const key = idempotencyKey(request);
-    const result = await ctx.ingest.writeOnce(topic as string, [payload], attributes, 'single', key);
+
+  app.post<{ Body: SendBody }>('/api/messages', { schema: sendSchema }, async (request, reply) => {
+    const { topic, payload } = request.body;
+    if (nestedDeeperThan(payload, MAX_PAYLOAD_DEPTH))
+      throw new ValidationError({ payload: [`is nested more than ${MAX_PAYLOAD_DEPTH} levels deep`] });
+    const attributes = attributesOf(request.body.attributes);
+    const result = await ctx.ingest.writeOnce(topic, [payload], attributes, 'single', idempotencyKey(request));
     return sendOnce(reply, result);
   });
 
-  app.post('/api/schedule_messages', async (request, reply) => {
-    const c = new Checker(objectBody(request.body));
-    const topic = c.topicName('topic');
-    const payload = c.payload();
-    const attributes = c.optionalAttributes();
-    const scheduleAt = c.requiredString('schedule_at');
-    let dueAt: number | undefined;
-    if (scheduleAt !== undefined) {
-      dueAt = parseIsoWithOffset(scheduleAt);
-      if (dueAt === undefined) c.add('schedule_at', 'must be an ISO-8601 date and time with an offset');
-      else if (dueAt < Date.now() - SCHEDULE_PAST_TOLERANCE_MS) c.add('schedule_at', 'is in the past');
-    }
-    c.done();
-    const id = await scheduleMessage(ctx.redis, ctx.keys, {
-      topic: topic as string,
-      payload,
-      attributes,
-      scheduleAt: scheduleAt as string,
-      dueAt: dueAt as number,
-    });
-    request.log.debug({ topic, messageId: id, scheduleAt }, 'message scheduled');
-    return reply.code(201).send({ data: { id, schedule_at: new Date(dueAt as number).toISOString() } });
-  });
+  app.post<{ Body: SendBody & { schedule_at: string } }>(
+    '/api/schedule_messages',
+    { schema: scheduleSchema },
+    async (request, reply) => {
+      const { topic, payload, schedule_at: scheduleAt } = request.body;
+      if (nestedDeeperThan(payload, MAX_PAYLOAD_DEPTH))
+        throw new ValidationError({ payload: [`is nested more than ${MAX_PAYLOAD_DEPTH} levels deep`] });
+      const attributes = attributesOf(request.body.attributes);
+      const dueAt = parseIsoWithOffset(scheduleAt);
+      if (dueAt === undefined) throw new ValidationError({ schedule_at: [ISO_WHY] });
+      if (dueAt < Date.now() - SCHEDULE_PAST_TOLERANCE_MS)
+        throw new ValidationError({ schedule_at: ['is in the past'] });
+      const id = await scheduleMessage(ctx.redis, ctx.keys, { topic, payload, attributes, scheduleAt, dueAt });
+      request.log.debug({ topic, messageId: id, scheduleAt }, 'message scheduled');
+      return reply.code(201).send({ data: { id, schedule_at: new Date(dueAt).toISOString() } });
+    },
+  );
 
-  app.post('/api/bulk_messages', async (request, reply) => {
-    const c = new Checker(objectBody(request.body));
-    const topic = c.requiredString('topic');
-    const payloads = c.value('payload');
-    if (payloads === undefined || payloads === null) c.add('payload', BLANK);
-    else if (!Array.isArray(payloads)) c.add('payload', 'must be a list of payloads');
-    else if (payloads.length === 0) c.add('payload', 'must not be empty');
-    else {
-      const at = payloads.indexOf(null);
-      if (at !== -1) c.add('payload', `must not contain null (element ${at})`);
-      else if (nestedDeeperThan(payloads, MAX_PAYLOAD_DEPTH + 1)) {
-        c.add('payload', `has an element nested more than ${MAX_PAYLOAD_DEPTH} levels deep`);
+  app.post<{ Body: { topic: string; payload: unknown[]; attributes?: Record<string, string> | null } }>(
+    '/api/bulk_messages',
+    { schema: bulkSchema(ctx.config.maxBulkMessages) },
+    async (request, reply) => {
+      const { topic, payload: list } = request.body;
+      // The list is one level deeper than each payload in it.
+      if (nestedDeeperThan(list, MAX_PAYLOAD_DEPTH + 1))
+        throw new ValidationError({ payload: [`has an element nested more than ${MAX_PAYLOAD_DEPTH} levels deep`] });
+      const attributes = attributesOf(request.body.attributes);
+      let result: OnceResult;
+      try {
+        result = await ctx.ingest.writeOnce(topic, list, attributes, 'bulk', idempotencyKey(request));
+      } catch (err) {
+        // Postoffice answers 406 for an unknown topic.
+        if (err instanceof AppError && err.code === 'topic_not_found')
+          throw new ValidationError(err.fields, 406, err.code);
+        throw err;
       }
-    }
-    const attributes = c.optionalAttributes();
-    c.done(400);
-    const list = payloads as unknown[];
-    const key = idempotencyKey(request);
-    // Postoffice answers 406 for an unknown topic and for too many messages.
-    if (!isTopicName(topic as string)) c.add('topic', INVALID);
-    if (list.length > ctx.config.maxBulkMessages)
-      c.add('payload', `has more than ${ctx.config.maxBulkMessages} messages`);
-    c.done(406);
-    let result: OnceResult;
-    try {
-      result = await ctx.ingest.writeOnce(topic as string, list, attributes, 'bulk', key);
-    } catch (err) {
-      if (err instanceof AppError && err.code === 'topic_not_found')
-        throw new ValidationError(err.fields, 406, err.code);
-      throw err;
-    }
-    return sendOnce(reply, result);
-  });
+      return sendOnce(reply, result);
+    },
+  );
 
-  app.get<{ Params: { id: string } }>('/api/messages/:id', async (request) => {
-    const { id } = request.params;
-    const notFound = () => new NotFoundError('message_not_found', 'id', 'message not found');
-    const message = await findMessage(ctx.redis, ctx.keys, ctx.store, id);
-    if (!message) throw notFound();
+  app.get<{ Params: { id: string } }>('/api/messages/:id', { schema: getSchema }, async (request) => {
+    const message = await findMessage(ctx.redis, ctx.keys, ctx.store, request.params.id);
+    if (!message) throw new NotFoundError('message_not_found', 'id', 'message not found');
     return { data: message };
   });
 }

@@ -9,6 +9,7 @@ import {
   MAX_KEY_BYTES,
   MIN_KEY_BYTES,
   NotFoundError,
+  PUBLISHER_BOUNDS,
   PULL_NAME,
   ValidationError,
   isPubsubTopic,
@@ -20,10 +21,30 @@ import {
   type Config,
   type Publisher,
   type PublisherType,
+  type RateLimit,
 } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../types.js';
-import { BLANK, Checker, INVALID, httpUrlProblem, isHttpUrl, objectBody } from '../validate.js';
+import { httpUrlProblem, isHttpUrl } from '../validate.js';
+import { BLANK, INVALID } from '../schema-compilers.js';
+import { DEFAULT_PAGE, decodeListCursor, encodeListCursor, listQuery, type ListQuery } from './list-page.js';
+import {
+  MAX_TARGET,
+  body,
+  boolean,
+  cursorProperty,
+  data,
+  integer,
+  noContent,
+  number,
+  params,
+  publisherId,
+  publisherView as publisherSchema,
+  rangeWhy,
+  responses,
+  topicName,
+  type Schema,
+} from '../schemas.js';
 
 /** Fields PATCH may change. */
 const EDITABLE = [
@@ -39,18 +60,6 @@ const EDITABLE = [
 ] as const;
 /** Fields fixed at creation. */
 const FIXED = ['topic', 'type', 'from_now', 'ordered'] as const;
-/** Editable fields for which null is a value (no rate limit, no signing), not a mistake. */
-const NULLABLE: readonly string[] = ['rate_limit', 'secrets'];
-
-/** Most slots a publisher may have, and most deliveries per second a rate limit may allow. */
-const MAX_PARALLELISM = 100;
-const MAX_RATE = 1_000_000;
-
-type Options = Pick<
-  Publisher,
-  'active' | 'seconds_timeout' | 'seconds_retry' | 'chunk_size' | 'concurrency' | 'parallelism' | 'rate_limit'
->;
-type Changes = Partial<Options & Pick<Publisher, 'target' | 'secrets'>>;
 
 /** A publisher as the API shows it: its secrets replaced by how many there are. */
 export type PublisherView = Omit<Publisher, 'secrets'> & { readonly secrets_count: number };
@@ -62,21 +71,207 @@ export function publisherView(p: Publisher): PublisherView {
 
 const SECRETS_WHY = `must be a list of at most ${MAX_SECRETS} distinct secrets "whsec_<base64>", each key ${MIN_KEY_BYTES} to ${MAX_KEY_BYTES} bytes, or null`;
 
-/** Signing secrets: undefined when absent or invalid, [] for none (`[]` or null). */
-function secretsOf(c: Checker): string[] | undefined {
-  if (!Object.hasOwn(c.body, 'secrets')) return undefined;
-  const v = c.body.secrets;
-  if (v === null) return [];
-  if (
-    !Array.isArray(v) ||
-    v.length > MAX_SECRETS ||
-    new Set(v).size !== v.length ||
-    !v.every((s) => typeof s === 'string' && secretKey(s) !== undefined)
-  ) {
-    c.add('secrets', SECRETS_WHY);
-    return undefined;
-  }
-  return v as string[];
+/** The body's fields, as the schemas let them through: null is "not given" in POST, a value of its own in PATCH. */
+interface Fields {
+  topic?: string;
+  type?: PublisherType;
+  target?: string | null;
+  active?: boolean | null;
+  from_now?: boolean | null;
+  ordered?: boolean | null;
+  seconds_timeout?: number | null;
+  seconds_retry?: number | null;
+  chunk_size?: number | null;
+  concurrency?: number | null;
+  parallelism?: number | null;
+  rate_limit?: RateLimit | null;
+  secrets?: string[] | null;
+  deleted?: false | null;
+}
+
+/** The fields POST and PATCH share. In PATCH, null is refused where it means nothing (`nullable` false). */
+function optionFields(config: Config, nullable: boolean): Record<string, Schema> {
+  const b = PUBLISHER_BOUNDS;
+  const maxTimeout = maxPublisherTimeout(config);
+  return {
+    active: boolean('Whether it delivers; an inactive publisher keeps its messages. Default true.', nullable),
+    seconds_timeout: number(
+      b.seconds_timeout.min,
+      maxTimeout,
+      `Seconds a delivery may take, ${b.seconds_timeout.min} to ${maxTimeout} (below CLAIM_TIMEOUT_SECONDS). Default ${PUBLISHER_DEFAULTS.seconds_timeout}.`,
+      {
+        nullable,
+        error: {
+          maximum: `must be at most ${maxTimeout} seconds, below CLAIM_TIMEOUT_SECONDS (${config.claimTimeoutSeconds})`,
+          default: rangeWhy(b.seconds_timeout.min, maxTimeout, false, ' of seconds'),
+        },
+      },
+    ),
+    seconds_retry: number(
+      b.seconds_retry.min,
+      b.seconds_retry.max,
+      `First wait before a retry, in seconds (then doubling, up to RETRY_MAX_BACKOFF_SECONDS), ${b.seconds_retry.min} to ${b.seconds_retry.max}. Default ${PUBLISHER_DEFAULTS.seconds_retry}.`,
+      { nullable, unit: ' of seconds' },
+    ),
+    chunk_size: integer(
+      b.chunk_size.min,
+      b.chunk_size.max,
+      `Most messages per Pub/Sub publish call. Default ${PUBLISHER_DEFAULTS.chunk_size}.`,
+      nullable,
+    ),
+    concurrency: integer(
+      b.concurrency.min,
+      b.concurrency.max,
+      `Deliveries in flight per slot. Default ${PUBLISHER_DEFAULTS.concurrency}.`,
+      nullable,
+    ),
+    parallelism: integer(
+      b.parallelism.min,
+      b.parallelism.max,
+      `Slots spread over the consumer nodes. Default ${PUBLISHER_DEFAULTS.parallelism}.`,
+      nullable,
+    ),
+    rate_limit: {
+      type: ['object', 'null'],
+      required: ['per_second', 'burst'],
+      additionalProperties: false,
+      properties: {
+        per_second: {
+          type: 'number',
+          minimum: b.per_second.min,
+          maximum: b.per_second.max,
+          description: `Deliveries started per second, across the cluster, ${b.per_second.min} to ${b.per_second.max}.`,
+          'x-error': `per_second ${rangeWhy(b.per_second.min, b.per_second.max, false)}`,
+        },
+        burst: {
+          type: 'integer',
+          minimum: b.burst.min,
+          maximum: b.burst.max,
+          description: `Most deliveries started at once, ${b.burst.min} to ${b.burst.max}.`,
+          'x-error': `burst ${rangeWhy(b.burst.min, b.burst.max, true)}`,
+        },
+      },
+      description: 'A token bucket over the whole cluster, or null for no limit (the default).',
+      'x-group': true,
+      'x-error': { type: 'must be an object {"per_second": number, "burst": number} or null' },
+    },
+    secrets: {
+      type: ['array', 'null'],
+      maxItems: MAX_SECRETS,
+      uniqueItems: true,
+      items: { type: 'string', minLength: 1, maxLength: 200 },
+      description: `http publishers: up to ${MAX_SECRETS} signing secrets \`whsec_<base64>\` (keys of ${MIN_KEY_BYTES} to ${MAX_KEY_BYTES} bytes); [] or null for none. Write-only.`,
+      'x-group': true,
+      'x-error': SECRETS_WHY,
+    },
+  };
+}
+
+const target: Schema = {
+  type: 'string',
+  minLength: 1,
+  maxLength: MAX_TARGET,
+  pattern: '\\S',
+  description: `An http(s) URL (\`http\`), a Pub/Sub topic id or \`projects/<p>/topics/<t>\` (\`pubsub\`), or a subscription name (\`pull\`). At most ${MAX_TARGET} characters.`,
+};
+
+const idParam = params({ id: { ...publisherId, 'x-error': 'publisher not found' } });
+
+function createSchema(config: Config) {
+  return {
+    tags: ['publishers'],
+    summary: 'Create a publisher',
+    body: body(
+      {
+        topic: topicName('The topic it delivers.'),
+        type: {
+          type: 'string',
+          enum: [...PUBLISHER_TYPES],
+          description: 'How it delivers: `http`, `pubsub` or `pull`.',
+          'x-error': { default: INVALID },
+        },
+        target,
+        from_now: boolean('Only messages sent after its creation (default false: the retained ones too). Fixed.'),
+        ordered: boolean('One slot, one delivery in flight, exact order (default false). Fixed.'),
+        ...optionFields(config, true),
+        deleted: {
+          enum: [false, null],
+          description: 'Accepted for Postoffice compatibility; only false.',
+          'x-error': 'must be false: delete a publisher with DELETE /api/publishers/:id',
+        },
+      },
+      ['topic', 'type', 'target'],
+    ),
+    response: responses(
+      { 201: data(publisherSchema, 'Created.') },
+      {
+        400: 'A field is missing, blank, malformed, out of range or unknown; an unknown topic (`topic`).',
+        409: 'The topic has a publisher of that type and target (`target`).',
+      },
+    ),
+  };
+}
+
+function patchSchema(config: Config) {
+  const fixed = Object.fromEntries(
+    FIXED.map((f) => [f, { not: {}, 'x-error': 'cannot be changed', description: 'Fixed at creation: refused.' }]),
+  );
+  return {
+    tags: ['publishers'],
+    summary: 'Change a publisher',
+    description: 'Applies to every message not yet delivered, retries included.',
+    params: idParam,
+    body: body({ ...fixed, target: { ...target, 'x-error': { null: BLANK } }, ...optionFields(config, false) }, [], {
+      minProperties: 1,
+      'x-error': {
+        type: 'must be a JSON object',
+        null: BLANK,
+        minProperties: `must change at least one of ${EDITABLE.join(', ')}`,
+      },
+    }),
+    response: responses(
+      { 200: data(publisherSchema, 'The changed publisher.') },
+      {
+        400: 'A bad or unknown field, a fixed one, or nothing to change.',
+        404: 'No such publisher (`id`).',
+        409: 'Another publisher of the topic has that target, or a concurrent change.',
+      },
+    ),
+  };
+}
+
+const listSchema = {
+  tags: ['publishers'],
+  summary: 'List publishers',
+  description:
+    'Every publisher, inactive ones included, by id. With `limit` or `cursor`: one page and the cursor of the next.',
+  querystring: listQuery('publishers'),
+  response: responses(
+    { 200: data({ type: 'array', items: publisherSchema }, 'The publishers.', {}, { cursor: cursorProperty }) },
+    { 400: 'A bad `limit` or `cursor`.' },
+  ),
+};
+
+const getSchema = {
+  tags: ['publishers'],
+  summary: 'Read a publisher',
+  params: idParam,
+  response: responses({ 200: data(publisherSchema, 'The publisher.') }, { 404: 'No such publisher (`id`).' }),
+};
+
+const deleteSchema = {
+  tags: ['publishers'],
+  summary: 'Delete a publisher',
+  params: idParam,
+  response: responses({ 204: noContent('Deleted.') }, { 404: 'No such publisher (`id`).' }),
+};
+
+/** Signing secrets that parse: the list, [] for none (`[]` or null), undefined when not given; a 400 otherwise. */
+function secretsOf(fields: Fields): string[] | undefined {
+  if (fields.secrets === undefined) return undefined;
+  if (fields.secrets === null) return [];
+  if (!fields.secrets.every((s) => secretKey(s) !== undefined)) throw new ValidationError({ secrets: [SECRETS_WHY] });
+  return fields.secrets;
 }
 
 /** The publisher with `secrets` set, or left out when there are none. */
@@ -97,23 +292,8 @@ async function refusePrivate(ctx: ApiContext, target: string): Promise<string | 
     : `is or resolves to a private, loopback or link-local address (${address}), refused by REFUSE_PRIVATE_TARGETS`;
 }
 
-const ID = /^[1-9]\d{0,17}$/;
-
 function notFound(): NotFoundError {
   return new NotFoundError('publisher_not_found', 'id', 'publisher not found');
-}
-
-function publisherType(c: Checker): PublisherType | undefined {
-  const v = c.value('type');
-  if (v === undefined || v === null || v === '') {
-    c.add('type', BLANK);
-    return undefined;
-  }
-  if (typeof v !== 'string' || !(PUBLISHER_TYPES as readonly string[]).includes(v)) {
-    c.add('type', INVALID);
-    return undefined;
-  }
-  return v as PublisherType;
 }
 
 /** Why `target` does not suit a publisher of `type`; undefined when it does. */
@@ -130,65 +310,44 @@ function targetProblem(type: PublisherType, target: string): string | undefined 
   }
 }
 
-/** The target, checked against the type when the type is known. */
-function targetOf(c: Checker, type: PublisherType | undefined): string | undefined {
-  const s = c.requiredString('target');
-  if (s === undefined || type === undefined) return s;
-  const problem = targetProblem(type, s);
-  if (problem) {
-    c.add('target', problem);
-    return undefined;
-  }
-  return s;
-}
-
-/** The options shared by POST and PATCH; each is undefined when absent or invalid. */
-function options(c: Checker, config: Config): Partial<Options> {
-  const max = maxPublisherTimeout(config);
-  return {
-    active: c.optionalBoolean('active'),
-    seconds_timeout: c.optionalPositiveNumber('seconds_timeout', {
-      value: max,
-      why: `must be at most ${max} seconds, below CLAIM_TIMEOUT_SECONDS (${config.claimTimeoutSeconds})`,
-    }),
-    seconds_retry: c.optionalPositiveNumber('seconds_retry'),
-    chunk_size: c.optionalInteger('chunk_size', 1, 1000),
-    concurrency: c.optionalInteger('concurrency', 1, 1000),
-    parallelism: c.optionalInteger('parallelism', 1, MAX_PARALLELISM),
-    rate_limit: c.optionalRateLimit('rate_limit', MAX_RATE),
-  };
+/** The options given (null and absent left out). */
+function options(fields: Fields): Partial<Publisher> {
+  const out: Record<string, unknown> = {};
+  for (const f of ['active', 'seconds_timeout', 'seconds_retry', 'chunk_size', 'concurrency', 'parallelism'] as const)
+    if (fields[f] != null) out[f] = fields[f];
+  return out;
 }
 
 export function registerPublisherRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.post('/api/publishers', async (request, reply) => {
-    const c = new Checker(objectBody(request.body));
-    const topic = c.topicName('topic');
-    const type = publisherType(c);
-    const target = targetOf(c, type);
-    const from_now = c.optionalBoolean('from_now');
-    const ordered = c.optionalBoolean('ordered');
-    const o = options(c, ctx.config);
-    const secrets = secretsOf(c);
-    if (secrets && secrets.length > 0 && type !== undefined && type !== 'http')
-      c.add('secrets', 'only http publishers sign their deliveries');
-    c.done();
-    const refused = type === 'http' ? await refusePrivate(ctx, target as string) : undefined;
+  app.post<{ Body: Fields }>('/api/publishers', { schema: createSchema(ctx.config) }, async (request, reply) => {
+    const fields = request.body;
+    const type = fields.type as PublisherType;
+    const target = (fields.target as string).trim();
+    const problems: Record<string, string[]> = {};
+    const problem = targetProblem(type, target);
+    if (problem) problems.target = [problem];
+    const secrets = secretsOf(fields);
+    if (secrets && secrets.length > 0 && type !== 'http')
+      problems.secrets = ['only http publishers sign their deliveries'];
+    if (Object.keys(problems).length > 0) throw new ValidationError(problems);
+    const refused = type === 'http' ? await refusePrivate(ctx, target) : undefined;
     if (refused) throw new ValidationError({ target: [refused] });
+    const d = PUBLISHER_DEFAULTS;
     const input = withSecrets(
       {
-        topic: topic as string,
-        type: type as PublisherType,
-        target: target as string,
-        active: o.active ?? PUBLISHER_DEFAULTS.active,
-        from_now: from_now ?? PUBLISHER_DEFAULTS.from_now,
-        seconds_timeout:
-          o.seconds_timeout ?? Math.min(PUBLISHER_DEFAULTS.seconds_timeout, maxPublisherTimeout(ctx.config)),
-        seconds_retry: o.seconds_retry ?? PUBLISHER_DEFAULTS.seconds_retry,
-        chunk_size: o.chunk_size ?? PUBLISHER_DEFAULTS.chunk_size,
-        concurrency: o.concurrency ?? PUBLISHER_DEFAULTS.concurrency,
-        parallelism: o.parallelism ?? PUBLISHER_DEFAULTS.parallelism,
-        ordered: ordered ?? PUBLISHER_DEFAULTS.ordered,
-        rate_limit: o.rate_limit ?? PUBLISHER_DEFAULTS.rate_limit,
+        topic: fields.topic as string,
+        type,
+        target,
+        active: d.active,
+        from_now: fields.from_now ?? d.from_now,
+        seconds_timeout: Math.min(d.seconds_timeout, maxPublisherTimeout(ctx.config)),
+        seconds_retry: d.seconds_retry,
+        chunk_size: d.chunk_size,
+        concurrency: d.concurrency,
+        parallelism: d.parallelism,
+        ordered: fields.ordered ?? d.ordered,
+        rate_limit: fields.rate_limit ?? d.rate_limit,
+        ...options(fields),
       },
       secrets,
     );
@@ -197,55 +356,54 @@ export function registerPublisherRoutes(app: FastifyInstance, ctx: ApiContext): 
     return reply.code(201).send({ data: publisherView(publisher) });
   });
 
-  app.get('/api/publishers', async () => {
-    return { data: (await ctx.store.listPublishers()).map(publisherView) };
+  app.get<{ Querystring: ListQuery }>('/api/publishers', { schema: listSchema }, async (request) => {
+    const { limit, cursor } = request.query;
+    if (limit === undefined && cursor === undefined)
+      return { data: (await ctx.store.listPublishers()).map(publisherView) };
+    const after = cursor === undefined ? undefined : decodeListCursor(cursor, 'publisher');
+    const page = await ctx.store.listPublishersPage(after, limit ?? DEFAULT_PAGE);
+    return {
+      data: page.items.map(publisherView),
+      cursor: page.next === null ? null : encodeListCursor('publisher', page.next),
+    };
   });
 
-  app.get<{ Params: { id: string } }>('/api/publishers/:id', async (request) => {
-    const { id } = request.params;
-    if (!ID.test(id)) throw notFound();
-    const publisher = await ctx.store.getPublisher(id);
+  app.get<{ Params: { id: string } }>('/api/publishers/:id', { schema: getSchema }, async (request) => {
+    const publisher = await ctx.store.getPublisher(request.params.id);
     if (!publisher) throw notFound();
     return { data: publisherView(publisher) };
   });
 
-  app.patch<{ Params: { id: string } }>('/api/publishers/:id', async (request) => {
-    const { id } = request.params;
-    if (!ID.test(id)) throw notFound();
-    const c = new Checker(objectBody(request.body));
-    for (const field of FIXED) if (Object.hasOwn(c.body, field)) c.add(field, 'cannot be changed');
-    // In a change, null is not "leave as is": it is a value, and a wrong one.
-    for (const field of EDITABLE)
-      if (Object.hasOwn(c.body, field) && c.body[field] === null && !NULLABLE.includes(field))
-        c.add(field, field === 'target' ? BLANK : INVALID);
-    const changes: Changes = {
-      ...options(c, ctx.config),
-      ...(c.present('target') ? { target: c.requiredString('target') } : {}),
-      secrets: secretsOf(c),
-    };
-    const given = EDITABLE.filter((f) => Object.hasOwn(c.body, f));
-    if (c.ok && given.length === 0) c.add('body', `must change at least one of ${EDITABLE.join(', ')}`);
-    c.done();
-    const { secrets, ...rest } = changes;
-    const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)) as Changes;
-    const refused = defined.target === undefined ? undefined : await refusePrivate(ctx, defined.target);
-    const publisher = await ctx.store.updatePublisher(id, (current) => {
-      const problem = defined.target === undefined ? undefined : targetProblem(current.type, defined.target);
-      if (problem) throw new ValidationError({ target: [problem] });
-      if (refused && current.type === 'http') throw new ValidationError({ target: [refused] });
-      if (secrets && secrets.length > 0 && current.type !== 'http')
-        throw new ValidationError({ secrets: ['only http publishers sign their deliveries'] });
-      const next = { ...current, ...defined };
-      return secrets === undefined ? next : withSecrets(next, secrets);
-    });
-    const changed = [...Object.keys(defined), ...(secrets === undefined ? [] : ['secrets'])];
-    request.log.info({ topic: publisher.topic, publisherId: id, changed }, 'publisher changed');
-    return { data: publisherView(publisher) };
-  });
+  app.patch<{ Params: { id: string }; Body: Fields }>(
+    '/api/publishers/:id',
+    { schema: patchSchema(ctx.config) },
+    async (request) => {
+      const { id } = request.params;
+      const fields = request.body;
+      const secrets = secretsOf(fields);
+      const changes: Partial<Publisher> = {
+        ...options(fields),
+        ...(fields.target == null ? {} : { target: fields.target.trim() }),
+        ...(fields.rate_limit === undefined ? {} : { rate_limit: fields.rate_limit }),
+      };
+      const refused = changes.target === undefined ? undefined : await refusePrivate(ctx, changes.target);
+      const publisher = await ctx.store.updatePublisher(id, (current) => {
+        const problem = changes.target === undefined ? undefined : targetProblem(current.type, changes.target);
+        if (problem) throw new ValidationError({ target: [problem] });
+        if (refused && current.type === 'http') throw new ValidationError({ target: [refused] });
+        if (secrets && secrets.length > 0 && current.type !== 'http')
+          throw new ValidationError({ secrets: ['only http publishers sign their deliveries'] });
+        const next = { ...current, ...changes };
+        return secrets === undefined ? next : withSecrets(next, secrets);
+      });
+      const changed = [...Object.keys(changes), ...(secrets === undefined ? [] : ['secrets'])];
+      request.log.info({ topic: publisher.topic, publisherId: id, changed }, 'publisher changed');
+      return { data: publisherView(publisher) };
+    },
+  );
 
-  app.delete<{ Params: { id: string } }>('/api/publishers/:id', async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/api/publishers/:id', { schema: deleteSchema }, async (request, reply) => {
     const { id } = request.params;
-    if (!ID.test(id)) throw notFound();
     await ctx.store.deletePublisher(id);
     request.log.info({ publisherId: id }, 'publisher deleted');
     return reply.code(204).send();

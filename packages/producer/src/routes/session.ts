@@ -3,13 +3,14 @@
  * is needed, POST exchanges a token for an HttpOnly, SameSite=Strict cookie,
  * DELETE clears it. All three are open. When authentication is off there is
  * nothing to log into: GET says so and POST and DELETE answer 204 without a
- * cookie.
+ * cookie. Failed logins are throttled per client address (login-throttle.ts).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SESSION_COOKIE, SESSION_LIFETIME_SECONDS, type Auth } from '../auth.js';
 import { errorBody } from '../http-errors.js';
+import type { LoginThrottle } from '../login-throttle.js';
 
-export function registerSessionRoutes(app: FastifyInstance, auth: Auth): void {
+export function registerSessionRoutes(app: FastifyInstance, auth: Auth, throttle: LoginThrottle): void {
   app.get('/api/session', async (request) => ({
     auth_required: auth.required,
     authenticated: !auth.required || auth.verdict(request.headers) === 'ok',
@@ -17,6 +18,14 @@ export function registerSessionRoutes(app: FastifyInstance, auth: Auth): void {
 
   app.post('/api/session', async (request, reply) => {
     if (!auth.required) return reply.code(204).send();
+    const wait = await throttle.retryAfter(request.ip);
+    if (wait > 0) {
+      request.log.debug({ retryAfter: wait }, 'login refused: too many failures from this address');
+      return reply
+        .code(429)
+        .header('retry-after', String(wait))
+        .send(errorBody({ token: [`too many failed logins from this address; try again in ${wait} s`] }));
+    }
     const body = request.body;
     const token =
       typeof body === 'object' && body !== null && !Array.isArray(body)
@@ -24,6 +33,7 @@ export function registerSessionRoutes(app: FastifyInstance, auth: Auth): void {
         : undefined;
     const session = typeof token === 'string' ? auth.openSession(token) : undefined;
     if (session === undefined) {
+      await throttle.failed(request.ip);
       request.log.debug('login refused');
       return reply
         .code(401)

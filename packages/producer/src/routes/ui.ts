@@ -38,7 +38,9 @@ function secure(reply: FastifyReply | { setHeader(name: string, value: string): 
 
 export function registerUiRoutes(app: FastifyInstance, root = UI_ROOT): void {
   if (!existsSync(`${root}index.html`)) {
-    app.get('/', async (_request, reply) => reply.code(404).send(errorBody({ ui: ['is not built: run pnpm build'] })));
+    app.get('/', { schema: { hide: true } }, async (_request, reply) =>
+      reply.code(404).send(errorBody({ ui: ['is not built: run pnpm build'] })),
+    );
     return;
   }
   void app.register(fastifyStatic, {
@@ -47,7 +49,7 @@ export function registerUiRoutes(app: FastifyInstance, root = UI_ROOT): void {
     index: false,
     setHeaders: (res) => secure(res),
   });
-  app.get('/', async (_request, reply) => {
+  app.get('/', { schema: { hide: true } }, async (_request, reply) => {
     secure(reply);
     return reply.header('cache-control', 'no-cache').sendFile('index.html');
   });

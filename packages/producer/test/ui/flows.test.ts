@@ -289,6 +289,22 @@ describe('web UI in Chromium', function () {
     await page.locator(`tr[data-publisher="${id}"] [data-col="lag"]`, { hasText: /^0$/ }).waitFor();
   });
 
+  it('shows the API reference from the producer’s own OpenAPI document, linked from the menu', async () => {
+    await visit('#/');
+    await page.click('nav >> text=API');
+    await page.waitForURL(/#\/api$/);
+    const send = page.locator('[data-route="POST /api/messages"]');
+    await send.waitFor();
+    await send.locator('td.mono', { hasText: /^topic$/ }).waitFor();
+    await send.locator('.op-answers', { hasText: '201' }).waitFor();
+    await page.locator('[data-route="GET /api/health"] .tag', { hasText: 'open' }).waitFor();
+    const link = await page.locator('a', { hasText: 'OpenAPI 3.1 document' }).getAttribute('href');
+    expect(link).to.equal('/api/openapi.json');
+    await visit('#/api?section=pull');
+    await page.locator('[data-section="pull"]').waitFor();
+    expect(await page.locator('[data-section="topics"]').isVisible()).to.equal(false);
+  });
+
   it('saves a screenshot of every page, wide and narrow', async () => {
     // A dead letter for the Failing page.
     await api(producer, 'POST', '/api/topics', { name: 'webhooks', origin_host: 'hooks.example' });
@@ -321,6 +337,7 @@ describe('web UI in Chromium', function () {
       ['failing-list', '#/failing', 'tr[data-publisher]'],
       ['failing', `#/failing/${failing}`, `tr[data-message="${deadId}"]`],
       ['cluster', '#/cluster', 'tr[data-node]'],
+      ['api', '#/api', '[data-route]'],
     ];
     for (const viewport of [WIDE, NARROW]) {
       const t = await open(browser, viewport);

@@ -32,10 +32,11 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
     res = await fetch(path, {
       method,
       credentials: 'same-origin',
+      // X-Requested-With: the API refuses a change made with the session cookie that has neither it nor a JSON body.
       headers:
         body === undefined
-          ? { accept: 'application/json' }
-          : { 'content-type': 'application/json', accept: 'application/json' },
+          ? { accept: 'application/json', 'x-requested-with': 'postoffice' }
+          : { 'content-type': 'application/json', accept: 'application/json', 'x-requested-with': 'postoffice' },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {

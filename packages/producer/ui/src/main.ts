@@ -14,6 +14,7 @@ import { failingListPage, failingPage } from './pages/failing.js';
 import { loginPage } from './pages/login.js';
 import { messagePage, messagesPage } from './pages/messages.js';
 import { publisherFormPage, publishersPage } from './pages/publishers.js';
+import { referencePage } from './pages/reference.js';
 import { topicsPage } from './pages/topics.js';
 import { go, type Page, type View } from './view.js';
 
@@ -24,6 +25,7 @@ const NAV: [hash: string, label: string, icon: string][] = [
   ['#/messages', 'Messages', '✉'],
   ['#/failing', 'Failing', '!'],
   ['#/cluster', 'Cluster', '⬡'],
+  ['#/api', 'API', '{}'],
 ];
 
 function route(name: string, rest: string[]): Page | undefined {
@@ -40,6 +42,8 @@ function route(name: string, rest: string[]): Page | undefined {
       return rest.length === 0 ? failingListPage : failingPage;
     case 'cluster':
       return clusterPage;
+    case 'api':
+      return referencePage;
     case 'login':
       return loginPage;
     default:

@@ -8,6 +8,13 @@ import { freePort, waitFor } from './redis-server.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
+/**
+ * The standard output of every process started here, in start order: the
+ * leak check reads each line at the end of the run (one JSON object, no key
+ * twice, a level's name).
+ */
+export const startedOutputs: { readonly name: string; stdout(): string }[] = [];
+
 export interface AppProcess {
   readonly child: ChildProcess;
   readonly port: number;
@@ -30,7 +37,12 @@ export async function startApp(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  let stdout = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+    stdout += d.toString();
+  });
+  startedOutputs.push({ name: `${which} on port ${port}`, stdout: () => stdout });
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | string>((resolve) =>
     child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
