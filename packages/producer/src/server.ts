@@ -128,21 +128,27 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   // Routes open without a credential (the login, health, everything outside /api, unknown paths) take a body of
   // at most OPEN_BODY_LIMIT_BYTES, with its length declared: anything else is refused before a byte of it is read,
   // and the connection closes, so the rest is never read either.
-  app.addHook('onRequest', async (request, reply) => {
-    if (!isOpen(request)) return;
+  // (Hooks on every request are callback hooks, not async ones: no promise per request.)
+  app.addHook('onRequest', (request, reply, done) => {
+    if (!isOpen(request)) return done();
     const declared = request.headers['content-length'];
     if (declared === undefined && request.headers['transfer-encoding'] !== undefined) {
       void reply.header('connection', 'close');
-      throw new AppError('length_required', 411, 'a body without Content-Length', {
-        'content-length': ['is required with a body on this route'],
-      });
+      return done(
+        new AppError('length_required', 411, 'a body without Content-Length', {
+          'content-length': ['is required with a body on this route'],
+        }),
+      );
     }
     if (Number(declared ?? 0) > OPEN_BODY_LIMIT_BYTES) {
       void reply.header('connection', 'close');
-      throw new AppError('body_too_large', 413, `body is larger than ${OPEN_BODY_LIMIT_BYTES} bytes`, {
-        body: [`is larger than ${OPEN_BODY_LIMIT_BYTES} bytes on this route`],
-      });
+      return done(
+        new AppError('body_too_large', 413, `body is larger than ${OPEN_BODY_LIMIT_BYTES} bytes`, {
+          body: [`is larger than ${OPEN_BODY_LIMIT_BYTES} bytes on this route`],
+        }),
+      );
     }
+    done();
   });
 
   // Requests are validated from the routes' schemas, with Postoffice's error shape (schema-compilers.ts);
@@ -158,11 +164,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       .send(errorBody({ path: [`no route for ${request.method} ${request.url.split('?')[0] ?? ''}`] }));
   });
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     metrics.httpDuration.observe(
       { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
+    done();
   });
   metrics.watchRedis(() => redis.status === 'ready');
   const onRedisError = (): void => metrics.redisError();

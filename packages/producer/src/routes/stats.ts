@@ -269,9 +269,11 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
   );
   // A change made through this producer (a topic, a publisher, a repair) shows in the next answer, so that a page
   // opened right after it lists what was just made. Changes made through other replicas show within STATS_CACHE_MS.
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const method = request.method;
-    if (method === 'GET' || method === 'HEAD' || method === 'OPTIONS' || reply.statusCode >= 400) return;
-    if (!INGEST_ROUTES.has(request.routeOptions.url ?? '')) cache.clear();
+    if (method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS' && reply.statusCode < 400) {
+      if (!INGEST_ROUTES.has(request.routeOptions.url ?? '')) cache.clear();
+    }
+    done();
   });
 }
