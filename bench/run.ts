@@ -89,12 +89,14 @@ async function main(): Promise<void> {
     result?: CaseResult;
     error?: string;
   }[] = [];
+  const previous = new Map<string, CaseResult>();
   for (const c of cases) {
     const t0 = performance.now();
     const log = (m: string) => console.error(`[bench] ${c.name}: ${m}`);
     log('start');
     try {
-      const result = await c.run({ mode, log });
+      const result = await c.run({ mode, log, previous });
+      previous.set(c.name, result);
       results.push({ name: c.name, measure: c.measure, seconds: secondsSince(t0), result });
       log(`done in ${secondsSince(t0)} s`);
     } catch (err) {

@@ -4,7 +4,6 @@
  * (100 a pipeline, the same number of pipelines in flight as connections)
  * on the same redis-server: the cost of Redis alone.
  */
-import { randomUUID } from 'node:crypto';
 import { Keys } from '@postoffice/shared';
 import { cannon, type HttpLoad } from '../lib/load.js';
 import { ATTRIBUTES, TOPIC, payload } from '../lib/payload.js';
@@ -45,7 +44,8 @@ export const bulkIngest: BenchCase = {
         const loop = async () => {
           while (performance.now() < end) {
             const p = redis.pipeline();
-            for (const text of payloadTexts) p.xadd(stream, '*', 'id', randomUUID(), 'p', text, 'a', attrs);
+            // The fields Postoffice stores (payload, attributes): the same entries, without any service around them.
+            for (const text of payloadTexts) p.xadd(stream, '*', 'p', text, 'a', attrs);
             await p.exec();
             written += PER_REQUEST;
           }
@@ -80,8 +80,8 @@ export const bulkIngest: BenchCase = {
         figure: { label: 'postoffice', value, unit: 'msg/s', extra: { p99_ms: f.p99Ms, req_per_s: f.reqPerSec } },
         baseline: { label: 'ioredis pipelined XADD', value: b, unit: 'msg/s' },
         ratio: round(value / b, 3),
-        goal: '>= 150k msg/s',
-        met: value >= 150_000,
+        goal: '>= 0.9x',
+        met: value / b >= 0.9,
         config: {
           tool: 'autocannon (in the bench process); baseline in the bench process on one ioredis connection',
           connections,

@@ -69,7 +69,10 @@ export const retentionMemory: BenchCase = {
           concurrency: 50,
           ...(v.retry ? { seconds_retry: 1 } : {}),
         });
-        await waitFor(async () => ((await redis.xinfo('GROUPS', 'po:{mem}:stream')) as unknown[]).length === 1, 'the group');
+        await waitFor(
+          async () => ((await redis.xinfo('GROUPS', 'po:{mem}:stream')) as unknown[]).length === 1,
+          'the group',
+        );
         const p0 = await usedMemory(redis);
         await world.fill('mem', n, (i) => payload(i, v.bytes), {}, v.bytes > 1000 ? 200 : 1000);
         await waitFor(

@@ -36,6 +36,8 @@ export interface CaseResult extends Comparison {
 
 export interface CaseContext {
   readonly mode: Mode;
+  /** Results of the cases that ran before this one in the same run, by name. */
+  readonly previous: ReadonlyMap<string, CaseResult>;
   /** Progress line on stderr. */
   log(message: string): void;
 }

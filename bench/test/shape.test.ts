@@ -84,10 +84,22 @@ describe('pnpm bench --shape', function () {
     }
   });
 
-  it('compares delivery with both the no-queue limit and BullMQ', () => {
+  it('compares delivery with the no-queue limit and BullMQ, and counts Redis commands per delivery', () => {
     const d = report.cases.find((c: any) => c.name === 'delivery').result;
     expect(d.baseline.label).to.match(/undici/);
-    expect(d.more.map((m: any) => m.baseline.label)).to.deep.equal(['BullMQ Queue + Worker']);
+    expect(d.more.map((m: any) => m.baseline.label)).to.deep.equal([
+      'BullMQ Queue + Worker',
+      'postoffice, fraction of the limit',
+      'goal',
+    ]);
+    expect(d.more[2].figure.unit).to.equal('cmd/msg');
+  });
+
+  it('measures retention memory against a bare stream for small, large and retried messages', () => {
+    const m = report.cases.find((c: any) => c.name === 'retention memory').result;
+    expect(m.baseline.label).to.match(/bare stream/);
+    expect(m.more).to.have.length(2);
+    for (const row of m.details.rows) expect(row.postoffice, row.label).to.be.above(0);
   });
 
   it('prints the table with a row per case', () => {

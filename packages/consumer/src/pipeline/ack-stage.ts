@@ -200,7 +200,12 @@ export class AckStage {
         replaced: open.member,
         open:
           only && records.length === 1
-            ? { member: only.member, attempts: merged, lowest: Math.min(lowest, open.lowest), highest: Math.max(highest, open.highest) }
+            ? {
+                member: only.member,
+                attempts: merged,
+                lowest: Math.min(lowest, open.lowest),
+                highest: Math.max(highest, open.highest),
+              }
             : undefined,
       };
     }
