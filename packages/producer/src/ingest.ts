@@ -73,7 +73,7 @@ export class Ingest {
     attributes: Readonly<Record<string, string>> | undefined,
     kind: IngestKind,
   ): Promise<string[]> {
-    return (await this.writeOnce(topic, payloads, attributes, kind, undefined)).ids;
+    return (await this.enqueue(topic, payloads, attributes, kind)).ids;
   }
 
   /**
@@ -85,48 +85,65 @@ export class Ingest {
    * never silently dropped. The check and the write are one script call, so
    * two concurrent repeats write once.
    */
-  async writeOnce(
+  writeOnce(
     topic: string,
     payloads: readonly unknown[],
     attributes: Readonly<Record<string, string>> | undefined,
     kind: IngestKind,
     idempotencyKey: string | undefined,
   ): Promise<OnceResult> {
-    const started = process.hrtime.bigint();
-    let outcome = 'error';
-    try {
-      const result =
-        idempotencyKey === undefined
-          ? { kind, ids: await this.enqueue(topic, payloads, attributes), replayed: false }
-          : await this.run(topic, payloads, attributes, kind, idempotencyKey);
-      outcome = result.replayed ? 'replayed' : 'ok';
-      if (!result.replayed) this.metrics.messagesReceived(topic, result.ids.length);
-      return result;
-    } finally {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      this.metrics.ingested(kind, outcome, seconds);
-    }
+    if (idempotencyKey === undefined) return this.enqueue(topic, payloads, attributes, kind);
+    const started = performance.now();
+    return this.run(topic, payloads, attributes, kind, idempotencyKey).then(
+      (result) => {
+        this.metrics.ingested(kind, result.replayed ? 'replayed' : 'ok', (performance.now() - started) / 1000);
+        if (!result.replayed) this.metrics.messagesReceived(topic, result.ids.length);
+        return result;
+      },
+      (err: unknown) => {
+        this.metrics.ingested(kind, 'error', (performance.now() - started) / 1000);
+        throw err;
+      },
+    );
   }
 
+  /** Queues the request's messages for this turn's write of their topic; resolves once they are written. */
   private enqueue(
     topic: string,
     payloads: readonly unknown[],
     attributes: Readonly<Record<string, string>> | undefined,
-  ): Promise<string[]> {
+    kind: IngestKind,
+  ): Promise<OnceResult> {
     const args = scriptArgs(payloads, attributes);
     const count = payloads.length;
-    return new Promise<string[]>((resolve, reject) => {
-      const done = (streamIds: string[]) => resolve(streamIds.map((sid) => messageId(topic, sid)));
+    const started = performance.now();
+    return new Promise<OnceResult>((resolve, reject) => {
+      const pending: Pending = {
+        count,
+        args,
+        resolve: (streamIds) => {
+          const ids = new Array<string>(streamIds.length);
+          for (let i = 0; i < streamIds.length; i++) ids[i] = messageId(topic, streamIds[i] as string);
+          this.metrics.ingested(kind, 'ok', (performance.now() - started) / 1000);
+          resolve({ kind, ids, replayed: false });
+        },
+        reject: (err) => {
+          this.metrics.ingested(kind, 'error', (performance.now() - started) / 1000);
+          reject(err);
+        },
+      };
       const list = this.waiting.get(topic);
-      if (list) list.push({ count, args, resolve: done, reject });
-      else this.waiting.set(topic, [{ count, args, resolve: done, reject }]);
+      if (list) list.push(pending);
+      else this.waiting.set(topic, [pending]);
       if (!this.scheduled) {
         this.scheduled = true;
         // After the I/O of this turn: every request read in it joins the write.
-        setImmediate(() => this.flush());
+        setImmediate(this.flushNow);
       }
     });
   }
+
+  private readonly flushNow = (): void => this.flush();
 
   private flush(): void {
     this.scheduled = false;
@@ -183,6 +200,7 @@ export class Ingest {
         if (script[0]) throw script[0];
         const streamIds = checkScriptResult(script[1]) as string[];
         if (replicasError) throw replicasError;
+        this.metrics.messagesReceived(topic, streamIds.length);
         let at = 0;
         for (const p of c) {
           p.resolve(c.length === 1 ? streamIds : streamIds.slice(at, at + p.count));

@@ -33,6 +33,9 @@ export class Metrics {
   readonly redisUp: Gauge;
 
   private redisReady: (() => boolean) | undefined;
+  /** Labelled children looked up once and kept (a label lookup hashes its values on every call). */
+  private readonly children = new Map<string, { observe(value: number): void }>();
+  private readonly receivedBy = new Map<string, { inc(value: number): void }>();
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
@@ -82,12 +85,32 @@ export class Metrics {
 
   /** Messages accepted (answered 201) for `topic`. */
   messagesReceived(topic: string, count: number): void {
-    this.received.inc({ topic }, count);
+    let child = this.receivedBy.get(topic);
+    if (!child) {
+      child = this.received.labels({ topic });
+      if (this.receivedBy.size < 10_000) this.receivedBy.set(topic, child);
+    }
+    child.inc(count);
   }
 
   /** One write to Redis (`single` or `bulk`), its outcome and duration in seconds. */
   ingested(kind: string, outcome: string, seconds: number): void {
-    this.ingestDuration.observe({ kind, outcome }, seconds);
+    const key = `i ${kind} ${outcome}`;
+    let child = this.children.get(key);
+    if (!child) this.children.set(key, (child = this.ingestDuration.labels({ kind, outcome })));
+    child.observe(seconds);
+  }
+
+  /** One answered HTTP request. */
+  answered(method: string, route: string, status: number, seconds: number): void {
+    const key = `h ${method} ${route} ${status}`;
+    let child = this.children.get(key);
+    if (!child) {
+      child = this.httpDuration.labels({ method, route, status: String(status) });
+      // Routes and statuses are few; unknown paths all count as one route ('unmatched').
+      if (this.children.size < 10_000) this.children.set(key, child);
+    }
+    child.observe(seconds);
   }
 
   redisError(): void {

@@ -26,6 +26,7 @@ import { errorBody, toErrorReply } from './http-errors.js';
 import { Ingest } from './ingest.js';
 import { LoginThrottle } from './login-throttle.js';
 import { Metrics } from './metrics.js';
+import { LazyRequestLogger } from './request-logger.js';
 import { collectRoutes, registerOpenApiRoute } from './openapi.js';
 import { registerFailingRoutes } from './routes/failing.js';
 import { registerClusterRoutes } from './routes/cluster.js';
@@ -74,6 +75,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const proxies = trustedProxies(config);
   const app = Fastify({
     loggerInstance: logger,
+    // The request's child logger is made only when the request logs a line (request-logger.ts).
+    childLoggerFactory: (parent, bindings, opts) => new LazyRequestLogger(parent, bindings, opts),
     logController: new AccessLog(),
     bodyLimit: config.bodyLimitBytes,
     // A client that sends its request (headers, body) slower than this is answered 408 and disconnected.
@@ -165,10 +168,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   app.addHook('onResponse', (request, reply, done) => {
-    metrics.httpDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    metrics.answered(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
   metrics.watchRedis(() => redis.status === 'ready');

@@ -51,15 +51,24 @@ export function attributeProblems(value: Readonly<Record<string, string>>, field
   return out;
 }
 
-/** Whether `value` nests arrays and objects more than `max` levels deep. Iterative: any depth is safe to check. */
+/** Whether `value` nests arrays and objects more than `max` levels deep (the recursion stops below `max + 1`). */
 export function nestedDeeperThan(value: unknown, max: number): boolean {
-  const stack: [unknown, number][] = [[value, 0]];
-  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
-    const [v, depth] = item;
-    if (v === null || typeof v !== 'object') continue;
-    if (depth + 1 > max) return true;
-    for (const child of Object.values(v))
-      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  return value !== null && typeof value === 'object' && deeper(value, 1, max);
+}
+
+/** Whether `v`, an object or array at nesting level `level`, or anything in it, is deeper than `max` levels. */
+function deeper(v: object, level: number, max: number): boolean {
+  if (level > max) return true;
+  if (Array.isArray(v)) {
+    for (const child of v as unknown[]) {
+      if (child !== null && typeof child === 'object' && deeper(child, level + 1, max)) return true;
+    }
+    return false;
+  }
+  const record = v as Record<string, unknown>;
+  for (const key in record) {
+    const child = record[key];
+    if (child !== null && typeof child === 'object' && deeper(child, level + 1, max)) return true;
   }
   return false;
 }
