@@ -72,11 +72,50 @@ export function validatorCompiler(): FastifySchemaCompiler<unknown> {
   return ({ schema, httpPart }) => {
     const part = (httpPart ?? 'body') as Part;
     const validate: ValidateFunction = (part === 'body' ? strictTypes : textTypes).compile(schema as object);
+    const numeric = part === 'body' ? [] : numericFields(schema as Node);
     return (data: unknown) => {
-      if (validate(data)) return true;
-      return { error: requestError(validate.errors ?? [], schema as Node, part, data) };
+      // Ajv turns any text JavaScript reads as a number into one ('1e400' is Infinity, which then passes
+      // `maximum`; '0x10' is 16): numbers in a query or path are plain decimals, or refused.
+      const malformed = numeric.length === 0 ? [] : malformedNumbers(numeric, data);
+      const valid = validate(data);
+      if (valid && malformed.length === 0) return true;
+      const rest = valid
+        ? []
+        : (validate.errors ?? []).filter((e) => !malformed.some((m) => m.instancePath === e.instancePath));
+      return { error: requestError([...malformed, ...rest], schema as Node, part, data) };
     };
   };
+}
+
+const DECIMAL = /^-?\d{1,15}(\.\d{1,15})?$/;
+
+/** The top-level properties of a query or path schema that hold numbers, with their type. */
+function numericFields(schema: Node): [string, string][] {
+  const properties = schema.properties as Record<string, Node> | undefined;
+  if (!properties) return [];
+  return Object.entries(properties)
+    .filter(([, s]) => s.type === 'integer' || s.type === 'number')
+    .map(([name, s]) => [name, String(s.type)]);
+}
+
+/** A type error, as Ajv reports one, for each numeric field whose text is not a plain decimal number. */
+function malformedNumbers(fields: readonly [string, string][], data: unknown): ErrorObject[] {
+  if (data === null || typeof data !== 'object') return [];
+  const values = data as Record<string, unknown>;
+  const out: ErrorObject[] = [];
+  for (const [name, type] of fields) {
+    const v = values[name];
+    if (typeof v === 'string' && !DECIMAL.test(v.trim())) {
+      out.push({
+        instancePath: `/${name}`,
+        schemaPath: `#/properties/${name}/type`,
+        keyword: 'type',
+        params: { type },
+        message: `must be ${type}`,
+      });
+    }
+  }
+  return out;
 }
 
 /** The error that answers a request whose `part` failed `root`: every problem, at the lowest status among them. */

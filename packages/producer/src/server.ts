@@ -168,7 +168,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
 
   app.addHook('onResponse', (request, reply, done) => {
-    metrics.answered(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    metrics.answered(
+      request.method,
+      request.routeOptions.url ?? 'unmatched',
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
     done();
   });
   metrics.watchRedis(() => redis.status === 'ready');

@@ -288,6 +288,16 @@ describe('the input contract', () => {
       }
     });
 
+    it('refuses numbers in a query written other than as plain decimals (1e400, Infinity, 0x10), naming them', async () => {
+      for (const limit of ['1e400', 'Infinity', '-Infinity', '0x10', '1e2', ' ']) {
+        for (const path of [`/api/publishers/${pullId}/failing`, '/api/messages', '/api/topics']) {
+          const res = await call(api.app, 'GET', `${path}?limit=${encodeURIComponent(limit)}`);
+          expect(res.status, `${path} ${limit}`).to.equal(400);
+          expect(fields(res), `${path} ${limit}`).to.deep.equal(['limit']);
+        }
+      }
+    });
+
     it('answers 404 naming token for a lease token with an out-of-range stream id', async () => {
       for (const token of [
         `${pullId}.99999999999999999999-0.abc`,
