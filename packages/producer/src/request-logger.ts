@@ -38,13 +38,25 @@ export class LazyRequestLogger implements FastifyBaseLogger {
     return this.made !== undefined || this.parent.isLevelEnabled === undefined || this.parent.isLevelEnabled(level);
   }
 
-  fatal: FastifyBaseLogger['fatal'] = (...args: unknown[]) => this.log('fatal', args);
-  error: FastifyBaseLogger['error'] = (...args: unknown[]) => this.log('error', args);
-  warn: FastifyBaseLogger['warn'] = (...args: unknown[]) => this.log('warn', args);
-  info: FastifyBaseLogger['info'] = (...args: unknown[]) => this.log('info', args);
-  debug: FastifyBaseLogger['debug'] = (...args: unknown[]) => this.log('debug', args);
-  trace: FastifyBaseLogger['trace'] = (...args: unknown[]) => this.log('trace', args);
-  silent: FastifyBaseLogger['silent'] = () => undefined;
+  fatal(...args: unknown[]): void {
+    this.log('fatal', args);
+  }
+  error(...args: unknown[]): void {
+    this.log('error', args);
+  }
+  warn(...args: unknown[]): void {
+    this.log('warn', args);
+  }
+  info(...args: unknown[]): void {
+    this.log('info', args);
+  }
+  debug(...args: unknown[]): void {
+    this.log('debug', args);
+  }
+  trace(...args: unknown[]): void {
+    this.log('trace', args);
+  }
+  silent(): void {}
 
   private log(level: Level, args: unknown[]): void {
     if (!this.enabled(level)) return;

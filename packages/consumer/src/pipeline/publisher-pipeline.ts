@@ -314,7 +314,6 @@ export class PublisherPipeline {
           ordered: publisher.ordered,
         });
     const s = this.series;
-    if (fate.kind !== 'delivered') s.failed(fate.kind, result).inc();
     s.duration.observe(result.durationMs / 1000);
     if (result.ok) s.endToEnd.observe((now - job.message.receivedAt) / 1000);
     else {
@@ -330,12 +329,16 @@ export class PublisherPipeline {
 
   /** A batch of outcomes is in Redis: their slots are free. */
   private settled(batch: readonly Outcome[]): void {
-    let delivered = 0;
-    for (const { fate } of batch) if (fate.kind === 'delivered') delivered++;
+    // The slots first, then the outcomes: a scrape never sees an outcome counted while its delivery is in flight.
     const s = this.series;
-    if (delivered > 0) s.delivered.inc(delivered);
     this.inFlight -= batch.length;
     s.inFlight.dec(batch.length);
+    let delivered = 0;
+    for (const { fate, result } of batch) {
+      if (fate.kind === 'delivered') delivered++;
+      else s.failed(fate.kind, result).inc();
+    }
+    if (delivered > 0) s.delivered.inc(delivered);
     this.notifyIdle();
     this.pump();
   }
