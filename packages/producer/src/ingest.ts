@@ -8,6 +8,12 @@
  * wake-up per topic for many requests instead of one each (see
  * docs/performance.md); alone, a request is written at once, as before.
  *
+ * At most `WRITES_IN_FLIGHT` writes of a topic are in flight: requests that
+ * arrive meanwhile wait for the next one, so that under load each round
+ * trip (whose cost, tens of microseconds of CPU, is the same for one
+ * message or a hundred) carries more messages. An idle producer waits for
+ * nothing.
+ *
  * A message is acknowledged only once the script that wrote it has
  * returned. A request's messages always go in one script call, so they are
  * written all or none. A request with an `Idempotency-Key` is written on its
@@ -40,6 +46,9 @@ export interface OnceResult {
 /** Messages of several requests that one script call may carry (a bigger bulk request gets a call of its own). */
 export const MAX_MESSAGES_PER_CALL = 1000;
 
+/** Writes of one topic in flight at once; more requests wait for the next write (see above). */
+export const WRITES_IN_FLIGHT = 2;
+
 /** One request's messages, waiting for the next write of its topic. */
 interface Pending {
   readonly count: number;
@@ -54,6 +63,8 @@ export class Ingest {
   /** Requests waiting for this turn's write, by topic. */
   private waiting = new Map<string, Pending[]>();
   private scheduled = false;
+  /** Writes in flight, by topic. */
+  private readonly writing = new Map<string, number>();
 
   constructor(
     private readonly redis: ScriptClient,
@@ -147,12 +158,30 @@ export class Ingest {
 
   private flush(): void {
     this.scheduled = false;
-    const waiting = this.waiting;
-    this.waiting = new Map();
-    for (const [topic, list] of waiting) {
-      this.writeTopic(topic, list).catch((err: unknown) => {
-        for (const p of list) p.reject(err);
-      });
+    for (const [topic, list] of this.waiting) {
+      const writing = this.writing.get(topic) ?? 0;
+      // The topic's write in flight takes this list along when it ends (see `written`).
+      if (writing >= WRITES_IN_FLIGHT) continue;
+      this.waiting.delete(topic);
+      this.writing.set(topic, writing + 1);
+      this.writeTopic(topic, list).then(
+        () => this.written(topic),
+        (err: unknown) => {
+          for (const p of list) p.reject(err);
+          this.written(topic);
+        },
+      );
+    }
+  }
+
+  /** A write of `topic` ended: what waited for it is written next. */
+  private written(topic: string): void {
+    const writing = (this.writing.get(topic) ?? 1) - 1;
+    if (writing === 0) this.writing.delete(topic);
+    else this.writing.set(topic, writing);
+    if (this.waiting.has(topic) && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushNow);
     }
   }
 

@@ -82,6 +82,25 @@ describe('Ingest', () => {
     });
   });
 
+  describe('when requests keep coming while writes of their topic are in flight', () => {
+    it('keeps at most two writes in flight and gathers the rest into the next one, in order', async () => {
+      await commandsSince();
+      // Redis holds its answers to writes for a moment: the first writes stay in flight.
+      for (const node of masterNodes(redis)) await node.call('CLIENT', 'PAUSE', '300', 'WRITE');
+      const turns: Promise<string[]>[][] = [];
+      for (let turn = 0; turn < 5; turn++) {
+        turns.push([0, 1, 2].map((k) => ingest.write('orders', [{ turn, k }], undefined, 'single')));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const ids = await Promise.all(turns.flat());
+      const commands = await commandsSince();
+      // Turns 1 and 2 are written at once; turns 3 to 5 wait for one of them, then go in one write.
+      expect(commands.evalsha ?? commands.eval).to.equal(3);
+      const entries = await stream('orders');
+      expect(entries.slice(-15).map((e) => e.id)).to.deep.equal(ids.flat());
+    });
+  });
+
   describe('when one of them names a topic that does not exist', () => {
     it('fails only that request, with topic_not_found, and writes the others', async () => {
       const good = ingest.write('orders', [{ ok: 1 }], undefined, 'single');
