@@ -78,7 +78,7 @@ describe('consumer nodes in a cluster (in one process)', function () {
     // A message read under the node's name whose reply never reached it (Redis restarted after the read):
     // written without a wake-up and read here, so the node's pipeline never sees it.
     const tk = f.world.keys.topic(topic);
-    const written = await f.world.redis.poIngest(2, tk.meta, tk.stream, 1, JSON.stringify('lost'), '');
+    const written = await f.world.redis.poIngest(2, tk.meta, tk.stream, '', '', 1, JSON.stringify('lost'), '');
     expect(written).to.be.an('array');
     const id = messageId(topic, (written as string[])[0]!);
     const read = await f.world.redis.xreadgroup('GROUP', p.id, node.nodeId, 'COUNT', 10, 'STREAMS', tk.stream, '>');

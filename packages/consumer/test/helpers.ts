@@ -98,7 +98,7 @@ export async function createWorld(options: { cluster?: boolean } = {}): Promise<
       const attrs = Object.keys(attributes).length > 0 ? JSON.stringify(attributes) : '';
       const args: string[] = [];
       for (const p of payloads) args.push(JSON.stringify(p), attrs);
-      const result = await redis.poIngest(2, tk.meta, tk.stream, payloads.length, ...args);
+      const result = await redis.poIngest(2, tk.meta, tk.stream, '', '', payloads.length, ...args);
       if (!Array.isArray(result)) throw new Error(`ingest failed: ${String(result)}`);
       await redis.publish(keys.wakeChannel, topic);
       return (result as string[]).map((sid) => messageId(topic, sid));

@@ -3,8 +3,8 @@
  * are written together: per topic, one `poIngest` script call (XADD of every
  * message, atomically; a message's id is its topic and stream entry id, so
  * nothing else is written per message) for up to `MAX_MESSAGES_PER_CALL`
- * messages, pipelined with one wake-up publish and, when configured, one
- * `WAIT` for replicas. Under load this is one Redis round trip and one
+ * messages, the last of which also publishes the wake-up (inside the
+ * script), pipelined with one `WAIT` for replicas when configured. Under load this is one Redis round trip and one
  * wake-up per topic for many requests instead of one each (see
  * docs/performance.md); alone, a request is written at once, as before.
  *
@@ -185,7 +185,7 @@ export class Ingest {
     }
   }
 
-  /** One pipeline for the topic (one hash slot): its script calls, one publish, and WAIT when configured. */
+  /** The topic's script calls (one hash slot), the last one waking consumers, and WAIT when configured. */
   private async writeTopic(topic: string, list: Pending[]): Promise<void> {
     const tk = this.keys.topic(topic);
     const calls: Pending[][] = [];
@@ -202,21 +202,34 @@ export class Ingest {
     }
     calls.push(call);
 
-    const pipeline = this.redis.pipeline();
-    for (const c of calls) {
+    const waiting = this.config.redisMinReplicas > 0;
+    const wake = this.keys.wakeChannel;
+    const callArgs = calls.map((c, i) => {
       const n = c.length === 1 ? c[0]!.count : c.reduce((sum, p) => sum + p.count, 0);
       const args = c.length === 1 ? c[0]!.args : c.flatMap((p) => p.args);
-      pipeline.poIngest(2, tk.meta, tk.stream, n, ...args);
+      // The last call wakes the consumer nodes (inside the script: no command of its own).
+      return [i === calls.length - 1 ? wake : '', topic, n, ...args];
+    });
+    let results: [Error | null, unknown][];
+    if (callArgs.length === 1 && !waiting) {
+      // The usual case: one command, without a pipeline around it.
+      try {
+        results = [[null, await this.redis.poIngest(2, tk.meta, tk.stream, ...callArgs[0]!)]];
+      } catch (err) {
+        results = [[err instanceof Error ? err : new Error(String(err)), null]];
+      }
+    } else {
+      const pipeline = this.redis.pipeline();
+      for (const args of callArgs) pipeline.poIngest(2, tk.meta, tk.stream, ...args);
+      if (waiting) pipeline.wait(this.config.redisMinReplicas, this.config.redisWaitTimeoutMs);
+      const replies = await pipeline.exec();
+      if (!replies) throw new UnavailableError('the write was not executed');
+      results = replies;
     }
-    pipeline.publish(this.keys.wakeChannel, topic);
-    const waiting = this.config.redisMinReplicas > 0;
-    if (waiting) pipeline.wait(this.config.redisMinReplicas, this.config.redisWaitTimeoutMs);
-    const results = await pipeline.exec();
-    if (!results) throw new UnavailableError('the write was not executed');
 
     let replicasError: Error | undefined;
     if (waiting) {
-      const wait = results[calls.length + 1];
+      const wait = results[calls.length];
       if (!wait) replicasError = new UnavailableError('the write was not executed');
       else if (wait[0]) replicasError = wait[0];
       else if (typeof wait[1] !== 'number' || wait[1] < this.config.redisMinReplicas)
@@ -254,13 +267,21 @@ export class Ingest {
     args.push(fingerprint(kind, topic, args), String(IDEMPOTENCY_TTL_SECONDS));
     const pipeline = this.redis
       .pipeline()
-      .poIngest(3, tk.meta, tk.stream, this.keys.idempotency(topic, idempotencyKey), payloads.length, ...args)
-      .publish(this.keys.wakeChannel, topic);
+      .poIngest(
+        3,
+        tk.meta,
+        tk.stream,
+        this.keys.idempotency(topic, idempotencyKey),
+        this.keys.wakeChannel,
+        topic,
+        payloads.length,
+        ...args,
+      );
     const waiting = this.config.redisMinReplicas > 0;
     if (waiting) pipeline.wait(this.config.redisMinReplicas, this.config.redisWaitTimeoutMs);
     const results = await pipeline.exec();
     if (!results) throw new UnavailableError('the write was not executed');
-    const [script, , wait] = results;
+    const [script, wait] = results;
     if (!script) throw new UnavailableError('the write was not executed');
     if (script[0]) throw script[0];
     const reply = checkScriptResult(script[1]);

@@ -1,14 +1,18 @@
 --[[
-  Adds one or more messages to a topic's stream. Nothing else is written
-  per message: a message's id is its topic and stream entry id.
+  Adds one or more messages to a topic's stream, then (when asked) wakes
+  consumer nodes with the topic's name. Nothing else is written per
+  message: a message's id is its topic and stream entry id.
 
   KEYS[1] topic record (hash)           po:{t}:topic
   KEYS[2] the topic's stream            po:{t}:stream
   KEYS[3] optional: the request's idempotency key   po:{t}:idem:<key>
-  ARGV[1] number of messages, n
-  ARGV[2..1+2n] n pairs: payload JSON, attributes JSON ('' when there are none)
-  ARGV[2+2n] with KEYS[3]: the request's fingerprint (route, topic and body)
-  ARGV[3+2n] with KEYS[3]: how long to keep the key (seconds)
+  ARGV[1] the wake-up channel to publish the topic's name on once written,
+          or '' for none (a channel is not a key: nothing is stored there)
+  ARGV[2] the topic's name (the wake-up's message)
+  ARGV[3] number of messages, n
+  ARGV[4..3+2n] n pairs: payload JSON, attributes JSON ('' when there are none)
+  ARGV[4+2n] with KEYS[3]: the request's fingerprint (route, topic and body)
+  ARGV[5+2n] with KEYS[3]: how long to keep the key (seconds)
 
   The key holds '<fingerprint> <stream id>,<stream id>,...'. A key written
   before fingerprints holds the first answer as JSON ('{"kind":...,"ids":[...]}'):
@@ -24,7 +28,7 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
-local n = tonumber(ARGV[1])
+local n = tonumber(ARGV[3])
 if KEYS[3] then
   local kept = redis.call('GET', KEYS[3])
   if kept then
@@ -32,7 +36,7 @@ if KEYS[3] then
       return { '=', kept }
     end
     local space = string.find(kept, ' ', 1, true)
-    if space and string.sub(kept, 1, space - 1) == ARGV[2 + 2 * n] then
+    if space and string.sub(kept, 1, space - 1) == ARGV[4 + 2 * n] then
       return { '=', string.sub(kept, space + 1) }
     end
     return -9
@@ -40,7 +44,7 @@ if KEYS[3] then
 end
 local streamIds = {}
 for i = 0, n - 1 do
-  local b = 2 + i * 2
+  local b = 4 + i * 2
   if ARGV[b + 1] == '' then
     streamIds[i + 1] = redis.call('XADD', KEYS[2], '*', 'p', ARGV[b])
   else
@@ -48,7 +52,10 @@ for i = 0, n - 1 do
   end
 end
 if KEYS[3] then
-  redis.call('SET', KEYS[3], ARGV[2 + 2 * n] .. ' ' .. table.concat(streamIds, ','), 'EX', tonumber(ARGV[3 + 2 * n]))
+  redis.call('SET', KEYS[3], ARGV[4 + 2 * n] .. ' ' .. table.concat(streamIds, ','), 'EX', tonumber(ARGV[5 + 2 * n]))
 end
 redis.call('HINCRBY', KEYS[1], 'received', n)
+if ARGV[1] ~= '' then
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
+end
 return streamIds

@@ -127,7 +127,7 @@ describe('on a Redis Cluster of three masters', function () {
       const [publisher] = await store.listPublishersOfTopic(topic);
       if (!publisher) throw new Error('no publisher');
       const pk = keys.publisher(topic, publisher.id);
-      const sids = (await redis.poIngest(2, tk.meta, tk.stream, 3, '1', '', '2', '', '3', '{"k":"v"}')) as
+      const sids = (await redis.poIngest(2, tk.meta, tk.stream, '', '', 3, '1', '', '2', '', '3', '{"k":"v"}')) as
         string[] | number;
       expect(sids, topic).to.be.an('array').with.length(3);
       const read = (await redis.xreadgroup(
@@ -253,7 +253,7 @@ describe('on a Redis Cluster of three masters', function () {
         type: 'http',
       });
       const pk = keys.publisher(topic, publisher.id);
-      const [sid] = (await redis.poIngest(2, tk.meta, tk.stream, 1, '1', '')) as string[];
+      const [sid] = (await redis.poIngest(2, tk.meta, tk.stream, '', '', 1, '1', '')) as string[];
       await redis.xreadgroup('GROUP', publisher.id, 'node-a', 'COUNT', 10, 'STREAMS', tk.stream, '>');
       await redis.zadd(pk.dead, 5, sid as string);
       const failing = (...args: (string | number)[]) =>
@@ -299,7 +299,7 @@ describe('on a Redis Cluster of three masters', function () {
       from_now: true,
     });
     const tk = keys.topic(home);
-    const sids = (await redis.poIngest(2, tk.meta, tk.stream, 2, '1', '', '2', '')) as string[];
+    const sids = (await redis.poIngest(2, tk.meta, tk.stream, '', '', 2, '1', '', '2', '')) as string[];
     const leased = await pull.lease(publisher, { max: 2, leaseSeconds: 60, worker: { name: 'w' } });
     expect(leased.map((l) => l.message.id)).to.deep.equal(sids.map((sid) => messageId(home, sid)));
     await pull.complete(leased[0]!.token);

@@ -59,7 +59,7 @@ describe('findMessage', () => {
 
   async function ingest(payload: string, attributes = ''): Promise<string> {
     const tk = keys.topic(TOPIC);
-    const [sid] = (await redis.poIngest(2, tk.meta, tk.stream, 1, payload, attributes)) as string[];
+    const [sid] = (await redis.poIngest(2, tk.meta, tk.stream, '', '', 1, payload, attributes)) as string[];
     return sid!;
   }
 

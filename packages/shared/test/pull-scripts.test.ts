@@ -61,6 +61,8 @@ describe('pull Lua scripts', () => {
       2,
       tk.meta,
       tk.stream,
+      '',
+      '',
       1,
       JSON.stringify(payload),
       attributes ? JSON.stringify(attributes) : '',

@@ -25,7 +25,7 @@ import {
   type ScriptClient,
   type TopicKeys,
 } from '../src/index.js';
-import { startRedis, type RedisServer } from './support/redis-server.js';
+import { startRedis, waitFor, type RedisServer } from './support/redis-server.js';
 
 const LUA_DIR = fileURLToPath(new URL('../lua/', import.meta.url));
 
@@ -65,7 +65,7 @@ describe('Lua scripts', () => {
 
   function ingest(tk: TopicKeys, messages: NewMessage[]): Promise<unknown> {
     const args = messages.flatMap((m) => [m.payload, m.attributes ?? '']);
-    return redis.poIngest(2, tk.meta, tk.stream, messages.length, ...args);
+    return redis.poIngest(2, tk.meta, tk.stream, '', '', messages.length, ...args);
   }
 
   async function ingestN(tk: TopicKeys, n: number, from = 0): Promise<string[]> {
@@ -205,6 +205,28 @@ describe('Lua scripts', () => {
 
       await ingest(tk, [{ payload: '3' }]);
       expect(await redis.hget(tk.meta, 'received')).to.equal('3');
+    });
+
+    it('publishes the topic on the wake-up channel once written, and only then', async () => {
+      const tk = await createTopic('woken');
+      const subscriber = createRedis(server.url, 'consumer');
+      try {
+        const heard: string[] = [];
+        subscriber.on('message', (_channel: string, message: string) => heard.push(message));
+        await subscriber.subscribe(keys.wakeChannel);
+        expect(await redis.poIngest(2, tk.meta, tk.stream, keys.wakeChannel, 'woken', 1, '1', '')).to.have.length(1);
+        const unknown = keys.topic('nowhere');
+        expect(await redis.poIngest(2, unknown.meta, unknown.stream, keys.wakeChannel, 'nowhere', 1, '1', '')).to.equal(
+          -1,
+        );
+        expect(await redis.poIngest(2, tk.meta, tk.stream, '', 'woken', 1, '2', '')).to.have.length(1);
+        // A marker after the writes: once it arrives, every earlier message has.
+        await redis.publish(keys.wakeChannel, 'marker');
+        await waitFor(() => heard.includes('marker'), 'the marker');
+        expect(heard).to.deep.equal(['woken', 'marker']);
+      } finally {
+        await closeRedis(subscriber);
+      }
     });
 
     it('returns the stream ids in the order of the messages, also past 1000 in one call', async () => {
@@ -989,6 +1011,8 @@ describe('Lua scripts', () => {
         tk.meta,
         tk.stream,
         key,
+        '',
+        '',
         payloads.length,
         ...payloads.flatMap((p) => [p, '']),
         fingerprint,
