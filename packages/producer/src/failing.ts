@@ -106,6 +106,8 @@ export class Failing {
   constructor(
     private readonly redis: ScriptClient,
     private readonly keys: Keys,
+    /** Most payload bytes one page carries (it stops there, with at least one message, and gives a cursor). */
+    private readonly byteBudget = Number.POSITIVE_INFINITY,
   ) {}
 
   /** Whether `text` is a cursor `list` gave. */
@@ -144,20 +146,38 @@ export class Failing {
     }
     if (rows.length === 0) return { items: [], cursor: null };
     const stream = this.keys.topic(publisher.topic).stream;
-    const p1 = this.redis.pipeline();
-    for (const [sid, , s] of rows) {
-      p1.xrange(stream, sid, sid);
-      if (s === 'r') p1.hget(pk.attempts, sid);
-      else p1.hget(pk.notes, sid);
-    }
-    const replies = await execOrThrow(p1);
+    // The entries, a few at first (payloads may be megabytes each), until the page's bytes reach the budget.
     const messages: (StoredMessage | undefined)[] = [];
     const extra: (string | null)[] = [];
-    rows.forEach((_, i) => {
-      const e = replies[2 * i] as [string, string[]][];
-      messages.push(e[0] ? parseEntry(publisher.topic, e[0][0], e[0][1]) : undefined);
-      extra.push(replies[2 * i + 1] as string | null);
-    });
+    let bytes = 0;
+    let chunk = 4;
+    while (messages.length < rows.length && (messages.length === 0 || bytes < this.byteBudget)) {
+      const part = rows.slice(messages.length, messages.length + chunk);
+      const p1 = this.redis.pipeline();
+      for (const [sid, , s] of part) {
+        p1.xrange(stream, sid, sid);
+        if (s === 'r') p1.hget(pk.attempts, sid);
+        else p1.hget(pk.notes, sid);
+      }
+      const replies = await execOrThrow(p1);
+      let partBytes = 0;
+      for (let i = 0; i < part.length; i++) {
+        if (messages.length > 0 && bytes >= this.byteBudget) break;
+        const e = replies[2 * i] as [string, string[]][];
+        const m = e[0] ? parseEntry(publisher.topic, e[0][0], e[0][1]) : undefined;
+        messages.push(m);
+        extra.push(replies[2 * i + 1] as string | null);
+        bytes += m?.payload.length ?? 0;
+        partBytes += m?.payload.length ?? 0;
+      }
+      if (partBytes * 4 < this.byteBudget) chunk = Math.min(64, chunk * 4);
+    }
+    if (messages.length < rows.length) {
+      // The byte budget cut the page: the cursor goes on after the last message given.
+      rows.length = messages.length;
+      const end = rows[rows.length - 1] as [string, number, 'r' | 'x'];
+      last = { s: end[2], score: end[1], sid: end[0] };
+    }
     // Messages written before the attempt log: their old history, until it expires.
     const legacy = new Map<number, DeliveryRecord>();
     const p2 = this.redis.pipeline();

@@ -64,6 +64,12 @@ interface Cursor {
 }
 
 const BATCH = 200;
+/**
+ * The first read of a topic asks for few entries: payloads may be megabytes
+ * each, and what is read is held in memory. Reads grow fourfold while a
+ * read's payloads stay well inside the page's byte budget.
+ */
+const FIRST_BATCH = 4;
 
 /**
  * Whether `text` is a cursor `run` gave. Each position is an exclusive upper
@@ -92,6 +98,8 @@ interface TopicScan {
   last: string;
   buffer: StoredMessage[];
   exhausted: boolean;
+  /** Entries the next read asks for: small at first, grown while payloads are small (see `fill`). */
+  batch: number;
   publishers?: Publisher[];
   lastDelivered?: Map<string, string>;
   states: Map<string, Map<string, DeliveryStateName>>;
@@ -103,6 +111,8 @@ export class Search {
     private readonly keys: Keys,
     private readonly store: Store,
     private readonly budget: number,
+    /** Most payload bytes one page carries (it stops there, with at least one message, and gives a cursor). */
+    private readonly byteBudget = Number.POSITIVE_INFINITY,
   ) {}
 
   async run(filters: SearchFilters, limit: number, cursorText?: string, now = Date.now()): Promise<SearchPage> {
@@ -117,7 +127,7 @@ export class Search {
       const at = Object.hasOwn(cursor.p, topic) ? cursor.p[topic] : '';
       // Nothing comes before 0-0: a cursor there is done with the topic.
       if (at === null || at === undefined || /^0+-0+$/.test(at)) continue;
-      scans.push({ topic, last: at, buffer: [], exhausted: false, states: new Map() });
+      scans.push({ topic, last: at, buffer: [], exhausted: false, batch: FIRST_BATCH, states: new Map() });
     }
     const needStates = filters.state !== undefined || filters.publisher !== undefined;
     const upper = Math.min(cursor.top, filters.to ?? Number.POSITIVE_INFINITY);
@@ -126,8 +136,13 @@ export class Search {
     const items: SearchItem[] = [];
     let scanned = 0;
     let truncated = false;
+    let bytes = 0;
     for (;;) {
       if (items.length >= limit) break;
+      if (bytes >= this.byteBudget) {
+        truncated = true;
+        break;
+      }
       if (scanned >= this.budget) {
         truncated = true;
         break;
@@ -159,6 +174,7 @@ export class Search {
         } else if (filters.publisher && wanted === undefined) continue;
         items.push(this.item(best.topic, message, states));
       } else items.push(this.item(best.topic, message));
+      bytes += message.payload.length;
     }
     const done = scans.every((s) => s.exhausted && s.buffer.length === 0);
     let next: string | null = null;
@@ -194,9 +210,10 @@ export class Search {
     const lower = filters.from === undefined || filters.from <= 0 ? '-' : String(filters.from);
     const needStates = filters.state !== undefined || filters.publisher !== undefined;
     // One pipeline per topic (one hash slot each), all sent at once.
-    const batches = scans.map((s) => (p: ChainableCommander) => {
+    const sizes = scans.map((s) => Math.max(1, Math.min(count, s.batch)));
+    const batches = scans.map((s, k) => (p: ChainableCommander) => {
       const end = s.last === '' ? (Number.isFinite(upper) ? String(upper) : '+') : `(${s.last}`;
-      p.xrevrange(this.keys.topic(s.topic).stream, end, lower, 'COUNT', Math.max(1, count));
+      p.xrevrange(this.keys.topic(s.topic).stream, end, lower, 'COUNT', sizes[k] as number);
       if (needStates && !s.publishers) {
         p.hvals(this.keys.topic(s.topic).publishers);
         p.xinfo('GROUPS', this.keys.topic(s.topic).stream);
@@ -208,10 +225,13 @@ export class Search {
       return err ? [] : value;
     });
     let i = 0;
-    for (const s of scans) {
+    for (const [k, s] of scans.entries()) {
       const entries = replies[i++] as [string, string[]][];
       s.buffer = entries.map(([sid, fields]) => parseEntry(s.topic, sid, fields));
-      if (entries.length < Math.max(1, count)) s.exhausted = true;
+      if (entries.length < (sizes[k] as number)) s.exhausted = true;
+      let bytes = 0;
+      for (const m of s.buffer) bytes += m.payload.length;
+      s.batch = bytes * 4 < this.byteBudget ? Math.min(BATCH, s.batch * 4) : Math.max(1, s.batch >> 1);
       if (needStates && !s.publishers) {
         const json = replies[i++] as string[];
         const groups = replies[i++] as (string | number)[][];

@@ -28,6 +28,8 @@
   ARGV[9] a random string; tokens are "<group>.<stream id>.<ARGV[9]><n>"
   ARGV[10] max age (ms): expired leases of messages received before now - max age die
   ARGV[11] the note of such a dead letter (JSON)
+  ARGV[12] optional: most payload bytes to lease in this call: leasing stops once the
+           leased payloads reach it (with at least one message leased)
 
   Returns: { { {stream id, {field, value, ...}, attempt, token, previous lease JSON or ''}, ... },
              { {stream id, the expired lease JSON}, ... } (the new dead letters) }
@@ -71,7 +73,13 @@ local function matches(fields)
 end
 
 local picked = {}
+local budget = tonumber(ARGV[12]) or math.huge
+local bytes = 0
+local function full()
+  return #picked >= max or bytes >= budget
+end
 local function take(sid, fields)
+  bytes = bytes + #(field(fields, 'p') or '')
   local previous = redis.call('HGET', KEYS[4], sid) or ''
   local attempt = redis.call('HINCRBY', KEYS[3], sid, 1)
   local token = group .. '.' .. sid .. '.' .. ARGV[9] .. (#picked + 1)
@@ -90,7 +98,7 @@ end
 local scanned = 0
 local due = redis.call('ZRANGE', KEYS[2], '-inf', now, 'BYSCORE', 'LIMIT', 0, scan)
 for _, sid in ipairs(due) do
-  if #picked >= max then
+  if full() then
     break
   end
   scanned = scanned + 1
@@ -114,20 +122,27 @@ for _, sid in ipairs(due) do
   end
 end
 
-if #picked < max and scanned < scan then
-  local count = max - #picked
-  if filter then
-    count = scan - scanned
+-- New messages in small reads, so that a script never holds many large payloads at once.
+local left = max - #picked
+if filter then
+  left = scan - scanned
+end
+while not full() and left > 0 do
+  local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', math.min(left, 16), 'STREAMS', KEYS[1], '>')
+  if not reply then
+    break
   end
-  local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', KEYS[1], '>')
-  if reply then
-    for _, e in ipairs(reply[1][2]) do
-      if #picked < max and matches(e[2]) then
-        take(e[1], e[2])
-      else
-        redis.call('ZADD', KEYS[2], now, e[1])
-      end
+  local entries = reply[1][2]
+  left = left - #entries
+  for _, e in ipairs(entries) do
+    if not full() and matches(e[2]) then
+      take(e[1], e[2])
+    else
+      redis.call('ZADD', KEYS[2], now, e[1])
     end
+  end
+  if #entries == 0 then
+    break
   end
 end
 return { picked, died }

@@ -187,6 +187,14 @@ export const SETTINGS = {
     roles: ['producer'],
     doc: 'Most stream entries one `GET /api/messages` search examines; past it the answer says `truncated` and gives a cursor to go on.',
   },
+  answerByteBudget: {
+    env: 'ANSWER_BYTE_BUDGET',
+    kind: 'int',
+    default: 1048576,
+    min: 1024,
+    roles: ['producer'],
+    doc: 'Most bytes of payloads one page of search, failing list or pull lease carries, whatever its `limit` or `max`: the page stops there (with at least one message) and its `cursor` (or the next lease) goes on.',
+  },
   auditLog: {
     env: 'AUDIT_LOG',
     kind: 'string',
@@ -349,6 +357,7 @@ export interface Config {
   readonly trimIntervalSeconds: number;
   readonly shutdownTimeoutSeconds: number;
   readonly searchScanBudget: number;
+  readonly answerByteBudget: number;
   readonly auditLog: string;
   readonly auditStream: boolean;
   readonly auditStreamMaxLen: number;

@@ -45,6 +45,8 @@ export interface LeaseRequest {
   readonly worker: LeaseWorker;
   /** Only messages with all these attributes. */
   readonly filter?: Readonly<Record<string, string>>;
+  /** Most payload bytes to lease at once (at least one message is leased); no bound when absent. */
+  readonly byteBudget?: number;
 }
 
 export interface LeasedMessage {
@@ -130,6 +132,7 @@ export class PullQueue {
         randomBytes(9).toString('base64url'),
         Number.isFinite(this.maxAgeSeconds) ? this.maxAgeSeconds * 1000 : now,
         JSON.stringify({ dead_reason: reason }),
+        request.byteBudget ?? Number.MAX_SAFE_INTEGER,
       );
     let reply: LeaseReply;
     try {

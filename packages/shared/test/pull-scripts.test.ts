@@ -74,7 +74,7 @@ describe('pull Lua scripts', () => {
     return (await leaseWithDead(now, max, filter, leaseMs, maxAgeMs))[0];
   }
 
-  function leaseWithDead(now: number, max: number, filter: string, leaseMs: number, maxAgeMs: number) {
+  function leaseWithDead(now: number, max: number, filter: string, leaseMs: number, maxAgeMs: number, budget?: number) {
     return redis.poPullLease(
       6,
       tk.stream,
@@ -94,6 +94,7 @@ describe('pull Lua scripts', () => {
       'r',
       maxAgeMs,
       DEAD_NOTE,
+      ...(budget === undefined ? [] : [budget]),
     ) as Promise<LeaseReply>;
   }
 
@@ -152,6 +153,19 @@ describe('pull Lua scripts', () => {
   }
 
   describe('pull-lease', () => {
+    it('stops at the byte budget with at least one message, reading new ones a few at a time; the rest stays available', async () => {
+      const sids: string[] = [];
+      for (let i = 0; i < 40; i++) sids.push(await add('x'.repeat(100)));
+      // Each payload is 102 bytes of JSON: a budget of 250 takes three (102, 204, 306).
+      const [first] = await leaseWithDead(NOW, 1000, '', 1000, NOW, 250);
+      expect(first.map(([sid]) => sid)).to.deep.equal(sids.slice(0, 3));
+      // New entries are read 16 at a time: the rest of that read stays available at once.
+      const available = await redis.zrange(pk.retries, '-inf', NOW, 'BYSCORE');
+      expect(available).to.deep.equal(sids.slice(3, 16));
+      const [one] = await leaseWithDead(NOW, 1000, '', 1000, NOW, 1);
+      expect(one.map(([sid]) => sid)).to.deep.equal([sids[3]]);
+    });
+
     it('leases new messages: pending in the group, scored at the lease end, with a lease record', async () => {
       const sid = await add('m1');
       await add('m2');

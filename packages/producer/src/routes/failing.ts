@@ -170,7 +170,7 @@ function timeOf(text: string, field: string): number {
 }
 
 export function registerFailingRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  const failing = new Failing(ctx.redis, ctx.keys);
+  const failing = new Failing(ctx.redis, ctx.keys, ctx.config.answerByteBudget);
 
   app.get<Params & { Querystring: { state?: FailingState; limit?: number; cursor?: string; topic?: string } }>(
     '/api/publishers/:id/failing',

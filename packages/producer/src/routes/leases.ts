@@ -264,6 +264,7 @@ export function registerLeaseRoutes(app: FastifyInstance, ctx: ApiContext): void
       leaseSeconds: b.lease_seconds ?? DEFAULT_LEASE_SECONDS,
       worker,
       ...(filter ? { filter } : {}),
+      byteBudget: ctx.config.answerByteBudget,
     });
     return { data: leased.map((l) => leaseView(l, publisher.topic)) };
   });

@@ -298,7 +298,7 @@ async function searchFilters(ctx: ApiContext, query: SearchQuery): Promise<Searc
 }
 
 export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  const search = new Search(ctx.redis, ctx.keys, ctx.store, ctx.config.searchScanBudget);
+  const search = new Search(ctx.redis, ctx.keys, ctx.store, ctx.config.searchScanBudget, ctx.config.answerByteBudget);
 
   app.get<{ Querystring: SearchQuery }>('/api/messages', { schema: searchSchema }, async (request) => {
     const query = request.query;
