@@ -232,6 +232,7 @@ export const topicView: Schema = {
     name: { type: 'string' },
     origin_host: { type: 'string' },
     recovery_enabled: { type: 'boolean' },
+    paused: { type: 'boolean', description: 'No publisher of the topic delivers while true.' },
     created_at: isoTime,
     received: { type: 'integer', description: 'Messages received so far.' },
   },
@@ -279,7 +280,7 @@ const attemptView: Schema = {
   description: 'An attempt (`status` or `error`), or for a pull publisher a lease (`worker`, `outcome`…).',
 };
 
-const deliveryStates = ['pending', 'leased', 'delivered', 'retrying', 'dead', 'deleted'];
+const deliveryStates = ['pending', 'leased', 'delivered', 'retrying', 'dead', 'deleted', 'purged'];
 
 /** A message with the state of its delivery to each publisher. */
 export const messageView: Schema = {
