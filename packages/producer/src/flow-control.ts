@@ -33,6 +33,8 @@ export interface SeekResult {
   readonly retrying: number;
   /** Of those, dead letters, dropped from the failing list. */
   readonly dead: number;
+  /** The time sought to (ms): never before a `from_now` publisher's creation. */
+  readonly to: number;
 }
 
 type PurgeReply = [string, string, number, number, number];
@@ -71,8 +73,12 @@ export class FlowControl {
     return { count: unread + pending + dead, unread, pending, dead };
   }
 
-  /** Gives the publisher again every retained message received at or after `to` (ms). */
-  async seek(publisher: Publisher, to: number, dryRun: boolean): Promise<SeekResult> {
+  /**
+   * Gives the publisher again every retained message received at or after
+   * `to` (ms); for a `from_now` publisher, none received before it was created.
+   */
+  async seek(publisher: Publisher, requested: number, dryRun: boolean): Promise<SeekResult> {
+    const to = publisher.from_now ? Math.max(requested, Date.parse(publisher.created_at)) : requested;
     const tk = this.keys.topic(publisher.topic);
     const pk = this.keys.publisher(publisher.topic, publisher.id);
     const [point, last, retrying, dead] = checkScriptResult(
@@ -93,7 +99,7 @@ export class FlowControl {
     const count = await this.countRange(tk.stream, point, last);
     // The consumer nodes read again once woken (a pull publisher's workers read at their next lease).
     if (!dryRun && count > 0) await this.redis.publish(this.keys.wakeChannel, publisher.topic);
-    return { count, retrying, dead };
+    return { count, retrying, dead, to };
   }
 
   /** The stream's entries after `from` up to `through`, counted in bounded steps. */

@@ -78,7 +78,7 @@ const seekSchema = {
   tags: ['publishers'],
   summary: 'Seek a publisher back to a time',
   description:
-    'The publisher receives again every retained message received at or after `to`, delivered or not (Pub/Sub’s seek). Messages it has not read yet are unaffected, and a time after them moves nothing.',
+    'The publisher receives again every retained message received at or after `to`, delivered or not (Pub/Sub’s seek). Messages it has not read yet are unaffected, and a time after them moves nothing; a `from_now` publisher goes back no further than its creation.',
   params: idParam,
   body: body({ to: time('Give again the messages received at or after this time.'), dry_run: dryRun }, ['to']),
   response: responses(
@@ -147,9 +147,8 @@ export function registerFlowRoutes(app: FastifyInstance, ctx: ApiContext): void 
     { schema: seekSchema },
     async (request) => {
       const publisher = await publisherOf(ctx, request.params.id);
-      const to = timeOf(request.body.to, 'to');
       const dry = request.body.dry_run === true;
-      const result = await flow.seek(publisher, to, dry);
+      const { to, ...result } = await flow.seek(publisher, timeOf(request.body.to, 'to'), dry);
       if (!dry) {
         request.log.info(
           { topic: publisher.topic, publisherId: publisher.id, to: new Date(to).toISOString(), ...result },
