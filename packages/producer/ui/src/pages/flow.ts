@@ -33,7 +33,7 @@ export function flowCard(p: Publisher): HTMLElement {
       'Purge messages received before',
       'before',
       input({ type: 'datetime-local', value: localInput(new Date(Date.now() + 60_000)) }),
-      'Every message received before this time that this publisher has not delivered is skipped, never sent.',
+      'Every message received before this time (one still to come counts as now) that this publisher has not delivered is skipped, never sent.',
       'purge-',
     ),
     formError(),
