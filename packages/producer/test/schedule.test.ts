@@ -182,7 +182,9 @@ describe('DELETE /api/schedule_messages/:id', () => {
     await api.redis.poReleaseScheduled(5, tk.meta, tk.stream, tk.ids, tk.scheduled, tk.scheduledData, Date.now(), 10);
     const res = await call(api.app, 'DELETE', `/api/schedule_messages/${id}`);
     expect(res.status).to.equal(404);
-    expect(res.body).to.have.nested.property('data.errors.id[0]').that.matches(/released into its topic already/);
+    expect(res.body)
+      .to.have.nested.property('data.errors.id[0]')
+      .that.matches(/released into its topic already/);
     expect((await call(api.app, 'GET', `/api/messages/${id}`)).status).to.equal(200);
   });
 

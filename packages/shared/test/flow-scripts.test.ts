@@ -20,7 +20,6 @@ import {
 import { startRedis, type RedisServer } from './support/redis-server.js';
 
 type PurgeReply = [string, string, number, number, number];
-type SeekReply = [string, string, number, number];
 
 describe('flow scripts', () => {
   let server: RedisServer;
