@@ -20,7 +20,9 @@ import {
   optionalBody,
   params,
   publisherId,
+  purgeResultView,
   responses,
+  seekResultView,
   type Schema,
 } from '../schemas.js';
 
@@ -50,25 +52,7 @@ const purgeSchema = {
   }),
   response: responses(
     {
-      200: data(
-        {
-          type: 'object',
-          required: ['count', 'unread', 'pending', 'dead', 'before', 'dry_run'],
-          additionalProperties: false,
-          properties: {
-            count: { type: 'integer', description: 'Messages purged (or that would be): the sum of the next three.' },
-            unread: { type: 'integer', description: 'Not read yet: skipped.' },
-            pending: {
-              type: 'integer',
-              description: 'Read and not settled (in flight, waiting for a retry, leased): acknowledged.',
-            },
-            dead: { type: 'integer', description: 'Dead letters, dropped from the failing list.' },
-            before: { type: 'string', description: 'The time used (ISO-8601).' },
-            dry_run: { type: 'boolean' },
-          },
-        },
-        'What was purged (or would be).',
-      ),
+      200: data(purgeResultView, 'What was purged (or would be).'),
     },
     { 400: 'A bad or unknown field.', 404: 'No such publisher (`id`).' },
   ),
@@ -83,24 +67,7 @@ const seekSchema = {
   body: body({ to: time('Give again the messages received at or after this time.'), dry_run: dryRun }, ['to']),
   response: responses(
     {
-      200: data(
-        {
-          type: 'object',
-          required: ['count', 'retrying', 'dead', 'to', 'dry_run'],
-          additionalProperties: false,
-          properties: {
-            count: { type: 'integer', description: 'Messages given again (or that would be).' },
-            retrying: {
-              type: 'integer',
-              description: 'Of those, messages that waited for a retry or were leased: read again instead.',
-            },
-            dead: { type: 'integer', description: 'Of those, dead letters, dropped from the failing list.' },
-            to: { type: 'string', description: 'The time used (ISO-8601).' },
-            dry_run: { type: 'boolean' },
-          },
-        },
-        'What was given again (or would be).',
-      ),
+      200: data(seekResultView, 'What was given again (or would be).'),
     },
     { 400: 'A bad, missing or unknown field.', 404: 'No such publisher (`id`).' },
   ),
