@@ -225,7 +225,7 @@ export class Store {
     };
   }
 
-  /** A publisher as it delivers: inactive while its topic is paused (`effectivePublisher`); one round trip more than `getPublisher`'s none. */
+  /** A publisher as it delivers: inactive while its topic is paused (`effectivePublisher`); two round trips, as `getPublisher`. */
   async getEffectivePublisher(id: string): Promise<Publisher | undefined> {
     const topic = await this.redis.hget(this.keys.publisherIndex, id);
     if (topic === null) return undefined;
