@@ -27,6 +27,7 @@ import {
   checkRedisVersion,
   closeRedis,
   createRedis,
+  effectivePublisher,
   maxPublisherTimeout,
   slotCount,
   within,
@@ -384,16 +385,19 @@ export class ConsumerNode {
 
   private async syncAll(): Promise<void> {
     const byTopic = new Map<string, Publisher[]>([...this.byTopic.keys()].map((t) => [t, []]));
-    for (const p of await this.store.listPublishers()) {
+    const { topics, publishers: all } = await this.store.listTopicsAndPublishers();
+    const paused = new Set(topics.filter((t) => t.paused).map((t) => t.name));
+    for (const p of all) {
       const list = byTopic.get(p.topic);
       if (list) list.push(p);
       else byTopic.set(p.topic, [p]);
     }
-    for (const [topic, publishers] of byTopic) this.apply(topic, publishers);
+    for (const [topic, publishers] of byTopic) this.apply(topic, publishers, paused.has(topic));
   }
 
   private async syncTopic(topic: string): Promise<void> {
-    this.apply(topic, await this.store.listPublishersOfTopic(topic));
+    const { paused, publishers } = await this.store.topicPublishers(topic);
+    this.apply(topic, publishers, paused);
   }
 
   /**
@@ -411,11 +415,19 @@ export class ConsumerNode {
     return { ...p, seconds_timeout: max };
   }
 
-  /** Records the publishers of `topic` (http ones), updates running pipelines, and asks for a rebalance. */
-  private apply(topic: string, publishers: Publisher[]): void {
+  /**
+   * Records the publishers of `topic` (http ones), updates running pipelines, and asks for a rebalance.
+   * While the topic is paused its publishers count as inactive: their pipelines pause, then their slots
+   * are handed back, as for a publisher switched off; resuming takes them again.
+   */
+  private apply(topic: string, publishers: Publisher[], paused: boolean): void {
     // Pull publishers have no pipeline: workers lease their messages through the API.
     const ids = this.byTopic.get(topic) ?? new Set<string>();
-    const wanted = new Map(publishers.filter((p) => p.type !== 'pull').map((p) => [p.id, this.bounded(normalize(p))]));
+    const wanted = new Map(
+      publishers
+        .filter((p) => p.type !== 'pull')
+        .map((p) => [p.id, this.bounded(normalize(effectivePublisher(p, paused)))]),
+    );
     for (const id of ids) {
       if (wanted.has(id)) continue;
       ids.delete(id);

@@ -8,7 +8,7 @@
  *    topics that received messages since the last round, plus a few more
  *    each round so that every topic is visited in turn;
  *  - drops dead letters older than the retention period, and the attempt
- *    records and notes of messages that are no longer in the stream;
+ *    records, notes and range records of messages no longer in the stream;
  *  - re-indexes each visited topic's earliest scheduled message (a producer
  *    that died between scheduling and indexing left it unindexed).
  *  - adds the replacement messages that pull workers' `replace` left in a
@@ -166,6 +166,8 @@ export class Janitor {
         const pk = this.deps.keys.publisher(topic, id);
         pipeline.zremrangebyscore(pk.dead, '-inf', cutoff);
         pipeline.zremrangebyscore(pk.log, '-inf', `(${floor - RECORD_SPAN_MS}`);
+        // A purge's or seek's record whose newest message is gone covers nothing any more.
+        pipeline.zremrangebyscore(pk.ranges, '-inf', `(${floor}`);
       }
       await pipeline.exec();
       for (const id of ids) await this.pruneNotes(this.deps.keys.publisher(topic, id).notes, floor);

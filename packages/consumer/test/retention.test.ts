@@ -14,7 +14,7 @@ function usedMemory(info: string): number {
 describe('retention', function () {
   const f = useWorld();
 
-  it('removes delivered messages, their attempt records and notes after the retention period', async () => {
+  it('removes delivered messages, their attempt records, notes and range records after the retention period', async () => {
     f.receiver.respond((req) => (req.body === '"dead"' ? 400 : 200));
     const topic = await f.world.topic();
     const p = await f.world.publisher(topic, f.receiver.url, { seconds_retry: 0.05 });
@@ -25,11 +25,16 @@ describe('retention', function () {
     const pk = f.world.keys.publisher(topic, p.id);
     await waitFor(async () => (await f.world.redis.zcard(pk.log)) > 0, 'the attempt records');
     await waitFor(async () => (await f.world.redis.hlen(pk.notes)) === 1, 'the dead letter note');
+    // A purge's record of these messages (scored by the receipt time of the newest it covers).
+    const newest = (await f.world.redis.xrevrange(tk.stream, '+', '-', 'COUNT', 1))[0]![0];
+    const record = JSON.stringify({ kind: 'purge', at: '1', time: '1', from: '0-0', through: newest });
+    await f.world.redis.zadd(pk.ranges, newest.split('-')[0]!, record);
     await waitFor(
       async () =>
         (await f.world.redis.xlen(tk.stream)) === 0 &&
         (await f.world.redis.zcard(pk.log)) === 0 &&
         (await f.world.redis.hlen(pk.notes)) === 0 &&
+        (await f.world.redis.zcard(pk.ranges)) === 0 &&
         (await f.world.redis.zcard(pk.dead)) === 0,
       'the janitor to remove everything',
       20000,

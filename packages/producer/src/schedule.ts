@@ -8,9 +8,13 @@
  * global due index (`ZADD LT`, early is harmless). A producer that dies
  * between the two leaves the message unindexed; the janitor re-indexes
  * every topic's earliest scheduled message as it visits the topic.
+ *
+ * Cancelling is one script on the topic's slot: the message leaves the
+ * scheduled set unless a release moved it into the stream first. Its entry
+ * in the due index is left: early is harmless (a release finds nothing).
  */
 import { randomBytes } from 'node:crypto';
-import { checkScriptResult, type Keys, type ScriptClient } from '@postoffice/shared';
+import { NotFoundError, checkScriptResult, parseMessageId, type Keys, type ScriptClient } from '@postoffice/shared';
 
 /** How far in the past `schedule_at` may be (client clocks differ): such a message is due at once. */
 export const SCHEDULE_PAST_TOLERANCE_MS = 30_000;
@@ -62,4 +66,20 @@ export async function scheduleMessage(
   );
   await redis.zadd(keys.scheduleDue, 'LT', input.dueAt, input.topic);
   return id;
+}
+
+/** Most seconds `delay_seconds` may ask for: a year. */
+export const MAX_DELAY_SECONDS = 365 * 86_400;
+
+/**
+ * Cancels a scheduled message that has not entered its topic yet. Throws
+ * `scheduled_message_released` (404) once it has, and
+ * `scheduled_message_not_found` (404) for an id that is no scheduled message.
+ */
+export async function cancelScheduled(redis: ScriptClient, keys: Keys, id: string): Promise<void> {
+  const ref = parseMessageId(id);
+  if (ref?.topic === undefined || ref.streamId !== undefined)
+    throw new NotFoundError('scheduled_message_not_found', 'id', 'scheduled message not found');
+  const tk = keys.topic(ref.topic);
+  checkScriptResult(await redis.poCancelScheduled(3, tk.scheduled, tk.scheduledData, tk.ids, id));
 }

@@ -232,6 +232,7 @@ export const topicView: Schema = {
     name: { type: 'string' },
     origin_host: { type: 'string' },
     recovery_enabled: { type: 'boolean' },
+    paused: { type: 'boolean', description: 'No publisher of the topic delivers while true.' },
     created_at: isoTime,
     received: { type: 'integer', description: 'Messages received so far.' },
   },
@@ -279,7 +280,7 @@ const attemptView: Schema = {
   description: 'An attempt (`status` or `error`), or for a pull publisher a lease (`worker`, `outcome`…).',
 };
 
-const deliveryStates = ['pending', 'leased', 'delivered', 'retrying', 'dead', 'deleted'];
+const deliveryStates = ['pending', 'leased', 'delivered', 'retrying', 'dead', 'deleted', 'purged'];
 
 /** A message with the state of its delivery to each publisher. */
 export const messageView: Schema = {
@@ -379,6 +380,41 @@ export const actionResultView: Schema = {
       items: { type: 'string' },
       description: 'Ids given that were neither retrying nor dead.',
     },
+  },
+};
+
+/** What a purge did, or would do (`POST /api/publishers/:id/purge`). */
+export const purgeResultView: Schema = {
+  type: 'object',
+  required: ['count', 'unread', 'pending', 'dead', 'before', 'dry_run'],
+  additionalProperties: false,
+  properties: {
+    count: { type: 'integer', description: 'Messages purged (or that would be): the sum of the next three.' },
+    unread: { type: 'integer', description: 'Not read yet: skipped.' },
+    pending: {
+      type: 'integer',
+      description: 'Read and not settled (in flight, waiting for a retry, leased): acknowledged.',
+    },
+    dead: { type: 'integer', description: 'Dead letters, dropped from the failing list.' },
+    before: { type: 'string', description: 'The time used (ISO-8601).' },
+    dry_run: { type: 'boolean' },
+  },
+};
+
+/** What a seek did, or would do (`POST /api/publishers/:id/seek`). */
+export const seekResultView: Schema = {
+  type: 'object',
+  required: ['count', 'retrying', 'dead', 'to', 'dry_run'],
+  additionalProperties: false,
+  properties: {
+    count: { type: 'integer', description: 'Messages given again (or that would be).' },
+    retrying: {
+      type: 'integer',
+      description: 'Of those, messages that waited for a retry or were leased: read again instead.',
+    },
+    dead: { type: 'integer', description: 'Of those, dead letters, dropped from the failing list.' },
+    to: { type: 'string', description: 'The time used (ISO-8601).' },
+    dry_run: { type: 'boolean' },
   },
 };
 

@@ -4,7 +4,9 @@
  * topics) and keeps the entries that pass every filter. The delivery state
  * of an entry for a publisher comes from its group: dead (in the dead set),
  * retrying (in the retry set), pending (in flight, or not read yet: after
- * the group's last-delivered id), delivered otherwise.
+ * the group's last-delivered id), delivered otherwise, unless its note or a
+ * purge's range record says deleted or purged (`rangeRuling`, as the
+ * message's own page says).
  *
  * Work per request is bounded: at most `budget` entries are examined; a
  * search cut short says `truncated` and gives a cursor to go on. The cursor
@@ -15,6 +17,9 @@ import {
   execBySlot,
   isStreamId,
   parseEntry,
+  parseRangeRecords,
+  rangeRuling,
+  type RuledNote,
   type DeliveryStateName,
   type Keys,
   type Publisher,
@@ -26,10 +31,13 @@ import type { ChainableCommander } from 'ioredis';
 import { decodeCursor, encodeCursor } from './failing.js';
 import { parsePayload } from './replies.js';
 
+/** A delivery state search shows: the read model's, and `deleted` (from the failing list). */
+export type SearchState = DeliveryStateName | 'deleted';
+
 export interface SearchFilters {
   readonly topic?: string;
   readonly publisher?: Publisher;
-  readonly state?: DeliveryStateName;
+  readonly state?: SearchState;
   /** Received at or after (ms). */
   readonly from?: number;
   /** Received at or before (ms). */
@@ -46,7 +54,7 @@ export interface SearchItem {
   readonly payload: unknown;
   readonly attributes: Readonly<Record<string, string>>;
   /** With a state or publisher filter: each publisher's delivery state. */
-  readonly deliveries?: { publisher_id: string; state: DeliveryStateName }[];
+  readonly deliveries?: { publisher_id: string; state: SearchState }[];
 }
 
 export interface SearchPage {
@@ -102,7 +110,7 @@ interface TopicScan {
   batch: number;
   publishers?: Publisher[];
   lastDelivered?: Map<string, string>;
-  states: Map<string, Map<string, DeliveryStateName>>;
+  states: Map<string, Map<string, SearchState>>;
 }
 
 export class Search {
@@ -187,7 +195,7 @@ export class Search {
     return { items, cursor: next, truncated, scanned };
   }
 
-  private item(topic: string, m: StoredMessage, states?: Map<string, DeliveryStateName>): SearchItem {
+  private item(topic: string, m: StoredMessage, states?: Map<string, SearchState>): SearchItem {
     return {
       id: m.id,
       topic,
@@ -267,6 +275,8 @@ export class Search {
           else p.echo('nogroup');
           p.zmscore(pk.retries, ...sids);
           p.zmscore(pk.dead, ...sids);
+          p.hmget(pk.notes, ...sids);
+          p.zrange(pk.ranges, oldest.slice(0, oldest.indexOf('-')), '+inf', 'BYSCORE');
         }
       });
       for (const pub of s.publishers ?? []) plan.push([s, pub]);
@@ -281,20 +291,36 @@ export class Search {
       const pending = replies[i++];
       const retries = replies[i++] as (string | null)[];
       const dead = replies[i++] as (string | null)[];
+      const notes = replies[i++] as (string | null)[];
+      const ranges = parseRangeRecords(replies[i++] as string[]);
       const inFlight = new Set(Array.isArray(pending) ? (pending as [string][]).map(([sid]) => sid) : []);
       const last = s.lastDelivered?.get(pub.id);
       const created = Date.parse(pub.created_at);
       s.buffer.forEach((m, k) => {
         if (pub.from_now && created > m.receivedAt) return;
-        let state: DeliveryStateName;
-        if (dead[k] !== null) state = 'dead';
+        const note = notes[k];
+        const ruling =
+          note || ranges.length > 0 ? rangeRuling(m.streamId, note ? noteOf(note) : undefined, ranges) : undefined;
+        let state: SearchState;
+        if (ruling?.deleted) state = 'deleted';
+        else if (dead[k] !== null) state = 'dead';
         else if (retries[k] !== null) state = 'retrying';
         else if (inFlight.has(m.streamId) || last === undefined || compare(m.streamId, last) > 0) state = 'pending';
-        else state = 'delivered';
+        else state = ruling?.purged ? 'purged' : 'delivered';
         let map = s.states.get(m.streamId);
-        if (!map) s.states.set(m.streamId, (map = new Map<string, DeliveryStateName>()));
+        if (!map) s.states.set(m.streamId, (map = new Map<string, SearchState>()));
         map.set(pub.id, state);
       });
     }
+  }
+}
+
+/** A note's JSON, as far as search needs it; nothing for one that does not parse. */
+function noteOf(json: string): RuledNote | undefined {
+  try {
+    const note = JSON.parse(json) as RuledNote;
+    return note && typeof note === 'object' ? note : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -29,6 +29,7 @@ import { Metrics } from './metrics.js';
 import { LazyRequestLogger } from './request-logger.js';
 import { collectRoutes, registerOpenApiRoute } from './openapi.js';
 import { registerFailingRoutes } from './routes/failing.js';
+import { registerFlowRoutes } from './routes/flow.js';
 import { registerClusterRoutes } from './routes/cluster.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerLeaseRoutes } from './routes/leases.js';
@@ -190,6 +191,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   registerTopicRoutes(app, ctx);
   registerPublisherRoutes(app, ctx);
   registerFailingRoutes(app, ctx);
+  registerFlowRoutes(app, ctx);
   registerMessageRoutes(app, ctx);
   registerLeaseRoutes(app, ctx);
   registerHealthRoutes(app, ctx);

@@ -93,4 +93,106 @@ describe('POST /api/schedule_messages', () => {
     expect(unknown.status).to.equal(400);
     expect(unknown.body).to.deep.equal({ data: { errors: { topic: ['is invalid'] } } });
   });
+
+  describe('with delay_seconds instead of schedule_at', () => {
+    it('is due that many seconds from now', async () => {
+      const sent = Date.now();
+      const res = await call(api.app, 'POST', '/api/schedule_messages', {
+        topic: 'orders',
+        payload: 1,
+        delay_seconds: 90.5,
+      });
+      expect(res.status).to.equal(201);
+      const { id, schedule_at } = (res.body as { data: { id: string; schedule_at: string } }).data;
+      const due = Number(await api.redis.zscore(api.keys.topic('orders').scheduled, id));
+      expect(due).to.be.within(sent + 90_500, Date.now() + 90_500);
+      expect(schedule_at).to.equal(new Date(due).toISOString());
+      const got = await call(api.app, 'GET', `/api/messages/${id}`);
+      expect(got.body).to.have.nested.property('data.schedule_at', schedule_at);
+    });
+
+    it('refuses both times, neither, and a delay out of range, naming the field', async () => {
+      const both = await call(api.app, 'POST', '/api/schedule_messages', {
+        topic: 'orders',
+        payload: 1,
+        schedule_at: '2999-01-01T10:00:00Z',
+        delay_seconds: 5,
+      });
+      expect(both.status).to.equal(400);
+      expect(both.body).to.deep.equal({
+        data: { errors: { delay_seconds: ['cannot be given with schedule_at: give one of them'] } },
+      });
+      const neither = await call(api.app, 'POST', '/api/schedule_messages', { topic: 'orders', payload: 1 });
+      expect(neither.status).to.equal(400);
+      expect(neither.body).to.deep.equal({
+        data: { errors: { schedule_at: ["can't be blank (or give delay_seconds)"] } },
+      });
+      for (const delay of [-1, 365 * 86_400 + 1, '5', null]) {
+        const bad = await call(api.app, 'POST', '/api/schedule_messages', {
+          topic: 'orders',
+          payload: 1,
+          delay_seconds: delay,
+        });
+        expect(bad.status, String(delay)).to.equal(400);
+        expect(bad.body, String(delay)).to.have.nested.property('data.errors.delay_seconds');
+      }
+    });
+  });
+});
+
+describe('DELETE /api/schedule_messages/:id', () => {
+  let api: Api;
+
+  before(async () => {
+    api = await startApi();
+    await createTopic(api.app, 'orders');
+  });
+
+  after(async () => {
+    await api?.close();
+  });
+
+  async function schedule(delaySeconds: number): Promise<string> {
+    const res = await call(api.app, 'POST', '/api/schedule_messages', {
+      topic: 'orders',
+      payload: 1,
+      delay_seconds: delaySeconds,
+    });
+    return (res.body as { data: { id: string } }).data.id;
+  }
+
+  it('cancels a message not yet released: it is gone, and never enters the stream', async () => {
+    const id = await schedule(3600);
+    const kept = await schedule(3600);
+    const res = await call(api.app, 'DELETE', `/api/schedule_messages/${id}`);
+    expect(res.status).to.equal(204);
+    expect(res.raw).to.equal('');
+    expect((await call(api.app, 'GET', `/api/messages/${id}`)).status).to.equal(404);
+    expect((await call(api.app, 'GET', `/api/messages/${kept}`)).status).to.equal(200);
+    const tk = api.keys.topic('orders');
+    expect(await api.redis.zrange(tk.scheduled, 0, -1)).to.deep.equal([kept]);
+    const again = await call(api.app, 'DELETE', `/api/schedule_messages/${id}`);
+    expect(again.status).to.equal(404);
+    expect(again.body).to.deep.equal({ data: { errors: { id: ['scheduled message not found'] } } });
+  });
+
+  it('answers 404 saying so once the message was released into its topic', async () => {
+    const id = await schedule(0);
+    const tk = api.keys.topic('orders');
+    await api.redis.poReleaseScheduled(5, tk.meta, tk.stream, tk.ids, tk.scheduled, tk.scheduledData, Date.now(), 10);
+    const res = await call(api.app, 'DELETE', `/api/schedule_messages/${id}`);
+    expect(res.status).to.equal(404);
+    expect(res.body)
+      .to.have.nested.property('data.errors.id[0]')
+      .that.matches(/released into its topic already/);
+    expect((await call(api.app, 'GET', `/api/messages/${id}`)).status).to.equal(200);
+  });
+
+  it('answers 404 for an id that is no scheduled message', async () => {
+    for (const id of ['orders.1700000000000-0', 'nope.sAbc', 'not-an-id', 'orders.sUnknown']) {
+      const res = await call(api.app, 'DELETE', `/api/schedule_messages/${encodeURIComponent(id)}`);
+      expect(res.status, id).to.equal(404);
+      expect(res.body, id).to.deep.equal({ data: { errors: { id: ['scheduled message not found'] } } });
+    }
+  });
 });

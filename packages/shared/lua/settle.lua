@@ -19,6 +19,10 @@
   then t, then t triples: stream id, due ms, retry state (scheduled for a retry)
   then x, then x triples: stream id, dead since ms, note JSON (dead letters)
 
+  An outcome to record as a retry or a dead letter for an entry the group
+  no longer has pending (purged, or deleted from the failing list, while
+  its attempt was in flight) writes neither: that message is done with.
+
   Returns: the number of entries acknowledged.
 ]]
 local i = 3
@@ -39,6 +43,19 @@ if r > 0 then
   redis.call('ZADD', KEYS[5], unpack(args))
   i = i + 2 * r
 end
+-- Retries and dead letters only for entries still pending (checked before the XACK below).
+local gone = {}
+do
+  local j = i + 1 + tonumber(ARGV[i])
+  j = j + 1 + tonumber(ARGV[j])
+  local t, x = tonumber(ARGV[j]), tonumber(ARGV[j + 1 + 3 * tonumber(ARGV[j])])
+  local function check(at)
+    if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[at], ARGV[at], 1) == 0 then gone[ARGV[at]] = true end
+  end
+  for k = 0, t - 1 do check(j + 1 + 3 * k) end
+  j = j + 1 + 3 * t
+  for k = 0, x - 1 do check(j + 1 + 3 * k) end
+end
 local a = count()
 local acked = 0
 if a > 0 then
@@ -54,14 +71,18 @@ end
 local t = count()
 for k = 0, t - 1 do
   local b = i + 3 * k
-  redis.call('ZADD', KEYS[2], ARGV[b + 1], ARGV[b])
-  redis.call('HSET', KEYS[3], ARGV[b], ARGV[b + 2])
+  if not gone[ARGV[b]] then
+    redis.call('ZADD', KEYS[2], ARGV[b + 1], ARGV[b])
+    redis.call('HSET', KEYS[3], ARGV[b], ARGV[b + 2])
+  end
 end
 i = i + 3 * t
 local x = count()
 for k = 0, x - 1 do
   local b = i + 3 * k
-  redis.call('ZADD', KEYS[4], ARGV[b + 1], ARGV[b])
-  redis.call('HSET', KEYS[6], ARGV[b], ARGV[b + 2])
+  if not gone[ARGV[b]] then
+    redis.call('ZADD', KEYS[4], ARGV[b + 1], ARGV[b])
+    redis.call('HSET', KEYS[6], ARGV[b], ARGV[b + 2])
+  end
 end
 return acked

@@ -2,7 +2,7 @@
   Changes fields of a topic's record (the web UI edits its origin host).
 
   KEYS[1] topic record (hash)   po:{t}:topic
-  ARGV[1] JSON object of the fields to set (origin_host, recovery_enabled)
+  ARGV[1] JSON object of the fields to set (origin_host, recovery_enabled, paused)
 
   Returns: the new topic JSON; -8 no such topic (nothing written).
 ]]

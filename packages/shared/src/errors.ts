@@ -88,6 +88,13 @@ export const SCRIPT_CODES = {
       422,
       'idempotency_key_reused',
     ),
+  '-10': () =>
+    new NotFoundError(
+      'scheduled_message_released',
+      'id',
+      'was released into its topic already (it was due): it is an ordinary message now, see GET /api/messages/:id, and can no longer be cancelled',
+    ),
+  '-11': () => new NotFoundError('scheduled_message_not_found', 'id', 'scheduled message not found'),
 } as const satisfies Record<string, () => AppError>;
 
 export type ScriptCode = keyof typeof SCRIPT_CODES;

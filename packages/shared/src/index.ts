@@ -10,6 +10,7 @@ export * from './store.js';
 export * from './message.js';
 export * from './attempt-record.js';
 export * from './message-lookup.js';
+export * from './flow-ranges.js';
 export * from './within.js';
 export * from './pull-queue.js';
 export * from './private-address.js';

@@ -49,6 +49,12 @@ export interface PublisherKeys {
   readonly leases: string;
   /** hash: the cluster-wide rate limit's token bucket (tokens, last refill ms). */
   readonly bucket: string;
+  /**
+   * sorted set: operator actions on a range of the publisher's messages at
+   * once (purge, seek), one JSON record each, scored by the receipt time
+   * (ms) of the newest message the record covers (`flow-ranges.ts`).
+   */
+  readonly ranges: string;
 }
 
 export class Keys {
@@ -78,6 +84,7 @@ export class Keys {
       notes: `${base}:notes`,
       leases: `${base}:leases`,
       bucket: `${base}:bucket`,
+      ranges: `${base}:ranges`,
     };
   }
 

@@ -9,13 +9,15 @@
  *
  * Delivered needs no record of its own: a message is delivered to a
  * publisher when its group has read it (at or below the last-delivered id),
- * it is not pending, and no exception record names it.
+ * it is not pending, and no exception record names it, nor a purge that
+ * skipped it (a range record, `flow-ranges.ts`).
  *
  * Messages written before ids named their entry (UUIDs) are found through
  * the topics' id index, and their delivery history keys (`h:<id>`) are read
  * until they expire.
  */
 import { RECORD_SPAN_MS, decodeItem, decodeRetryState, type LoggedAttempt } from './attempt-record.js';
+import { parseRangeRecords, rangeRuling, type RangeRecord } from './flow-ranges.js';
 import { compareStreamIds, parseMessageId } from './ids.js';
 import type { Keys } from './keys.js';
 import { parseEntry } from './message.js';
@@ -86,6 +88,8 @@ export interface Note {
   readonly last_attempt?: Attempt;
   readonly last_action?: { readonly action: string; readonly at: string };
   readonly deleted?: boolean;
+  /** Acknowledged by a purge while pending or dead: never delivered. */
+  readonly purged?: boolean;
   readonly replaced_by?: string[];
 }
 
@@ -227,6 +231,7 @@ export async function findMessage(
     pipeline.zscore(pk.dead, sid);
     pipeline.hget(pk.notes, sid);
     pipeline.hget(pk.leases, sid);
+    pipeline.zrange(pk.ranges, sid.slice(0, sid.indexOf('-')), '+inf', 'BYSCORE');
   }
   const dash = sid.indexOf('-');
   if (publishers.length > 0) {
@@ -237,19 +242,20 @@ export async function findMessage(
   if (message.storedId) pipeline.hgetall(keys.history(topic, message.id));
   else pipeline.echo('');
   const replies = await execOrThrow(pipeline);
-  const perPublisher = 6;
+  const perPublisher = 7;
   const logged = (publishers.length > 0 ? replies[publishers.length * perPublisher] : []) as string[][];
   const legacy = (replies[replies.length - 1] ?? {}) as Record<string, string> | string;
 
   const deliveries: DeliveryView[] = publishers.map((p, i) => {
     const r = replies.slice(i * perPublisher, (i + 1) * perPublisher);
-    const [pendingReply, retryScore, retryState, deadScore, noteJson, leaseJson] = r as [
+    const [pendingReply, retryScore, retryState, deadScore, noteJson, leaseJson, ranges] = r as [
       unknown[] | string,
       string | null,
       string | null,
       string | null,
       string | null,
       string | null,
+      string[],
     ];
     const found = logged[i] ?? [];
     const items: LoggedAttempt[] = [];
@@ -269,6 +275,7 @@ export async function findMessage(
       dead: deadScore !== null,
       note: parseJson<Note>(noteJson),
       lease: parseJson<StoredLease>(leaseJson),
+      ranges: parseRangeRecords(ranges),
       logged: items,
       legacy: typeof legacy === 'object' ? parseJson<DeliveryRecord>(legacy[p.id]) : undefined,
     });
@@ -294,6 +301,8 @@ interface Found {
   readonly dead: boolean;
   readonly note: Note | undefined;
   readonly lease: StoredLease | undefined;
+  /** Purges and seeks that may cover the message (`flow-ranges.ts`). */
+  readonly ranges?: readonly RangeRecord[];
   readonly logged: readonly LoggedAttempt[];
   readonly legacy: DeliveryRecord | undefined;
 }
@@ -303,14 +312,15 @@ export function deliveryView(f: Found): DeliveryView {
   const { publisher: p, now, note, lease, legacy } = f;
   const pull = p.type === 'pull';
   const leaseLive = lease !== undefined && lease.expires_at > now;
+  const ruling = rangeRuling(f.sid, note, f.ranges ?? []);
   let state: DeliveryView['state'];
-  if (note?.deleted) state = 'deleted';
+  if (ruling.deleted) state = 'deleted';
   else if (f.dead) state = 'dead';
   else if (pull && leaseLive) state = 'leased';
   else if (f.retryAt !== undefined) state = pull && f.retryAt <= now ? 'pending' : 'retrying';
   else if (f.pending) state = 'pending';
   else if (f.lastDelivered === undefined || compareStreamIds(f.sid, f.lastDelivered) > 0) state = 'pending';
-  else state = 'delivered';
+  else state = ruling.purged ? 'purged' : 'delivered';
 
   const oldAttempts = (Array.isArray(legacy?.attempts) ? legacy.attempts : []) as (Attempt | LeaseAttempt)[];
   const attempts: (Attempt | LeaseView)[] = oldAttempts.map((a) => (isLease(a) ? leaseView(a, now) : a));
@@ -332,7 +342,7 @@ export function deliveryView(f: Found): DeliveryView {
   const counted = (legacy?.attempt_count ?? oldAttempts.length) + f.logged.length + (pull && lease ? 1 : 0);
   const attemptCount = Math.max(counted, f.retryCount ?? 0, note?.attempt_count ?? 0, pull ? (lease?.attempt ?? 0) : 0);
   const deadReason = note?.dead_reason ?? legacy?.dead_reason;
-  const lastAction = note?.last_action ?? legacy?.last_action;
+  const lastAction = ruling.lastAction ?? legacy?.last_action;
   const replacedBy = note?.replaced_by ?? legacy?.replaced_by;
   return {
     publisher_id: p.id,

@@ -31,6 +31,10 @@ export const SCRIPT_NAMES = {
   poOutboxMove: 'outbox-move',
   poTakeLease: 'take-lease',
   poRateLimit: 'rate-limit',
+  poPurge: 'purge',
+  poSeek: 'seek',
+  poCountRange: 'count-range',
+  poCancelScheduled: 'cancel-scheduled',
 } as const;
 
 export type ScriptCommand = keyof typeof SCRIPT_NAMES;
@@ -64,6 +68,10 @@ declare module 'ioredis' {
     poOutboxMove: ScriptFn<Context>;
     poTakeLease: ScriptFn<Context>;
     poRateLimit: ScriptFn<Context>;
+    poPurge: ScriptFn<Context>;
+    poSeek: ScriptFn<Context>;
+    poCountRange: ScriptFn<Context>;
+    poCancelScheduled: ScriptFn<Context>;
   }
 }
 

@@ -44,6 +44,7 @@ export class Store {
       name: input.name,
       origin_host: input.origin_host,
       recovery_enabled: input.recovery_enabled ?? false,
+      paused: false,
       created_at: now.toISOString(),
     };
     await this.redis.sadd(this.keys.topics, input.name);
@@ -52,13 +53,19 @@ export class Store {
     return topic;
   }
 
-  /** Sets fields of a topic's record (its name stays); throws `topic_not_found`. */
-  async updateTopic(name: string, changes: { origin_host?: string; recovery_enabled?: boolean }): Promise<Topic> {
+  /**
+   * Sets fields of a topic's record (its name stays); throws `topic_not_found`.
+   * Consumer nodes hear the change (`paused` stops or resumes every publisher of the topic).
+   */
+  async updateTopic(
+    name: string,
+    changes: { origin_host?: string; recovery_enabled?: boolean; paused?: boolean },
+  ): Promise<Topic> {
     const json = checkScriptResult(
       await this.redis.poUpdateTopic(1, this.keys.topic(name).meta, JSON.stringify(changes)),
     ) as string;
     await this.emit({ type: 'topic', topic: name });
-    return JSON.parse(json) as Topic;
+    return parseTopic(json);
   }
 
   /**
@@ -89,7 +96,7 @@ export class Store {
   async getTopic(name: string): Promise<TopicWithCounts | undefined> {
     const [json, received] = await this.redis.hmget(this.keys.topic(name).meta, 'json', 'received');
     if (!json) return undefined;
-    return { ...(JSON.parse(json) as Topic), received: Number(received ?? 0) };
+    return { ...parseTopic(json), received: Number(received ?? 0) };
   }
 
   async listTopicNames(): Promise<string[]> {
@@ -104,7 +111,7 @@ export class Store {
     );
     const topics: TopicWithCounts[] = [];
     for (const [json, received] of rows) {
-      if (json) topics.push({ ...(JSON.parse(json) as Topic), received: Number(received ?? 0) });
+      if (json) topics.push({ ...parseTopic(json), received: Number(received ?? 0) });
     }
     return topics.sort((a, b) => a.id - b.id);
   }
@@ -126,7 +133,7 @@ export class Store {
     );
     const items: TopicWithCounts[] = [];
     for (const [json, received] of rows) {
-      if (json) items.push({ ...(JSON.parse(json) as Topic), received: Number(received ?? 0) });
+      if (json) items.push({ ...parseTopic(json), received: Number(received ?? 0) });
     }
     const more = start >= 0 && start + limit < names.length;
     return { items, next: more ? (page[page.length - 1] ?? null) : null };
@@ -205,6 +212,32 @@ export class Store {
     return all.map((json) => JSON.parse(json) as Publisher).sort(byId);
   }
 
+  /** A topic's publishers and whether the topic is paused, in one round trip (one hash slot). */
+  async topicPublishers(topic: string): Promise<{ paused: boolean; publishers: Publisher[] }> {
+    const tk = this.keys.topic(topic);
+    const replies = (await this.redis.pipeline().hget(tk.meta, 'json').hvals(tk.publishers).exec()) ?? [];
+    const [[metaErr, json] = [null, null], [publishersErr, values] = [null, []]] = replies;
+    if (metaErr) throw metaErr;
+    if (publishersErr) throw publishersErr;
+    return {
+      paused: typeof json === 'string' && parseTopic(json).paused,
+      publishers: (values as string[]).map((v) => JSON.parse(v) as Publisher).sort(byId),
+    };
+  }
+
+  /** A publisher as it delivers: inactive while its topic is paused (`effectivePublisher`); two round trips, as `getPublisher`. */
+  async getEffectivePublisher(id: string): Promise<Publisher | undefined> {
+    const topic = await this.redis.hget(this.keys.publisherIndex, id);
+    if (topic === null) return undefined;
+    const tk = this.keys.topic(topic);
+    const replies = (await this.redis.pipeline().hget(tk.publishers, id).hget(tk.meta, 'json').exec()) ?? [];
+    const [[publisherErr, json] = [null, null], [metaErr, meta] = [null, null]] = replies;
+    if (publisherErr) throw publisherErr;
+    if (metaErr) throw metaErr;
+    if (typeof json !== 'string') return undefined;
+    return effectivePublisher(JSON.parse(json) as Publisher, typeof meta === 'string' && parseTopic(meta).paused);
+  }
+
   async listPublishers(): Promise<Publisher[]> {
     const names = await this.listTopicNames();
     if (names.length === 0) return [];
@@ -242,7 +275,7 @@ export class Store {
       if (metaErr) throw metaErr;
       if (publishersErr) throw publishersErr;
       const [json, received] = meta as (string | null)[];
-      if (json) topics.push({ ...(JSON.parse(json) as Topic), received: Number(received ?? 0) });
+      if (json) topics.push({ ...parseTopic(json), received: Number(received ?? 0) });
       for (const value of values as string[]) publishers.push(JSON.parse(value) as Publisher);
     }
     return { topics: topics.sort((a, b) => a.id - b.id), publishers: publishers.sort(byId) };
@@ -288,7 +321,7 @@ export class Store {
     const pk = this.keys.publisher(topic, id);
     checkScriptResult(
       await this.redis.poDeletePublisher(
-        9,
+        10,
         tk.publishers,
         tk.targets,
         tk.stream,
@@ -298,6 +331,7 @@ export class Store {
         pk.leases,
         pk.log,
         pk.notes,
+        pk.ranges,
         id,
       ),
     );
@@ -310,6 +344,20 @@ export class Store {
   async emit(event: StoreEvent): Promise<void> {
     await this.redis.publish(this.keys.eventsChannel, JSON.stringify(event));
   }
+}
+
+/** A topic record; one written before `paused` existed is not paused. */
+function parseTopic(json: string): Topic {
+  const topic = JSON.parse(json) as Topic;
+  return { ...topic, paused: topic.paused === true };
+}
+
+/**
+ * The publisher as it delivers: a publisher of a paused topic acts as an
+ * inactive one (no slot, no pipeline, no lease), its own `active` kept.
+ */
+export function effectivePublisher(p: Publisher, topicPaused: boolean): Publisher {
+  return topicPaused && p.active ? { ...p, active: false } : p;
 }
 
 function uniqueness(p: Pick<Publisher, 'type' | 'target'>): string {

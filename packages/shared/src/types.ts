@@ -5,6 +5,8 @@ export interface Topic {
   readonly name: string;
   readonly origin_host: string;
   readonly recovery_enabled: boolean;
+  /** While true, no publisher of the topic delivers (nor leases); messages are still received. */
+  readonly paused: boolean;
   readonly created_at: string;
 }
 
@@ -101,7 +103,8 @@ export interface StoredMessage {
   readonly receivedAt: number;
 }
 
-export type DeliveryStateName = 'pending' | 'leased' | 'delivered' | 'retrying' | 'dead';
+/** `purged`: skipped by an operator's purge of the publisher's backlog, never delivered. */
+export type DeliveryStateName = 'pending' | 'leased' | 'delivered' | 'retrying' | 'dead' | 'purged';
 
 /** One delivery attempt, as kept in a message's history. */
 export interface Attempt {

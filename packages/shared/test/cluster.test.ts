@@ -274,6 +274,73 @@ describe('on a Redis Cluster of three masters', function () {
     }
   });
 
+  it('purges, counts and seeks a publisher’s messages, and cancels a scheduled message, on each topic’s own slot', async () => {
+    for (const topic of topics) {
+      const tk = keys.topic(topic);
+      const publisher = await store.createPublisher({
+        ...PUBLISHER_DEFAULTS,
+        topic,
+        target: `http://c.test/${topic}`,
+        type: 'http',
+        from_now: true,
+      });
+      const pk = keys.publisher(topic, publisher.id);
+      const sids = (await redis.poIngest(2, tk.meta, tk.stream, 3, '1', '', '2', '', '3', '')) as string[];
+      const [first, , last] = sids as [string, string, string];
+      await redis.xreadgroup('GROUP', publisher.id, 'node-a', 'COUNT', 1, 'STREAMS', tk.stream, '>');
+      const before = Number(last.split('-')[0]) + 1;
+      const purged = (await redis.poPurge(
+        7,
+        tk.stream,
+        pk.retries,
+        pk.attempts,
+        pk.dead,
+        pk.notes,
+        pk.leases,
+        pk.ranges,
+        publisher.id,
+        before,
+        before,
+        new Date(before).toISOString(),
+        '0',
+      )) as [string, string, number, number, number];
+      expect(purged.slice(0, 2), topic).to.deep.equal([first, last]);
+      expect(purged[3], topic).to.equal(1);
+      const [counted] = (await redis.poCountRange(1, tk.stream, first, last, 100)) as [number, string];
+      expect(counted, topic).to.equal(2);
+      const view = await findMessage(redis, keys, store, messageId(topic, last));
+      expect(
+        view?.deliveries.map((d) => d.state),
+        topic,
+      ).to.deep.equal(['purged']);
+      const sought = (await redis.poSeek(
+        6,
+        tk.stream,
+        pk.retries,
+        pk.attempts,
+        pk.dead,
+        pk.leases,
+        pk.ranges,
+        publisher.id,
+        0,
+        before + 1,
+        '0',
+      )) as [string, string, number, number];
+      expect(sought.slice(0, 2), topic).to.deep.equal(['0-0', last]);
+      expect((await findMessage(redis, keys, store, messageId(topic, last)))?.deliveries[0]?.state, topic).to.equal(
+        'pending',
+      );
+      await store.deletePublisher(publisher.id);
+      expect(await redis.exists(pk.ranges, pk.notes), topic).to.equal(0);
+
+      const data = JSON.stringify({ p: '1', a: '', at: new Date(1000).toISOString(), created_at: '' });
+      await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, `${topic}.sC`, 10_000, data);
+      expect(await redis.poCancelScheduled(3, tk.scheduled, tk.scheduledData, tk.ids, `${topic}.sC`), topic).to.equal(
+        1,
+      );
+    }
+  });
+
   it('takes slot leases and rate-limit tokens of publishers of every topic', async () => {
     for (const topic of topics) {
       const lease = keys.slotLease(topic, '99', 0);

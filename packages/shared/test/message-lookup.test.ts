@@ -1,10 +1,10 @@
 /**
  * findMessage, the read model of one message, against what the scripts
  * write on a private redis-server: its state for each publisher (pending
- * unread or in flight, delivered, retrying, dead, deleted, leased) and its
- * attempts from the attempt logs; and a message written before the attempt
- * log (a UUID, the id index and an old history key), found after the
- * upgrade with its old attempts.
+ * unread or in flight, delivered, retrying, dead, deleted, leased, purged;
+ * after a seek) and its attempts from the attempt logs; and a message
+ * written before the attempt log (a UUID, the id index and an old history
+ * key), found after the upgrade with its old attempts.
  */
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
@@ -254,6 +254,125 @@ describe('findMessage', () => {
       attempt_count: 1,
       attempts: [{ at: iso(t - 9), error: 'timeout after 5 s', duration_ms: 2 }],
       last_action: { action: 'deleted', at },
+    });
+  });
+
+  describe('after a purge or a seek', () => {
+    function purge(p: Publisher, before: number, at: number): Promise<unknown> {
+      const tk = keys.topic(TOPIC);
+      const pk = keys.publisher(TOPIC, p.id);
+      return redis.poPurge(
+        7,
+        tk.stream,
+        pk.retries,
+        pk.attempts,
+        pk.dead,
+        pk.notes,
+        pk.leases,
+        pk.ranges,
+        p.id,
+        before,
+        at,
+        iso(at),
+        '0',
+      );
+    }
+
+    function seek(p: Publisher, to: number, at: number): Promise<unknown> {
+      const tk = keys.topic(TOPIC);
+      const pk = keys.publisher(TOPIC, p.id);
+      return redis.poSeek(6, tk.stream, pk.retries, pk.attempts, pk.dead, pk.leases, pk.ranges, p.id, to, at, '0');
+    }
+
+    const stateOf = async (sid: string, p: Publisher) =>
+      (await find(messageId(TOPIC, sid)))!.deliveries.find((d) => d.publisher_id === p.id)!;
+
+    it('shows purged the messages skipped unread, retrying and dead ones, with the purge as last action, delivered ones as delivered, and leaves other publishers alone', async () => {
+      const p = await publisher('http://a.test/hook');
+      const other = await publisher('http://b.test/hook');
+      const [delivered, retrying, dead, unread] = [
+        await ingest('1'),
+        await ingest('2'),
+        await ingest('3'),
+        await ingest('4'),
+      ];
+      // Received a second after the others: the purge's time falls between.
+      const later = (await redis.xadd(keys.topic(TOPIC).stream, `${Number(unread.split('-')[0]) + 1000}-0`, 'p', '5'))!;
+      await redis.xreadgroup('GROUP', p.id, 'node-a', 'COUNT', 3, 'STREAMS', keys.topic(TOPIC).stream, '>');
+      const t = Date.now();
+      const failed = (sid: string, outcome: 'retry' | 'dead'): LoggedAttempt => ({
+        streamId: sid,
+        startedAt: t - 9,
+        durationMs: 2,
+        status: 500,
+        outcome,
+      });
+      await settle(p, {
+        attempts: [
+          { streamId: delivered, startedAt: t - 9, durationMs: 2, status: 200, outcome: 'delivered' },
+          failed(retrying, 'retry'),
+          failed(dead, 'dead'),
+        ],
+        acked: [delivered, dead],
+        retries: [[retrying, t + 60_000, encodeRetryState(1, failed(retrying, 'retry'))]],
+        dead: [[dead, t, JSON.stringify({ dead_reason: 'HTTP 500', attempt_count: 1 })]],
+      });
+      const at = t + 5;
+      await purge(p, Number(later.split('-')[0]), at);
+
+      const purged = { action: 'purged', at: iso(at) };
+      expect(await stateOf(delivered, p)).to.deep.include({ state: 'delivered', attempt_count: 1 });
+      expect(await stateOf(delivered, p)).not.to.have.property('last_action');
+      expect(await stateOf(retrying, p)).to.deep.include({ state: 'purged', attempt_count: 1, last_action: purged });
+      expect(await stateOf(retrying, p)).not.to.have.property('next_attempt_at');
+      expect(await stateOf(dead, p)).to.deep.include({ state: 'purged', last_action: purged });
+      expect(await stateOf(dead, p)).not.to.have.property('dead_reason');
+      expect(await stateOf(unread, p)).to.deep.include({ state: 'purged', attempt_count: 0, last_action: purged });
+      expect(await stateOf(later, p)).to.deep.include({ state: 'pending' });
+      for (const sid of [delivered, unread, later]) expect((await stateOf(sid, other)).state).to.equal('pending');
+    });
+
+    it('shows pending again what a later seek gave back, purged or deleted before, then delivered with the seek as last action', async () => {
+      const p = await publisher('http://a.test/hook');
+      const [first, second] = [await ingest('1'), await ingest('2')];
+      const t = Date.now();
+      await purge(p, Number(second.split('-')[0]) + 1, t);
+      expect((await stateOf(first, p)).state).to.equal('purged');
+      // A note that says deleted, older than the seek.
+      await redis.hset(
+        keys.publisher(TOPIC, p.id).notes,
+        second,
+        JSON.stringify({ deleted: true, last_action: { action: 'deleted', at: iso(t) } }),
+      );
+      expect((await stateOf(second, p)).state).to.equal('deleted');
+
+      await seek(p, Number(first.split('-')[0]), t + 10);
+      const sought = { action: 'sought', at: iso(t + 10) };
+      for (const sid of [first, second]) {
+        expect(await stateOf(sid, p)).to.deep.include({ state: 'pending', last_action: sought });
+      }
+      expect(await read(p)).to.deep.equal([first, second]);
+      await settle(p, {
+        attempts: [first, second].map((sid) => ({
+          streamId: sid,
+          startedAt: t + 20,
+          durationMs: 1,
+          status: 200,
+          outcome: 'delivered' as const,
+        })),
+        acked: [first, second],
+      });
+      for (const sid of [first, second]) {
+        expect(await stateOf(sid, p)).to.deep.include({ state: 'delivered', attempt_count: 1, last_action: sought });
+      }
+      // A purge after the seek wins again, for what it skips.
+      const third = await ingest('3');
+      await purge(p, Number(third.split('-')[0]) + 1, t + 30);
+      expect(await stateOf(third, p)).to.deep.include({
+        state: 'purged',
+        last_action: { action: 'purged', at: iso(t + 30) },
+      });
+      expect((await stateOf(second, p)).state).to.equal('delivered');
     });
   });
 

@@ -371,7 +371,7 @@ describe('Lua scripts', () => {
       const tk = keys.topic(topic);
       const pk = keys.publisher(topic, id);
       return redis.poDeletePublisher(
-        9,
+        10,
         tk.publishers,
         tk.targets,
         tk.stream,
@@ -381,11 +381,12 @@ describe('Lua scripts', () => {
         pk.leases,
         pk.log,
         pk.notes,
+        pk.ranges,
         id,
       );
     }
 
-    it("removes the record, its uniqueness key, its group, its retries, dead letters, leases, attempt log and notes, and nothing of the others'", async () => {
+    it("removes the record, its uniqueness key, its group, its retries, dead letters, leases, attempt log, notes and range records, and nothing of the others'", async () => {
       const tk = await createTopic('orders');
       await ingestN(tk, 3);
       await createPublisher('orders', '1', { target: 'http://a' });
@@ -398,17 +399,22 @@ describe('Lua scripts', () => {
         await redis.hset(pk.leases, '1-1', '{}');
         await redis.zadd(pk.log, 1, 'k.t|200;0-1:1:1');
         await redis.hset(pk.notes, '1-2', '{}');
+        await redis.zadd(pk.ranges, 1, '{"kind":"purge"}');
       }
       expect(await remove('orders', '1')).to.equal(1);
 
       const gone = keys.publisher('orders', '1');
-      expect(await redis.exists(gone.retries, gone.attempts, gone.dead, gone.leases, gone.log, gone.notes)).to.equal(0);
+      expect(
+        await redis.exists(gone.retries, gone.attempts, gone.dead, gone.leases, gone.log, gone.notes, gone.ranges),
+      ).to.equal(0);
       expect(await redis.hkeys(tk.publishers)).to.deep.equal(['2']);
       expect(await redis.hgetall(tk.targets)).to.deep.equal({ 'http http://b': '2' });
       expect((await groupInfo(tk.stream)).map((g) => g.name)).to.deep.equal(['2']);
       expect(await redis.xlen(tk.stream)).to.equal(3);
       const kept = keys.publisher('orders', '2');
-      expect(await redis.exists(kept.retries, kept.attempts, kept.dead, kept.leases, kept.log, kept.notes)).to.equal(6);
+      expect(
+        await redis.exists(kept.retries, kept.attempts, kept.dead, kept.leases, kept.log, kept.notes, kept.ranges),
+      ).to.equal(7);
     });
 
     it('leaves a uniqueness key that names another publisher', async () => {
@@ -713,6 +719,32 @@ describe('Lua scripts', () => {
       for (const [i, sid] of sids.entries()) {
         expect(await attemptsOf('orders', ['1'], sid), sid).to.deep.equal([[attempts[i]]]);
       }
+    });
+
+    it('writes no retry and no dead letter for an entry no longer pending (purged or deleted while in flight), but logs its attempt', async () => {
+      const { tk, sids, pk } = await setup();
+      const [s0, s1, s2] = sids as [string, string, string];
+      // s0 and s1 were acknowledged by an operator's action while their attempts were in flight.
+      await redis.xack(tk.stream, '1', s0, s1);
+      const attempts: LoggedAttempt[] = [
+        { streamId: s0, startedAt: NOW - 9, durationMs: 2, status: 500, outcome: 'retry', error: 'HTTP 500' },
+        { streamId: s1, startedAt: NOW - 9, durationMs: 2, status: 400, outcome: 'dead', error: 'HTTP 400' },
+        { streamId: s2, startedAt: NOW - 9, durationMs: 2, status: 500, outcome: 'retry', error: 'HTTP 500' },
+      ];
+      const n = await settle(tk, '1', {
+        records: encodeRecords(attempts, NOW, recordTag),
+        acked: [s1],
+        retries: [
+          [s0, 777, encodeRetryState(1, attempts[0]!)],
+          [s2, 778, encodeRetryState(1, attempts[2]!)],
+        ],
+        dead: [[s1, 888, '{"dead_reason":"HTTP 400"}']],
+      });
+      expect(n).to.equal(0);
+      expect(await zsetWithScores(pk.retries)).to.deep.equal({ [s2]: 778 });
+      expect(await redis.hkeys(pk.attempts)).to.deep.equal([s2]);
+      expect(await redis.exists(pk.dead, pk.notes)).to.equal(0);
+      for (const a of attempts) expect(await attemptsOf('orders', ['1'], a.streamId)).to.deep.equal([[a]]);
     });
 
     it('counts only the entries the group had pending, and with nothing to settle writes nothing', async () => {

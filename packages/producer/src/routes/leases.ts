@@ -254,7 +254,8 @@ export function registerLeaseRoutes(app: FastifyInstance, ctx: ApiContext): void
       const problems = attributeProblems(filter, 'filter');
       if (problems.length > 0) throw new ValidationError(Object.fromEntries(problems.map(([f, why]) => [f, [why]])));
     }
-    const publisher = await ctx.store.getPublisher(id);
+    // Inactive while its topic is paused: the lease hands out nothing.
+    const publisher = await ctx.store.getEffectivePublisher(id);
     if (!publisher) throw new NotFoundError('publisher_not_found', 'id', 'publisher not found');
     if (publisher.type !== 'pull') {
       throw new ValidationError({ id: [`is a ${publisher.type} publisher; only pull publishers are leased`] });

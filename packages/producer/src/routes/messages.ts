@@ -3,14 +3,20 @@
  * the state of each delivery (ours). Receipt answers 201 only once the
  * messages are in Redis (see `ingest.ts`).
  */
-import { AppError, NotFoundError, ValidationError, type DeliveryStateName, type Publisher } from '@postoffice/shared';
+import { AppError, NotFoundError, ValidationError, type Publisher } from '@postoffice/shared';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { OnceResult } from '../ingest.js';
 import { findMessage } from '@postoffice/shared';
-import { SCHEDULE_PAST_TOLERANCE_MS, parseIsoWithOffset, scheduleMessage } from '../schedule.js';
-import { Search, validSearchCursor, type SearchFilters } from '../search.js';
+import {
+  MAX_DELAY_SECONDS,
+  SCHEDULE_PAST_TOLERANCE_MS,
+  cancelScheduled,
+  parseIsoWithOffset,
+  scheduleMessage,
+} from '../schedule.js';
+import { Search, validSearchCursor, type SearchFilters, type SearchState } from '../search.js';
 import type { ApiContext } from '../types.js';
-import { INVALID } from '../schema-compilers.js';
+import { BLANK, INVALID } from '../schema-compilers.js';
 import { MAX_PAYLOAD_DEPTH, attributeProblems, nestedDeeperThan } from '../validate.js';
 import {
   ISO_WHY,
@@ -24,6 +30,8 @@ import {
   data,
   messageId,
   messageView,
+  noContent,
+  number,
   params,
   payload,
   publisherId,
@@ -35,7 +43,7 @@ import {
 
 const IDEMPOTENCY_HEADER = 'idempotency-key';
 
-const STATES: readonly DeliveryStateName[] = ['pending', 'delivered', 'retrying', 'dead'];
+const STATES: readonly SearchState[] = ['pending', 'delivered', 'retrying', 'dead', 'purged', 'deleted'];
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 500;
 const ATTRIBUTE_PARAM = 'attributes.';
@@ -127,14 +135,21 @@ function bulkSchema(maxBulk: number) {
 const scheduleSchema = {
   tags: ['messages'],
   summary: 'Send a message to deliver at a given time',
+  description: 'Give `schedule_at` or `delay_seconds`, exactly one.',
   body: body(
     {
       topic: topicName('The topic.'),
       payload,
       attributes: attributes(),
       schedule_at: time('Delivered no earlier than this; up to 30 s in the past is due at once.'),
+      delay_seconds: number(
+        0,
+        MAX_DELAY_SECONDS,
+        `Instead of \`schedule_at\`: delivered no earlier than this many seconds from now, 0 to ${MAX_DELAY_SECONDS}.`,
+        { nullable: false, unit: ' of seconds' },
+      ),
     },
-    ['topic', 'payload', 'schedule_at'],
+    ['topic', 'payload'],
   ),
   response: responses(
     {
@@ -148,7 +163,20 @@ const scheduleSchema = {
         'Scheduled.',
       ),
     },
-    { 400: 'A bad field, a time in the past, an unknown topic.' },
+    {
+      400: 'A bad field, a time in the past, both or neither of `schedule_at` and `delay_seconds`, an unknown topic.',
+    },
+  ),
+};
+
+const cancelScheduleSchema = {
+  tags: ['messages'],
+  summary: 'Cancel a scheduled message',
+  description: 'Only while it waits for its time: once released into its topic it is an ordinary message.',
+  params: params({ id: { ...messageId, 'x-error': 'scheduled message not found' } }),
+  response: responses(
+    { 204: noContent('Cancelled: it will not be delivered.') },
+    { 404: 'No such scheduled message, or it was released already (`id`, with which).' },
   ),
 };
 
@@ -228,7 +256,7 @@ interface SendBody {
 interface SearchQuery {
   topic?: string;
   publisher?: string;
-  state?: DeliveryStateName;
+  state?: SearchState;
   from?: string;
   to?: string;
   id?: string;
@@ -329,21 +357,37 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
     return sendOnce(reply, result);
   });
 
-  app.post<{ Body: SendBody & { schedule_at: string } }>(
+  app.post<{ Body: SendBody & { schedule_at?: string; delay_seconds?: number } }>(
     '/api/schedule_messages',
     { schema: scheduleSchema },
     async (request, reply) => {
-      const { topic, payload, schedule_at: scheduleAt } = request.body;
+      const { topic, payload, delay_seconds: delay } = request.body;
+      if (request.body.schedule_at !== undefined && delay !== undefined)
+        throw new ValidationError({ delay_seconds: ['cannot be given with schedule_at: give one of them'] });
+      if (request.body.schedule_at === undefined && delay === undefined)
+        throw new ValidationError({ schedule_at: [`${BLANK} (or give delay_seconds)`] });
       if (nestedDeeperThan(payload, MAX_PAYLOAD_DEPTH))
         throw new ValidationError({ payload: [`is nested more than ${MAX_PAYLOAD_DEPTH} levels deep`] });
       const attributes = attributesOf(request.body.attributes);
-      const dueAt = parseIsoWithOffset(scheduleAt);
+      const dueAt =
+        delay === undefined ? parseIsoWithOffset(request.body.schedule_at as string) : Date.now() + delay * 1000;
       if (dueAt === undefined) throw new ValidationError({ schedule_at: [ISO_WHY] });
       if (dueAt < Date.now() - SCHEDULE_PAST_TOLERANCE_MS)
         throw new ValidationError({ schedule_at: ['is in the past'] });
+      const scheduleAt = request.body.schedule_at ?? new Date(dueAt).toISOString();
       const id = await scheduleMessage(ctx.redis, ctx.keys, { topic, payload, attributes, scheduleAt, dueAt });
       request.log.debug({ topic, messageId: id, scheduleAt }, 'message scheduled');
       return reply.code(201).send({ data: { id, schedule_at: new Date(dueAt).toISOString() } });
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/api/schedule_messages/:id',
+    { schema: cancelScheduleSchema },
+    async (request, reply) => {
+      await cancelScheduled(ctx.redis, ctx.keys, request.params.id);
+      request.log.info({ messageId: request.params.id }, 'scheduled message cancelled');
+      return reply.code(204).send();
     },
   );
 

@@ -24,6 +24,9 @@ const originHost = text(
   `Where the topic's messages come from; with \`recovery_enabled\`, the URL Postoffice asks for messages the sender failed to publish. At most ${MAX_ORIGIN_HOST} characters.`,
 );
 const recoveryEnabled = boolean('Whether Postoffice recovers messages from `origin_host` (Postoffice’s field).');
+const paused = boolean(
+  'true pauses every publisher of the topic: none delivers (nor leases) while messages are still received; false resumes them.',
+);
 const nameParam = params({
   name: { ...topicName('The topic.'), 'x-error': 'topic not found' },
 });
@@ -95,12 +98,13 @@ const getSchema = {
 const patchSchema = {
   tags: ['topics'],
   summary: 'Change a topic',
-  description: 'Its name is its identity and cannot change.',
+  description: 'Its name is its identity and cannot change. `paused` pauses or resumes all its publishers.',
   params: nameParam,
   body: body({
     name: { not: {}, 'x-error': 'cannot be changed', description: 'Fixed: refused.' },
     origin_host: originHost,
     recovery_enabled: recoveryEnabled,
+    paused,
   }),
   response: responses(
     { 200: data(topicView, 'The changed topic.') },
@@ -119,6 +123,7 @@ const deleteSchema = {
 };
 
 type NameParams = { Params: { name: string } };
+type TopicChanges = { origin_host?: string | null; recovery_enabled?: boolean | null; paused?: boolean | null };
 
 export function registerTopicRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post<{ Body: { name: string; origin_host: string; recovery_enabled?: boolean | null } }>(
@@ -152,22 +157,19 @@ export function registerTopicRoutes(app: FastifyInstance, ctx: ApiContext): void
   });
 
   // The name is the topic's identity (its keys' hash tag): only its other fields change.
-  app.patch<NameParams & { Body: { origin_host?: string | null; recovery_enabled?: boolean | null } }>(
-    '/api/topics/:name',
-    { schema: patchSchema },
-    async (request) => {
-      const { name } = request.params;
-      const { origin_host, recovery_enabled } = request.body;
-      if (origin_host == null && recovery_enabled == null)
-        throw new ValidationError({ body: ['must change at least one of origin_host, recovery_enabled'] });
-      const topic = await ctx.store.updateTopic(name, {
-        ...(origin_host == null ? {} : { origin_host: origin_host.trim() }),
-        ...(recovery_enabled == null ? {} : { recovery_enabled }),
-      });
-      request.log.info({ topic: name }, 'topic changed');
-      return { data: topic };
-    },
-  );
+  app.patch<NameParams & { Body: TopicChanges }>('/api/topics/:name', { schema: patchSchema }, async (request) => {
+    const { name } = request.params;
+    const { origin_host, recovery_enabled, paused } = request.body;
+    if (origin_host == null && recovery_enabled == null && paused == null)
+      throw new ValidationError({ body: ['must change at least one of origin_host, recovery_enabled, paused'] });
+    const topic = await ctx.store.updateTopic(name, {
+      ...(origin_host == null ? {} : { origin_host: origin_host.trim() }),
+      ...(recovery_enabled == null ? {} : { recovery_enabled }),
+      ...(paused == null ? {} : { paused }),
+    });
+    request.log.info({ topic: name, ...(paused == null ? {} : { paused }) }, 'topic changed');
+    return { data: topic };
+  });
 
   app.delete<NameParams>('/api/topics/:name', { schema: deleteSchema }, async (request, reply) => {
     const { name } = request.params;

@@ -305,6 +305,59 @@ describe('web UI in Chromium', function () {
     expect(await page.locator('[data-section="topics"]').isVisible()).to.equal(false);
   });
 
+  it('pauses a topic, purges its publisher’s backlog after a confirmation that shows the count, resumes it, and seeks back', async () => {
+    await api(producer, 'POST', '/api/topics', { name: 'digest', origin_host: 'mail.example' });
+    await api(producer, 'POST', '/api/publishers', { topic: 'digest', type: 'http', target: `${receiver.url}?digest` });
+    const id = await publisherOf('digest');
+    const got = (m: string): number => receiver.received.filter((r) => r.headers['message-id'] === m).length;
+
+    await visit('#/topics');
+    await page.click('tr[data-topic="digest"] button[data-action="pause"]');
+    await page.locator('tr[data-topic="digest"] [data-badge="paused"]').waitFor();
+    expect((await api(producer, 'GET', '/api/topics/digest')).json.data.paused).to.equal(true);
+    const { json: sent } = await api(producer, 'POST', '/api/bulk_messages', {
+      topic: 'digest',
+      payload: [{ n: 1 }, { n: 2 }, { n: 3 }],
+    });
+    const held = sent.data.ids as string[];
+
+    await visit(`#/publishers/${id}`);
+    const purge = page.locator('form[aria-label="Purge backlog"] button[type="submit"]');
+    await purge.click();
+    await page.locator('dialog h2', { hasText: 'Purge 3 messages?' }).waitFor();
+    await page.locator('dialog', { hasText: '3 not read yet' }).waitFor();
+    await page.click('dialog button:has-text("Cancel")');
+    await page.locator('dialog').waitFor({ state: 'detached' });
+    expect((await api(producer, 'GET', `/api/messages/${held[0]}`)).json.data.deliveries[0].state).to.equal('pending');
+    await purge.click();
+    await page.locator('dialog h2', { hasText: 'Purge 3 messages?' }).waitFor();
+    await page.click('dialog button.btn-danger');
+    await page.locator('.toast', { hasText: `Purged 3 messages for publisher #${id}` }).waitFor();
+    for (const m of held)
+      expect((await api(producer, 'GET', `/api/messages/${m}`)).json.data.deliveries[0].state).to.equal('purged');
+
+    await visit('#/topics');
+    await page.click('tr[data-topic="digest"] button[data-action="resume"]');
+    await page.locator('tr[data-topic="digest"] button[data-action="pause"]').waitFor();
+    const { json: next } = await api(producer, 'POST', '/api/messages', { topic: 'digest', payload: { n: 4 } });
+    await waitFor(() => got(String(next.data.id)) === 1, 'the message sent after the purge');
+    expect(held.map(got)).to.deep.equal([0, 0, 0]);
+
+    // Seek back a minute: every message since then is sent again, the purged ones too.
+    await visit(`#/publishers/${id}`);
+    const minuteAgo = new Date(Date.now() - 60_000);
+    const pad = (n: number): string => String(n).padStart(2, '0');
+    await page.fill(
+      '#seek-to',
+      `${minuteAgo.getFullYear()}-${pad(minuteAgo.getMonth() + 1)}-${pad(minuteAgo.getDate())}T${pad(minuteAgo.getHours())}:${pad(minuteAgo.getMinutes())}`,
+    );
+    await page.click('form[aria-label="Seek back"] button[type="submit"]');
+    await page.locator('dialog h2', { hasText: 'Send 4 messages again?' }).waitFor();
+    await page.click('dialog button.btn-danger');
+    await page.locator('.toast', { hasText: `Publisher #${id} receives 4 messages again` }).waitFor();
+    await waitFor(() => [...held, String(next.data.id)].map(got).join() === '1,1,1,2', 'the messages sent again');
+  });
+
   it('saves a screenshot of every page, wide and narrow', async () => {
     // A dead letter for the Failing page.
     await api(producer, 'POST', '/api/topics', { name: 'webhooks', origin_host: 'hooks.example' });

@@ -66,6 +66,7 @@ export interface Topic {
   name: string;
   origin_host: string;
   recovery_enabled: boolean;
+  paused?: boolean;
   created_at: string;
   received: number;
 }

@@ -70,6 +70,8 @@ const BADGE_TONES: Record<string, string> = {
   failed: 'red',
   inactive: 'grey',
   deleted: 'grey',
+  purged: 'grey',
+  paused: 'amber',
 };
 
 export function badge(text: string, tone = BADGE_TONES[text] ?? 'grey'): HTMLSpanElement {

@@ -77,6 +77,8 @@ export const messagesPage: Page = async (view) => {
           ['delivered', 'Delivered'],
           ['retrying', 'Retrying'],
           ['dead', 'Dead'],
+          ['purged', 'Purged'],
+          ['deleted', 'Deleted'],
         ],
         q.get('state') ?? '',
       ),

@@ -8,6 +8,7 @@ import { act, badge, card, confirmDialog, h, replace, table, toast } from '../do
 import type { FieldErrors } from '../api.js';
 import { Invalid, checkbox, field, formError, input, numberOf, onSubmit, select, textOf } from '../forms.js';
 import { go, link, pageHeader, type Page, type View } from '../view.js';
+import { flowCard } from './flow.js';
 
 function rate(p: Publisher): string {
   return p.rate_limit ? `${p.rate_limit.per_second}/s, burst ${p.rate_limit.burst}` : 'none';
@@ -285,5 +286,6 @@ export const publisherFormPage: Page = async (view) => {
       creating ? null : h('a', { class: 'btn', href: `#/messages?publisher=${encodeURIComponent(id)}` }, 'Messages'),
     ),
     card(null, form),
+    p ? flowCard(p) : null,
   );
 };

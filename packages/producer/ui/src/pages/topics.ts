@@ -1,6 +1,9 @@
-/** Topics: list, create, edit the origin host, delete (the API refuses while the topic has publishers). */
+/**
+ * Topics: list, create, edit the origin host, pause and resume all of a
+ * topic's publishers, delete (the API refuses while the topic has publishers).
+ */
 import { api, ApiError, type Topic } from '../api.js';
-import { act, card, confirmDialog, h, num, replace, table, time, toast } from '../dom.js';
+import { act, badge, card, confirmDialog, h, num, replace, table, time, toast } from '../dom.js';
 import { Invalid, field, formError, input, onSubmit, showErrors, textOf } from '../forms.js';
 import { link, pageHeader, type Page, type View } from '../view.js';
 
@@ -42,14 +45,35 @@ async function draw(view: View, list: HTMLElement): Promise<void> {
       topics.map((t) =>
         h(
           'tr',
-          { 'data-topic': t.name },
-          h('td', null, h('strong', null, t.name)),
+          { 'data-topic': t.name, class: t.paused ? 'muted-row' : '' },
+          h('td', null, h('span', { class: 'id-state' }, h('strong', null, t.name), t.paused ? badge('paused') : null)),
           h('td', { class: 'mono' }, t.origin_host),
           h('td', { class: 'num' }, link(`#/messages?topic=${encodeURIComponent(t.name)}`, num(t.received))),
           h('td', null, time(t.created_at)),
           h(
             'td',
             { class: 'row-actions' },
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'btn btn-small',
+                'data-action': t.paused ? 'resume' : 'pause',
+                title: t.paused
+                  ? 'Its publishers deliver again, starting with what arrived meanwhile.'
+                  : 'No publisher of the topic delivers until resumed; messages are still received.',
+                on: {
+                  click: act(async () => {
+                    await api('PATCH', `/api/topics/${encodeURIComponent(t.name)}`, { paused: !t.paused });
+                    toast(
+                      t.paused ? `Topic ${t.name} resumed.` : `Topic ${t.name} paused: its publishers stop delivering.`,
+                    );
+                    again();
+                  }),
+                },
+              },
+              t.paused ? 'Resume' : 'Pause',
+            ),
             h('button', { type: 'button', class: 'btn btn-small', on: { click: () => editDialog(t, again) } }, 'Edit'),
             h(
               'button',
