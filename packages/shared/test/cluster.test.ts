@@ -285,7 +285,7 @@ describe('on a Redis Cluster of three masters', function () {
         from_now: true,
       });
       const pk = keys.publisher(topic, publisher.id);
-      const sids = (await redis.poIngest(2, tk.meta, tk.stream, 3, '1', '', '2', '', '3', '')) as string[];
+      const sids = (await redis.poIngest(2, tk.meta, tk.stream, '', '', 3, '1', '', '2', '', '3', '')) as string[];
       const [first, , last] = sids as [string, string, string];
       await redis.xreadgroup('GROUP', publisher.id, 'node-a', 'COUNT', 1, 'STREAMS', tk.stream, '>');
       const before = Number(last.split('-')[0]) + 1;
