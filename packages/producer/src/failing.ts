@@ -258,7 +258,7 @@ export class Failing {
   ): Promise<ActionResult> {
     const tk = this.keys.topic(publisher.topic);
     const pk = this.keys.publisher(publisher.topic, publisher.id);
-    const keys = [tk.stream, pk.retries, pk.attempts, pk.dead, pk.notes];
+    const keys = [tk.stream, pk.retries, pk.attempts, pk.dead, pk.notes, pk.counts];
     const score = action.kind === 'retry' ? action.at : action.kind === 'recover' ? action.since : 0;
     const note = action.kind === 'delete' ? 'deleted' : action.kind === 'recover' ? 'recovered' : action.note;
     const at = new Date(now).toISOString();

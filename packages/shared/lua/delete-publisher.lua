@@ -8,6 +8,7 @@
   KEYS[3] the topic's stream               po:{t}:stream
   KEYS[4] retries (zset), KEYS[5] attempts (hash), KEYS[6] dead letters (zset)
   KEYS[7] leases (hash), KEYS[8] attempt log (zset), KEYS[9] notes (hash)
+  KEYS[10] (optional) counters (hash)
   ARGV[1] publisher id
 
   Returns: 1 deleted; -3 no such publisher.
@@ -25,4 +26,7 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   pcall(redis.call, 'XGROUP', 'DESTROY', KEYS[3], ARGV[1])
 end
 redis.call('DEL', KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+if KEYS[10] then
+  redis.call('DEL', KEYS[10])
+end
 return 1

@@ -49,6 +49,12 @@ export interface PublisherKeys {
   readonly leases: string;
   /** hash: the cluster-wide rate limit's token bucket (tokens, last refill ms). */
   readonly bucket: string;
+  /**
+   * hash: counters of messages acknowledged without being delivered: `skipped`
+   * (the filter did not match), `deleted` (from the failing list). `GET /api/stats`
+   * keeps them apart from the delivered.
+   */
+  readonly counts: string;
 }
 
 export class Keys {
@@ -78,6 +84,7 @@ export class Keys {
       notes: `${base}:notes`,
       leases: `${base}:leases`,
       bucket: `${base}:bucket`,
+      counts: `${base}:counts`,
     };
   }
 

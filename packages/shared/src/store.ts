@@ -288,7 +288,7 @@ export class Store {
     const pk = this.keys.publisher(topic, id);
     checkScriptResult(
       await this.redis.poDeletePublisher(
-        9,
+        10,
         tk.publishers,
         tk.targets,
         tk.stream,
@@ -298,6 +298,7 @@ export class Store {
         pk.leases,
         pk.log,
         pk.notes,
+        pk.counts,
         id,
       ),
     );
