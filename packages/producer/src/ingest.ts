@@ -51,6 +51,8 @@ interface Pending {
 }
 
 export class Ingest {
+  /** Told of each topic this producer wrote messages to (long polls of pull leases wait for it). */
+  onWritten: ((topic: string) => void) | undefined;
   /** Requests waiting for this turn's write, by topic. */
   private waiting = new Map<string, Pending[]>();
   private scheduled = false;
@@ -100,7 +102,10 @@ export class Ingest {
           ? { kind, ids: await this.enqueue(topic, payloads, attributes), replayed: false }
           : await this.run(topic, payloads, attributes, kind, idempotencyKey);
       outcome = result.replayed ? 'replayed' : 'ok';
-      if (!result.replayed) this.metrics.messagesReceived(topic, result.ids.length);
+      if (!result.replayed) {
+        this.metrics.messagesReceived(topic, result.ids.length);
+        this.onWritten?.(topic);
+      }
       return result;
     } finally {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;

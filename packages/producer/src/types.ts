@@ -1,6 +1,7 @@
 /** Types of the producer package. */
 import type { Config, Keys, Logger, PullQueue, ScriptClient, Store } from '@postoffice/shared';
 import type { Ingest } from './ingest.js';
+import type { LeaseWaiters } from './lease-waiters.js';
 import type { Metrics } from './metrics.js';
 
 export interface ServerOptions {
@@ -27,4 +28,6 @@ export interface ApiContext {
   readonly metrics: Metrics;
   /** Leases of pull publishers. */
   readonly pull: PullQueue;
+  /** Lease requests waiting for messages (`wait_seconds`). */
+  readonly leaseWaiters: LeaseWaiters;
 }
