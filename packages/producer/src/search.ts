@@ -4,7 +4,9 @@
  * topics) and keeps the entries that pass every filter. The delivery state
  * of an entry for a publisher comes from its group: dead (in the dead set),
  * retrying (in the retry set), pending (in flight, or not read yet: after
- * the group's last-delivered id), delivered otherwise.
+ * the group's last-delivered id), delivered otherwise; and, only for
+ * publishers whose counters say they have skipped or deleted messages,
+ * skipped (its attempt log says so) or deleted (its note says so).
  *
  * Work per request is bounded: at most `budget` entries are examined; a
  * search cut short says `truncated` and gives a cursor to go on. The cursor
@@ -12,9 +14,11 @@
  * as the upper bound, so pages stay stable while new messages arrive.
  */
 import {
+  RECORD_SPAN_MS,
   execBySlot,
   isStreamId,
   parseEntry,
+  skippedIn,
   type DeliveryStateName,
   type Keys,
   type Publisher,
@@ -46,8 +50,11 @@ export interface SearchItem {
   readonly payload: unknown;
   readonly attributes: Readonly<Record<string, string>>;
   /** With a state or publisher filter: each publisher's delivery state. */
-  readonly deliveries?: { publisher_id: string; state: DeliveryStateName }[];
+  readonly deliveries?: { publisher_id: string; state: ItemState }[];
 }
+
+/** A delivery's state in a search: `deleted` when an operator deleted it from the failing list. */
+type ItemState = DeliveryStateName | 'deleted';
 
 export interface SearchPage {
   readonly items: SearchItem[];
@@ -94,7 +101,9 @@ interface TopicScan {
   exhausted: boolean;
   publishers?: Publisher[];
   lastDelivered?: Map<string, string>;
-  states: Map<string, Map<string, DeliveryStateName>>;
+  /** Publisher id -> whether it ever skipped / deleted messages (its counters), read once per scan. */
+  exceptions?: Map<string, { skipped: boolean; deleted: boolean }>;
+  states: Map<string, Map<string, ItemState>>;
 }
 
 export class Search {
@@ -171,7 +180,7 @@ export class Search {
     return { items, cursor: next, truncated, scanned };
   }
 
-  private item(topic: string, m: StoredMessage, states?: Map<string, DeliveryStateName>): SearchItem {
+  private item(topic: string, m: StoredMessage, states?: Map<string, ItemState>): SearchItem {
     return {
       id: m.id,
       topic,
@@ -230,26 +239,59 @@ export class Search {
     if (needStates) await this.loadStates(scans);
   }
 
+  /** Which publishers of the scans ever skipped or deleted messages: one HMGET of counters each, once per scan. */
+  private async loadExceptions(scans: TopicScan[]): Promise<void> {
+    const todo = scans.filter((s) => s.exceptions === undefined && (s.publishers ?? []).length > 0);
+    if (todo.length === 0) return;
+    const replies = (
+      await execBySlot(
+        this.redis,
+        todo.map((s) => (p: ChainableCommander) => {
+          for (const pub of s.publishers ?? []) p.hmget(this.keys.publisher(s.topic, pub.id).counts, 'skipped', 'deleted');
+        }),
+      )
+    ).map(([err, value]) => {
+      if (err) throw err;
+      return value as (string | null)[];
+    });
+    let i = 0;
+    for (const s of todo) {
+      s.exceptions = new Map();
+      for (const pub of s.publishers ?? []) {
+        const [skipped, deleted] = replies[i++] ?? [];
+        s.exceptions.set(pub.id, { skipped: Number(skipped ?? 0) > 0, deleted: Number(deleted ?? 0) > 0 });
+      }
+    }
+  }
+
   private async loadStates(scans: TopicScan[]): Promise<void> {
+    await this.loadExceptions(scans);
     const batches: ((p: ChainableCommander) => void)[] = [];
-    const plan: [TopicScan, Publisher][] = [];
+    const plan: [TopicScan, Publisher, { skipped: boolean; deleted: boolean }][] = [];
     for (const s of scans) {
       if (s.buffer.length === 0 || (s.publishers ?? []).length === 0) continue;
       const sids = s.buffer.map((m) => m.streamId);
       const stream = this.keys.topic(s.topic).stream;
       const newest = sids[0] as string;
       const oldest = sids[sids.length - 1] as string;
+      const newestMs = (s.buffer[0] as StoredMessage).receivedAt;
+      const oldestMs = (s.buffer[s.buffer.length - 1] as StoredMessage).receivedAt;
       // One pipeline per topic (one hash slot each), all sent at once.
       batches.push((p) => {
         for (const pub of s.publishers ?? []) {
           const pk = this.keys.publisher(s.topic, pub.id);
+          const ex = s.exceptions?.get(pub.id);
           if (s.lastDelivered?.has(pub.id)) p.xpending(stream, pub.id, oldest, newest, sids.length);
           else p.echo('nogroup');
           p.zmscore(pk.retries, ...sids);
           p.zmscore(pk.dead, ...sids);
+          // The attempt log's records of these messages: which were skipped.
+          if (ex?.skipped) p.zrange(pk.log, oldestMs - RECORD_SPAN_MS, newestMs, 'BYSCORE', 'WITHSCORES');
+          if (ex?.deleted) p.hmget(pk.notes, ...sids);
         }
       });
-      for (const pub of s.publishers ?? []) plan.push([s, pub]);
+      for (const pub of s.publishers ?? [])
+        plan.push([s, pub, s.exceptions?.get(pub.id) ?? { skipped: false, deleted: false }]);
     }
     if (plan.length === 0) return;
     const replies = (await execBySlot(this.redis, batches)).map(([err, value]) => {
@@ -257,22 +299,31 @@ export class Search {
       return value;
     });
     let i = 0;
-    for (const [s, pub] of plan) {
+    for (const [s, pub, ex] of plan) {
       const pending = replies[i++];
       const retries = replies[i++] as (string | null)[];
       const dead = replies[i++] as (string | null)[];
+      const skipped = new Set<string>();
+      if (ex.skipped) {
+        const records = replies[i++] as string[];
+        for (let r = 0; r + 1 < records.length; r += 2)
+          for (const sid of skippedIn(Number(records[r + 1]), records[r] as string)) skipped.add(sid);
+      }
+      const notes = ex.deleted ? (replies[i++] as (string | null)[]) : undefined;
       const inFlight = new Set(Array.isArray(pending) ? (pending as [string][]).map(([sid]) => sid) : []);
       const last = s.lastDelivered?.get(pub.id);
       const created = Date.parse(pub.created_at);
       s.buffer.forEach((m, k) => {
         if (pub.from_now && created > m.receivedAt) return;
-        let state: DeliveryStateName;
+        let state: ItemState;
         if (dead[k] !== null) state = 'dead';
         else if (retries[k] !== null) state = 'retrying';
         else if (inFlight.has(m.streamId) || last === undefined || compare(m.streamId, last) > 0) state = 'pending';
+        else if (notes?.[k]?.includes('"deleted":true')) state = 'deleted';
+        else if (skipped.has(m.streamId)) state = 'skipped';
         else state = 'delivered';
         let map = s.states.get(m.streamId);
-        if (!map) s.states.set(m.streamId, (map = new Map<string, DeliveryStateName>()));
+        if (!map) s.states.set(m.streamId, (map = new Map<string, ItemState>()));
         map.set(pub.id, state);
       });
     }

@@ -254,3 +254,19 @@ export function decodeRetryState(text: string | null | undefined): RetryState | 
     },
   };
 }
+
+/**
+ * The stream ids that one record (a member of the log, scored `score`)
+ * holds as skipped: the messages the publisher's filter kept from being sent.
+ */
+export function skippedIn(score: number, member: string): string[] {
+  if (!member.includes(':s')) return [];
+  const parts = member.split(';');
+  const header = parts[0] ?? '';
+  const out: string[] = [];
+  for (let i = 1; i < parts.length; i++) {
+    const a = decodeItem(score, header, parts[i] as string);
+    if (a?.outcome === 'skipped') out.push(a.streamId);
+  }
+  return out;
+}

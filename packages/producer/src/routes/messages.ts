@@ -35,7 +35,7 @@ import {
 
 const IDEMPOTENCY_HEADER = 'idempotency-key';
 
-const STATES: readonly DeliveryStateName[] = ['pending', 'delivered', 'retrying', 'dead'];
+const STATES: readonly DeliveryStateName[] = ['pending', 'delivered', 'retrying', 'dead', 'skipped'];
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 500;
 const ATTRIBUTE_PARAM = 'attributes.';
