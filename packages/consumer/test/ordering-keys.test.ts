@@ -81,8 +81,8 @@ describe('an ordered publisher with an ordering attribute', function () {
     const stream = f.world.keys.topic(topic).stream;
     await f.world.redis.xreadgroup('GROUP', p.id, 'dead-node', 'COUNT', 5, 'STREAMS', stream, '>');
     // And one of them had failed already: it waits in the retry set, due later than the others.
-    const [[first]] = await f.world.redis.xrange(stream, '-', '+', 'COUNT', 1);
-    await f.world.redis.zadd(f.world.keys.publisher(topic, p.id).retries, Date.now() + 500, first!);
+    const [entry] = await f.world.redis.xrange(stream, '-', '+', 'COUNT', 1);
+    await f.world.redis.zadd(f.world.keys.publisher(topic, p.id).retries, Date.now() + 500, entry![0]);
     await f.world.store.updatePublisher(p.id, (c) => ({ ...c, active: true }));
     const started = Date.now();
     await f.world.node();
