@@ -53,7 +53,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const keys = new Keys(config.redisPrefix);
   const metrics = options.metrics ?? new Metrics();
   const ingest = new Ingest(redis, keys, config, metrics);
-  const leaseWaiters = new LeaseWaiters(config.redisUrl, keys, options.logger.child({ component: 'leases' }));
+  const leaseWaiters = new LeaseWaiters(
+    config.redisUrl,
+    keys,
+    options.logger.child({ component: 'leases' }),
+    options.maxWaitingLeases,
+  );
   ingest.onWritten = (topic) => leaseWaiters.wake(topic);
   const ctx: ApiContext = {
     config,

@@ -16,6 +16,8 @@ export interface ServerOptions {
    * mismatch reported here (the response is sent as it is). Off when left out.
    */
   readonly onResponseMismatch?: (problem: string) => void;
+  /** Most lease requests waiting at once (`wait_seconds`); `MAX_WAITING_LEASES` when left out. */
+  readonly maxWaitingLeases?: number;
 }
 
 /** What every route handler needs. */
