@@ -66,8 +66,7 @@ export function decideFate(input: FateInput): Fate {
       reason: `undelivered after ${input.attempts} attempt${plural} (retry_max_attempts ${input.maxAttempts}); last error: ${describe(result)}`,
     };
   }
-  const deadline =
-    input.ordered && !input.publisherMaxAge ? Infinity : input.receivedAt + input.maxAgeSeconds * 1000;
+  const deadline = input.ordered && !input.publisherMaxAge ? Infinity : input.receivedAt + input.maxAgeSeconds * 1000;
   if (input.now >= deadline) {
     const which = input.publisherMaxAge ? 'retry_max_age_seconds' : 'max age';
     return {

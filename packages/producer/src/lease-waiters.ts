@@ -29,7 +29,9 @@ export class TooManyWaitingError extends AppError {
 
   constructor(max: number) {
     super('too_many_waiting', 429, `more than ${max} lease requests are waiting`, {
-      wait_seconds: [`too many lease requests are waiting on this producer (${max}); try again, or lease without waiting`],
+      wait_seconds: [
+        `too many lease requests are waiting on this producer (${max}); try again, or lease without waiting`,
+      ],
     });
   }
 }

@@ -161,6 +161,7 @@ export function typeWhy(field: string, type: PublisherType): string | undefined 
   const types = FIELD_TYPES[field];
   if (types === undefined || types.includes(type)) return undefined;
   if (field === 'filter' && type === 'pull') return 'pull publishers filter per lease: give the lease a filter';
-  if (field === 'batch_size' && type === 'pubsub') return 'only http publishers batch (Pub/Sub batches with chunk_size)';
+  if (field === 'batch_size' && type === 'pubsub')
+    return 'only http publishers batch (Pub/Sub batches with chunk_size)';
   return `only ${types.join(' and ')} publishers take ${field}`;
 }

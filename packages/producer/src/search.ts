@@ -247,7 +247,8 @@ export class Search {
       await execBySlot(
         this.redis,
         todo.map((s) => (p: ChainableCommander) => {
-          for (const pub of s.publishers ?? []) p.hmget(this.keys.publisher(s.topic, pub.id).counts, 'skipped', 'deleted');
+          for (const pub of s.publishers ?? [])
+            p.hmget(this.keys.publisher(s.topic, pub.id).counts, 'skipped', 'deleted');
         }),
       )
     ).map(([err, value]) => {

@@ -35,15 +35,7 @@ export const MAX_RESPONSE_BYTES = 1024;
  * (not sent: the publisher's filter did not match). Pull leases: the rest.
  */
 export type LoggedOutcome =
-  | 'delivered'
-  | 'retry'
-  | 'dead'
-  | 'skipped'
-  | 'completed'
-  | 'replaced'
-  | 'expired'
-  | 'worker_retry'
-  | 'failed';
+  'delivered' | 'retry' | 'dead' | 'skipped' | 'completed' | 'replaced' | 'expired' | 'worker_retry' | 'failed';
 
 const OUTCOME_CODES: Record<LoggedOutcome, string> = {
   delivered: '',

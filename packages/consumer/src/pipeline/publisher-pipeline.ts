@@ -319,8 +319,7 @@ export class PublisherPipeline {
       );
       jobs = jobs.concat(keys.taken(take));
       jobs = jobs.concat(keys.release(demand - jobs.length));
-      const next =
-        take.waiting.length > 0 ? Math.min(take.next ?? Infinity, now + ORDERED_RECHECK_MS) : take.next;
+      const next = take.waiting.length > 0 ? Math.min(take.next ?? Infinity, now + ORDERED_RECHECK_MS) : take.next;
       await this.deps.retryIndex.set(this.publisher.id, next === Infinity ? undefined : next);
     }
     if (probing && jobs.length > 0) return jobs;
@@ -427,12 +426,10 @@ export class PublisherPipeline {
     const target = this.deps.target;
     if (size > 1 && target.sendBatch !== undefined) {
       const messages = send.map((j) => j.message);
-      for (let start = 0; start < send.length; ) {
+      for (let start = 0; start < send.length;) {
         const end = batchEnd(messages, start, size);
         const batch = send.slice(start, end);
-        target.sendBatch(publisher, messages.slice(start, end), (result) =>
-          this.finishBatch(publisher, batch, result),
-        );
+        target.sendBatch(publisher, messages.slice(start, end), (result) => this.finishBatch(publisher, batch, result));
         start = end;
       }
       return;
@@ -515,7 +512,9 @@ export class PublisherPipeline {
     for (const { fate } of batch) if (fate.kind === 'retry' && fate.dueAt < earliest) earliest = fate.dueAt;
     // The ack stage lowered the retry index already; a take running meanwhile may have raised it past this retry.
     if (earliest !== Infinity) {
-      this.deps.retryIndex.lower(this.publisher.id, earliest).catch((err: unknown) => this.logError(err, 'retry index'));
+      this.deps.retryIndex
+        .lower(this.publisher.id, earliest)
+        .catch((err: unknown) => this.logError(err, 'retry index'));
     }
     if (keys.sendable || keys.refreshNeeded) this.dirty = true;
   }

@@ -116,11 +116,7 @@ export class HttpTarget implements Target {
   }
 
   /** The target's origin and path (cached); undefined, with `done` called, when it is not a URL. */
-  private route(
-    publisher: Publisher,
-    startedAt: number,
-    done: (result: AttemptResult) => void,
-  ): Route | undefined {
+  private route(publisher: Publisher, startedAt: number, done: (result: AttemptResult) => void): Route | undefined {
     let route = this.routes.get(publisher.target);
     if (route === undefined) {
       try {
@@ -244,7 +240,10 @@ class Attempt implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.received += chunk.length;
     if (this.status !== undefined && this.keptBytes < MAX_RESPONSE_BYTES) {
-      const part = chunk.length + this.keptBytes > MAX_RESPONSE_BYTES ? chunk.subarray(0, MAX_RESPONSE_BYTES - this.keptBytes) : chunk;
+      const part =
+        chunk.length + this.keptBytes > MAX_RESPONSE_BYTES
+          ? chunk.subarray(0, MAX_RESPONSE_BYTES - this.keptBytes)
+          : chunk;
       (this.kept ??= []).push(Buffer.from(part));
       this.keptBytes += part.length;
     }

@@ -269,7 +269,8 @@ function leaseFilter(given: Record<string, string> | MessageFilter | null | unde
   const filter: LeaseFilter = wrapped ? (given as MessageFilter).attributes : (given as Record<string, string>);
   const flat: Record<string, string> = {};
   for (const [key, value] of Object.entries(filter))
-    for (const [i, v] of (typeof value === 'string' ? [value] : value).entries()) flat[i === 0 ? key : `${key}[${i}]`] = v;
+    for (const [i, v] of (typeof value === 'string' ? [value] : value).entries())
+      flat[i === 0 ? key : `${key}[${i}]`] = v;
   const problems = attributeProblems(flat, 'filter');
   if (problems.length > 0) throw new ValidationError(Object.fromEntries(problems.map(([f, why]) => [f, [why]])));
   return Object.keys(filter).length > 0 ? filter : undefined;

@@ -383,7 +383,8 @@ function options(fields: Fields): Partial<Publisher> {
  */
 function policy(fields: Fields): Partial<Publisher> {
   const out: Record<string, unknown> = {};
-  if (fields.dead_on_status !== undefined) out.dead_on_status = [...(fields.dead_on_status ?? [])].sort((a, b) => a - b);
+  if (fields.dead_on_status !== undefined)
+    out.dead_on_status = [...(fields.dead_on_status ?? [])].sort((a, b) => a - b);
   if (fields.retry_max_attempts !== undefined) out.retry_max_attempts = fields.retry_max_attempts;
   if (fields.retry_max_age_seconds !== undefined) out.retry_max_age_seconds = fields.retry_max_age_seconds;
   if (fields.filter !== undefined) out.filter = fields.filter;

@@ -128,7 +128,10 @@ export interface Stats {
   delivered: number;
   pending: number;
   retrying: number;
+  leased?: number;
   dead: number;
+  skipped?: number;
+  deleted?: number;
   backlog: number;
   per_publisher: PublisherStats[];
 }

@@ -99,7 +99,12 @@ export const failingPage: Page = async (view) => {
           ? time(m.next_attempt_at)
           : m.state === 'leased'
             ? h('span', null, 'lease ends ', time(m.lease_expires_at))
-            : h('span', null, time(m.dead_at), m.dead_reason ? h('div', { class: 'muted small' }, m.dead_reason) : null),
+            : h(
+                'span',
+                null,
+                time(m.dead_at),
+                m.dead_reason ? h('div', { class: 'muted small' }, m.dead_reason) : null,
+              ),
       ),
       h('td', { class: 'mono truncate payload-preview' }, preview(m.payload)),
     );

@@ -240,7 +240,9 @@ function attemptRow(a: Attempt): HTMLElement {
       { class: 'wrap' },
       why,
       // A failed attempt's answer, as text: never as HTML.
-      a.response ? h('pre', { class: 'response', 'data-testid': 'response', title: 'The answer (first 1 KB)' }, a.response) : null,
+      a.response
+        ? h('pre', { class: 'response', 'data-testid': 'response', title: 'The answer (first 1 KB)' }, a.response)
+        : null,
     ),
     h('td', { class: 'num' }, a.duration_ms === undefined ? '—' : `${a.duration_ms} ms`),
   );

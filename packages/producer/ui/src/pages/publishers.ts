@@ -283,7 +283,13 @@ export const publisherFormPage: Page = async (view) => {
     field(
       'Max attempts',
       'retry_max_attempts',
-      input({ type: 'number', min: 1, value: p?.retry_max_attempts ?? '', placeholder: 'no limit', inputmode: 'numeric' }),
+      input({
+        type: 'number',
+        min: 1,
+        value: p?.retry_max_attempts ?? '',
+        placeholder: 'no limit',
+        inputmode: 'numeric',
+      }),
       'A dead letter after this many attempts.',
     ),
     field(
@@ -379,7 +385,13 @@ export const publisherFormPage: Page = async (view) => {
       else if (!creating && was != null) body[name] = null;
     };
     const statuses = textOf(data, 'dead_on_status');
-    const codes = statuses === '' ? [] : statuses.split(/[\s,]+/).filter(Boolean).map(Number);
+    const codes =
+      statuses === ''
+        ? []
+        : statuses
+            .split(/[\s,]+/)
+            .filter(Boolean)
+            .map(Number);
     if (codes.some((c) => !Number.isInteger(c))) errors.dead_on_status = ['must be statuses separated by commas'];
     if (codes.length > 0) body.dead_on_status = codes;
     else if (!creating && (p?.dead_on_status ?? []).length > 0) body.dead_on_status = [];
