@@ -58,7 +58,8 @@ export function headersProblem(headers: Readonly<Record<string, string>>): strin
   let bytes = 0;
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
-    if (!TOKEN.test(name)) return `has a header name that is not a token: ${JSON.stringify(name)}`;
+    if (!TOKEN.test(name) || lower === '__proto__')
+      return `has a header name that is not a token: ${JSON.stringify(name)}`;
     if (REFUSED_HEADERS.has(lower) || lower.startsWith('webhook-'))
       return `must not set ${lower}: Postoffice sets it, or it belongs to the connection`;
     if (seen.has(lower)) return `names ${lower} twice`;
