@@ -5,6 +5,8 @@
  * wall-clock ms) and records publish -> received latency. With
  * BENCH_FAIL_FIRST=1 it answers 503 to the first request of each
  * `message-id` (and records only the 200s): every message needs one retry.
+ * With BENCH_COUNT_IDS=1, a request with a `message-ids` header (a batch)
+ * counts as one receipt per id it names.
  *
  * Commands: `reset`; `stats` -> { count, at: { [k]: time of the k-th receipt } }
  * for the asked ks; `latency` -> percentiles of the recorded latencies.
@@ -16,6 +18,7 @@ import { summarize } from '../lib/stats.js';
 const delayMs = Number(process.env.BENCH_DELAY_MS ?? 0);
 const withLatency = process.env.BENCH_LATENCY === '1';
 const failFirst = process.env.BENCH_FAIL_FIRST === '1';
+const countIds = process.env.BENCH_COUNT_IDS === '1';
 const seen = new Set<string>();
 const T_FIELD = /"t":(\d+(?:\.\d+)?)/;
 
@@ -40,6 +43,8 @@ const server = createServer((req, res) => {
     }
     const now = wallNow();
     times.push(now);
+    const ids = countIds ? req.headers['message-ids'] : undefined;
+    if (typeof ids === 'string') for (let i = ids.split(',').length; i > 1; i--) times.push(now);
     if (body !== undefined) {
       const m = T_FIELD.exec(body);
       if (m) latencies.push(now - Number(m[1]));

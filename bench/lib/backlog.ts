@@ -30,13 +30,21 @@ export async function drainBacklog(
     /** Payload size in bytes of JSON (default PAYLOAD_BYTES). */
     bytes?: number;
     timeoutMs?: number;
+    /** More publisher fields (`batch_size`, …). */
+    publisher?: Record<string, unknown>;
   },
 ): Promise<BacklogRun> {
   const { topic, messages, publishers, concurrency } = options;
   await world.createTopic(topic);
   const ids: string[] = [];
   for (let p = 0; p < publishers; p++) {
-    ids.push(await world.createPublisher(topic, `${receiver.ready.url}/${topic}/${p}`, { active: false, concurrency }));
+    ids.push(
+      await world.createPublisher(topic, `${receiver.ready.url}/${topic}/${p}`, {
+        active: false,
+        concurrency,
+        ...options.publisher,
+      }),
+    );
   }
   ctx.log(`filling ${messages} messages into ${topic}`);
   const bytes = options.bytes ?? PAYLOAD_BYTES;

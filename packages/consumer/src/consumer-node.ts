@@ -622,10 +622,11 @@ function normalize(p: Publisher): Publisher {
  * The publisher as this node's pipeline runs it: `concurrency` deliveries in
  * flight on this node, however many of its slots the node holds (so a
  * publisher's throughput grows with the nodes that hold its slots, up to
- * `parallelism` of them); one at a time when ordered.
+ * `parallelism` of them); one at a time when ordered, unless it has an
+ * ordering attribute (then one at a time per key).
  */
 function effective(p: Publisher): Publisher {
-  return p.ordered ? { ...p, concurrency: 1 } : p;
+  return p.ordered && !p.ordering_attribute ? { ...p, concurrency: 1 } : p;
 }
 
 export { RECLAIMED_CONSUMER };

@@ -38,6 +38,17 @@ export class RetryIndex {
     }
   }
 
+  /**
+   * Sets the publisher's score to `next` (undefined: removes it) without the
+   * re-check of `raise`: for ordering-key publishers, whose retry set holds
+   * entries that wait behind their key whatever their score. They lower the
+   * index themselves after their own retries, and look again within a minute.
+   */
+  async set(publisherId: string, next: number | undefined): Promise<void> {
+    if (next === undefined) await this.redis.zrem(this.keys.retryDue, publisherId);
+    else await this.redis.zadd(this.keys.retryDue, next, publisherId);
+  }
+
   /** Removes the publisher (it is inactive or deleted); `raise` puts it back. */
   async forget(publisherId: string): Promise<void> {
     await this.redis.zrem(this.keys.retryDue, publisherId);

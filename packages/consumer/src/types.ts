@@ -20,6 +20,10 @@ export interface AttemptResult {
   readonly reason?: string;
   /** The message can never be delivered this way (a dead letter at once, whatever its age). */
   readonly permanent?: boolean;
+  /** A 429 or 503 answer's `Retry-After`, in ms from the answer: no next attempt before it. */
+  readonly retryAfterMs?: number;
+  /** A failed attempt's answer: the start of its body, as text (see `MAX_RESPONSE_BYTES`). */
+  readonly response?: string;
   readonly startedAt: number;
   readonly durationMs: number;
 }
@@ -28,6 +32,11 @@ export interface AttemptResult {
 export interface Target {
   /** Makes one attempt and calls `done` once with its result (never throws, never rejects). */
   send(publisher: Publisher, message: StoredMessage, done: (result: AttemptResult) => void): void;
+  /**
+   * Sends several messages in one attempt (a batch: http publishers with `batch_size`), calling
+   * `done` once with the result of all of them. Targets that cannot batch leave it out.
+   */
+  sendBatch?(publisher: Publisher, messages: readonly StoredMessage[], done: (result: AttemptResult) => void): void;
   /** Gives up on every delivery in flight (the shutdown deadline passed); each ends as a failed attempt. */
   abortAll(): void;
   close(): Promise<void>;
@@ -36,6 +45,8 @@ export interface Target {
 /** The fate of a message after an attempt (see `decideFate`). */
 export type Fate =
   | { readonly kind: 'delivered' }
+  /** Not sent: the publisher's filter does not match (acknowledged, recorded as skipped). */
+  | { readonly kind: 'skipped' }
   | { readonly kind: 'retry'; readonly dueAt: number }
   | { readonly kind: 'dead'; readonly reason: string };
 

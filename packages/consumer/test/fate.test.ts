@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { decideFate, httpBody, type FateInput } from '../src/index.js';
+import { batchBody, batchEnd, decideFate, httpBody, parseRetryAfter, type FateInput } from '../src/index.js';
 
 const base: FateInput = {
   result: { ok: false, status: 503, error: 'HTTP 503', startedAt: 0, durationMs: 5 },
@@ -55,6 +55,81 @@ describe('decideFate', () => {
   });
 });
 
+describe('decideFate with the receiver’s answer and the publisher’s policy', () => {
+  const answer = (status: number, extra: Partial<FateInput['result']> = {}): FateInput['result'] => ({
+    ok: false,
+    status,
+    error: `HTTP ${status}`,
+    startedAt: 0,
+    durationMs: 5,
+    ...extra,
+  });
+
+  it('makes a dead letter of a 410 Gone at once, saying so, whatever the age or order', () => {
+    const fate = decideFate({ ...base, result: answer(410), ordered: true });
+    expect(fate).to.deep.equal({
+      kind: 'dead',
+      reason: 'the target answered 410 Gone: it will never take this message',
+    });
+  });
+
+  it('makes a dead letter at once of a status in dead_on_status, and retries the others', () => {
+    const fate = decideFate({ ...base, result: answer(400), deadOnStatus: [400, 404] });
+    expect(fate.kind === 'dead' && fate.reason).to.match(/400, final by the publisher's dead_on_status/);
+    expect(decideFate({ ...base, result: answer(422), deadOnStatus: [400, 404] }).kind).to.equal('retry');
+  });
+
+  it('makes a dead letter after retry_max_attempts attempts, naming it', () => {
+    expect(decideFate({ ...base, attempts: 2, maxAttempts: 3 }).kind).to.equal('retry');
+    const fate = decideFate({ ...base, attempts: 3, maxAttempts: 3 });
+    expect(fate.kind === 'dead' && fate.reason).to.equal(
+      'undelivered after 3 attempts (retry_max_attempts 3); last error: HTTP 503',
+    );
+  });
+
+  it('names retry_max_age_seconds when the publisher’s own max age made the dead letter', () => {
+    const fate = decideFate({ ...base, now: 200_000, maxAgeSeconds: 100, publisherMaxAge: true });
+    expect(fate.kind === 'dead' && fate.reason).to.match(/retry_max_age_seconds 100 s/);
+  });
+
+  it('applies an ordered publisher’s own policy (it never dies of the default max age)', () => {
+    const old = { ...base, now: 10_000_000, maxAgeSeconds: 100, ordered: true };
+    expect(decideFate(old).kind).to.equal('retry');
+    expect(decideFate({ ...old, publisherMaxAge: true }).kind).to.equal('dead');
+    expect(decideFate({ ...old, attempts: 5, maxAttempts: 5 }).kind).to.equal('dead');
+  });
+
+  it('waits at least the Retry-After of a 429 or 503, capped at the backoff cap', () => {
+    const later = decideFate({ ...base, result: answer(429, { retryAfterMs: 120_000 }) });
+    expect(later).to.deep.equal({ kind: 'retry', dueAt: 1000 + 120_000 });
+    const capped = decideFate({ ...base, maxBackoffSeconds: 60, result: answer(503, { retryAfterMs: 3_600_000 }) });
+    expect(capped).to.deep.equal({ kind: 'retry', dueAt: 1000 + 60_000 });
+    // A Retry-After shorter than the backoff changes nothing.
+    expect(decideFate({ ...base, result: answer(503, { retryAfterMs: 1000 }) })).to.deep.equal({
+      kind: 'retry',
+      dueAt: 1000 + 30_000,
+    });
+  });
+
+  it('keeps to the Retry-After even past the max age: the last attempt comes after it', () => {
+    const nearEnd = { ...base, maxAgeSeconds: 100, now: 90_000, result: answer(429, { retryAfterMs: 50_000 }) };
+    expect(decideFate(nearEnd)).to.deep.equal({ kind: 'retry', dueAt: 140_000 });
+  });
+});
+
+describe('Retry-After', () => {
+  it('reads delay-seconds and HTTP dates, and nothing else', () => {
+    const now = Date.parse('2030-01-01T00:00:00Z');
+    expect(parseRetryAfter('120', now)).to.equal(120_000);
+    expect(parseRetryAfter(' 0 ', now)).to.equal(0);
+    expect(parseRetryAfter('Tue, 01 Jan 2030 00:01:00 GMT', now)).to.equal(60_000);
+    expect(parseRetryAfter('Mon, 31 Dec 2029 23:00:00 GMT', now)).to.equal(0);
+    expect(parseRetryAfter('soon', now)).to.equal(undefined);
+    expect(parseRetryAfter('-5', now)).to.equal(undefined);
+    expect(parseRetryAfter(undefined, now)).to.equal(undefined);
+  });
+});
+
 describe('the http body', () => {
   const msg = { streamId: '1-0', id: 'm', receivedAt: 1, attributes: { a: '1' } };
 
@@ -70,5 +145,42 @@ describe('the http body', () => {
   it('sends other payloads as they are', () => {
     expect(httpBody({ ...msg, payload: '[1,2]' })).to.equal('[1,2]');
     expect(httpBody({ ...msg, payload: '"text"' })).to.equal('"text"');
+  });
+});
+
+describe('a batch', () => {
+  const msg = (id: string, payload: string, attributes: Record<string, string> = {}) => ({
+    streamId: '1-0',
+    id,
+    receivedAt: 1,
+    payload,
+    attributes,
+  });
+
+  it('is a JSON array of id, payload exactly as received, and attributes', () => {
+    const body = batchBody([msg('t.1-0', '{"n":1.50}', { k: 'v' }), msg('t.1-1', '"x"')]);
+    expect(body).to.equal(
+      '[{"id":"t.1-0","payload":{"n":1.50},"attributes":{"k":"v"}},{"id":"t.1-1","payload":"x","attributes":{}}]',
+    );
+    expect(JSON.parse(body)).to.deep.equal([
+      { id: 't.1-0', payload: { n: 1.5 }, attributes: { k: 'v' } },
+      { id: 't.1-1', payload: 'x', attributes: {} },
+    ]);
+  });
+
+  it('ends at batch_size messages, or earlier where its message-ids would pass 8 KB', () => {
+    const small = Array.from({ length: 10 }, (_, i) => ({ id: `t.${i}` }));
+    expect(batchEnd(small, 0, 4)).to.equal(4);
+    expect(batchEnd(small, 8, 4)).to.equal(10);
+    const long = Array.from({ length: 500 }, (_, i) => ({ id: `${'x'.repeat(100)}.${i}` }));
+    const end = batchEnd(long, 0, 500);
+    expect(end).to.be.below(500).and.above(50);
+    expect(
+      long
+        .slice(0, end)
+        .map((m) => m.id)
+        .join(',').length,
+    ).to.be.at.most(8 * 1024);
+    expect(batchEnd([{ id: 'y'.repeat(10_000) }], 0, 5)).to.equal(1);
   });
 });

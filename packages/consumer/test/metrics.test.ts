@@ -154,8 +154,13 @@ describe('consumer metrics', function () {
         `two ${reason} failures of publisher ${publisher}`,
       );
     }
-    // Two failures in a row (BREAKER_THRESHOLD) opened each circuit.
+    // Two failures in a row (BREAKER_THRESHOLD) opened each circuit. A failure is counted when the attempt ends,
+    // and leaves the in-flight gauge once its outcome is written: wait for that.
     for (const [publisher] of expected) {
+      await waitFor(
+        async () => (await sample(node, 'postoffice_deliveries_in_flight', { publisher, topic })) === 0,
+        `the outcomes of publisher ${publisher} written`,
+      );
       expect(await sample(node, 'postoffice_publisher_circuit_state', { publisher, topic }), publisher).to.equal(1);
       expect(await sample(node, 'postoffice_circuit_opened_total', { publisher, topic })).to.equal(1);
       expect(await sample(node, 'postoffice_delivery_duration_seconds_count', { publisher, topic })).to.equal(2);

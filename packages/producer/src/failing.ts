@@ -28,7 +28,8 @@ import {
 import type { Note } from '@postoffice/shared';
 import { execOrThrow, parsePayload } from './replies.js';
 
-export type FailingState = 'retrying' | 'dead';
+/** `leased`: a pull publisher's message that a worker holds (it is in the retry set until its lease ends). */
+export type FailingState = 'retrying' | 'dead' | 'leased';
 
 export interface FailingItem {
   readonly id: string;
@@ -37,6 +38,8 @@ export interface FailingItem {
   readonly received_at: string;
   /** Retrying: when the next attempt is due (or the end of the lease while an attempt is in flight). */
   readonly next_attempt_at?: string;
+  /** Leased: when the worker's lease ends. */
+  readonly lease_expires_at?: string;
   /** Dead: when it became a dead letter. */
   readonly dead_at?: string;
   readonly dead_reason?: string;
@@ -121,7 +124,7 @@ export class Failing {
    */
   async list(
     publisher: Publisher,
-    options: { state?: FailingState; limit: number; cursor?: string },
+    options: { state?: 'retrying' | 'dead'; limit: number; cursor?: string },
   ): Promise<FailingPage> {
     const pk = this.keys.publisher(publisher.topic, publisher.id);
     const position = options.cursor === undefined ? undefined : (decodeCursor(options.cursor) as Position);
@@ -147,8 +150,12 @@ export class Failing {
     if (rows.length === 0) return { items: [], cursor: null };
     const stream = this.keys.topic(publisher.topic).stream;
     // The entries, a few at first (payloads may be megabytes each), until the page's bytes reach the budget.
+    const pull = publisher.type === 'pull';
+    const per = pull ? 3 : 2;
     const messages: (StoredMessage | undefined)[] = [];
     const extra: (string | null)[] = [];
+    const leaseEnds: (number | undefined)[] = [];
+    const now = Date.now();
     let bytes = 0;
     let chunk = 4;
     while (messages.length < rows.length && (messages.length === 0 || bytes < this.byteBudget)) {
@@ -158,15 +165,22 @@ export class Failing {
         p1.xrange(stream, sid, sid);
         if (s === 'r') p1.hget(pk.attempts, sid);
         else p1.hget(pk.notes, sid);
+        // A pull publisher's leased messages wait in its retry set too: they show as leased.
+        if (pull) p1.hget(pk.leases, sid);
       }
       const replies = await execOrThrow(p1);
       let partBytes = 0;
       for (let i = 0; i < part.length; i++) {
         if (messages.length > 0 && bytes >= this.byteBudget) break;
-        const e = replies[2 * i] as [string, string[]][];
+        const e = replies[per * i] as [string, string[]][];
         const m = e[0] ? parseEntry(publisher.topic, e[0][0], e[0][1]) : undefined;
         messages.push(m);
-        extra.push(replies[2 * i + 1] as string | null);
+        extra.push(replies[per * i + 1] as string | null);
+        const lease =
+          pull && (part[i] as [string, number, 'r' | 'x'])[2] === 'r'
+            ? /"expires_at":(\d+)/.exec(String(replies[per * i + 2]))
+            : null;
+        leaseEnds.push(lease && Number(lease[1]) > now ? Number(lease[1]) : undefined);
         bytes += m?.payload.length ?? 0;
         partBytes += m?.payload.length ?? 0;
       }
@@ -212,6 +226,7 @@ export class Failing {
             at: new Date(state.last.startedAt).toISOString(),
             ...(state.last.status === undefined ? {} : { status: state.last.status }),
             ...(state.last.error === undefined ? {} : { error: state.last.error }),
+            ...(state.last.response === undefined ? {} : { response: state.last.response }),
             duration_ms: state.last.durationMs,
           };
         }
@@ -221,14 +236,17 @@ export class Failing {
         if (note?.last_attempt) lastAttempt = note.last_attempt;
         if (note?.dead_reason !== undefined) deadReason = note.dead_reason;
       }
+      const leaseEnd = leaseEnds[i];
       items.push({
         id: m.id,
         topic: publisher.topic,
-        state: s === 'r' ? 'retrying' : 'dead',
+        state: s === 'x' ? 'dead' : leaseEnd !== undefined ? 'leased' : 'retrying',
         received_at: new Date(m.receivedAt).toISOString(),
-        ...(s === 'r'
-          ? { next_attempt_at: new Date(score).toISOString() }
-          : { dead_at: new Date(score).toISOString() }),
+        ...(s === 'x'
+          ? { dead_at: new Date(score).toISOString() }
+          : leaseEnd !== undefined
+            ? { lease_expires_at: new Date(leaseEnd).toISOString() }
+            : { next_attempt_at: new Date(score).toISOString() }),
         ...(s === 'x' && deadReason !== undefined ? { dead_reason: deadReason } : {}),
         attempt_count: attemptCount,
         ...(lastAttempt ? { last_attempt: lastAttempt } : {}),
@@ -278,7 +296,7 @@ export class Failing {
   ): Promise<ActionResult> {
     const tk = this.keys.topic(publisher.topic);
     const pk = this.keys.publisher(publisher.topic, publisher.id);
-    const keys = [tk.stream, pk.retries, pk.attempts, pk.dead, pk.notes];
+    const keys = [tk.stream, pk.retries, pk.attempts, pk.dead, pk.notes, pk.counts];
     const score = action.kind === 'retry' ? action.at : action.kind === 'recover' ? action.since : 0;
     const note = action.kind === 'delete' ? 'deleted' : action.kind === 'recover' ? 'recovered' : action.note;
     const at = new Date(now).toISOString();

@@ -75,7 +75,9 @@ export function toErrorReply(err: unknown, limits: { bodyLimitBytes: number }): 
   if (err instanceof AppError) {
     if (err.statusCode >= 500) return { statusCode: 500, fields: { server: ['internal error'] }, unexpected: true };
     const fields = Object.keys(err.fields).length > 0 ? err.fields : { [err.code]: [err.message] };
-    return { statusCode: err.statusCode, fields };
+    // An error that says when to come back (a 429) carries its `retryAfter` in seconds.
+    const retryAfter = (err as { retryAfter?: unknown }).retryAfter;
+    return { statusCode: err.statusCode, fields, ...(typeof retryAfter === 'number' ? { retryAfter } : {}) };
   }
   if (isRedisOutOfMemory(err)) {
     return {

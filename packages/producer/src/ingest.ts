@@ -60,6 +60,8 @@ interface Pending {
 }
 
 export class Ingest {
+  /** Told of each topic this producer wrote messages to (long polls of pull leases wait for it). */
+  onWritten: ((topic: string) => void) | undefined;
   /** Requests waiting for this turn's write, by topic. */
   private waiting = new Map<string, Pending[]>();
   private scheduled = false;
@@ -108,7 +110,10 @@ export class Ingest {
     return this.run(topic, payloads, attributes, kind, idempotencyKey).then(
       (result) => {
         this.metrics.ingested(kind, result.replayed ? 'replayed' : 'ok', (performance.now() - started) / 1000);
-        if (!result.replayed) this.metrics.messagesReceived(topic, result.ids.length);
+        if (!result.replayed) {
+          this.metrics.messagesReceived(topic, result.ids.length);
+          this.onWritten?.(topic);
+        }
         return result;
       },
       (err: unknown) => {
@@ -243,6 +248,7 @@ export class Ingest {
         const streamIds = checkScriptResult(script[1]) as string[];
         if (replicasError) throw replicasError;
         this.metrics.messagesReceived(topic, streamIds.length);
+        this.onWritten?.(topic);
         let at = 0;
         for (const p of c) {
           p.resolve(c.length === 1 ? streamIds : streamIds.slice(at, at + p.count));

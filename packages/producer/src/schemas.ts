@@ -258,6 +258,23 @@ export const publisherView: Schema = {
     ordered: { type: 'boolean' },
     rate_limit: rateLimitView,
     secrets_count: { type: 'integer' },
+    header_names: { type: 'array', items: { type: 'string' }, description: 'The names of its `headers` (write-only).' },
+    dead_on_status: { type: 'array', items: { type: 'integer' } },
+    retry_max_attempts: { type: ['integer', 'null'] },
+    retry_max_age_seconds: { type: ['number', 'null'], description: 'null: RETRY_MAX_AGE_SECONDS.' },
+    filter: {
+      type: ['object', 'null'],
+      required: ['attributes'],
+      additionalProperties: false,
+      properties: {
+        attributes: {
+          type: 'object',
+          additionalProperties: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+        },
+      },
+    },
+    batch_size: { type: 'integer' },
+    ordering_attribute: { type: ['string', 'null'] },
     created_at: isoTime,
     updated_at: isoTime,
   },
@@ -271,16 +288,18 @@ const attemptView: Schema = {
     at: isoTime,
     status: { type: 'integer' },
     error: { type: 'string' },
+    response: { type: 'string', description: 'A failed attempt: the first 1 KB of the answer’s body, as text.' },
     duration_ms: { type: 'number' },
     worker: { type: 'object' },
     lease_expires_at: isoTime,
     outcome: { type: 'string' },
     ended_at: isoTime,
   },
-  description: 'An attempt (`status` or `error`), or for a pull publisher a lease (`worker`, `outcome`…).',
+  description:
+    'An attempt (`status` or `error`, `response`), a message skipped by the filter (`outcome` `skipped`), or for a pull publisher a lease (`worker`, `outcome`…).',
 };
 
-const deliveryStates = ['pending', 'leased', 'delivered', 'retrying', 'dead', 'deleted', 'purged'];
+const deliveryStates = ['pending', 'leased', 'delivered', 'retrying', 'dead', 'deleted', 'purged', 'skipped'];
 
 /** A message with the state of its delivery to each publisher. */
 export const messageView: Schema = {
@@ -355,9 +374,14 @@ export const failingItemView: Schema = {
   properties: {
     id: { type: 'string' },
     topic: { type: 'string' },
-    state: { type: 'string', enum: ['retrying', 'dead'] },
+    state: {
+      type: 'string',
+      enum: ['retrying', 'dead', 'leased'],
+      description: '`leased`: a pull publisher’s message that a worker holds (until `lease_expires_at`).',
+    },
     received_at: isoTime,
     next_attempt_at: isoTime,
+    lease_expires_at: isoTime,
     dead_at: isoTime,
     dead_reason: { type: 'string' },
     attempt_count: { type: 'integer' },
@@ -545,7 +569,10 @@ export const statsView: Schema = {
     delivered: { type: 'integer' },
     pending: { type: 'integer' },
     retrying: { type: 'integer' },
+    leased: { type: 'integer' },
     dead: { type: 'integer' },
+    skipped: { type: 'integer' },
+    deleted: { type: 'integer' },
     backlog: { type: 'integer' },
     per_publisher: {
       type: 'array',
@@ -561,7 +588,10 @@ export const statsView: Schema = {
           unread: { type: 'integer' },
           pending: { type: 'integer' },
           retrying: { type: 'integer' },
+          leased: { type: 'integer' },
           dead: { type: 'integer' },
+          skipped: { type: 'integer' },
+          deleted: { type: 'integer' },
           backlog: { type: 'integer' },
           delivered: { type: 'integer' },
           oldest_undelivered_at: nullableIso,

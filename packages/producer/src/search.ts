@@ -6,7 +6,8 @@
  * retrying (in the retry set), pending (in flight, or not read yet: after
  * the group's last-delivered id), delivered otherwise, unless its note or a
  * purge's range record says deleted or purged (`rangeRuling`, as the
- * message's own page says).
+ * message's own page says); and, only for publishers whose counters say
+ * they have skipped messages, skipped (its attempt log says so).
  *
  * Work per request is bounded: at most `budget` entries are examined; a
  * search cut short says `truncated` and gives a cursor to go on. The cursor
@@ -14,11 +15,13 @@
  * as the upper bound, so pages stay stable while new messages arrive.
  */
 import {
+  RECORD_SPAN_MS,
   execBySlot,
   isStreamId,
   parseEntry,
   parseRangeRecords,
   rangeRuling,
+  skippedIn,
   type RuledNote,
   type DeliveryStateName,
   type Keys,
@@ -56,6 +59,7 @@ export interface SearchItem {
   /** With a state or publisher filter: each publisher's delivery state. */
   readonly deliveries?: { publisher_id: string; state: SearchState }[];
 }
+
 
 export interface SearchPage {
   readonly items: SearchItem[];
@@ -110,6 +114,8 @@ interface TopicScan {
   batch: number;
   publishers?: Publisher[];
   lastDelivered?: Map<string, string>;
+  /** Publisher id -> whether it ever skipped / deleted messages (its counters), read once per scan. */
+  exceptions?: Map<string, { skipped: boolean; deleted: boolean }>;
   states: Map<string, Map<string, SearchState>>;
 }
 
@@ -258,28 +264,61 @@ export class Search {
     if (needStates) await this.loadStates(scans);
   }
 
+  /** Which publishers of the scans ever skipped or deleted messages: one HMGET of counters each, once per scan. */
+  private async loadExceptions(scans: TopicScan[]): Promise<void> {
+    const todo = scans.filter((s) => s.exceptions === undefined && (s.publishers ?? []).length > 0);
+    if (todo.length === 0) return;
+    const replies = (
+      await execBySlot(
+        this.redis,
+        todo.map((s) => (p: ChainableCommander) => {
+          for (const pub of s.publishers ?? [])
+            p.hmget(this.keys.publisher(s.topic, pub.id).counts, 'skipped', 'deleted');
+        }),
+      )
+    ).map(([err, value]) => {
+      if (err) throw err;
+      return value as (string | null)[];
+    });
+    let i = 0;
+    for (const s of todo) {
+      s.exceptions = new Map();
+      for (const pub of s.publishers ?? []) {
+        const [skipped, deleted] = replies[i++] ?? [];
+        s.exceptions.set(pub.id, { skipped: Number(skipped ?? 0) > 0, deleted: Number(deleted ?? 0) > 0 });
+      }
+    }
+  }
+
   private async loadStates(scans: TopicScan[]): Promise<void> {
+    await this.loadExceptions(scans);
     const batches: ((p: ChainableCommander) => void)[] = [];
-    const plan: [TopicScan, Publisher][] = [];
+    const plan: [TopicScan, Publisher, { skipped: boolean; deleted: boolean }][] = [];
     for (const s of scans) {
       if (s.buffer.length === 0 || (s.publishers ?? []).length === 0) continue;
       const sids = s.buffer.map((m) => m.streamId);
       const stream = this.keys.topic(s.topic).stream;
       const newest = sids[0] as string;
       const oldest = sids[sids.length - 1] as string;
+      const newestMs = (s.buffer[0] as StoredMessage).receivedAt;
+      const oldestMs = (s.buffer[s.buffer.length - 1] as StoredMessage).receivedAt;
       // One pipeline per topic (one hash slot each), all sent at once.
       batches.push((p) => {
         for (const pub of s.publishers ?? []) {
           const pk = this.keys.publisher(s.topic, pub.id);
+          const ex = s.exceptions?.get(pub.id);
           if (s.lastDelivered?.has(pub.id)) p.xpending(stream, pub.id, oldest, newest, sids.length);
           else p.echo('nogroup');
           p.zmscore(pk.retries, ...sids);
           p.zmscore(pk.dead, ...sids);
           p.hmget(pk.notes, ...sids);
           p.zrange(pk.ranges, oldest.slice(0, oldest.indexOf('-')), '+inf', 'BYSCORE');
+          // The attempt log's records of these messages: which were skipped.
+          if (ex?.skipped) p.zrange(pk.log, oldestMs - RECORD_SPAN_MS, newestMs, 'BYSCORE', 'WITHSCORES');
         }
       });
-      for (const pub of s.publishers ?? []) plan.push([s, pub]);
+      for (const pub of s.publishers ?? [])
+        plan.push([s, pub, s.exceptions?.get(pub.id) ?? { skipped: false, deleted: false }]);
     }
     if (plan.length === 0) return;
     const replies = (await execBySlot(this.redis, batches)).map(([err, value]) => {
@@ -287,12 +326,18 @@ export class Search {
       return value;
     });
     let i = 0;
-    for (const [s, pub] of plan) {
+    for (const [s, pub, ex] of plan) {
       const pending = replies[i++];
       const retries = replies[i++] as (string | null)[];
       const dead = replies[i++] as (string | null)[];
       const notes = replies[i++] as (string | null)[];
       const ranges = parseRangeRecords(replies[i++] as string[]);
+      const skipped = new Set<string>();
+      if (ex.skipped) {
+        const records = replies[i++] as string[];
+        for (let r = 0; r + 1 < records.length; r += 2)
+          for (const sid of skippedIn(Number(records[r + 1]), records[r] as string)) skipped.add(sid);
+      }
       const inFlight = new Set(Array.isArray(pending) ? (pending as [string][]).map(([sid]) => sid) : []);
       const last = s.lastDelivered?.get(pub.id);
       const created = Date.parse(pub.created_at);
@@ -306,7 +351,9 @@ export class Search {
         else if (dead[k] !== null) state = 'dead';
         else if (retries[k] !== null) state = 'retrying';
         else if (inFlight.has(m.streamId) || last === undefined || compare(m.streamId, last) > 0) state = 'pending';
-        else state = ruling?.purged ? 'purged' : 'delivered';
+        else if (ruling?.purged) state = 'purged';
+        else if (skipped.has(m.streamId)) state = 'skipped';
+        else state = 'delivered';
         let map = s.states.get(m.streamId);
         if (!map) s.states.set(m.streamId, (map = new Map<string, SearchState>()));
         map.set(pub.id, state);

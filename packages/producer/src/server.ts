@@ -24,6 +24,7 @@ import { Auth, isPublic, registerAuth } from './auth.js';
 import { inexactNumber } from './exact-numbers.js';
 import { errorBody, toErrorReply } from './http-errors.js';
 import { Ingest } from './ingest.js';
+import { LeaseWaiters } from './lease-waiters.js';
 import { LoginThrottle } from './login-throttle.js';
 import { Metrics } from './metrics.js';
 import { LazyRequestLogger } from './request-logger.js';
@@ -53,14 +54,23 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const logger: FastifyBaseLogger = options.logger.child({ component: 'api' }, { serializers: { req: requestForLog } });
   const keys = new Keys(config.redisPrefix);
   const metrics = options.metrics ?? new Metrics();
+  const ingest = new Ingest(redis, keys, config, metrics);
+  const leaseWaiters = new LeaseWaiters(
+    config.redisUrl,
+    keys,
+    options.logger.child({ component: 'leases' }),
+    options.maxWaitingLeases,
+  );
+  ingest.onWritten = (topic) => leaseWaiters.wake(topic);
   const ctx: ApiContext = {
     config,
     redis,
     keys,
     store: new Store(redis, keys),
-    ingest: new Ingest(redis, keys, config, metrics),
+    ingest,
     metrics,
     pull: new PullQueue(redis, keys, Date.now, config.retryMaxAgeSeconds),
+    leaseWaiters,
   };
 
   const sendError = (failure: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
@@ -180,7 +190,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   metrics.watchRedis(() => redis.status === 'ready');
   const onRedisError = (): void => metrics.redisError();
   redis.on('error', onRedisError);
+  // Long polls end (answered with what there is) before the server waits for its requests to finish.
+  app.addHook('preClose', async () => {
+    await leaseWaiters.close();
+  });
   app.addHook('onClose', async () => {
+    await leaseWaiters.close();
     redis.off('error', onRedisError);
     if (!options.metrics) metrics.registry.clear();
   });

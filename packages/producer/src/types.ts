@@ -1,6 +1,7 @@
 /** Types of the producer package. */
 import type { Config, Keys, Logger, PullQueue, ScriptClient, Store } from '@postoffice/shared';
 import type { Ingest } from './ingest.js';
+import type { LeaseWaiters } from './lease-waiters.js';
 import type { Metrics } from './metrics.js';
 
 export interface ServerOptions {
@@ -15,6 +16,8 @@ export interface ServerOptions {
    * mismatch reported here (the response is sent as it is). Off when left out.
    */
   readonly onResponseMismatch?: (problem: string) => void;
+  /** Most lease requests waiting at once (`wait_seconds`); `MAX_WAITING_LEASES` when left out. */
+  readonly maxWaitingLeases?: number;
 }
 
 /** What every route handler needs. */
@@ -27,4 +30,6 @@ export interface ApiContext {
   readonly metrics: Metrics;
   /** Leases of pull publishers. */
   readonly pull: PullQueue;
+  /** Lease requests waiting for messages (`wait_seconds`). */
+  readonly leaseWaiters: LeaseWaiters;
 }

@@ -251,7 +251,7 @@ describe('publishers API', () => {
       expect(res.body).to.deep.equal(
         errors({
           body: [
-            'must change at least one of active, target, seconds_timeout, seconds_retry, chunk_size, concurrency, parallelism, rate_limit, secrets',
+            'must change at least one of active, target, seconds_timeout, seconds_retry, chunk_size, concurrency, parallelism, rate_limit, secrets, headers, dead_on_status, retry_max_attempts, retry_max_age_seconds, filter, batch_size',
           ],
         }),
       );

@@ -40,7 +40,10 @@ describe('GET /api/stats', () => {
       delivered: 0,
       pending: 0,
       retrying: 0,
+      leased: 0,
       dead: 0,
+      skipped: 0,
+      deleted: 0,
       backlog: 0,
       per_publisher: [],
     });

@@ -14,6 +14,7 @@
   KEYS[3] attempts (hash: stream id -> retry state)
   KEYS[4] dead letters (zset: stream id -> dead since ms)
   KEYS[5] notes (hash: stream id -> JSON note)
+  KEYS[6] (optional) counters (hash): `deleted` counts the messages deleted
   ARGV[1] action: 'retry', 'recover' or 'delete'
   ARGV[2] consumer group (the publisher id)
   ARGV[3] 'retry': the new due time (ms); 'recover': since (ms), dead
@@ -106,6 +107,9 @@ for _, c in ipairs(candidates) do
       redis.call('HDEL', KEYS[3], sid)
       redis.call('XACK', KEYS[1], group, sid)
       note(sid, true)
+      if KEYS[6] then
+        redis.call('HINCRBY', KEYS[6], 'deleted', 1)
+      end
     else
       local due = score
       if action == 'recover' then due = ARGV[6] end

@@ -8,8 +8,18 @@
   at most `scan` available messages are looked at; those that do not match
   (and new ones read beyond `max`) are left available (score `now`).
   A message whose lease ran out unanswered and that is older than the max
-  age becomes a dead letter instead of being given out again (a message
-  that kills every worker that takes it must not go round for ever).
+  age, or that was leased the publisher's max attempts already, becomes a
+  dead letter instead of being given out again (a message that kills every
+  worker that takes it must not go round for ever).
+
+  Ordered publishers (ARGV[14] = '1'): messages with the same ordering key
+  (the value of attribute ARGV[15]; '' without it, or for every message when
+  ARGV[15] is '') are given out one at a time, in stream order: only a key's
+  earliest entry in the retries set may be leased, once its score has come
+  (so while it is leased or waits for a retry, the key gives out nothing).
+  New messages read for a key that has an entry there wait in the set
+  behind it (score `now`). The set is read whole, up to `scan` entries;
+  when it holds more, no new message is read.
 
   KEYS[1] the topic's stream            po:{t}:stream
   KEYS[2] retries (zset: stream id -> due or lease end, ms)
@@ -28,8 +38,13 @@
   ARGV[9] a random string; tokens are "<group>.<stream id>.<ARGV[9]><n>"
   ARGV[10] max age (ms): expired leases of messages received before now - max age die
   ARGV[11] the note of such a dead letter (JSON)
-  ARGV[12] optional: most payload bytes to lease in this call: leasing stops once the
+  ARGV[12] max attempts: an expired lease of a message leased that many times dies; 0 for no limit
+  ARGV[13] the note of such a dead letter (JSON)
+  ARGV[14] '1' for an ordered publisher, '0' otherwise
+  ARGV[15] the ordering attribute ('' for one key)
+  ARGV[16] optional: most payload bytes to lease in this call: leasing stops once the
            leased payloads reach it (with at least one message leased)
+  A filter value is a string, or a list of strings (any of them matches).
 
   Returns: { { {stream id, {field, value, ...}, attempt, token, previous lease JSON or ''}, ... },
              { {stream id, the expired lease JSON}, ... } (the new dead letters) }
@@ -65,15 +80,80 @@ local function matches(fields)
     attrs = cjson.decode(raw)
   end
   for k, v in pairs(filter) do
-    if attrs[k] ~= v then
+    local value = attrs[k]
+    if type(v) == 'table' then
+      local any = false
+      for _, one in ipairs(v) do
+        if value == one then
+          any = true
+          break
+        end
+      end
+      if not any then
+        return false
+      end
+    elseif value ~= v then
       return false
     end
   end
   return true
 end
 
+local maxAttempts = tonumber(ARGV[12]) or 0
+local ordered = ARGV[14] == '1'
+local attribute = ARGV[15] or ''
+
+-- Whether an expired lease must die instead of being given out again (too old, or leased too often).
+local function dies(sid)
+  if redis.call('HEXISTS', KEYS[4], sid) == 0 then
+    return nil
+  end
+  if tonumber(string.match(sid, '^(%d+)')) < oldest then
+    return ARGV[11]
+  end
+  if maxAttempts > 0 and (tonumber(redis.call('HGET', KEYS[3], sid)) or 0) >= maxAttempts then
+    return ARGV[13]
+  end
+  return nil
+end
+
+local function die(sid, note)
+  local previous = redis.call('HGET', KEYS[4], sid)
+  redis.call('XACK', KEYS[1], group, sid)
+  redis.call('ZREM', KEYS[2], sid)
+  redis.call('HDEL', KEYS[3], sid)
+  redis.call('HDEL', KEYS[4], sid)
+  redis.call('ZADD', KEYS[5], now, sid)
+  redis.call('HSET', KEYS[6], sid, note)
+  died[#died + 1] = { sid, previous }
+end
+
+local function keyOf(fields)
+  if attribute == '' then
+    return ''
+  end
+  local raw = field(fields, 'a')
+  if raw then
+    local ok, attrs = pcall(cjson.decode, raw)
+    if ok and type(attrs) == 'table' and type(attrs[attribute]) == 'string' then
+      return attrs[attribute]
+    end
+  end
+  return ''
+end
+
+-- Stream ids compare by their two numbers: by length first, then as text.
+local function before(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if #am ~= #bm then return #am < #bm end
+  if am ~= bm then return am < bm end
+  if #as ~= #bs then return #as < #bs end
+  return as < bs
+end
+
 local picked = {}
-local budget = tonumber(ARGV[12]) or math.huge
+local budget = tonumber(ARGV[16]) or math.huge
 local bytes = 0
 local function full()
   return #picked >= max or bytes >= budget
@@ -95,6 +175,77 @@ local function take(sid, fields)
   picked[#picked + 1] = { sid, fields, attempt, token, previous }
 end
 
+local function gone(sid)
+  -- trimmed or deleted: nothing to give out
+  redis.call('ZREM', KEYS[2], sid)
+  redis.call('HDEL', KEYS[3], sid)
+  redis.call('HDEL', KEYS[4], sid)
+end
+
+if ordered then
+  -- Each key's head (its earliest entry in the set); a head whose score has come may go.
+  local all = redis.call('ZRANGE', KEYS[2], 0, scan, 'WITHSCORES')
+  local truncated = #all / 2 > scan
+  local heads = {}
+  local order = {}
+  for j = 1, math.min(#all / 2, scan) do
+    local sid, score = all[2 * j - 1], tonumber(all[2 * j])
+    local entry = redis.call('XRANGE', KEYS[1], sid, sid)
+    if #entry == 0 then
+      gone(sid)
+    else
+      local key = keyOf(entry[1][2])
+      local head = heads[key]
+      if head == nil then
+        order[#order + 1] = key
+      end
+      if head == nil or before(sid, head[1]) then
+        heads[key] = { sid, score, entry[1][2] }
+      end
+    end
+  end
+  local ready = {}
+  for _, key in ipairs(order) do
+    if heads[key][2] <= now then
+      ready[#ready + 1] = key
+    end
+  end
+  table.sort(ready, function(a, b)
+    return before(heads[a][1], heads[b][1])
+  end)
+  for _, key in ipairs(ready) do
+    if full() then
+      break
+    end
+    local head = heads[key]
+    local note = dies(head[1])
+    if note then
+      -- The key's next message is its head now, at the next call.
+      die(head[1], note)
+    elseif matches(head[3]) then
+      take(head[1], head[3])
+    end
+  end
+  local count = math.min(max - #picked, scan - #all / 2)
+  if not truncated and count > 0 then
+    local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', count, 'STREAMS', KEYS[1], '>')
+    if reply then
+      for _, e in ipairs(reply[1][2]) do
+        local key = keyOf(e[2])
+        if heads[key] == nil and not full() and matches(e[2]) then
+          take(e[1], e[2])
+        else
+          redis.call('ZADD', KEYS[2], now, e[1])
+        end
+        if heads[key] == nil then
+          heads[key] = { e[1], now, e[2] }
+        end
+      end
+    end
+  end
+  return { picked, died }
+end
+
 local scanned = 0
 local due = redis.call('ZRANGE', KEYS[2], '-inf', now, 'BYSCORE', 'LIMIT', 0, scan)
 for _, sid in ipairs(due) do
@@ -103,20 +254,11 @@ for _, sid in ipairs(due) do
   end
   scanned = scanned + 1
   local entry = redis.call('XRANGE', KEYS[1], sid, sid)
+  local note = #entry > 0 and dies(sid)
   if #entry == 0 then
-    -- trimmed or deleted: nothing to give out
-    redis.call('ZREM', KEYS[2], sid)
-    redis.call('HDEL', KEYS[3], sid)
-    redis.call('HDEL', KEYS[4], sid)
-  elseif tonumber(string.match(sid, '^(%d+)')) < oldest and redis.call('HEXISTS', KEYS[4], sid) == 1 then
-    local previous = redis.call('HGET', KEYS[4], sid)
-    redis.call('XACK', KEYS[1], group, sid)
-    redis.call('ZREM', KEYS[2], sid)
-    redis.call('HDEL', KEYS[3], sid)
-    redis.call('HDEL', KEYS[4], sid)
-    redis.call('ZADD', KEYS[5], now, sid)
-    redis.call('HSET', KEYS[6], sid, ARGV[11])
-    died[#died + 1] = { sid, previous }
+    gone(sid)
+  elseif note then
+    die(sid, note)
   elseif matches(entry[1][2]) then
     take(sid, entry[1][2])
   end

@@ -10,6 +10,7 @@
   KEYS[4] dead letters (zset: stream id -> dead since ms)
   KEYS[5] the attempt log (zset: record -> receipt ms of its oldest message)
   KEYS[6] notes (hash: stream id -> JSON note)
+  KEYS[7] (optional) counters (hash: skipped, deleted)
   ARGV[1] consumer group (the publisher id)
   ARGV[2] a record of the log that the first of the records below replaces
           (it holds that record's attempts and more), or ''
@@ -18,6 +19,8 @@
   then c, then c stream ids that leave the retry set (delivered or dead after a retry)
   then t, then t triples: stream id, due ms, retry state (scheduled for a retry)
   then x, then x triples: stream id, dead since ms, note JSON (dead letters)
+  then (optional, with KEYS[7]) s: how many of the acknowledged were skipped
+  (not sent: the publisher's filter did not match), added to the `skipped` counter
 
   An outcome to record as a retry or a dead letter for an entry the group
   no longer has pending (purged, or deleted from the failing list, while
@@ -84,5 +87,10 @@ for k = 0, x - 1 do
     redis.call('ZADD', KEYS[4], ARGV[b + 1], ARGV[b])
     redis.call('HSET', KEYS[6], ARGV[b], ARGV[b + 2])
   end
+end
+i = i + 3 * x
+local s = tonumber(ARGV[i])
+if KEYS[7] and s and s > 0 then
+  redis.call('HINCRBY', KEYS[7], 'skipped', s)
 end
 return acked

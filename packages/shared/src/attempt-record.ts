@@ -13,9 +13,10 @@
  * (the tag makes members unique; `status` is the most common status of the
  * record, left out of its items) and each item
  *
- *     <ms - score>-<seq>:<settled at - ended at>:<duration ms>[:<status>[:<outcome>[:<error>[:<worker>[:<lease ms>]]]]]
+ *     <ms - score>-<seq>:<settled at - ended at>:<duration ms>[:<status>[:<outcome>[:<error>[:<worker>[:<lease ms>[:<response>]]]]]]
  *
- * with trailing empty fields dropped (an empty status is the record's, `-` none). Error and worker are percent-encoded,
+ * with trailing empty fields dropped (an empty status is the record's, `-` none). `response` is the
+ * start of a failed attempt's answer (at most `MAX_RESPONSE_BYTES`). Error, worker and response are percent-encoded,
  * so `;`, `:` and `|` never appear inside a field. A first-attempt delivery
  * with the usual status costs about 10 bytes: `12-0:3:2`.
  */
@@ -26,14 +27,21 @@ import type { LeaseWorker } from './types.js';
 /** Most receipt-time span (ms) of the messages of one record. */
 export const RECORD_SPAN_MS = 2000;
 
-/** How an attempt ended. Pushed deliveries: delivered, retry, dead. Pull leases: the rest. */
+/** Bytes of a failed attempt's answer that are kept (its start, as text). */
+export const MAX_RESPONSE_BYTES = 1024;
+
+/**
+ * How an attempt ended. Pushed deliveries: delivered, retry, dead, and skipped
+ * (not sent: the publisher's filter did not match). Pull leases: the rest.
+ */
 export type LoggedOutcome =
-  'delivered' | 'retry' | 'dead' | 'completed' | 'replaced' | 'expired' | 'worker_retry' | 'failed';
+  'delivered' | 'retry' | 'dead' | 'skipped' | 'completed' | 'replaced' | 'expired' | 'worker_retry' | 'failed';
 
 const OUTCOME_CODES: Record<LoggedOutcome, string> = {
   delivered: '',
   retry: 'r',
   dead: 'x',
+  skipped: 's',
   completed: 'c',
   replaced: 'p',
   expired: 'e',
@@ -53,6 +61,8 @@ export interface LoggedAttempt {
   readonly outcome: LoggedOutcome;
   /** Why it failed (left out when it is just `HTTP <status>`). */
   readonly error?: string;
+  /** A failed attempt's answer: its first `MAX_RESPONSE_BYTES`, as text. */
+  readonly response?: string;
   /** Pull: the worker that held the lease. */
   readonly worker?: LeaseWorker;
   /** Pull: when the lease was to end. */
@@ -95,6 +105,7 @@ function item(a: LoggedAttempt, base: number, settledAt: number, defaultStatus: 
     a.error === undefined || (a.status !== undefined && a.error === `HTTP ${a.status}`) ? '' : esc(a.error),
     a.worker === undefined ? '' : esc(JSON.stringify(a.worker)),
     a.leaseExpiresAt === undefined ? '' : String(a.leaseExpiresAt - a.startedAt),
+    a.response === undefined || a.response === '' ? '' : esc(a.response),
   ];
   let end = tail.length;
   while (end > 0 && tail[end - 1] === '') end--;
@@ -181,6 +192,7 @@ export function decodeItem(score: number, header: string, text: string): LoggedA
     ...(error === undefined ? {} : { error }),
     ...(worker === undefined ? {} : { worker }),
     ...(f[7] ? { leaseExpiresAt: startedAt + Number(f[7]) } : {}),
+    ...(f[8] ? { response: safeDecode(f[8]) } : {}),
   };
 }
 
@@ -198,7 +210,7 @@ function safeDecode(text: string): string {
 
 /**
  * A message's attempt count and last attempt while it waits for a retry, as
- * kept in the publisher's attempts hash: `<count>|<started at>|<duration>|<status>|<error>`.
+ * kept in the publisher's attempts hash: `<count>|<started at>|<duration>|<status>|<error>[|<response>]`.
  * Values written before this format are a bare count.
  */
 export interface RetryState {
@@ -208,11 +220,13 @@ export interface RetryState {
     readonly durationMs: number;
     readonly status?: number;
     readonly error?: string;
+    readonly response?: string;
   };
 }
 
 export function encodeRetryState(count: number, last: NonNullable<RetryState['last']>): string {
-  return `${count}|${last.startedAt}|${last.durationMs}|${last.status ?? ''}|${last.error === undefined ? '' : esc(last.error)}`;
+  const text = `${count}|${last.startedAt}|${last.durationMs}|${last.status ?? ''}|${last.error === undefined ? '' : esc(last.error)}`;
+  return last.response ? `${text}|${esc(last.response)}` : text;
 }
 
 export function decodeRetryState(text: string | null | undefined): RetryState | undefined {
@@ -228,6 +242,23 @@ export function decodeRetryState(text: string | null | undefined): RetryState | 
       durationMs: Number(f[2]),
       ...(f[3] ? { status: Number(f[3]) } : {}),
       ...(f[4] ? { error: safeDecode(f[4]) } : {}),
+      ...(f[5] ? { response: safeDecode(f[5]) } : {}),
     },
   };
+}
+
+/**
+ * The stream ids that one record (a member of the log, scored `score`)
+ * holds as skipped: the messages the publisher's filter kept from being sent.
+ */
+export function skippedIn(score: number, member: string): string[] {
+  if (!member.includes(':s')) return [];
+  const parts = member.split(';');
+  const header = parts[0] ?? '';
+  const out: string[] = [];
+  for (let i = 1; i < parts.length; i++) {
+    const a = decodeItem(score, header, parts[i] as string);
+    if (a?.outcome === 'skipped') out.push(a.streamId);
+  }
+  return out;
 }

@@ -15,4 +15,5 @@ export * from './within.js';
 export * from './pull-queue.js';
 export * from './private-address.js';
 export * from './signing.js';
+export * from './filter.js';
 export * from './build-info.js';

@@ -55,6 +55,12 @@ export interface PublisherKeys {
    * (ms) of the newest message the record covers (`flow-ranges.ts`).
    */
   readonly ranges: string;
+  /**
+   * hash: counters of messages acknowledged without being delivered: `skipped`
+   * (the filter did not match), `deleted` (from the failing list). `GET /api/stats`
+   * keeps them apart from the delivered.
+   */
+  readonly counts: string;
 }
 
 export class Keys {
@@ -85,6 +91,7 @@ export class Keys {
       leases: `${base}:leases`,
       bucket: `${base}:bucket`,
       ranges: `${base}:ranges`,
+      counts: `${base}:counts`,
     };
   }
 

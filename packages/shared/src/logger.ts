@@ -38,6 +38,9 @@ export const REDACT = [
   '*.*.secret',
   '*.*.secrets',
   '*.*.token',
+  // A publisher's target headers (credentials), should a publisher ever be logged whole.
+  'publisher.headers',
+  '*.publisher.headers',
 ];
 
 /** Keys each logger binds (its own and its parents'), read once per logger. */

@@ -149,10 +149,12 @@ function attemptView(a: LoggedAttempt): Attempt | LeaseView {
       ...(a.error !== undefined ? { error: a.error } : {}),
     };
   }
+  if (a.outcome === 'skipped') return { at: iso(a.startedAt), duration_ms: a.durationMs, outcome: 'skipped' };
   return {
     at: iso(a.startedAt),
     ...(a.status !== undefined ? { status: a.status } : {}),
     ...(a.error !== undefined ? { error: a.error } : a.outcome !== 'delivered' ? { error: 'failed' } : {}),
+    ...(a.response !== undefined ? { response: a.response } : {}),
     duration_ms: a.durationMs,
   };
 }
@@ -320,7 +322,12 @@ export function deliveryView(f: Found): DeliveryView {
   else if (f.retryAt !== undefined) state = pull && f.retryAt <= now ? 'pending' : 'retrying';
   else if (f.pending) state = 'pending';
   else if (f.lastDelivered === undefined || compareStreamIds(f.sid, f.lastDelivered) > 0) state = 'pending';
-  else state = ruling.purged ? 'purged' : 'delivered';
+  else
+    state = ruling.purged
+      ? 'purged'
+      : f.logged[f.logged.length - 1]?.outcome === 'skipped'
+        ? 'skipped'
+        : 'delivered';
 
   const oldAttempts = (Array.isArray(legacy?.attempts) ? legacy.attempts : []) as (Attempt | LeaseAttempt)[];
   const attempts: (Attempt | LeaseView)[] = oldAttempts.map((a) => (isLease(a) ? leaseView(a, now) : a));
@@ -339,7 +346,9 @@ export function deliveryView(f: Found): DeliveryView {
       ),
     );
   }
-  const counted = (legacy?.attempt_count ?? oldAttempts.length) + f.logged.length + (pull && lease ? 1 : 0);
+  let skips = 0;
+  for (const a of f.logged) if (a.outcome === 'skipped') skips++;
+  const counted = (legacy?.attempt_count ?? oldAttempts.length) + f.logged.length - skips + (pull && lease ? 1 : 0);
   const attemptCount = Math.max(counted, f.retryCount ?? 0, note?.attempt_count ?? 0, pull ? (lease?.attempt ?? 0) : 0);
   const deadReason = note?.dead_reason ?? legacy?.dead_reason;
   const lastAction = ruling.lastAction ?? legacy?.last_action;

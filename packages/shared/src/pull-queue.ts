@@ -43,8 +43,8 @@ export interface LeaseRequest {
   readonly max: number;
   readonly leaseSeconds: number;
   readonly worker: LeaseWorker;
-  /** Only messages with all these attributes. */
-  readonly filter?: Readonly<Record<string, string>>;
+  /** Only messages with all these attributes (each the value, or one of the list). */
+  readonly filter?: Readonly<Record<string, string | readonly string[]>>;
   /** Most payload bytes to lease at once (at least one message is leased); no bound when absent. */
   readonly byteBudget?: number;
 }
@@ -111,7 +111,12 @@ export class PullQueue {
     const now = this.now();
     const leaseMs = Math.round(request.leaseSeconds * 1000);
     const filter = request.filter && Object.keys(request.filter).length > 0 ? JSON.stringify(request.filter) : '';
-    const reason = `the lease ran out unanswered after the max age (${this.maxAgeSeconds} s)`;
+    const maxAge = publisher.retry_max_age_seconds ?? this.maxAgeSeconds;
+    const which = publisher.retry_max_age_seconds == null ? 'the max age' : 'retry_max_age_seconds';
+    const reason = `the lease ran out unanswered after ${which} (${maxAge} s)`;
+    const maxAttempts = publisher.retry_max_attempts ?? 0;
+    const attemptsReason = `the lease ran out unanswered after ${maxAttempts} lease${maxAttempts === 1 ? '' : 's'} (retry_max_attempts ${maxAttempts})`;
+    const ordered = publisher.ordered === true;
     const call = () =>
       this.redis.poPullLease(
         6,
@@ -126,12 +131,16 @@ export class PullQueue {
         now,
         leaseMs,
         request.max,
-        filter ? LEASE_SCAN : request.max,
+        filter || ordered ? LEASE_SCAN : request.max,
         filter,
         JSON.stringify(request.worker),
         randomBytes(9).toString('base64url'),
-        Number.isFinite(this.maxAgeSeconds) ? this.maxAgeSeconds * 1000 : now,
+        Number.isFinite(maxAge) ? maxAge * 1000 : now,
         JSON.stringify({ dead_reason: reason }),
+        maxAttempts,
+        JSON.stringify({ dead_reason: attemptsReason, attempt_count: maxAttempts }),
+        ordered ? '1' : '0',
+        publisher.ordering_attribute ?? '',
         request.byteBudget ?? Number.MAX_SAFE_INTEGER,
       );
     let reply: LeaseReply;

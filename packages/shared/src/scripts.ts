@@ -17,6 +17,7 @@ export const SCRIPT_NAMES = {
   poUpdatePublisher: 'update-publisher',
   poDeletePublisher: 'delete-publisher',
   poTakeRetries: 'take-retries',
+  poTakeOrdered: 'take-ordered',
   poSettle: 'settle',
   poAttempts: 'attempts',
   poReclaim: 'reclaim',
@@ -54,6 +55,7 @@ declare module 'ioredis' {
     poUpdatePublisher: ScriptFn<Context>;
     poDeletePublisher: ScriptFn<Context>;
     poTakeRetries: ScriptFn<Context>;
+    poTakeOrdered: ScriptFn<Context>;
     poSettle: ScriptFn<Context>;
     poAttempts: ScriptFn<Context>;
     poReclaim: ScriptFn<Context>;

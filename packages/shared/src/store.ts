@@ -321,7 +321,7 @@ export class Store {
     const pk = this.keys.publisher(topic, id);
     checkScriptResult(
       await this.redis.poDeletePublisher(
-        10,
+        11,
         tk.publishers,
         tk.targets,
         tk.stream,
@@ -332,6 +332,7 @@ export class Store {
         pk.log,
         pk.notes,
         pk.ranges,
+        pk.counts,
         id,
       ),
     );

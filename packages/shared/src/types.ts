@@ -40,8 +40,40 @@ export interface Publisher {
    * unsigned. Never shown by the API (it shows `secrets_count`), never logged.
    */
   readonly secrets?: readonly string[];
+  /**
+   * http publishers: statuses that make a message a dead letter at once
+   * (besides 410 Gone, always final). Absent in records written before it.
+   */
+  readonly dead_on_status?: readonly number[];
+  /** Attempts after which a message becomes a dead letter; null (or absent) for no limit. */
+  readonly retry_max_attempts?: number | null;
+  /** Age (s) after which a failing message becomes a dead letter; null (or absent): RETRY_MAX_AGE_SECONDS. */
+  readonly retry_max_age_seconds?: number | null;
+  /**
+   * http publishers: headers sent with every delivery (credentials, API
+   * keys). Write-only like `secrets`: the API shows `header_names`, logs never show them.
+   */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** http and pubsub publishers: only messages that match are sent; the others are skipped. */
+  readonly filter?: MessageFilter | null;
+  /** http publishers: most messages per POST (a JSON array); 1 (or absent) sends one message a request. */
+  readonly batch_size?: number;
+  /**
+   * Ordered publishers: the attribute whose value is the ordering key. Messages
+   * with the same value are delivered in stream order, one at a time; different
+   * keys in parallel. Null (or absent): the whole publisher is one key.
+   */
+  readonly ordering_attribute?: string | null;
   readonly created_at: string;
   readonly updated_at: string;
+}
+
+/**
+ * Which messages a publisher sends: those whose attributes match every key
+ * of `attributes` (a string: that value; a list: any of its values).
+ */
+export interface MessageFilter {
+  readonly attributes: Readonly<Record<string, string | readonly string[]>>;
 }
 
 /** A token bucket: `per_second` tokens added each second, at most `burst` kept. */
@@ -61,6 +93,7 @@ export const PUBLISHER_DEFAULTS = {
   parallelism: 1,
   ordered: false,
   rate_limit: null,
+  batch_size: 1,
 } as const;
 
 /**
@@ -77,6 +110,9 @@ export const PUBLISHER_BOUNDS = {
   parallelism: { min: 1, max: 100 },
   per_second: { min: 0.001, max: 1_000_000 },
   burst: { min: 1, max: 1_000_000 },
+  batch_size: { min: 1, max: 500 },
+  retry_max_attempts: { min: 1, max: 1_000_000 },
+  retry_max_age_seconds: { min: 1, max: 365 * 86_400 },
 } as const;
 
 /**
@@ -103,8 +139,8 @@ export interface StoredMessage {
   readonly receivedAt: number;
 }
 
-/** `purged`: skipped by an operator's purge of the publisher's backlog, never delivered. */
-export type DeliveryStateName = 'pending' | 'leased' | 'delivered' | 'retrying' | 'dead' | 'purged';
+/** `purged`: skipped by an operator's purge of the publisher's backlog, never delivered. `skipped`: the publisher's filter did not match, so the message was never sent (and never will be). */
+export type DeliveryStateName = 'pending' | 'leased' | 'delivered' | 'retrying' | 'dead' | 'purged' | 'skipped';
 
 /** One delivery attempt, as kept in a message's history. */
 export interface Attempt {
@@ -114,7 +150,11 @@ export interface Attempt {
   readonly status?: number;
   /** Why it failed, when it did (timeout, connection error, non-2xx). */
   readonly error?: string;
+  /** A failed attempt's answer: the first 1 KB of the response body, as text. */
+  readonly response?: string;
   readonly duration_ms: number;
+  /** `skipped`: not sent, the publisher's filter did not match (not an attempt). */
+  readonly outcome?: 'skipped';
 }
 
 /** Who leased a message of a pull publisher, as the worker said. */

@@ -12,6 +12,7 @@ import {
   encodeRecords,
   encodeRetryState,
   recordTag,
+  skippedIn,
   type LogRecord,
   type LoggedAttempt,
 } from '../src/index.js';
@@ -218,6 +219,35 @@ describe('attempt records', () => {
     }
   });
 
+  it("give back a failed attempt's answer, with ; : | % and newlines intact, after its other fields", () => {
+    const answer = 'line 1: {"error": "no such user"}\r\n;|%:\u00e9';
+    const a: LoggedAttempt = {
+      streamId: `${T0}-0`,
+      startedAt: T0 + 10,
+      durationMs: 4,
+      status: 422,
+      outcome: 'retry',
+      response: answer,
+    };
+    const [back] = roundTrip([a]);
+    expect(back).to.deep.equal({ ...a, error: 'HTTP 422' });
+  });
+
+  it('give back a message skipped by the filter, and tell which messages of a record were skipped', () => {
+    const skipped: LoggedAttempt = { streamId: `${T0}-0`, startedAt: T0 + 10, durationMs: 0, outcome: 'skipped' };
+    const delivered: LoggedAttempt = {
+      streamId: `${T0}-1`,
+      startedAt: T0 + 10,
+      durationMs: 3,
+      status: 200,
+      outcome: 'delivered',
+    };
+    const [record] = encodeRecords([skipped, delivered], SETTLED, recordTag);
+    expect(decodeRecord(record!)).to.deep.equal([skipped, delivered]);
+    expect(skippedIn(record!.score, record!.member)).to.deep.equal([`${T0}-0`]);
+    expect(skippedIn(record!.score, encodeRecords([delivered], SETTLED, recordTag)[0]!.member)).to.deep.equal([]);
+  });
+
   it('decode nothing from text that is not an item', () => {
     expect(decodeItem(T0, 'no header', '1-0:2:3')).to.equal(undefined);
     expect(decodeItem(T0, 'k.t|200', 'garbage')).to.equal(undefined);
@@ -238,6 +268,15 @@ describe('retry state', () => {
     const text = encodeRetryState(1, last);
     expect(text.split('|')).to.have.length(5);
     expect(decodeRetryState(text)).to.deep.equal({ count: 1, last });
+  });
+
+  it("keeps the start of a failed attempt's answer, and reads a state written without one", () => {
+    const last = { startedAt: T0, durationMs: 7, status: 500, error: 'HTTP 500', response: 'oops | 50% ; done' };
+    expect(decodeRetryState(encodeRetryState(4, last))).to.deep.equal({ count: 4, last });
+    expect(decodeRetryState(`4|${T0}|7|500|HTTP%20500`)).to.deep.equal({
+      count: 4,
+      last: { startedAt: T0, durationMs: 7, status: 500, error: 'HTTP 500' },
+    });
   });
 
   it('reads a bare count (written before the retry state) and nothing from a missing value', () => {

@@ -190,6 +190,23 @@ describe('on a Redis Cluster of three masters', function () {
         taken.map(([sid, state]) => [sid, decodeRetryState(state)?.count]),
         topic,
       ).to.deep.equal([[second, 1]]);
+      // As an ordering-key publisher takes it: the key's earliest entry, once due (leased again by take-retries above).
+      const [, ordered] = (await redis.poTakeOrdered(
+        3,
+        tk.stream,
+        pk.retries,
+        pk.attempts,
+        2000,
+        3000,
+        '',
+        10,
+        100,
+        '0',
+      )) as [string, [string, string, string[]][]];
+      expect(
+        ordered.map(([sid]) => sid),
+        topic,
+      ).to.deep.equal([second]);
       // The third entry is still pending with node-a, which "died": take it over.
       const [moved, done] = (await redis.poReclaim(
         2,

@@ -191,6 +191,45 @@ describe('findMessage', () => {
     });
   });
 
+  it("shows a failed attempt's answer as its response", async () => {
+    const p = await publisher('http://a.test/hook');
+    const sid = await ingest('1');
+    await read(p);
+    const t = Date.now();
+    const failed: LoggedAttempt = {
+      streamId: sid,
+      startedAt: t - 50,
+      durationMs: 30,
+      status: 422,
+      outcome: 'retry',
+      error: 'HTTP 422',
+      response: '{"error":"customer_id is missing"}',
+    };
+    await settle(p, { attempts: [failed], retries: [[sid, t + 60_000, encodeRetryState(1, failed)]] });
+    const [retrying] = (await find(messageId(TOPIC, sid)))!.deliveries;
+    expect(retrying!.attempts).to.deep.equal([
+      {
+        at: iso(t - 50),
+        status: 422,
+        error: 'HTTP 422',
+        response: '{"error":"customer_id is missing"}',
+        duration_ms: 30,
+      },
+    ]);
+  });
+
+  it('is skipped when the filter kept it from being sent: not delivered, and not counted as an attempt', async () => {
+    const p = await publisher('http://a.test/hook');
+    const sid = await ingest('1');
+    await read(p);
+    const t = Date.now();
+    const skipped: LoggedAttempt = { streamId: sid, startedAt: t, durationMs: 0, outcome: 'skipped' };
+    await settle(p, { attempts: [skipped], acked: [sid] });
+    const [delivery] = (await find(messageId(TOPIC, sid)))!.deliveries;
+    expect(delivery).to.deep.include({ state: 'skipped', attempt_count: 0 });
+    expect(delivery!.attempts).to.deep.equal([{ at: iso(t), duration_ms: 0, outcome: 'skipped' }]);
+  });
+
   it('is dead with its dead reason and attempt count from the note', async () => {
     const p = await publisher('http://a.test/hook');
     const sid = await ingest('1');

@@ -38,6 +38,10 @@ describe('pull Lua scripts', () => {
   const NOW = 1_700_000_000_000;
   const WORKER = { host: 'h' };
   const DEAD_NOTE = JSON.stringify({ dead_reason: 'the lease ran out unanswered after the max age (120 s)' });
+  const ATTEMPTS_NOTE = JSON.stringify({
+    dead_reason: 'the lease ran out unanswered after 2 leases',
+    attempt_count: 2,
+  });
 
   before(async () => {
     server = await startRedis();
@@ -74,7 +78,22 @@ describe('pull Lua scripts', () => {
     return (await leaseWithDead(now, max, filter, leaseMs, maxAgeMs))[0];
   }
 
-  function leaseWithDead(now: number, max: number, filter: string, leaseMs: number, maxAgeMs: number, budget?: number) {
+  interface LeaseMode {
+    maxAttempts?: number;
+    ordered?: boolean;
+    attribute?: string;
+    /** Most payload bytes to lease. */
+    budget?: number;
+  }
+
+  function leaseWithDead(
+    now: number,
+    max: number,
+    filter: string,
+    leaseMs: number,
+    maxAgeMs: number,
+    mode: LeaseMode = {},
+  ) {
     return redis.poPullLease(
       6,
       tk.stream,
@@ -88,14 +107,23 @@ describe('pull Lua scripts', () => {
       now,
       leaseMs,
       max,
-      filter ? 1000 : max,
+      filter || mode.ordered ? 1000 : max,
       filter,
       JSON.stringify(WORKER),
       'r',
       maxAgeMs,
       DEAD_NOTE,
-      ...(budget === undefined ? [] : [budget]),
+      mode.maxAttempts ?? 0,
+      ATTEMPTS_NOTE,
+      mode.ordered ? '1' : '0',
+      mode.attribute ?? '',
+      ...(mode.budget === undefined ? [] : [mode.budget]),
     ) as Promise<LeaseReply>;
+  }
+
+  /** An ordered lease call (one key, or a key per value of `attribute`). */
+  async function leaseOrdered(now: number, max: number, attribute = '', filter = ''): Promise<Leased> {
+    return (await leaseWithDead(now, max, filter, 1000, now, { ordered: true, attribute }))[0];
   }
 
   interface SettleOptions {
@@ -157,12 +185,12 @@ describe('pull Lua scripts', () => {
       const sids: string[] = [];
       for (let i = 0; i < 40; i++) sids.push(await add('x'.repeat(100)));
       // Each payload is 102 bytes of JSON: a budget of 250 takes three (102, 204, 306).
-      const [first] = await leaseWithDead(NOW, 1000, '', 1000, NOW, 250);
+      const [first] = await leaseWithDead(NOW, 1000, '', 1000, NOW, { budget: 250 });
       expect(first.map(([sid]) => sid)).to.deep.equal(sids.slice(0, 3));
       // New entries are read 16 at a time: the rest of that read stays available at once.
       const available = await redis.zrange(pk.retries, '-inf', NOW, 'BYSCORE');
       expect(available).to.deep.equal(sids.slice(3, 16));
-      const [one] = await leaseWithDead(NOW, 1000, '', 1000, NOW, 1);
+      const [one] = await leaseWithDead(NOW, 1000, '', 1000, NOW, { budget: 1 });
       expect(one.map(([sid]) => sid)).to.deep.equal([sids[3]]);
     });
 
@@ -236,6 +264,79 @@ describe('pull Lua scripts', () => {
       expect(await redis.zrange(pk.retries, 0, -1, 'WITHSCORES')).to.have.length(6);
       expect(await redis.zscore(pk.retries, b)).to.equal(String(NOW + 1000));
       expect((await lease(NOW, 5)).map((g) => g[1][1])).to.deep.equal(['"a"', '"c"']);
+    });
+
+    it('matches a filter value given as a list when the attribute is any of its values', async () => {
+      const eu = await add('eu', { region: 'eu' });
+      await add('asia', { region: 'asia' });
+      const us = await add('us', { region: 'us' });
+      const got = await lease(NOW, 5, '{"region":["eu","us"]}');
+      expect(got.map((g) => g[0])).to.deep.equal([eu, us]);
+    });
+
+    it('makes a dead letter of an expired lease once the message was leased the max attempts', async () => {
+      const sid = await add('m1');
+      const mode = { maxAttempts: 2 };
+      await leaseWithDead(NOW, 1, '', 1000, NOW, mode);
+      const [second] = await leaseWithDead(NOW + 1000, 1, '', 1000, NOW, mode);
+      expect(second.map((l) => l[2])).to.deep.equal([2]);
+      const [none, died] = await leaseWithDead(NOW + 2000, 1, '', 1000, NOW, mode);
+      expect(none).to.deep.equal([]);
+      expect(died.map(([d]) => d)).to.deep.equal([sid]);
+      expect(await redis.hget(pk.notes, sid)).to.equal(ATTEMPTS_NOTE);
+      expect(await redis.zscore(pk.dead, sid)).to.equal(String(NOW + 2000));
+    });
+
+    it('ordered: gives out one message at a time, in stream order, the next once the first is completed', async () => {
+      const a = await add('a');
+      const b = await add('b');
+      const first = await leaseOrdered(NOW, 5);
+      expect(first.map((l) => l[0])).to.deep.equal([a]);
+      // The rest waits behind it in the retry set, and nothing more goes out while it is leased.
+      expect(await redis.zscore(pk.retries, b)).to.equal(String(NOW));
+      expect(await leaseOrdered(NOW + 10, 5)).to.deep.equal([]);
+      expect(await settle(a, first[0]![3], NOW + 20, 'complete')).to.equal(1);
+      expect((await leaseOrdered(NOW + 30, 5)).map((l) => l[0])).to.deep.equal([b]);
+    });
+
+    it('ordered: an expired lease and a retry keep their key: the head goes out again before anything after it', async () => {
+      const a = await add('a');
+      await add('b');
+      const [first] = await leaseOrdered(NOW, 1);
+      expect(await leaseOrdered(NOW + 999, 1)).to.deep.equal([]);
+      const [again] = await leaseOrdered(NOW + 1000, 1);
+      expect(again![0]).to.equal(a);
+      expect(first![0]).to.equal(a);
+      await settle(a, again![3], NOW + 1100, 'retry', { arg: NOW + 5000 });
+      expect(await leaseOrdered(NOW + 2000, 1)).to.deep.equal([]);
+      expect((await leaseOrdered(NOW + 5000, 1)).map((l) => l[0])).to.deep.equal([a]);
+    });
+
+    it('ordered by an attribute: one lease out per key, keys in parallel, in stream order within each', async () => {
+      const a1 = await add('a1', { c: 'a' });
+      const b1 = await add('b1', { c: 'b' });
+      const a2 = await add('a2', { c: 'a' });
+      const none1 = await add('n1');
+      const b2 = await add('b2', { c: 'b' });
+      const first = await leaseOrdered(NOW, 10, 'c');
+      expect(first.map((l) => l[0])).to.deep.equal([a1, b1, none1]);
+      await settle(b1, first[1]![3], NOW + 5, 'complete');
+      expect((await leaseOrdered(NOW + 10, 10, 'c')).map((l) => l[0])).to.deep.equal([b2]);
+      await settle(a1, first[0]![3], NOW + 15, 'fail', { note: '{"dead_reason":"no"}' });
+      expect((await leaseOrdered(NOW + 20, 10, 'c')).map((l) => l[0])).to.deep.equal([a2]);
+    });
+
+    it('ordered: a message past the max age whose lease ran out dies, and its key moves on', async () => {
+      const a = await add('a');
+      const b = await add('b');
+      const received = Number(a.split('-')[0]);
+      await leaseWithDead(received + 1000, 1, '', 1000, 120_000, { ordered: true });
+      const [taken, died] = await leaseWithDead(received + 200_000, 1, '', 1000, 120_000, { ordered: true });
+      expect(died.map(([d]) => d)).to.deep.equal([a]);
+      expect(taken).to.deep.equal([]);
+      expect(
+        (await leaseWithDead(received + 200_001, 1, '', 1000, 1e12, { ordered: true }))[0].map((l) => l[0]),
+      ).to.deep.equal([b]);
     });
   });
 

@@ -371,7 +371,7 @@ describe('Lua scripts', () => {
       const tk = keys.topic(topic);
       const pk = keys.publisher(topic, id);
       return redis.poDeletePublisher(
-        10,
+        11,
         tk.publishers,
         tk.targets,
         tk.stream,
@@ -382,6 +382,7 @@ describe('Lua scripts', () => {
         pk.log,
         pk.notes,
         pk.ranges,
+        pk.counts,
         id,
       );
     }
@@ -400,12 +401,22 @@ describe('Lua scripts', () => {
         await redis.zadd(pk.log, 1, 'k.t|200;0-1:1:1');
         await redis.hset(pk.notes, '1-2', '{}');
         await redis.zadd(pk.ranges, 1, '{"kind":"purge"}');
+        await redis.hset(pk.counts, 'skipped', 2);
       }
       expect(await remove('orders', '1')).to.equal(1);
 
       const gone = keys.publisher('orders', '1');
       expect(
-        await redis.exists(gone.retries, gone.attempts, gone.dead, gone.leases, gone.log, gone.notes, gone.ranges),
+        await redis.exists(
+          gone.retries,
+          gone.attempts,
+          gone.dead,
+          gone.leases,
+          gone.log,
+          gone.notes,
+          gone.ranges,
+          gone.counts,
+        ),
       ).to.equal(0);
       expect(await redis.hkeys(tk.publishers)).to.deep.equal(['2']);
       expect(await redis.hgetall(tk.targets)).to.deep.equal({ 'http http://b': '2' });
@@ -413,7 +424,16 @@ describe('Lua scripts', () => {
       expect(await redis.xlen(tk.stream)).to.equal(3);
       const kept = keys.publisher('orders', '2');
       expect(
-        await redis.exists(kept.retries, kept.attempts, kept.dead, kept.leases, kept.log, kept.notes, kept.ranges),
+        await redis.exists(
+          kept.retries,
+          kept.attempts,
+          kept.dead,
+          kept.leases,
+          kept.log,
+          kept.notes,
+          kept.ranges,
+          kept.counts,
+        ),
       ).to.equal(7);
     });
 
@@ -533,6 +553,99 @@ describe('Lua scripts', () => {
       await redis.xdel(tk.stream, sids[0]!);
       expect(await take(tk, 100, 1000, 10)).to.deep.equal(['', []]);
       expect(await redis.exists(retries)).to.equal(0);
+    });
+  });
+
+  describe('take-ordered', () => {
+    type OrderedResult = [string, [string, string, string[]][], string[], number];
+
+    /** Messages of publisher 1 with the given `c` attributes (undefined: none), all read by the group. */
+    async function setup(
+      keysOf: (string | undefined)[],
+    ): Promise<{ tk: TopicKeys; sids: string[]; pk: ReturnType<Keys['publisher']> }> {
+      const tk = await createTopic('orders');
+      const sids = (await ingest(
+        tk,
+        keysOf.map((c, i) => ({
+          payload: String(i),
+          ...(c === undefined ? {} : { attributes: JSON.stringify({ c }) }),
+        })),
+      )) as string[];
+      return { tk, sids, pk: keys.publisher('orders', '1') };
+    }
+
+    function take(
+      tk: TopicKeys,
+      now: number,
+      options: { max?: number; scan?: number; force?: boolean; busy?: string[]; attribute?: string } = {},
+    ): Promise<OrderedResult> {
+      const pk = keys.publisher('orders', '1');
+      return redis.poTakeOrdered(
+        3,
+        tk.stream,
+        pk.retries,
+        pk.attempts,
+        now,
+        now + 1000,
+        options.attribute ?? 'c',
+        options.max ?? 10,
+        options.scan ?? 100,
+        options.force ? '1' : '0',
+        ...(options.busy ?? []),
+      ) as Promise<OrderedResult>;
+    }
+
+    it("takes each key's earliest entry once due, never a later one of the same key, and leases it", async () => {
+      const { tk, sids, pk } = await setup(['a', 'b', 'a', undefined, 'b']);
+      const [a1, b1, a2, n1, b2] = sids as [string, string, string, string, string];
+      // a2 is due before a1, but a1 comes first in the stream: a2 waits behind it.
+      await redis.zadd(pk.retries, 50, a1, 10, a2, 20, b2, 500, b1, 30, n1);
+      await redis.hset(pk.attempts, a1, '2');
+      const [next, taken, waiting, truncated] = await take(tk, 100);
+      expect(taken.map(([sid, state]) => [sid, state])).to.deep.equal([
+        [n1, '0'],
+        [a1, '2'],
+      ]);
+      expect(taken[1]![2]).to.deep.equal(['p', '0', 'a', '{"c":"a"}']);
+      expect([...waiting].sort()).to.deep.equal(['', 'a', 'b']);
+      expect(next).to.equal('500');
+      expect(truncated).to.equal(0);
+      expect(await zsetWithScores(pk.retries)).to.deep.equal({ [a1]: 1100, [n1]: 1100, [a2]: 10, [b1]: 500, [b2]: 20 });
+    });
+
+    it('leaves the heads of busy keys, takes at most the given number, and takes heads not due when forced', async () => {
+      const { tk, sids, pk } = await setup(['a', 'b', 'c']);
+      const [a, b, c] = sids as [string, string, string];
+      await redis.zadd(pk.retries, 10, a, 20, b, 5000, c);
+      const [next, taken] = await take(tk, 100, { busy: ['a'], max: 1 });
+      expect(taken.map(([sid]) => sid)).to.deep.equal([b]);
+      expect(next).to.equal('5000');
+      const [, forced] = await take(tk, 100, { busy: ['a', 'b'], force: true });
+      expect(forced.map(([sid]) => sid)).to.deep.equal([c]);
+    });
+
+    it('with no attribute, keeps the whole publisher one key', async () => {
+      const { tk, sids, pk } = await setup(['a', 'b']);
+      await redis.zadd(pk.retries, 10, sids[1]!, 20, sids[0]!);
+      const [, taken, waiting] = await take(tk, 100, { attribute: '' });
+      expect(taken.map(([sid]) => sid)).to.deep.equal([sids[0]]);
+      expect(waiting).to.deep.equal(['']);
+    });
+
+    it('drops entries whose message was trimmed, and says when the retry set holds more than it looked at', async () => {
+      const { tk, sids, pk } = await setup(['a', 'a', 'b']);
+      await redis.zadd(pk.retries, 10, sids[0]!, 20, sids[1]!, 30, sids[2]!);
+      await redis.xdel(tk.stream, sids[0]!);
+      const [, taken, , truncated] = await take(tk, 100, { scan: 2 });
+      expect(taken.map(([sid]) => sid)).to.deep.equal([sids[1]]);
+      expect(truncated).to.equal(1);
+      expect(await redis.zscore(pk.retries, sids[0]!)).to.equal(null);
+      expect(await take(tk, 100, { scan: 5 })).to.deep.include.members([0]);
+    });
+
+    it('answers an empty next time and no key when the retry set is empty', async () => {
+      const { tk } = await setup(['a']);
+      expect(await take(tk, 100)).to.deep.equal(['', [], [], 0]);
     });
   });
 
@@ -745,6 +858,29 @@ describe('Lua scripts', () => {
       expect(await redis.hkeys(pk.attempts)).to.deep.equal([s2]);
       expect(await redis.exists(pk.dead, pk.notes)).to.equal(0);
       for (const a of attempts) expect(await attemptsOf('orders', ['1'], a.streamId)).to.deep.equal([[a]]);
+    });
+
+    it('adds the skipped messages of the batch to the counters, when given the counters key', async () => {
+      const { tk, sids, pk } = await setup();
+      const skipped: LoggedAttempt[] = sids.map((sid) => ({
+        streamId: sid,
+        startedAt: NOW,
+        durationMs: 0,
+        outcome: 'skipped',
+      }));
+      const records = encodeRecords(skipped, NOW, recordTag);
+      const args: (string | number)[] = ['1', '', records.length];
+      for (const r of records) args.push(r.score, r.member);
+      args.push(sids.length, ...sids, 0, 0, 0, 3);
+      const run = (n: number) =>
+        redis.poSettle(n, tk.stream, pk.retries, pk.attempts, pk.dead, pk.log, pk.notes, pk.counts, ...args);
+      expect(await run(7)).to.equal(3);
+      expect(await redis.hgetall(pk.counts)).to.deep.equal({ skipped: '3' });
+      // Without the key (callers before the counters), nothing is counted.
+      expect(await redis.poSettle(6, tk.stream, pk.retries, pk.attempts, pk.dead, pk.log, pk.notes, ...args)).to.equal(
+        0,
+      );
+      expect(await redis.hgetall(pk.counts)).to.deep.equal({ skipped: '3' });
     });
 
     it('counts only the entries the group had pending, and with nothing to settle writes nothing', async () => {
@@ -1266,6 +1402,31 @@ describe('Lua scripts', () => {
         deleted: true,
       });
       expect(await redis.hexists(pk.notes, s1)).to.equal(0);
+    });
+
+    it('delete counts the deleted messages when given the counters key', async () => {
+      const { sids, pk } = await setup('f4b');
+      const tk = keys.topic('f4b');
+      await redis.poFailing(
+        6,
+        tk.stream,
+        pk.retries,
+        pk.attempts,
+        pk.dead,
+        pk.notes,
+        pk.counts,
+        'delete',
+        '1',
+        0,
+        'ids',
+        500,
+        0,
+        'deleted',
+        AT,
+        sids[0]!,
+        sids[2]!,
+      );
+      expect(await redis.hget(pk.counts, 'deleted')).to.equal('2');
     });
 
     it('delete all takes the retrying entries first, then the dead letters', async () => {

@@ -111,16 +111,21 @@ export class AckStage {
     const retries: (string | number)[] = [];
     const dead: (string | number)[] = [];
     let earliestRetry = Infinity;
+    let skipped = 0;
     for (const { job, result, fate } of batch) {
       const sid = job.message.streamId;
-      const logged: LoggedAttempt = {
-        streamId: sid,
-        startedAt: result.startedAt,
-        durationMs: result.durationMs,
-        outcome: fate.kind,
-        ...(result.status === undefined ? {} : { status: result.status }),
-        ...(result.ok || result.error === undefined ? {} : { error: result.error }),
-      };
+      const logged: LoggedAttempt = result.ok
+        ? result.status === undefined
+          ? { streamId: sid, startedAt: result.startedAt, durationMs: result.durationMs, outcome: fate.kind }
+          : {
+              streamId: sid,
+              startedAt: result.startedAt,
+              durationMs: result.durationMs,
+              outcome: fate.kind,
+              status: result.status,
+            }
+        : failedAttempt(sid, result, fate);
+      if (fate.kind === 'skipped') skipped++;
       attempts.push(logged);
       if (fate.kind === 'retry') {
         retries.push(sid, fate.dueAt, encodeRetryState(job.previousAttempts + 1, logged));
@@ -137,6 +142,7 @@ export class AckStage {
             at: new Date(result.startedAt).toISOString(),
             ...(result.status === undefined ? {} : { status: result.status }),
             ...(result.error === undefined ? {} : { error: result.error }),
+            ...(result.response === undefined ? {} : { response: result.response }),
             duration_ms: result.durationMs,
           },
         };
@@ -147,10 +153,20 @@ export class AckStage {
     const args: (string | number)[] = [publisherId, replaced, records.length];
     for (const r of records) args.push(r.score, r.member);
     args.push(acked.length, ...acked, cleared.length, ...cleared);
-    args.push(retries.length / 3, ...retries, dead.length / 3, ...dead);
+    args.push(retries.length / 3, ...retries, dead.length / 3, ...dead, skipped);
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.deps.redis.poSettle(6, tk.stream, pk.retries, pk.attempts, pk.dead, pk.log, pk.notes, ...args);
+        await this.deps.redis.poSettle(
+          7,
+          tk.stream,
+          pk.retries,
+          pk.attempts,
+          pk.dead,
+          pk.log,
+          pk.notes,
+          pk.counts,
+          ...args,
+        );
         this.open = open;
         if (earliestRetry !== Infinity) await this.deps.retryIndex.lower(publisherId, earliestRetry);
         if (this.deps.audit) await this.deps.audit.record(this.auditRecords(batch));
@@ -236,4 +252,17 @@ export class AckStage {
     }
     return out;
   }
+}
+
+/** A failed attempt as the log keeps it: its status, error and the start of the answer. */
+function failedAttempt(streamId: string, result: AttemptResult, fate: Fate): LoggedAttempt {
+  return {
+    streamId,
+    startedAt: result.startedAt,
+    durationMs: result.durationMs,
+    outcome: fate.kind,
+    ...(result.status === undefined ? {} : { status: result.status }),
+    ...(result.error === undefined ? {} : { error: result.error }),
+    ...(result.response === undefined ? {} : { response: result.response }),
+  };
 }

@@ -31,19 +31,49 @@
  * Within running and probing, a wait timer (no token left, or an ordered
  * publisher's orphan not yet past the claim timeout) holds reading back
  * until it fires; `update()` and `close()` clear it.
+ *
+ * An ordered publisher with an `ordering_attribute` keeps `concurrency`
+ * deliveries in flight, one per key (`OrderingKeys` says which message may
+ * go). A message that does not match the publisher's `filter` is not sent:
+ * it is acknowledged as skipped. With `batch_size`, an http publisher sends
+ * up to that many messages per request (`concurrency` requests in flight).
+ * A publisher with none of these takes the plain path, which has no check of
+ * its own per message.
  */
-import type { Config, Logger, Publisher } from '@postoffice/shared';
-import { decideFate, describe } from '../fate.js';
+import { isEmptyFilter, matchesFilter, type Config, type Logger, type Publisher } from '@postoffice/shared';
+import { decideFate, describe, refusedForGood } from '../fate.js';
+import { batchEnd } from '../targets/http-target.js';
 import type { AttemptResult, Clock, Fate, Job, Target } from '../types.js';
 import type { RetryIndex } from '../retry-index.js';
 import type { Metrics, PublisherSeries } from '../metrics.js';
 import type { AckStage, Outcome } from './ack-stage.js';
+import { OrderingKeys } from './ordering-keys.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { Source } from './source.js';
 
 export type PipelineState = 'running' | 'open' | 'probing' | 'paused' | 'closed';
 
 const DELIVERED: Fate = Object.freeze({ kind: 'delivered' });
+const SKIPPED: Fate = Object.freeze({ kind: 'skipped' });
+/** Messages an ordering-key pipeline holds behind busy keys: ten per delivery slot, within [100, 10000]. */
+const heldCap = (concurrency: number): number => Math.min(10_000, Math.max(100, concurrency * 10));
+/** Longest an ordering-key publisher with retries waiting goes without a look at its retry set (ms). */
+const ORDERED_RECHECK_MS = 60_000;
+
+/** Whether the publisher needs the pipeline's special path (filter, batches, ordering keys). */
+function special(p: Publisher): boolean {
+  return !isEmptyFilter(p.filter) || (p.batch_size ?? 1) > 1 || keyed(p);
+}
+
+/** Messages that may be in flight: `concurrency` requests of `batch_size` messages. */
+function capacity(p: Publisher): number {
+  return p.concurrency * Math.max(1, p.batch_size ?? 1);
+}
+
+/** An ordered publisher with an ordering attribute: one delivery in flight per key. */
+function keyed(p: Publisher): boolean {
+  return p.ordered && typeof p.ordering_attribute === 'string' && p.ordering_attribute !== '';
+}
 
 /** Free slots worth a read while others are busy: a quarter of `concurrency`. */
 export function minDemand(concurrency: number): number {
@@ -85,6 +115,14 @@ export class PublisherPipeline {
   private readonly idleWaiters: (() => void)[] = [];
   private readonly series: PublisherSeries;
   private readonly ack: AckStage;
+  /** The publisher has a filter, batches or ordering keys (see `special`). */
+  private special: boolean;
+  /** Ordering keys, for an ordered publisher with an `ordering_attribute` (fixed at creation). */
+  private readonly keys: OrderingKeys | undefined;
+  /** The last read of new messages got all it asked for (ordering keys). */
+  private keyedReadFull = false;
+  /** Free slots worth a read while others are busy (`minDemand` of the messages that may be in flight). */
+  private minDemand: number;
 
   constructor(
     publisher: Publisher,
@@ -93,6 +131,11 @@ export class PublisherPipeline {
     this.publisher = publisher;
     this.state = publisher.active ? 'running' : 'paused';
     this.orphanCheck = publisher.ordered;
+    this.special = special(publisher);
+    this.minDemand = minDemand(capacity(publisher));
+    this.keys = keyed(publisher)
+      ? new OrderingKeys(publisher.ordering_attribute ?? null, heldCap(publisher.concurrency))
+      : undefined;
     this.series = deps.metrics.publisherSeries(publisher.id, publisher.topic);
     this.ack = deps.createAck((batch) => this.settled(batch));
   }
@@ -127,6 +170,9 @@ export class PublisherPipeline {
   update(publisher: Publisher): void {
     const wasActive = this.publisher.active;
     this.publisher = publisher;
+    this.special = special(publisher);
+    this.minDemand = minDemand(capacity(publisher));
+    this.keys?.setAttribute(publisher.ordering_attribute ?? null);
     if (this.state === 'closed') return;
     if (!publisher.active && this.state !== 'paused') {
       this.clearProbe();
@@ -158,7 +204,7 @@ export class PublisherPipeline {
     if (this.reading || !this.dirty || this.waitTimer) return;
     const demand = this.demand();
     if (demand <= 0) return;
-    if (this.inFlight > 0 && demand < minDemand(this.publisher.concurrency)) return;
+    if (this.inFlight > 0 && demand < this.minDemand) return;
     this.reading = true;
     this.dirty = false;
     this.read(demand).then(
@@ -182,7 +228,13 @@ export class PublisherPipeline {
   private demand(): number {
     switch (this.state) {
       case 'running':
-        return (this.publisher.ordered ? 1 : this.publisher.concurrency) - this.inFlight;
+        if (this.keys) {
+          const free = this.publisher.concurrency - this.inFlight;
+          // Held messages to send, retries due, or room to read: otherwise nothing to do until one settles.
+          return this.keys.canRead || this.keys.sendable || this.retriesDue || this.keys.refreshNeeded ? free : 0;
+        }
+        if (this.publisher.ordered) return 1 - this.inFlight;
+        return capacity(this.publisher) - this.inFlight;
       case 'probing':
         return this.inFlight === 0 ? 1 : 0;
       default:
@@ -206,7 +258,11 @@ export class PublisherPipeline {
     }
     let jobs: Job[] = [];
     try {
-      jobs = this.publisher.ordered ? await this.pickOrdered() : await this.pick(wanted);
+      jobs = this.keys
+        ? await this.pickKeyed(this.keys, wanted)
+        : this.publisher.ordered
+          ? await this.pickOrdered()
+          : await this.pick(wanted);
     } finally {
       if (limit) await this.deps.limiter.giveBack(this.publisher, limit, wanted - jobs.length);
     }
@@ -224,7 +280,59 @@ export class PublisherPipeline {
     // while the node lives: a slot handed back during a read stranded them until the node left.
     if (jobs.length > 0) this.start(jobs);
     if (this.state === 'closed') return false;
+    if (this.keys) return this.keyedReadFull;
     return jobs.length === wanted && jobs.length > 0;
+  }
+
+  /**
+   * An ordering-key publisher's next messages: held ones whose key is free,
+   * then the heads of the retry set that are due (when it may have changed),
+   * then new messages (held behind their key when it is busy). Before the
+   * first read on this node, an earlier owner's messages still pending are
+   * scheduled (after the claim timeout), so that each key's order holds.
+   */
+  private async pickKeyed(keys: OrderingKeys, demand: number): Promise<Job[]> {
+    this.keyedReadFull = false;
+    if (!(await this.deps.holdsLease())) return [];
+    const now = this.deps.now();
+    if (this.orphanCheck) {
+      const waitMs = await this.deps.source.takeOverAllOrphans(this.publisher, now);
+      if (waitMs > 0) {
+        this.dirty = true;
+        this.waitFor(waitMs);
+        return [];
+      }
+      this.orphanCheck = false;
+      keys.refreshNeeded = true;
+    }
+    const probing = this.state === 'probing';
+    let jobs = keys.release(demand);
+    if (this.retriesDue || keys.refreshNeeded || probing) {
+      this.retriesDue = false;
+      keys.refreshNeeded = false;
+      const take = await this.deps.source.takeOrdered(
+        this.publisher,
+        keys.busyKeys(),
+        demand - jobs.length,
+        now,
+        probing && jobs.length === 0,
+      );
+      jobs = jobs.concat(keys.taken(take));
+      jobs = jobs.concat(keys.release(demand - jobs.length));
+      const next = take.waiting.length > 0 ? Math.min(take.next ?? Infinity, now + ORDERED_RECHECK_MS) : take.next;
+      await this.deps.retryIndex.set(this.publisher.id, next === Infinity ? undefined : next);
+    }
+    if (probing && jobs.length > 0) return jobs;
+    const room = Math.min(demand - jobs.length, keys.room);
+    if (room > 0 && keys.canRead) {
+      const read = await this.deps.source.readNew(this.publisher, room);
+      this.keyedReadFull = read.length === room;
+      jobs = jobs.concat(keys.admit(read));
+    } else if (room <= 0 && keys.canRead) {
+      // Slots are full: there may be more to read once one frees.
+      this.keyedReadFull = true;
+    }
+    return jobs;
   }
 
   /** Due retries first, then new messages. */
@@ -293,26 +401,66 @@ export class PublisherPipeline {
     const publisher = this.publisher;
     this.inFlight += jobs.length;
     this.series.inFlight.inc(jobs.length);
+    if (this.special) {
+      this.startSpecial(publisher, jobs);
+      return;
+    }
     for (const job of jobs)
       this.deps.target.send(publisher, job.message, (result) => this.finish(publisher, job, result));
+  }
+
+  /** Filtered out: acknowledged as skipped; batched: one request per `batch_size` messages. */
+  private startSpecial(publisher: Publisher, jobs: readonly Job[]): void {
+    let send = jobs;
+    const filter = publisher.filter;
+    if (filter && !isEmptyFilter(filter)) {
+      const kept: Job[] = [];
+      send = kept;
+      const now = this.deps.now();
+      for (const job of jobs) {
+        if (matchesFilter(filter, job.message.attributes)) kept.push(job);
+        else this.ack.add({ job, result: { ok: true, startedAt: now, durationMs: 0 }, fate: SKIPPED });
+      }
+    }
+    const size = publisher.batch_size ?? 1;
+    const target = this.deps.target;
+    if (size > 1 && target.sendBatch !== undefined) {
+      const messages = send.map((j) => j.message);
+      for (let start = 0; start < send.length;) {
+        const end = batchEnd(messages, start, size);
+        const batch = send.slice(start, end);
+        target.sendBatch(publisher, messages.slice(start, end), (result) => this.finishBatch(publisher, batch, result));
+        start = end;
+      }
+      return;
+    }
+    for (const job of send) target.send(publisher, job.message, (result) => this.finish(publisher, job, result));
+  }
+
+  /** A message's fate after an attempt. */
+  private fateOf(publisher: Publisher, job: Job, result: AttemptResult, now: number): Fate {
+    if (result.ok) return DELIVERED;
+    const ownAge = publisher.retry_max_age_seconds;
+    return decideFate({
+      result,
+      attempts: job.previousAttempts + 1,
+      receivedAt: job.message.receivedAt,
+      now,
+      secondsRetry: publisher.seconds_retry,
+      maxBackoffSeconds: this.deps.config.retryMaxBackoffSeconds,
+      maxAgeSeconds: ownAge ?? this.deps.config.retryMaxAgeSeconds,
+      publisherMaxAge: ownAge != null,
+      maxAttempts: publisher.retry_max_attempts ?? null,
+      ...(publisher.dead_on_status ? { deadOnStatus: publisher.dead_on_status } : {}),
+      random: (this.deps.random ?? Math.random)(),
+      ordered: publisher.ordered,
+    });
   }
 
   /** An attempt ended: its fate, then the ack stage (its slot is freed once the batch is written). */
   private finish(publisher: Publisher, job: Job, result: AttemptResult): void {
     const now = this.deps.now();
-    const fate: Fate = result.ok
-      ? DELIVERED
-      : decideFate({
-          result,
-          attempts: job.previousAttempts + 1,
-          receivedAt: job.message.receivedAt,
-          now,
-          secondsRetry: publisher.seconds_retry,
-          maxBackoffSeconds: this.deps.config.retryMaxBackoffSeconds,
-          maxAgeSeconds: this.deps.config.retryMaxAgeSeconds,
-          random: (this.deps.random ?? Math.random)(),
-          ordered: publisher.ordered,
-        });
+    const fate = this.fateOf(publisher, job, result, now);
     const s = this.series;
     s.duration.observe(result.durationMs / 1000);
     if (result.ok) s.endToEnd.observe((now - job.message.receivedAt) / 1000);
@@ -323,8 +471,23 @@ export class PublisherPipeline {
       );
     }
     this.ack.add({ job, result, fate, target: publisher.target });
-    // A message refused for good (permanent) says the target is up: it does not count towards the breaker.
-    this.afterResult(result.ok || result.permanent === true);
+    this.afterResult(targetAnswers(publisher, result));
+  }
+
+  /** A batch's request ended: one result for each of its messages, settled together. */
+  private finishBatch(publisher: Publisher, jobs: readonly Job[], result: AttemptResult): void {
+    const now = this.deps.now();
+    const s = this.series;
+    s.duration.observe(result.durationMs / 1000);
+    for (const job of jobs) {
+      const fate = this.fateOf(publisher, job, result, now);
+      if (fate.kind === 'delivered') s.endToEnd.observe((now - job.message.receivedAt) / 1000);
+      this.ack.add({ job, result, fate, target: publisher.target });
+    }
+    if (!result.ok) {
+      this.deps.logger.debug({ count: jobs.length, error: describe(result) }, 'batch delivery failed');
+    }
+    this.afterResult(targetAnswers(publisher, result));
   }
 
   /** A batch of outcomes is in Redis: their slots are free. */
@@ -336,11 +499,26 @@ export class PublisherPipeline {
     let delivered = 0;
     for (const { fate, result } of batch) {
       if (fate.kind === 'delivered') delivered++;
-      else s.failed(fate.kind, result).inc();
+      else if (fate.kind === 'retry' || fate.kind === 'dead') s.failed(fate.kind, result).inc();
     }
     if (delivered > 0) s.delivered.inc(delivered);
+    if (this.keys) this.keyedSettled(this.keys, batch);
     this.notifyIdle();
     this.pump();
+  }
+
+  /** Ordering keys: the settled keys are free (or wait for their retry), which may let held messages go. */
+  private keyedSettled(keys: OrderingKeys, batch: readonly Outcome[]): void {
+    keys.settled(batch);
+    let earliest = Infinity;
+    for (const { fate } of batch) if (fate.kind === 'retry' && fate.dueAt < earliest) earliest = fate.dueAt;
+    // The ack stage lowered the retry index already; a take running meanwhile may have raised it past this retry.
+    if (earliest !== Infinity) {
+      this.deps.retryIndex
+        .lower(this.publisher.id, earliest)
+        .catch((err: unknown) => this.logError(err, 'retry index'));
+    }
+    if (keys.sendable || keys.refreshNeeded) this.dirty = true;
   }
 
   /** The circuit breaker's moves. */
@@ -395,4 +573,19 @@ export class PublisherPipeline {
   private logError(err: unknown, msg: string): void {
     this.deps.logger.error({ err, publisherId: this.publisher.id, topic: this.publisher.topic }, msg);
   }
+}
+
+/**
+ * Whether the attempt shows the target up, for the circuit breaker: an
+ * answer that refuses the message for good (410, `dead_on_status`, or a
+ * permanent refusal) or a 429 (too many requests: the target asks to slow
+ * down, which the Retry-After does) does not count as a failure.
+ */
+function targetAnswers(publisher: Publisher, result: AttemptResult): boolean {
+  return (
+    result.ok ||
+    result.permanent === true ||
+    result.status === 429 ||
+    refusedForGood(result.status, publisher.dead_on_status)
+  );
 }

@@ -15,6 +15,21 @@ const RECLAIM_BUDGET = 500;
 
 type StreamReply = [string, [string, string[]][]][] | null;
 type TakeReply = [string, [string, string, string[]][]];
+type TakeOrderedReply = [string, [string, string, string[]][], string[], number];
+
+/** Most retry-set entries one ordering-key take looks at (see take-ordered.lua). */
+export const ORDERED_SCAN = 2000;
+
+/** What `takeOrdered` found. */
+export interface OrderedTake {
+  readonly jobs: Job[];
+  /** Earliest due time of a head left that may go later (not busy), or undefined. */
+  readonly next: number | undefined;
+  /** Every ordering key with an entry in the retry set. */
+  readonly waiting: string[];
+  /** The retry set holds more than `ORDERED_SCAN` entries: some keys were not seen. */
+  readonly truncated: boolean;
+}
 
 export class Source {
   constructor(
@@ -99,6 +114,90 @@ export class Source {
         retry: true,
       })),
     };
+  }
+
+  /**
+   * The retries of an ordering-key publisher that may go now: each key's
+   * earliest entry, once due, for keys not in `busy` (see take-ordered.lua).
+   */
+  async takeOrdered(
+    publisher: Publisher,
+    busy: Iterable<string>,
+    count: number,
+    now: number,
+    force = false,
+  ): Promise<OrderedTake> {
+    const pk = this.keys.publisher(publisher.topic, publisher.id);
+    const [next, taken, waiting, truncated] = (await this.redis.poTakeOrdered(
+      3,
+      this.keys.topic(publisher.topic).stream,
+      pk.retries,
+      pk.attempts,
+      now,
+      now + this.claimTimeoutMs,
+      publisher.ordering_attribute ?? '',
+      count,
+      ORDERED_SCAN,
+      force ? '1' : '0',
+      ...busy,
+    )) as TakeOrderedReply;
+    return {
+      next: next === '' ? undefined : Number(next),
+      jobs: taken.map(([streamId, state, fields]) => ({
+        message: parseEntry(publisher.topic, streamId, fields),
+        previousAttempts: decodeRetryState(state)?.count ?? 0,
+        retry: true,
+      })),
+      waiting: waiting.map(String),
+      truncated: truncated === 1,
+    };
+  }
+
+  /**
+   * As `takeOverOrphans`, by consumer rather than by the first pending
+   * entries, so that every earlier owner's entries are found however many
+   * are pending (an ordering-key pipeline keeps read messages waiting
+   * behind their key, so a node may leave many): each consumer other than
+   * the reclaimed one that has entries pending and has been idle for the
+   * claim timeout has them all scheduled now. Returns 0 when nothing is left
+   * in the way, else the ms to wait before asking again.
+   */
+  async takeOverAllOrphans(publisher: Publisher, now: number): Promise<number> {
+    const stream = this.keys.topic(publisher.topic).stream;
+    const pk = this.keys.publisher(publisher.topic, publisher.id);
+    let consumers: unknown[][];
+    try {
+      consumers = (await this.redis.xinfo('CONSUMERS', stream, publisher.id)) as unknown[][];
+    } catch (err) {
+      if (err instanceof Error && /NOGROUP|no such key/i.test(err.message)) return 0;
+      throw err;
+    }
+    let waitMs = 0;
+    for (const row of consumers) {
+      const info = new Map<string, unknown>();
+      for (let k = 0; k + 1 < row.length; k += 2) info.set(String(row[k]), row[k + 1]);
+      const name = String(info.get('name'));
+      if (name === RECLAIMED_CONSUMER || Number(info.get('pending')) === 0) continue;
+      const idle = Number(info.get('idle'));
+      if (idle < this.claimTimeoutMs) {
+        waitMs = Math.max(waitMs, this.claimTimeoutMs - idle);
+        continue;
+      }
+      for (;;) {
+        const [, done] = (await this.redis.poReclaim(
+          2,
+          stream,
+          pk.retries,
+          publisher.id,
+          name,
+          RECLAIMED_CONSUMER,
+          now,
+          RECLAIM_BUDGET,
+        )) as [number, number];
+        if (done === 1) break;
+      }
+    }
+    return waitMs;
   }
 
   /**

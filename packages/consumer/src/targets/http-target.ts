@@ -4,7 +4,11 @@
  * an `attributes` key when the payload is an object, as Postoffice sends it.
  * Success is a 2xx status within the publisher's `seconds_timeout` of
  * sending the request (undici's headers timeout; connecting has
- * `CONNECT_TIMEOUT_MS` of its own). The answer's body is read and dropped.
+ * `CONNECT_TIMEOUT_MS` of its own). A 2xx answer's body is read and dropped;
+ * a failed answer's first `MAX_RESPONSE_BYTES` are kept for the message's
+ * history, and a 429 or 503 answer's `Retry-After` is passed on to the fate.
+ * A publisher's `headers` go with every request; a publisher with
+ * `batch_size` sends several messages as one JSON array (`sendBatch`).
  *
  * Each attempt is one `dispatch` with a small handler object and no promise,
  * AbortController or timer of its own: at tens of thousands of deliveries a
@@ -16,10 +20,11 @@
  * body sent. With `refusePrivateTargets`, every new connection checks the
  * address it goes to (DNS may have changed since the publisher was made).
  */
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import {
+  MAX_RESPONSE_BYTES,
   PrivateTargetError,
   isPrivateAddress,
   publicOnlyLookup,
@@ -34,6 +39,8 @@ import type { AttemptResult, Clock, Target } from '../types.js';
 export const CONNECT_TIMEOUT_MS = 5000;
 /** Answer bytes read before the connection is given up (the status is all that counts). */
 const MAX_ANSWER_BYTES = 64 * 1024;
+/** Longest `message-ids` header of a batch: a batch ends before its ids pass it (receivers' header limits). */
+export const MAX_BATCH_IDS_BYTES = 8 * 1024;
 
 interface Route {
   readonly origin: string;
@@ -67,18 +74,8 @@ export class HttpTarget implements Target {
 
   send(publisher: Publisher, message: StoredMessage, done: (result: AttemptResult) => void): void {
     const startedAt = this.now();
-    let route = this.routes.get(publisher.target);
-    if (route === undefined) {
-      try {
-        const url = new URL(publisher.target);
-        route = { origin: url.origin, path: `${url.pathname}${url.search}` };
-      } catch {
-        done({ ok: false, error: 'target is not a URL', permanent: true, startedAt, durationMs: 0 });
-        return;
-      }
-      if (this.routes.size > 10_000) this.routes.clear();
-      this.routes.set(publisher.target, route);
-    }
+    const route = this.route(publisher, startedAt, done);
+    if (route === undefined) return;
     const body = httpBody(message);
     const headers: Record<string, string> = {
       'content-type': 'application/json',
@@ -86,8 +83,63 @@ export class HttpTarget implements Target {
       topic: publisher.topic,
       'user-agent': 'postoffice',
     };
+    if (publisher.headers !== undefined) Object.assign(headers, publisher.headers);
     if (publisher.secrets && publisher.secrets.length > 0)
       sign(headers, publisher.secrets, message.id, body, startedAt);
+    this.dispatch(publisher, route, headers, body, startedAt, done);
+  }
+
+  /**
+   * One POST for several messages: a JSON array of `{"id", "payload",
+   * "attributes"}`, with their ids in the `message-ids` header (comma-separated)
+   * and, when signed, a `webhook-id` made from them (the same batch signs the
+   * same id). The caller keeps the ids within `MAX_BATCH_IDS_BYTES` (`batchEnd`).
+   */
+  sendBatch(publisher: Publisher, messages: readonly StoredMessage[], done: (result: AttemptResult) => void): void {
+    const startedAt = this.now();
+    const route = this.route(publisher, startedAt, done);
+    if (route === undefined) return;
+    const body = batchBody(messages);
+    const ids = messages.map((m) => m.id).join(',');
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'message-ids': ids,
+      topic: publisher.topic,
+      'user-agent': 'postoffice',
+    };
+    if (publisher.headers !== undefined) Object.assign(headers, publisher.headers);
+    if (publisher.secrets && publisher.secrets.length > 0) {
+      const id = `batch_${createHash('sha256').update(ids).digest('base64url').slice(0, 32)}`;
+      sign(headers, publisher.secrets, id, body, startedAt);
+    }
+    this.dispatch(publisher, route, headers, body, startedAt, done);
+  }
+
+  /** The target's origin and path (cached); undefined, with `done` called, when it is not a URL. */
+  private route(publisher: Publisher, startedAt: number, done: (result: AttemptResult) => void): Route | undefined {
+    let route = this.routes.get(publisher.target);
+    if (route === undefined) {
+      try {
+        const url = new URL(publisher.target);
+        route = { origin: url.origin, path: `${url.pathname}${url.search}` };
+      } catch {
+        done({ ok: false, error: 'target is not a URL', permanent: true, startedAt, durationMs: 0 });
+        return undefined;
+      }
+      if (this.routes.size > 10_000) this.routes.clear();
+      this.routes.set(publisher.target, route);
+    }
+    return route;
+  }
+
+  private dispatch(
+    publisher: Publisher,
+    route: Route,
+    headers: Record<string, string>,
+    body: string,
+    startedAt: number,
+    done: (result: AttemptResult) => void,
+  ): void {
     const timeoutMs = Math.round(publisher.seconds_timeout * 1000);
     const attempt = new Attempt(this, done, startedAt, publisher.seconds_timeout);
     this.inFlight.add(attempt);
@@ -137,15 +189,22 @@ export class HttpTarget implements Target {
 }
 
 /**
- * One attempt's undici handler. The status decides the result as soon as
- * the answer's head arrives; the body is read and dropped (the connection
- * goes back to its pool once it has been read).
+ * One attempt's undici handler. A 2xx status decides the result as soon as
+ * the answer's head arrives, and its body is read and dropped (the
+ * connection goes back to its pool once it has been read). Any other status
+ * waits for the body's end (or its first `MAX_RESPONSE_BYTES`, or an error)
+ * to keep its start as the attempt's `response`.
  */
 class Attempt implements Dispatcher.DispatchHandler {
   private finished = false;
   private controller: Dispatcher.DispatchController | undefined;
   private received = 0;
   private aborted = false;
+  /** A failed answer's status, while its body is read. */
+  private status: number | undefined;
+  private retryAfterMs: number | undefined;
+  private kept: Buffer[] | undefined;
+  private keptBytes = 0;
 
   constructor(
     private readonly target: HttpTarget,
@@ -159,24 +218,41 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (this.aborted) controller.abort(new Error('aborted (node stopping)'));
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
-    if (this.finished) return;
-    this.finished = true;
-    const durationMs = this.target.elapsed(this.startedAt);
-    this.target.settled(
-      this,
-      statusCode >= 200 && statusCode < 300
-        ? { ok: true, status: statusCode, startedAt: this.startedAt, durationMs }
-        : { ok: false, status: statusCode, error: `HTTP ${statusCode}`, startedAt: this.startedAt, durationMs },
-    );
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    if (this.finished || this.status !== undefined) return;
+    if (statusCode >= 200 && statusCode < 300) {
+      this.finished = true;
+      const durationMs = this.target.elapsed(this.startedAt);
+      this.target.settled(this, { ok: true, status: statusCode, startedAt: this.startedAt, durationMs });
+      return;
+    }
+    this.status = statusCode;
+    if (statusCode === 429 || statusCode === 503) {
+      const header = headers['retry-after'];
+      this.retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header, Date.now());
+    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.received += chunk.length;
+    if (this.status !== undefined && this.keptBytes < MAX_RESPONSE_BYTES) {
+      const part =
+        chunk.length + this.keptBytes > MAX_RESPONSE_BYTES
+          ? chunk.subarray(0, MAX_RESPONSE_BYTES - this.keptBytes)
+          : chunk;
+      (this.kept ??= []).push(Buffer.from(part));
+      this.keptBytes += part.length;
+    }
     if (this.received > MAX_ANSWER_BYTES) controller.abort(new Error('answer too large'));
   }
 
-  onResponseEnd(): void {}
+  onResponseEnd(): void {
+    if (this.status !== undefined) this.answered();
+  }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     this.fail(err);
@@ -185,11 +261,33 @@ class Attempt implements Dispatcher.DispatchHandler {
   /** Ends the attempt as failed, unless its status already decided it. */
   fail(err: unknown): void {
     if (this.finished) return;
+    // The status is known: the answer was cut short (too large, a timeout, a stop), not missing.
+    if (this.status !== undefined) {
+      this.answered();
+      return;
+    }
     this.finished = true;
     this.target.settled(this, {
       ok: false,
       error: this.aborted ? 'aborted (node stopping)' : describeError(err, this.seconds),
       reason: this.aborted ? 'aborted' : errorReason(err, false),
+      startedAt: this.startedAt,
+      durationMs: this.target.elapsed(this.startedAt),
+    });
+  }
+
+  /** A failed answer: its status, the start of its body, and its Retry-After. */
+  private answered(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const status = this.status as number;
+    const response = this.kept === undefined ? '' : Buffer.concat(this.kept).toString('utf8');
+    this.target.settled(this, {
+      ok: false,
+      status,
+      error: `HTTP ${status}`,
+      ...(response === '' ? {} : { response }),
+      ...(this.retryAfterMs === undefined ? {} : { retryAfterMs: this.retryAfterMs }),
       startedAt: this.startedAt,
       durationMs: this.target.elapsed(this.startedAt),
     });
@@ -202,6 +300,47 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (this.controller) this.controller.abort(err);
     this.fail(err);
   }
+}
+
+/**
+ * A `Retry-After` value in ms from `now`: delay-seconds (`120`) or an HTTP
+ * date; undefined when absent or not one of those. A date in the past is 0.
+ */
+export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  if (!Number.isFinite(at) || !/[a-z]/i.test(text)) return undefined;
+  return Math.max(0, at - now);
+}
+
+/** A batch's body: a JSON array of `{"id", "payload", "attributes"}`, the payloads exactly as received. */
+export function batchBody(messages: readonly StoredMessage[]): string {
+  let body = '[';
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i] as StoredMessage;
+    if (i > 0) body += ',';
+    body += `{"id":${JSON.stringify(m.id)},"payload":${m.payload},"attributes":${JSON.stringify(m.attributes)}}`;
+  }
+  return `${body}]`;
+}
+
+/**
+ * Where a batch starting at `start` ends (exclusive): at most `size`
+ * messages, and fewer when their ids would make the `message-ids` header
+ * longer than `MAX_BATCH_IDS_BYTES` (always at least one message).
+ */
+export function batchEnd(messages: readonly { readonly id: string }[], start: number, size: number): number {
+  let bytes = 0;
+  let end = start;
+  const last = Math.min(messages.length, start + size);
+  while (end < last) {
+    bytes += (messages[end] as { id: string }).id.length + 1;
+    if (bytes > MAX_BATCH_IDS_BYTES && end > start) break;
+    end++;
+  }
+  return end;
 }
 
 /** The request body: the payload, with `attributes` merged in when it is an object. */

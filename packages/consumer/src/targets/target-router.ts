@@ -22,6 +22,21 @@ export class TargetRouter implements Target {
     target.send(publisher, message, done);
   }
 
+  sendBatch(publisher: Publisher, messages: readonly StoredMessage[], done: (result: AttemptResult) => void): void {
+    const target = this.targets[publisher.type];
+    if (!target?.sendBatch) {
+      done({
+        ok: false,
+        error: `publishers of type ${publisher.type} do not send batches`,
+        permanent: true,
+        startedAt: Date.now(),
+        durationMs: 0,
+      });
+      return;
+    }
+    target.sendBatch(publisher, messages, done);
+  }
+
   abortAll(): void {
     for (const target of Object.values(this.targets)) target.abortAll();
   }

@@ -5,7 +5,7 @@
  */
 import { NotFoundError, ValidationError, type Publisher } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
-import { Failing, type FailingState, type Selection } from '../failing.js';
+import { Failing, type Selection } from '../failing.js';
 import { parseIsoWithOffset } from '../schedule.js';
 import type { ApiContext } from '../types.js';
 import { BLANK, INVALID } from '../schema-compilers.js';
@@ -172,7 +172,7 @@ function timeOf(text: string, field: string): number {
 export function registerFailingRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const failing = new Failing(ctx.redis, ctx.keys, ctx.config.answerByteBudget);
 
-  app.get<Params & { Querystring: { state?: FailingState; limit?: number; cursor?: string; topic?: string } }>(
+  app.get<Params & { Querystring: { state?: 'retrying' | 'dead'; limit?: number; cursor?: string; topic?: string } }>(
     '/api/publishers/:id/failing',
     { schema: listSchema },
     async (request) => {

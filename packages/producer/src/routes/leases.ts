@@ -10,8 +10,11 @@ import {
   type LeaseTarget,
   type LeaseWorker,
   type LeasedMessage,
+  type MessageFilter,
+  type Publisher,
   type Replacement,
 } from '@postoffice/shared';
+import { filterSchema } from '../publisher-fields.js';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../types.js';
 import { MAX_PAYLOAD_DEPTH, attributeProblems, nestedDeeperThan } from '../validate.js';
@@ -40,6 +43,8 @@ export const MIN_LEASE_SECONDS = 0.001;
 export const DEFAULT_LEASE_SECONDS = 30;
 /** Most messages one lease call hands out. */
 export const MAX_LEASE_COUNT = 1000;
+/** Longest a lease request may wait for messages (`wait_seconds`). */
+export const MAX_WAIT_SECONDS = 20;
 /** Longest reason kept; a longer one is cut. */
 const MAX_REASON = 2000;
 const MAX_WORKER_TEXT = 255;
@@ -91,7 +96,8 @@ function leaseSchemas(config: Config) {
     lease: {
       tags: ['pull'],
       summary: 'Lease messages of a pull publisher',
-      description: 'Up to `max` available messages, oldest first, each with a token; maybe none.',
+      description:
+        'Up to `max` available messages, oldest first, each with a token; maybe none (at once, or after `wait_seconds`). An ordered publisher gives out one message at a time (per key); a rate limit gives out at most its tokens.',
       params: params({ id: { ...publisherId, 'x-error': 'publisher not found' } }),
       body: optionalBody({
         max: integer(1, MAX_LEASE_COUNT, `How many at most, 1 to ${MAX_LEASE_COUNT}; default 1.`),
@@ -109,11 +115,33 @@ function leaseSchemas(config: Config) {
             'x-error': { type: 'must be an object with host, pid and name' },
           },
         ),
-        filter: attributes('Only messages whose attributes include all of these.'),
+        filter: {
+          anyOf: [
+            attributes('Only messages whose attributes include all of these (the shape before `{"attributes": …}`).'),
+            filterSchema(
+              'Only messages whose attributes match: each named attribute equal to the value, or to one of the list.',
+            ),
+          ],
+          description:
+            'Only messages whose attributes match: `{"attributes": {"kind": "order", "region": ["eu", "us"]}}` (a list: any of its values), as a publisher’s filter; `{"kind": "order"}` still works.',
+          'x-group': true,
+          'x-error':
+            'must be {"attributes": {"<name>": "<value>" or ["<value>", …]}} (or a map of attribute names to strings)',
+        },
+        wait_seconds: number(
+          0,
+          MAX_WAIT_SECONDS,
+          `With nothing to lease, wait up to this long for messages (a long poll), 0 (default) to ${MAX_WAIT_SECONDS}.`,
+          { unit: ' of seconds' },
+        ),
       }),
       response: responses(
         { 200: data({ type: 'array', items: leaseSchema }, 'The leased messages.') },
-        { 400: 'A bad or unknown field, or not a pull publisher (`id`).', 404: 'No such publisher (`id`).' },
+        {
+          400: 'A bad or unknown field, or not a pull publisher (`id`).',
+          404: 'No such publisher (`id`).',
+          429: 'Too many lease requests wait on this producer (`wait_seconds`); try again (`Retry-After`).',
+        },
       ),
     },
     complete: {
@@ -126,7 +154,8 @@ function leaseSchemas(config: Config) {
     retry: {
       tags: ['pull'],
       summary: 'Give a leased message back, to lease again later',
-      description: 'A message older than RETRY_MAX_AGE_SECONDS becomes a dead letter instead.',
+      description:
+        'A message older than its max age (`retry_max_age_seconds`, else RETRY_MAX_AGE_SECONDS), or leased `retry_max_attempts` times, becomes a dead letter instead.',
       params: tokenParam,
       body: optionalBody({
         in_seconds: number(
@@ -228,6 +257,64 @@ function replacements(list: readonly NewMessage[]): Replacement[] {
 
 type Token = { Params: { token: string } };
 
+type LeaseFilter = Readonly<Record<string, string | readonly string[]>>;
+
+/** The lease filter as pull-lease.lua takes it (attribute -> value or list), from either shape; 400 on bad bytes. */
+function leaseFilter(given: Record<string, string> | MessageFilter | null | undefined): LeaseFilter | undefined {
+  if (given == null) return undefined;
+  const wrapped =
+    Object.keys(given).length === 1 &&
+    typeof (given as { attributes?: unknown }).attributes === 'object' &&
+    (given as { attributes?: unknown }).attributes !== null;
+  const filter: LeaseFilter = wrapped ? (given as MessageFilter).attributes : (given as Record<string, string>);
+  const flat: Record<string, string> = {};
+  for (const [key, value] of Object.entries(filter))
+    for (const [i, v] of (typeof value === 'string' ? [value] : value).entries())
+      flat[i === 0 ? key : `${key}[${i}]`] = v;
+  const problems = attributeProblems(flat, 'filter');
+  if (problems.length > 0) throw new ValidationError(Object.fromEntries(problems.map(([f, why]) => [f, [why]])));
+  return Object.keys(filter).length > 0 ? filter : undefined;
+}
+
+/**
+ * A pull publisher's rate limit: up to `n` tokens of its bucket (the same
+ * cluster-wide bucket and script as pushed deliveries), and the ms until
+ * the next token when none was left.
+ */
+async function takeTokens(ctx: ApiContext, p: Publisher, n: number): Promise<{ granted: number; waitMs: number }> {
+  const limit = p.rate_limit;
+  if (!limit) return { granted: n, waitMs: 0 };
+  const [granted, waitMs] = (await ctx.redis.poRateLimit(
+    1,
+    ctx.keys.publisher(p.topic, p.id).bucket,
+    limit.per_second,
+    limit.burst,
+    n,
+  )) as [number, number];
+  return { granted, waitMs };
+}
+
+async function giveTokensBack(ctx: ApiContext, p: Publisher, n: number): Promise<void> {
+  const limit = p.rate_limit;
+  if (!limit || n <= 0) return;
+  await ctx.redis.poRateLimit(1, ctx.keys.publisher(p.topic, p.id).bucket, limit.per_second, limit.burst, -n);
+}
+
+/** The earliest time after `now` at which a retry or a lease of the publisher comes due, if any. */
+async function nextDue(ctx: ApiContext, p: Publisher, now: number): Promise<number | undefined> {
+  const first = await ctx.redis.zrange(
+    ctx.keys.publisher(p.topic, p.id).retries,
+    `(${now}`,
+    '+inf',
+    'BYSCORE',
+    'LIMIT',
+    0,
+    1,
+    'WITHSCORES',
+  );
+  return first[1] === undefined ? undefined : Number(first[1]);
+}
+
 export function registerLeaseRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { pull } = ctx;
   const schemas = leaseSchemas(ctx.config);
@@ -238,7 +325,8 @@ export function registerLeaseRoutes(app: FastifyInstance, ctx: ApiContext): void
       max?: number | null;
       lease_seconds?: number | null;
       worker?: { host?: string | null; pid?: number | null; name?: string | null } | null;
-      filter?: Record<string, string> | null;
+      filter?: Record<string, string> | MessageFilter | null;
+      wait_seconds?: number | null;
     } | null;
   }>('/api/publishers/:id/lease', { schema: schemas.lease }, async (request) => {
     const { id } = request.params;
@@ -249,25 +337,38 @@ export function registerLeaseRoutes(app: FastifyInstance, ctx: ApiContext): void
       ...(w.pid == null ? {} : { pid: w.pid }),
       ...(w.name == null ? {} : { name: w.name }),
     };
-    const filter = b.filter ?? undefined;
-    if (filter) {
-      const problems = attributeProblems(filter, 'filter');
-      if (problems.length > 0) throw new ValidationError(Object.fromEntries(problems.map(([f, why]) => [f, [why]])));
-    }
+    const filter = leaseFilter(b.filter);
     // Inactive while its topic is paused: the lease hands out nothing.
     const publisher = await ctx.store.getEffectivePublisher(id);
     if (!publisher) throw new NotFoundError('publisher_not_found', 'id', 'publisher not found');
     if (publisher.type !== 'pull') {
       throw new ValidationError({ id: [`is a ${publisher.type} publisher; only pull publishers are leased`] });
     }
-    const leased = await pull.lease(publisher, {
-      max: b.max ?? 1,
-      leaseSeconds: b.lease_seconds ?? DEFAULT_LEASE_SECONDS,
-      worker,
-      ...(filter ? { filter } : {}),
-      byteBudget: ctx.config.answerByteBudget,
-    });
-    return { data: leased.map((l) => leaseView(l, publisher.topic)) };
+    const deadline = Date.now() + Math.round((b.wait_seconds ?? 0) * 1000);
+    const wanted = b.max ?? 1;
+    // A long poll: look, and when there is nothing, wait to be woken (new messages, a retry or lease coming due,
+    // a rate-limit token) or for the wait's end, then look again.
+    for (;;) {
+      const { granted, waitMs } = await takeTokens(ctx, publisher, wanted);
+      let leased: LeasedMessage[] = [];
+      try {
+        if (granted > 0)
+          leased = await pull.lease(publisher, {
+            max: granted,
+            leaseSeconds: b.lease_seconds ?? DEFAULT_LEASE_SECONDS,
+            worker,
+            ...(filter ? { filter } : {}),
+            byteBudget: ctx.config.answerByteBudget,
+          });
+      } finally {
+        await giveTokensBack(ctx, publisher, granted - leased.length);
+      }
+      const now = Date.now();
+      if (leased.length > 0 || now >= deadline || !publisher.active)
+        return { data: leased.map((l) => leaseView(l, publisher.topic)) };
+      const due = granted === 0 ? now + waitMs : await nextDue(ctx, publisher, now);
+      await ctx.leaseWaiters.wait(publisher.topic, Math.min(deadline, due ?? deadline) - now);
+    }
   });
 
   app.post<Token>('/api/leases/:token/complete', { schema: schemas.complete }, async (request) => {
@@ -282,9 +383,18 @@ export function registerLeaseRoutes(app: FastifyInstance, ctx: ApiContext): void
       const inSeconds = b.in_seconds ?? 0;
       const why = (b.reason ?? '').slice(0, MAX_REASON);
       const target = await pull.resolve(request.params.token);
-      const deadline = target.message.receivedAt + ctx.config.retryMaxAgeSeconds * 1000;
+      const own = target.publisher.retry_max_age_seconds;
+      const maxAge = own ?? ctx.config.retryMaxAgeSeconds;
+      const deadline = target.message.receivedAt + maxAge * 1000;
+      const because = why ? `: ${why}` : '';
       if (Date.now() >= deadline) {
-        const dead = `retried after the max age (${ctx.config.retryMaxAgeSeconds} s)${why ? `: ${why}` : ''}`;
+        const dead = `retried after ${own == null ? 'the max age' : 'retry_max_age_seconds'} (${maxAge} s)${because}`;
+        return settled(await pull.fail(request.params.token, dead), 'dead', { dead_reason: dead });
+      }
+      const maxAttempts = target.publisher.retry_max_attempts;
+      const attempt = target.lease?.attempt ?? 0;
+      if (maxAttempts != null && attempt >= maxAttempts) {
+        const dead = `retried after ${attempt} lease${attempt === 1 ? '' : 's'} (retry_max_attempts ${maxAttempts})${because}`;
         return settled(await pull.fail(request.params.token, dead), 'dead', { dead_reason: dead });
       }
       const t = await pull.retry(request.params.token, inSeconds, why);

@@ -43,7 +43,7 @@ import {
 
 const IDEMPOTENCY_HEADER = 'idempotency-key';
 
-const STATES: readonly SearchState[] = ['pending', 'delivered', 'retrying', 'dead', 'purged', 'deleted'];
+const STATES: readonly SearchState[] = ['pending', 'delivered', 'retrying', 'dead', 'purged', 'skipped', 'deleted'];
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 500;
 const ATTRIBUTE_PARAM = 'attributes.';

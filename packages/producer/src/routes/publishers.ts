@@ -1,8 +1,9 @@
 /**
  * Publishers: create and delete (Postoffice's routes), list, read and
- * change (ours). Topic, type and from_now are fixed at creation; a change
- * to the rest applies to messages not yet delivered. Signing secrets are
- * write-only: answers show `secrets_count`, never the secrets.
+ * change (ours). Topic, type, from_now, ordered and ordering_attribute are
+ * fixed at creation; a change to the rest applies to messages not yet
+ * delivered. Signing secrets and target headers are write-only: answers
+ * show `secrets_count` and `header_names`, never the values.
  */
 import {
   MAX_SECRETS,
@@ -19,10 +20,22 @@ import {
   PUBLISHER_TYPES,
   maxPublisherTimeout,
   type Config,
+  type MessageFilter,
   type Publisher,
   type PublisherType,
   type RateLimit,
 } from '@postoffice/shared';
+import {
+  batchSizeSchema,
+  deadOnStatusSchema,
+  filterSchema,
+  headersProblem,
+  headersSchema,
+  orderingAttributeSchema,
+  retryMaxAgeSchema,
+  retryMaxAttemptsSchema,
+  typeWhy,
+} from '../publisher-fields.js';
 import type { FastifyInstance } from 'fastify';
 import type { ApiContext } from '../types.js';
 import { httpUrlProblem, isHttpUrl } from '../validate.js';
@@ -57,16 +70,36 @@ const EDITABLE = [
   'parallelism',
   'rate_limit',
   'secrets',
+  'headers',
+  'dead_on_status',
+  'retry_max_attempts',
+  'retry_max_age_seconds',
+  'filter',
+  'batch_size',
 ] as const;
 /** Fields fixed at creation. */
-const FIXED = ['topic', 'type', 'from_now', 'ordered'] as const;
+const FIXED = ['topic', 'type', 'from_now', 'ordered', 'ordering_attribute'] as const;
 
-/** A publisher as the API shows it: its secrets replaced by how many there are. */
-export type PublisherView = Omit<Publisher, 'secrets'> & { readonly secrets_count: number };
+/** A publisher as the API shows it: its secrets replaced by how many there are, its headers by their names. */
+export type PublisherView = Omit<Publisher, 'secrets' | 'headers'> & {
+  readonly secrets_count: number;
+  readonly header_names: string[];
+};
 
 export function publisherView(p: Publisher): PublisherView {
-  const { secrets, ...rest } = p;
-  return { ...rest, secrets_count: secrets?.length ?? 0 };
+  const { secrets, headers, ...rest } = p;
+  return {
+    ...rest,
+    secrets_count: secrets?.length ?? 0,
+    header_names: Object.keys(headers ?? {}),
+    // Records written before these fields existed show their defaults.
+    dead_on_status: p.dead_on_status ?? [],
+    retry_max_attempts: p.retry_max_attempts ?? null,
+    retry_max_age_seconds: p.retry_max_age_seconds ?? null,
+    filter: p.filter ?? null,
+    batch_size: p.batch_size ?? 1,
+    ordering_attribute: p.ordering_attribute ?? null,
+  };
 }
 
 const SECRETS_WHY = `must be a list of at most ${MAX_SECRETS} distinct secrets "whsec_<base64>", each key ${MIN_KEY_BYTES} to ${MAX_KEY_BYTES} bytes, or null`;
@@ -86,6 +119,13 @@ interface Fields {
   parallelism?: number | null;
   rate_limit?: RateLimit | null;
   secrets?: string[] | null;
+  headers?: Record<string, string> | null;
+  dead_on_status?: number[] | null;
+  retry_max_attempts?: number | null;
+  retry_max_age_seconds?: number | null;
+  filter?: MessageFilter | null;
+  batch_size?: number | null;
+  ordering_attribute?: string | null;
   deleted?: false | null;
 }
 
@@ -164,6 +204,14 @@ function optionFields(config: Config, nullable: boolean): Record<string, Schema>
       'x-group': true,
       'x-error': SECRETS_WHY,
     },
+    headers: headersSchema,
+    dead_on_status: deadOnStatusSchema,
+    retry_max_attempts: retryMaxAttemptsSchema,
+    retry_max_age_seconds: retryMaxAgeSchema(config.retryMaxAgeSeconds),
+    filter: filterSchema(
+      'http and pubsub publishers: only messages whose attributes match are sent (each named attribute equal to the value, or to one of the list); the others are skipped. null for none.',
+    ),
+    batch_size: batchSizeSchema(nullable),
   };
 }
 
@@ -192,7 +240,10 @@ function createSchema(config: Config) {
         },
         target,
         from_now: boolean('Only messages sent after its creation (default false: the retained ones too). Fixed.'),
-        ordered: boolean('One slot, one delivery in flight, exact order (default false). Fixed.'),
+        ordered: boolean(
+          'Exact order (default false): one slot, one delivery in flight, or with `ordering_attribute` one per key. Pull publishers: one lease out at a time (per key). Fixed.',
+        ),
+        ordering_attribute: orderingAttributeSchema,
         ...optionFields(config, true),
         deleted: {
           enum: [false, null],
@@ -313,8 +364,74 @@ function targetProblem(type: PublisherType, target: string): string | undefined 
 /** The options given (null and absent left out). */
 function options(fields: Fields): Partial<Publisher> {
   const out: Record<string, unknown> = {};
-  for (const f of ['active', 'seconds_timeout', 'seconds_retry', 'chunk_size', 'concurrency', 'parallelism'] as const)
+  for (const f of [
+    'active',
+    'seconds_timeout',
+    'seconds_retry',
+    'chunk_size',
+    'concurrency',
+    'parallelism',
+    'batch_size',
+  ] as const)
     if (fields[f] != null) out[f] = fields[f];
+  return out;
+}
+
+/**
+ * The delivery policy fields given, with null as a value of its own
+ * (no limit, the default max age, no filter, no extra status): the same in POST and PATCH.
+ */
+function policy(fields: Fields): Partial<Publisher> {
+  const out: Record<string, unknown> = {};
+  if (fields.dead_on_status !== undefined)
+    out.dead_on_status = [...(fields.dead_on_status ?? [])].sort((a, b) => a - b);
+  if (fields.retry_max_attempts !== undefined) out.retry_max_attempts = fields.retry_max_attempts;
+  if (fields.retry_max_age_seconds !== undefined) out.retry_max_age_seconds = fields.retry_max_age_seconds;
+  if (fields.filter !== undefined) out.filter = fields.filter;
+  return out;
+}
+
+/** Target headers that can be sent: the object, {} for none (`{}` or null), undefined when not given; a 400 otherwise. */
+function headersOf(fields: Fields): Record<string, string> | undefined {
+  if (fields.headers === undefined) return undefined;
+  if (fields.headers === null) return {};
+  const problem = headersProblem(fields.headers);
+  if (problem) throw new ValidationError({ headers: [problem] });
+  return { ...fields.headers };
+}
+
+/** The publisher with `headers` set, or left out when there are none. */
+function withHeaders<P extends Publisher | Omit<Publisher, 'id' | 'created_at' | 'updated_at'>>(
+  p: P,
+  headers: Readonly<Record<string, string>> | undefined,
+): P {
+  const { headers: _old, ...rest } = p;
+  return (headers && Object.keys(headers).length > 0 ? { ...rest, headers } : rest) as P;
+}
+
+/**
+ * What a publisher of its type with these settings cannot do: fields its
+ * type does not take, and combinations that would be accepted and ignored.
+ */
+function combinationProblems(p: Omit<Publisher, 'id' | 'created_at' | 'updated_at'>, given: readonly string[]) {
+  const problems: Record<string, string[]> = {};
+  for (const field of given) {
+    const why = typeWhy(field, p.type);
+    if (why) problems[field] = [why];
+  }
+  if (p.ordering_attribute && !p.ordered) problems.ordering_attribute = ['needs ordered: true'];
+  if ((p.batch_size ?? 1) > 1 && p.ordered && problems.batch_size === undefined)
+    problems.batch_size = ['cannot be above 1 for an ordered publisher (one message in flight at a time, or per key)'];
+  return problems;
+}
+
+/** Fields given with a value that means something for the type check (null and [] clear, so any type may send them). */
+function givenFields(fields: Fields): string[] {
+  const out: string[] = [];
+  if (fields.headers != null && Object.keys(fields.headers).length > 0) out.push('headers');
+  if (fields.dead_on_status != null && fields.dead_on_status.length > 0) out.push('dead_on_status');
+  if (fields.batch_size != null && fields.batch_size > 1) out.push('batch_size');
+  if (fields.filter != null) out.push('filter');
   return out;
 }
 
@@ -329,28 +446,40 @@ export function registerPublisherRoutes(app: FastifyInstance, ctx: ApiContext): 
     const secrets = secretsOf(fields);
     if (secrets && secrets.length > 0 && type !== 'http')
       problems.secrets = ['only http publishers sign their deliveries'];
+    const headers = headersOf(fields);
+    const d = PUBLISHER_DEFAULTS;
+    const input = withHeaders(
+      withSecrets(
+        {
+          topic: fields.topic as string,
+          type,
+          target,
+          active: d.active,
+          from_now: fields.from_now ?? d.from_now,
+          seconds_timeout: Math.min(d.seconds_timeout, maxPublisherTimeout(ctx.config)),
+          seconds_retry: d.seconds_retry,
+          chunk_size: d.chunk_size,
+          concurrency: d.concurrency,
+          parallelism: d.parallelism,
+          ordered: fields.ordered ?? d.ordered,
+          rate_limit: fields.rate_limit ?? d.rate_limit,
+          dead_on_status: [],
+          retry_max_attempts: null,
+          retry_max_age_seconds: null,
+          filter: null,
+          batch_size: d.batch_size,
+          ordering_attribute: fields.ordering_attribute ?? null,
+          ...options(fields),
+          ...policy(fields),
+        },
+        secrets,
+      ),
+      headers,
+    );
+    Object.assign(problems, combinationProblems(input, givenFields(fields)));
     if (Object.keys(problems).length > 0) throw new ValidationError(problems);
     const refused = type === 'http' ? await refusePrivate(ctx, target) : undefined;
     if (refused) throw new ValidationError({ target: [refused] });
-    const d = PUBLISHER_DEFAULTS;
-    const input = withSecrets(
-      {
-        topic: fields.topic as string,
-        type,
-        target,
-        active: d.active,
-        from_now: fields.from_now ?? d.from_now,
-        seconds_timeout: Math.min(d.seconds_timeout, maxPublisherTimeout(ctx.config)),
-        seconds_retry: d.seconds_retry,
-        chunk_size: d.chunk_size,
-        concurrency: d.concurrency,
-        parallelism: d.parallelism,
-        ordered: fields.ordered ?? d.ordered,
-        rate_limit: fields.rate_limit ?? d.rate_limit,
-        ...options(fields),
-      },
-      secrets,
-    );
     const publisher = await ctx.store.createPublisher(input);
     request.log.info({ topic: publisher.topic, publisherId: publisher.id }, 'publisher created');
     return reply.code(201).send({ data: publisherView(publisher) });
@@ -381,8 +510,10 @@ export function registerPublisherRoutes(app: FastifyInstance, ctx: ApiContext): 
       const { id } = request.params;
       const fields = request.body;
       const secrets = secretsOf(fields);
+      const headers = headersOf(fields);
       const changes: Partial<Publisher> = {
         ...options(fields),
+        ...policy(fields),
         ...(fields.target == null ? {} : { target: fields.target.trim() }),
         ...(fields.rate_limit === undefined ? {} : { rate_limit: fields.rate_limit }),
       };
@@ -393,10 +524,18 @@ export function registerPublisherRoutes(app: FastifyInstance, ctx: ApiContext): 
         if (refused && current.type === 'http') throw new ValidationError({ target: [refused] });
         if (secrets && secrets.length > 0 && current.type !== 'http')
           throw new ValidationError({ secrets: ['only http publishers sign their deliveries'] });
-        const next = { ...current, ...changes };
-        return secrets === undefined ? next : withSecrets(next, secrets);
+        let next = { ...current, ...changes };
+        if (secrets !== undefined) next = withSecrets(next, secrets);
+        if (headers !== undefined) next = withHeaders(next, headers);
+        const problems = combinationProblems(next, givenFields(fields));
+        if (Object.keys(problems).length > 0) throw new ValidationError(problems);
+        return next;
       });
-      const changed = [...Object.keys(changes), ...(secrets === undefined ? [] : ['secrets'])];
+      const changed = [
+        ...Object.keys(changes),
+        ...(secrets === undefined ? [] : ['secrets']),
+        ...(headers === undefined ? [] : ['headers']),
+      ];
       request.log.info({ topic: publisher.topic, publisherId: id, changed }, 'publisher changed');
       return { data: publisherView(publisher) };
     },

@@ -1,14 +1,17 @@
 /**
  * `GET /api/stats`: the figures of the web UI's dashboard. Per publisher:
  * `unread` (entries its group has not read yet), `pending` (read, not
- * settled: in flight or waiting for a retry), `retrying`, `dead`, `backlog`
- * (unread + pending: not delivered yet), `delivered` (acknowledged entries
- * that are not dead letters) and the receipt time of its oldest undelivered
- * message. Read-only.
+ * settled: in flight or waiting for a retry), `retrying`, `leased` (pull
+ * publishers: held by a worker, not counted as retrying), `dead`, `skipped`
+ * (not sent: the filter did not match), `deleted` (from the failing list),
+ * `backlog` (unread + pending: not delivered yet), `delivered`
+ * (acknowledged entries that are none of dead, skipped or deleted) and the
+ * receipt time of its oldest undelivered message. Read-only.
  *
  * Cost: the topic and publisher records (`Store.listTopicsAndPublishers`,
  * one pipeline after the topic list), then one round trip with an
- * `XINFO GROUPS` per topic and two `ZCARD`s per publisher, then one with an
+ * `XINFO GROUPS` per topic and two `ZCARD`s and an `HMGET` of the counters
+ * per publisher (and the leases of each pull publisher), then one with an
  * `XPENDING` for each publisher with pending entries and an
  * `XRANGE … COUNT 1` for each with unread ones (nothing for an idle
  * publisher). On one Redis each round trip is one pipeline; on a cluster,
@@ -31,7 +34,10 @@ export interface PublisherStats {
   readonly unread: number;
   readonly pending: number;
   readonly retrying: number;
+  readonly leased: number;
   readonly dead: number;
+  readonly skipped: number;
+  readonly deleted: number;
   readonly backlog: number;
   readonly delivered: number;
   /** When the oldest message not yet delivered was received (null: none). */
@@ -47,7 +53,10 @@ export interface Stats {
   readonly delivered: number;
   readonly pending: number;
   readonly retrying: number;
+  readonly leased: number;
   readonly dead: number;
+  readonly skipped: number;
+  readonly deleted: number;
   readonly backlog: number;
   readonly per_publisher: PublisherStats[];
 }
@@ -87,6 +96,17 @@ async function inOneRoundTrip(
   return (await pipeline.exec()) ?? [];
 }
 
+/** Leases (JSON values of a leases hash) that have not ended by `now`. */
+function liveLeases(values: unknown, now: number): number {
+  if (!Array.isArray(values)) return 0;
+  let n = 0;
+  for (const v of values) {
+    const m = /"expires_at":(\d+)/.exec(String(v));
+    if (m && Number(m[1]) > now) n++;
+  }
+  return n;
+}
+
 /** What computing the figures needs. */
 export type StatsContext = Pick<ApiContext, 'redis' | 'keys' | 'store'>;
 
@@ -111,11 +131,13 @@ export async function stats(ctx: StatsContext, now = Date.now()): Promise<Stats>
         const pk = keys.publisher(t, pub.id);
         p.zcard(pk.retries);
         p.zcard(pk.dead);
+        p.hmget(pk.counts, 'skipped', 'deleted');
+        if (pub.type === 'pull') p.hvals(pk.leases);
       }
     }),
   );
   const groups = new Map<string, Map<string, unknown>>();
-  const sizes = new Map<string, { retrying: number; dead: number }>();
+  const sizes = new Map<string, { retrying: number; leased: number; dead: number; skipped: number; deleted: number }>();
   let at = 0;
   for (const t of names) {
     const [err, list] = first[at++] ?? [null, []];
@@ -126,9 +148,19 @@ export async function stats(ctx: StatsContext, now = Date.now()): Promise<Stats>
       }
     }
     for (const pub of byTopic.get(t)!) {
-      const retrying = count(first[at++]?.[1]);
+      const inRetrySet = count(first[at++]?.[1]);
       const dead = count(first[at++]?.[1]);
-      sizes.set(pub.id, { retrying, dead });
+      const counters = first[at++]?.[1];
+      const [skipped, deleted] = Array.isArray(counters) ? counters.map(count) : [0, 0];
+      // A pull publisher's leased messages wait in its retry set (scored at the lease's end): count them apart.
+      const leased = pub.type === 'pull' ? liveLeases(first[at++]?.[1], now) : 0;
+      sizes.set(pub.id, {
+        retrying: Math.max(0, inRetrySet - leased),
+        leased,
+        dead,
+        skipped: skipped ?? 0,
+        deleted: deleted ?? 0,
+      });
     }
   }
 
@@ -175,7 +207,7 @@ export async function stats(ctx: StatsContext, now = Date.now()): Promise<Stats>
         (v): v is number => v !== undefined,
       );
       const oldest = candidates.length > 0 ? Math.min(...candidates) : undefined;
-      const { retrying, dead } = sizes.get(pub.id)!;
+      const { retrying, leased, dead, skipped, deleted } = sizes.get(pub.id)!;
       rows.set(pub.id, {
         id: pub.id,
         topic: pub.topic,
@@ -185,9 +217,12 @@ export async function stats(ctx: StatsContext, now = Date.now()): Promise<Stats>
         unread,
         pending,
         retrying,
+        leased,
         dead,
+        skipped,
+        deleted,
         backlog: unread + pending,
-        delivered: Math.max(0, read - pending - dead),
+        delivered: Math.max(0, read - pending - dead - skipped - deleted),
         oldest_undelivered_at: oldest === undefined ? null : new Date(oldest).toISOString(),
         oldest_undelivered_age_seconds: oldest === undefined ? null : Math.max(0, Math.round((now - oldest) / 1000)),
       });
@@ -204,7 +239,10 @@ export async function stats(ctx: StatsContext, now = Date.now()): Promise<Stats>
     delivered: sum((p) => p.delivered),
     pending: sum((p) => p.pending),
     retrying: sum((p) => p.retrying),
+    leased: sum((p) => p.leased),
     dead: sum((p) => p.dead),
+    skipped: sum((p) => p.skipped),
+    deleted: sum((p) => p.deleted),
     backlog: sum((p) => p.backlog),
     per_publisher,
   };

@@ -281,6 +281,64 @@ describe('web UI in Chromium', function () {
     await page.locator('tr[data-topic="scratch"]').waitFor({ state: 'detached' });
   });
 
+  it('creates a publisher with delivery settings from the form, and a message page shows a refusal’s answer and a skipped message', async () => {
+    const gone = await startReceiver(() => ({ status: 410, body: 'customer 7 was closed' }));
+    try {
+      await api(producer, 'POST', '/api/topics', { name: 'invoices', origin_host: 'billing.example' });
+      await visit('#/publishers/new');
+      await page.selectOption('#f-topic', 'invoices');
+      await page.fill('#f-target', gone.url);
+      await page.fill('#f-batch_size', '1');
+      await page.fill('#f-dead_on_status', '400, 404');
+      await page.fill('#f-retry_max_attempts', '5');
+      await page.fill('#f-retry_max_age_seconds', '3600');
+      await page.fill('#f-filter', 'kind = invoice\nregion = eu, us');
+      await page.fill('#f-headers', 'Authorization: Bearer form-token');
+      await page.click('button:has-text("Create publisher")');
+      await page.waitForURL(/#\/publishers$/);
+      const id = await publisherOf('invoices');
+      const { json } = await api(producer, 'GET', `/api/publishers/${id}`);
+      expect(json.data).to.deep.include({
+        dead_on_status: [400, 404],
+        retry_max_attempts: 5,
+        retry_max_age_seconds: 3600,
+        filter: { attributes: { kind: 'invoice', region: ['eu', 'us'] } },
+        header_names: ['Authorization'],
+      });
+      await page.locator(`tr[data-publisher="${id}"] .tag`, { hasText: 'filtered' }).waitFor();
+      // The form shows them again when editing (the headers by name only).
+      await visit(`#/publishers/${id}`);
+      expect(await page.inputValue('#f-dead_on_status')).to.equal('400, 404');
+      expect(await page.inputValue('#f-filter')).to.equal('kind = invoice\nregion = eu, us');
+      expect(await page.locator('[data-field="headers"] .hint').textContent()).to.include('Authorization');
+
+      const sent = await api(producer, 'POST', '/api/messages', {
+        topic: 'invoices',
+        payload: { invoice: 1 },
+        attributes: { kind: 'invoice', region: 'eu' },
+      });
+      const skipped = await api(producer, 'POST', '/api/messages', {
+        topic: 'invoices',
+        payload: { invoice: 2 },
+        attributes: { kind: 'invoice', region: 'asia' },
+      });
+      await visit(`#/messages/${String(sent.json.data.id)}`);
+      await page.locator(`[data-delivery="${id}"] .badge[data-badge="dead"]`).waitFor();
+      expect(await page.locator(`[data-delivery="${id}"] [data-testid="response"]`).textContent()).to.equal(
+        'customer 7 was closed',
+      );
+      expect(await page.locator(`[data-delivery="${id}"] .facts`).textContent()).to.include('410 Gone');
+      expect(gone.requests[0]!.headers.authorization).to.equal('Bearer form-token');
+      await visit(`#/messages/${String(skipped.json.data.id)}`);
+      await page.locator(`[data-delivery="${id}"] .delivery-head .badge[data-badge="skipped"]`).waitFor();
+      expect(await page.locator(`[data-delivery="${id}"] tr[data-attempt="skipped"]`).textContent()).to.include(
+        'filter does not match',
+      );
+    } finally {
+      await gone.close();
+    }
+  });
+
   it('shows the cluster: the live node, the slots it holds and each publisher', async () => {
     await visit('#/cluster');
     await page.locator('tr[data-node]').first().waitFor();

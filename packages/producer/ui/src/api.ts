@@ -90,6 +90,14 @@ export interface Publisher {
   parallelism?: number;
   ordered?: boolean;
   rate_limit?: RateLimit | null;
+  secrets_count?: number;
+  header_names?: string[];
+  dead_on_status?: number[];
+  retry_max_attempts?: number | null;
+  retry_max_age_seconds?: number | null;
+  filter?: { attributes: Record<string, string | string[]> } | null;
+  batch_size?: number;
+  ordering_attribute?: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -103,7 +111,10 @@ export interface PublisherStats {
   unread: number;
   pending: number;
   retrying: number;
+  leased?: number;
   dead: number;
+  skipped?: number;
+  deleted?: number;
   backlog: number;
   delivered: number;
   oldest_undelivered_at: string | null;
@@ -118,7 +129,10 @@ export interface Stats {
   delivered: number;
   pending: number;
   retrying: number;
+  leased?: number;
   dead: number;
+  skipped?: number;
+  deleted?: number;
   backlog: number;
   per_publisher: PublisherStats[];
 }
@@ -127,6 +141,8 @@ export interface Attempt {
   at: string;
   status?: number;
   error?: string;
+  /** A failed attempt: the start of the answer's body. */
+  response?: string;
   duration_ms?: number;
   worker?: string;
   outcome?: string;
@@ -176,9 +192,10 @@ export interface SearchPage {
 export interface FailingItem {
   id: string;
   topic: string;
-  state: 'retrying' | 'dead';
+  state: 'retrying' | 'dead' | 'leased';
   received_at: string;
   next_attempt_at?: string;
+  lease_expires_at?: string;
   dead_at?: string;
   dead_reason?: string;
   attempt_count: number;

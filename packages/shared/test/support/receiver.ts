@@ -12,7 +12,11 @@ export interface Received {
   readonly at: number;
 }
 
-export type Responder = (req: Received) => number | Promise<number>;
+/** An answer: a status, or a status with a body and headers of its own (a JSON `{}` otherwise). */
+export type Answer =
+  number | { readonly status: number; readonly body?: string; readonly headers?: Record<string, string> };
+
+export type Responder = (req: Received) => Answer | Promise<Answer>;
 
 export interface Receiver {
   readonly url: string;
@@ -46,11 +50,13 @@ export async function startReceiver(responder: Responder = () => 200): Promise<R
         at: Date.now(),
       };
       Promise.resolve(answer(r))
-        .then((status) => {
+        .then((given) => {
+          const a = typeof given === 'number' ? { status: given } : given;
+          const status = a.status;
           requests.push({ ...r, status });
           if (status >= 200 && status < 300) received.push(r);
-          res.writeHead(status, { 'content-type': 'application/json' });
-          res.end('{}');
+          res.writeHead(status, { 'content-type': 'application/json', ...a.headers });
+          res.end(a.body ?? '{}');
         })
         .catch(() => {
           res.destroy();

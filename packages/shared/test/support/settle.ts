@@ -14,11 +14,13 @@ import {
 
 export interface TestOutcome {
   readonly streamId: string;
-  /** 'd' delivered, 'r' retry (due at `score`), 'x' dead (dead since `score`). */
-  readonly outcome: 'd' | 'r' | 'x';
+  /** 'd' delivered, 'r' retry (due at `score`), 'x' dead (dead since `score`), 's' skipped by the filter. */
+  readonly outcome: 'd' | 'r' | 'x' | 's';
   readonly score?: number;
   readonly status?: number;
   readonly error?: string;
+  /** A failed attempt's answer. */
+  readonly response?: string;
   /** Attempts made before this one. */
   readonly previous?: number;
   /** The attempt came from the retry set. */
@@ -43,8 +45,16 @@ export async function settle(
   const cleared: string[] = [];
   const retries: (string | number)[] = [];
   const dead: (string | number)[] = [];
+  let skipped = 0;
   for (const o of outcomes) {
     const startedAt = o.startedAt ?? now;
+    if (o.outcome === 's') {
+      attempts.push({ streamId: o.streamId, startedAt, durationMs: 0, outcome: 'skipped' });
+      acked.push(o.streamId);
+      if (o.retry) cleared.push(o.streamId);
+      skipped++;
+      continue;
+    }
     const status = o.status ?? (o.outcome === 'd' ? 200 : 500);
     const error = o.outcome === 'd' ? undefined : (o.error ?? `HTTP ${status}`);
     const a: LoggedAttempt = {
@@ -54,6 +64,7 @@ export async function settle(
       status,
       outcome: o.outcome === 'd' ? 'delivered' : o.outcome === 'r' ? 'retry' : 'dead',
       ...(error === undefined ? {} : { error }),
+      ...(o.response === undefined ? {} : { response: o.response }),
     };
     attempts.push(a);
     const count = (o.previous ?? 0) + 1;
@@ -67,20 +78,27 @@ export async function settle(
       const note = {
         dead_reason: o.reason ?? 'gave up',
         attempt_count: count,
-        last_attempt: { at: new Date(startedAt).toISOString(), status, error, duration_ms: 1 },
+        last_attempt: {
+          at: new Date(startedAt).toISOString(),
+          status,
+          error,
+          ...(o.response === undefined ? {} : { response: o.response }),
+          duration_ms: 1,
+        },
       };
       dead.push(o.streamId, o.score ?? now, JSON.stringify(note));
     }
   }
   const records = encodeRecords(attempts, now, recordTag);
   return (await redis.poSettle(
-    6,
+    7,
     tk.stream,
     pk.retries,
     pk.attempts,
     pk.dead,
     pk.log,
     pk.notes,
+    pk.counts,
     publisherId,
     '',
     records.length,
@@ -93,5 +111,6 @@ export async function settle(
     ...retries,
     dead.length / 3,
     ...dead,
+    skipped,
   )) as number;
 }

@@ -26,7 +26,9 @@ function draw(body: HTMLElement, stats: Stats, updated: HTMLElement): void {
       figure('Delivered', stats.delivered, 'delivered', 'tone-green'),
       figure('Pending', stats.backlog, 'pending', stats.backlog > 0 ? 'tone-blue' : ''),
       figure('Retrying', stats.retrying, 'retrying', stats.retrying > 0 ? 'tone-amber' : ''),
+      (stats.leased ?? 0) > 0 ? figure('Leased', stats.leased ?? 0, 'leased', 'tone-blue') : null,
       figure('Dead', stats.dead, 'dead', stats.dead > 0 ? 'tone-red' : ''),
+      (stats.skipped ?? 0) > 0 ? figure('Skipped', stats.skipped ?? 0, 'skipped') : null,
     ),
     h(
       'section',
@@ -40,6 +42,7 @@ function draw(body: HTMLElement, stats: Stats, updated: HTMLElement): void {
           ['Backlog', 'num'],
           ['Retrying', 'num'],
           ['Dead', 'num'],
+          ['Skipped', 'num hide-narrow'],
           ['Delivered', 'num'],
           'Oldest waiting',
         ],
@@ -70,6 +73,7 @@ function draw(body: HTMLElement, stats: Stats, updated: HTMLElement): void {
               { class: 'num', 'data-col': 'dead' },
               p.dead > 0 ? link(`#/failing/${p.id}?state=dead`, num(p.dead)) : '0',
             ),
+            h('td', { class: 'num hide-narrow', 'data-col': 'skipped' }, num(p.skipped ?? 0)),
             h('td', { class: 'num', 'data-col': 'delivered' }, num(p.delivered)),
             h(
               'td',

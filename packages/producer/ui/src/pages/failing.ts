@@ -97,7 +97,14 @@ export const failingPage: Page = async (view) => {
         null,
         m.state === 'retrying'
           ? time(m.next_attempt_at)
-          : h('span', null, time(m.dead_at), m.dead_reason ? h('div', { class: 'muted small' }, m.dead_reason) : null),
+          : m.state === 'leased'
+            ? h('span', null, 'lease ends ', time(m.lease_expires_at))
+            : h(
+                'span',
+                null,
+                time(m.dead_at),
+                m.dead_reason ? h('div', { class: 'muted small' }, m.dead_reason) : null,
+              ),
       ),
       h('td', { class: 'mono truncate payload-preview' }, preview(m.payload)),
     );

@@ -78,6 +78,7 @@ export const messagesPage: Page = async (view) => {
           ['retrying', 'Retrying'],
           ['dead', 'Dead'],
           ['purged', 'Purged'],
+          ['skipped', 'Skipped (filtered out)'],
           ['deleted', 'Deleted'],
         ],
         q.get('state') ?? '',
@@ -227,12 +228,24 @@ function attemptRow(a: Attempt): HTMLElement {
       : a.outcome
         ? badge(a.outcome)
         : badge('error', 'red');
+  const why =
+    a.outcome === 'skipped'
+      ? 'not sent: the publisher’s filter does not match'
+      : (a.error ?? (a.worker ? `worker ${JSON.stringify(a.worker)}` : ''));
   return h(
     'tr',
-    null,
+    { 'data-attempt': a.outcome ?? (a.status !== undefined ? String(a.status) : 'error') },
     h('td', null, time(a.at)),
     h('td', null, outcome),
-    h('td', { class: 'wrap' }, a.error ?? (a.worker ? `worker ${a.worker}` : '')),
+    h(
+      'td',
+      { class: 'wrap' },
+      why,
+      // A failed attempt's answer, as text: never as HTML.
+      a.response
+        ? h('pre', { class: 'response', 'data-testid': 'response', title: 'The answer (first 1 KB)' }, a.response)
+        : null,
+    ),
     h('td', { class: 'num' }, a.duration_ms === undefined ? '—' : `${a.duration_ms} ms`),
   );
 }

@@ -41,7 +41,11 @@ async function drawList(view: View, holder: HTMLElement): Promise<void> {
             'td',
             { class: 'target-cell', title: p.target },
             h('span', { class: 'tag tag-first' }, p.type),
-            p.ordered ? h('span', { class: 'tag' }, 'ordered') : null,
+            p.ordered
+              ? h('span', { class: 'tag' }, p.ordering_attribute ? `ordered by ${p.ordering_attribute}` : 'ordered')
+              : null,
+            p.filter ? h('span', { class: 'tag' }, 'filtered') : null,
+            (p.batch_size ?? 1) > 1 ? h('span', { class: 'tag' }, `batches of ${p.batch_size}`) : null,
             h('span', { class: 'mono' }, p.target),
           ),
           h(
@@ -113,6 +117,49 @@ export const publishersPage: Page = async (view) => {
     card(null, holder),
   );
 };
+
+/** A publisher's filter as the form shows it: one `name = value, value` a line. */
+function filterText(p: Publisher | undefined): string {
+  const attributes = p?.filter?.attributes ?? {};
+  return Object.entries(attributes)
+    .map(([name, v]) => `${name} = ${typeof v === 'string' ? v : v.join(', ')}`)
+    .join('\n');
+}
+
+/** The filter typed in the form; undefined when empty. A value with commas is a list (any of them matches). */
+function parseFilter(text: string, errors: FieldErrors): { attributes: Record<string, string | string[]> } | undefined {
+  const attributes: Record<string, string | string[]> = {};
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    const at = line.indexOf('=');
+    const name = at === -1 ? '' : line.slice(0, at).trim();
+    if (name === '') {
+      errors.filter = ['must be one `name = value` a line'];
+      continue;
+    }
+    const values = line
+      .slice(at + 1)
+      .split(',')
+      .map((v) => v.trim());
+    attributes[name] = values.length === 1 ? (values[0] ?? '') : values;
+  }
+  return Object.keys(attributes).length > 0 ? { attributes } : undefined;
+}
+
+/** The headers typed in the form (`Name: value` a line); undefined when empty. */
+function parseHeaders(text: string, errors: FieldErrors): Record<string, string> | undefined {
+  const headers: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    const at = line.indexOf(':');
+    if (at <= 0) {
+      errors.headers = ['must be one `Name: value` a line'];
+      continue;
+    }
+    headers[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+  }
+  return Object.keys(headers).length > 0 ? headers : undefined;
+}
 
 const TARGET_HINTS: Record<string, string> = {
   http: 'An http or https URL that receives a POST per message.',
@@ -222,6 +269,74 @@ export const publisherFormPage: Page = async (view) => {
         inputmode: 'numeric',
       }),
     ),
+    field(
+      'Batch size',
+      'batch_size',
+      input({ type: 'number', min: 1, max: 500, value: p?.batch_size ?? '', placeholder: '1', inputmode: 'numeric' }),
+      'http: messages per POST (a JSON array); 1 sends one a request.',
+    ),
+    field(
+      'Final statuses',
+      'dead_on_status',
+      input({ value: (p?.dead_on_status ?? []).join(', '), placeholder: 'e.g. 400, 404' }),
+      'http: answers that make a message a dead letter at once (410 always does).',
+    ),
+    field(
+      'Max attempts',
+      'retry_max_attempts',
+      input({
+        type: 'number',
+        min: 1,
+        value: p?.retry_max_attempts ?? '',
+        placeholder: 'no limit',
+        inputmode: 'numeric',
+      }),
+      'A dead letter after this many attempts.',
+    ),
+    field(
+      'Max age (seconds)',
+      'retry_max_age_seconds',
+      input({
+        type: 'number',
+        step: 'any',
+        min: 1,
+        value: p?.retry_max_age_seconds ?? '',
+        placeholder: 'server default',
+        inputmode: 'decimal',
+      }),
+      'A dead letter once this old (after one last attempt).',
+    ),
+    h(
+      'div',
+      { class: 'span-2' },
+      field(
+        'Filter',
+        'filter',
+        h('textarea', { rows: 2, placeholder: 'kind = order\nregion = eu, us' }, filterText(p)),
+        'http and Pub/Sub: one attribute a line, `name = value` or `name = value, value` (any of them). Other messages are skipped.',
+      ),
+    ),
+    h(
+      'div',
+      { class: 'span-2' },
+      field(
+        'Headers',
+        'headers',
+        h('textarea', { rows: 2, placeholder: 'Authorization: Bearer …' }),
+        p?.header_names && p.header_names.length > 0
+          ? `http: sent with every delivery. Set now: ${p.header_names.join(', ')} (write-only: leave empty to keep them).`
+          : 'http: sent with every delivery, one `Name: value` a line. Write-only.',
+      ),
+    ),
+    p?.header_names && p.header_names.length > 0
+      ? h('div', { class: 'span-2 checks' }, checkbox('Remove its headers', 'clear_headers', false))
+      : null,
+    field(
+      'Ordering attribute',
+      'ordering_attribute',
+      input({ value: p?.ordering_attribute ?? '', placeholder: 'e.g. customer_id', disabled: !creating }),
+      'With Ordered: in order per value of this attribute, keys in parallel. Fixed at creation.',
+    ),
     h(
       'div',
       { class: 'span-2 checks' },
@@ -263,11 +378,37 @@ export const publisherFormPage: Page = async (view) => {
     else if (burst !== undefined) errors.burst = ['needs a rate per second'];
     else if (!creating && p?.rate_limit) body.rate_limit = null;
     if (body.target === '') errors.target = ["can't be blank"];
+    const batch = numberOf(data, 'batch_size', errors);
+    if (batch !== undefined) body.batch_size = batch;
+    // Fields that null clears: sent when given, or cleared when they were set.
+    const clearable = (name: string, value: unknown, was: unknown): void => {
+      if (value !== undefined) body[name] = value;
+      else if (!creating && was != null) body[name] = null;
+    };
+    const statuses = textOf(data, 'dead_on_status');
+    const codes =
+      statuses === ''
+        ? []
+        : statuses
+            .split(/[\s,]+/)
+            .filter(Boolean)
+            .map(Number);
+    if (codes.some((c) => !Number.isInteger(c))) errors.dead_on_status = ['must be statuses separated by commas'];
+    if (codes.length > 0) body.dead_on_status = codes;
+    else if (!creating && (p?.dead_on_status ?? []).length > 0) body.dead_on_status = [];
+    clearable('retry_max_attempts', numberOf(data, 'retry_max_attempts', errors), p?.retry_max_attempts);
+    clearable('retry_max_age_seconds', numberOf(data, 'retry_max_age_seconds', errors), p?.retry_max_age_seconds);
+    clearable('filter', parseFilter(textOf(data, 'filter'), errors), p?.filter);
+    const headers = parseHeaders(textOf(data, 'headers'), errors);
+    if (headers !== undefined) body.headers = headers;
+    else if (data.get('clear_headers') !== null) body.headers = null;
     if (creating) {
       body.topic = textOf(data, 'topic');
       body.type = textOf(data, 'type');
       body.ordered = data.get('ordered') !== null;
       body.from_now = data.get('from_now') !== null;
+      const attribute = textOf(data, 'ordering_attribute');
+      if (attribute !== '') body.ordering_attribute = attribute;
       if (body.topic === '') errors.topic = ["can't be blank"];
     }
     if (Object.keys(errors).length > 0) throw new Invalid(errors);
