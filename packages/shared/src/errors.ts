@@ -88,6 +88,10 @@ export const SCRIPT_CODES = {
       422,
       'idempotency_key_reused',
     ),
+  '-20': () =>
+    new ConflictError('topic_has_sources', 'name', 'has sources: delete them first (deleting a topic deletes its messages)'),
+  '-21': () => new NotFoundError('source_not_found', 'id', 'source not found'),
+  '-22': () => new ConflictError('source_busy', 'id', 'was changed concurrently, try again'),
 } as const satisfies Record<string, () => AppError>;
 
 export type ScriptCode = keyof typeof SCRIPT_CODES;

@@ -15,3 +15,5 @@ export * from './pull-queue.js';
 export * from './private-address.js';
 export * from './signing.js';
 export * from './build-info.js';
+export * from './once-writer.js';
+export * from './source-store.js';

@@ -31,6 +31,9 @@ export const SCRIPT_NAMES = {
   poOutboxMove: 'outbox-move',
   poTakeLease: 'take-lease',
   poRateLimit: 'rate-limit',
+  poCreateSource: 'create-source',
+  poUpdateSource: 'update-source',
+  poRecordRecovery: 'record-recovery',
 } as const;
 
 export type ScriptCommand = keyof typeof SCRIPT_NAMES;
@@ -64,6 +67,9 @@ declare module 'ioredis' {
     poOutboxMove: ScriptFn<Context>;
     poTakeLease: ScriptFn<Context>;
     poRateLimit: ScriptFn<Context>;
+    poCreateSource: ScriptFn<Context>;
+    poUpdateSource: ScriptFn<Context>;
+    poRecordRecovery: ScriptFn<Context>;
   }
 }
 

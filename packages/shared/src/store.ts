@@ -16,16 +16,35 @@ import { checkScriptResult, AppError, NotFoundError } from './errors.js';
 import type { Keys } from './keys.js';
 import { isCluster } from './redis.js';
 import type { ScriptClient } from './scripts.js';
-import type { Publisher, Topic } from './types.js';
+import type { Publisher, Topic, TopicRecovery } from './types.js';
 
 export type StoreEvent =
   | { readonly type: 'topic'; readonly topic: string }
   | { readonly type: 'publisher'; readonly topic: string; readonly id: string; readonly deleted?: boolean }
   /** A consumer node joined, left, or handed slots back: nodes rebalance. */
-  | { readonly type: 'cluster'; readonly node: string };
+  | { readonly type: 'cluster'; readonly node: string }
+  /** A source was created, changed or deleted: nodes reload the sources. */
+  | { readonly type: 'source'; readonly topic: string; readonly id: string };
 
-export interface TopicWithCounts extends Topic {
+export interface TopicWithCounts extends Topic, TopicRecovery {
   readonly received: number;
+}
+
+/** The fields of a topic's record hash that `topicOf` reads: its JSON, then counters and recovery state. */
+const TOPIC_FIELDS = ['json', 'received', 'recovered', 'recovery'] as const;
+
+/** A topic from the values of `TOPIC_FIELDS`, or undefined when there is no record. */
+function topicOf(values: readonly (string | null)[]): TopicWithCounts | undefined {
+  const [json, received, recovered, recovery] = values;
+  if (!json) return undefined;
+  const last = recovery ? (JSON.parse(recovery) as { at?: string; error?: string | null }) : {};
+  return {
+    ...(JSON.parse(json) as Topic),
+    received: Number(received ?? 0),
+    recovered: Number(recovered ?? 0),
+    last_recovery_at: last.at ?? null,
+    last_recovery_error: last.error ?? null,
+  };
 }
 
 export class Store {
@@ -70,7 +89,7 @@ export class Store {
     const tk = this.keys.topic(name);
     checkScriptResult(
       await this.redis.poDeleteTopic(
-        8,
+        9,
         tk.meta,
         tk.publishers,
         tk.stream,
@@ -79,6 +98,7 @@ export class Store {
         tk.scheduled,
         tk.scheduledData,
         tk.outbox,
+        tk.sources,
       ),
     );
     await this.redis.srem(this.keys.topics, name);
@@ -87,9 +107,7 @@ export class Store {
   }
 
   async getTopic(name: string): Promise<TopicWithCounts | undefined> {
-    const [json, received] = await this.redis.hmget(this.keys.topic(name).meta, 'json', 'received');
-    if (!json) return undefined;
-    return { ...(JSON.parse(json) as Topic), received: Number(received ?? 0) };
+    return topicOf(await this.redis.hmget(this.keys.topic(name).meta, ...TOPIC_FIELDS));
   }
 
   async listTopicNames(): Promise<string[]> {
@@ -99,12 +117,11 @@ export class Store {
   async listTopics(): Promise<TopicWithCounts[]> {
     const names = await this.listTopicNames();
     if (names.length === 0) return [];
-    const rows = await Promise.all(
-      names.map((name) => this.redis.hmget(this.keys.topic(name).meta, 'json', 'received')),
-    );
+    const rows = await Promise.all(names.map((name) => this.redis.hmget(this.keys.topic(name).meta, ...TOPIC_FIELDS)));
     const topics: TopicWithCounts[] = [];
-    for (const [json, received] of rows) {
-      if (json) topics.push({ ...(JSON.parse(json) as Topic), received: Number(received ?? 0) });
+    for (const row of rows) {
+      const topic = topicOf(row);
+      if (topic) topics.push(topic);
     }
     return topics.sort((a, b) => a.id - b.id);
   }
@@ -121,12 +138,11 @@ export class Store {
     const names = await this.listTopicNames();
     const start = after === undefined ? 0 : names.findIndex((n) => n > after);
     const page = start < 0 ? [] : names.slice(start, start + limit);
-    const rows = await Promise.all(
-      page.map((name) => this.redis.hmget(this.keys.topic(name).meta, 'json', 'received')),
-    );
+    const rows = await Promise.all(page.map((name) => this.redis.hmget(this.keys.topic(name).meta, ...TOPIC_FIELDS)));
     const items: TopicWithCounts[] = [];
-    for (const [json, received] of rows) {
-      if (json) items.push({ ...(JSON.parse(json) as Topic), received: Number(received ?? 0) });
+    for (const row of rows) {
+      const topic = topicOf(row);
+      if (topic) items.push(topic);
     }
     const more = start >= 0 && start + limit < names.length;
     return { items, next: more ? (page[page.length - 1] ?? null) : null };
@@ -230,7 +246,7 @@ export class Store {
     const pipeline = this.redis.pipeline();
     for (const name of names) {
       const tk = this.keys.topic(name);
-      pipeline.hmget(tk.meta, 'json', 'received');
+      pipeline.hmget(tk.meta, ...TOPIC_FIELDS);
       pipeline.hvals(tk.publishers);
     }
     const replies = names.length === 0 ? [] : ((await pipeline.exec()) ?? []);
@@ -241,8 +257,8 @@ export class Store {
       const [publishersErr, values] = replies[2 * i + 1] ?? [null, []];
       if (metaErr) throw metaErr;
       if (publishersErr) throw publishersErr;
-      const [json, received] = meta as (string | null)[];
-      if (json) topics.push({ ...(JSON.parse(json) as Topic), received: Number(received ?? 0) });
+      const topic = topicOf(meta as (string | null)[]);
+      if (topic) topics.push(topic);
       for (const value of values as string[]) publishers.push(JSON.parse(value) as Publisher);
     }
     return { topics: topics.sort((a, b) => a.id - b.id), publishers: publishers.sort(byId) };
@@ -304,6 +320,16 @@ export class Store {
     await this.redis.hdel(this.keys.publisherIndex, id);
     await this.redis.zrem(this.keys.retryDue, id);
     await this.emit({ type: 'publisher', topic, id, deleted: true });
+  }
+
+  /**
+   * Records a recovery round of the topic (the consumer node that polls its
+   * `origin_host` calls it): when, what went wrong (null: nothing), and how
+   * many messages it recovered. Does nothing when the topic is gone.
+   */
+  async recordRecovery(name: string, at: Date, error: string | null, recovered: number): Promise<void> {
+    const round = JSON.stringify({ at: at.toISOString(), error });
+    await this.redis.poRecordRecovery(1, this.keys.topic(name).meta, round, recovered);
   }
 
   /** Tells every consumer node that something changed (they reload what the event names). */
