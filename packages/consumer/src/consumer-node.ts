@@ -25,6 +25,7 @@
  * read are leased and read (`SourceReaders`, reloaded on source events).
  */
 import { hostname } from 'node:os';
+import type { SQSClientConfig } from '@aws-sdk/client-sqs';
 import {
   Keys,
   OnceWriter,
@@ -61,7 +62,6 @@ import { HttpTarget } from './targets/http-target.js';
 import { PubsubTarget } from './targets/pubsub-target.js';
 import { MessageRecovery } from './recovery/message-recovery.js';
 import { OriginClient } from './recovery/origin-client.js';
-import type { SourceClientFactory } from './sources/source-client.js';
 import { SourceReaders } from './sources/source-readers.js';
 import { TargetRouter } from './targets/target-router.js';
 import type { Clock, Target } from './types.js';
@@ -72,8 +72,8 @@ export interface ConsumerNodeOptions {
   readonly now?: Clock;
   readonly target?: Target;
   readonly metrics?: Metrics;
-  /** Makes each source's client (tests); the SDKs' by default. */
-  readonly sourceClients?: SourceClientFactory;
+  /** Settings for the SQS SDK's client beside the environment's (tests give an endpoint and credentials). */
+  readonly sqsClientConfig?: SQSClientConfig;
   /** Resolves origin hosts for REFUSE_PRIVATE_TARGETS (tests); the system's resolver by default. */
   readonly originLookup?: Lookup;
 }
@@ -198,7 +198,7 @@ export class ConsumerNode {
       config: this.config,
       logger: this.componentLogger('sources'),
       now: this.now,
-      ...(options.sourceClients ? { clientFor: options.sourceClients } : {}),
+      ...(options.sqsClientConfig ? { sqsClientConfig: options.sqsClientConfig } : {}),
     });
     // Publisher slot leases this node holds.
     this.metrics.countLeases(() => {

@@ -33,13 +33,14 @@ import {
   type Source,
   type SourceStore,
 } from '@postoffice/shared';
+import type { SQSClientConfig } from '@aws-sdk/client-sqs';
 import { assignSlots } from '../cluster/assignment.js';
 import { Lease } from '../cluster/lease.js';
 import type { Metrics } from '../metrics.js';
 import type { Clock } from '../types.js';
 import { PubsubSubscriberClient, describeGrpcError } from './pubsub-subscriber-client.js';
 import type { ReceivedMessage, SourceClient, SourceClientFactory } from './source-client.js';
-import { SqsClient, describeSqsError } from './sqs-client.js';
+import { SqsClient, describeSqsError, sdkLogger } from './sqs-client.js';
 
 /** Longest wait after failed receives. */
 const MAX_BACKOFF_MS = 30_000;
@@ -58,6 +59,8 @@ export interface SourceReadersDeps {
   >;
   readonly logger: Logger;
   readonly now: Clock;
+  /** Settings for the SQS SDK's client beside the environment's (tests give an endpoint and credentials). */
+  readonly sqsClientConfig?: SQSClientConfig;
   /** Makes each source's client; the SDKs' by default. */
   readonly clientFor?: SourceClientFactory;
 }
@@ -88,7 +91,7 @@ export class SourceReaders {
       deps.clientFor ??
       ((source) =>
         source.type === 'sqs'
-          ? new SqsClient(source)
+          ? new SqsClient(source, { logger: sdkLogger(deps.logger), ...deps.sqsClientConfig })
           : new PubsubSubscriberClient(source, {
               projectId: deps.config.gcloudPubsubProjectId,
               keyFilename: deps.config.googleApplicationCredentials,

@@ -10,7 +10,7 @@
  * never pays for it.
  */
 import type { SQSClient, SQSClientConfig } from '@aws-sdk/client-sqs';
-import { SOURCE_BOUNDS, type Source } from '@postoffice/shared';
+import { SOURCE_BOUNDS, type Logger, type Source } from '@postoffice/shared';
 import { payloadOf, type ReceivedMessage, type SourceClient } from './source-client.js';
 
 type Sdk = typeof import('@aws-sdk/client-sqs');
@@ -38,7 +38,7 @@ export class SqsClient implements SourceClient {
       sdk: loaded,
       client: new loaded.SQSClient({
         // A long poll holds the request for `wait` seconds: give it that and some.
-        requestHandler: { connectionTimeout: 5000, requestTimeout: (this.wait + 15) * 1000 },
+        requestHandler: { connectionTimeout: 5000, requestTimeout: (this.wait + 15) * 1000, throwOnRequestTimeout: true },
         ...this.config,
       }),
     }));
@@ -116,4 +116,16 @@ export function describeSqsError(err: unknown): string {
   const e = err as { name?: string; message?: string };
   const name = e.name && e.name !== 'Error' ? `${e.name}: ` : '';
   return `${name}${e.message ?? String(err)}`;
+}
+
+/** The SDK's logger, onto the node's: its warnings and errors become log lines (never bare console output). */
+export function sdkLogger(logger: Logger): NonNullable<SQSClientConfig['logger']> {
+  const text = (args: unknown[]): string => args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
+  return {
+    trace: () => undefined,
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (...args: unknown[]) => logger.warn({ sdk: text(args) }, 'AWS SDK warning'),
+    error: (...args: unknown[]) => logger.error({ sdk: text(args) }, 'AWS SDK error'),
+  };
 }
