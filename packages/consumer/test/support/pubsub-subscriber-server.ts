@@ -28,6 +28,8 @@ export interface FakeSubscriber {
   failNext(method: 'Pull' | 'Acknowledge', code: grpc.status, times: number): void;
   /** Acknowledgements from now on are never answered (until `close`). */
   holdAcks(): void;
+  /** Answers the held acknowledgements with an error (they did nothing) and stops holding. */
+  releaseAcks(): void;
   heldAcks(): number;
   close(): Promise<void>;
 }
@@ -178,9 +180,14 @@ export async function startPubsubSubscriber(): Promise<FakeSubscriber> {
     holdAcks() {
       holding = true;
     },
+    releaseAcks() {
+      holding = false;
+      for (const fail of heldAcks.splice(0)) fail();
+    },
     heldAcks: () => heldAcks.length,
     close: () =>
       new Promise<void>((resolve) => {
+        for (const fail of heldAcks.splice(0)) fail();
         server.tryShutdown(() => resolve());
         setTimeout(() => {
           server.forceShutdown();
