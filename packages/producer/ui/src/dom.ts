@@ -70,6 +70,9 @@ const BADGE_TONES: Record<string, string> = {
   failed: 'red',
   inactive: 'grey',
   deleted: 'grey',
+  reading: 'green',
+  waiting: 'blue',
+  failing: 'red',
 };
 
 export function badge(text: string, tone = BADGE_TONES[text] ?? 'grey'): HTMLSpanElement {
