@@ -168,7 +168,7 @@ export class Metrics {
   });
   readonly sourceIngested = new Counter({
     name: 'postoffice_source_messages_ingested_total',
-    help: "Messages of a source written to its topic and then deleted or acknowledged at the source (a repeat of one already written counts again).",
+    help: 'Messages of a source written to its topic and then deleted or acknowledged at the source (a repeat of one already written counts again).',
     labelNames: ['source', 'topic', 'type'] as const,
     registers: [this.registry],
   });

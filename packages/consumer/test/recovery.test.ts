@@ -47,7 +47,9 @@ describe('message recovery from origin_host', function () {
     origin.add({ id: 1, topic, payload: { reference: 1234 }, attributes: { kind: 'order' } });
     await world.node(FAST);
     await waitFor(() => origin.deleted.includes('1'), 'the item deleted at the origin');
-    expect(await messagesOf(world, topic)).to.deep.equal([{ payload: { reference: 1234 }, attributes: { kind: 'order' } }]);
+    expect(await messagesOf(world, topic)).to.deep.equal([
+      { payload: { reference: 1234 }, attributes: { kind: 'order' } },
+    ]);
     expect(origin.requests.find((r) => r.method === 'DELETE')?.path).to.equal('/pending/1/');
     const t = await waitFor(async () => {
       const got = await world.store.getTopic(topic);
@@ -96,7 +98,9 @@ describe('message recovery from origin_host', function () {
       return got?.last_recovery_error === null ? got : undefined;
     }, 'a round without errors');
     expect(t.recovered).to.equal(1);
-    const metrics = await world.nodes[0]!.metrics.registry.getSingleMetricAsString('postoffice_recovery_failures_total');
+    const metrics = await world.nodes[0]!.metrics.registry.getSingleMetricAsString(
+      'postoffice_recovery_failures_total',
+    );
     expect(metrics).to.match(/postoffice_recovery_failures_total\{topic="orders",reason="delete"\} 2/);
   });
 
@@ -142,10 +146,13 @@ describe('message recovery from origin_host', function () {
 
   describe('when something goes wrong, the node logs, counts, shows it on the topic and goes on', () => {
     async function errorOf(topic: string, match: RegExp): Promise<string> {
-      return waitFor(async () => {
-        const e = (await world.store.getTopic(topic))?.last_recovery_error;
-        return e && match.test(e) ? e : undefined;
-      }, `an error matching ${String(match)}`);
+      return waitFor(
+        async () => {
+          const e = (await world.store.getTopic(topic))?.last_recovery_error;
+          return e && match.test(e) ? e : undefined;
+        },
+        `an error matching ${String(match)}`,
+      );
     }
 
     it('a list answered with a non-2xx status', async () => {
@@ -178,7 +185,11 @@ describe('message recovery from origin_host', function () {
 
     it('an item for a topic that does not exist, or does not recover from this origin, stays at the origin', async () => {
       const topic = await recoveringTopic(world, 'orders', origin);
-      await world.store.createTopic({ name: 'elsewhere', origin_host: 'http://other.example/', recovery_enabled: true });
+      await world.store.createTopic({
+        name: 'elsewhere',
+        origin_host: 'http://other.example/',
+        recovery_enabled: true,
+      });
       origin.add(
         { id: 1, topic: 'nope', payload: { n: 1 } },
         { id: 2, topic: 'elsewhere', payload: { n: 2 } },

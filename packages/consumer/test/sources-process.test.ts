@@ -129,7 +129,10 @@ describe('recovery and sources, end to end through the processes', function () {
 
       sqs.holdDeletes();
       sqs.send(queue, '{"n": 2}');
-      await waitFor(async () => sqs.heldDeletes() > 0 && (await inTopic('orders')).length === 2, 'written, not deleted');
+      await waitFor(
+        async () => sqs.heldDeletes() > 0 && (await inTopic('orders')).length === 2,
+        'written, not deleted',
+      );
       reader.kill('SIGKILL');
       await reader.exited;
       sqs.releaseDeletes();

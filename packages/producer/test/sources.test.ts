@@ -113,7 +113,11 @@ describe('sources: /api/sources', () => {
 
   it('keeps a topic with sources from being deleted', async () => {
     await createTopic(api.app, 'fed');
-    const created = await call(api.app, 'POST', '/api/sources', { topic: 'fed', type: 'pubsub', subscription: 'fed-sub' });
+    const created = await call(api.app, 'POST', '/api/sources', {
+      topic: 'fed',
+      type: 'pubsub',
+      subscription: 'fed-sub',
+    });
     const refused = await call(api.app, 'DELETE', '/api/topics/fed');
     expect(refused.status).to.equal(409);
     expect(refused.body).to.deep.equal(

@@ -89,7 +89,11 @@ export const SCRIPT_CODES = {
       'idempotency_key_reused',
     ),
   '-20': () =>
-    new ConflictError('topic_has_sources', 'name', 'has sources: delete them first (deleting a topic deletes its messages)'),
+    new ConflictError(
+      'topic_has_sources',
+      'name',
+      'has sources: delete them first (deleting a topic deletes its messages)',
+    ),
   '-21': () => new NotFoundError('source_not_found', 'id', 'source not found'),
   '-22': () => new ConflictError('source_busy', 'id', 'was changed concurrently, try again'),
 } as const satisfies Record<string, () => AppError>;

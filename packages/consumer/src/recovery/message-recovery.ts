@@ -206,11 +206,9 @@ export class MessageRecovery {
       if (o.ok) return;
       written = false;
       const topic = writes[i]!.topic;
-      round.fail(
-        o.code === 'topic_not_found' ? 'unknown_topic' : 'write',
-        `item ${item.id}: ${o.error.message}`,
-        [topic],
-      );
+      round.fail(o.code === 'topic_not_found' ? 'unknown_topic' : 'write', `item ${item.id}: ${o.error.message}`, [
+        topic,
+      ]);
     });
     if (!written) return;
     const deleted = await this.deps.client.delete(round.host, item.id);
@@ -255,7 +253,10 @@ export function parseItem(raw: unknown, originTopics: readonly string[]): Item |
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'not a JSON object';
   const o = raw as Record<string, unknown>;
   const id = o.id;
-  if (!(typeof id === 'string' && id !== '' && id.length <= 512) && !(typeof id === 'number' && Number.isSafeInteger(id)))
+  if (
+    !(typeof id === 'string' && id !== '' && id.length <= 512) &&
+    !(typeof id === 'number' && Number.isSafeInteger(id))
+  )
     return 'id must be a whole number or a non-empty string';
   const fallback = originTopics.length === 1 ? originTopics[0] : undefined;
   const topicOf = (v: unknown, dflt: string | undefined): string | undefined =>

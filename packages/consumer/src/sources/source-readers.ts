@@ -128,7 +128,10 @@ export class SourceReaders {
     }
     for (const [id, r] of [...this.readers]) {
       if (!(await r.lease.acquireOrRenew())) {
-        this.deps.logger.warn({ sourceId: id, topic: r.source.topic }, 'lost the lease of a source; stopped reading it');
+        this.deps.logger.warn(
+          { sourceId: id, topic: r.source.topic },
+          'lost the lease of a source; stopped reading it',
+        );
         await this.stop(id, false);
       }
     }

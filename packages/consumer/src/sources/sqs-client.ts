@@ -38,7 +38,11 @@ export class SqsClient implements SourceClient {
       sdk: loaded,
       client: new loaded.SQSClient({
         // A long poll holds the request for `wait` seconds: give it that and some.
-        requestHandler: { connectionTimeout: 5000, requestTimeout: (this.wait + 15) * 1000, throwOnRequestTimeout: true },
+        requestHandler: {
+          connectionTimeout: 5000,
+          requestTimeout: (this.wait + 15) * 1000,
+          throwOnRequestTimeout: true,
+        },
         ...this.config,
       }),
     }));

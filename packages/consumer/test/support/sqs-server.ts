@@ -192,8 +192,9 @@ export async function startSqsServer(): Promise<FakeSqs> {
         }
         case 'SendMessage': {
           if (!q) return error(res, 400, 'QueueDoesNotExist', 'The specified queue does not exist.');
-          const id = api.send(input.QueueUrl as string, String(input.MessageBody ?? ''));
-          return reply(res, 200, { MessageId: id, MD5OfMessageBody: md5(String(input.MessageBody ?? '')) });
+          const body = typeof input.MessageBody === 'string' ? input.MessageBody : '';
+          const id = api.send(input.QueueUrl as string, body);
+          return reply(res, 200, { MessageId: id, MD5OfMessageBody: md5(body) });
         }
         default:
           return error(res, 400, 'InvalidAction', `unsupported action ${action}`);

@@ -40,7 +40,8 @@ const SUBSCRIPTION_PATH = /^projects\/([a-z0-9.:-]{1,100})\/subscriptions\/([^/\
 
 function subscriptionProblem(name: string): string | undefined {
   const full = SUBSCRIPTION_PATH.exec(name);
-  if (name.startsWith('projects/') && !full) return 'must be a subscription id or projects/<project>/subscriptions/<id>';
+  if (name.startsWith('projects/') && !full)
+    return 'must be a subscription id or projects/<project>/subscriptions/<id>';
   return SUBSCRIPTION_ID.test(full ? (full[2] as string) : name)
     ? undefined
     : 'must be a subscription id or projects/<project>/subscriptions/<id>';
@@ -86,7 +87,10 @@ const sourceView: Schema = {
         '`inactive` switched off; `waiting` no node reads it yet; `reading`; `failing` its last receive or write failed (`last_error`).',
     },
     read: { type: 'integer', description: 'Messages received so far (redeliveries included).' },
-    ingested: { type: 'integer', description: 'Messages written to the topic and deleted or acknowledged at the source.' },
+    ingested: {
+      type: 'integer',
+      description: 'Messages written to the topic and deleted or acknowledged at the source.',
+    },
     failed: { type: 'integer', description: "Messages that could not be written (left to the source's redrive)." },
     lag: { type: ['integer', 'null'], description: 'Messages waiting at the source, where it tells (SQS).' },
     node: { type: ['string', 'null'], description: 'The consumer node reading it.' },
@@ -275,10 +279,10 @@ export function registerSourceRoutes(app: FastifyInstance, ctx: ApiContext): voi
       active: fields.active ?? true,
       ...(type === 'sqs'
         ? {
-            queue_url: queueUrl as string,
+            queue_url: queueUrl,
             wait_seconds: fields.wait_seconds ?? B.sqs.wait_seconds.default,
           }
-        : { subscription: subscription as string }),
+        : { subscription }),
       batch_size: fields.batch_size ?? B[type].batch_size.default,
     });
     request.log.info({ topic: source.topic, sourceId: source.id, type }, 'source created');
@@ -297,26 +301,22 @@ export function registerSourceRoutes(app: FastifyInstance, ctx: ApiContext): voi
     return { data: await show(source) };
   });
 
-  app.patch<{ Params: { id: string }; Body: Fields }>(
-    '/api/sources/:id',
-    { schema: patchSchema },
-    async (request) => {
-      const fields = request.body;
-      const source = await store.update(request.params.id, (current) => {
-        const problems: Record<string, string[]> = {};
-        boundsProblems(current.type, fields, problems);
-        if (Object.keys(problems).length > 0) throw new ValidationError(problems);
-        return {
-          ...current,
-          ...(fields.active == null ? {} : { active: fields.active }),
-          ...(fields.batch_size == null ? {} : { batch_size: fields.batch_size }),
-          ...(fields.wait_seconds == null ? {} : { wait_seconds: fields.wait_seconds }),
-        };
-      });
-      request.log.info({ topic: source.topic, sourceId: source.id, changed: Object.keys(fields) }, 'source changed');
-      return { data: await show(source) };
-    },
-  );
+  app.patch<{ Params: { id: string }; Body: Fields }>('/api/sources/:id', { schema: patchSchema }, async (request) => {
+    const fields = request.body;
+    const source = await store.update(request.params.id, (current) => {
+      const problems: Record<string, string[]> = {};
+      boundsProblems(current.type, fields, problems);
+      if (Object.keys(problems).length > 0) throw new ValidationError(problems);
+      return {
+        ...current,
+        ...(fields.active == null ? {} : { active: fields.active }),
+        ...(fields.batch_size == null ? {} : { batch_size: fields.batch_size }),
+        ...(fields.wait_seconds == null ? {} : { wait_seconds: fields.wait_seconds }),
+      };
+    });
+    request.log.info({ topic: source.topic, sourceId: source.id, changed: Object.keys(fields) }, 'source changed');
+    return { data: await show(source) };
+  });
 
   app.delete<{ Params: { id: string } }>('/api/sources/:id', { schema: deleteSchema }, async (request, reply) => {
     await store.delete(request.params.id);

@@ -41,17 +41,28 @@ function row(s: Source, again: () => void): HTMLElement {
       'td',
       null,
       badge(s.state),
-      s.last_error && s.state === 'failing' ? h('p', { class: 'field-error', 'data-source-error': s.id }, s.last_error) : null,
+      s.last_error && s.state === 'failing'
+        ? h('p', { class: 'field-error', 'data-source-error': s.id }, s.last_error)
+        : null,
     ),
     h('td', { class: 'num', 'data-count': 'read' }, num(s.read)),
     h('td', { class: 'num', 'data-count': 'ingested' }, num(s.ingested)),
     h('td', { class: 'num', 'data-count': 'failed' }, num(s.failed)),
     h('td', { class: 'num' }, s.lag === null ? '—' : num(s.lag)),
-    h('td', { class: 'mono' }, s.node ?? '—', s.last_read_at ? h('div', { class: 'muted' }, ago(s.last_read_at)) : null),
+    h(
+      'td',
+      { class: 'mono' },
+      s.node ?? '—',
+      s.last_read_at ? h('div', { class: 'muted' }, ago(s.last_read_at)) : null,
+    ),
     h(
       'td',
       { class: 'row-actions' },
-      h('button', { type: 'button', class: 'btn btn-small', on: { click: toggle } }, s.active ? 'Switch off' : 'Switch on'),
+      h(
+        'button',
+        { type: 'button', class: 'btn btn-small', on: { click: toggle } },
+        s.active ? 'Switch off' : 'Switch on',
+      ),
       h('button', { type: 'button', class: 'btn btn-small btn-danger-ghost', on: { click: remove } }, 'Delete'),
     ),
   );
@@ -64,7 +75,19 @@ async function draw(view: View, list: HTMLElement): Promise<void> {
   replace(
     list,
     table(
-      ['Source', 'Topic', 'Type', 'Queue or subscription', 'State', ['Read', 'num'], ['Written', 'num'], ['Failed', 'num'], ['Lag', 'num'], 'Node', ''],
+      [
+        'Source',
+        'Topic',
+        'Type',
+        'Queue or subscription',
+        'State',
+        ['Read', 'num'],
+        ['Written', 'num'],
+        ['Failed', 'num'],
+        ['Lag', 'num'],
+        'Node',
+        '',
+      ],
       sources.map((s) => row(s, again)),
       'No sources yet: messages reach topics through the API only.',
     ),
@@ -85,18 +108,22 @@ export const sourcesPage: Page = async (view) => {
   const form = h(
     'form',
     { class: 'form-row', 'aria-label': 'New source' },
-    field(
-      'Topic',
-      'topic',
-      select(topics.map((t) => [t.name, t.name])),
-    ),
+    field('Topic', 'topic', select(topics.map((t) => [t.name, t.name]))),
     field('Type', 'type', type),
-    field('Queue URL or subscription', 'where', where, 'An SQS queue URL, or projects/<p>/subscriptions/<s> (or an id).'),
+    field(
+      'Queue URL or subscription',
+      'where',
+      where,
+      'An SQS queue URL, or projects/<p>/subscriptions/<s> (or an id).',
+    ),
     formError(),
     h('div', { class: 'form-submit' }, h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create source')),
   );
   type.addEventListener('change', () => {
-    where.placeholder = type.value === 'sqs' ? 'https://sqs.eu-west-1.amazonaws.com/123456789012/orders' : 'projects/my-project/subscriptions/orders';
+    where.placeholder =
+      type.value === 'sqs'
+        ? 'https://sqs.eu-west-1.amazonaws.com/123456789012/orders'
+        : 'projects/my-project/subscriptions/orders';
   });
   onSubmit(form, async (data) => {
     const topic = textOf(data, 'topic');
@@ -104,7 +131,11 @@ export const sourcesPage: Page = async (view) => {
     const value = textOf(data, 'where');
     if (value === '') throw new Invalid({ where: ["can't be blank"] });
     try {
-      await api('POST', '/api/sources', { topic, type: kind, ...(kind === 'sqs' ? { queue_url: value } : { subscription: value }) });
+      await api('POST', '/api/sources', {
+        topic,
+        type: kind,
+        ...(kind === 'sqs' ? { queue_url: value } : { subscription: value }),
+      });
     } catch (err) {
       // The API names queue_url or subscription: both are this form's one field.
       if (err instanceof ApiError && (err.fields.queue_url || err.fields.subscription))
@@ -119,7 +150,10 @@ export const sourcesPage: Page = async (view) => {
   if (view.gone) return;
   replace(
     view.main,
-    pageHeader('Sources', 'External queues that feed topics: each message is written to its topic, then deleted at the source.'),
+    pageHeader(
+      'Sources',
+      'External queues that feed topics: each message is written to its topic, then deleted at the source.',
+    ),
     card('New source', form),
     card('All sources', list),
   );

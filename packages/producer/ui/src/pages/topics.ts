@@ -15,10 +15,19 @@ function editDialog(topic: Topic, done: () => void): void {
       h(
         'label',
         { for: 'edit-recovery_enabled' },
-        h('input', { type: 'checkbox', id: 'edit-recovery_enabled', name: 'recovery_enabled', checked: topic.recovery_enabled }),
+        h('input', {
+          type: 'checkbox',
+          id: 'edit-recovery_enabled',
+          name: 'recovery_enabled',
+          checked: topic.recovery_enabled,
+        }),
         h('span', null, 'Recover messages from the origin host'),
       ),
-      h('p', { class: 'hint' }, 'Every 30 s by default, one consumer asks GET <origin host> for messages the sender failed to publish.'),
+      h(
+        'p',
+        { class: 'hint' },
+        'Every 30 s by default, one consumer asks GET <origin host> for messages the sender failed to publish.',
+      ),
     ),
     formError(),
     h(
@@ -53,7 +62,9 @@ function recovery(t: Topic): Child {
     ' ',
     h('span', { 'data-recovered': String(t.recovered ?? 0) }, `${num(t.recovered ?? 0)} recovered`),
     t.last_recovery_at ? h('div', { class: 'muted' }, 'asked ', ago(t.last_recovery_at)) : null,
-    t.last_recovery_error ? h('p', { class: 'field-error', 'data-recovery-error': t.name }, t.last_recovery_error) : null,
+    t.last_recovery_error
+      ? h('p', { class: 'field-error', 'data-recovery-error': t.name }, t.last_recovery_error)
+      : null,
   );
 }
 
