@@ -294,7 +294,7 @@ export class ConsumerNode {
     await this.sources.load();
     this.syncSources(false);
     await this.sourcesSync;
-    await this.recovery.tick();
+    // Message recovery starts at the first heartbeat (its first round looks at every topic).
     this.logger.info({ pipelines: this.pipelines.size, slots: this.heldSlots().length }, 'consumer node started');
   }
 

@@ -122,6 +122,14 @@ export class Keys {
     return `${this.prefix}{${topic}}:source:${sourceId}:lease`;
   }
 
+  /**
+   * set: names of the topics with `recovery_enabled` (what message recovery
+   * reads each round, rather than every topic).
+   */
+  get recoveryTopics(): string {
+    return `${this.prefix}recovery-topics`;
+  }
+
   /** hash: source id -> topic name. */
   get sourceIndex(): string {
     return `${this.prefix}source-topics`;

@@ -67,6 +67,7 @@ export class Store {
     };
     await this.redis.sadd(this.keys.topics, input.name);
     checkScriptResult(await this.redis.poCreateTopic(1, this.keys.topic(input.name).meta, JSON.stringify(topic)));
+    if (topic.recovery_enabled) await this.redis.sadd(this.keys.recoveryTopics, input.name);
     await this.emit({ type: 'topic', topic: input.name });
     return topic;
   }
@@ -76,8 +77,10 @@ export class Store {
     const json = checkScriptResult(
       await this.redis.poUpdateTopic(1, this.keys.topic(name).meta, JSON.stringify(changes)),
     ) as string;
+    const topic = JSON.parse(json) as Topic;
+    if (changes.recovery_enabled !== undefined) await this.markRecovery(name, topic.recovery_enabled);
     await this.emit({ type: 'topic', topic: name });
-    return JSON.parse(json) as Topic;
+    return topic;
   }
 
   /**
@@ -102,6 +105,7 @@ export class Store {
       ),
     );
     await this.redis.srem(this.keys.topics, name);
+    await this.redis.srem(this.keys.recoveryTopics, name);
     await this.redis.zrem(this.keys.scheduleDue, name);
     await this.emit({ type: 'topic', topic: name });
   }
@@ -320,6 +324,29 @@ export class Store {
     await this.redis.hdel(this.keys.publisherIndex, id);
     await this.redis.zrem(this.keys.retryDue, id);
     await this.emit({ type: 'publisher', topic, id, deleted: true });
+  }
+
+  /** Adds the topic to, or removes it from, the set message recovery reads (`Keys.recoveryTopics`). */
+  async markRecovery(name: string, enabled: boolean): Promise<void> {
+    if (enabled) await this.redis.sadd(this.keys.recoveryTopics, name);
+    else await this.redis.srem(this.keys.recoveryTopics, name);
+  }
+
+  /**
+   * The topics with `recovery_enabled`, from their set. A name in the set
+   * whose topic is gone or has recovery off (a writer that stopped between
+   * its two steps) is left out and taken out of the set.
+   */
+  async listRecoveryTopics(): Promise<TopicWithCounts[]> {
+    const names = (await this.redis.smembers(this.keys.recoveryTopics)).sort();
+    const rows = await Promise.all(names.map((name) => this.redis.hmget(this.keys.topic(name).meta, ...TOPIC_FIELDS)));
+    const out: TopicWithCounts[] = [];
+    for (const [i, row] of rows.entries()) {
+      const topic = topicOf(row);
+      if (topic?.recovery_enabled) out.push(topic);
+      else await this.redis.srem(this.keys.recoveryTopics, names[i] as string);
+    }
+    return out;
   }
 
   /**

@@ -9,6 +9,9 @@
  * renewed at each heartbeat (`tick`), whatever the interval; a round starts
  * at the first tick after it is due.
  *
+ * A round reads the topics with recovery on from their set
+ * (`Keys.recoveryTopics`), so its cost follows those topics, not all of
+ * them; every 20th round looks at every topic, to add one the set missed.
  * One round asks each origin once, however many topics name it (as the
  * original did). The answer is a JSON list of items
  * `{id, topic, payload, attributes}`; an item with `"bulk": true` carries a
@@ -46,6 +49,8 @@ import type { OriginClient, OriginFailure } from './origin-client.js';
 /** Why one round failed for a topic, as the `reason` label has it. */
 export type RecoveryFailure = OriginFailure | 'bad_origin' | 'invalid_item' | 'unknown_topic' | 'write' | 'delete';
 
+/** Rounds between two looks at every topic (the others read only the set of topics with recovery on). */
+const SCAN_EVERY_ROUNDS = 20;
 /** Origins asked at once in a round. */
 const ORIGINS_AT_ONCE = 4;
 /** Most attributes of a recovered message (the API's own bound). */
@@ -99,6 +104,8 @@ class OriginRound {
 
 export class MessageRecovery {
   private nextAt = 0;
+  /** Rounds until every topic is looked at again (0: this round). */
+  private untilScan = 0;
   private running: Promise<void> | undefined;
   private closed = false;
 
@@ -121,9 +128,15 @@ export class MessageRecovery {
 
   /** One round over every origin of the topics with recovery enabled. */
   async round(): Promise<void> {
+    if (this.untilScan-- <= 0) {
+      // Now and then, every topic: one with recovery on that the set missed (made before the set existed,
+      // or by two changes that crossed) joins it.
+      for (const t of await this.deps.store.listTopics())
+        if (t.recovery_enabled) await this.deps.store.markRecovery(t.name, true);
+      this.untilScan = SCAN_EVERY_ROUNDS;
+    }
     const byHost = new Map<string, TopicWithCounts[]>();
-    for (const t of await this.deps.store.listTopics()) {
-      if (!t.recovery_enabled) continue;
+    for (const t of await this.deps.store.listRecoveryTopics()) {
       const host = t.origin_host.trim();
       const list = byHost.get(host);
       if (list) list.push(t);
