@@ -122,6 +122,15 @@ describe('message recovery from origin_host', function () {
     expect((await messagesOf(world, topic)).map((m) => m.payload)).to.deep.equal([{ n: 1 }, { n: 2 }]);
   });
 
+  it('recovers for a topic with recovery on that is missing from the set of such topics (made by an older version)', async () => {
+    const topic = await recoveringTopic(world, 'older', origin);
+    await world.redis.srem(world.keys.recoveryTopics, topic);
+    origin.add({ id: 5, topic, payload: { n: 5 } });
+    await world.node(FAST);
+    await waitFor(() => origin.deleted.includes('5'), 'the item of the older topic');
+    expect(await world.redis.sismember(world.keys.recoveryTopics, topic)).to.equal(1);
+  });
+
   it('never asks the origin of a topic whose recovery is switched off', async () => {
     const other = await startOrigin();
     try {
