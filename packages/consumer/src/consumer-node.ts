@@ -444,6 +444,8 @@ export class ConsumerNode {
       await this.syncAll();
       for (const p of this.pipelines.values()) p.wakeRetries();
     });
+    // Source events sent while the subscriber was away are lost too.
+    this.syncSources(true);
   }
 
   private serialize(task: () => Promise<void>): void {
