@@ -19,10 +19,17 @@
  * rebalance runs when publishers change, when the live set changes, when a
  * node announces it joined, left or handed slots back, and at each
  * heartbeat while some wanted slot is still held elsewhere.
+ *
+ * Also at each heartbeat: message recovery keeps its lease and polls the
+ * origins when due (`MessageRecovery`), and the sources this node should
+ * read are leased and read (`SourceReaders`, reloaded on source events).
  */
 import { hostname } from 'node:os';
+import type { SQSClientConfig } from '@aws-sdk/client-sqs';
 import {
   Keys,
+  OnceWriter,
+  SourceStore,
   Store,
   checkRedisVersion,
   closeRedis,
@@ -33,6 +40,7 @@ import {
   within,
   type Config,
   type Logger,
+  type Lookup,
   type Publisher,
   type ScriptClient,
   type StoreEvent,
@@ -53,6 +61,9 @@ import { RetryIndex } from './retry-index.js';
 import { ScheduleRelease } from './schedule-release.js';
 import { HttpTarget } from './targets/http-target.js';
 import { PubsubTarget } from './targets/pubsub-target.js';
+import { MessageRecovery } from './recovery/message-recovery.js';
+import { OriginClient } from './recovery/origin-client.js';
+import { SourceReaders } from './sources/source-readers.js';
 import { TargetRouter } from './targets/target-router.js';
 import type { Clock, Target } from './types.js';
 
@@ -62,6 +73,10 @@ export interface ConsumerNodeOptions {
   readonly now?: Clock;
   readonly target?: Target;
   readonly metrics?: Metrics;
+  /** Settings for the SQS SDK's client beside the environment's (tests give an endpoint and credentials). */
+  readonly sqsClientConfig?: SQSClientConfig;
+  /** Resolves origin hosts for REFUSE_PRIVATE_TARGETS (tests); the system's resolver by default. */
+  readonly originLookup?: Lookup;
 }
 
 export class ConsumerNode {
@@ -84,6 +99,10 @@ export class ConsumerNode {
   private readonly leases: SlotLeases;
   private readonly limiter: RateLimiter;
   readonly janitor: Janitor;
+  readonly recovery: MessageRecovery;
+  readonly sources: SourceReaders;
+  private readonly originClient: OriginClient;
+  private sourcesSync: Promise<void> = Promise.resolve();
   private readonly pipelines = new Map<string, PublisherPipeline>();
   /** Every http publisher loaded, by id, and the ids of each topic's. */
   private readonly known = new Map<string, Publisher>();
@@ -154,6 +173,33 @@ export class ConsumerNode {
       config: this.config,
       logger: this.componentLogger('janitor'),
       now: this.now,
+    });
+    const writer = new OnceWriter(this.redis, this.keys, this.config);
+    this.originClient = new OriginClient({
+      timeoutMs: this.config.recoveryTimeoutSeconds * 1000,
+      refusePrivateTargets: this.config.refusePrivateTargets,
+      ...(options.originLookup ? { lookup: options.originLookup } : {}),
+    });
+    this.recovery = new MessageRecovery({
+      store: this.store,
+      writer,
+      client: this.originClient,
+      lease: new Lease(this.redis, this.keys.lock('recovery'), this.config.heartbeatSeconds * 3000, this.config.nodeId),
+      metrics: this.metrics,
+      config: this.config,
+      logger: this.componentLogger('recovery'),
+      now: this.now,
+    });
+    this.sources = new SourceReaders({
+      redis: this.redis,
+      keys: this.keys,
+      store: new SourceStore(this.redis, this.keys),
+      writer,
+      metrics: this.metrics,
+      config: this.config,
+      logger: this.componentLogger('sources'),
+      now: this.now,
+      ...(options.sqsClientConfig ? { sqsClientConfig: options.sqsClientConfig } : {}),
     });
     // Publisher slot leases this node holds.
     this.metrics.countLeases(() => {
@@ -246,6 +292,10 @@ export class ConsumerNode {
     this.every(this.config.heartbeatSeconds * 1000, () => this.heartbeat());
     this.every(this.config.retryPollMs, () => this.pollRetries());
     await this.janitor.tick();
+    await this.sources.load();
+    this.syncSources(false);
+    await this.sourcesSync;
+    // Message recovery starts at the first heartbeat (its first round looks at every topic).
     this.logger.info({ pipelines: this.pipelines.size, slots: this.heldSlots().length }, 'consumer node started');
   }
 
@@ -260,6 +310,20 @@ export class ConsumerNode {
     this.lastBeatAt = now;
     if ((await this.refreshLive()) || this.unsettled) this.requestRebalance();
     await this.janitor.tick();
+    await this.recovery.tick();
+    this.syncSources(false);
+    await this.sourcesSync;
+  }
+
+  /** Reloads the sources when `reload`, then leases, renews or gives up the sources this node should read. */
+  private syncSources(reload: boolean): void {
+    this.sourcesSync = this.sourcesSync
+      .then(async () => {
+        if (this.state !== 'started') return;
+        if (reload) await this.sources.load();
+        await this.sources.rebalance(this.live);
+      })
+      .catch((err: unknown) => this.logger.error({ err }, 'could not sync the sources'));
   }
 
   /**
@@ -284,6 +348,9 @@ export class ConsumerNode {
       ['unsubscribe', STEP_MS, () => (wasStarted ? this.subscriber.unsubscribe() : Promise.resolve())],
       ['finish rebalancing', STEP_MS, () => this.syncing],
       ['drain pipelines', deadlineMs + STEP_MS, () => this.drainPipelines(deadlineMs)],
+      ['stop sources', STEP_MS * 3, () => this.sourcesSync.then(() => this.sources.close())],
+      ['stop recovery', STEP_MS, () => this.recovery.close()],
+      ['close origin client', STEP_MS, () => this.originClient.close()],
       ['close audit trail', STEP_MS, () => this.audit?.close() ?? Promise.resolve()],
       ['leave cluster', STEP_MS, () => (wasStarted ? this.leave() : Promise.resolve())],
       ['release janitor lease', STEP_MS, () => this.janitor.close()],
@@ -349,7 +416,10 @@ export class ConsumerNode {
         this.serialize(async () => {
           await this.refreshLive();
           await this.rebalance();
+          this.syncSources(false);
         });
+      } else if (event.type === 'source') {
+        this.syncSources(true);
       } else if (typeof event.topic === 'string') {
         const topic = event.topic;
         this.serialize(() => this.syncTopic(topic));
@@ -375,6 +445,8 @@ export class ConsumerNode {
       await this.syncAll();
       for (const p of this.pipelines.values()) p.wakeRetries();
     });
+    // Source events sent while the subscriber was away are lost too.
+    this.syncSources(true);
   }
 
   private serialize(task: () => Promise<void>): void {

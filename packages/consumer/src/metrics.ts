@@ -143,6 +143,53 @@ export class Metrics {
     labelNames: ['version', 'node_version'] as const,
     registers: [this.registry],
   });
+  readonly recoveryRounds = new Counter({
+    name: 'postoffice_recovery_rounds_total',
+    help: "Origins asked for messages to recover (one per origin_host and round), on the node holding recovery's lease.",
+    registers: [this.registry],
+  });
+  readonly recovered = new Counter({
+    name: 'postoffice_recovered_messages_total',
+    help: "Messages recovered from a topic's origin_host (written, then deleted at the origin), by topic.",
+    labelNames: ['topic'] as const,
+    registers: [this.registry],
+  });
+  readonly recoveryFailures = new Counter({
+    name: 'postoffice_recovery_failures_total',
+    help: 'Message recovery failures by topic and reason (timeout, connect, private_address, http_status, bad_json, too_large, bad_origin, invalid_item, unknown_topic, write, delete).',
+    labelNames: ['topic', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly sourceRead = new Counter({
+    name: 'postoffice_source_messages_read_total',
+    help: 'Messages received from a source (an SQS queue or a Pub/Sub subscription), redeliveries included.',
+    labelNames: ['source', 'topic', 'type'] as const,
+    registers: [this.registry],
+  });
+  readonly sourceIngested = new Counter({
+    name: 'postoffice_source_messages_ingested_total',
+    help: 'Messages of a source written to its topic and then deleted or acknowledged at the source (a repeat of one already written counts again).',
+    labelNames: ['source', 'topic', 'type'] as const,
+    registers: [this.registry],
+  });
+  readonly sourceFailed = new Counter({
+    name: 'postoffice_source_messages_failed_total',
+    help: "Messages of a source that could not be written to the topic (left to the source's redrive), by reason (topic_not_found, changed, unavailable).",
+    labelNames: ['source', 'topic', 'type', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly sourceErrors = new Counter({
+    name: 'postoffice_source_errors_total',
+    help: 'Failed calls to a source, by operation: receive, or delete (an SQS DeleteMessage, a Pub/Sub acknowledge; the messages come again and are not stored twice).',
+    labelNames: ['source', 'topic', 'type', 'operation'] as const,
+    registers: [this.registry],
+  });
+  readonly sourceLag = new Gauge({
+    name: 'postoffice_source_lag_messages',
+    help: "Messages waiting in a source, where the source tells (SQS's ApproximateNumberOfMessages), on the node reading it.",
+    labelNames: ['source', 'topic', 'type'] as const,
+    registers: [this.registry],
+  });
   readonly redisUp: Gauge;
   readonly leasesHeld: Gauge;
   readonly circuitState: Gauge<'publisher' | 'topic'>;

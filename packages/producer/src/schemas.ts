@@ -235,6 +235,12 @@ export const topicView: Schema = {
     paused: { type: 'boolean', description: 'No publisher of the topic delivers while true.' },
     created_at: isoTime,
     received: { type: 'integer', description: 'Messages received so far.' },
+    recovered: { type: 'integer', description: 'Messages recovered from `origin_host` so far.' },
+    last_recovery_at: { type: ['string', 'null'], description: 'When `origin_host` was last asked for messages.' },
+    last_recovery_error: {
+      type: ['string', 'null'],
+      description: 'What went wrong that time (null: nothing).',
+    },
   },
 };
 

@@ -38,6 +38,7 @@ import { registerMessageRoutes } from './routes/messages.js';
 import { registerMetricsRoutes } from './routes/metrics.js';
 import { registerPublisherRoutes } from './routes/publishers.js';
 import { registerSessionRoutes } from './routes/session.js';
+import { registerSourceRoutes } from './routes/sources.js';
 import { registerStatsRoutes } from './routes/stats.js';
 import { registerTopicRoutes } from './routes/topics.js';
 import { registerUiRoutes } from './routes/ui.js';
@@ -213,6 +214,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   registerMetricsRoutes(app, ctx);
   registerClusterRoutes(app, ctx);
   registerStatsRoutes(app, ctx);
+  registerSourceRoutes(app, ctx);
   registerUiRoutes(app);
   registerOpenApiRoute(app);
   return app;

@@ -121,15 +121,15 @@ export const SETTINGS = {
     kind: 'int',
     default: 0,
     min: 0,
-    roles: ['producer'],
-    doc: 'When above 0, a message is acknowledged (201) only after `WAIT` has seen this many replicas; 503 otherwise.',
+    roles: BOTH,
+    doc: 'When above 0, a message is acknowledged (201) only after `WAIT` has seen this many replicas; 503 otherwise. Consumers wait for it too before a recovered or sourced message is deleted (or acked) at its origin.',
   },
   redisWaitTimeoutMs: {
     env: 'REDIS_WAIT_TIMEOUT_MS',
     kind: 'int',
     default: 1000,
     min: 1,
-    roles: ['producer'],
+    roles: BOTH,
     doc: 'How long `WAIT` may take when `REDIS_MIN_REPLICAS` is set.',
   },
   nodeId: {
@@ -178,6 +178,22 @@ export const SETTINGS = {
     min: 1,
     roles: ['consumer'],
     doc: 'How often the janitor trims the streams of topics that received messages.',
+  },
+  recoveryIntervalSeconds: {
+    env: 'RECOVERY_INTERVAL_SECONDS',
+    kind: 'int',
+    default: 30,
+    min: 1,
+    roles: ['consumer'],
+    doc: "How often one consumer node asks the `origin_host` of every topic with `recovery_enabled` for the messages its sender failed to publish (Postoffice's message recovery).",
+  },
+  recoveryTimeoutSeconds: {
+    env: 'RECOVERY_TIMEOUT_SECONDS',
+    kind: 'int',
+    default: 10,
+    min: 1,
+    roles: ['consumer'],
+    doc: 'Longest time one request to an `origin_host` (the list, or the deletion of one message) may take.',
   },
   searchScanBudget: {
     env: 'SEARCH_SCAN_BUDGET',
@@ -355,6 +371,8 @@ export interface Config {
   readonly breakerThreshold: number;
   readonly retryPollMs: number;
   readonly trimIntervalSeconds: number;
+  readonly recoveryIntervalSeconds: number;
+  readonly recoveryTimeoutSeconds: number;
   readonly shutdownTimeoutSeconds: number;
   readonly searchScanBudget: number;
   readonly answerByteBudget: number;

@@ -95,6 +95,14 @@ export const SCRIPT_CODES = {
       'was released into its topic already (it was due): it is an ordinary message now, see GET /api/messages/:id, and can no longer be cancelled',
     ),
   '-11': () => new NotFoundError('scheduled_message_not_found', 'id', 'scheduled message not found'),
+  '-20': () =>
+    new ConflictError(
+      'topic_has_sources',
+      'name',
+      'has sources: delete them first (deleting a topic deletes its messages)',
+    ),
+  '-21': () => new NotFoundError('source_not_found', 'id', 'source not found'),
+  '-22': () => new ConflictError('source_busy', 'id', 'was changed concurrently, try again'),
 } as const satisfies Record<string, () => AppError>;
 
 export type ScriptCode = keyof typeof SCRIPT_CODES;

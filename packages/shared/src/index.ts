@@ -17,3 +17,5 @@ export * from './private-address.js';
 export * from './signing.js';
 export * from './filter.js';
 export * from './build-info.js';
+export * from './once-writer.js';
+export * from './source-store.js';

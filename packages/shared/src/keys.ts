@@ -8,7 +8,7 @@
  * per-message data and are never touched by the same script as topic keys.
  */
 export interface TopicKeys {
-  /** hash: the topic record (id, name, origin_host, created_at, received). */
+  /** hash: the topic record (id, name, origin_host, created_at, received; recovered and the last recovery, see `Store`). */
   readonly meta: string;
   /** stream: the topic's messages; one consumer group per publisher. */
   readonly stream: string;
@@ -28,6 +28,8 @@ export interface TopicKeys {
   readonly scheduledData: string;
   /** hash: outbox id -> JSON list of replacement messages (pull `replace`) still to be added to their topics. */
   readonly outbox: string;
+  /** hash: source id -> source JSON (the external queues that feed the topic). */
+  readonly sources: string;
 }
 
 export interface PublisherKeys {
@@ -77,6 +79,7 @@ export class Keys {
       scheduled: `${base}:scheduled`,
       scheduledData: `${base}:scheduled-data`,
       outbox: `${base}:outbox`,
+      sources: `${base}:sources`,
     };
   }
 
@@ -114,6 +117,43 @@ export class Keys {
     return `${this.prefix}{${topic}}:idem:${key}`;
   }
 
+  /**
+   * string: a message that came from outside (a recovered message, a message
+   * read from a source), written once: the ingest script's idempotency key
+   * for it, `digest` naming its origin and its id there (see `OnceWriter`).
+   */
+  once(topic: string, digest: string): string {
+    return `${this.prefix}{${topic}}:once:${digest}`;
+  }
+
+  /** hash: a source's counters and state (read, ingested, failed, last error), written by the node reading it. */
+  sourceStats(topic: string, sourceId: string): string {
+    return `${this.prefix}{${topic}}:source:${sourceId}`;
+  }
+
+  /** string: the lease of a source, holding its reader's `<node id> <token>`. */
+  sourceLease(topic: string, sourceId: string): string {
+    return `${this.prefix}{${topic}}:source:${sourceId}:lease`;
+  }
+
+  /**
+   * set: names of the topics with `recovery_enabled` (what message recovery
+   * reads each round, rather than every topic).
+   */
+  get recoveryTopics(): string {
+    return `${this.prefix}recovery-topics`;
+  }
+
+  /** hash: source id -> topic name. */
+  get sourceIndex(): string {
+    return `${this.prefix}source-topics`;
+  }
+
+  /** hash: "<type> <queue url or subscription>" -> source id: one source per external queue. */
+  get sourceOrigins(): string {
+    return `${this.prefix}source-origins`;
+  }
+
   /** sorted set: topic name -> earliest due time (ms) of its scheduled messages (may be early, never late). */
   get scheduleDue(): string {
     return `${this.prefix}schedule-due`;
@@ -134,8 +174,8 @@ export class Keys {
     return `${this.prefix}publisher-topics`;
   }
 
-  /** string: counter for topic and publisher ids. */
-  sequence(kind: 'topic' | 'publisher'): string {
+  /** string: counter for topic, publisher and source ids. */
+  sequence(kind: 'topic' | 'publisher' | 'source'): string {
     return `${this.prefix}seq:${kind}`;
   }
 

@@ -36,6 +36,9 @@ export const SCRIPT_NAMES = {
   poSeek: 'seek',
   poCountRange: 'count-range',
   poCancelScheduled: 'cancel-scheduled',
+  poCreateSource: 'create-source',
+  poUpdateSource: 'update-source',
+  poRecordRecovery: 'record-recovery',
 } as const;
 
 export type ScriptCommand = keyof typeof SCRIPT_NAMES;
@@ -74,6 +77,9 @@ declare module 'ioredis' {
     poSeek: ScriptFn<Context>;
     poCountRange: ScriptFn<Context>;
     poCancelScheduled: ScriptFn<Context>;
+    poCreateSource: ScriptFn<Context>;
+    poUpdateSource: ScriptFn<Context>;
+    poRecordRecovery: ScriptFn<Context>;
   }
 }
 

@@ -16,16 +16,35 @@ import { checkScriptResult, AppError, NotFoundError } from './errors.js';
 import type { Keys } from './keys.js';
 import { isCluster } from './redis.js';
 import type { ScriptClient } from './scripts.js';
-import type { Publisher, Topic } from './types.js';
+import type { Publisher, Topic, TopicRecovery } from './types.js';
 
 export type StoreEvent =
   | { readonly type: 'topic'; readonly topic: string }
   | { readonly type: 'publisher'; readonly topic: string; readonly id: string; readonly deleted?: boolean }
   /** A consumer node joined, left, or handed slots back: nodes rebalance. */
-  | { readonly type: 'cluster'; readonly node: string };
+  | { readonly type: 'cluster'; readonly node: string }
+  /** A source was created, changed or deleted: nodes reload the sources. */
+  | { readonly type: 'source'; readonly topic: string; readonly id: string };
 
-export interface TopicWithCounts extends Topic {
+export interface TopicWithCounts extends Topic, TopicRecovery {
   readonly received: number;
+}
+
+/** The fields of a topic's record hash that `topicOf` reads: its JSON, then counters and recovery state. */
+const TOPIC_FIELDS = ['json', 'received', 'recovered', 'recovery'] as const;
+
+/** A topic from the values of `TOPIC_FIELDS`, or undefined when there is no record. */
+function topicOf(values: readonly (string | null)[]): TopicWithCounts | undefined {
+  const [json, received, recovered, recovery] = values;
+  if (!json) return undefined;
+  const last = recovery ? (JSON.parse(recovery) as { at?: string; error?: string | null }) : {};
+  return {
+    ...parseTopic(json),
+    received: Number(received ?? 0),
+    recovered: Number(recovered ?? 0),
+    last_recovery_at: last.at ?? null,
+    last_recovery_error: last.error ?? null,
+  };
 }
 
 export class Store {
@@ -49,6 +68,7 @@ export class Store {
     };
     await this.redis.sadd(this.keys.topics, input.name);
     checkScriptResult(await this.redis.poCreateTopic(1, this.keys.topic(input.name).meta, JSON.stringify(topic)));
+    if (topic.recovery_enabled) await this.redis.sadd(this.keys.recoveryTopics, input.name);
     await this.emit({ type: 'topic', topic: input.name });
     return topic;
   }
@@ -64,8 +84,10 @@ export class Store {
     const json = checkScriptResult(
       await this.redis.poUpdateTopic(1, this.keys.topic(name).meta, JSON.stringify(changes)),
     ) as string;
+    const topic = parseTopic(json);
+    if (changes.recovery_enabled !== undefined) await this.markRecovery(name, topic.recovery_enabled);
     await this.emit({ type: 'topic', topic: name });
-    return parseTopic(json);
+    return topic;
   }
 
   /**
@@ -77,7 +99,7 @@ export class Store {
     const tk = this.keys.topic(name);
     checkScriptResult(
       await this.redis.poDeleteTopic(
-        8,
+        9,
         tk.meta,
         tk.publishers,
         tk.stream,
@@ -86,17 +108,17 @@ export class Store {
         tk.scheduled,
         tk.scheduledData,
         tk.outbox,
+        tk.sources,
       ),
     );
     await this.redis.srem(this.keys.topics, name);
+    await this.redis.srem(this.keys.recoveryTopics, name);
     await this.redis.zrem(this.keys.scheduleDue, name);
     await this.emit({ type: 'topic', topic: name });
   }
 
   async getTopic(name: string): Promise<TopicWithCounts | undefined> {
-    const [json, received] = await this.redis.hmget(this.keys.topic(name).meta, 'json', 'received');
-    if (!json) return undefined;
-    return { ...parseTopic(json), received: Number(received ?? 0) };
+    return topicOf(await this.redis.hmget(this.keys.topic(name).meta, ...TOPIC_FIELDS));
   }
 
   async listTopicNames(): Promise<string[]> {
@@ -106,12 +128,11 @@ export class Store {
   async listTopics(): Promise<TopicWithCounts[]> {
     const names = await this.listTopicNames();
     if (names.length === 0) return [];
-    const rows = await Promise.all(
-      names.map((name) => this.redis.hmget(this.keys.topic(name).meta, 'json', 'received')),
-    );
+    const rows = await Promise.all(names.map((name) => this.redis.hmget(this.keys.topic(name).meta, ...TOPIC_FIELDS)));
     const topics: TopicWithCounts[] = [];
-    for (const [json, received] of rows) {
-      if (json) topics.push({ ...parseTopic(json), received: Number(received ?? 0) });
+    for (const row of rows) {
+      const topic = topicOf(row);
+      if (topic) topics.push(topic);
     }
     return topics.sort((a, b) => a.id - b.id);
   }
@@ -128,12 +149,11 @@ export class Store {
     const names = await this.listTopicNames();
     const start = after === undefined ? 0 : names.findIndex((n) => n > after);
     const page = start < 0 ? [] : names.slice(start, start + limit);
-    const rows = await Promise.all(
-      page.map((name) => this.redis.hmget(this.keys.topic(name).meta, 'json', 'received')),
-    );
+    const rows = await Promise.all(page.map((name) => this.redis.hmget(this.keys.topic(name).meta, ...TOPIC_FIELDS)));
     const items: TopicWithCounts[] = [];
-    for (const [json, received] of rows) {
-      if (json) items.push({ ...parseTopic(json), received: Number(received ?? 0) });
+    for (const row of rows) {
+      const topic = topicOf(row);
+      if (topic) items.push(topic);
     }
     const more = start >= 0 && start + limit < names.length;
     return { items, next: more ? (page[page.length - 1] ?? null) : null };
@@ -263,7 +283,7 @@ export class Store {
     const pipeline = this.redis.pipeline();
     for (const name of names) {
       const tk = this.keys.topic(name);
-      pipeline.hmget(tk.meta, 'json', 'received');
+      pipeline.hmget(tk.meta, ...TOPIC_FIELDS);
       pipeline.hvals(tk.publishers);
     }
     const replies = names.length === 0 ? [] : ((await pipeline.exec()) ?? []);
@@ -274,8 +294,8 @@ export class Store {
       const [publishersErr, values] = replies[2 * i + 1] ?? [null, []];
       if (metaErr) throw metaErr;
       if (publishersErr) throw publishersErr;
-      const [json, received] = meta as (string | null)[];
-      if (json) topics.push({ ...parseTopic(json), received: Number(received ?? 0) });
+      const topic = topicOf(meta as (string | null)[]);
+      if (topic) topics.push(topic);
       for (const value of values as string[]) publishers.push(JSON.parse(value) as Publisher);
     }
     return { topics: topics.sort((a, b) => a.id - b.id), publishers: publishers.sort(byId) };
@@ -339,6 +359,39 @@ export class Store {
     await this.redis.hdel(this.keys.publisherIndex, id);
     await this.redis.zrem(this.keys.retryDue, id);
     await this.emit({ type: 'publisher', topic, id, deleted: true });
+  }
+
+  /** Adds the topic to, or removes it from, the set message recovery reads (`Keys.recoveryTopics`). */
+  async markRecovery(name: string, enabled: boolean): Promise<void> {
+    if (enabled) await this.redis.sadd(this.keys.recoveryTopics, name);
+    else await this.redis.srem(this.keys.recoveryTopics, name);
+  }
+
+  /**
+   * The topics with `recovery_enabled`, from their set. A name in the set
+   * whose topic is gone or has recovery off (a writer that stopped between
+   * its two steps) is left out and taken out of the set.
+   */
+  async listRecoveryTopics(): Promise<TopicWithCounts[]> {
+    const names = (await this.redis.smembers(this.keys.recoveryTopics)).sort();
+    const rows = await Promise.all(names.map((name) => this.redis.hmget(this.keys.topic(name).meta, ...TOPIC_FIELDS)));
+    const out: TopicWithCounts[] = [];
+    for (const [i, row] of rows.entries()) {
+      const topic = topicOf(row);
+      if (topic?.recovery_enabled) out.push(topic);
+      else await this.redis.srem(this.keys.recoveryTopics, names[i] as string);
+    }
+    return out;
+  }
+
+  /**
+   * Records a recovery round of the topic (the consumer node that polls its
+   * `origin_host` calls it): when, what went wrong (null: nothing), and how
+   * many messages it recovered. Does nothing when the topic is gone.
+   */
+  async recordRecovery(name: string, at: Date, error: string | null, recovered: number): Promise<void> {
+    const round = JSON.stringify({ at: at.toISOString(), error });
+    await this.redis.poRecordRecovery(1, this.keys.topic(name).meta, round, recovered);
   }
 
   /** Tells every consumer node that something changed (they reload what the event names). */

@@ -198,3 +198,70 @@ export interface DeliveryRecord {
 
 /** Attempts kept per message and publisher; the count keeps going. */
 export const MAX_ATTEMPTS_KEPT = 50;
+
+/**
+ * A topic's message recovery, as the consumer node that polls its
+ * `origin_host` records it (see docs/api.md, Recovery).
+ */
+export interface TopicRecovery {
+  /** Messages recovered into the topic so far. */
+  readonly recovered: number;
+  /** When its `origin_host` was last asked (ISO), or null. */
+  readonly last_recovery_at: string | null;
+  /** What went wrong at that time, or null when nothing did. */
+  readonly last_recovery_error: string | null;
+}
+
+/**
+ * External queues that feed a topic: `sqs` reads an Amazon SQS queue,
+ * `pubsub` a Google Cloud Pub/Sub subscription.
+ */
+export const SOURCE_TYPES = ['sqs', 'pubsub'] as const;
+export type SourceType = (typeof SOURCE_TYPES)[number];
+
+export interface Source {
+  readonly id: string;
+  readonly topic: string;
+  readonly type: SourceType;
+  readonly active: boolean;
+  /** sqs: the queue's URL. */
+  readonly queue_url?: string;
+  /** pubsub: `projects/<p>/subscriptions/<s>`, or a subscription id in GCLOUD_PUBSUB_PROJECT_ID. */
+  readonly subscription?: string;
+  /** Most messages one receive asks for. */
+  readonly batch_size: number;
+  /** sqs: long polling, seconds one receive may wait for messages. */
+  readonly wait_seconds?: number;
+  readonly created_at: string;
+  readonly updated_at: string;
+}
+
+/** What the API accepts for a source's numbers, and their defaults. */
+export const SOURCE_BOUNDS = {
+  sqs: { batch_size: { min: 1, max: 10, default: 10 }, wait_seconds: { min: 0, max: 20, default: 20 } },
+  pubsub: { batch_size: { min: 1, max: 1000, default: 100 } },
+} as const;
+
+/**
+ * How a source is doing, as the API shows it: `inactive` (switched off),
+ * `waiting` (active, no node reads it yet), `reading` (a node reads it and
+ * its last receive went well), `failing` (a node reads it and its last
+ * receive or ingest failed).
+ */
+export type SourceStateName = 'inactive' | 'waiting' | 'reading' | 'failing';
+
+/** A source's counters and last error, kept in Redis by the node that reads it. */
+export interface SourceStats {
+  readonly read: number;
+  readonly ingested: number;
+  readonly failed: number;
+  /** Messages waiting in the source, when it says (SQS's ApproximateNumberOfMessages), or null. */
+  readonly lag: number | null;
+  readonly last_read_at: string | null;
+  readonly last_error: string | null;
+  readonly last_error_at: string | null;
+  /** Whether the last receive failed (`last_error` is its error). */
+  readonly failing: boolean;
+  /** The node reading it, or null. */
+  readonly node: string | null;
+}

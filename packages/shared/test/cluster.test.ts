@@ -25,7 +25,9 @@ import {
   PUBLISHER_DEFAULTS,
   PullQueue,
   redisAnswers,
+  OnceWriter,
   SCRIPT_NAMES,
+  SourceStore,
   Store,
   type LoggedAttempt,
   type ScriptClient,
@@ -403,6 +405,36 @@ describe('on a Redis Cluster of three masters', function () {
     ).to.deep.equal([['delivered', replaced.ids]]);
     expect(await pull.outboxSize(home)).to.equal(0);
     await store.deletePublisher(publisher.id);
+  });
+
+  it('keeps sources and recovery on each topic’s own slot, and writes outside messages once across topics', async () => {
+    const sources = new SourceStore(redis, keys);
+    // A client of its own: the counting wrappers above run a script at once, outside the writer's pipelines.
+    const plain = createRedis(server.url, 'consumer');
+    const writer = new OnceWriter(plain, keys, { redisMinReplicas: 0, redisWaitTimeoutMs: 100 });
+    const made = [];
+    for (const topic of topics) {
+      if (!(await store.getTopic(topic))) await store.createTopic({ name: topic, origin_host: 'http://o/' });
+      made.push(
+        await sources.create({ topic, type: 'pubsub', active: true, subscription: `sub-${topic}`, batch_size: 10 }),
+      );
+      await store.recordRecovery(topic, new Date(), null, 1);
+      expect((await store.getTopic(topic))?.recovered, topic).to.be.at.least(1);
+    }
+    expect((await sources.list()).map((s) => s.topic)).to.deep.equal(topics);
+    const message = { payload: '{"n":1}', attributes: {} };
+    const writes = topics.map((topic) => ({ topic, origin: `cluster ${topic}`, messages: [message] }));
+    const first = await writer.write(writes);
+    const again = await writer.write(writes);
+    await writer.settled(writes);
+    await closeRedis(plain);
+    expect(first.map((o) => (o.ok ? String(o.replayed) : o.error.message))).to.deep.equal(['false', 'false', 'false']);
+    expect(again.map((o) => (o.ok ? String(o.replayed) : o.error.message))).to.deep.equal(['true', 'true', 'true']);
+    for (const s of made) {
+      await sources.update(s.id, (c) => ({ ...c, active: false }));
+      await sources.delete(s.id);
+    }
+    expect(await sources.list()).to.deep.equal([]);
   });
 
   it('has run every script', () => {

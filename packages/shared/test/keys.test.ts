@@ -35,6 +35,7 @@ function topicScopedKeys(keys: Keys, topic: string): string[] {
     out.push(...Object.values(keys.publisher(topic, id)), keys.slotLease(topic, id, 0));
   }
   out.push(keys.history(topic, '6f1c1a52-5a43-4b38-9d4f-0c7b3e0b1a11'), keys.idempotency(topic, 'key-{1}'));
+  out.push(keys.once(topic, 'digest'), keys.sourceStats(topic, '3'), keys.sourceLease(topic, '3'));
   return out;
 }
 
@@ -44,6 +45,10 @@ function globalKeys(keys: Keys): string[] {
     keys.publisherIndex,
     keys.sequence('topic'),
     keys.sequence('publisher'),
+    keys.sequence('source'),
+    keys.sourceIndex,
+    keys.sourceOrigins,
+    keys.lock('recovery'),
     keys.retryDue,
     keys.scheduleDue,
     keys.auditStream,

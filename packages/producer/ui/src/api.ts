@@ -69,6 +69,32 @@ export interface Topic {
   paused?: boolean;
   created_at: string;
   received: number;
+  /** Message recovery from origin_host (absent from servers before it). */
+  recovered?: number;
+  last_recovery_at?: string | null;
+  last_recovery_error?: string | null;
+}
+
+export interface Source {
+  id: string;
+  topic: string;
+  type: 'sqs' | 'pubsub';
+  active: boolean;
+  queue_url?: string;
+  subscription?: string;
+  batch_size: number;
+  wait_seconds?: number;
+  state: 'inactive' | 'waiting' | 'reading' | 'failing';
+  read: number;
+  ingested: number;
+  failed: number;
+  lag: number | null;
+  node: string | null;
+  last_read_at: string | null;
+  last_error: string | null;
+  last_error_at: string | null;
+  created_at: string;
+  updated_at: string;
 }
 
 export interface RateLimit {

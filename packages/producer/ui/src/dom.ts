@@ -72,6 +72,9 @@ const BADGE_TONES: Record<string, string> = {
   deleted: 'grey',
   purged: 'grey',
   paused: 'amber',
+  reading: 'green',
+  waiting: 'blue',
+  failing: 'red',
 };
 
 export function badge(text: string, tone = BADGE_TONES[text] ?? 'grey'): HTMLSpanElement {

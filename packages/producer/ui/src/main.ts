@@ -15,6 +15,7 @@ import { loginPage } from './pages/login.js';
 import { messagePage, messagesPage } from './pages/messages.js';
 import { publisherFormPage, publishersPage } from './pages/publishers.js';
 import { referencePage } from './pages/reference.js';
+import { sourcesPage } from './pages/sources.js';
 import { topicsPage } from './pages/topics.js';
 import { go, type Page, type View } from './view.js';
 
@@ -22,6 +23,7 @@ const NAV: [hash: string, label: string, icon: string][] = [
   ['#/', 'Dashboard', '◧'],
   ['#/topics', 'Topics', '#'],
   ['#/publishers', 'Publishers', '⇢'],
+  ['#/sources', 'Sources', '⇠'],
   ['#/messages', 'Messages', '✉'],
   ['#/failing', 'Failing', '!'],
   ['#/cluster', 'Cluster', '⬡'],
@@ -36,6 +38,8 @@ function route(name: string, rest: string[]): Page | undefined {
       return topicsPage;
     case 'publishers':
       return rest.length === 0 ? publishersPage : publisherFormPage;
+    case 'sources':
+      return sourcesPage;
     case 'messages':
       return rest.length === 0 ? messagesPage : messagePage;
     case 'failing':

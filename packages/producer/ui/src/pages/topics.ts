@@ -3,7 +3,7 @@
  * topic's publishers, delete (the API refuses while the topic has publishers).
  */
 import { api, ApiError, type Topic } from '../api.js';
-import { act, badge, card, confirmDialog, h, num, replace, table, time, toast } from '../dom.js';
+import { act, ago, badge, card, confirmDialog, h, num, replace, table, time, toast, type Child } from '../dom.js';
 import { Invalid, field, formError, input, onSubmit, showErrors, textOf } from '../forms.js';
 import { link, pageHeader, type Page, type View } from '../view.js';
 
@@ -12,6 +12,26 @@ function editDialog(topic: Topic, done: () => void): void {
     'form',
     { method: 'dialog', 'aria-label': `Edit ${topic.name}` },
     field('Origin host', 'origin_host', input({ value: topic.origin_host, required: true }), undefined, 'edit-'),
+    h(
+      'div',
+      { class: 'field field-check', 'data-field': 'recovery_enabled' },
+      h(
+        'label',
+        { for: 'edit-recovery_enabled' },
+        h('input', {
+          type: 'checkbox',
+          id: 'edit-recovery_enabled',
+          name: 'recovery_enabled',
+          checked: topic.recovery_enabled,
+        }),
+        h('span', null, 'Recover messages from the origin host'),
+      ),
+      h(
+        'p',
+        { class: 'hint' },
+        'Every 30 s by default, one consumer asks GET <origin host> for messages the sender failed to publish.',
+      ),
+    ),
     formError(),
     h(
       'div',
@@ -24,7 +44,8 @@ function editDialog(topic: Topic, done: () => void): void {
   onSubmit(form, async (data) => {
     const origin_host = textOf(data, 'origin_host');
     if (origin_host === '') throw new Invalid({ origin_host: ["can't be blank"] });
-    await api('PATCH', `/api/topics/${encodeURIComponent(topic.name)}`, { origin_host });
+    const recovery_enabled = data.get('recovery_enabled') === 'on';
+    await api('PATCH', `/api/topics/${encodeURIComponent(topic.name)}`, { origin_host, recovery_enabled });
     dialog.close();
     toast(`Topic ${topic.name} saved.`);
     done();
@@ -34,6 +55,22 @@ function editDialog(topic: Topic, done: () => void): void {
   dialog.showModal();
 }
 
+/** A topic's message recovery: off, or on with what it recovered and its last round. */
+function recovery(t: Topic): Child {
+  if (!t.recovery_enabled) return h('span', { class: 'muted' }, 'off');
+  return h(
+    'div',
+    null,
+    t.last_recovery_error ? badge('failing') : badge(t.last_recovery_at ? 'ok' : 'waiting'),
+    ' ',
+    h('span', { 'data-recovered': String(t.recovered ?? 0) }, `${num(t.recovered ?? 0)} recovered`),
+    t.last_recovery_at ? h('div', { class: 'muted' }, 'asked ', ago(t.last_recovery_at)) : null,
+    t.last_recovery_error
+      ? h('p', { class: 'field-error', 'data-recovery-error': t.name }, t.last_recovery_error)
+      : null,
+  );
+}
+
 async function draw(view: View, list: HTMLElement): Promise<void> {
   const { data: topics } = await api<{ data: Topic[] }>('GET', '/api/topics');
   if (view.gone) return;
@@ -41,7 +78,7 @@ async function draw(view: View, list: HTMLElement): Promise<void> {
   replace(
     list,
     table(
-      ['Name', 'Origin host', 'Received', 'Created', ''],
+      ['Name', 'Origin host', 'Received', 'Recovery', 'Created', ''],
       topics.map((t) =>
         h(
           'tr',
@@ -49,6 +86,7 @@ async function draw(view: View, list: HTMLElement): Promise<void> {
           h('td', null, h('span', { class: 'id-state' }, h('strong', null, t.name), t.paused ? badge('paused') : null)),
           h('td', { class: 'mono' }, t.origin_host),
           h('td', { class: 'num' }, link(`#/messages?topic=${encodeURIComponent(t.name)}`, num(t.received))),
+          h('td', { 'data-recovery': t.name }, recovery(t)),
           h('td', null, time(t.created_at)),
           h(
             'td',
