@@ -145,7 +145,7 @@ export class Ingest {
         },
         reject: (err) => {
           this.metrics.ingested(kind, 'error', (performance.now() - started) / 1000);
-          reject(err);
+          reject(err instanceof Error ? err : new Error(String(err)));
         },
       };
       const list = this.waiting.get(topic);

@@ -60,7 +60,8 @@ export class LazyRequestLogger implements FastifyBaseLogger {
 
   private log(level: Level, args: unknown[]): void {
     if (!this.enabled(level)) return;
-    (this.real()[level] as (...a: unknown[]) => void)(...args);
+    const log: (...a: unknown[]) => void = this.real()[level];
+    log.apply(this.made, args);
   }
 
   child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {

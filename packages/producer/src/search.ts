@@ -60,7 +60,6 @@ export interface SearchItem {
   readonly deliveries?: { publisher_id: string; state: SearchState }[];
 }
 
-
 export interface SearchPage {
   readonly items: SearchItem[];
   readonly cursor: string | null;

@@ -323,11 +323,7 @@ export function deliveryView(f: Found): DeliveryView {
   else if (f.pending) state = 'pending';
   else if (f.lastDelivered === undefined || compareStreamIds(f.sid, f.lastDelivered) > 0) state = 'pending';
   else
-    state = ruling.purged
-      ? 'purged'
-      : f.logged[f.logged.length - 1]?.outcome === 'skipped'
-        ? 'skipped'
-        : 'delivered';
+    state = ruling.purged ? 'purged' : f.logged[f.logged.length - 1]?.outcome === 'skipped' ? 'skipped' : 'delivered';
 
   const oldAttempts = (Array.isArray(legacy?.attempts) ? legacy.attempts : []) as (Attempt | LeaseAttempt)[];
   const attempts: (Attempt | LeaseView)[] = oldAttempts.map((a) => (isLease(a) ? leaseView(a, now) : a));
