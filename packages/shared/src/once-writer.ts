@@ -111,17 +111,17 @@ export class OnceWriter {
         args.push(m.payload, Object.keys(m.attributes).length > 0 ? JSON.stringify(m.attributes) : '');
       }
       args.push(fingerprint(topic, args), String(ONCE_TTL_SECONDS));
-      pipeline.poIngest(3, tk.meta, tk.stream, key, w.messages.length, ...args);
+      // Each write that stores something wakes the consumer nodes (inside the script; a repeat does not).
+      pipeline.poIngest(3, tk.meta, tk.stream, key, this.keys.wakeChannel, topic, w.messages.length, ...args);
       pipeline.expire(key, ONCE_TTL_SECONDS);
     }
-    pipeline.publish(this.keys.wakeChannel, topic);
     const waiting = this.config.redisMinReplicas > 0;
     if (waiting) pipeline.wait(this.config.redisMinReplicas, this.config.redisWaitTimeoutMs);
     const results = await pipeline.exec();
     if (!results) throw new UnavailableError('the write was not executed');
     let replicas: Error | undefined;
     if (waiting) {
-      const wait = results[2 * writes.length + 1];
+      const wait = results[2 * writes.length];
       if (!wait) replicas = new UnavailableError('the write was not executed');
       else if (wait[0]) replicas = wait[0];
       else if (typeof wait[1] !== 'number' || wait[1] < this.config.redisMinReplicas)

@@ -387,7 +387,7 @@ describe('Lua scripts', () => {
       );
     }
 
-    it("removes the record, its uniqueness key, its group, its retries, dead letters, leases, attempt log, notes and range records, and nothing of the others'", async () => {
+    it("removes the record, its uniqueness key, its group, its retries, dead letters, leases, attempt log, notes, range records and counters, and nothing of the others'", async () => {
       const tk = await createTopic('orders');
       await ingestN(tk, 3);
       await createPublisher('orders', '1', { target: 'http://a' });
@@ -434,7 +434,7 @@ describe('Lua scripts', () => {
           kept.ranges,
           kept.counts,
         ),
-      ).to.equal(7);
+      ).to.equal(8);
     });
 
     it('leaves a uniqueness key that names another publisher', async () => {
