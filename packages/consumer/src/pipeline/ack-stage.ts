@@ -54,6 +54,8 @@ export interface AckStageDeps {
 const MAX_BATCH = 500;
 /** Most attempts a record grows to by merging small batches into it. */
 const MERGE_MAX = 128;
+/** Batches smaller than this are merged into the open record (a slow target, a probe). */
+const MERGE_BELOW = 8;
 
 /** The last record written, while later batches may still be merged into it. */
 interface OpenRecord {
@@ -205,6 +207,7 @@ export class AckStage {
     const open = this.open;
     if (
       open &&
+      attempts.length < MERGE_BELOW &&
       open.attempts.length + attempts.length <= MERGE_MAX &&
       Math.max(highest, open.highest) - Math.min(lowest, open.lowest) <= RECORD_SPAN_MS
     ) {
@@ -227,7 +230,7 @@ export class AckStage {
     }
     const records = encodeRecords(attempts, now, recordTag);
     const last = records[records.length - 1];
-    const keep = records.length === 1 && last !== undefined && attempts.length < MERGE_MAX;
+    const keep = records.length === 1 && last !== undefined && attempts.length < MERGE_BELOW;
     return {
       records,
       replaced: '',
