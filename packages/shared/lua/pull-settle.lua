@@ -15,6 +15,9 @@
   KEYS[6] the attempt log (zset)
   KEYS[7] notes (hash: stream id -> JSON note)
   KEYS[8] the topic's outbox (hash: outbox id -> messages JSON)
+  KEYS[9] (optional) counters (hash: `delivered` counts completed and replaced leases)
+  KEYS[10] (optional, with KEYS[9]) this hour's per-minute counters of the
+           topic (hash po:{t}:series:<hour>, see series.ts)
   ARGV[1] consumer group (the publisher id)
   ARGV[2] stream id
   ARGV[3] token
@@ -26,6 +29,9 @@
   ARGV[8] the note to keep ('fail', 'replace'), '' for none
   ARGV[9] the attempt log record's score, or '' for no record ('extend')
   ARGV[10] the attempt log record
+  ARGV[11] with KEYS[10]: the minute of the hour; ARGV[12]: its expiry (s).
+           'complete' and 'replace' add 1 to `<minute>:d:<group>`, 'retry'
+           and 'fail' to `<minute>:f:<group>`
 
   Returns: the lease end (ms) for 'extend', 1 otherwise;
            -6 when the token is not the current, unexpired lease (nothing written).
@@ -67,6 +73,17 @@ else
     redis.call('ZADD', KEYS[4], now, sid)
   elseif action == 'replace' then
     redis.call('HSET', KEYS[8], ARGV[6], ARGV[7])
+  end
+end
+if KEYS[9] and action ~= 'extend' then
+  local kind = 'f'
+  if action == 'complete' or action == 'replace' then
+    kind = 'd'
+    redis.call('HINCRBY', KEYS[9], 'delivered', 1)
+  end
+  if KEYS[10] then
+    redis.call('HINCRBY', KEYS[10], ARGV[11] .. ':' .. kind .. ':' .. group, 1)
+    redis.call('EXPIRE', KEYS[10], tonumber(ARGV[12]))
   end
 end
 return result

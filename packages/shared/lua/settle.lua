@@ -10,7 +10,9 @@
   KEYS[4] dead letters (zset: stream id -> dead since ms)
   KEYS[5] the attempt log (zset: record -> receipt ms of its oldest message)
   KEYS[6] notes (hash: stream id -> JSON note)
-  KEYS[7] (optional) counters (hash: skipped, deleted)
+  KEYS[7] (optional) counters (hash: skipped, deleted, delivered)
+  KEYS[8] (optional, with KEYS[7]) this hour's per-minute counters of the
+          topic (hash po:{t}:series:<hour>, see series.ts)
   ARGV[1] consumer group (the publisher id)
   ARGV[2] a record of the log that the first of the records below replaces
           (it holds that record's attempts and more), or ''
@@ -21,6 +23,10 @@
   then x, then x triples: stream id, dead since ms, note JSON (dead letters)
   then (optional, with KEYS[7]) s: how many of the acknowledged were skipped
   (not sent: the publisher's filter did not match), added to the `skipped` counter
+  then (optional, with KEYS[8]) d, f, minute, ttl: the batch's delivered
+  messages and failed attempts (retry or dead), added to the `delivered`
+  counter of KEYS[7] and to the fields `<minute>:d:<group>` and
+  `<minute>:f:<group>` of KEYS[8], which then expires in ttl seconds
 
   An outcome to record as a retry or a dead letter for an entry the group
   no longer has pending (purged, or deleted from the failing list, while
@@ -92,5 +98,18 @@ i = i + 3 * x
 local s = tonumber(ARGV[i])
 if KEYS[7] and s and s > 0 then
   redis.call('HINCRBY', KEYS[7], 'skipped', s)
+end
+if KEYS[8] then
+  local d, f, minute = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
+  if d > 0 then
+    redis.call('HINCRBY', KEYS[7], 'delivered', d)
+    redis.call('HINCRBY', KEYS[8], minute .. ':d:' .. ARGV[1], d)
+  end
+  if f > 0 then
+    redis.call('HINCRBY', KEYS[8], minute .. ':f:' .. ARGV[1], f)
+  end
+  if d > 0 or f > 0 then
+    redis.call('EXPIRE', KEYS[8], tonumber(ARGV[i + 4]))
+  end
 end
 return acked

@@ -19,3 +19,4 @@ export * from './filter.js';
 export * from './build-info.js';
 export * from './once-writer.js';
 export * from './source-store.js';
+export * from './series.js';

@@ -63,6 +63,14 @@ export interface PublisherKeys {
    * keeps them apart from the delivered.
    */
   readonly counts: string;
+  /**
+   * string: the circuit breaker of the publisher while it is not closed, JSON
+   * `{state, since, next_probe_at, failures, node}` written by the node whose
+   * pipeline moved it (open or probing); deleted when the circuit closes, and
+   * expiring shortly after its next probe was due, so a node that died leaves
+   * nothing behind for long.
+   */
+  readonly circuit: string;
 }
 
 export class Keys {
@@ -95,7 +103,18 @@ export class Keys {
       bucket: `${base}:bucket`,
       ranges: `${base}:ranges`,
       counts: `${base}:counts`,
+      circuit: `${base}:circuit`,
     };
+  }
+
+  /**
+   * hash: one hour of the topic's per-minute counters (`series.ts`); `hour`
+   * is the hour's number since the epoch (ms / 3,600,000). Fields are
+   * `<minute of the hour>:<kind>[:<publisher id>]`; each key expires
+   * `SERIES_TTL_SECONDS` after it was last written.
+   */
+  series(topic: string, hour: number): string {
+    return `${this.prefix}{${topic}}:series:${hour}`;
   }
 
   /** string: the lease of one of a publisher's slots, holding its owner's `<node id> <token>`. */

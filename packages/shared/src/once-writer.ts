@@ -25,6 +25,7 @@ import { AppError, UnavailableError, checkScriptResult } from './errors.js';
 import { messageId } from './ids.js';
 import type { Keys } from './keys.js';
 import type { ScriptClient } from './scripts.js';
+import { SERIES_TTL_SECONDS, seriesSlot } from './series.js';
 
 /** How long a message's key lives while its origin still has it (refreshed at each repeat). */
 export const ONCE_TTL_SECONDS = 7 * 24 * 3600;
@@ -103,6 +104,8 @@ export class OnceWriter {
 
   private async writeTopic(topic: string, writes: readonly OnceWrite[]): Promise<OnceOutcome[]> {
     const tk = this.keys.topic(topic);
+    const slot = seriesSlot(Date.now());
+    const series = this.keys.series(topic, slot.hour);
     const pipeline = this.redis.pipeline();
     for (const w of writes) {
       const key = this.keys.once(topic, digest(w.origin));
@@ -110,9 +113,10 @@ export class OnceWriter {
       for (const m of w.messages) {
         args.push(m.payload, Object.keys(m.attributes).length > 0 ? JSON.stringify(m.attributes) : '');
       }
-      args.push(fingerprint(topic, args), String(ONCE_TTL_SECONDS));
+      const print = fingerprint(topic, args);
+      args.push(String(slot.minute), String(SERIES_TTL_SECONDS), print, String(ONCE_TTL_SECONDS));
       // Each write that stores something wakes the consumer nodes (inside the script; a repeat does not).
-      pipeline.poIngest(3, tk.meta, tk.stream, key, this.keys.wakeChannel, topic, w.messages.length, ...args);
+      pipeline.poIngest(4, tk.meta, tk.stream, series, key, this.keys.wakeChannel, topic, w.messages.length, ...args);
       pipeline.expire(key, ONCE_TTL_SECONDS);
     }
     const waiting = this.config.redisMinReplicas > 0;

@@ -31,6 +31,7 @@ import { isStreamId } from './ids.js';
 import type { Keys } from './keys.js';
 import { parseEntry } from './message.js';
 import type { ScriptClient } from './scripts.js';
+import { SERIES_TTL_SECONDS, seriesSlot } from './series.js';
 import type { LeaseWorker, Publisher, StoredMessage } from './types.js';
 
 /** The consumer name the group records for messages handed to workers (never a node id). */
@@ -349,6 +350,7 @@ export class PullQueue {
     const tk = this.keys.topic(publisher.topic);
     const pk = this.keys.publisher(publisher.topic, publisher.id);
     const now = this.now();
+    const slot = seriesSlot(now);
     const lease = t.lease;
     const record =
       change.outcome && lease
@@ -360,7 +362,7 @@ export class PullQueue {
         : undefined;
     return checkScriptResult(
       (await this.redis.poPullSettle(
-        8,
+        10,
         tk.stream,
         pk.retries,
         pk.attempts,
@@ -369,6 +371,8 @@ export class PullQueue {
         pk.log,
         pk.notes,
         tk.outbox,
+        pk.counts,
+        this.keys.series(publisher.topic, slot.hour),
         publisher.id,
         t.streamId,
         t.token,
@@ -379,6 +383,8 @@ export class PullQueue {
         change.note ? JSON.stringify(change.note) : '',
         record ? record.score : '',
         record ? record.member : '',
+        slot.minute,
+        SERIES_TTL_SECONDS,
       )) as number,
     );
   }

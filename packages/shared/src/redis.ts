@@ -173,3 +173,19 @@ export async function execBySlot(
   );
   return replies.flat();
 }
+
+/**
+ * Runs the batches in one round trip: one pipeline on a single Redis, one
+ * pipeline per batch on a cluster (each batch must touch one hash slot,
+ * e.g. one topic's keys).
+ */
+export async function inOneRoundTrip(
+  client: ScriptClient,
+  batches: readonly ((pipeline: ChainableCommander) => void)[],
+): Promise<[Error | null, unknown][]> {
+  if (isCluster(client)) return execBySlot(client, batches);
+  if (batches.length === 0) return [];
+  const pipeline = client.pipeline();
+  for (const fill of batches) fill(pipeline);
+  return (await pipeline.exec()) ?? [];
+}

@@ -341,7 +341,7 @@ export class Store {
     const pk = this.keys.publisher(topic, id);
     checkScriptResult(
       await this.redis.poDeletePublisher(
-        11,
+        12,
         tk.publishers,
         tk.targets,
         tk.stream,
@@ -353,6 +353,7 @@ export class Store {
         pk.notes,
         pk.ranges,
         pk.counts,
+        pk.circuit,
         id,
       ),
     );

@@ -36,6 +36,7 @@ function topicScopedKeys(keys: Keys, topic: string): string[] {
   }
   out.push(keys.history(topic, '6f1c1a52-5a43-4b38-9d4f-0c7b3e0b1a11'), keys.idempotency(topic, 'key-{1}'));
   out.push(keys.once(topic, 'digest'), keys.sourceStats(topic, '3'), keys.sourceLease(topic, '3'));
+  out.push(keys.series(topic, 0), keys.series(topic, 493_000));
   return out;
 }
 

@@ -1175,14 +1175,17 @@ describe('Lua scripts', () => {
   describe('ingest with an idempotency key', () => {
     function once(tk: TopicKeys, key: string, payloads: string[], fingerprint: string, ttl = 60): Promise<unknown> {
       return redis.poIngest(
-        3,
+        4,
         tk.meta,
         tk.stream,
+        `${tk.meta}:series`,
         key,
         '',
         '',
         payloads.length,
         ...payloads.flatMap((p) => [p, '']),
+        0,
+        60,
         fingerprint,
         ttl,
       );

@@ -4,9 +4,11 @@
  * API shows of failing, retrying and dead messages.
  */
 import {
+  SERIES_TTL_SECONDS,
   encodeRecords,
   encodeRetryState,
   recordTag,
+  seriesSlot,
   type Keys,
   type LoggedAttempt,
   type ScriptClient,
@@ -29,7 +31,7 @@ export interface TestOutcome {
   readonly startedAt?: number;
 }
 
-/** One settle call for `outcomes` of publisher `publisherId`. */
+/** One settle call for `outcomes` of publisher `publisherId`, with the per-minute counters as the ack stage writes them. */
 export async function settle(
   redis: ScriptClient,
   keys: Keys,
@@ -46,6 +48,8 @@ export async function settle(
   const retries: (string | number)[] = [];
   const dead: (string | number)[] = [];
   let skipped = 0;
+  let delivered = 0;
+  let failed = 0;
   for (const o of outcomes) {
     const startedAt = o.startedAt ?? now;
     if (o.outcome === 's') {
@@ -67,6 +71,8 @@ export async function settle(
       ...(o.response === undefined ? {} : { response: o.response }),
     };
     attempts.push(a);
+    if (o.outcome === 'd') delivered++;
+    else failed++;
     const count = (o.previous ?? 0) + 1;
     if (o.outcome === 'r') {
       retries.push(o.streamId, o.score ?? now, encodeRetryState(count, a));
@@ -90,8 +96,9 @@ export async function settle(
     }
   }
   const records = encodeRecords(attempts, now, recordTag);
+  const slot = seriesSlot(now);
   return (await redis.poSettle(
-    7,
+    8,
     tk.stream,
     pk.retries,
     pk.attempts,
@@ -99,6 +106,7 @@ export async function settle(
     pk.log,
     pk.notes,
     pk.counts,
+    keys.series(topic, slot.hour),
     publisherId,
     '',
     records.length,
@@ -112,5 +120,9 @@ export async function settle(
     dead.length / 3,
     ...dead,
     skipped,
+    delivered,
+    failed,
+    slot.minute,
+    SERIES_TTL_SECONDS,
   )) as number;
 }
