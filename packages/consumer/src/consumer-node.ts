@@ -48,6 +48,8 @@ import {
 import { Lease } from './cluster/lease.js';
 import { Membership } from './cluster/membership.js';
 import { BacklogCounter } from './backlog.js';
+import { CircuitStore } from './circuit-store.js';
+import { BacklogSampler } from './backlog-sampler.js';
 import { assignSlots, slotName } from './cluster/assignment.js';
 import { SlotLeases, type SlotRef } from './cluster/slot-leases.js';
 import { Janitor, RECLAIMED_CONSUMER } from './janitor.js';
@@ -99,6 +101,8 @@ export class ConsumerNode {
   private readonly leases: SlotLeases;
   private readonly limiter: RateLimiter;
   readonly janitor: Janitor;
+  private readonly circuits: CircuitStore;
+  private readonly backlogSampler: BacklogSampler;
   readonly recovery: MessageRecovery;
   readonly sources: SourceReaders;
   private readonly originClient: OriginClient;
@@ -156,6 +160,13 @@ export class ConsumerNode {
     this.audit = AuditTrail.create(this.redis, this.keys, this.config, this.componentLogger('audit'));
     this.leases = new SlotLeases(this.redis, this.keys, this.config.nodeId);
     this.limiter = new RateLimiter(this.redis, this.keys);
+    this.circuits = new CircuitStore(
+      this.redis,
+      this.keys,
+      this.config.nodeId,
+      this.componentLogger('circuit'),
+      this.now,
+    );
     this.membership = new Membership(
       this.redis,
       this.keys,
@@ -219,6 +230,14 @@ export class ConsumerNode {
       now: this.now,
     });
     this.metrics.reportBacklog(backlog.source);
+    this.backlogSampler = new BacklogSampler({
+      redis: this.redis,
+      keys: this.keys,
+      counter: backlog,
+      sampling: () => this.state === 'started' && this.janitor.holdsLease,
+      logger: this.componentLogger('backlog'),
+      now: this.now,
+    });
   }
 
   /** A logger for one of the node's components, bound to the node's id. */
@@ -310,6 +329,7 @@ export class ConsumerNode {
     this.lastBeatAt = now;
     if ((await this.refreshLive()) || this.unsettled) this.requestRebalance();
     await this.janitor.tick();
+    await this.backlogSampler.tick();
     await this.recovery.tick();
     this.syncSources(false);
     await this.sourcesSync;
@@ -607,6 +627,7 @@ export class ConsumerNode {
       logger: this.componentLogger('pipeline', { topic, publisherId: id }),
       config: this.config,
       now: this.now,
+      onCircuit: (change) => this.circuits.record(topic, id, change),
     });
     this.pipelines.set(id, pipeline);
     pipeline.wakeRetries();

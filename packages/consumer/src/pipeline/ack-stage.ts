@@ -21,6 +21,8 @@ import {
   streamIdTime,
   encodeRetryState,
   recordTag,
+  SERIES_TTL_SECONDS,
+  seriesSlot,
   type Keys,
   type LoggedAttempt,
   type Logger,
@@ -114,6 +116,8 @@ export class AckStage {
     const dead: (string | number)[] = [];
     let earliestRetry = Infinity;
     let skipped = 0;
+    let delivered = 0;
+    let failed = 0;
     for (const { job, result, fate } of batch) {
       const sid = job.message.streamId;
       const logged: LoggedAttempt = result.ok
@@ -128,6 +132,8 @@ export class AckStage {
             }
         : failedAttempt(sid, result, fate);
       if (fate.kind === 'skipped') skipped++;
+      else if (fate.kind === 'delivered') delivered++;
+      else failed++;
       attempts.push(logged);
       if (fate.kind === 'retry') {
         retries.push(sid, fate.dueAt, encodeRetryState(job.previousAttempts + 1, logged));
@@ -156,10 +162,13 @@ export class AckStage {
     for (const r of records) args.push(r.score, r.member);
     args.push(acked.length, ...acked, cleared.length, ...cleared);
     args.push(retries.length / 3, ...retries, dead.length / 3, ...dead, skipped);
+    // The per-minute counters of the charts, in the same script call (series.ts).
+    const slot = seriesSlot(this.deps.now());
+    args.push(delivered, failed, slot.minute, SERIES_TTL_SECONDS);
     for (let attempt = 1; ; attempt++) {
       try {
         await this.deps.redis.poSettle(
-          7,
+          8,
           tk.stream,
           pk.retries,
           pk.attempts,
@@ -167,6 +176,7 @@ export class AckStage {
           pk.log,
           pk.notes,
           pk.counts,
+          keys.series(topic, slot.hour),
           ...args,
         );
         this.open = open;

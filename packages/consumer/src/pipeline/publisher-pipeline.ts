@@ -94,6 +94,20 @@ export interface PipelineDeps {
   readonly config: Pick<Config, 'breakerThreshold' | 'retryMaxBackoffSeconds' | 'retryMaxAgeSeconds'>;
   readonly now: Clock;
   readonly random?: () => number;
+  /**
+   * The circuit breaker moved: `open` (with the time of its next probe),
+   * `probing`, or `closed` (also when the pipeline stops or pauses with its
+   * circuit not closed). For the dashboard (`CircuitStore`); must not throw.
+   */
+  readonly onCircuit?: (change: CircuitChange) => void;
+}
+
+export interface CircuitChange {
+  readonly state: 'open' | 'probing' | 'closed';
+  /** When the next probe goes (open only), ms. */
+  readonly nextProbeAt?: number;
+  /** Consecutive failures that opened it. */
+  readonly failures: number;
 }
 
 export class PublisherPipeline {
@@ -176,7 +190,9 @@ export class PublisherPipeline {
     if (this.state === 'closed') return;
     if (!publisher.active && this.state !== 'paused') {
       this.clearProbe();
+      const wasOpen = this.state === 'open' || this.state === 'probing';
       this.state = 'paused';
+      if (wasOpen) this.circuit({ state: 'closed', failures: this.failures });
       this.deps.retryIndex.forget(publisher.id).catch((err: unknown) => this.logError(err, 'retry index'));
     } else if (publisher.active && !wasActive) {
       this.state = 'running';
@@ -191,8 +207,10 @@ export class PublisherPipeline {
 
   /** Stops reading; resolves when in-flight deliveries have finished and their outcomes are written. */
   async close(): Promise<void> {
+    const wasOpen = this.state === 'open' || this.state === 'probing';
     this.state = 'closed';
     this.clearProbe();
+    if (wasOpen) this.circuit({ state: 'closed', failures: this.failures });
     this.clearWait();
     while (this.inFlight > 0 || this.reading) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
@@ -529,6 +547,7 @@ export class PublisherPipeline {
         this.clearProbe();
         this.state = 'running';
         this.probeDelayMs = 0;
+        this.circuit({ state: 'closed', failures: 0 });
         this.deps.logger.info({ publisherId: this.publisher.id }, 'target answers again; circuit closed');
         this.wakeRetries();
       }
@@ -550,14 +569,24 @@ export class PublisherPipeline {
       'target keeps failing; circuit open, probing with one message',
     );
     this.clearProbe();
+    this.circuit({ state: 'open', nextProbeAt: this.deps.now() + this.probeDelayMs, failures: this.failures });
     this.probeTimer = setTimeout(() => {
       this.probeTimer = undefined;
       if (this.state !== 'open') return;
       this.state = 'probing';
+      this.circuit({ state: 'probing', failures: this.failures });
       this.dirty = true;
       this.pump();
     }, this.probeDelayMs);
     this.probeTimer.unref();
+  }
+
+  private circuit(change: CircuitChange): void {
+    try {
+      this.deps.onCircuit?.(change);
+    } catch (err) {
+      this.logError(err, 'circuit listener failed');
+    }
   }
 
   private clearProbe(): void {
