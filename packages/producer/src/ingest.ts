@@ -22,8 +22,10 @@
  */
 import { createHash } from 'node:crypto';
 import {
+  SERIES_TTL_SECONDS,
   UnavailableError,
   checkScriptResult,
+  seriesSlot,
   messageId,
   type Config,
   type Keys,
@@ -209,23 +211,26 @@ export class Ingest {
 
     const waiting = this.config.redisMinReplicas > 0;
     const wake = this.keys.wakeChannel;
+    // Each call counts its messages in the topic's per-minute counters (inside the script).
+    const slot = seriesSlot(Date.now());
+    const series = this.keys.series(topic, slot.hour);
     const callArgs = calls.map((c, i) => {
       const n = c.length === 1 ? c[0]!.count : c.reduce((sum, p) => sum + p.count, 0);
       const args = c.length === 1 ? c[0]!.args : c.flatMap((p) => p.args);
       // The last call wakes the consumer nodes (inside the script: no command of its own).
-      return [i === calls.length - 1 ? wake : '', topic, n, ...args];
+      return [i === calls.length - 1 ? wake : '', topic, n, ...args, slot.minute, SERIES_TTL_SECONDS];
     });
     let results: [Error | null, unknown][];
     if (callArgs.length === 1 && !waiting) {
       // The usual case: one command, without a pipeline around it.
       try {
-        results = [[null, await this.redis.poIngest(2, tk.meta, tk.stream, ...callArgs[0]!)]];
+        results = [[null, await this.redis.poIngest(3, tk.meta, tk.stream, series, ...callArgs[0]!)]];
       } catch (err) {
         results = [[err instanceof Error ? err : new Error(String(err)), null]];
       }
     } else {
       const pipeline = this.redis.pipeline();
-      for (const args of callArgs) pipeline.poIngest(2, tk.meta, tk.stream, ...args);
+      for (const args of callArgs) pipeline.poIngest(3, tk.meta, tk.stream, series, ...args);
       if (waiting) pipeline.wait(this.config.redisMinReplicas, this.config.redisWaitTimeoutMs);
       const replies = await pipeline.exec();
       if (!replies) throw new UnavailableError('the write was not executed');
@@ -270,13 +275,16 @@ export class Ingest {
   ): Promise<OnceResult> {
     const tk = this.keys.topic(topic);
     const args = scriptArgs(payloads, attributes);
-    args.push(fingerprint(kind, topic, args), String(IDEMPOTENCY_TTL_SECONDS));
+    const slot = seriesSlot(Date.now());
+    args.push(String(slot.minute), String(SERIES_TTL_SECONDS));
+    args.push(fingerprint(kind, topic, args.slice(0, -2)), String(IDEMPOTENCY_TTL_SECONDS));
     const pipeline = this.redis
       .pipeline()
       .poIngest(
-        3,
+        4,
         tk.meta,
         tk.stream,
+        this.keys.series(topic, slot.hour),
         this.keys.idempotency(topic, idempotencyKey),
         this.keys.wakeChannel,
         topic,

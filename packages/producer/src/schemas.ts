@@ -571,15 +571,24 @@ export const statsView: Schema = {
     topics: { type: 'integer' },
     publishers: { type: 'integer' },
     active_publishers: { type: 'integer' },
-    received: { type: 'integer' },
-    delivered: { type: 'integer' },
-    pending: { type: 'integer' },
-    retrying: { type: 'integer' },
-    leased: { type: 'integer' },
-    dead: { type: 'integer' },
+    received: { type: 'integer', description: 'Messages received, all topics (a message counts once).' },
+    delivered: {
+      type: 'integer',
+      description: 'Deliveries made: messages delivered, summed over publishers (a message sent to two counts twice).',
+    },
+    pending: {
+      type: 'integer',
+      description: 'Deliveries read and not settled: in flight, retrying and leased.',
+    },
+    retrying: { type: 'integer', description: 'Deliveries waiting for a retry.' },
+    leased: { type: 'integer', description: 'Pull deliveries held by a worker’s lease.' },
+    in_flight: { type: 'integer', description: 'Deliveries with an attempt under way.' },
+    unread: { type: 'integer', description: 'Deliveries not started: messages the publishers have not read yet.' },
+    dead: { type: 'integer', description: 'Dead letters (deliveries given up on) kept.' },
     skipped: { type: 'integer' },
     deleted: { type: 'integer' },
-    backlog: { type: 'integer' },
+    backlog: { type: 'integer', description: 'Deliveries not made yet: unread + pending.' },
+    circuits_open: { type: 'integer', description: 'Publishers whose circuit breaker is open or probing.' },
     per_publisher: {
       type: 'array',
       items: {
@@ -598,8 +607,21 @@ export const statsView: Schema = {
           dead: { type: 'integer' },
           skipped: { type: 'integer' },
           deleted: { type: 'integer' },
+          in_flight: { type: 'integer' },
           backlog: { type: 'integer' },
           delivered: { type: 'integer' },
+          circuit: {
+            type: ['object', 'null'],
+            description: 'The circuit breaker while it is open or probing; null when closed.',
+            required: ['state', 'since', 'next_probe_at'],
+            properties: {
+              state: { type: 'string', enum: ['open', 'probing'] },
+              since: isoTime,
+              next_probe_at: { ...nullableIso, description: 'When the open circuit tries one message again.' },
+              failures: { type: 'integer', description: 'Consecutive failed attempts that opened it.' },
+              node: { type: 'string', description: 'The consumer node running the publisher.' },
+            },
+          },
           oldest_undelivered_at: nullableIso,
           oldest_undelivered_age_seconds: { type: ['integer', 'null'] },
         },
@@ -607,6 +629,68 @@ export const statsView: Schema = {
     },
   },
   description: 'Open to new fields: the dashboard’s figures grow.',
+};
+
+const nullableCount: Schema = { type: ['integer', 'null'] };
+
+/** `GET /api/stats/series`. */
+export const seriesView: Schema = {
+  type: 'object',
+  required: ['window', 'bucket_seconds', 'from', 'to', 'topic', 'publisher', 'points', 'publishers'],
+  properties: {
+    window: { type: 'string', enum: ['hour', 'day'] },
+    bucket_seconds: { type: 'integer', description: '60 (hour) or 600 (day).' },
+    from: { ...isoTime, description: 'The first bucket’s start.' },
+    to: { ...isoTime, description: 'Now: the last bucket ends here.' },
+    topic: { ...nullableIso, description: 'The topic in scope, or null for all.' },
+    publisher: { ...nullableIso, description: 'The publisher in scope, or null.' },
+    points: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['at', 'received', 'delivered', 'failed', 'backlog', 'oldest_age_seconds'],
+        properties: {
+          at: { ...isoTime, description: 'The bucket’s start.' },
+          received: { type: 'integer', description: 'Messages received by the topics in scope.' },
+          delivered: { type: 'integer', description: 'Messages delivered by the publishers in scope (deliveries).' },
+          failed: {
+            type: 'integer',
+            description: 'Failed attempts (to be retried, or dead) of the publishers in scope.',
+          },
+          backlog: {
+            ...nullableCount,
+            description: 'Highest sampled backlog (summed over the publishers) in the bucket; null: no sample.',
+          },
+          oldest_age_seconds: {
+            ...nullableCount,
+            description: 'Highest sampled age of the oldest undelivered message in the bucket; null: no sample.',
+          },
+        },
+      },
+    },
+    publishers: {
+      type: 'array',
+      description: 'Each publisher in scope: its backlog now and its samples per bucket.',
+      items: {
+        type: 'object',
+        required: ['id', 'topic', 'backlog', 'oldest_undelivered_age_seconds', 'points'],
+        properties: {
+          id: { type: 'string' },
+          topic: { type: 'string' },
+          backlog: { type: 'integer' },
+          oldest_undelivered_age_seconds: nullableCount,
+          points: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['at', 'backlog', 'oldest_age_seconds'],
+              properties: { at: isoTime, backlog: nullableCount, oldest_age_seconds: nullableCount },
+            },
+          },
+        },
+      },
+    },
+  },
 };
 
 /** A page of a list: the items and the cursor of the next page (null on the last). */

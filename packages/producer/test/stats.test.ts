@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { Store } from '@postoffice/shared';
 import { StatsCache } from '../src/routes/stats.js';
+import { settle } from '../../shared/test/support/settle.js';
 import { call, createPublisher, createTopic, startApi, type Api } from './helpers.js';
 
 interface PublisherStats {
@@ -41,10 +42,13 @@ describe('GET /api/stats', () => {
       pending: 0,
       retrying: 0,
       leased: 0,
+      in_flight: 0,
+      unread: 0,
       dead: 0,
       skipped: 0,
       deleted: 0,
       backlog: 0,
+      circuits_open: 0,
       per_publisher: [],
     });
   });
@@ -64,9 +68,13 @@ describe('GET /api/stats', () => {
       [string, string[]][],
     ][];
     const ids = read[0]![1].map(([id]) => id);
-    await api.redis.xack(stream, String(p.id), ids[0]!, ids[1]!, ids[2]!);
-    await api.redis.zadd(pk.dead, Date.now(), ids[2]!);
-    await api.redis.zadd(pk.retries, Date.now() + 60_000, ids[3]!);
+    await settle(api.redis, api.keys, 'orders', String(p.id), [
+      { streamId: ids[0]!, outcome: 'd' },
+      { streamId: ids[1]!, outcome: 'd' },
+      { streamId: ids[2]!, outcome: 'x' },
+      { streamId: ids[3]!, outcome: 'r', score: Date.now() + 60_000 },
+    ]);
+    expect(await api.redis.zcard(pk.dead)).to.equal(1);
 
     const s = await stats(api);
     expect(s).to.include({
@@ -77,8 +85,11 @@ describe('GET /api/stats', () => {
       delivered: 2,
       pending: 1,
       retrying: 1,
+      in_flight: 0,
+      unread: 1 + 5,
       dead: 1,
       backlog: 2 + 5,
+      circuits_open: 0,
     });
     const [first, second] = s.per_publisher as PublisherStats[];
     expect(first).to.include({
@@ -89,6 +100,8 @@ describe('GET /api/stats', () => {
       dead: 1,
       backlog: 2,
       delivered: 2,
+      in_flight: 0,
+      circuit: null,
     });
     // The oldest undelivered message is the one waiting for a retry (read before the unread one).
     expect(first!.oldest_undelivered_at).to.equal(new Date(Number(ids[3]!.split('-')[0])).toISOString());
@@ -107,7 +120,7 @@ describe('GET /api/stats', () => {
       string,
       [string, string[]][],
     ][];
-    await api.redis.xack(stream, String(p.id), read[0]![1][0]![0]);
+    await settle(api.redis, api.keys, 'quiet', String(p.id), [{ streamId: read[0]![1][0]![0], outcome: 'd' }]);
     const mine = ((await stats(api)).per_publisher as PublisherStats[]).find((x) => x.id === String(p.id));
     expect(mine).to.include({
       backlog: 0,
@@ -115,6 +128,71 @@ describe('GET /api/stats', () => {
       oldest_undelivered_at: null,
       oldest_undelivered_age_seconds: null,
     });
+  });
+
+  it('counts as delivered only what was delivered: not a message deleted from the failing list', async () => {
+    await createTopic(api.app, 'refused');
+    const p = await createPublisher(api.app, { topic: 'refused', target: 'http://127.0.0.1:9/500' });
+    const id = String(p.id);
+    expect((await call(api.app, 'POST', '/api/bulk_messages', { topic: 'refused', payload: [1, 2] })).status).to.equal(
+      201,
+    );
+    const stream = api.keys.topic('refused').stream;
+    const read = (await api.redis.xreadgroup('GROUP', id, 'node', 'STREAMS', stream, '>')) as [
+      string,
+      [string, string[]][],
+    ][];
+    const [first, second] = read[0]![1].map(([sid]) => sid);
+    // Read and under way: in flight, not retrying.
+    expect(((await stats(api)).per_publisher as PublisherStats[]).find((x) => x.id === id)).to.include({
+      pending: 2,
+      in_flight: 2,
+      retrying: 0,
+    });
+    await settle(api.redis, api.keys, 'refused', id, [
+      { streamId: first!, outcome: 'r', score: Date.now() + 60_000 },
+      { streamId: second!, outcome: 'x' },
+    ]);
+    const deleted = await call(api.app, 'POST', `/api/publishers/${id}/failing/delete`, { all: true });
+    expect(deleted.status).to.equal(200);
+    const mine = ((await stats(api)).per_publisher as PublisherStats[]).find((x) => x.id === id);
+    expect(mine).to.include({ delivered: 0, backlog: 0, pending: 0, retrying: 0, dead: 0, in_flight: 0 });
+    // A dead letter the janitor drops after the retention period is not delivered either.
+    expect((await call(api.app, 'POST', '/api/messages', { topic: 'refused', payload: 3 })).status).to.equal(201);
+    const more = (await api.redis.xreadgroup('GROUP', id, 'node', 'STREAMS', stream, '>')) as [
+      string,
+      [string, string[]][],
+    ][];
+    const third = more[0]![1][0]![0];
+    await settle(api.redis, api.keys, 'refused', id, [{ streamId: third, outcome: 'x' }]);
+    await api.redis.zrem(api.keys.publisher('refused', id).dead, third);
+    const after = ((await stats(api)).per_publisher as PublisherStats[]).find((x) => x.id === id);
+    expect(after).to.include({ delivered: 0, dead: 0, backlog: 0 });
+  });
+
+  it("shows a publisher's open circuit and when it probes next", async () => {
+    await createTopic(api.app, 'broken');
+    const p = await createPublisher(api.app, { topic: 'broken', target: 'http://127.0.0.1:9/broken' });
+    const key = api.keys.publisher('broken', String(p.id)).circuit;
+    const next = Date.now() + 30_000;
+    await api.redis.set(
+      key,
+      JSON.stringify({ state: 'open', since: next - 40_000, next_probe_at: next, failures: 5, node: 'n1' }),
+      'PX',
+      60_000,
+    );
+    const s = await stats(api);
+    expect(s.circuits_open).to.equal(1);
+    const mine = (s.per_publisher as { id: string; circuit: unknown }[]).find((x) => x.id === String(p.id));
+    expect(mine!.circuit).to.deep.equal({
+      state: 'open',
+      since: new Date(next - 40_000).toISOString(),
+      next_probe_at: new Date(next).toISOString(),
+      failures: 5,
+      node: 'n1',
+    });
+    await api.redis.del(key);
+    expect((await stats(api)).circuits_open).to.equal(0);
   });
 });
 

@@ -1,17 +1,22 @@
 /**
- * `GET /api/stats`: the figures of the web UI's dashboard. Per publisher:
- * `unread` (entries its group has not read yet), `pending` (read, not
- * settled: in flight or waiting for a retry), `retrying`, `leased` (pull
- * publishers: held by a worker, not counted as retrying), `dead`, `skipped`
- * (not sent: the filter did not match), `deleted` (from the failing list),
- * `backlog` (unread + pending: not delivered yet), `delivered`
- * (acknowledged entries that are none of dead, skipped or deleted) and the
- * receipt time of its oldest undelivered message. Read-only.
+ * `GET /api/stats`: the figures of the web UI's dashboard. Messages are
+ * counted once per topic (`received`); everything else is per publisher,
+ * so a message sent to two publishers counts as two deliveries. Per
+ * publisher: `unread` (entries its group has not read yet), `pending` (read,
+ * not settled: `in_flight`, `retrying` and `leased` together), `retrying`
+ * (waiting in the retry set), `leased` (pull publishers: held by a worker,
+ * not counted as retrying), `dead`, `skipped` (not sent: the filter did not
+ * match), `deleted` (from the failing list), `backlog` (unread + pending:
+ * not delivered yet), `delivered` (counted when a settle batch acknowledges
+ * them, `counts.delivered`), the receipt time of its oldest undelivered
+ * message, and its circuit breaker while it is open or probing (the
+ * `circuit` key the consumer node writes when it moves). Read-only.
  *
  * Cost: the topic and publisher records (`Store.listTopicsAndPublishers`,
  * one pipeline after the topic list), then one round trip with an
- * `XINFO GROUPS` per topic and two `ZCARD`s and an `HMGET` of the counters
- * per publisher (and the leases of each pull publisher), then one with an
+ * `XINFO GROUPS` per topic and two `ZCARD`s, an `HMGET` of the counters and
+ * a `GET` of the circuit per publisher (and the leases of each pull
+ * publisher), then one with an
  * `XPENDING` for each publisher with pending entries and an
  * `XRANGE … COUNT 1` for each with unread ones (nothing for an idle
  * publisher). On one Redis each round trip is one pipeline; on a cluster,
@@ -19,11 +24,49 @@
  * by the requests that arrive while it is computed, so any number
  * of open dashboards costs one computation per interval.
  */
-import { execBySlot, isCluster, type ScriptClient } from '@postoffice/shared';
+import { NotFoundError, ValidationError, inOneRoundTrip } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ChainableCommander } from 'ioredis';
 import type { ApiContext } from '../types.js';
-import { data, responses, statsView } from '../schemas.js';
+import { data, publisherId, responses, seriesView, statsView, topicName } from '../schemas.js';
+import { readSeries, type SeriesScope, type SeriesWindow } from '../stats-series.js';
+
+type SeriesQuery = { Querystring: { window?: SeriesWindow; topic?: string; publisher?: string } };
+
+const seriesSchema = {
+  tags: ['operations'],
+  summary: 'Received, delivered and failed per minute; backlog samples',
+  description:
+    'Buckets of one minute over the last hour (`window=hour`) or of ten minutes over the last day (`window=day`): ' +
+    'messages received by the topics in scope, messages delivered and failed attempts of the publishers in scope, ' +
+    'and the backlog and oldest waiting age sampled once a minute. With `publisher`, that publisher and its topic; ' +
+    'with `topic`, the topic and its publishers; with neither, everything.',
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      window: {
+        type: 'string',
+        enum: ['hour', 'day'],
+        description: '`hour` (default): 60 one-minute buckets; `day`: 144 ten-minute buckets.',
+        'x-error': 'must be hour or day',
+      },
+      topic: topicName('Only this topic and its publishers.'),
+      publisher: {
+        ...publisherId,
+        description: 'Only this publisher (and its topic).',
+        'x-error': 'is not a publisher id',
+      },
+    },
+  },
+  response: responses(
+    { 200: data(seriesView, 'The buckets, oldest first.') },
+    {
+      400: 'A bad or unknown parameter, or a `publisher` not of `topic`.',
+      404: 'No such topic (`topic`) or publisher (`publisher`).',
+    },
+  ),
+};
 
 export interface PublisherStats {
   readonly id: string;
@@ -35,14 +78,29 @@ export interface PublisherStats {
   readonly pending: number;
   readonly retrying: number;
   readonly leased: number;
+  /** Read and not settled, neither retrying nor leased: an attempt under way (or its outcome not written yet). */
+  readonly in_flight: number;
   readonly dead: number;
   readonly skipped: number;
   readonly deleted: number;
   readonly backlog: number;
+  /** Messages this publisher delivered (counted by the consumer at each settle batch). */
   readonly delivered: number;
+  /** The circuit breaker while it is not closed (null: closed). */
+  readonly circuit: CircuitView | null;
   /** When the oldest message not yet delivered was received (null: none). */
   readonly oldest_undelivered_at: string | null;
   readonly oldest_undelivered_age_seconds: number | null;
+}
+
+export interface CircuitView {
+  readonly state: 'open' | 'probing';
+  readonly since: string;
+  /** When the open circuit sends its next probe (null while probing). */
+  readonly next_probe_at: string | null;
+  readonly failures: number;
+  /** The consumer node whose pipeline holds it. */
+  readonly node: string;
 }
 
 export interface Stats {
@@ -54,14 +112,16 @@ export interface Stats {
   readonly pending: number;
   readonly retrying: number;
   readonly leased: number;
+  readonly in_flight: number;
+  readonly unread: number;
   readonly dead: number;
   readonly skipped: number;
   readonly deleted: number;
   readonly backlog: number;
+  /** Publishers whose circuit breaker is open or probing. */
+  readonly circuits_open: number;
   readonly per_publisher: PublisherStats[];
 }
-
-type Reply = [Error | null, unknown][];
 
 function fields(row: unknown): Map<string, unknown> {
   const m = new Map<string, unknown>();
@@ -81,21 +141,6 @@ function count(v: unknown): number {
   return Number.isFinite(n) && n > 0 ? n : 0;
 }
 
-/**
- * Runs the batches in one round trip: one pipeline on a single Redis, one
- * pipeline per batch on a cluster (each batch touches one topic's slot).
- */
-async function inOneRoundTrip(
-  redis: ScriptClient,
-  batches: readonly ((pipeline: ChainableCommander) => void)[],
-): Promise<Reply> {
-  if (isCluster(redis)) return execBySlot(redis, batches);
-  if (batches.length === 0) return [];
-  const pipeline = redis.pipeline();
-  for (const fill of batches) fill(pipeline);
-  return (await pipeline.exec()) ?? [];
-}
-
 /** Leases (JSON values of a leases hash) that have not ended by `now`. */
 function liveLeases(values: unknown, now: number): number {
   if (!Array.isArray(values)) return 0;
@@ -105,6 +150,25 @@ function liveLeases(values: unknown, now: number): number {
     if (m && Number(m[1]) > now) n++;
   }
   return n;
+}
+
+/** The circuit record the consumer node keeps (`CircuitStore`), or null. */
+function circuitView(raw: unknown): CircuitView | null {
+  if (typeof raw !== 'string') return null;
+  try {
+    const r = JSON.parse(raw) as Record<string, unknown>;
+    if (r.state !== 'open' && r.state !== 'probing') return null;
+    const iso = (v: unknown): string | null => (typeof v === 'number' ? new Date(v).toISOString() : null);
+    return {
+      state: r.state,
+      since: iso(r.since) ?? new Date(0).toISOString(),
+      next_probe_at: r.state === 'open' ? iso(r.next_probe_at) : null,
+      failures: count(r.failures),
+      node: typeof r.node === 'string' ? r.node : '',
+    };
+  } catch {
+    return null;
+  }
 }
 
 /** What computing the figures needs. */
@@ -131,13 +195,26 @@ export async function stats(ctx: StatsContext, now = Date.now()): Promise<Stats>
         const pk = keys.publisher(t, pub.id);
         p.zcard(pk.retries);
         p.zcard(pk.dead);
-        p.hmget(pk.counts, 'skipped', 'deleted');
+        p.hmget(pk.counts, 'skipped', 'deleted', 'delivered');
+        p.get(pk.circuit);
         if (pub.type === 'pull') p.hvals(pk.leases);
       }
     }),
   );
   const groups = new Map<string, Map<string, unknown>>();
-  const sizes = new Map<string, { retrying: number; leased: number; dead: number; skipped: number; deleted: number }>();
+  const sizes = new Map<
+    string,
+    {
+      inRetrySet: number;
+      retrying: number;
+      leased: number;
+      dead: number;
+      skipped: number;
+      deleted: number;
+      delivered: number;
+      circuit: CircuitView | null;
+    }
+  >();
   let at = 0;
   for (const t of names) {
     const [err, list] = first[at++] ?? [null, []];
@@ -151,15 +228,19 @@ export async function stats(ctx: StatsContext, now = Date.now()): Promise<Stats>
       const inRetrySet = count(first[at++]?.[1]);
       const dead = count(first[at++]?.[1]);
       const counters = first[at++]?.[1];
-      const [skipped, deleted] = Array.isArray(counters) ? counters.map(count) : [0, 0];
+      const [skipped, deleted, delivered] = Array.isArray(counters) ? counters.map(count) : [0, 0, 0];
+      const circuit = circuitView(first[at++]?.[1]);
       // A pull publisher's leased messages wait in its retry set (scored at the lease's end): count them apart.
       const leased = pub.type === 'pull' ? liveLeases(first[at++]?.[1], now) : 0;
       sizes.set(pub.id, {
+        inRetrySet,
         retrying: Math.max(0, inRetrySet - leased),
         leased,
         dead,
         skipped: skipped ?? 0,
         deleted: deleted ?? 0,
+        delivered: delivered ?? 0,
+        circuit,
       });
     }
   }
@@ -201,13 +282,12 @@ export async function stats(ctx: StatsContext, now = Date.now()): Promise<Stats>
       const firstUnread = Array.isArray(range) && Array.isArray(range[0]) ? entryMs(range[0][0]) : undefined;
       // On Redis before 7 there is no lag: one unread entry found means at least one.
       const unread = lag === null || lag === undefined ? (firstUnread === undefined ? 0 : 1) : count(lag);
-      const read = count(g?.get('entries-read'));
       const oldestPending = pending > 0 && Array.isArray(summary) ? entryMs(summary[1]) : undefined;
       const candidates = [oldestPending, unread > 0 ? firstUnread : undefined].filter(
         (v): v is number => v !== undefined,
       );
       const oldest = candidates.length > 0 ? Math.min(...candidates) : undefined;
-      const { retrying, leased, dead, skipped, deleted } = sizes.get(pub.id)!;
+      const { inRetrySet, retrying, leased, dead, skipped, deleted, delivered, circuit } = sizes.get(pub.id)!;
       rows.set(pub.id, {
         id: pub.id,
         topic: pub.topic,
@@ -218,11 +298,13 @@ export async function stats(ctx: StatsContext, now = Date.now()): Promise<Stats>
         pending,
         retrying,
         leased,
+        in_flight: Math.max(0, pending - inRetrySet),
         dead,
         skipped,
         deleted,
         backlog: unread + pending,
-        delivered: Math.max(0, read - pending - dead - skipped - deleted),
+        delivered,
+        circuit,
         oldest_undelivered_at: oldest === undefined ? null : new Date(oldest).toISOString(),
         oldest_undelivered_age_seconds: oldest === undefined ? null : Math.max(0, Math.round((now - oldest) / 1000)),
       });
@@ -240,10 +322,13 @@ export async function stats(ctx: StatsContext, now = Date.now()): Promise<Stats>
     pending: sum((p) => p.pending),
     retrying: sum((p) => p.retrying),
     leased: sum((p) => p.leased),
+    in_flight: sum((p) => p.in_flight),
+    unread: sum((p) => p.unread),
     dead: sum((p) => p.dead),
     skipped: sum((p) => p.skipped),
     deleted: sum((p) => p.deleted),
     backlog: sum((p) => p.backlog),
+    circuits_open: per_publisher.filter((p) => p.circuit !== null).length,
     per_publisher,
   };
 }
@@ -305,6 +390,13 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
     },
     async () => ({ data: await cache.get() }),
   );
+  app.get<SeriesQuery>('/api/stats/series', { schema: seriesSchema }, async (request) => {
+    const { window = 'hour', topic, publisher } = request.query;
+    const scope = await seriesScope(ctx, topic, publisher);
+    const figures = await cache.get();
+    const current = new Map(figures.per_publisher.map((p) => [p.id, p]));
+    return { data: await readSeries(ctx, window, scope, current) };
+  });
   // A change made through this producer (a topic, a publisher, a repair) shows in the next answer, so that a page
   // opened right after it lists what was just made. Changes made through other replicas show within STATS_CACHE_MS.
   app.addHook('onResponse', (request, reply, done) => {
@@ -314,4 +406,28 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
     }
     done();
   });
+}
+
+/** The topics and publishers a series query covers; 404 for an unknown one. */
+async function seriesScope(ctx: ApiContext, topic?: string, publisher?: string): Promise<SeriesScope> {
+  if (publisher !== undefined) {
+    const pub = await ctx.store.getPublisher(publisher);
+    if (!pub) throw new NotFoundError('publisher_not_found', 'publisher', 'publisher not found');
+    if (topic !== undefined && topic !== pub.topic) {
+      throw new ValidationError({ topic: ["is not the publisher's topic"] });
+    }
+    return { topics: [pub.topic], publishers: [pub], everyPublisher: false, topic: pub.topic, publisher: pub.id };
+  }
+  const { topics, publishers } = await ctx.store.listTopicsAndPublishers();
+  if (topic !== undefined) {
+    if (!topics.some((t) => t.name === topic)) throw new NotFoundError('topic_not_found', 'topic', 'topic not found');
+    return {
+      topics: [topic],
+      publishers: publishers.filter((p) => p.topic === topic),
+      everyPublisher: true,
+      topic,
+      publisher: null,
+    };
+  }
+  return { topics: topics.map((t) => t.name), publishers, everyPublisher: true, topic: null, publisher: null };
 }
