@@ -143,8 +143,19 @@ export interface PublisherStats {
   deleted?: number;
   backlog: number;
   delivered: number;
+  in_flight?: number;
+  circuit?: Circuit | null;
   oldest_undelivered_at: string | null;
   oldest_undelivered_age_seconds: number | null;
+}
+
+/** A publisher's circuit breaker while it is not closed. */
+export interface Circuit {
+  state: 'open' | 'probing';
+  since: string;
+  next_probe_at: string | null;
+  failures?: number;
+  node?: string;
 }
 
 export interface Stats {
@@ -160,7 +171,37 @@ export interface Stats {
   skipped?: number;
   deleted?: number;
   backlog: number;
+  in_flight?: number;
+  unread?: number;
+  circuits_open?: number;
   per_publisher: PublisherStats[];
+}
+
+/** `GET /api/stats/series`. */
+export interface SeriesPoint {
+  at: string;
+  received: number;
+  delivered: number;
+  failed: number;
+  backlog: number | null;
+  oldest_age_seconds: number | null;
+}
+
+export interface Series {
+  window: 'hour' | 'day';
+  bucket_seconds: number;
+  from: string;
+  to: string;
+  topic: string | null;
+  publisher: string | null;
+  points: SeriesPoint[];
+  publishers: {
+    id: string;
+    topic: string;
+    backlog: number;
+    oldest_undelivered_age_seconds: number | null;
+    points: { at: string; backlog: number | null; oldest_age_seconds: number | null }[];
+  }[];
 }
 
 export interface Attempt {
