@@ -124,6 +124,9 @@ describe('dashboard in Chromium', function () {
     expect(await page.locator('[data-chart="backlog"] canvas').count()).to.equal(1);
     await page.locator('[data-summary="backlog"]', { hasText: /backlog at most 3/ }).waitFor();
     expect(await page.locator('[data-chart="counts"] .u-legend').textContent()).to.include('Received (messages/min)');
+    // One backlog line (solid) and one oldest-age line (dashed) per publisher.
+    const legend = await page.locator('[data-chart="backlog"] .u-legend').textContent();
+    for (const id of [good, bad]) expect(legend).to.include(`#${id} backlog`).and.to.include(`#${id} oldest waiting`);
     expect(await page.locator('button[data-window="hour"]').getAttribute('aria-pressed')).to.equal('true');
 
     await page.click('button[data-window="day"]');

@@ -77,7 +77,43 @@ function countsOptions(w: number, bucket: string): uPlot.Options {
   };
 }
 
-function backlogOptions(w: number): uPlot.Options {
+/** One line of the backlog chart: a total, or one publisher's. */
+interface BacklogLine {
+  readonly label: string;
+  readonly kind: 'backlog' | 'age';
+  readonly colour: string;
+  readonly dash?: number[];
+}
+
+/** Colours of the publishers' lines (backlog solid, oldest age dashed in the same colour). */
+const PALETTE = ['#175cd3', '#b54708', '#6941c6', '#107569', '#c11574', '#475467', '#4f46e5', '#067647'];
+
+/** Per publisher lines while there are at most this many publishers; totals beyond. */
+export const MAX_PUBLISHER_LINES = 8;
+
+function backlogLines(series: Series, perPublisher: boolean): { lines: BacklogLine[]; data: (number | null)[][] } {
+  if (perPublisher && series.publishers.length > 0 && series.publishers.length <= MAX_PUBLISHER_LINES) {
+    const lines: BacklogLine[] = [];
+    const data: (number | null)[][] = [];
+    series.publishers.forEach((p, i) => {
+      const colour = PALETTE[i % PALETTE.length]!;
+      lines.push({ label: `#${p.id} backlog`, kind: 'backlog', colour });
+      data.push(p.points.map((pt) => pt.backlog));
+      lines.push({ label: `#${p.id} oldest waiting`, kind: 'age', colour, dash: [5, 4] });
+      data.push(p.points.map((pt) => pt.oldest_age_seconds));
+    });
+    return { lines, data };
+  }
+  return {
+    lines: [
+      { label: 'Backlog (deliveries)', kind: 'backlog', colour: COLOURS.backlog },
+      { label: 'Oldest waiting', kind: 'age', colour: COLOURS.age },
+    ],
+    data: [series.points.map((p) => p.backlog), series.points.map((p) => p.oldest_age_seconds)],
+  };
+}
+
+function backlogOptions(w: number, lines: readonly BacklogLine[]): uPlot.Options {
   return {
     width: w,
     height: HEIGHT,
@@ -102,21 +138,35 @@ function backlogOptions(w: number): uPlot.Options {
     series: [
       {},
       // Samples may be sparse (no node running for a while): each one shows as a point.
-      { label: 'Backlog (deliveries)', stroke: COLOURS.backlog, width: 2, points: { show: true, size: 5 } },
-      {
-        label: 'Oldest waiting',
-        stroke: COLOURS.age,
+      ...lines.map((l) => ({
+        label: l.label,
+        stroke: l.colour,
         width: 2,
-        scale: 'age',
+        ...(l.kind === 'age' ? { scale: 'age' } : {}),
+        ...(l.dash ? { dash: l.dash } : {}),
         points: { show: true, size: 5 },
-      },
+      })),
     ],
   };
 }
 
+export interface SeriesChartOptions {
+  /**
+   * Draw each publisher's backlog and oldest age (up to `MAX_PUBLISHER_LINES`
+   * publishers; totals beyond). Default true.
+   */
+  readonly perPublisher?: boolean;
+}
+
 /** Draws the charts of `query` into `container` (replacing its content) and loads the last hour. */
-export function mountSeriesChart(container: HTMLElement, query: SeriesQuery): SeriesChart {
+export function mountSeriesChart(
+  container: HTMLElement,
+  query: SeriesQuery,
+  options: SeriesChartOptions = {},
+): SeriesChart {
+  const perPublisher = options.perPublisher ?? true;
   let window: SeriesWindow = 'hour';
+  let drawnLines = '';
   let counts: uPlot | undefined;
   let backlog: uPlot | undefined;
   let drawnWindow: SeriesWindow | undefined;
@@ -167,21 +217,24 @@ export function mountSeriesChart(container: HTMLElement, query: SeriesQuery): Se
       series.points.map((p) => p.delivered),
       series.points.map((p) => p.failed),
     ];
-    const backlogData: uPlot.AlignedData = [
-      xs,
-      series.points.map((p) => p.backlog),
-      series.points.map((p) => p.oldest_age_seconds),
-    ];
-    if (drawnWindow !== series.window || !counts || !backlog) {
+    const { lines, data } = backlogLines(series, perPublisher);
+    const backlogData: uPlot.AlignedData = [xs, ...data];
+    const lineKey = lines.map((l) => l.label).join('\n');
+    if (drawnWindow !== series.window || !counts) {
       counts?.destroy();
-      backlog?.destroy();
       countsBox.replaceChildren();
-      backlogBox.replaceChildren();
       counts = new uPlot(countsOptions(width(countsBox), bucket), countData, countsBox);
-      backlog = new uPlot(backlogOptions(width(backlogBox)), backlogData, backlogBox);
       drawnWindow = series.window;
     } else {
       counts.setData(countData);
+    }
+    // Drawn anew when its lines change (a publisher added or deleted), else only its data.
+    if (!backlog || lineKey !== drawnLines) {
+      backlog?.destroy();
+      backlogBox.replaceChildren();
+      backlog = new uPlot(backlogOptions(width(backlogBox), lines), backlogData, backlogBox);
+      drawnLines = lineKey;
+    } else {
       backlog.setData(backlogData);
     }
     replace(countsTitle, series.window === 'hour' ? 'Messages per minute' : 'Messages per 10 minutes');
