@@ -195,3 +195,35 @@ export async function readSeries(
     }),
   };
 }
+
+/**
+ * Answers kept for `ttlMs` per query and shared by the requests that arrive
+ * while one is computed, as `StatsCache` does for `GET /api/stats`: any
+ * number of open dashboards cost one read per query and interval. Holds at
+ * most `max` queries (the oldest answer goes first).
+ */
+export class SeriesCache {
+  private readonly entries = new Map<string, { at: number; value: Promise<Series> }>();
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+    private readonly max = 500,
+  ) {}
+
+  get(key: string, compute: () => Promise<Series>): Promise<Series> {
+    const now = this.now();
+    const kept = this.entries.get(key);
+    if (kept && now - kept.at < this.ttlMs) return kept.value;
+    // Expired answers go; beyond `max`, the oldest.
+    for (const [k, e] of this.entries) if (now - e.at >= this.ttlMs) this.entries.delete(k);
+    while (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
+    const value = compute();
+    this.entries.set(key, { at: now, value });
+    // A failure is not kept: the next request tries again.
+    value.catch(() => {
+      if (this.entries.get(key)?.value === value) this.entries.delete(key);
+    });
+    return value;
+  }
+}

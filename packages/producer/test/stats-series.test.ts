@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { SERIES_TTL_SECONDS, seriesSlot } from '@postoffice/shared';
+import { SeriesCache, type Series as Computed } from '../src/stats-series.js';
 import { settle } from '../../shared/test/support/settle.js';
 import { call, createPublisher, createTopic, errors, send, startApi, type Api } from './helpers.js';
 
@@ -210,5 +211,40 @@ describe('GET /api/stats/series', () => {
       expect(publisher.status).to.equal(404);
       expect(publisher.body).to.deep.equal(errors({ publisher: ['publisher not found'] }));
     });
+  });
+});
+
+describe('SeriesCache', () => {
+  it('computes once per query for concurrent requests and within the interval, again after it; keeps no failure', async () => {
+    let now = 1_000_000;
+    let computed = 0;
+    const cache = new SeriesCache(1000, () => now);
+    const compute = async (): Promise<Computed> => {
+      computed++;
+      return { window: 'hour' } as Computed;
+    };
+    const [a, b] = await Promise.all([cache.get('hour', compute), cache.get('hour', compute)]);
+    expect(a).to.equal(b);
+    expect(computed).to.equal(1);
+    await cache.get('day', compute);
+    expect(computed).to.equal(2);
+    now += 999;
+    await cache.get('hour', compute);
+    expect(computed).to.equal(2);
+    now += 1;
+    await cache.get('hour', compute);
+    expect(computed).to.equal(3);
+    let fail = true;
+    const failing = async (): Promise<Computed> => {
+      computed++;
+      if (fail) throw new Error('redis down');
+      return { window: 'day' } as Computed;
+    };
+    let caught: unknown;
+    await cache.get('failing', failing).catch((err: unknown) => (caught = err));
+    expect(caught).to.be.instanceOf(Error);
+    fail = false;
+    expect((await cache.get('failing', failing)).window).to.equal('day');
+    expect(computed).to.equal(5);
   });
 });

@@ -5,6 +5,10 @@
  * also writes its own small record. Outcomes added while a batch is being
  * written go in the next one, so batches grow with the load.
  *
+ * The same script call adds the batch's delivered messages and failed
+ * attempts to the publisher's per-minute counters (`series.ts`) and its
+ * `delivered` total: two HINCRBYs and an EXPIRE a batch, no round trip more.
+ *
  * After a batch is written, the retry index is lowered to the batch's
  * earliest retry and the pipeline is told (`onSettled`), which frees the
  * batch's delivery slots.

@@ -29,7 +29,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ChainableCommander } from 'ioredis';
 import type { ApiContext } from '../types.js';
 import { data, publisherId, responses, seriesView, statsView, topicName } from '../schemas.js';
-import { readSeries, type SeriesScope, type SeriesWindow } from '../stats-series.js';
+import { SeriesCache, readSeries, type SeriesScope, type SeriesWindow } from '../stats-series.js';
 
 type SeriesQuery = { Querystring: { window?: SeriesWindow; topic?: string; publisher?: string } };
 
@@ -390,12 +390,17 @@ export function registerStatsRoutes(app: FastifyInstance, ctx: ApiContext): void
     },
     async () => ({ data: await cache.get() }),
   );
+  const series = new SeriesCache(ctx.config.statsCacheMs);
   app.get<SeriesQuery>('/api/stats/series', { schema: seriesSchema }, async (request) => {
     const { window = 'hour', topic, publisher } = request.query;
-    const scope = await seriesScope(ctx, topic, publisher);
-    const figures = await cache.get();
-    const current = new Map(figures.per_publisher.map((p) => [p.id, p]));
-    return { data: await readSeries(ctx, window, scope, current) };
+    const key = `${window}\n${topic ?? ''}\n${publisher ?? ''}`;
+    const data = await series.get(key, async () => {
+      const scope = await seriesScope(ctx, topic, publisher);
+      const figures = await cache.get();
+      const current = new Map(figures.per_publisher.map((p) => [p.id, p]));
+      return readSeries(ctx, window, scope, current);
+    });
+    return { data };
   });
   // A change made through this producer (a topic, a publisher, a repair) shows in the next answer, so that a page
   // opened right after it lists what was just made. Changes made through other replicas show within STATS_CACHE_MS.
