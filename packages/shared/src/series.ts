@@ -3,7 +3,7 @@
  * (`GET /api/stats/series`). One Redis hash per topic per hour
  * (`Keys.series(topic, hour)`, in the topic's hash slot), fields:
  *
- *   <minute>:r              messages received (ingest; one HINCRBY per script call)
+ *   <minute>:r              messages received (inside ingest.lua; one HINCRBY per script call)
  *   <minute>:d:<publisher>  messages delivered (one HINCRBY per settle batch, inside settle.lua)
  *   <minute>:f:<publisher>  failed attempts (retry or dead; same)
  *   <minute>:b:<publisher>  backlog sampled once a minute by the janitor's node
@@ -14,8 +14,6 @@
  * write sets the key's expiry to `SERIES_TTL_SECONDS`, so the last day is
  * always there and nothing older stays.
  */
-import type { ChainableCommander } from 'ioredis';
-import type { Keys } from './keys.js';
 
 /** How long an hour's counters are kept after their last write: a day and two hours (the last day is complete). */
 export const SERIES_TTL_SECONDS = 26 * 3600;
@@ -40,12 +38,4 @@ export function seriesSlot(ms: number): SeriesSlot {
 
 export function seriesField(minute: number, kind: SeriesKind, publisher?: string): string {
   return publisher === undefined ? `${minute}:${kind}` : `${minute}:${kind}:${publisher}`;
-}
-
-/** Queues the received counter of `n` messages for `topic` at `now` (two commands on the topic's slot). */
-export function countReceived(pipeline: ChainableCommander, keys: Keys, topic: string, n: number, now: number): void {
-  const { hour, minute } = seriesSlot(now);
-  const key = keys.series(topic, hour);
-  pipeline.hincrby(key, seriesField(minute, 'r'), n);
-  pipeline.expire(key, SERIES_TTL_SECONDS);
 }
