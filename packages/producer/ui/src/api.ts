@@ -6,18 +6,52 @@
  */
 export type FieldErrors = Record<string, string[]>;
 
+/** What a field of the API's error answers is, in words (the rest: its name, spaced). */
+const FIELD_NAMES: Record<string, string> = {
+  name: 'This topic',
+  topic: 'The topic',
+  id: 'This message',
+  ids: 'These messages',
+  target: 'The target',
+  token: 'The token',
+  since: 'The time',
+  before: 'The time',
+  to: 'The time',
+  next_attempt_at: 'The next attempt',
+  publisher: 'The publisher',
+  request: 'The request',
+  network: 'The server',
+};
+
+/** Sentences an operator reads for an error answer's fields: no field names, no JSON. */
+export function plainMessage(status: number, fields: FieldErrors): string {
+  const sentences = Object.entries(fields).map(([field, why]) => {
+    const subject =
+      FIELD_NAMES[field] ?? field.charAt(0).toUpperCase() + field.slice(1).replace(/[_.]/g, ' ').toLowerCase();
+    const text = why.join(', ').replace(/[`"]/g, '');
+    // "has publishers: delete them first" -> "This topic has publishers: delete them first."
+    return `${subject} ${text}`.replace(/[.\s]*$/, '.');
+  });
+  if (sentences.length > 0) return sentences.join(' ');
+  if (status === 404) return 'It no longer exists.';
+  if (status >= 500) return `The server could not do it (error ${status}); try again.`;
+  return `The request was refused (error ${status}).`;
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly fields: FieldErrors,
   ) {
-    super(
-      Object.entries(fields)
-        .map(([field, why]) => `${field} ${why.join(', ')}`)
-        .join('; ') || `request failed (${status})`,
-    );
+    super(plainMessage(status, fields));
     this.name = 'ApiError';
   }
+}
+
+/** An error as a toast says it. */
+export function plainError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
 }
 
 let onUnauthorized: () => void = () => undefined;
@@ -51,10 +85,7 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
   }
   if (!res.ok) {
     const errors = (json as { data?: { errors?: FieldErrors } } | undefined)?.data?.errors;
-    const err = new ApiError(
-      res.status,
-      errors && typeof errors === 'object' ? errors : { request: [`failed (${res.status})`] },
-    );
+    const err = new ApiError(res.status, errors && typeof errors === 'object' ? errors : {});
     if (res.status === 401 && !path.startsWith('/api/session')) onUnauthorized();
     throw err;
   }
@@ -170,7 +201,8 @@ export interface Attempt {
   /** A failed attempt: the start of the answer's body. */
   response?: string;
   duration_ms?: number;
-  worker?: string;
+  /** A pull lease's worker (`host`, `pid`, `name`). */
+  worker?: Record<string, unknown>;
   outcome?: string;
   lease_expires_at?: string;
 }
@@ -230,8 +262,23 @@ export interface FailingItem {
   attributes: Record<string, string>;
 }
 
+export interface Breaker {
+  state: 'open' | 'probing';
+  failures: number;
+  next_probe_at?: string;
+}
+
 export interface ClusterView {
-  nodes: { id: string; host?: string; pid?: number; started_at?: string; last_heartbeat: string; slots: string[] }[];
+  nodes: {
+    id: string;
+    host?: string;
+    pid?: number;
+    started_at?: string;
+    last_heartbeat: string;
+    slots: string[];
+    /** Per publisher id: its circuit breaker on this node, when not closed (servers before it: absent). */
+    breakers?: Record<string, Breaker>;
+  }[];
   publishers: {
     id: string;
     topic: string;
