@@ -93,7 +93,15 @@ function zone(): string {
 
 /** A time in full, with its offset and zone: what a relative time says on hover. */
 export function absoluteTime(d: Date): string {
-  const text = d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium', timeZoneName: 'short' });
+  const text = d.toLocaleString(undefined, {
+    year: 'numeric',
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    timeZoneName: 'short',
+  });
   const name = zone();
   return name ? `${text} (${name})` : text;
 }
@@ -191,7 +199,7 @@ export function labelCells(body: HTMLElement, labels: string[]): void {
  * A target shortened in the middle, so its host and the end of its path
  * stay visible: `http://127.0.0.1:27500/…/ok-endpoint`. Short ones as they are.
  */
-export function shortTarget(target: string, max = 44): string {
+export function shortTarget(target: string, max = 56): string {
   if (target.length <= max) return target;
   let url: URL | undefined;
   try {

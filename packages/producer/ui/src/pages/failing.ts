@@ -297,7 +297,7 @@ export const failingPage: Page = async (view) => {
     view.main,
     pageHeader(
       h('span', null, 'Failing for ', link(`#/publishers/${id}`, `publisher #${id}`)),
-      h('span', null, `${publisher.topic} → `, targetText(publisher.target, 60)),
+      h('span', null, `${publisher.topic} → `, targetText(publisher.target)),
       h('button', { type: 'button', class: 'btn', on: { click: reload } }, 'Refresh'),
     ),
     card(null, tabs, toolbar, table_, pager),

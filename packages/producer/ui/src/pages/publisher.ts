@@ -458,7 +458,7 @@ export const publisherPage: Page = async (view) => {
         null,
         link(`#/messages?topic=${encodeURIComponent(p.topic)}`, p.topic),
         ' → ',
-        targetText(p.target, 60),
+        targetText(p.target),
       ),
     ),
     overview,
