@@ -26,6 +26,7 @@ import {
   preview,
   pretty,
   replace,
+  shortTarget,
   table,
   targetText,
   time,
@@ -77,7 +78,7 @@ export const messagesPage: Page = async (view) => {
       select(
         [
           ['', 'Any publisher'],
-          ...publishers.map((p): [string, string] => [p.id, `#${p.id} ${p.topic} → ${p.target}`]),
+          ...publishers.map((p): [string, string] => [p.id, `#${p.id} ${p.topic} → ${shortTarget(p.target, 40)}`]),
         ],
         q.get('publisher') ?? '',
       ),

@@ -162,7 +162,7 @@ function lastErrorCard(recent: Recent[], failing: FailingItem[]): HTMLElement {
         ' · ',
         link(`#/messages/${encodeURIComponent(last.messageId)}`, 'the message'),
       ),
-      a.error ? h('p', { class: 'wrap-text' }, a.error) : null,
+      a.error && a.error !== `HTTP ${a.status}` ? h('p', { class: 'wrap-text' }, a.error) : null,
       a.worker !== undefined ? h('p', { class: 'muted' }, 'worker ', workerText(a.worker)) : null,
       a.response ? h('pre', { class: 'response', 'data-testid': 'last-response' }, a.response) : null,
     ),
@@ -189,7 +189,12 @@ function recentTable(recent: Recent[]): HTMLElement {
           { class: 'mono truncate id-cell', title: r.messageId },
           link(`#/messages/${encodeURIComponent(r.messageId)}`, r.messageId),
         ),
-        h('td', { class: 'wrap' }, outcome, a.error ? h('span', { class: 'muted' }, ` ${a.error}`) : null),
+        h(
+          'td',
+          { class: 'wrap' },
+          outcome,
+          a.error && a.error !== `HTTP ${a.status}` ? h('span', { class: 'muted' }, ` ${a.error}`) : null,
+        ),
         h('td', { class: 'num' }, a.duration_ms === undefined ? '—' : `${a.duration_ms} ms`),
       );
     }),
@@ -369,7 +374,7 @@ async function drawOverview(view: View, holder: HTMLElement, p: Publisher): Prom
     holder,
     h(
       'div',
-      { class: 'figures' },
+      { class: 'figures figures-compact' },
       fact(
         'Success rate',
         h(
@@ -453,13 +458,7 @@ export const publisherPage: Page = async (view) => {
         badge(p.active ? 'active' : 'inactive'),
         h('span', { class: 'tag' }, p.type),
       ),
-      h(
-        'span',
-        null,
-        link(`#/messages?topic=${encodeURIComponent(p.topic)}`, p.topic),
-        ' → ',
-        targetText(p.target),
-      ),
+      h('span', null, link(`#/messages?topic=${encodeURIComponent(p.topic)}`, p.topic), ' → ', targetText(p.target)),
     ),
     overview,
     h('section', { class: 'publisher-charts', 'data-publisher': p.id }),
