@@ -1,7 +1,7 @@
 /**
  * A tiny element helper. Every string becomes a text node, so values from
  * messages (payloads, attributes, targets, error texts) are shown as text
- * and never parsed as HTML: nothing here touches innerHTML.
+ * and never parsed as HTML: nothing here builds markup from strings.
  */
 import { plainError } from './api.js';
 export type Child = Node | string | number | null | undefined | false | Child[];
