@@ -165,7 +165,7 @@ describe('web UI in Chromium: states, the publisher page, confirmations and layo
     const name = await topic();
     const pid = await publisher({
       topic: name,
-      target: `${failing.url}/hooks/payments/ok-endpoint`,
+      target: `${failing.url}/hooks/payments/v2/tenants/acme/ok-endpoint`,
       seconds_retry: 0.5,
     });
     for (let i = 0; i < 4; i++) await publish(name, { i });
@@ -193,7 +193,7 @@ describe('web UI in Chromium: states, the publisher page, confirmations and layo
     // The target, shortened in the middle in the header, whole on hover.
     const target = page.locator('.page-header [data-target]');
     expect(await target.textContent()).to.match(/^http:\/\/127\.0\.0\.1:\d+\/…\/ok-endpoint$/);
-    expect(await target.getAttribute('title')).to.equal(`${failing.url}/hooks/payments/ok-endpoint`);
+    expect(await target.getAttribute('title')).to.equal(`${failing.url}/hooks/payments/v2/tenants/acme/ok-endpoint`);
 
     // The failing list links here too.
     await visit('#/failing');
@@ -354,7 +354,8 @@ describe('web UI in Chromium: states, the publisher page, confirmations and layo
         for (const [shot, hash, ready] of pages) {
           await t.page.goto(`${producer.url}/${hash}`);
           await t.page.locator(ready).first().waitFor();
-          await screenshot(t.page, shot);
+          // `operator-<page>`: beside flows.test.ts's `<page>` shots of its own scene.
+          await screenshot(t.page, `operator-${shot}`);
           const overflow = await t.page.evaluate('document.documentElement.scrollWidth - window.innerWidth');
           expect(overflow, `${shot} at ${viewport.width} px`).to.be.at.most(0);
           // No table wider than its card: nothing scrolls sideways.
