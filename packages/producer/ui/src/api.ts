@@ -23,14 +23,20 @@ const FIELD_NAMES: Record<string, string> = {
   network: 'The server',
 };
 
+/** A reason that reads after its subject: "is …", "has …", "must …", "can't …". */
+const PREDICATE =
+  /^(is|are|was|were|has|have|had|must|may|can|cannot|can't|does|do|did|should|needs|names|only|takes|refuses|failed)\b/i;
+
 /** Sentences an operator reads for an error answer's fields: no field names, no JSON. */
 export function plainMessage(status: number, fields: FieldErrors): string {
   const sentences = Object.entries(fields).map(([field, why]) => {
     const subject =
       FIELD_NAMES[field] ?? field.charAt(0).toUpperCase() + field.slice(1).replace(/[_.]/g, ' ').toLowerCase();
     const text = why.join(', ').replace(/[`"]/g, '');
-    // "has publishers: delete them first" -> "This topic has publishers: delete them first."
-    return `${subject} ${text}`.replace(/[.\s]*$/, '.');
+    // "has publishers: delete them first" -> "This topic has publishers: delete them first.";
+    // a reason that names its own subject ("message not found") is said on its own.
+    const sentence = PREDICATE.test(text) ? `${subject} ${text}` : text.charAt(0).toUpperCase() + text.slice(1);
+    return sentence.replace(/[.\s]*$/, '.');
   });
   if (sentences.length > 0) return sentences.join(' ');
   if (status === 404) return 'It no longer exists.';

@@ -4,6 +4,9 @@
  * and never parsed as HTML: nothing here builds markup from strings.
  */
 import { plainError } from './api.js';
+import { relativeTime, shortTarget } from './text.js';
+
+export { relativeTime, shortTarget };
 export type Child = Node | string | number | null | undefined | false | Child[];
 
 export interface Props {
@@ -106,20 +109,6 @@ export function absoluteTime(d: Date): string {
   return name ? `${text} (${name})` : text;
 }
 
-/** "3 min ago", "in 2 h", "just now": a time relative to `now`. */
-export function relativeTime(iso: string, now = Date.now()): string {
-  const ms = new Date(iso).getTime() - now;
-  if (Number.isNaN(ms)) return iso;
-  const s = Math.abs(ms) / 1000;
-  if (s < 10) return 'just now';
-  let text: string;
-  if (s < 60) text = `${Math.round(s)} s`;
-  else if (s < 3600) text = `${Math.round(s / 60)} min`;
-  else if (s < 86400) text = `${Math.round(s / 3600)} h`;
-  else text = `${Math.round(s / 86400)} d`;
-  return ms < 0 ? `${text} ago` : `in ${text}`;
-}
-
 /** A time as a `<time>`: relative, with the absolute time and time zone as its title. */
 export function time(iso: string | null | undefined): HTMLElement | string {
   if (!iso) return '—';
@@ -193,32 +182,6 @@ export function labelCells(body: HTMLElement, labels: string[]): void {
       if (label && !cell.classList.contains('empty')) cell.setAttribute('data-label', label);
     });
   }
-}
-
-/**
- * A target shortened in the middle, so its host and the end of its path
- * stay visible: `http://127.0.0.1:27500/…/ok-endpoint`. Short ones as they are.
- */
-export function shortTarget(target: string, max = 56): string {
-  if (target.length <= max) return target;
-  let url: URL | undefined;
-  try {
-    url = /^https?:\/\//i.test(target) ? new URL(target) : undefined;
-  } catch {
-    url = undefined;
-  }
-  if (url) {
-    const parts = url.pathname.split('/').filter(Boolean);
-    const last = parts[parts.length - 1] ?? '';
-    const tail = last + url.search;
-    const short = parts.length > 1 ? `${url.origin}/…/${tail}` : `${url.origin}/${tail}`;
-    if (short.length <= max) return short;
-    if (url.origin.length + 6 < max)
-      return `${url.origin}/…${short.slice(short.length - (max - url.origin.length - 2))}`;
-  }
-  const keep = max - 1;
-  const head = Math.ceil(keep / 2);
-  return `${target.slice(0, head)}…${target.slice(target.length - (keep - head))}`;
 }
 
 /** A target as shown in lists: shortened in the middle, the whole of it as the title. */

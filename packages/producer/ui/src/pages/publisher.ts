@@ -39,6 +39,7 @@ import {
   type Child,
 } from '../dom.js';
 import { Invalid, field, formError, input, onSubmit, textOf } from '../forms.js';
+import { quantile } from '../text.js';
 import { go, link, pageHeader, type Page, type View } from '../view.js';
 import { flowCard } from './flow.js';
 import { notFound, workerText } from './messages.js';
@@ -63,13 +64,6 @@ function succeeded(a: Attempt): boolean {
 /** Whether an attempt counts for the success rate: not a skip by the filter, not a lease still running. */
 function settled(a: Attempt): boolean {
   return a.outcome !== 'skipped' && a.outcome !== 'leased';
-}
-
-/** The `q` quantile (nearest rank) of sorted numbers. */
-export function quantile(sorted: readonly number[], q: number): number | undefined {
-  if (sorted.length === 0) return undefined;
-  const rank = Math.max(1, Math.ceil(q * sorted.length));
-  return sorted[Math.min(sorted.length, rank) - 1];
 }
 
 function ms(n: number | undefined): string {
