@@ -89,6 +89,19 @@ describe('when deliveries fail', function () {
       Array.from({ length: 50 }, (_, i) => i),
     );
     await waitFor(() => node.pipeline(p.id)?.state === 'open', 'the circuit to open');
+    // The node's heartbeat reports it (GET /api/cluster shows it): failures in a row, and the next probe while open.
+    const reported = async () => {
+      const json = await f.world.redis.get(f.world.keys.node(node.nodeId));
+      return (
+        JSON.parse(json ?? '{}') as {
+          breakers?: Record<string, { state: string; failures: number; next_probe_at?: string }>;
+        }
+      ).breakers?.[p.id];
+    };
+    const open = await waitFor(reported, 'the breaker in the heartbeat');
+    expect(open.state).to.be.oneOf(['open', 'probing']);
+    expect(open.failures).to.be.at.least(3);
+    if (open.state === 'open') expect(Date.parse(open.next_probe_at!)).to.be.above(0);
     // While open, probes go one at a time and pick retries, not new messages: the backlog stays in the stream.
     const requestsWhenOpened = f.receiver.requests.length;
     await waitFor(() => f.receiver.requests.length >= requestsWhenOpened + 2, 'two probes');
@@ -98,6 +111,7 @@ describe('when deliveries fail', function () {
     healthy = true;
     await waitFor(() => f.receiver.received.length === 50, 'every message after recovery', 30_000);
     expect(node.pipeline(p.id)?.state).to.equal('running');
+    await waitFor(async () => (await reported()) === undefined, 'the closed breaker gone from the heartbeat');
   });
 
   it('applies a changed target to messages not yet delivered', async () => {

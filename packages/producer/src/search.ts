@@ -16,6 +16,7 @@
  */
 import {
   RECORD_SPAN_MS,
+  deliveryState,
   execBySlot,
   isStreamId,
   parseEntry,
@@ -290,6 +291,7 @@ export class Search {
   }
 
   private async loadStates(scans: TopicScan[]): Promise<void> {
+    const now = Date.now();
     await this.loadExceptions(scans);
     const batches: ((p: ChainableCommander) => void)[] = [];
     const plan: [TopicScan, Publisher, { skipped: boolean; deleted: boolean }][] = [];
@@ -312,6 +314,8 @@ export class Search {
           p.zmscore(pk.dead, ...sids);
           p.hmget(pk.notes, ...sids);
           p.zrange(pk.ranges, oldest.slice(0, oldest.indexOf('-')), '+inf', 'BYSCORE');
+          // A pull publisher's leases: a leased message waits in the retry set too, until its lease ends.
+          if (pub.type === 'pull') p.hmget(pk.leases, ...sids);
           // The attempt log's records of these messages: which were skipped.
           if (ex?.skipped) p.zrange(pk.log, oldestMs - RECORD_SPAN_MS, newestMs, 'BYSCORE', 'WITHSCORES');
         }
@@ -331,6 +335,8 @@ export class Search {
       const dead = replies[i++] as (string | null)[];
       const notes = replies[i++] as (string | null)[];
       const ranges = parseRangeRecords(replies[i++] as string[]);
+      const pull = pub.type === 'pull';
+      const leases = pull ? (replies[i++] as (string | null)[]) : [];
       const skipped = new Set<string>();
       if (ex.skipped) {
         const records = replies[i++] as string[];
@@ -345,19 +351,33 @@ export class Search {
         const note = notes[k];
         const ruling =
           note || ranges.length > 0 ? rangeRuling(m.streamId, note ? noteOf(note) : undefined, ranges) : undefined;
-        let state: SearchState;
-        if (ruling?.deleted) state = 'deleted';
-        else if (dead[k] !== null) state = 'dead';
-        else if (retries[k] !== null) state = 'retrying';
-        else if (inFlight.has(m.streamId) || last === undefined || compare(m.streamId, last) > 0) state = 'pending';
-        else if (ruling?.purged) state = 'purged';
-        else if (skipped.has(m.streamId)) state = 'skipped';
-        else state = 'delivered';
+        const retryAt = retries[k];
+        const state: SearchState = deliveryState({
+          ruling: ruling ?? { deleted: false, purged: false },
+          dead: dead[k] !== null,
+          pull,
+          leaseExpiresAt: pull ? leaseEnd(leases[k]) : undefined,
+          retryAt: retryAt === null || retryAt === undefined ? undefined : Number(retryAt),
+          unsettled: inFlight.has(m.streamId) || last === undefined || compare(m.streamId, last) > 0,
+          skipped: skipped.has(m.streamId),
+          now,
+        });
         let map = s.states.get(m.streamId);
         if (!map) s.states.set(m.streamId, (map = new Map<string, SearchState>()));
         map.set(pub.id, state);
       });
     }
+  }
+}
+
+/** When a stored lease (its JSON) ends; undefined for none. */
+function leaseEnd(json: string | null | undefined): number | undefined {
+  if (!json) return undefined;
+  try {
+    const lease = JSON.parse(json) as { expires_at?: unknown };
+    return typeof lease?.expires_at === 'number' ? lease.expires_at : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { parseMessageId } from '@postoffice/shared';
+import { settle } from '../../shared/test/support/settle.js';
 import { call, createPublisher, createTopic, startApi, waitFor, type Api } from './helpers.js';
 
 interface Item {
@@ -128,6 +129,60 @@ describe('GET /api/messages (search)', () => {
     const byPublisher = await search(`?publisher=${pid}`);
     expect(ids(byPublisher)).to.deep.equal([m5, m4, m3, m2, m1]);
     expect(byPublisher.data[2]!.deliveries).to.deep.equal([{ publisher_id: pid, state: 'dead' }]);
+  });
+
+  it("shows each message's state as its own page does: deleted, dead, leased, and pending again after a pull retry", async () => {
+    const http = String((await createPublisher(api.app, { topic: 'a', target: 'http://127.0.0.1:9/x' })).id);
+    const pull = String((await createPublisher(api.app, { topic: 'a', target: 'workers', type: 'pull' })).id);
+    const [deleted, dead, leased, retried, delivered, unread] = await bulk('a', [1, 2, 3, 4, 5, 6]);
+    const sid = (id: string): string => parseMessageId(id)!.streamId!;
+    const tk = api.keys.topic('a');
+    // http: every message read; one failed then deleted from the failing list, one dead, one delivered.
+    await api.redis.xreadgroup('GROUP', http, 'n', 'COUNT', 5, 'STREAMS', tk.stream, '>');
+    await settle(api.redis, api.keys, 'a', http, [
+      { streamId: sid(deleted!), outcome: 'r', score: Date.now() + 60_000 },
+      { streamId: sid(dead!), outcome: 'x', score: Date.now(), reason: 'gave up' },
+      { streamId: sid(leased!), outcome: 'd' },
+      { streamId: sid(retried!), outcome: 'd' },
+      { streamId: sid(delivered!), outcome: 'd' },
+    ]);
+    const del = await call(api.app, 'POST', `/api/publishers/${http}/failing/delete`, { ids: [deleted] });
+    expect(del.status, del.raw).to.equal(200);
+    // pull: two leased, one of them handed back for a retry due at once (pending again), one completed.
+    const got = await call(api.app, 'POST', `/api/publishers/${pull}/lease`, {
+      max: 5,
+      lease_seconds: 60,
+      worker: { host: 'w1' },
+    });
+    const leases = (got.body as { data: { token: string; message: { id: string } }[] }).data;
+    const token = (id: string): string => leases.find((l) => l.message.id === id)!.token;
+    expect(
+      (await call(api.app, 'POST', `/api/leases/${encodeURIComponent(token(retried!))}/retry`, { in_seconds: 0 }))
+        .status,
+    ).to.equal(200);
+    expect(
+      (await call(api.app, 'POST', `/api/leases/${encodeURIComponent(token(delivered!))}/complete`)).status,
+    ).to.equal(200);
+
+    const page = await search('?state=deleted');
+    expect(ids(page)).to.deep.equal([deleted]);
+    for (const query of [`?publisher=${http}`, `?publisher=${pull}`, '?state=leased']) {
+      const found = await search(query);
+      for (const item of found.data) {
+        const own = (await call(api.app, 'GET', `/api/messages/${item.id}`)).body as {
+          data: { deliveries: { publisher_id: string; state: string }[] };
+        };
+        const expected = own.data.deliveries
+          .filter((d) => item.deliveries!.some((x) => x.publisher_id === d.publisher_id))
+          .map((d) => ({ publisher_id: d.publisher_id, state: d.state }));
+        expect(item.deliveries, `${query} ${item.id}`).to.deep.equal(expected);
+      }
+    }
+    expect(ids(await search(`?state=leased&publisher=${pull}`))).to.have.members([deleted, dead, leased]);
+    expect(ids(await search(`?state=pending&publisher=${pull}`))).to.have.members([retried, unread]);
+    expect(ids(await search(`?state=delivered&publisher=${pull}`))).to.deep.equal([delivered]);
+    expect(ids(await search(`?state=pending&publisher=${http}`))).to.deep.equal([unread]);
+    expect(ids(await search(`?state=dead&publisher=${http}`))).to.deep.equal([dead]);
   });
 
   it('keeps pages stable while new messages arrive', async () => {

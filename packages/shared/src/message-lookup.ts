@@ -309,21 +309,56 @@ interface Found {
   readonly legacy: DeliveryRecord | undefined;
 }
 
+/** What decides a message's state for one publisher (see `deliveryState`). */
+export interface StateFacts {
+  /** The message's note and the publisher's purge and seek records, ruled (`rangeRuling`). */
+  readonly ruling: { readonly deleted: boolean; readonly purged: boolean };
+  /** In the dead set. */
+  readonly dead: boolean;
+  readonly pull: boolean;
+  /** A pull publisher's lease on it: when it ends (ms). */
+  readonly leaseExpiresAt: number | undefined;
+  /** In the retry set: due at (ms). A pull lease also waits there, due at its end. */
+  readonly retryAt: number | undefined;
+  /** In flight (pending in the group), or not read by the group yet. */
+  readonly unsettled: boolean;
+  /** The attempt log says the publisher's filter skipped it. */
+  readonly skipped: boolean;
+  readonly now: number;
+}
+
+/**
+ * The one rule for a delivery's state, shared by a message's page
+ * (`findMessage`) and search, so the two never disagree: deleted (its note,
+ * unless a seek gave it again), dead, leased (pull, a lease that runs),
+ * retrying (pull: pending once due, a worker may lease it at once), pending
+ * (in flight or not read yet), then purged, skipped or delivered.
+ */
+export function deliveryState(f: StateFacts): DeliveryView['state'] {
+  if (f.ruling.deleted) return 'deleted';
+  if (f.dead) return 'dead';
+  if (f.pull && f.leaseExpiresAt !== undefined && f.leaseExpiresAt > f.now) return 'leased';
+  if (f.retryAt !== undefined) return f.pull && f.retryAt <= f.now ? 'pending' : 'retrying';
+  if (f.unsettled) return 'pending';
+  if (f.ruling.purged) return 'purged';
+  return f.skipped ? 'skipped' : 'delivered';
+}
+
 /** One publisher's delivery of the message, from what Redis holds about it. */
 export function deliveryView(f: Found): DeliveryView {
   const { publisher: p, now, note, lease, legacy } = f;
   const pull = p.type === 'pull';
-  const leaseLive = lease !== undefined && lease.expires_at > now;
   const ruling = rangeRuling(f.sid, note, f.ranges ?? []);
-  let state: DeliveryView['state'];
-  if (ruling.deleted) state = 'deleted';
-  else if (f.dead) state = 'dead';
-  else if (pull && leaseLive) state = 'leased';
-  else if (f.retryAt !== undefined) state = pull && f.retryAt <= now ? 'pending' : 'retrying';
-  else if (f.pending) state = 'pending';
-  else if (f.lastDelivered === undefined || compareStreamIds(f.sid, f.lastDelivered) > 0) state = 'pending';
-  else
-    state = ruling.purged ? 'purged' : f.logged[f.logged.length - 1]?.outcome === 'skipped' ? 'skipped' : 'delivered';
+  const state = deliveryState({
+    ruling,
+    dead: f.dead,
+    pull,
+    leaseExpiresAt: lease?.expires_at,
+    retryAt: f.retryAt,
+    unsettled: f.pending || f.lastDelivered === undefined || compareStreamIds(f.sid, f.lastDelivered) > 0,
+    skipped: f.logged[f.logged.length - 1]?.outcome === 'skipped',
+    now,
+  });
 
   const oldAttempts = (Array.isArray(legacy?.attempts) ? legacy.attempts : []) as (Attempt | LeaseAttempt)[];
   const attempts: (Attempt | LeaseView)[] = oldAttempts.map((a) => (isLease(a) ? leaseView(a, now) : a));

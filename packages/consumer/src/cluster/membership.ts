@@ -8,7 +8,9 @@
  * The nodes set and a node's self-description are two global keys, in two
  * hash slots of a cluster: they are written one after the other, not in one
  * MULTI. Either order is safe: the set alone decides who is alive, and the
- * description only says who a node is.
+ * description only says who a node is, and the circuit breakers it has
+ * open or probing (`breakers`: publisher id -> state, failures in a row,
+ * next probe), as of its last beat.
  */
 import type { Keys, ScriptClient } from '@postoffice/shared';
 import type { Clock } from '../types.js';
@@ -33,8 +35,9 @@ export class Membership {
     return this.heartbeatMs * 3;
   }
 
-  async beat(): Promise<void> {
-    await this.redis.set(this.keys.node(this.info.id), JSON.stringify(this.info), 'PX', this.ttlMs);
+  /** `state`: what the node reports of itself beside who it is (its circuit breakers), as of this beat. */
+  async beat(state: Readonly<Record<string, unknown>> = {}): Promise<void> {
+    await this.redis.set(this.keys.node(this.info.id), JSON.stringify({ ...this.info, ...state }), 'PX', this.ttlMs);
     await this.redis.zadd(this.keys.nodes, this.now(), this.info.id);
   }
 

@@ -43,7 +43,16 @@ import {
 
 const IDEMPOTENCY_HEADER = 'idempotency-key';
 
-const STATES: readonly SearchState[] = ['pending', 'delivered', 'retrying', 'dead', 'purged', 'skipped', 'deleted'];
+const STATES: readonly SearchState[] = [
+  'pending',
+  'leased',
+  'delivered',
+  'retrying',
+  'dead',
+  'purged',
+  'skipped',
+  'deleted',
+];
 const DEFAULT_LIMIT = 50;
 const MAX_LIMIT = 500;
 const ATTRIBUTE_PARAM = 'attributes.';

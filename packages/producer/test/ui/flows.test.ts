@@ -106,6 +106,9 @@ describe('web UI in Chromium', function () {
 
     await visit('#/publishers');
     await page.click(`tr[data-publisher="${id}"] button[data-action="deactivate"]`);
+    // Asked first, with how many messages wait for it (none yet).
+    await page.locator('dialog .confirm-count[data-count="0"]').waitFor();
+    await page.click('dialog button.btn-danger');
     await page.locator(`tr[data-publisher="${id}"] button[data-action="activate"]`).waitFor();
     await page.locator(`tr[data-publisher="${id}"] .badge[data-badge="inactive"]`).waitFor();
 
@@ -200,7 +203,7 @@ describe('web UI in Chromium', function () {
 
     // No dead letter here: recovering since an hour ago finds none, and says so.
     await page.click('form[aria-label="Recover dead letters"] button[type="submit"]');
-    await page.locator('.toast', { hasText: 'Recovered 0 dead letters' }).waitFor();
+    await page.locator('.toast', { hasText: 'Nothing to recover' }).waitFor();
     // A blank time is refused next to the field.
     await page.fill('#f-since', '');
     await page.click('form[aria-label="Recover dead letters"] button[type="submit"]');
@@ -252,10 +255,9 @@ describe('web UI in Chromium', function () {
     await page.fill('dialog #edit-origin_host', 'shop2.example');
     await page.click('dialog button:has-text("Save")');
     await page.locator('tr[data-topic="orders"]', { hasText: 'shop2.example' }).waitFor();
-    await page.click('tr[data-topic="orders"] button:has-text("Delete")');
-    await page.click('dialog button.btn-danger');
-    await page.locator('.toast', { hasText: 'has publishers: delete them first' }).waitFor();
-    await page.locator('tr[data-topic="orders"]').waitFor();
+    // Its delete button is off while it has publishers, and says why.
+    expect(await page.locator('tr[data-topic="orders"] button[data-action="delete"]').isDisabled()).to.equal(true);
+    await page.locator('tr[data-topic="orders"] [data-reason]', { hasText: 'delete them first' }).waitFor();
   });
 
   it('deletes a publisher after confirmation, then its topic', async () => {
@@ -306,7 +308,9 @@ describe('web UI in Chromium', function () {
         header_names: ['Authorization'],
       });
       await page.locator(`tr[data-publisher="${id}"] .tag`, { hasText: 'filtered' }).waitFor();
-      // The form shows them again when editing (the headers by name only).
+      // The form shows them again when editing (the headers by name only), on its page and on its own.
+      await visit(`#/publishers/${id}/edit`);
+      expect(await page.inputValue('#f-dead_on_status')).to.equal('400, 404');
       await visit(`#/publishers/${id}`);
       expect(await page.inputValue('#f-dead_on_status')).to.equal('400, 404');
       expect(await page.inputValue('#f-filter')).to.equal('kind = invoice\nregion = eu, us');
@@ -442,7 +446,8 @@ describe('web UI in Chromium', function () {
       ['dashboard', '#/', 'tr[data-publisher]'],
       ['topics', '#/topics', 'tr[data-topic]'],
       ['publishers', '#/publishers', 'tr[data-publisher]'],
-      ['publisher-form', `#/publishers/${failing}`, 'form'],
+      ['publisher-form', `#/publishers/new`, 'form'],
+      ['publisher', `#/publishers/${failing}`, '[data-stat="backlog"]'],
       ['messages', '#/messages', 'tr[data-message]'],
       ['message', `#/messages/${messageId}`, '[data-delivery]'],
       ['failing-list', '#/failing', 'tr[data-publisher]'],

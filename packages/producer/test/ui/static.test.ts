@@ -49,7 +49,18 @@ describe('web UI files', () => {
   });
 
   it('never builds HTML from data: the browser code has no innerHTML, outerHTML, insertAdjacentHTML or document.write', async () => {
-    for (const file of ['main', 'dom', 'forms', 'api', 'view', 'pages/messages', 'pages/failing', 'pages/topics']) {
+    for (const file of [
+      'main',
+      'dom',
+      'forms',
+      'api',
+      'view',
+      'pages/messages',
+      'pages/failing',
+      'pages/topics',
+      'pages/publisher',
+      'pages/publishers',
+    ]) {
       const res = await call(api.app, 'GET', `/ui/js/${file}.js`);
       expect(res.status, file).to.equal(200);
       expect(res.raw, file).not.to.match(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);

@@ -6,18 +6,58 @@
  */
 export type FieldErrors = Record<string, string[]>;
 
+/** What a field of the API's error answers is, in words (the rest: its name, spaced). */
+const FIELD_NAMES: Record<string, string> = {
+  name: 'This topic',
+  topic: 'The topic',
+  id: 'This message',
+  ids: 'These messages',
+  target: 'The target',
+  token: 'The token',
+  since: 'The time',
+  before: 'The time',
+  to: 'The time',
+  next_attempt_at: 'The next attempt',
+  publisher: 'The publisher',
+  request: 'The request',
+  network: 'The server',
+};
+
+/** A reason that reads after its subject: "is …", "has …", "must …", "can't …". */
+const PREDICATE =
+  /^(is|are|was|were|has|have|had|must|may|can|cannot|can't|does|do|did|should|needs|names|only|takes|refuses|failed)\b/i;
+
+/** Sentences an operator reads for an error answer's fields: no field names, no JSON. */
+export function plainMessage(status: number, fields: FieldErrors): string {
+  const sentences = Object.entries(fields).map(([field, why]) => {
+    const subject =
+      FIELD_NAMES[field] ?? field.charAt(0).toUpperCase() + field.slice(1).replace(/[_.]/g, ' ').toLowerCase();
+    const text = why.join(', ').replace(/[`"]/g, '');
+    // "has publishers: delete them first" -> "This topic has publishers: delete them first.";
+    // a reason that names its own subject ("message not found") is said on its own.
+    const sentence = PREDICATE.test(text) ? `${subject} ${text}` : text.charAt(0).toUpperCase() + text.slice(1);
+    return sentence.replace(/[.\s]*$/, '.');
+  });
+  if (sentences.length > 0) return sentences.join(' ');
+  if (status === 404) return 'It no longer exists.';
+  if (status >= 500) return `The server could not do it (error ${status}); try again.`;
+  return `The request was refused (error ${status}).`;
+}
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly fields: FieldErrors,
   ) {
-    super(
-      Object.entries(fields)
-        .map(([field, why]) => `${field} ${why.join(', ')}`)
-        .join('; ') || `request failed (${status})`,
-    );
+    super(plainMessage(status, fields));
     this.name = 'ApiError';
   }
+}
+
+/** An error as a toast says it. */
+export function plainError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
 }
 
 let onUnauthorized: () => void = () => undefined;
@@ -51,10 +91,7 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
   }
   if (!res.ok) {
     const errors = (json as { data?: { errors?: FieldErrors } } | undefined)?.data?.errors;
-    const err = new ApiError(
-      res.status,
-      errors && typeof errors === 'object' ? errors : { request: [`failed (${res.status})`] },
-    );
+    const err = new ApiError(res.status, errors && typeof errors === 'object' ? errors : {});
     if (res.status === 401 && !path.startsWith('/api/session')) onUnauthorized();
     throw err;
   }
@@ -211,7 +248,8 @@ export interface Attempt {
   /** A failed attempt: the start of the answer's body. */
   response?: string;
   duration_ms?: number;
-  worker?: string;
+  /** A pull lease's worker (`host`, `pid`, `name`). */
+  worker?: Record<string, unknown>;
   outcome?: string;
   lease_expires_at?: string;
 }
@@ -271,8 +309,23 @@ export interface FailingItem {
   attributes: Record<string, string>;
 }
 
+export interface Breaker {
+  state: 'open' | 'probing';
+  failures: number;
+  next_probe_at?: string;
+}
+
 export interface ClusterView {
-  nodes: { id: string; host?: string; pid?: number; started_at?: string; last_heartbeat: string; slots: string[] }[];
+  nodes: {
+    id: string;
+    host?: string;
+    pid?: number;
+    started_at?: string;
+    last_heartbeat: string;
+    slots: string[];
+    /** Per publisher id: its circuit breaker on this node, when not closed (servers before it: absent). */
+    breakers?: Record<string, Breaker>;
+  }[];
   publishers: {
     id: string;
     topic: string;

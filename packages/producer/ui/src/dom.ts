@@ -1,8 +1,12 @@
 /**
  * A tiny element helper. Every string becomes a text node, so values from
  * messages (payloads, attributes, targets, error texts) are shown as text
- * and never parsed as HTML: nothing here touches innerHTML.
+ * and never parsed as HTML: nothing here builds markup from strings.
  */
+import { plainError } from './api.js';
+import { relativeTime, shortTarget } from './text.js';
+
+export { relativeTime, shortTarget };
 export type Child = Node | string | number | null | undefined | false | Child[];
 
 export interface Props {
@@ -54,7 +58,7 @@ export function replace(el: Element, ...children: Child[]): void {
 /** An event listener that runs an async action and never leaves its promise floating. */
 export function act(fn: (event: Event) => Promise<void>): (event: Event) => void {
   return (event) => {
-    fn(event).catch((err: unknown) => toast(err instanceof Error ? err.message : String(err), 'error'));
+    fn(event).catch((err: unknown) => toast(plainError(err), 'error'));
   };
 }
 
@@ -81,18 +85,40 @@ export function badge(text: string, tone = BADGE_TONES[text] ?? 'grey'): HTMLSpa
   return h('span', { class: `badge badge-${tone}`, 'data-badge': text }, text);
 }
 
+/** The browser's time zone, named (`Europe/Paris`), for titles of times. */
+function zone(): string {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone;
+  } catch {
+    return '';
+  }
+}
+
+/** A time in full, with its offset and zone: what a relative time says on hover. */
+export function absoluteTime(d: Date): string {
+  const text = d.toLocaleString(undefined, {
+    year: 'numeric',
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    timeZoneName: 'short',
+  });
+  const name = zone();
+  return name ? `${text} (${name})` : text;
+}
+
+/** A time as a `<time>`: relative, with the absolute time and time zone as its title. */
 export function time(iso: string | null | undefined): HTMLElement | string {
   if (!iso) return '—';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  return h('time', { datetime: iso, title: iso }, d.toLocaleString());
+  return h('time', { datetime: iso, title: absoluteTime(d) }, relativeTime(iso));
 }
 
-export function ago(iso: string | null | undefined, now = Date.now()): HTMLElement | string {
-  if (!iso) return '—';
-  const ms = now - new Date(iso).getTime();
-  if (Number.isNaN(ms)) return iso;
-  return h('time', { datetime: iso, title: new Date(iso).toLocaleString() }, duration(Math.max(0, ms / 1000)) + ' ago');
+export function ago(iso: string | null | undefined): HTMLElement | string {
+  return time(iso);
 }
 
 export function duration(seconds: number): string {
@@ -118,7 +144,7 @@ export function preview(value: unknown, max = 80): string {
   return s.length > max ? s.slice(0, max - 1) + '…' : s;
 }
 
-/** A table that scrolls sideways on narrow screens. */
+/** A table that fits its card: long cells wrap or end in "…"; on a phone each row stacks as `label: value` lines. */
 export function table(
   head: (string | [label: string, cls: string])[],
   rows: Child[],
@@ -126,12 +152,14 @@ export function table(
 ): HTMLElement {
   const body = h('tbody', null, rows);
   if (rows.length === 0) body.append(h('tr', null, h('td', { colspan: head.length, class: 'empty' }, empty)));
+  const labels = head.map((c) => (typeof c === 'string' ? c : c[0]));
+  labelCells(body, labels);
   return h(
     'div',
     { class: 'table-wrap' },
     h(
       'table',
-      null,
+      { class: 'stack' },
       h(
         'thead',
         null,
@@ -146,6 +174,21 @@ export function table(
   );
 }
 
+/** Gives each cell of the rows its column's label (`data-label`), which a phone shows before the value. */
+export function labelCells(body: HTMLElement, labels: string[]): void {
+  for (const row of Array.from(body.children)) {
+    Array.from(row.children).forEach((cell, i) => {
+      const label = labels[i];
+      if (label && !cell.classList.contains('empty')) cell.setAttribute('data-label', label);
+    });
+  }
+}
+
+/** A target as shown in lists: shortened in the middle, the whole of it as the title. */
+export function targetText(target: string, max?: number): HTMLElement {
+  return h('span', { class: 'mono target', title: target, 'data-target': target }, shortTarget(target, max));
+}
+
 export function card(title: Child, ...children: Child[]): HTMLElement {
   return h('section', { class: 'card' }, title ? h('h2', null, title) : null, children);
 }
@@ -155,7 +198,31 @@ export function toast(message: string, tone: 'ok' | 'error' = 'ok'): void {
   if (!host) return;
   const el = h('div', { class: `toast toast-${tone}`, role: tone === 'error' ? 'alert' : 'status' }, message);
   host.append(el);
-  setTimeout(() => el.remove(), 5000);
+  setTimeout(() => el.remove(), tone === 'error' ? 8000 : 5000);
+}
+
+/**
+ * Asks before a bulk or lasting action, saying how many messages it touches;
+ * resolves with the answer. `count` null: the count is unknown (said so).
+ */
+export function confirmAction(opts: {
+  title: string;
+  count?: number | null;
+  what?: string;
+  message: Child;
+  action: string;
+}): Promise<boolean> {
+  const counted =
+    opts.count === undefined
+      ? null
+      : h(
+          'p',
+          { class: 'confirm-count', 'data-count': opts.count === null ? '' : String(opts.count) },
+          opts.count === null
+            ? `It touches every ${opts.what ?? 'message'} it finds.`
+            : `It touches ${opts.count.toLocaleString()} ${opts.what ?? 'message'}${opts.count === 1 ? '' : 's'}.`,
+        );
+  return confirmDialog(opts.title, [opts.message, counted], opts.action);
 }
 
 /** Asks before doing something that cannot be undone; resolves with the answer. */
@@ -165,7 +232,7 @@ export function confirmDialog(title: string, message: Child, action = 'Delete'):
       'dialog',
       { class: 'dialog' },
       h('h2', null, title),
-      h('p', null, message),
+      h('div', { class: 'dialog-body' }, message),
       h(
         'div',
         { class: 'actions' },

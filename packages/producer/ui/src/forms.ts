@@ -4,7 +4,7 @@
  * to those places. A field the form does not show gets its error in the
  * form's own error box, so no message is ever lost.
  */
-import { ApiError, type FieldErrors } from './api.js';
+import { ApiError, plainMessage, type FieldErrors } from './api.js';
 import { h, replace, type Child } from './dom.js';
 
 /** A labelled field; `idPrefix` keeps ids unique when two forms on a page share a field name. */
@@ -80,7 +80,7 @@ export function showErrors(form: HTMLElement, fields: FieldErrors): void {
     if (slot) {
       replace(slot, messages.join('; '));
       slot.closest('.field')?.classList.add('invalid');
-    } else rest.push(`${name}: ${messages.join('; ')}`);
+    } else rest.push(plainMessage(400, { [name]: messages }));
   }
   const box = form.querySelector<HTMLElement>('.form-error');
   if (box && rest.length > 0) {

@@ -6,13 +6,14 @@
  * API moves app -> login, a successful login moves login -> app, and the
  * logout button moves app -> login.
  */
-import { api, whenUnauthorized, type Session } from './api.js';
+import { api, plainError, whenUnauthorized, type Session } from './api.js';
 import { act, h, replace, toast } from './dom.js';
 import { clusterPage } from './pages/cluster.js';
 import { dashboardPage } from './pages/dashboard.js';
 import { failingListPage, failingPage } from './pages/failing.js';
 import { loginPage } from './pages/login.js';
 import { messagePage, messagesPage } from './pages/messages.js';
+import { publisherPage } from './pages/publisher.js';
 import { publisherFormPage, publishersPage } from './pages/publishers.js';
 import { referencePage } from './pages/reference.js';
 import { sourcesPage } from './pages/sources.js';
@@ -37,13 +38,18 @@ function route(name: string, rest: string[]): Page | undefined {
     case 'topics':
       return topicsPage;
     case 'publishers':
-      return rest.length === 0 ? publishersPage : publisherFormPage;
+      if (rest.length === 0) return publishersPage;
+      return rest[0] === 'new' || rest[1] === 'edit'
+        ? publisherFormPage
+        : rest.length === 1
+          ? publisherPage
+          : undefined;
     case 'sources':
       return sourcesPage;
     case 'messages':
-      return rest.length === 0 ? messagesPage : messagePage;
+      return rest.length === 0 ? messagesPage : rest.length === 1 ? messagePage : undefined;
     case 'failing':
-      return rest.length === 0 ? failingListPage : failingPage;
+      return rest.length === 0 ? failingListPage : rest.length === 1 ? failingPage : undefined;
     case 'cluster':
       return clusterPage;
     case 'api':
@@ -131,9 +137,10 @@ async function render(): Promise<void> {
         main,
         h(
           'div',
-          { class: 'card empty-state' },
+          { class: 'card empty-state not-found', 'data-testid': 'not-found' },
           h('h1', null, 'Page not found'),
-          h('a', { href: '#/' }, 'Back to the dashboard'),
+          h('p', null, `Nothing lives at ${location.hash || '/'}.`),
+          h('a', { class: 'btn', href: '#/' }, 'Back to the dashboard'),
         ),
       );
     else await page(view);
@@ -145,7 +152,8 @@ async function render(): Promise<void> {
           'div',
           { class: 'card empty-state', role: 'alert' },
           h('h1', null, 'Something went wrong'),
-          h('p', null, err instanceof Error ? err.message : String(err)),
+          h('p', null, plainError(err)),
+          h('a', { class: 'btn', href: '#/' }, 'Back to the dashboard'),
         ),
       );
   } finally {

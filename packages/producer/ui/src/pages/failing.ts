@@ -4,12 +4,12 @@
  * retry now, set the next attempt, delete, and recover dead letters since
  * a time.
  */
-import { api, type FailingItem, type Publisher, type PublisherStats, type Stats } from '../api.js';
+import { api, ApiError, type FailingItem, type Publisher, type PublisherStats, type Stats } from '../api.js';
 import {
   act,
   badge,
   card,
-  confirmDialog,
+  confirmAction,
   h,
   isoWithOffset,
   localInput,
@@ -17,34 +17,53 @@ import {
   preview,
   replace,
   table,
+  targetText,
   time,
   toast,
 } from '../dom.js';
-import { Invalid, field, formError, input, onSubmit, textOf } from '../forms.js';
-import { go, link, pageHeader, type Page } from '../view.js';
+import { field, formError, input, onSubmit, textOf } from '../forms.js';
+import { go, link, pageHeader, type Page, type View } from '../view.js';
+import { notFound, workerText } from './messages.js';
+import { recoverSince, retryAllOf } from './publisher.js';
 
 const PAGE_SIZE = 25;
 
-export const failingListPage: Page = async (view) => {
+async function drawFailingList(view: View, holder: HTMLElement): Promise<void> {
   const { data } = await api<{ data: Stats }>('GET', '/api/stats');
   if (view.gone) return;
   const row = (p: PublisherStats): HTMLElement =>
     h(
       'tr',
       { 'data-publisher': p.id },
-      h('td', null, link(`#/failing/${p.id}`, `#${p.id}`)),
+      h('td', null, link(`#/publishers/${p.id}`, `#${p.id}`)),
       h('td', null, p.topic),
-      h('td', { class: 'mono truncate', title: p.target }, p.target),
-      h('td', { class: 'num' }, p.retrying > 0 ? badge(num(p.retrying), 'amber') : '0'),
-      h('td', { class: 'num' }, p.dead > 0 ? badge(num(p.dead), 'red') : '0'),
-      h('td', null, h('a', { class: 'btn btn-small', href: `#/failing/${p.id}` }, 'Open')),
+      h('td', { class: 'target-cell' }, targetText(p.target)),
+      h('td', { class: 'num', 'data-col': 'retrying' }, p.retrying > 0 ? badge(num(p.retrying), 'amber') : '0'),
+      (p.leased ?? 0) > 0
+        ? h('td', { class: 'num', 'data-col': 'leased' }, badge(num(p.leased ?? 0), 'teal'))
+        : h('td', { class: 'num', 'data-col': 'leased' }, '0'),
+      h('td', { class: 'num', 'data-col': 'dead' }, p.dead > 0 ? badge(num(p.dead), 'red') : '0'),
+      h('td', { class: 'row-actions' }, h('a', { class: 'btn btn-small', href: `#/failing/${p.id}` }, 'Open')),
     );
-  const sorted = [...data.per_publisher].sort((a, b) => b.retrying + b.dead - (a.retrying + a.dead));
+  const sorted = [...data.per_publisher].sort(
+    (a, b) => b.retrying + b.dead + (b.leased ?? 0) - (a.retrying + a.dead + (a.leased ?? 0)),
+  );
+  replace(
+    holder,
+    table(['Publisher', 'Topic', 'Target', 'Retrying', 'Leased', 'Dead', ''], sorted.map(row), 'No publishers yet.'),
+  );
+}
+
+export const failingListPage: Page = async (view) => {
+  const holder = h('div');
+  await drawFailingList(view, holder);
+  if (view.gone) return;
   replace(
     view.main,
-    pageHeader('Failing', 'Messages waiting for a retry, and dead letters, per publisher.'),
-    card(null, table(['Publisher', 'Topic', 'Target', 'Retrying', 'Dead', ''], sorted.map(row), 'No publishers yet.')),
+    pageHeader('Failing', 'Messages waiting for a retry, leased by pull workers, and dead letters, per publisher.'),
+    card(null, holder),
   );
+  view.every(3000, () => drawFailingList(view, holder));
 };
 
 export const failingPage: Page = async (view) => {
@@ -55,10 +74,28 @@ export const failingPage: Page = async (view) => {
   const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
   if (state) q.set('state', state);
   if (cursor) q.set('cursor', cursor);
-  const [{ data: publisher }, page] = await Promise.all([
-    api<{ data: Publisher }>('GET', base),
-    api<{ data: FailingItem[]; cursor: string | null }>('GET', `${base}/failing?${q.toString()}`),
-  ]);
+  let publisher: Publisher;
+  let page: { data: FailingItem[]; cursor: string | null };
+  try {
+    [{ data: publisher }, page] = await Promise.all([
+      api<{ data: Publisher }>('GET', base),
+      api<{ data: FailingItem[]; cursor: string | null }>('GET', `${base}/failing?${q.toString()}`),
+    ]);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) {
+      replace(
+        view.main,
+        notFound(
+          'Publisher not found',
+          `There is no publisher #${id}: it may have been deleted.`,
+          '#/failing',
+          'Back to failing',
+        ),
+      );
+      return;
+    }
+    throw err;
+  }
   if (view.gone) return;
   const here = (next: Record<string, string>): string => {
     const p = new URLSearchParams();
@@ -90,7 +127,13 @@ export const failingPage: Page = async (view) => {
       h(
         'td',
         { class: 'wrap' },
-        last ? (last.status !== undefined ? `HTTP ${last.status}` : (last.error ?? '—')) : '—',
+        last
+          ? last.status !== undefined
+            ? `HTTP ${last.status}`
+            : last.worker !== undefined
+              ? `${last.outcome ?? 'lease'} · ${workerText(last.worker)}${last.error ? ` · ${last.error}` : ''}`
+              : (last.error ?? '—')
+          : '—',
       ),
       h(
         'td',
@@ -106,7 +149,7 @@ export const failingPage: Page = async (view) => {
                 m.dead_reason ? h('div', { class: 'muted small' }, m.dead_reason) : null,
               ),
       ),
-      h('td', { class: 'mono truncate payload-preview' }, preview(m.payload)),
+      h('td', { class: 'mono truncate payload-preview', title: preview(m.payload, 400) }, preview(m.payload, 60)),
     );
   });
 
@@ -181,10 +224,12 @@ export const failingPage: Page = async (view) => {
             const ids = needSelection();
             if (!ids) return;
             if (
-              !(await confirmDialog(
-                `Delete ${ids.length} message${ids.length === 1 ? '' : 's'}?`,
-                `They will never be delivered to publisher #${id}.`,
-              ))
+              !(await confirmAction({
+                title: `Delete ${ids.length} message${ids.length === 1 ? '' : 's'}?`,
+                message: `They will never be delivered to publisher #${id}; other publishers keep them.`,
+                count: ids.length,
+                action: 'Delete',
+              }))
             )
               return;
             await post('Deleted', 'delete', { ids });
@@ -199,7 +244,11 @@ export const failingPage: Page = async (view) => {
         type: 'button',
         class: 'btn',
         'data-action': 'retry-all',
-        on: { click: run('Retry now', 'retry', () => ({ all: true })) },
+        on: {
+          click: act(async () => {
+            if (await retryAllOf(id)) reload();
+          }),
+        },
       },
       'Retry all',
     ),
@@ -218,13 +267,7 @@ export const failingPage: Page = async (view) => {
     h('div', { class: 'form-submit' }, h('button', { type: 'submit', class: 'btn' }, 'Recover')),
   );
   onSubmit(recover, async (data) => {
-    const since = textOf(data, 'since');
-    if (since === '') throw new Invalid({ since: ["can't be blank"] });
-    const res = await api<{ data: { count: number } }>('POST', `${base}/failing/recover`, {
-      since: isoWithOffset(since),
-    });
-    toast(`Recovered ${res.data.count} dead letter${res.data.count === 1 ? '' : 's'}.`);
-    reload();
+    if (await recoverSince(id, textOf(data, 'since'))) reload();
   });
 
   const tabs = h(
@@ -253,16 +296,24 @@ export const failingPage: Page = async (view) => {
   replace(
     view.main,
     pageHeader(
-      `Failing for publisher #${id}`,
-      h('span', null, `${publisher.topic} → `, h('span', { class: 'mono' }, publisher.target)),
+      h('span', null, 'Failing for ', link(`#/publishers/${id}`, `publisher #${id}`)),
+      h('span', null, `${publisher.topic} → `, targetText(publisher.target)),
       h('button', { type: 'button', class: 'btn', on: { click: reload } }, 'Refresh'),
     ),
     card(null, tabs, toolbar, table_, pager),
     card('Recover dead letters', recover),
   );
-  if (page.data.length === 0 && !cursor)
-    view.every(3000, async () => {
-      const again = await api<{ data: FailingItem[] }>('GET', `${base}/failing?${q.toString()}`);
-      if (!view.gone && again.data.length > 0) reload();
-    });
+  // Live: looked at again every 3 s; redrawn when the list changed, unless the user is selecting or confirming.
+  const shown = JSON.stringify(page.data.map((m) => [m.id, m.state, m.attempt_count]));
+  view.every(3000, async () => {
+    const again = await api<{ data: FailingItem[] }>('GET', `${base}/failing?${q.toString()}`);
+    if (
+      view.gone ||
+      selected().length > 0 ||
+      document.querySelector('dialog[open]') ||
+      document.activeElement instanceof HTMLInputElement
+    )
+      return;
+    if (JSON.stringify(again.data.map((m) => [m.id, m.state, m.attempt_count])) !== shown) reload();
+  });
 };

@@ -3,12 +3,52 @@
  * delete, and one form to create or edit a publisher. Fields fixed at
  * creation (topic, type, from now, ordered) are shown but locked on edit.
  */
-import { api, type Publisher, type Topic } from '../api.js';
-import { act, badge, card, confirmDialog, h, replace, table, toast } from '../dom.js';
+import { api, type Publisher, type PublisherStats, type Stats, type Topic } from '../api.js';
+import { act, badge, card, confirmAction, h, replace, table, targetText, toast } from '../dom.js';
 import type { FieldErrors } from '../api.js';
 import { Invalid, checkbox, field, formError, input, numberOf, onSubmit, select, textOf } from '../forms.js';
 import { go, link, pageHeader, type Page, type View } from '../view.js';
-import { flowCard } from './flow.js';
+
+/** A publisher's figures from `GET /api/stats`; undefined when it has none (just created, or deleted). */
+export async function statsOf(id: string): Promise<PublisherStats | undefined> {
+  const { data } = await api<{ data: Stats }>('GET', '/api/stats');
+  return data.per_publisher.find((p) => p.id === id);
+}
+
+/** Switches a publisher off or on, after a confirmation that says how many messages wait for it. */
+export async function toggleActive(p: Publisher): Promise<boolean> {
+  if (p.active) {
+    const stats = await statsOf(p.id);
+    const waiting = stats ? stats.backlog : null;
+    const ok = await confirmAction({
+      title: `Deactivate publisher #${p.id}?`,
+      message: `It stops delivering to ${p.target}; its messages wait until it is activated again.`,
+      count: waiting,
+      what: 'waiting message',
+      action: 'Deactivate',
+    });
+    if (!ok) return false;
+  }
+  await api('PATCH', `/api/publishers/${encodeURIComponent(p.id)}`, { active: !p.active });
+  toast(`Publisher #${p.id} ${p.active ? 'deactivated: it keeps its messages until activated' : 'activated'}.`);
+  return true;
+}
+
+/** Deletes a publisher after a confirmation that says how many undelivered messages it drops. */
+export async function deletePublisher(p: Publisher): Promise<boolean> {
+  const stats = await statsOf(p.id);
+  const ok = await confirmAction({
+    title: `Delete publisher #${p.id}?`,
+    message: `Messages of ${p.topic} will no longer go to ${p.target}. What it has not delivered is dropped, dead letters too.`,
+    count: stats ? stats.backlog + stats.dead : null,
+    what: 'undelivered message',
+    action: 'Delete',
+  });
+  if (!ok) return false;
+  await api('DELETE', `/api/publishers/${encodeURIComponent(p.id)}`);
+  toast(`Publisher #${p.id} deleted.`);
+  return true;
+}
 
 function rate(p: Publisher): string {
   return p.rate_limit ? `${p.rate_limit.per_second}/s, burst ${p.rate_limit.burst}` : 'none';
@@ -39,14 +79,14 @@ async function drawList(view: View, holder: HTMLElement): Promise<void> {
           h('td', null, p.topic),
           h(
             'td',
-            { class: 'target-cell', title: p.target },
+            { class: 'target-cell wrap' },
             h('span', { class: 'tag tag-first' }, p.type),
             p.ordered
               ? h('span', { class: 'tag' }, p.ordering_attribute ? `ordered by ${p.ordering_attribute}` : 'ordered')
               : null,
             p.filter ? h('span', { class: 'tag' }, 'filtered') : null,
             (p.batch_size ?? 1) > 1 ? h('span', { class: 'tag' }, `batches of ${p.batch_size}`) : null,
-            h('span', { class: 'mono' }, p.target),
+            h('div', null, targetText(p.target)),
           ),
           h(
             'td',
@@ -65,15 +105,13 @@ async function drawList(view: View, holder: HTMLElement): Promise<void> {
                 'data-action': p.active ? 'deactivate' : 'activate',
                 on: {
                   click: act(async () => {
-                    await api('PATCH', `/api/publishers/${p.id}`, { active: !p.active });
-                    toast(`Publisher #${p.id} ${p.active ? 'deactivated' : 'activated'}.`);
-                    again();
+                    if (await toggleActive(p)) again();
                   }),
                 },
               },
               p.active ? 'Deactivate' : 'Activate',
             ),
-            h('a', { class: 'btn btn-small', href: `#/publishers/${p.id}` }, 'Edit'),
+            h('a', { class: 'btn btn-small', href: `#/publishers/${p.id}` }, 'Open'),
             h(
               'button',
               {
@@ -82,14 +120,7 @@ async function drawList(view: View, holder: HTMLElement): Promise<void> {
                 'data-action': 'delete',
                 on: {
                   click: act(async () => {
-                    const ok = await confirmDialog(
-                      `Delete publisher #${p.id}?`,
-                      `Messages of ${p.topic} will no longer go to ${p.target}. Its retries and dead letters are dropped.`,
-                    );
-                    if (!ok) return;
-                    await api('DELETE', `/api/publishers/${p.id}`);
-                    toast(`Publisher #${p.id} deleted.`);
-                    again();
+                    if (await deletePublisher(p)) again();
                   }),
                 },
               },
@@ -107,6 +138,10 @@ export const publishersPage: Page = async (view) => {
   const holder = h('div');
   await drawList(view, holder);
   if (view.gone) return;
+  // Live: redrawn every 3 s unless a dialog is open (its buttons belong to the rows drawn now).
+  view.every(3000, async () => {
+    if (!document.querySelector('dialog[open]')) await drawList(view, holder);
+  });
   replace(
     view.main,
     pageHeader(
@@ -167,6 +202,52 @@ const TARGET_HINTS: Record<string, string> = {
   pull: 'A subscription name that workers lease messages from.',
 };
 
+/** Which publisher types each optional field applies to (the API refuses the others). */
+const FIELD_FOR: Record<string, readonly Publisher['type'][]> = {
+  seconds_timeout: ['http', 'pubsub'],
+  concurrency: ['http', 'pubsub'],
+  parallelism: ['http', 'pubsub'],
+  rate_limit: ['http', 'pubsub'],
+  burst: ['http', 'pubsub'],
+  batch_size: ['http'],
+  dead_on_status: ['http'],
+  filter: ['http', 'pubsub'],
+  headers: ['http'],
+  clear_headers: ['http'],
+  secrets: ['http'],
+  clear_secrets: ['http'],
+  ordering_attribute: ['http', 'pubsub'],
+  ordered: ['http', 'pubsub'],
+};
+
+/** Shows the fields of `type` only; the others are hidden and disabled, so the form never sends them. */
+function showFieldsOf(form: HTMLFormElement, type: string): void {
+  for (const el of form.querySelectorAll<HTMLElement>('[data-types]')) {
+    const on = (el.dataset.types ?? '').split(' ').includes(type);
+    el.hidden = !on;
+    for (const c of el.querySelectorAll<HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement>(
+      'input, textarea, select',
+    ))
+      if (c.dataset.locked === undefined) c.disabled = !on;
+  }
+}
+
+/** Marks a field's box with the types it applies to (`FIELD_FOR`). */
+function forTypes(name: string, el: HTMLElement): HTMLElement {
+  const types = FIELD_FOR[name];
+  if (types) el.setAttribute('data-types', types.join(' '));
+  return el;
+}
+
+/** The secrets typed in the form, one a line; undefined when empty. */
+function parseSecrets(text: string): string[] | undefined {
+  const list = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return list.length > 0 ? list : undefined;
+}
+
 export const publisherFormPage: Page = async (view) => {
   const id = view.params[0] ?? 'new';
   const creating = id === 'new';
@@ -178,7 +259,27 @@ export const publisherFormPage: Page = async (view) => {
   ]);
   if (view.gone) return;
   const p = existing?.data;
-  const preset = view.query.get('topic') ?? undefined;
+  const form = publisherForm(topics, p, view.query.get('topic') ?? undefined, () => go('#/publishers'));
+  replace(
+    view.main,
+    pageHeader(
+      creating ? 'New publisher' : `Edit publisher #${id}`,
+      creating ? 'Deliver a topic’s messages to an endpoint.' : `${p?.topic ?? ''} → ${p?.target ?? ''}`,
+      creating ? null : h('a', { class: 'btn', href: `#/publishers/${id}` }, 'Back to the publisher'),
+    ),
+    card(null, form),
+  );
+};
+
+/** The form that creates a publisher, or edits `p`: only the fields of its type; secrets and headers write-only. */
+export function publisherForm(
+  topics: Topic[],
+  p: Publisher | undefined,
+  preset: string | undefined,
+  saved: (p: Publisher) => void,
+): HTMLFormElement {
+  const creating = p === undefined;
+  const id = p?.id ?? 'new';
   const topicSelect = select(
     [
       ['', topics.length === 0 ? 'Create a topic first' : 'Choose a topic'],
@@ -208,17 +309,20 @@ export const publisherFormPage: Page = async (view) => {
       { class: 'span-2' },
       field('Target', 'target', input({ value: p?.target ?? '', placeholder: 'https://example.com/hook' }), hint),
     ),
-    field(
-      'Timeout (seconds)',
+    forTypes(
       'seconds_timeout',
-      input({
-        type: 'number',
-        step: 'any',
-        min: 0,
-        value: p?.seconds_timeout ?? '',
-        placeholder: '5',
-        inputmode: 'decimal',
-      }),
+      field(
+        'Timeout (seconds)',
+        'seconds_timeout',
+        input({
+          type: 'number',
+          step: 'any',
+          min: 0,
+          value: p?.seconds_timeout ?? '',
+          placeholder: '5',
+          inputmode: 'decimal',
+        }),
+      ),
     ),
     field(
       'First retry after (seconds)',
@@ -233,53 +337,71 @@ export const publisherFormPage: Page = async (view) => {
       }),
       'Doubles at each failure, up to the server’s cap.',
     ),
-    field(
-      'Concurrency',
+    forTypes(
       'concurrency',
-      input({ type: 'number', min: 1, value: p?.concurrency ?? '', placeholder: '25', inputmode: 'numeric' }),
-      'Deliveries in flight per node.',
+      field(
+        'Concurrency',
+        'concurrency',
+        input({ type: 'number', min: 1, value: p?.concurrency ?? '', placeholder: '25', inputmode: 'numeric' }),
+        'Deliveries in flight per node.',
+      ),
     ),
-    field(
-      'Parallelism',
+    forTypes(
       'parallelism',
-      input({ type: 'number', min: 1, value: p?.parallelism ?? '', placeholder: '1', inputmode: 'numeric' }),
-      'How many nodes may deliver at once.',
+      field(
+        'Parallelism',
+        'parallelism',
+        input({ type: 'number', min: 1, value: p?.parallelism ?? '', placeholder: '1', inputmode: 'numeric' }),
+        'How many nodes may deliver at once.',
+      ),
     ),
-    field(
-      'Rate limit (per second)',
+    forTypes(
       'rate_limit',
-      input({
-        type: 'number',
-        step: 'any',
-        min: 0,
-        value: p?.rate_limit?.per_second ?? '',
-        placeholder: 'no limit',
-        inputmode: 'decimal',
-      }),
-      'Across the whole cluster; leave empty for none.',
+      field(
+        'Rate limit (per second)',
+        'rate_limit',
+        input({
+          type: 'number',
+          step: 'any',
+          min: 0,
+          value: p?.rate_limit?.per_second ?? '',
+          placeholder: 'no limit',
+          inputmode: 'decimal',
+        }),
+        'Across the whole cluster; leave empty for none.',
+      ),
     ),
-    field(
-      'Burst',
+    forTypes(
       'burst',
-      input({
-        type: 'number',
-        min: 1,
-        value: p?.rate_limit?.burst ?? '',
-        placeholder: 'same as the rate',
-        inputmode: 'numeric',
-      }),
+      field(
+        'Burst',
+        'burst',
+        input({
+          type: 'number',
+          min: 1,
+          value: p?.rate_limit?.burst ?? '',
+          placeholder: 'same as the rate',
+          inputmode: 'numeric',
+        }),
+      ),
     ),
-    field(
-      'Batch size',
+    forTypes(
       'batch_size',
-      input({ type: 'number', min: 1, max: 500, value: p?.batch_size ?? '', placeholder: '1', inputmode: 'numeric' }),
-      'http: messages per POST (a JSON array); 1 sends one a request.',
+      field(
+        'Batch size',
+        'batch_size',
+        input({ type: 'number', min: 1, max: 500, value: p?.batch_size ?? '', placeholder: '1', inputmode: 'numeric' }),
+        'http: messages per POST (a JSON array); 1 sends one a request.',
+      ),
     ),
-    field(
-      'Final statuses',
+    forTypes(
       'dead_on_status',
-      input({ value: (p?.dead_on_status ?? []).join(', '), placeholder: 'e.g. 400, 404' }),
-      'http: answers that make a message a dead letter at once (410 always does).',
+      field(
+        'Final statuses',
+        'dead_on_status',
+        input({ value: (p?.dead_on_status ?? []).join(', '), placeholder: 'e.g. 400, 404' }),
+        'http: answers that make a message a dead letter at once (410 always does).',
+      ),
     ),
     field(
       'Max attempts',
@@ -308,7 +430,7 @@ export const publisherFormPage: Page = async (view) => {
     ),
     h(
       'div',
-      { class: 'span-2' },
+      { class: 'span-2', 'data-types': 'http pubsub' },
       field(
         'Filter',
         'filter',
@@ -318,7 +440,7 @@ export const publisherFormPage: Page = async (view) => {
     ),
     h(
       'div',
-      { class: 'span-2' },
+      { class: 'span-2', 'data-types': 'http' },
       field(
         'Headers',
         'headers',
@@ -329,24 +451,53 @@ export const publisherFormPage: Page = async (view) => {
       ),
     ),
     p?.header_names && p.header_names.length > 0
-      ? h('div', { class: 'span-2 checks' }, checkbox('Remove its headers', 'clear_headers', false))
+      ? h(
+          'div',
+          { class: 'span-2 checks', 'data-types': 'http' },
+          checkbox('Remove its headers', 'clear_headers', false),
+        )
       : null,
-    field(
-      'Ordering attribute',
+    h(
+      'div',
+      { class: 'span-2', 'data-types': 'http' },
+      field(
+        'Signing secrets',
+        'secrets',
+        h('textarea', { rows: 2, placeholder: 'whsec_…', autocomplete: 'off', spellcheck: 'false' }),
+        p?.secrets_count
+          ? `http: signs every delivery (Standard Webhooks). ${p.secrets_count} set now (write-only: leave empty to keep them; one a line replaces them all).`
+          : 'http: signs every delivery (Standard Webhooks), one whsec_… secret a line. Write-only.',
+      ),
+    ),
+    p?.secrets_count
+      ? h(
+          'div',
+          { class: 'span-2 checks', 'data-types': 'http' },
+          checkbox('Remove its secrets (stop signing)', 'clear_secrets', false),
+        )
+      : null,
+    forTypes(
       'ordering_attribute',
-      input({ value: p?.ordering_attribute ?? '', placeholder: 'e.g. customer_id', disabled: !creating }),
-      'With Ordered: in order per value of this attribute, keys in parallel. Fixed at creation.',
+      field(
+        'Ordering attribute',
+        'ordering_attribute',
+        input({ value: p?.ordering_attribute ?? '', placeholder: 'e.g. customer_id', disabled: !creating }),
+        'With Ordered: in order per value of this attribute, keys in parallel. Fixed at creation.',
+      ),
     ),
     h(
       'div',
       { class: 'span-2 checks' },
       checkbox('Active', 'active', p?.active ?? true, 'An inactive publisher keeps its messages until activated.'),
-      checkbox(
-        'Ordered',
+      forTypes(
         'ordered',
-        p?.ordered ?? false,
-        'One delivery at a time, in order. Fixed at creation.',
-        !creating,
+        checkbox(
+          'Ordered',
+          'ordered',
+          p?.ordered ?? false,
+          'One delivery at a time, in order. Fixed at creation.',
+          !creating,
+        ),
       ),
       checkbox(
         'Only new messages',
@@ -360,7 +511,7 @@ export const publisherFormPage: Page = async (view) => {
     h(
       'div',
       { class: 'span-2 form-submit' },
-      h('a', { class: 'btn', href: '#/publishers' }, 'Cancel'),
+      h('a', { class: 'btn', href: creating ? '#/publishers' : `#/publishers/${id}` }, 'Cancel'),
       h('button', { type: 'submit', class: 'btn btn-primary' }, creating ? 'Create publisher' : 'Save changes'),
     ),
   );
@@ -402,6 +553,9 @@ export const publisherFormPage: Page = async (view) => {
     const headers = parseHeaders(textOf(data, 'headers'), errors);
     if (headers !== undefined) body.headers = headers;
     else if (data.get('clear_headers') !== null) body.headers = null;
+    const secrets = parseSecrets(textOf(data, 'secrets'));
+    if (secrets !== undefined) body.secrets = secrets;
+    else if (data.get('clear_secrets') !== null) body.secrets = null;
     if (creating) {
       body.topic = textOf(data, 'topic');
       body.type = textOf(data, 'type');
@@ -412,21 +566,16 @@ export const publisherFormPage: Page = async (view) => {
       if (body.topic === '') errors.topic = ["can't be blank"];
     }
     if (Object.keys(errors).length > 0) throw new Invalid(errors);
-    const saved = creating
+    const result = creating
       ? await api<{ data: Publisher }>('POST', '/api/publishers', body)
       : await api<{ data: Publisher }>('PATCH', `/api/publishers/${encodeURIComponent(id)}`, body);
-    toast(creating ? `Publisher #${saved.data.id} created.` : `Publisher #${saved.data.id} saved.`);
-    go('#/publishers');
+    toast(creating ? `Publisher #${result.data.id} created.` : `Publisher #${result.data.id} saved.`);
+    saved(result.data);
   });
-  replace(
-    view.main,
-    pageHeader(
-      creating ? 'New publisher' : `Publisher #${id}`,
-      creating ? 'Deliver a topic’s messages to an endpoint.' : `${p?.topic ?? ''} → ${p?.target ?? ''}`,
-      creating ? null : h('a', { class: 'btn', href: `#/failing/${id}` }, 'Failing messages'),
-      creating ? null : h('a', { class: 'btn', href: `#/messages?publisher=${encodeURIComponent(id)}` }, 'Messages'),
-    ),
-    card(null, form),
-    p ? flowCard(p) : null,
-  );
-};
+  // Fields fixed at creation stay locked whatever the type shows.
+  for (const c of form.querySelectorAll<HTMLElement>('input:disabled, select:disabled, textarea:disabled'))
+    c.setAttribute('data-locked', '');
+  showFieldsOf(form, typeSelect.value);
+  typeSelect.addEventListener('change', () => showFieldsOf(form, typeSelect.value));
+  return form;
+}

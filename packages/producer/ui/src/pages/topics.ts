@@ -2,8 +2,8 @@
  * Topics: list, create, edit the origin host, pause and resume all of a
  * topic's publishers, delete (the API refuses while the topic has publishers).
  */
-import { api, ApiError, type Topic } from '../api.js';
-import { act, ago, badge, card, confirmDialog, h, num, replace, table, time, toast, type Child } from '../dom.js';
+import { api, ApiError, type Publisher, type Source, type Topic } from '../api.js';
+import { act, ago, badge, card, confirmAction, h, num, replace, table, time, toast, type Child } from '../dom.js';
 import { Invalid, field, formError, input, onSubmit, showErrors, textOf } from '../forms.js';
 import { link, pageHeader, type Page, type View } from '../view.js';
 
@@ -71,9 +71,70 @@ function recovery(t: Topic): Child {
   );
 }
 
+/** Delete, after a confirmation; disabled, with the reason beside it, while the API would refuse. */
+function deleteButton(t: Topic, refused: string | undefined, done: () => void): HTMLElement {
+  const button = h(
+    'button',
+    {
+      type: 'button',
+      class: 'btn btn-small btn-danger-ghost',
+      'data-action': 'delete',
+      disabled: refused !== undefined,
+      title: refused ?? `Delete topic ${t.name} and its ${t.received.toLocaleString()} received messages`,
+      on: {
+        click: act(async () => {
+          const ok = await confirmAction({
+            title: `Delete topic ${t.name}?`,
+            message: 'Its retained messages are deleted with it.',
+            count: t.received,
+            what: 'message',
+            action: 'Delete',
+          });
+          if (!ok) return;
+          try {
+            await api('DELETE', `/api/topics/${encodeURIComponent(t.name)}`);
+            toast(`Topic ${t.name} deleted.`);
+            done();
+          } catch (err) {
+            if (err instanceof ApiError) toast(`Topic ${t.name} was not deleted. ${err.message}`, 'error');
+            else throw err;
+          }
+        }),
+      },
+    },
+    'Delete',
+  );
+  return refused
+    ? h(
+        'span',
+        { class: 'delete-guard' },
+        button,
+        h('span', { class: 'disabled-reason', 'data-reason': t.name }, refused),
+      )
+    : button;
+}
+
 async function draw(view: View, list: HTMLElement): Promise<void> {
-  const { data: topics } = await api<{ data: Topic[] }>('GET', '/api/topics');
+  const [{ data: topics }, { data: publishers }, sources] = await Promise.all([
+    api<{ data: Topic[] }>('GET', '/api/topics'),
+    api<{ data: Publisher[] }>('GET', '/api/publishers'),
+    api<{ data: Source[] }>('GET', '/api/sources').then(
+      (r) => r.data,
+      () => [] as Source[],
+    ),
+  ]);
   if (view.gone) return;
+  const count = (list: { topic: string }[], name: string): number => list.filter((x) => x.topic === name).length;
+  /** Why the API would refuse to delete the topic; undefined when it would not. */
+  const refusal = (name: string): string | undefined => {
+    const p = count(publishers, name);
+    const s = count(sources, name);
+    const parts = [
+      p > 0 ? `${p} publisher${p === 1 ? '' : 's'}` : '',
+      s > 0 ? `${s} source${s === 1 ? '' : 's'}` : '',
+    ].filter(Boolean);
+    return parts.length > 0 ? `It has ${parts.join(' and ')}: delete them first.` : undefined;
+  };
   const again = (): void => void draw(view, list).catch(() => undefined);
   replace(
     list,
@@ -84,7 +145,7 @@ async function draw(view: View, list: HTMLElement): Promise<void> {
           'tr',
           { 'data-topic': t.name, class: t.paused ? 'muted-row' : '' },
           h('td', null, h('span', { class: 'id-state' }, h('strong', null, t.name), t.paused ? badge('paused') : null)),
-          h('td', { class: 'mono' }, t.origin_host),
+          h('td', { class: 'mono wrap' }, t.origin_host),
           h('td', { class: 'num' }, link(`#/messages?topic=${encodeURIComponent(t.name)}`, num(t.received))),
           h('td', { 'data-recovery': t.name }, recovery(t)),
           h('td', null, time(t.created_at)),
@@ -113,28 +174,7 @@ async function draw(view: View, list: HTMLElement): Promise<void> {
               t.paused ? 'Resume' : 'Pause',
             ),
             h('button', { type: 'button', class: 'btn btn-small', on: { click: () => editDialog(t, again) } }, 'Edit'),
-            h(
-              'button',
-              {
-                type: 'button',
-                class: 'btn btn-small btn-danger-ghost',
-                on: {
-                  click: act(async () => {
-                    if (!(await confirmDialog(`Delete topic ${t.name}?`, 'Its retained messages are deleted with it.')))
-                      return;
-                    try {
-                      await api('DELETE', `/api/topics/${encodeURIComponent(t.name)}`);
-                      toast(`Topic ${t.name} deleted.`);
-                      again();
-                    } catch (err) {
-                      if (err instanceof ApiError) toast(`Cannot delete ${t.name}: ${err.message}`, 'error');
-                      else throw err;
-                    }
-                  }),
-                },
-              },
-              'Delete',
-            ),
+            deleteButton(t, refusal(t.name), again),
           ),
         ),
       ),
@@ -167,6 +207,11 @@ export const topicsPage: Page = async (view) => {
   });
   await draw(view, list);
   if (view.gone) return;
+  // Live: redrawn every 3 s, unless a dialog is open or the user is typing.
+  view.every(3000, async () => {
+    if (!document.querySelector('dialog[open]') && !(document.activeElement instanceof HTMLInputElement))
+      await draw(view, list);
+  });
   replace(
     view.main,
     pageHeader('Topics', 'Where services send messages. Each topic keeps its messages for every publisher.'),
