@@ -318,23 +318,8 @@ export class ConsumerNode {
     this.logger.info({ pipelines: this.pipelines.size, slots: this.heldSlots().length }, 'consumer node started');
   }
 
-  /** Open or probing circuit breakers of this node's pipelines, as its heartbeat reports them. */
-  private breakers(): Record<string, { state: string; failures: number; next_probe_at?: string }> {
-    const out: Record<string, { state: string; failures: number; next_probe_at?: string }> = {};
-    for (const [id, pipeline] of this.pipelines) {
-      const b = pipeline.breaker;
-      if (!b) continue;
-      out[id] = {
-        state: b.state,
-        failures: b.failures,
-        ...(b.nextProbeAt === undefined ? {} : { next_probe_at: new Date(b.nextProbeAt).toISOString() }),
-      };
-    }
-    return out;
-  }
-
   private async heartbeat(): Promise<void> {
-    await this.membership.beat({ breakers: this.breakers() });
+    await this.membership.beat();
     const now = this.now();
     if (now - this.lastBeatAt > this.membership.ttlMs) {
       // Silent long enough to be counted dead: others may hold our slots now.

@@ -498,7 +498,7 @@ export const clusterView: Schema = {
       type: 'array',
       items: {
         type: 'object',
-        required: ['id', 'last_heartbeat', 'slots', 'breakers'],
+        required: ['id', 'last_heartbeat', 'slots'],
         additionalProperties: false,
         properties: {
           id: { type: 'string' },
@@ -507,21 +507,6 @@ export const clusterView: Schema = {
           started_at: isoTime,
           last_heartbeat: isoTime,
           slots: { type: 'array', items: { type: 'string' } },
-          breakers: {
-            type: 'object',
-            description:
-              'Publisher id -> its circuit breaker on this node while `open` (not sending; `next_probe_at` is when it tries one message) or `probing` (one message sent to test the target), with `failures` in a row; as of the node’s last heartbeat. A closed breaker is absent.',
-            additionalProperties: {
-              type: 'object',
-              required: ['state', 'failures'],
-              additionalProperties: false,
-              properties: {
-                state: { type: 'string', enum: ['open', 'probing'] },
-                failures: { type: 'integer' },
-                next_probe_at: isoTime,
-              },
-            },
-          },
         },
       },
     },

@@ -8,9 +8,7 @@
  * The nodes set and a node's self-description are two global keys, in two
  * hash slots of a cluster: they are written one after the other, not in one
  * MULTI. Either order is safe: the set alone decides who is alive, and the
- * description only says who a node is, and the circuit breakers it has
- * open or probing (`breakers`: publisher id -> state, failures in a row,
- * next probe), as of its last beat.
+ * description only says who a node is.
  */
 import type { Keys, ScriptClient } from '@postoffice/shared';
 import type { Clock } from '../types.js';
@@ -35,9 +33,8 @@ export class Membership {
     return this.heartbeatMs * 3;
   }
 
-  /** `state`: what the node reports of itself beside who it is (its circuit breakers), as of this beat. */
-  async beat(state: Readonly<Record<string, unknown>> = {}): Promise<void> {
-    await this.redis.set(this.keys.node(this.info.id), JSON.stringify({ ...this.info, ...state }), 'PX', this.ttlMs);
+  async beat(): Promise<void> {
+    await this.redis.set(this.keys.node(this.info.id), JSON.stringify(this.info), 'PX', this.ttlMs);
     await this.redis.zadd(this.keys.nodes, this.now(), this.info.id);
   }
 

@@ -53,13 +53,6 @@ import type { Source } from './source.js';
 
 export type PipelineState = 'running' | 'open' | 'probing' | 'paused' | 'closed';
 
-/** An open or probing circuit breaker: failures in a row, and when an open one probes next (ms). */
-export interface BreakerView {
-  readonly state: 'open' | 'probing';
-  readonly failures: number;
-  readonly nextProbeAt?: number;
-}
-
 const DELIVERED: Fate = Object.freeze({ kind: 'delivered' });
 const SKIPPED: Fate = Object.freeze({ kind: 'skipped' });
 /** Messages an ordering-key pipeline holds behind busy keys: ten per delivery slot, within [100, 10000]. */
@@ -129,8 +122,6 @@ export class PublisherPipeline {
   private failures = 0;
   private probeDelayMs = 0;
   private probeTimer: NodeJS.Timeout | undefined;
-  /** While open: when the probe is due (ms). */
-  private probeAt: number | undefined;
   /** Set while waiting for a rate-limit token or for an earlier owner's orphans: no reading until it fires. */
   private waitTimer: NodeJS.Timeout | undefined;
   /** Ordered: an earlier owner's in-flight entries may still be in the way (checked once, then when told). */
@@ -578,11 +569,9 @@ export class PublisherPipeline {
       'target keeps failing; circuit open, probing with one message',
     );
     this.clearProbe();
-    this.probeAt = this.deps.now() + this.probeDelayMs;
-    this.circuit({ state: 'open', nextProbeAt: this.probeAt, failures: this.failures });
+    this.circuit({ state: 'open', nextProbeAt: this.deps.now() + this.probeDelayMs, failures: this.failures });
     this.probeTimer = setTimeout(() => {
       this.probeTimer = undefined;
-      this.probeAt = undefined;
       if (this.state !== 'open') return;
       this.state = 'probing';
       this.circuit({ state: 'probing', failures: this.failures });
@@ -603,19 +592,6 @@ export class PublisherPipeline {
   private clearProbe(): void {
     if (this.probeTimer) clearTimeout(this.probeTimer);
     this.probeTimer = undefined;
-    this.probeAt = undefined;
-  }
-
-  /** The circuit breaker as the node reports it in its heartbeat: undefined while closed. */
-  get breaker(): BreakerView | undefined {
-    if (this.state === 'open')
-      return {
-        state: 'open',
-        failures: this.failures,
-        ...(this.probeAt === undefined ? {} : { nextProbeAt: this.probeAt }),
-      };
-    if (this.state === 'probing') return { state: 'probing', failures: this.failures };
-    return undefined;
   }
 
   private notifyIdle(): void {

@@ -3,8 +3,7 @@
  * the last three, written by each node), the publisher slots each holds,
  * the singletons' holders, and per publisher its backlog (`lag`: entries
  * not yet read by its group), `pending` (read and not yet settled: in
- * flight or waiting for a retry) and `retrying` (in the retry set), and
- * each node's open or probing circuit breakers as its last heartbeat said. All of
+ * flight or waiting for a retry) and `retrying` (in the retry set). All of
  * it in three round trips (one pipeline per hash slot each), whatever the
  * number of publishers.
  */
@@ -21,31 +20,6 @@ interface NodeView {
   readonly started_at?: string;
   readonly last_heartbeat: string;
   readonly slots: string[];
-  /** Publisher id -> its circuit breaker on this node while open or probing, as of the node's last heartbeat. */
-  readonly breakers: Record<string, BreakerView>;
-}
-
-interface BreakerView {
-  readonly state: 'open' | 'probing';
-  readonly failures: number;
-  readonly next_probe_at?: string;
-}
-
-/** The breakers a node reported, as far as they are well formed (an older node reports none). */
-function breakersOf(value: unknown): Record<string, BreakerView> {
-  const out: Record<string, BreakerView> = {};
-  if (!value || typeof value !== 'object' || Array.isArray(value)) return out;
-  for (const [id, b] of Object.entries(value as Record<string, unknown>)) {
-    if (!b || typeof b !== 'object') continue;
-    const { state, failures, next_probe_at: next } = b as Record<string, unknown>;
-    if (state !== 'open' && state !== 'probing') continue;
-    out[id] = {
-      state,
-      failures: typeof failures === 'number' && Number.isSafeInteger(failures) ? failures : 0,
-      ...(typeof next === 'string' && !Number.isNaN(Date.parse(next)) ? { next_probe_at: next } : {}),
-    };
-  }
-  return out;
 }
 
 interface PublisherView {
@@ -99,7 +73,7 @@ export async function clusterView(
   seen.forEach((n, i) => {
     const [err, json] = firstReply[i] ?? [null, null];
     if (err || typeof json !== 'string' || n.at === 0) return;
-    let info: { host?: string; pid?: number; started_at?: string; breakers?: unknown } = {};
+    let info: { host?: string; pid?: number; started_at?: string } = {};
     try {
       info = JSON.parse(json) as typeof info;
     } catch {
@@ -112,7 +86,6 @@ export async function clusterView(
       started_at: info.started_at,
       last_heartbeat: new Date(n.at).toISOString(),
       slots: [],
-      breakers: breakersOf(info.breakers),
     });
   });
   const janitor = holder(firstReply[seen.length]?.[1]);

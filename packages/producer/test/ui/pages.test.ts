@@ -170,8 +170,8 @@ describe('web UI in Chromium: states, the publisher page, confirmations and layo
     });
     for (let i = 0; i < 4; i++) await publish(name, { i });
     await waitFor(async () => {
-      const { json } = await api(producer, 'GET', '/api/cluster');
-      return (json.data.nodes as { breakers: Record<string, unknown> }[]).some((n) => n.breakers[pid]);
+      const { json } = await api(producer, 'GET', '/api/stats');
+      return (json.data.per_publisher as { id: string; circuit?: unknown }[]).some((p) => p.id === pid && p.circuit);
     }, 'the circuit breaker open');
 
     await visit('#/publishers');

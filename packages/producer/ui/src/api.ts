@@ -309,12 +309,6 @@ export interface FailingItem {
   attributes: Record<string, string>;
 }
 
-export interface Breaker {
-  state: 'open' | 'probing';
-  failures: number;
-  next_probe_at?: string;
-}
-
 export interface ClusterView {
   nodes: {
     id: string;
@@ -323,8 +317,6 @@ export interface ClusterView {
     started_at?: string;
     last_heartbeat: string;
     slots: string[];
-    /** Per publisher id: its circuit breaker on this node, when not closed (servers before it: absent). */
-    breakers?: Record<string, Breaker>;
   }[];
   publishers: {
     id: string;

@@ -150,6 +150,9 @@ function backlogOptions(w: number, lines: readonly BacklogLine[]): uPlot.Options
   };
 }
 
+/** The charts change once a minute: a page looks again every 20 s. */
+export const SERIES_REFRESH_MS = 20_000;
+
 export interface SeriesChartOptions {
   /**
    * Draw each publisher's backlog and oldest age (up to `MAX_PUBLISHER_LINES`

@@ -5,13 +5,11 @@
  * deliveries, one per message and publisher, and each figure says which.
  */
 import { api, type PublisherStats, type Stats } from '../api.js';
-import { mountSeriesChart } from '../charts.js';
+import { mountSeriesChart, SERIES_REFRESH_MS } from '../charts.js';
 import { badge, duration, h, num, replace, table } from '../dom.js';
 import { link, pageHeader, type Page } from '../view.js';
 
 const REFRESH_MS = 2000;
-/** The charts change once a minute: a look every 20 s is enough. */
-const CHART_REFRESH_MS = 20_000;
 
 function figure(label: string, unit: string, value: number, key: string, tone = ''): HTMLElement {
   return h(
@@ -184,5 +182,5 @@ export const dashboardPage: Page = async (view) => {
     const next = await api<{ data: Stats }>('GET', '/api/stats');
     if (!view.gone) draw(body, publishers, next.data, updated);
   });
-  view.every(CHART_REFRESH_MS, () => chart.refresh());
+  view.every(SERIES_REFRESH_MS, () => chart.refresh());
 };

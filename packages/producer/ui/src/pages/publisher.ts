@@ -14,6 +14,7 @@ import {
   api,
   ApiError,
   type Attempt,
+  type Circuit,
   type ClusterView,
   type FailingItem,
   type Message,
@@ -38,6 +39,7 @@ import {
   toast,
   type Child,
 } from '../dom.js';
+import { mountSeriesChart, SERIES_REFRESH_MS } from '../charts.js';
 import { Invalid, field, formError, input, onSubmit, textOf } from '../forms.js';
 import { quantile } from '../text.js';
 import { go, link, pageHeader, type Page, type View } from '../view.js';
@@ -100,30 +102,19 @@ async function recentAttempts(id: string): Promise<Recent[]> {
   return out.sort((a, b) => Date.parse(b.attempt.at) - Date.parse(a.attempt.at));
 }
 
-/** The circuit breaker of the publisher on each node that runs it (`GET /api/cluster`). */
-function breakerFacts(cluster: ClusterView | undefined, id: string): Child {
-  if (!cluster) return h('span', { class: 'muted' }, 'unknown');
-  const states: Child[] = [];
-  for (const node of cluster.nodes) {
-    const b = node.breakers?.[id];
-    if (!b) continue;
-    states.push(
-      h(
-        'div',
-        { 'data-breaker': b.state },
-        badge(
-          b.state === 'open' ? 'open' : b.state,
-          b.state === 'open' ? 'red' : b.state === 'probing' ? 'amber' : 'green',
-        ),
-        ' ',
-        h('span', { class: 'muted' }, node.host ?? node.id),
-        b.failures ? ` · ${b.failures} failure${b.failures === 1 ? '' : 's'} in a row` : '',
-        b.next_probe_at ? [' · next probe ', time(b.next_probe_at)] : '',
-      ),
+/** The publisher's circuit breaker (`circuit` of `GET /api/stats`, recorded by the node that runs it). */
+function breakerFacts(circuit: Circuit | null | undefined, cluster: ClusterView | undefined, id: string): Child {
+  if (circuit) {
+    return h(
+      'div',
+      { 'data-breaker': circuit.state },
+      badge(circuit.state, circuit.state === 'open' ? 'red' : 'amber'),
+      circuit.node ? [' ', h('span', { class: 'muted' }, circuit.node)] : '',
+      circuit.failures ? ` · ${circuit.failures} failure${circuit.failures === 1 ? '' : 's'} in a row` : '',
+      circuit.next_probe_at ? [' · next probe ', time(circuit.next_probe_at)] : '',
     );
   }
-  if (states.length > 0) return states;
-  const runs = cluster.nodes.some((n) => n.slots.some((s) => s.startsWith(`${id}/`)));
+  const runs = cluster?.nodes.some((n) => n.slots.some((s) => s.startsWith(`${id}/`))) ?? true;
   return h(
     'span',
     { 'data-breaker': 'closed' },
@@ -399,7 +390,7 @@ async function drawOverview(view: View, holder: HTMLElement, p: Publisher): Prom
       lastErrorCard(recent, failing),
       card(
         'Circuit breaker',
-        h('div', { 'data-testid': 'breaker' }, breakerFacts(cluster, p.id)),
+        h('div', { 'data-testid': 'breaker' }, breakerFacts(stats?.circuit, cluster, p.id)),
         h(
           'p',
           { class: 'hint' },
@@ -441,6 +432,7 @@ export const publisherPage: Page = async (view) => {
   const stats = await statsOf(p.id);
   if (view.gone) return;
   const reload = (): void => go(location.hash);
+  const charts = h('div', { class: 'series-box' });
   const form = publisherForm(topics, p, undefined, () => reload());
   replace(
     view.main,
@@ -455,10 +447,12 @@ export const publisherPage: Page = async (view) => {
       h('span', null, link(`#/messages?topic=${encodeURIComponent(p.topic)}`, p.topic), ' → ', targetText(p.target)),
     ),
     overview,
-    h('section', { class: 'publisher-charts', 'data-publisher': p.id }),
+    h('section', { class: 'card publisher-charts', 'data-publisher': p.id }, h('h2', null, 'Over time'), charts),
     actionsCard(p, stats, reload),
     flowCard(p),
     card('Settings', form),
   );
+  const chart = mountSeriesChart(charts, { publisher: p.id });
   view.every(REFRESH_MS, () => drawOverview(view, overview, p));
+  view.every(SERIES_REFRESH_MS, () => chart.refresh());
 };
