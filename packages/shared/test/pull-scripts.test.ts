@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import {
+  compareStreamIds,
   AppError,
   decodeItem,
   encodeRecords,
@@ -189,9 +190,11 @@ describe('pull Lua scripts', () => {
       expect(first.map(([sid]) => sid)).to.deep.equal(sids.slice(0, 3));
       // New entries are read 16 at a time: the rest of that read stays available at once.
       const available = await redis.zrange(pk.retries, '-inf', NOW, 'BYSCORE');
-      expect(available).to.deep.equal(sids.slice(3, 16));
+      // (One score for all: Redis orders them by member, `…-10` before `…-3` when they share a millisecond.)
+      expect([...available].sort(compareStreamIds)).to.deep.equal(sids.slice(3, 16));
       const [one] = await leaseWithDead(NOW, 1000, '', 1000, NOW, { budget: 1 });
-      expect(one.map(([sid]) => sid)).to.deep.equal([sids[3]]);
+      expect(one).to.have.length(1);
+      expect(sids.slice(3, 16)).to.include(one[0]![0]);
     });
 
     it('leases new messages: pending in the group, scored at the lease end, with a lease record', async () => {
