@@ -6,7 +6,7 @@
  */
 import { api, type PublisherStats, type Stats } from '../api.js';
 import { mountSeriesChart, SERIES_REFRESH_MS } from '../charts.js';
-import { badge, duration, h, num, replace, table } from '../dom.js';
+import { badge, duration, h, num, replace, table, targetText } from '../dom.js';
 import { link, pageHeader, type Page } from '../view.js';
 
 const REFRESH_MS = 2000;
@@ -133,7 +133,7 @@ function draw(body: HTMLElement, publishers: HTMLElement, stats: Stats, updated:
             { 'data-publisher': p.id, ...(p.circuit ? { class: 'row-alert' } : {}) },
             publisherCell(p),
             h('td', null, p.topic),
-            h('td', { class: 'mono truncate short hide-narrow', title: p.target }, p.target),
+            h('td', { class: 'wrap hide-narrow' }, targetText(p.target, 40)),
             h('td', { class: 'num', 'data-col': 'backlog' }, num(p.backlog)),
             h(
               'td',
