@@ -1,14 +1,21 @@
 /**
- * Records every publisher's backlog and the age of its oldest undelivered
- * message once a minute into its topic's per-minute counters (`series.ts`,
- * fields `<minute>:b:<publisher>` and `<minute>:a:<publisher>`), so that
- * the dashboard can chart them over the last hour and day.
+ * Records publishers' backlog and the age of their oldest undelivered
+ * message once a minute into their topic's per-minute counters (`series.ts`,
+ * fields `<minute>:b:<publisher>` and `<minute>:a:<publisher>`, written only
+ * when not zero, and `<minute>:s`: the topic was sampled, so a publisher
+ * without a field had nothing waiting), so that the dashboard can chart
+ * them over the last hour and day.
  *
  * Only the node holding the janitor lease samples, at its first heartbeat in
- * each minute: one `BacklogCounter.count()` (one XINFO GROUPS per topic, a
- * few commands per publisher with something undelivered) and one HSET with
- * an EXPIRE per topic, sent in one round trip (one pipeline per topic on a
- * cluster). The cost is O(publishers) per minute for the whole cluster.
+ * each minute, and only the topics that may have a backlog: those that
+ * received messages or whose publishers changed since the last sample
+ * (`touch`, from the wake-ups and store events every node hears), and those
+ * that had a backlog at the last sample. Idle topics cost nothing: 10,000
+ * idle publishers add no command. A topic with an old backlog and no news
+ * since this node took the lease is sampled from its next message or
+ * change on. Per sampled topic: one XINFO GROUPS, its publishers' records,
+ * an XPENDING and an XRANGE for a publisher with something undelivered,
+ * and one HSET with an EXPIRE, in one round trip per step.
  */
 import {
   SERIES_TTL_SECONDS,
@@ -35,8 +42,17 @@ export interface BacklogSamplerDeps {
 export class BacklogSampler {
   /** The minute (since the epoch) last sampled. */
   private sampled = -1;
+  /** Topics with news since the last sample (messages received, publishers changed). */
+  private readonly touched = new Set<string>();
+  /** Topics that had a backlog at the last sample. */
+  private busy = new Set<string>();
 
   constructor(private readonly deps: BacklogSamplerDeps) {}
+
+  /** The topic received messages or its publishers changed: sample it at the next minute. */
+  touch(topic: string): void {
+    this.touched.add(topic);
+  }
 
   /** Samples unless this minute was sampled already (or another node samples); never throws. */
   async tick(): Promise<void> {
@@ -54,16 +70,21 @@ export class BacklogSampler {
 
   async sample(now: number): Promise<void> {
     const { keys, redis } = this.deps;
-    const rows = await this.deps.counter.count();
+    const topics = new Set([...this.touched, ...this.busy]);
+    this.touched.clear();
+    if (topics.size === 0) return;
+    const rows = await this.deps.counter.count(topics, false);
     const slot = seriesSlot(now);
     const byTopic = new Map<string, (string | number)[]>();
+    for (const topic of topics) byTopic.set(topic, [seriesField(slot.minute, 's'), 1]);
+    const busy = new Set<string>();
     for (const r of rows) {
-      if (!Number.isFinite(r.backlog)) continue;
-      let fields = byTopic.get(r.topic);
-      if (!fields) byTopic.set(r.topic, (fields = []));
-      fields.push(seriesField(slot.minute, 'b', r.publisher), r.backlog);
-      fields.push(seriesField(slot.minute, 'a', r.publisher), Math.round(r.oldestAgeSeconds));
+      if (!Number.isFinite(r.backlog) || r.backlog === 0) continue;
+      busy.add(r.topic);
+      byTopic.get(r.topic)?.push(seriesField(slot.minute, 'b', r.publisher), r.backlog);
+      byTopic.get(r.topic)?.push(seriesField(slot.minute, 'a', r.publisher), Math.round(r.oldestAgeSeconds));
     }
+    this.busy = busy;
     const replies = await inOneRoundTrip(
       redis,
       [...byTopic].map(([topic, fields]) => (p) => {

@@ -49,12 +49,17 @@ export class BacklogCounter {
     return rows;
   };
 
-  async count(): Promise<readonly PublisherBacklog[]> {
+  /**
+   * Every publisher's backlog, or only those of `topics`; without `failing`,
+   * `retrying` and `dead` are left at 0 (two ZCARDs a publisher saved).
+   */
+  async count(topics?: ReadonlySet<string>, failing = true): Promise<readonly PublisherBacklog[]> {
     const { redis, keys } = this.deps;
-    const publishers = await this.deps.store.listPublishers();
-    const topics = [...new Set(publishers.map((p) => p.topic))];
+    const publishers = topics
+      ? (await Promise.all([...topics].map((t) => this.deps.store.listPublishersOfTopic(t)))).flat()
+      : await this.deps.store.listPublishers();
     const groups = new Map<string, Map<string, GroupInfo>>();
-    await inBatches(topics, async (topic) => {
+    await inBatches([...new Set(publishers.map((p) => p.topic))], async (topic) => {
       const reply = await redis.xinfo('GROUPS', keys.topic(topic).stream).catch(() => []);
       groups.set(topic, parseGroups(reply as unknown[]));
     });
@@ -66,8 +71,8 @@ export class BacklogCounter {
       const pk = keys.publisher(p.topic, p.id);
       const stream = keys.topic(p.topic).stream;
       const [retrying, dead, oldestPending, firstUnread] = await Promise.all([
-        redis.zcard(pk.retries),
-        redis.zcard(pk.dead),
+        failing ? redis.zcard(pk.retries) : 0,
+        failing ? redis.zcard(pk.dead) : 0,
         group.pending > 0 ? redis.xpending(stream, p.id).then((r) => r[1]) : undefined,
         group.lag !== 0
           ? redis.xrange(stream, `(${group.lastDeliveredId}`, '+', 'COUNT', 1).then((r) => r[0]?.[0])

@@ -421,6 +421,7 @@ export class ConsumerNode {
     if (this.state !== 'started') return;
     if (channel === this.keys.wakeChannel) {
       this.janitor.markDirty(message);
+      this.backlogSampler.touch(message);
       for (const id of this.byTopic.get(message) ?? []) this.pipelines.get(id)?.wake();
       return;
     }
@@ -442,6 +443,7 @@ export class ConsumerNode {
         this.syncSources(true);
       } else if (typeof event.topic === 'string') {
         const topic = event.topic;
+        this.backlogSampler.touch(topic);
         this.serialize(() => this.syncTopic(topic));
       }
     }

@@ -70,12 +70,18 @@ describe('per-minute counters and the circuit record', function () {
   it('samples each publisher backlog and oldest age once a minute, on the node holding the janitor lease', async () => {
     const topic = await f.world.topic();
     const idle = await f.world.publisher(topic, f.receiver.url, { active: false });
-    await f.world.publish(topic, ['a', 'b', 'c']);
+    const quiet = await f.world.topic();
+    await f.world.publisher(quiet, f.receiver.url, { active: false });
     await f.world.node();
+    // The node samples topics with news (here: messages received while it runs).
+    await f.world.publish(topic, ['a', 'b', 'c']);
     const seen = await waitFor(async () => {
       const c = await counters(f.world.redis, f.world.keys, topic);
       return c.has(`b:${idle.id}`) ? c : undefined;
     }, 'a backlog sample');
+    expect(seen.get('s')).to.be.at.least(1);
+    // A topic with no news and no backlog is not sampled: idle publishers cost no command.
+    expect((await counters(f.world.redis, f.world.keys, quiet)).size).to.equal(0);
     // One sample a minute (two when the minute turned meanwhile).
     expect(seen.get(`b:${idle.id}`)! % 3).to.equal(0);
     expect(seen.get(`a:${idle.id}`))
@@ -105,14 +111,20 @@ describe('per-minute counters and the circuit record', function () {
     });
     await sampler.tick();
     const key = f.world.keys.series(topic, seriesSlot(now).hour);
-    expect(await f.world.redis.hget(key, `30:b:${p.id}`)).to.equal('2');
-    await f.world.redis.hdel(key, `30:b:${p.id}`);
-    now += 30_000;
-    await sampler.tick();
-    expect(await f.world.redis.hexists(key, `30:b:${p.id}`)).to.equal(0);
-    now += 30_000;
+    // Nothing happened to the topic yet (as far as this sampler heard): no sample.
+    expect(await f.world.redis.hlen(key)).to.equal(0);
+    sampler.touch(topic);
+    now += 60_000;
     await sampler.tick();
     expect(await f.world.redis.hget(key, `31:b:${p.id}`)).to.equal('2');
+    await f.world.redis.hdel(key, `31:b:${p.id}`);
+    now += 30_000;
+    await sampler.tick();
+    expect(await f.world.redis.hexists(key, `31:b:${p.id}`)).to.equal(0);
+    now += 30_000;
+    await sampler.tick();
+    // No news, but a backlog at the last sample: sampled again.
+    expect(await f.world.redis.hget(key, `32:b:${p.id}`)).to.equal('2');
     expect(await f.world.redis.ttl(key)).to.be.greaterThan(0);
   });
 });

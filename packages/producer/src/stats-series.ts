@@ -112,6 +112,7 @@ export async function readSeries(
       for (const hr of hours) p.hgetall(ctx.keys.series(topic, hr));
     }),
   );
+  const sampled: { topic: string; minute: number; b: number }[] = [];
   let at = 0;
   for (let t = 0; t < scope.topics.length; t++) {
     for (const hr of hours) {
@@ -134,6 +135,11 @@ export async function readSeries(
           if (publisher === undefined) acc.received += value;
           continue;
         }
+        if (kind === 's') {
+          // Sampled: the topic's publishers without a backlog field had nothing waiting.
+          sampled.push({ topic: scope.topics[t]!, minute, b });
+          continue;
+        }
         if (publisher === undefined || (!scope.everyPublisher && !inScope.has(publisher))) continue;
         if (kind === 'd') acc.delivered += value;
         else if (kind === 'f') acc.failed += value;
@@ -146,6 +152,22 @@ export async function readSeries(
           const list = kind === 'b' ? row.backlog : row.age;
           list[b] = Math.max(list[b] ?? 0, value);
         }
+      }
+    }
+  }
+
+  for (const { topic, minute, b } of sampled) {
+    const acc = accs[b]!;
+    for (const p of scope.publishers) {
+      if (p.topic !== topic) continue;
+      for (const [samples, list] of [
+        [acc.backlog, perPublisher.get(p.id)!.backlog],
+        [acc.age, perPublisher.get(p.id)!.age],
+      ] as const) {
+        let byPublisher = samples.get(minute);
+        if (!byPublisher) samples.set(minute, (byPublisher = new Map<string, number>()));
+        if (!byPublisher.has(p.id)) byPublisher.set(p.id, 0);
+        list[b] ??= 0;
       }
     }
   }

@@ -163,6 +163,17 @@ describe('GET /api/stats/series', () => {
     );
     const earlier = seriesSlot(now - 10 * 60_000);
     await api.redis.hset(api.keys.series('sampled', earlier.hour), `${earlier.minute}:b:${a}`, 2);
+    // A sample marked as such (`s`): the publisher without a field (b) had nothing waiting.
+    const marked = seriesSlot(now - 8 * 60_000);
+    await api.redis.hset(
+      api.keys.series('sampled', marked.hour),
+      `${marked.minute}:s`,
+      1,
+      `${marked.minute}:b:${a}`,
+      5,
+      `${marked.minute}:a:${a}`,
+      20,
+    );
 
     // Found by their start, so that a minute turning during the test changes nothing.
     const at = (ms: number): string => new Date(Math.floor(ms / 60_000) * 60_000).toISOString();
@@ -174,6 +185,8 @@ describe('GET /api/stats/series', () => {
     const rowB = s.publishers.find((p) => p.id === b)!;
     expect(rowB.points[index(now)]).to.deep.include({ backlog: 6, oldest_age_seconds: 90 });
     expect(rowB.points[index(now - 10 * 60_000)]).to.deep.include({ backlog: null });
+    expect(s.points[index(now - 8 * 60_000)]).to.include({ backlog: 5, oldest_age_seconds: 20 });
+    expect(rowB.points[index(now - 8 * 60_000)]).to.deep.include({ backlog: 0, oldest_age_seconds: 0 });
     const onlyA = await series(api, `?publisher=${a}&topic=sampled`);
     expect(onlyA.points.find((p) => p.at === at(now))).to.include({ backlog: 4, oldest_age_seconds: 30 });
   });

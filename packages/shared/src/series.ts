@@ -6,7 +6,9 @@
  *   <minute>:r              messages received (inside ingest.lua; one HINCRBY per script call)
  *   <minute>:d:<publisher>  messages delivered (one HINCRBY per settle batch, inside settle.lua)
  *   <minute>:f:<publisher>  failed attempts (retry or dead; same)
- *   <minute>:b:<publisher>  backlog sampled once a minute by the janitor's node
+ *   <minute>:s              the topic was sampled this minute (by the janitor's node, when the
+ *                           topic had news or a backlog: see backlog-sampler.ts)
+ *   <minute>:b:<publisher>  backlog in that sample, when not zero
  *   <minute>:a:<publisher>  age in seconds of the oldest undelivered message, same sample
  *
  * `<minute>` is the minute of the hour (0-59). A field exists only for a
@@ -21,8 +23,8 @@ export const SERIES_TTL_SECONDS = 26 * 3600;
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 3_600_000;
 
-/** Counted kinds: received, delivered, failed; sampled: backlog, oldest age (s). */
-export type SeriesKind = 'r' | 'd' | 'f' | 'b' | 'a';
+/** Counted kinds: received, delivered, failed; sampled: backlog, oldest age (s), and the sample's mark. */
+export type SeriesKind = 'r' | 'd' | 'f' | 'b' | 'a' | 's';
 
 export interface SeriesSlot {
   /** Hours since the epoch: the hash's key. */
