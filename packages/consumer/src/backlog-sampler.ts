@@ -8,14 +8,15 @@
  *
  * Only the node holding the janitor lease samples, at its first heartbeat in
  * each minute, and only the topics that may have a backlog: those that
- * received messages or whose publishers changed since the last sample
- * (`touch`, from the wake-ups and store events every node hears), and those
- * that had a backlog at the last sample. Idle topics cost nothing: 10,000
- * idle publishers add no command. A topic with an old backlog and no news
- * since this node took the lease is sampled from its next message or
- * change on. Per sampled topic: one XINFO GROUPS, its publishers' records,
- * an XPENDING and an XRANGE for a publisher with something undelivered,
- * and one HSET with an EXPIRE, in one round trip per step.
+ * received messages since the last sample (`touch`, from the wake-ups every
+ * node hears) and those that had a backlog at the last sample. Idle topics
+ * cost nothing: 10,000 idle publishers add no command, and creating them
+ * adds none either. A backlog that appears without a message (a new
+ * publisher over retained messages, a seek) or that was there before this
+ * node took the lease is sampled from the topic's next message on. Per
+ * sampled topic: one XINFO GROUPS, its publishers' records, an XPENDING
+ * and an XRANGE for a publisher with something undelivered, and one HSET
+ * with an EXPIRE, in one round trip per step.
  */
 import {
   SERIES_TTL_SECONDS,
@@ -42,14 +43,14 @@ export interface BacklogSamplerDeps {
 export class BacklogSampler {
   /** The minute (since the epoch) last sampled. */
   private sampled = -1;
-  /** Topics with news since the last sample (messages received, publishers changed). */
+  /** Topics that received messages since the last sample. */
   private readonly touched = new Set<string>();
   /** Topics that had a backlog at the last sample. */
   private busy = new Set<string>();
 
   constructor(private readonly deps: BacklogSamplerDeps) {}
 
-  /** The topic received messages or its publishers changed: sample it at the next minute. */
+  /** The topic received messages: sample it at the next minute. */
   touch(topic: string): void {
     this.touched.add(topic);
   }

@@ -443,7 +443,6 @@ export class ConsumerNode {
         this.syncSources(true);
       } else if (typeof event.topic === 'string') {
         const topic = event.topic;
-        this.backlogSampler.touch(topic);
         this.serialize(() => this.syncTopic(topic));
       }
     }
