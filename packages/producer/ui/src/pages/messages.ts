@@ -552,19 +552,21 @@ export const messagePage: Page = async (view) => {
       topicPublishers = (t.data.publishers ?? []).map((p) => ({ id: String(p.id), type: p.type, target: p.target }));
     }
   };
+  const missing = (): void =>
+    replace(
+      view.main,
+      notFound(
+        'Message not found',
+        `No message has the id ${id}: it may have been trimmed after its retention, or never existed.`,
+        '#/messages',
+        'Back to messages',
+      ),
+    );
   const refresh = async (): Promise<void> => {
     const m = await fetchOne();
     if (view.gone) return;
     if (!m) {
-      replace(
-        view.main,
-        notFound(
-          'Message not found',
-          `No message has the id ${id}: it may have been trimmed after its retention, or never existed.`,
-          '#/messages',
-          'Back to messages',
-        ),
-      );
+      missing();
       return;
     }
     await load(m);
@@ -577,15 +579,7 @@ export const messagePage: Page = async (view) => {
   const first = await fetchOne();
   if (view.gone) return;
   if (!first) {
-    replace(
-      view.main,
-      notFound(
-        'Message not found',
-        `No message has the id ${id}: it may have been trimmed after its retention, or never existed.`,
-        '#/messages',
-        'Back to messages',
-      ),
-    );
+    missing();
     return;
   }
   await load(first);
