@@ -88,7 +88,7 @@ export class OnceWriter {
   async settled(done: readonly Pick<OnceWrite, 'topic' | 'origin'>[]): Promise<void> {
     const byTopic = new Map<string, string[]>();
     for (const d of done) {
-      const key = this.keys.once(d.topic, digest(d.origin));
+      const key = this.keys.once(d.topic, originDigest(d.origin));
       const list = byTopic.get(d.topic);
       if (list) list.push(key);
       else byTopic.set(d.topic, [key]);
@@ -108,7 +108,7 @@ export class OnceWriter {
     const series = this.keys.series(topic, slot.hour);
     const pipeline = this.redis.pipeline();
     for (const w of writes) {
-      const key = this.keys.once(topic, digest(w.origin));
+      const key = this.keys.once(topic, originDigest(w.origin));
       const args: string[] = [];
       for (const m of w.messages) {
         args.push(m.payload, Object.keys(m.attributes).length > 0 ? JSON.stringify(m.attributes) : '');
@@ -164,7 +164,7 @@ export class OnceWriter {
 }
 
 /** The key's name part for an origin: a digest, so that any origin text makes a short key. */
-function digest(origin: string): string {
+export function originDigest(origin: string): string {
   return createHash('sha256').update(origin).digest('base64url');
 }
 
