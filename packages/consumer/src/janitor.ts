@@ -19,6 +19,7 @@
 import {
   PullQueue,
   RECORD_SPAN_MS,
+  scripts,
   streamIdTime,
   type Config,
   type Keys,
@@ -104,18 +105,13 @@ export class Janitor {
       const retries = this.deps.keys.publisher(publisher.topic, publisher.id).retries;
       let moved = 0;
       for (;;) {
-        const [n, done] = (await this.deps.redis.poReclaim(
-          2,
-          stream,
-          retries,
-          publisher.id,
-          consumer,
-          RECLAIMED_CONSUMER,
-          this.deps.now(),
-          RECLAIM_BUDGET,
-        )) as [number, number];
-        moved += n;
-        if (done === 1) break;
+        const { scheduled, done } = await scripts.reclaim(
+          this.deps.redis,
+          { stream, retries },
+          { group: publisher.id, from: consumer, to: RECLAIMED_CONSUMER, now: this.deps.now(), max: RECLAIM_BUDGET },
+        );
+        moved += scheduled;
+        if (done) break;
       }
       if (moved > 0) await this.deps.retryIndex.lower(publisher.id, this.deps.now());
       total += moved;
@@ -151,9 +147,13 @@ export class Janitor {
     const tk = this.deps.keys.topic(topic);
     let removed = 0;
     for (let round = 0; round < 50; round++) {
-      const [n, more] = (await this.deps.redis.poTrim(2, tk.stream, tk.ids, cutoff, TRIM_BUDGET)) as [number, number];
-      removed += n;
-      if (more === 0) break;
+      const trimmed = await scripts.trim(
+        this.deps.redis,
+        { stream: tk.stream, ids: tk.ids },
+        { cutoff, max: TRIM_BUDGET },
+      );
+      removed += trimmed.removed;
+      if (!trimmed.more) break;
     }
     const ids = await this.deps.redis.hkeys(tk.publishers);
     if (ids.length > 0) {

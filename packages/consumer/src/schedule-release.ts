@@ -10,7 +10,7 @@
  * The index is raised like the retry index (set, then re-read the topic's
  * set and lower again), so a message scheduled meanwhile is never missed.
  */
-import type { Keys, ScriptClient } from '@postoffice/shared';
+import { scripts, type Keys, type ScriptClient } from '@postoffice/shared';
 
 const RELEASE_BUDGET = 500;
 
@@ -29,25 +29,20 @@ export class ScheduleRelease {
   async release(topic: string, now: number): Promise<number> {
     const tk = this.keys.topic(topic);
     let moved = 0;
-    let next = '';
+    let next: number | undefined;
     for (;;) {
-      const [n, first] = (await this.redis.poReleaseScheduled(
-        5,
-        tk.meta,
-        tk.stream,
-        tk.ids,
-        tk.scheduled,
-        tk.scheduledData,
-        now,
-        RELEASE_BUDGET,
-      )) as [number, string];
-      moved += n;
-      next = first;
-      if (first === '' || Number(first) > now) break;
+      const released = await scripts.releaseScheduled(
+        this.redis,
+        { topic: tk.meta, stream: tk.stream, ids: tk.ids, scheduled: tk.scheduled, scheduledData: tk.scheduledData },
+        { now, max: RELEASE_BUDGET },
+      );
+      moved += released.moved;
+      next = released.next;
+      if (next === undefined || next > now) break;
     }
-    if (next === '') await this.redis.zrem(this.keys.scheduleDue, topic);
+    if (next === undefined) await this.redis.zrem(this.keys.scheduleDue, topic);
     else await this.redis.zadd(this.keys.scheduleDue, next, topic);
-    await this.reindex(topic, next === '' ? undefined : Number(next));
+    await this.reindex(topic, next);
     if (moved > 0) await this.redis.publish(this.keys.wakeChannel, topic);
     return moved;
   }

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { createLogger, messageId } from '@postoffice/shared';
+import { createLogger, messageId, scripts } from '@postoffice/shared';
 import { ConsumerNode } from '../src/index.js';
 import { useWorld, waitFor } from './helpers.js';
 
@@ -78,9 +78,13 @@ describe('consumer nodes in a cluster (in one process)', function () {
     // A message read under the node's name whose reply never reached it (Redis restarted after the read):
     // written without a wake-up and read here, so the node's pipeline never sees it.
     const tk = f.world.keys.topic(topic);
-    const written = await f.world.redis.poIngest(2, tk.meta, tk.stream, '', '', 1, JSON.stringify('lost'), '');
-    expect(written).to.be.an('array');
-    const id = messageId(topic, (written as string[])[0]!);
+    const written = await scripts.ingest(
+      f.world.redis,
+      { topic: tk.meta, stream: tk.stream },
+      { wake: '', topic: '', messages: [JSON.stringify('lost'), ''] },
+    );
+    expect(written.replayed).to.equal(false);
+    const id = messageId(topic, (written.replayed ? [] : written.streamIds)[0]!);
     const read = await f.world.redis.xreadgroup('GROUP', p.id, node.nodeId, 'COUNT', 10, 'STREAMS', tk.stream, '>');
     expect(read).to.have.length(1);
     // The node's command connection breaks and comes back.

@@ -10,6 +10,7 @@ import {
   messageId,
   PUBLISHER_DEFAULTS,
   findMessage,
+  scripts,
   type Config,
   type DeliveryView,
   type Publisher,
@@ -98,10 +99,14 @@ export async function createWorld(options: { cluster?: boolean } = {}): Promise<
       const attrs = Object.keys(attributes).length > 0 ? JSON.stringify(attributes) : '';
       const args: string[] = [];
       for (const p of payloads) args.push(JSON.stringify(p), attrs);
-      const result = await redis.poIngest(2, tk.meta, tk.stream, '', '', payloads.length, ...args);
-      if (!Array.isArray(result)) throw new Error(`ingest failed: ${String(result)}`);
+      const result = await scripts.ingest(
+        redis,
+        { topic: tk.meta, stream: tk.stream },
+        { wake: '', topic: '', messages: args },
+      );
+      if (result.replayed) throw new Error('ingest replayed');
       await redis.publish(keys.wakeChannel, topic);
-      return (result as string[]).map((sid) => messageId(topic, sid));
+      return result.streamIds.map((sid) => messageId(topic, sid));
     },
     async close() {
       await Promise.all(nodes.map((n) => n.close(2000)));

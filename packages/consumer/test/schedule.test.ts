@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { scripts } from '@postoffice/shared';
 import { useWorld, waitFor } from './helpers.js';
 
 describe('scheduled messages', function () {
@@ -13,7 +14,9 @@ describe('scheduled messages', function () {
       at: new Date(dueAt).toISOString(),
       created_at: '',
     });
-    expect(await f.world.redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, id, dueAt, data)).to.equal(1);
+    const keys = { topic: tk.meta, scheduled: tk.scheduled, scheduledData: tk.scheduledData };
+    // Rejects with the code's error when the topic does not exist.
+    await scripts.schedule(f.world.redis, keys, { id, dueAt, messageJson: data });
     await f.world.redis.zadd(f.world.keys.scheduleDue, 'LT', dueAt, topic);
     return id;
   }
@@ -57,7 +60,11 @@ describe('scheduled messages', function () {
     await f.world.publisher(topic, f.receiver.url);
     const tk = f.world.keys.topic(topic);
     const data = JSON.stringify({ p: '"orphan"', a: '', at: '', created_at: '' });
-    await f.world.redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, 'orphan-id', Date.now(), data);
+    await scripts.schedule(
+      f.world.redis,
+      { topic: tk.meta, scheduled: tk.scheduled, scheduledData: tk.scheduledData },
+      { id: 'orphan-id', dueAt: Date.now(), messageJson: data },
+    );
     await f.world.node({ TRIM_INTERVAL_SECONDS: '1' });
     await waitFor(() => f.receiver.received.length === 1, 'the orphan delivered', 15000);
   });

@@ -24,6 +24,7 @@ import {
   type Publisher,
   type ScriptClient,
   type StoredMessage,
+  scripts,
 } from '@postoffice/shared';
 import type { Note } from '@postoffice/shared';
 import { execOrThrow, parsePayload } from './replies.js';
@@ -296,7 +297,14 @@ export class Failing {
   ): Promise<ActionResult> {
     const tk = this.keys.topic(publisher.topic);
     const pk = this.keys.publisher(publisher.topic, publisher.id);
-    const keys = [tk.stream, pk.retries, pk.attempts, pk.dead, pk.notes, pk.counts];
+    const keys = {
+      stream: tk.stream,
+      retries: pk.retries,
+      attempts: pk.attempts,
+      dead: pk.dead,
+      notes: pk.notes,
+      counts: pk.counts,
+    };
     const score = action.kind === 'retry' ? action.at : action.kind === 'recover' ? action.since : 0;
     const note = action.kind === 'delete' ? 'deleted' : action.kind === 'recover' ? 'recovered' : action.note;
     const at = new Date(now).toISOString();
@@ -317,22 +325,19 @@ export class Failing {
     } else batches.push(undefined);
     for (const batch of batches) {
       for (;;) {
-        const [more, done, notFound] = (await this.redis.poFailing(
-          keys.length,
-          ...keys,
-          action.kind,
-          publisher.id,
+        const { more, done, notFound } = await scripts.failing(this.redis, keys, {
+          action: action.kind,
+          group: publisher.id,
           score,
-          batch ? 'ids' : 'all',
-          BATCH,
+          ids: batch,
+          max: BATCH,
           now,
           note,
           at,
-          ...(batch ?? []),
-        )) as [number, [string, string, string][], string[]];
+        });
         for (const [sid, , stored] of done) ids.push(bySid.get(sid) ?? (stored || messageId(publisher.topic, sid)));
         for (const sid of notFound) missing.push(bySid.get(sid) ?? messageId(publisher.topic, sid));
-        if (more !== 1 || batch || ids.length >= MAX_ALL) break;
+        if (!more || batch || ids.length >= MAX_ALL) break;
       }
     }
     if (action.kind !== 'delete' && ids.length > 0 && publisher.active) {

@@ -10,7 +10,7 @@
  * holds Redis for long. A dry run writes nothing and answers the same
  * count: the web UI shows it before the operator confirms.
  */
-import { checkScriptResult, type Keys, type Publisher, type ScriptClient } from '@postoffice/shared';
+import { scripts, type Keys, type Publisher, type ScriptClient } from '@postoffice/shared';
 
 /** Entries one `count-range.lua` call counts at most. */
 const COUNT_BUDGET = 20_000;
@@ -37,9 +37,6 @@ export interface SeekResult {
   readonly to: number;
 }
 
-type PurgeReply = [string, string, number, number, number];
-type SeekReply = [string, string, number, number];
-
 export class FlowControl {
   constructor(
     private readonly redis: ScriptClient,
@@ -52,24 +49,21 @@ export class FlowControl {
     const tk = this.keys.topic(publisher.topic);
     const pk = this.keys.publisher(publisher.topic, publisher.id);
     const at = this.now();
-    const [last, after, known, pending, dead] = checkScriptResult(
-      await this.redis.poPurge(
-        7,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        pk.dead,
-        pk.notes,
-        pk.leases,
-        pk.ranges,
-        publisher.id,
-        Math.floor(before),
-        at,
-        new Date(at).toISOString(),
-        dryRun ? '1' : '0',
-      ),
-    ) as PurgeReply;
-    const unread = known >= 0 ? known : await this.countRange(tk.stream, last, after);
+    const purged = await scripts.purge(
+      this.redis,
+      {
+        stream: tk.stream,
+        retries: pk.retries,
+        attempts: pk.attempts,
+        dead: pk.dead,
+        notes: pk.notes,
+        leases: pk.leases,
+        ranges: pk.ranges,
+      },
+      { group: publisher.id, before: Math.floor(before), at, atIso: new Date(at).toISOString(), dryRun },
+    );
+    const { pending, dead } = purged;
+    const unread = purged.unread >= 0 ? purged.unread : await this.countRange(tk.stream, purged.before, purged.after);
     return { count: unread + pending + dead, unread, pending, dead };
   }
 
@@ -81,22 +75,19 @@ export class FlowControl {
     const to = publisher.from_now ? Math.max(requested, Date.parse(publisher.created_at)) : requested;
     const tk = this.keys.topic(publisher.topic);
     const pk = this.keys.publisher(publisher.topic, publisher.id);
-    const [point, last, retrying, dead] = checkScriptResult(
-      await this.redis.poSeek(
-        6,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        pk.dead,
-        pk.leases,
-        pk.ranges,
-        publisher.id,
-        Math.floor(to),
-        this.now(),
-        dryRun ? '1' : '0',
-      ),
-    ) as SeekReply;
-    const count = await this.countRange(tk.stream, point, last);
+    const { after, before, retrying, dead } = await scripts.seek(
+      this.redis,
+      {
+        stream: tk.stream,
+        retries: pk.retries,
+        attempts: pk.attempts,
+        dead: pk.dead,
+        leases: pk.leases,
+        ranges: pk.ranges,
+      },
+      { group: publisher.id, to: Math.floor(to), at: this.now(), dryRun },
+    );
+    const count = await this.countRange(tk.stream, after, before);
     // The consumer nodes read again once woken (a pull publisher's workers read at their next lease).
     if (!dryRun && count > 0) await this.redis.publish(this.keys.wakeChannel, publisher.topic);
     return { count, retrying, dead, to };
@@ -108,8 +99,8 @@ export class FlowControl {
     let total = 0;
     let after = from;
     for (;;) {
-      const [n, next] = (await this.redis.poCountRange(1, stream, after, through, COUNT_BUDGET)) as [number, string];
-      total += n;
+      const { counted, next } = await scripts.countRange(this.redis, { stream }, { after, through, max: COUNT_BUDGET });
+      total += counted;
       if (next === '') return total;
       after = next;
     }

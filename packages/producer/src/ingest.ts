@@ -1,6 +1,6 @@
 /**
  * Writing messages. Requests that arrive in the same turn of the event loop
- * are written together: per topic, one `poIngest` script call (XADD of every
+ * are written together: per topic, one `ingest` script call (XADD of every
  * message, atomically; a message's id is its topic and stream entry id, so
  * nothing else is written per message) for up to `MAX_MESSAGES_PER_CALL`
  * messages, the last of which also publishes the wake-up (inside the
@@ -24,9 +24,9 @@ import { createHash } from 'node:crypto';
 import {
   SERIES_TTL_SECONDS,
   UnavailableError,
-  checkScriptResult,
   seriesSlot,
   messageId,
+  scripts,
   type Config,
   type Keys,
   type ScriptClient,
@@ -213,33 +213,46 @@ export class Ingest {
     const wake = this.keys.wakeChannel;
     // Each call counts its messages in the topic's per-minute counters (inside the script).
     const slot = seriesSlot(Date.now());
-    const series = this.keys.series(topic, slot.hour);
-    const callArgs = calls.map((c, i) => {
-      const n = c.length === 1 ? c[0]!.count : c.reduce((sum, p) => sum + p.count, 0);
-      const args = c.length === 1 ? c[0]!.args : c.flatMap((p) => p.args);
+    const keys = { topic: tk.meta, stream: tk.stream, series: this.keys.series(topic, slot.hour) };
+    const argsOf = (c: Pending[], i: number): scripts.IngestArgs => ({
       // The last call wakes the consumer nodes (inside the script: no command of its own).
-      return [i === calls.length - 1 ? wake : '', topic, n, ...args, slot.minute, SERIES_TTL_SECONDS];
+      wake: i === calls.length - 1 ? wake : '',
+      topic,
+      messages: c.length === 1 ? c[0]!.args : c.flatMap((p) => p.args),
+      minute: slot.minute,
+      seriesTtl: SERIES_TTL_SECONDS,
     });
-    let results: [Error | null, unknown][];
-    if (callArgs.length === 1 && !waiting) {
+    const toError = (err: unknown) => (err instanceof Error ? err : new Error(String(err)));
+    let replies: (scripts.IngestReply | Error)[];
+    let wait: [Error | null, unknown] | undefined;
+    if (calls.length === 1 && !waiting) {
       // The usual case: one command, without a pipeline around it.
       try {
-        results = [[null, await this.redis.poIngest(3, tk.meta, tk.stream, series, ...callArgs[0]!)]];
+        replies = [await scripts.ingest(this.redis, keys, argsOf(calls[0]!, 0))];
       } catch (err) {
-        results = [[err instanceof Error ? err : new Error(String(err)), null]];
+        replies = [toError(err)];
       }
     } else {
       const pipeline = this.redis.pipeline();
-      for (const args of callArgs) pipeline.poIngest(3, tk.meta, tk.stream, series, ...args);
+      calls.forEach((c, i) => scripts.ingest.queue(pipeline, keys, argsOf(c, i)));
       if (waiting) pipeline.wait(this.config.redisMinReplicas, this.config.redisWaitTimeoutMs);
-      const replies = await pipeline.exec();
-      if (!replies) throw new UnavailableError('the write was not executed');
-      results = replies;
+      const results = await pipeline.exec();
+      if (!results) throw new UnavailableError('the write was not executed');
+      replies = calls.map((_c, i) => {
+        const script = results[i];
+        if (!script) return new UnavailableError('the write was not executed');
+        if (script[0]) return script[0];
+        try {
+          return scripts.ingest.parse(script[1]);
+        } catch (err) {
+          return toError(err);
+        }
+      });
+      wait = results[calls.length];
     }
 
     let replicasError: Error | undefined;
     if (waiting) {
-      const wait = results[calls.length];
       if (!wait) replicasError = new UnavailableError('the write was not executed');
       else if (wait[0]) replicasError = wait[0];
       else if (typeof wait[1] !== 'number' || wait[1] < this.config.redisMinReplicas)
@@ -247,10 +260,12 @@ export class Ingest {
     }
     calls.forEach((c, i) => {
       try {
-        const script = results[i];
-        if (!script) throw new UnavailableError('the write was not executed');
-        if (script[0]) throw script[0];
-        const streamIds = checkScriptResult(script[1]) as string[];
+        const reply = replies[i];
+        if (!reply) throw new UnavailableError('the write was not executed');
+        if (reply instanceof Error) throw reply;
+        // Without an idempotency key nothing is replayed.
+        if (reply.replayed) throw new Error('an ingest without an idempotency key was replayed');
+        const { streamIds } = reply;
         if (replicasError) throw replicasError;
         this.metrics.messagesReceived(topic, streamIds.length);
         this.onWritten?.(topic);
@@ -274,23 +289,27 @@ export class Ingest {
     idempotencyKey: string,
   ): Promise<OnceResult> {
     const tk = this.keys.topic(topic);
-    const args = scriptArgs(payloads, attributes);
+    const messages = scriptArgs(payloads, attributes);
     const slot = seriesSlot(Date.now());
-    args.push(String(slot.minute), String(SERIES_TTL_SECONDS));
-    args.push(fingerprint(kind, topic, args.slice(0, -2)), String(IDEMPOTENCY_TTL_SECONDS));
-    const pipeline = this.redis
-      .pipeline()
-      .poIngest(
-        4,
-        tk.meta,
-        tk.stream,
-        this.keys.series(topic, slot.hour),
-        this.keys.idempotency(topic, idempotencyKey),
-        this.keys.wakeChannel,
+    const pipeline = this.redis.pipeline();
+    scripts.ingest.queue(
+      pipeline,
+      {
+        topic: tk.meta,
+        stream: tk.stream,
+        series: this.keys.series(topic, slot.hour),
+        idempotency: this.keys.idempotency(topic, idempotencyKey),
+      },
+      {
+        wake: this.keys.wakeChannel,
         topic,
-        payloads.length,
-        ...args,
-      );
+        messages,
+        minute: String(slot.minute),
+        seriesTtl: String(SERIES_TTL_SECONDS),
+        fingerprint: fingerprint(kind, topic, messages),
+        idempotencyTtl: String(IDEMPOTENCY_TTL_SECONDS),
+      },
+    );
     const waiting = this.config.redisMinReplicas > 0;
     if (waiting) pipeline.wait(this.config.redisMinReplicas, this.config.redisWaitTimeoutMs);
     const results = await pipeline.exec();
@@ -298,9 +317,9 @@ export class Ingest {
     const [script, wait] = results;
     if (!script) throw new UnavailableError('the write was not executed');
     if (script[0]) throw script[0];
-    const reply = checkScriptResult(script[1]);
-    if (Array.isArray(reply) && reply[0] === '=') {
-      const kept = String(reply[1]);
+    const reply = scripts.ingest.parse(script[1]);
+    if (reply.replayed) {
+      const { kept } = reply;
       // Kept before fingerprints (an upgrade less than 24 h ago): the first answer as it was.
       if (kept.startsWith('{')) {
         const first = JSON.parse(kept) as { kind: IngestKind; ids: string[] };
@@ -315,7 +334,7 @@ export class Ingest {
         throw new UnavailableError('not enough replicas acknowledged the write');
       }
     }
-    return { kind, ids: (reply as string[]).map((sid) => messageId(topic, sid)), replayed: false };
+    return { kind, ids: reply.streamIds.map((sid) => messageId(topic, sid)), replayed: false };
   }
 }
 

@@ -14,7 +14,7 @@
  * in the due index is left: early is harmless (a release finds nothing).
  */
 import { randomBytes } from 'node:crypto';
-import { NotFoundError, checkScriptResult, parseMessageId, type Keys, type ScriptClient } from '@postoffice/shared';
+import { NotFoundError, parseMessageId, scripts, type Keys, type ScriptClient } from '@postoffice/shared';
 
 /** How far in the past `schedule_at` may be (client clocks differ): such a message is due at once. */
 export const SCHEDULE_PAST_TOLERANCE_MS = 30_000;
@@ -61,8 +61,10 @@ export async function scheduleMessage(
     at: input.scheduleAt,
     created_at: new Date(now).toISOString(),
   };
-  checkScriptResult(
-    await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, id, input.dueAt, JSON.stringify(data)),
+  await scripts.schedule(
+    redis,
+    { topic: tk.meta, scheduled: tk.scheduled, scheduledData: tk.scheduledData },
+    { id, dueAt: input.dueAt, messageJson: JSON.stringify(data) },
   );
   await redis.zadd(keys.scheduleDue, 'LT', input.dueAt, input.topic);
   return id;
@@ -81,5 +83,9 @@ export async function cancelScheduled(redis: ScriptClient, keys: Keys, id: strin
   if (ref?.topic === undefined || ref.streamId !== undefined)
     throw new NotFoundError('scheduled_message_not_found', 'id', 'scheduled message not found');
   const tk = keys.topic(ref.topic);
-  checkScriptResult(await redis.poCancelScheduled(3, tk.scheduled, tk.scheduledData, tk.ids, id));
+  await scripts.cancelScheduled(
+    redis,
+    { scheduled: tk.scheduled, scheduledData: tk.scheduledData, ids: tk.ids },
+    { id },
+  );
 }

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { scripts } from '@postoffice/shared';
 import { call, createTopic, startApi, type Api } from './helpers.js';
 
 describe('POST /api/schedule_messages', () => {
@@ -179,7 +180,12 @@ describe('DELETE /api/schedule_messages/:id', () => {
   it('answers 404 saying so once the message was released into its topic', async () => {
     const id = await schedule(0);
     const tk = api.keys.topic('orders');
-    await api.redis.poReleaseScheduled(5, tk.meta, tk.stream, tk.ids, tk.scheduled, tk.scheduledData, Date.now(), 10);
+    const released = await scripts.releaseScheduled(
+      api.redis,
+      { topic: tk.meta, stream: tk.stream, ids: tk.ids, scheduled: tk.scheduled, scheduledData: tk.scheduledData },
+      { now: Date.now(), max: 10 },
+    );
+    expect(released.moved).to.be.at.least(1);
     const res = await call(api.app, 'DELETE', `/api/schedule_messages/${id}`);
     expect(res.status).to.equal(404);
     expect(res.body)

@@ -64,10 +64,12 @@ export class ConfigError extends Error {
 }
 
 /**
- * Business failures returned by Lua scripts as small negative numbers.
- * One table maps each code to the typed error it stands for.
+ * Business failures returned by Lua scripts as small negative numbers: the
+ * one table of them. Each code has one meaning, one `code` and one HTTP
+ * status; a script's header (`lua/*.lua`) says which codes it returns.
  */
 export const SCRIPT_CODES = {
+  /** A message, publisher or source names a topic that does not exist (400 on `topic`). */
   '-1': () => new ValidationError({ topic: ['is invalid'] }, 400, 'topic_not_found'),
   '-2': () => new ConflictError('publisher_exists', 'target'),
   '-3': () => new NotFoundError('publisher_not_found', 'id', 'publisher not found'),
@@ -81,7 +83,8 @@ export const SCRIPT_CODES = {
       'name',
       'has publishers: delete them first (deleting a topic deletes its messages)',
     ),
-  '-8': () => new NotFoundError('topic_not_found', 'name', 'topic not found'),
+  /** The topic a request acts on (its name in the path: update, delete) does not exist (404 on `name`). */
+  '-8': () => new NotFoundError('no_such_topic', 'name', 'topic not found'),
   '-9': () =>
     new ValidationError(
       { 'idempotency-key': ['was used by a different request (another route, topic or body) in the last 24 hours'] },
@@ -107,12 +110,18 @@ export const SCRIPT_CODES = {
 
 export type ScriptCode = keyof typeof SCRIPT_CODES;
 
-/** Throws the typed error when a script answered with a known negative code; returns the result otherwise. */
+/** An optimistic update that lost a race: the caller reads again, and throws `scriptError` of it when it gives up. */
+export const PUBLISHER_BUSY = -5;
+export const SOURCE_BUSY = -22;
+
+/** The typed error of a script's negative code (`script_failed`, a 500, for a code the table does not have). */
+export function scriptError(code: number): AppError {
+  const make = SCRIPT_CODES[String(code) as ScriptCode] as (() => AppError) | undefined;
+  return make ? make() : new AppError('script_failed', 500, `script returned unknown code ${code}`);
+}
+
+/** Throws the typed error when a script answered with a negative code; returns the result otherwise. */
 export function checkScriptResult<T>(result: T): T {
-  if (typeof result === 'number' && result < 0) {
-    const make = SCRIPT_CODES[String(result) as ScriptCode] as (() => AppError) | undefined;
-    if (make) throw make();
-    throw new AppError('script_failed', 500, `script returned unknown code ${result}`);
-  }
+  if (typeof result === 'number' && result < 0) throw scriptError(result);
   return result;
 }

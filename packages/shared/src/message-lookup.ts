@@ -22,7 +22,7 @@ import { compareStreamIds, parseMessageId } from './ids.js';
 import type { Keys } from './keys.js';
 import { parseEntry } from './message.js';
 import type { StoredLease } from './pull-queue.js';
-import type { ScriptClient } from './scripts.js';
+import { scripts, type ScriptClient } from './scripts.js';
 import type { Store } from './store.js';
 import type { Attempt, DeliveryRecord, DeliveryStateName, LeaseAttempt, Publisher } from './types.js';
 
@@ -238,14 +238,18 @@ export async function findMessage(
   const dash = sid.indexOf('-');
   if (publishers.length > 0) {
     const logs = publishers.map((p) => keys.publisher(topic, p.id).log);
-    pipeline.poAttempts(logs.length, ...logs, sid.slice(0, dash), sid.slice(dash + 1), RECORD_SPAN_MS);
+    scripts.attempts.queue(
+      pipeline,
+      { logs },
+      { receivedAt: sid.slice(0, dash), sequence: sid.slice(dash + 1), span: RECORD_SPAN_MS },
+    );
   }
   // Written before the attempt log: the message's old history, until it expires.
   if (message.storedId) pipeline.hgetall(keys.history(topic, message.id));
   else pipeline.echo('');
   const replies = await execOrThrow(pipeline);
   const perPublisher = 7;
-  const logged = (publishers.length > 0 ? replies[publishers.length * perPublisher] : []) as string[][];
+  const logged = publishers.length > 0 ? scripts.attempts.parse(replies[publishers.length * perPublisher]) : [];
   const legacy = (replies[replies.length - 1] ?? {}) as Record<string, string> | string;
 
   const deliveries: DeliveryView[] = publishers.map((p, i) => {

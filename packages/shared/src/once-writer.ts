@@ -21,10 +21,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { Config } from './config.js';
-import { AppError, UnavailableError, checkScriptResult } from './errors.js';
+import { AppError, UnavailableError } from './errors.js';
 import { messageId } from './ids.js';
 import type { Keys } from './keys.js';
-import type { ScriptClient } from './scripts.js';
+import { scripts, type ScriptClient } from './scripts.js';
 import { SERIES_TTL_SECONDS, seriesSlot } from './series.js';
 
 /** How long a message's key lives while its origin still has it (refreshed at each repeat). */
@@ -109,14 +109,24 @@ export class OnceWriter {
     const pipeline = this.redis.pipeline();
     for (const w of writes) {
       const key = this.keys.once(topic, originDigest(w.origin));
-      const args: string[] = [];
+      const messages: string[] = [];
       for (const m of w.messages) {
-        args.push(m.payload, Object.keys(m.attributes).length > 0 ? JSON.stringify(m.attributes) : '');
+        messages.push(m.payload, Object.keys(m.attributes).length > 0 ? JSON.stringify(m.attributes) : '');
       }
-      const print = fingerprint(topic, args);
-      args.push(String(slot.minute), String(SERIES_TTL_SECONDS), print, String(ONCE_TTL_SECONDS));
       // Each write that stores something wakes the consumer nodes (inside the script; a repeat does not).
-      pipeline.poIngest(4, tk.meta, tk.stream, series, key, this.keys.wakeChannel, topic, w.messages.length, ...args);
+      scripts.ingest.queue(
+        pipeline,
+        { topic: tk.meta, stream: tk.stream, series, idempotency: key },
+        {
+          wake: this.keys.wakeChannel,
+          topic,
+          messages,
+          minute: String(slot.minute),
+          seriesTtl: String(SERIES_TTL_SECONDS),
+          fingerprint: fingerprint(topic, messages),
+          idempotencyTtl: String(ONCE_TTL_SECONDS),
+        },
+      );
       pipeline.expire(key, ONCE_TTL_SECONDS);
     }
     const waiting = this.config.redisMinReplicas > 0;
@@ -138,15 +148,13 @@ export class OnceWriter {
       try {
         if (!script) throw new UnavailableError('the write was not executed');
         if (script[0]) throw script[0];
-        const reply = checkScriptResult(script[1]);
+        const reply = scripts.ingest.parse(script[1]);
         if (replicas) return { ok: false, error: replicas, code: 'unavailable' };
-        if (Array.isArray(reply) && reply[0] === '=') {
-          const ids = String(reply[1])
-            .split(',')
-            .map((sid) => messageId(topic, sid));
+        if (reply.replayed) {
+          const ids = reply.kept.split(',').map((sid) => messageId(topic, sid));
           return { ok: true, ids, replayed: true };
         }
-        return { ok: true, ids: (reply as string[]).map((sid) => messageId(topic, sid)), replayed: false };
+        return { ok: true, ids: reply.streamIds.map((sid) => messageId(topic, sid)), replayed: false };
       } catch (err) {
         const code = err instanceof AppError ? err.code : undefined;
         if (code === 'topic_not_found')

@@ -26,11 +26,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { encodeRecords, recordTag, type LoggedAttempt, type LoggedOutcome } from './attempt-record.js';
-import { checkScriptResult, NotFoundError, ValidationError } from './errors.js';
+import { NotFoundError, ValidationError } from './errors.js';
 import { isStreamId } from './ids.js';
 import type { Keys } from './keys.js';
 import { parseEntry } from './message.js';
-import type { ScriptClient } from './scripts.js';
+import { scripts, type ScriptClient } from './scripts.js';
 import { SERIES_TTL_SECONDS, seriesSlot } from './series.js';
 import type { LeaseWorker, Publisher, StoredMessage } from './types.js';
 
@@ -73,8 +73,6 @@ interface OutboxMessage {
 
 /** A lease token: `<publisher id>.<stream id>.<random>`. */
 const TOKEN = /^([1-9]\d{0,17})\.(\d{1,20}-\d{1,20})\.([A-Za-z0-9_-]{1,64})$/;
-
-type LeaseReply = [[string, string[], number, string, string][], [string, string][]];
 
 /** A lease as kept in the publisher's leases hash. */
 export interface StoredLease {
@@ -119,34 +117,38 @@ export class PullQueue {
     const attemptsReason = `the lease ran out unanswered after ${maxAttempts} lease${maxAttempts === 1 ? '' : 's'} (retry_max_attempts ${maxAttempts})`;
     const ordered = publisher.ordered === true;
     const call = () =>
-      this.redis.poPullLease(
-        6,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        pk.leases,
-        pk.dead,
-        pk.notes,
-        publisher.id,
-        PULL_CONSUMER,
-        now,
-        leaseMs,
-        request.max,
-        filter || ordered ? LEASE_SCAN : request.max,
-        filter,
-        JSON.stringify(request.worker),
-        randomBytes(9).toString('base64url'),
-        Number.isFinite(maxAge) ? maxAge * 1000 : now,
-        JSON.stringify({ dead_reason: reason }),
-        maxAttempts,
-        JSON.stringify({ dead_reason: attemptsReason, attempt_count: maxAttempts }),
-        ordered ? '1' : '0',
-        publisher.ordering_attribute ?? '',
-        request.byteBudget ?? Number.MAX_SAFE_INTEGER,
+      scripts.pullLease(
+        this.redis,
+        {
+          stream: tk.stream,
+          retries: pk.retries,
+          attempts: pk.attempts,
+          leases: pk.leases,
+          dead: pk.dead,
+          notes: pk.notes,
+        },
+        {
+          group: publisher.id,
+          consumer: PULL_CONSUMER,
+          now,
+          leaseMs,
+          max: request.max,
+          scan: filter || ordered ? LEASE_SCAN : request.max,
+          filter,
+          workerJson: JSON.stringify(request.worker),
+          nonce: randomBytes(9).toString('base64url'),
+          maxAgeMs: Number.isFinite(maxAge) ? maxAge * 1000 : now,
+          maxAgeNote: JSON.stringify({ dead_reason: reason }),
+          maxAttempts,
+          maxAttemptsNote: JSON.stringify({ dead_reason: attemptsReason, attempt_count: maxAttempts }),
+          ordered,
+          orderingAttribute: publisher.ordering_attribute ?? '',
+          byteBudget: request.byteBudget ?? Number.MAX_SAFE_INTEGER,
+        },
       );
-    let reply: LeaseReply;
+    let reply: scripts.PullLeaseReply;
     try {
-      reply = (await call()) as LeaseReply;
+      reply = await call();
     } catch (err) {
       // The group vanished (the stream was deleted by hand, or Redis lost data): as the consumer's
       // Source does, create it again from the oldest retained message rather than wedge.
@@ -155,9 +157,9 @@ export class PullQueue {
       await this.redis.xgroup('CREATE', tk.stream, publisher.id, '0', 'MKSTREAM').catch((e: unknown) => {
         if (!(e instanceof Error) || !e.message.startsWith('BUSYGROUP')) throw e;
       });
-      reply = (await call()) as LeaseReply;
+      reply = await call();
     }
-    const [taken, died] = reply;
+    const { leased: taken, died } = reply;
     // Leases that ran out unanswered go to the attempt log as expired (informational, written right after).
     const expired: LoggedAttempt[] = [];
     for (const [sid, , , , previous] of taken) {
@@ -282,9 +284,13 @@ export class PullQueue {
       let complete = true;
       for (const m of messages) {
         const dk = this.keys.topic(m.topic);
-        const result = await this.redis.poOutboxMove(3, dk.meta, dk.stream, dk.ids, m.id, m.p, m.a);
-        // -1: the topic is gone. Kept in the outbox (and reported by the caller's logs) rather than dropped.
-        if (result === -1) complete = false;
+        const streamId = await scripts.outboxMove(
+          this.redis,
+          { topic: dk.meta, stream: dk.stream, ids: dk.ids },
+          { id: m.id, payloadJson: m.p, attributesJson: m.a },
+        );
+        // The topic is gone. Kept in the outbox (and reported by the caller's logs) rather than dropped.
+        if (streamId === undefined) complete = false;
         else woken.add(m.topic);
       }
       for (const name of woken) await this.redis.publish(this.keys.wakeChannel, name);
@@ -360,32 +366,34 @@ export class PullQueue {
             recordTag,
           )[0]
         : undefined;
-    return checkScriptResult(
-      (await this.redis.poPullSettle(
-        10,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        pk.dead,
-        pk.leases,
-        pk.log,
-        pk.notes,
-        tk.outbox,
-        pk.counts,
-        this.keys.series(publisher.topic, slot.hour),
-        publisher.id,
-        t.streamId,
-        t.token,
+    return scripts.pullSettle(
+      this.redis,
+      {
+        stream: tk.stream,
+        retries: pk.retries,
+        attempts: pk.attempts,
+        dead: pk.dead,
+        leases: pk.leases,
+        log: pk.log,
+        notes: pk.notes,
+        outbox: tk.outbox,
+        counts: pk.counts,
+        series: this.keys.series(publisher.topic, slot.hour),
+      },
+      {
+        group: publisher.id,
+        streamId: t.streamId,
+        token: t.token,
         now,
-        change.action,
-        change.arg ?? '',
-        change.outbox ?? '',
-        change.note ? JSON.stringify(change.note) : '',
-        record ? record.score : '',
-        record ? record.member : '',
-        slot.minute,
-        SERIES_TTL_SECONDS,
-      )) as number,
+        action: change.action,
+        arg: change.arg ?? '',
+        outbox: change.outbox ?? '',
+        note: change.note ? JSON.stringify(change.note) : '',
+        recordScore: record ? record.score : '',
+        record: record ? record.member : '',
+        minute: slot.minute,
+        seriesTtl: SERIES_TTL_SECONDS,
+      },
     );
   }
 }

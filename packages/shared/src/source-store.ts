@@ -9,9 +9,9 @@
  * written before the topic-slot script on create and removed after it on
  * delete: an orphan entry is harmless, reads check the topic slot.
  */
-import { AppError, ConflictError, NotFoundError, checkScriptResult } from './errors.js';
+import { ConflictError, NotFoundError, SOURCE_BUSY, scriptError } from './errors.js';
 import type { Keys } from './keys.js';
-import type { ScriptClient } from './scripts.js';
+import { scripts, type ScriptClient } from './scripts.js';
 import type { StoreEvent } from './store.js';
 import type { Source, SourceStateName, SourceStats } from './types.js';
 
@@ -55,7 +55,11 @@ export class SourceStore {
     await this.redis.hset(this.keys.sourceIndex, id, source.topic);
     const tk = this.keys.topic(source.topic);
     try {
-      checkScriptResult(await this.redis.poCreateSource(2, tk.meta, tk.sources, id, JSON.stringify(source)));
+      await scripts.createSource(
+        this.redis,
+        { topic: tk.meta, sources: tk.sources },
+        { id, sourceJson: JSON.stringify(source) },
+      );
     } catch (err) {
       await this.redis.hdel(this.keys.sourceIndex, id).catch(() => 0);
       await this.redis.hdel(this.keys.sourceOrigins, origin).catch(() => 0);
@@ -102,15 +106,16 @@ export class SourceStore {
         type: current.type,
         updated_at: now.toISOString(),
       };
-      const result = await this.redis.poUpdateSource(1, key, id, json, JSON.stringify(next));
-      if (result === -22) continue;
-      checkScriptResult(result);
+      const result = await scripts.updateSource(
+        this.redis,
+        { sources: key },
+        { id, readJson: json, newJson: JSON.stringify(next) },
+      );
+      if (result === 'changed') continue;
       await this.emit({ type: 'source', topic, id });
       return next;
     }
-    throw new AppError('source_busy', 409, 'source changed concurrently; try again', {
-      id: ['was changed concurrently, try again'],
-    });
+    throw scriptError(SOURCE_BUSY);
   }
 
   /** Deletes a source and its counters; the node reading it stops at the event. */

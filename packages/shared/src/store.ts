@@ -12,10 +12,10 @@
  * per topic at once rather than one pipeline: on Redis Cluster a pipeline
  * must stay on one node, and the topics spread over all of them.
  */
-import { checkScriptResult, AppError, NotFoundError } from './errors.js';
+import { NotFoundError, PUBLISHER_BUSY, scriptError } from './errors.js';
 import type { Keys } from './keys.js';
 import { isCluster } from './redis.js';
-import type { ScriptClient } from './scripts.js';
+import { scripts, type ScriptClient } from './scripts.js';
 import type { Publisher, Topic, TopicRecovery } from './types.js';
 
 export type StoreEvent =
@@ -67,7 +67,11 @@ export class Store {
       created_at: now.toISOString(),
     };
     await this.redis.sadd(this.keys.topics, input.name);
-    checkScriptResult(await this.redis.poCreateTopic(1, this.keys.topic(input.name).meta, JSON.stringify(topic)));
+    await scripts.createTopic(
+      this.redis,
+      { topic: this.keys.topic(input.name).meta },
+      { topicJson: JSON.stringify(topic) },
+    );
     if (topic.recovery_enabled) await this.redis.sadd(this.keys.recoveryTopics, input.name);
     await this.emit({ type: 'topic', topic: input.name });
     return topic;
@@ -81,9 +85,11 @@ export class Store {
     name: string,
     changes: { origin_host?: string; recovery_enabled?: boolean; paused?: boolean },
   ): Promise<Topic> {
-    const json = checkScriptResult(
-      await this.redis.poUpdateTopic(1, this.keys.topic(name).meta, JSON.stringify(changes)),
-    ) as string;
+    const json = await scripts.updateTopic(
+      this.redis,
+      { topic: this.keys.topic(name).meta },
+      { changesJson: JSON.stringify(changes) },
+    );
     const topic = parseTopic(json);
     if (changes.recovery_enabled !== undefined) await this.markRecovery(name, topic.recovery_enabled);
     await this.emit({ type: 'topic', topic: name });
@@ -97,20 +103,17 @@ export class Store {
    */
   async deleteTopic(name: string): Promise<void> {
     const tk = this.keys.topic(name);
-    checkScriptResult(
-      await this.redis.poDeleteTopic(
-        9,
-        tk.meta,
-        tk.publishers,
-        tk.stream,
-        tk.ids,
-        tk.targets,
-        tk.scheduled,
-        tk.scheduledData,
-        tk.outbox,
-        tk.sources,
-      ),
-    );
+    await scripts.deleteTopic(this.redis, {
+      topic: tk.meta,
+      publishers: tk.publishers,
+      stream: tk.stream,
+      ids: tk.ids,
+      targets: tk.targets,
+      scheduled: tk.scheduled,
+      scheduledData: tk.scheduledData,
+      outbox: tk.outbox,
+      sources: tk.sources,
+    });
     await this.redis.srem(this.keys.topics, name);
     await this.redis.srem(this.keys.recoveryTopics, name);
     await this.redis.zrem(this.keys.scheduleDue, name);
@@ -199,18 +202,15 @@ export class Store {
     const tk = this.keys.topic(publisher.topic);
     await this.redis.hset(this.keys.publisherIndex, id, publisher.topic);
     try {
-      checkScriptResult(
-        await this.redis.poCreatePublisher(
-          4,
-          tk.meta,
-          tk.publishers,
-          tk.targets,
-          tk.stream,
+      await scripts.createPublisher(
+        this.redis,
+        { topic: tk.meta, publishers: tk.publishers, targets: tk.targets, stream: tk.stream },
+        {
           id,
-          JSON.stringify(full),
-          uniqueness(full),
-          publisher.from_now ? '$' : '0',
-        ),
+          publisherJson: JSON.stringify(full),
+          uniqueness: uniqueness(full),
+          start: publisher.from_now ? '$' : '0',
+        },
       );
     } catch (err) {
       await this.redis.hdel(this.keys.publisherIndex, id).catch(() => 0);
@@ -314,24 +314,22 @@ export class Store {
       if (!json) throw new NotFoundError('publisher_not_found', 'id', 'publisher not found');
       const current = JSON.parse(json) as Publisher;
       const next: Publisher = { ...change(current), id, topic: current.topic, updated_at: now.toISOString() };
-      const result = await this.redis.poUpdatePublisher(
-        2,
-        tk.publishers,
-        tk.targets,
-        id,
-        json,
-        JSON.stringify(next),
-        uniqueness(current),
-        uniqueness(next),
+      const result = await scripts.updatePublisher(
+        this.redis,
+        { publishers: tk.publishers, targets: tk.targets },
+        {
+          id,
+          readJson: json,
+          newJson: JSON.stringify(next),
+          oldUniqueness: uniqueness(current),
+          newUniqueness: uniqueness(next),
+        },
       );
-      if (result === -5) continue;
-      checkScriptResult(result);
+      if (result === 'changed') continue;
       await this.emit({ type: 'publisher', topic, id });
       return next;
     }
-    throw new AppError('publisher_busy', 409, 'publisher changed concurrently; try again', {
-      id: ['was changed concurrently, try again'],
-    });
+    throw scriptError(PUBLISHER_BUSY);
   }
 
   async deletePublisher(id: string): Promise<void> {
@@ -339,23 +337,23 @@ export class Store {
     if (topic === null) throw new NotFoundError('publisher_not_found', 'id', 'publisher not found');
     const tk = this.keys.topic(topic);
     const pk = this.keys.publisher(topic, id);
-    checkScriptResult(
-      await this.redis.poDeletePublisher(
-        12,
-        tk.publishers,
-        tk.targets,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        pk.dead,
-        pk.leases,
-        pk.log,
-        pk.notes,
-        pk.ranges,
-        pk.counts,
-        pk.circuit,
-        id,
-      ),
+    await scripts.deletePublisher(
+      this.redis,
+      {
+        publishers: tk.publishers,
+        targets: tk.targets,
+        stream: tk.stream,
+        retries: pk.retries,
+        attempts: pk.attempts,
+        dead: pk.dead,
+        leases: pk.leases,
+        log: pk.log,
+        notes: pk.notes,
+        ranges: pk.ranges,
+        counts: pk.counts,
+        circuit: pk.circuit,
+      },
+      { id },
     );
     await this.redis.hdel(this.keys.publisherIndex, id);
     await this.redis.zrem(this.keys.retryDue, id);
@@ -392,7 +390,7 @@ export class Store {
    */
   async recordRecovery(name: string, at: Date, error: string | null, recovered: number): Promise<void> {
     const round = JSON.stringify({ at: at.toISOString(), error });
-    await this.redis.poRecordRecovery(1, this.keys.topic(name).meta, round, recovered);
+    await scripts.recordRecovery(this.redis, { topic: this.keys.topic(name).meta }, { roundJson: round, recovered });
   }
 
   /** Tells every consumer node that something changed (they reload what the event names). */

@@ -26,14 +26,15 @@ import {
   PullQueue,
   redisAnswers,
   OnceWriter,
-  SCRIPT_NAMES,
+  SCRIPTS,
   SourceStore,
   Store,
+  scripts,
   type LoggedAttempt,
   type ScriptClient,
-  type ScriptCommand,
 } from '../src/index.js';
 import { startRedis, waitFor, type RedisServer } from './support/redis-server.js';
+import { codeOf, scriptKeys } from './script-fixture.js';
 
 describe('on a Redis Cluster of three masters', function () {
   let server: RedisServer;
@@ -42,7 +43,8 @@ describe('on a Redis Cluster of three masters', function () {
   let store: Store;
   /** Three topic names whose slots are served by three different masters. */
   let topics: string[];
-  const called = new Map<ScriptCommand, number>();
+  /** Calls of each script (by its file) on the client. */
+  const called = new Map<string, number>();
 
   before(async () => {
     server = await startRedis({ cluster: true });
@@ -51,10 +53,11 @@ describe('on a Redis Cluster of three masters', function () {
     store = new Store(redis, keys);
     await checkRedisVersion(redis);
     // Count each script call (a CROSSSLOT error would fail the test that made it).
-    for (const name of Object.keys(SCRIPT_NAMES) as ScriptCommand[]) {
-      const original = redis[name].bind(redis) as (...args: (string | number)[]) => Promise<unknown>;
-      (redis as unknown as Record<string, unknown>)[name] = (...args: (string | number)[]) => {
-        called.set(name, (called.get(name) ?? 0) + 1);
+    const commands = redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>;
+    for (const { command, file } of SCRIPTS) {
+      const original = commands[command]!.bind(redis);
+      commands[command] = (...args: (string | number)[]) => {
+        called.set(file, (called.get(file) ?? 0) + 1);
         return original(...args);
       };
     }
@@ -75,6 +78,13 @@ describe('on a Redis Cluster of three masters', function () {
     if (redis) await closeRedis(redis);
     if (server) await server.stop();
   });
+
+  /** Writes messages (flat pairs: payload JSON, attributes JSON) to the topic; their stream ids. */
+  async function ingest(topic: string, ...messages: string[]): Promise<string[]> {
+    const tk = keys.topic(topic);
+    const reply = await scripts.ingest(redis, { topic: tk.meta, stream: tk.stream }, { wake: '', topic: '', messages });
+    return reply.replayed ? [] : reply.streamIds;
+  }
 
   /** The address of the master that serves `key`'s slot. */
   async function ownerOf(key: string): Promise<string> {
@@ -129,8 +139,7 @@ describe('on a Redis Cluster of three masters', function () {
       const [publisher] = await store.listPublishersOfTopic(topic);
       if (!publisher) throw new Error('no publisher');
       const pk = keys.publisher(topic, publisher.id);
-      const sids = (await redis.poIngest(2, tk.meta, tk.stream, '', '', 3, '1', '', '2', '', '3', '{"k":"v"}')) as
-        string[] | number;
+      const sids = await ingest(topic, '1', '', '2', '', '3', '{"k":"v"}');
       expect(sids, topic).to.be.an('array').with.length(3);
       const read = (await redis.xreadgroup(
         'GROUP',
@@ -154,74 +163,67 @@ describe('on a Redis Cluster of three masters', function () {
       };
       const retry: LoggedAttempt = { ...delivered, streamId: second, status: 503, outcome: 'retry', error: 'HTTP 503' };
       const records = encodeRecords([delivered, retry], now, recordTag);
-      const acked = await redis.poSettle(
-        6,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        pk.dead,
-        pk.log,
-        pk.notes,
-        publisher.id,
-        '',
-        records.length,
-        ...records.flatMap((r) => [r.score, r.member]),
-        1,
-        first,
-        0,
-        1,
-        second,
-        0,
-        encodeRetryState(1, retry),
-        0,
+      const acked = await scripts.settle(
+        redis,
+        { ...scriptKeys(keys, topic, publisher.id), counts: undefined },
+        {
+          group: publisher.id,
+          replaces: '',
+          records,
+          acked: [first],
+          cleared: [],
+          retries: [second, 0, encodeRetryState(1, retry)],
+          dead: [],
+        },
       );
       expect(acked, topic).to.equal(1);
       const [ms, seq] = first.split('-') as [string, string];
-      const [found] = (await redis.poAttempts(1, pk.log, ms, seq, RECORD_SPAN_MS)) as string[][];
+      const [found] = await scripts.attempts(
+        redis,
+        { logs: [pk.log] },
+        { receivedAt: ms, sequence: seq, span: RECORD_SPAN_MS },
+      );
       expect(decodeItem(Number(found![0]), found![1]!, found![2]!), topic).to.deep.equal(delivered);
       const view = await findMessage(redis, keys, store, messageId(topic, second));
       expect(
         view?.deliveries.map((d) => [d.state, d.attempt_count]),
         topic,
       ).to.deep.equal([['retrying', 1]]);
-      const [, taken] = (await redis.poTakeRetries(3, tk.stream, pk.retries, pk.attempts, 1, 1000, 10, '0')) as [
-        string,
-        [string, string, string[]][],
-      ];
+      const { taken } = await scripts.takeRetries(redis, scriptKeys(keys, topic, publisher.id), {
+        now: 1,
+        leaseEnd: 1000,
+        max: 10,
+        force: false,
+      });
       expect(
         taken.map(([sid, state]) => [sid, decodeRetryState(state)?.count]),
         topic,
       ).to.deep.equal([[second, 1]]);
       // As an ordering-key publisher takes it: the key's earliest entry, once due (leased again by take-retries above).
-      const [, ordered] = (await redis.poTakeOrdered(
-        3,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        2000,
-        3000,
-        '',
-        10,
-        100,
-        '0',
-      )) as [string, [string, string, string[]][]];
+      const { taken: ordered } = await scripts.takeOrdered(redis, scriptKeys(keys, topic, publisher.id), {
+        now: 2000,
+        leaseEnd: 3000,
+        attribute: '',
+        max: 10,
+        scan: 100,
+        force: false,
+        busy: [],
+      });
       expect(
         ordered.map(([sid]) => sid),
         topic,
       ).to.deep.equal([second]);
       // The third entry is still pending with node-a, which "died": take it over.
-      const [moved, done] = (await redis.poReclaim(
-        2,
-        tk.stream,
-        pk.retries,
-        publisher.id,
-        'node-a',
-        'reclaimed',
-        1,
-        100,
-      )) as [number, number];
-      expect([moved, done], topic).to.deep.equal([1, 1]);
-      expect(await redis.poTrim(2, tk.stream, tk.ids, Date.now() + 60_000, 100), topic).to.deep.equal([1, 0]);
+      const reclaimed = await scripts.reclaim(redis, scriptKeys(keys, topic, publisher.id), {
+        group: publisher.id,
+        from: 'node-a',
+        to: 'reclaimed',
+        now: 1,
+        max: 100,
+      });
+      expect(reclaimed, topic).to.deep.equal({ scheduled: 1, done: true });
+      const trimmed = await scripts.trim(redis, scriptKeys(keys, topic), { cutoff: Date.now() + 60_000, max: 100 });
+      expect(trimmed, topic).to.deep.equal({ removed: 1, more: false });
     }
   });
 
@@ -241,27 +243,23 @@ describe('on a Redis Cluster of three masters', function () {
     }
     const lock = keys.lock('janitor');
     await redis.set(lock, 'token', 'PX', 60_000);
-    expect(await redis.poRenewLock(1, lock, 'token', 60_000)).to.equal(1);
-    expect(await redis.poReleaseLock(1, lock, 'token')).to.equal(1);
+    expect(await scripts.renewLock(redis, { lease: lock }, { token: 'token', ttlMs: 60_000 })).to.equal(true);
+    expect(await scripts.releaseLock(redis, { lease: lock }, { token: 'token' })).to.equal(true);
   });
 
   it('schedules and releases messages, acts on failing ones and notes it, on each topic’s own slot', async () => {
     for (const topic of topics) {
       const tk = keys.topic(topic);
       const data = JSON.stringify({ p: '1', a: '', at: new Date(1000).toISOString(), created_at: '' });
-      expect(await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, `${topic}.s1`, 1000, data)).to.equal(1);
+      const scheduled = scripts.schedule(redis, scriptKeys(keys, topic), {
+        id: `${topic}.s1`,
+        dueAt: 1000,
+        messageJson: data,
+      });
+      expect(await codeOf(scheduled)).to.equal('none');
       await redis.zadd(keys.scheduleDue, 'LT', 1000, topic);
-      const [moved, next] = (await redis.poReleaseScheduled(
-        5,
-        tk.meta,
-        tk.stream,
-        tk.ids,
-        tk.scheduled,
-        tk.scheduledData,
-        2000,
-        100,
-      )) as [number, string];
-      expect([moved, next], topic).to.deep.equal([1, '']);
+      const released = await scripts.releaseScheduled(redis, scriptKeys(keys, topic), { now: 2000, max: 100 });
+      expect(released, topic).to.deep.equal({ moved: 1, next: undefined });
       await redis.zrem(keys.scheduleDue, topic);
 
       // A dead letter of a publisher of this topic: recovered into the retry set, then deleted.
@@ -272,17 +270,34 @@ describe('on a Redis Cluster of three masters', function () {
         type: 'http',
       });
       const pk = keys.publisher(topic, publisher.id);
-      const [sid] = (await redis.poIngest(2, tk.meta, tk.stream, '', '', 1, '1', '')) as string[];
+      const [sid] = await ingest(topic, '1', '');
       await redis.xreadgroup('GROUP', publisher.id, 'node-a', 'COUNT', 10, 'STREAMS', tk.stream, '>');
       await redis.zadd(pk.dead, 5, sid as string);
-      const failing = (...args: (string | number)[]) =>
-        redis.poFailing(5, tk.stream, pk.retries, pk.attempts, pk.dead, pk.notes, ...args) as Promise<
-          [number, [string, string, string][], string[]]
-        >;
       const at = '2024-01-01T00:00:00.000Z';
-      const [, recovered] = await failing('recover', publisher.id, 0, 'all', 100, 10, 'recovered', at);
+      // Without the optional counters.
+      const failing = (args: scripts.FailingArgs) =>
+        scripts.failing(redis, { ...scriptKeys(keys, topic, publisher.id), counts: undefined }, args);
+      const { done: recovered } = await failing({
+        action: 'recover',
+        group: publisher.id,
+        score: 0,
+        ids: undefined,
+        max: 100,
+        now: 10,
+        note: 'recovered',
+        at,
+      });
       expect(recovered, topic).to.deep.equal([[sid, 'dead', '']]);
-      const [, deleted] = await failing('delete', publisher.id, '', 'ids', 100, 10, 'deleted', at, sid as string);
+      const { done: deleted } = await failing({
+        action: 'delete',
+        group: publisher.id,
+        score: 0,
+        ids: [sid!],
+        max: 100,
+        now: 10,
+        note: 'deleted',
+        at,
+      });
       expect(deleted, topic).to.deep.equal([[sid, 'retrying', '']]);
       expect(JSON.parse((await redis.hget(pk.notes, sid as string))!), topic).to.deep.equal({
         last_action: { action: 'deleted', at },
@@ -304,48 +319,37 @@ describe('on a Redis Cluster of three masters', function () {
         from_now: true,
       });
       const pk = keys.publisher(topic, publisher.id);
-      const sids = (await redis.poIngest(2, tk.meta, tk.stream, '', '', 3, '1', '', '2', '', '3', '')) as string[];
+      const sids = await ingest(topic, '1', '', '2', '', '3', '');
       const [first, , last] = sids as [string, string, string];
       await redis.xreadgroup('GROUP', publisher.id, 'node-a', 'COUNT', 1, 'STREAMS', tk.stream, '>');
       const before = Number(last.split('-')[0]) + 1;
-      const purged = (await redis.poPurge(
-        7,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        pk.dead,
-        pk.notes,
-        pk.leases,
-        pk.ranges,
-        publisher.id,
+      const purged = await scripts.purge(redis, scriptKeys(keys, topic, publisher.id), {
+        group: publisher.id,
         before,
-        before,
-        new Date(before).toISOString(),
-        '0',
-      )) as [string, string, number, number, number];
-      expect(purged.slice(0, 2), topic).to.deep.equal([first, last]);
-      expect(purged[3], topic).to.equal(1);
-      const [counted] = (await redis.poCountRange(1, tk.stream, first, last, 100)) as [number, string];
+        at: before,
+        atIso: new Date(before).toISOString(),
+        dryRun: false,
+      });
+      expect([purged.before, purged.after], topic).to.deep.equal([first, last]);
+      expect(purged.pending, topic).to.equal(1);
+      const { counted } = await scripts.countRange(
+        redis,
+        { stream: tk.stream },
+        { after: first, through: last, max: 100 },
+      );
       expect(counted, topic).to.equal(2);
       const view = await findMessage(redis, keys, store, messageId(topic, last));
       expect(
         view?.deliveries.map((d) => d.state),
         topic,
       ).to.deep.equal(['purged']);
-      const sought = (await redis.poSeek(
-        6,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        pk.dead,
-        pk.leases,
-        pk.ranges,
-        publisher.id,
-        0,
-        before + 1,
-        '0',
-      )) as [string, string, number, number];
-      expect(sought.slice(0, 2), topic).to.deep.equal(['0-0', last]);
+      const sought = await scripts.seek(redis, scriptKeys(keys, topic, publisher.id), {
+        group: publisher.id,
+        to: 0,
+        at: before + 1,
+        dryRun: false,
+      });
+      expect([sought.after, sought.before], topic).to.deep.equal(['0-0', last]);
       expect((await findMessage(redis, keys, store, messageId(topic, last)))?.deliveries[0]?.state, topic).to.equal(
         'pending',
       );
@@ -353,23 +357,24 @@ describe('on a Redis Cluster of three masters', function () {
       expect(await redis.exists(pk.ranges, pk.notes), topic).to.equal(0);
 
       const data = JSON.stringify({ p: '1', a: '', at: new Date(1000).toISOString(), created_at: '' });
-      await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, `${topic}.sC`, 10_000, data);
-      expect(await redis.poCancelScheduled(3, tk.scheduled, tk.scheduledData, tk.ids, `${topic}.sC`), topic).to.equal(
-        1,
-      );
+      await scripts.schedule(redis, scriptKeys(keys, topic), { id: `${topic}.sC`, dueAt: 10_000, messageJson: data });
+      const cancelled = scripts.cancelScheduled(redis, scriptKeys(keys, topic), { id: `${topic}.sC` });
+      expect(await codeOf(cancelled), topic).to.equal('none');
     }
   });
 
   it('takes slot leases and rate-limit tokens of publishers of every topic', async () => {
     for (const topic of topics) {
       const lease = keys.slotLease(topic, '99', 0);
-      expect(await redis.poTakeLease(1, lease, '', 'node-a t1'), topic).to.equal(1);
-      expect(await redis.poTakeLease(1, lease, '', 'node-b t2'), topic).to.equal(0);
-      expect(await redis.poTakeLease(1, lease, 'node-a t1', 'node-b t2'), topic).to.equal(1);
-      expect(await redis.poReleaseLock(1, lease, 'node-b t2'), topic).to.equal(1);
+      const take = (expected: string, value: string) => scripts.takeLease(redis, { lease }, { expected, value });
+      expect(await take('', 'node-a t1'), topic).to.equal(true);
+      expect(await take('', 'node-b t2'), topic).to.equal(false);
+      expect(await take('node-a t1', 'node-b t2'), topic).to.equal(true);
+      expect(await scripts.releaseLock(redis, { lease }, { token: 'node-b t2' }), topic).to.equal(true);
       const bucket = keys.publisher(topic, '99').bucket;
-      expect(await redis.poRateLimit(1, bucket, 1, 2, 3), topic).to.deep.equal([2, 1000]);
-      const [given] = (await redis.poRateLimit(1, bucket, 1, 2, -2)) as [number, number];
+      const rate = (tokens: number) => scripts.rateLimit(redis, { bucket }, { perSecond: 1, burst: 2, tokens });
+      expect(await rate(3), topic).to.deep.equal({ granted: 2, waitMs: 1000 });
+      const { granted: given } = await rate(-2);
       expect(given, topic).to.equal(0);
     }
   });
@@ -384,8 +389,7 @@ describe('on a Redis Cluster of three masters', function () {
       type: 'pull',
       from_now: true,
     });
-    const tk = keys.topic(home);
-    const sids = (await redis.poIngest(2, tk.meta, tk.stream, '', '', 2, '1', '', '2', '')) as string[];
+    const sids = await ingest(home, '1', '', '2', '');
     const leased = await pull.lease(publisher, { max: 2, leaseSeconds: 60, worker: { name: 'w' } });
     expect(leased.map((l) => l.message.id)).to.deep.equal(sids.map((sid) => messageId(home, sid)));
     await pull.complete(leased[0]!.token);
@@ -438,7 +442,7 @@ describe('on a Redis Cluster of three masters', function () {
   });
 
   it('has run every script', () => {
-    expect([...called.keys()].sort()).to.deep.equal((Object.keys(SCRIPT_NAMES) as ScriptCommand[]).sort());
+    expect([...called.keys()].sort()).to.deep.equal(SCRIPTS.map((script) => script.file).sort());
   });
 
   it('delivers Pub/Sub messages (wake-ups, events) to a subscriber, whichever node they were published on', async () => {

@@ -6,54 +6,27 @@
  */
 import { expect } from 'chai';
 import {
-  checkScriptResult,
-  closeRedis,
-  createRedis,
   encodeRetryState,
-  Keys,
   parseRangeRecords,
-  type AppError,
+  scripts,
   type PublisherKeys,
   type ScriptClient,
   type TopicKeys,
 } from '../src/index.js';
-import { startRedis, type RedisServer } from './support/redis-server.js';
-
-type PurgeReply = [string, string, number, number, number];
+import { codeOf, createTopicRecord, scriptKeys, useScriptFixture } from './script-fixture.js';
 
 describe('flow scripts', () => {
-  let server: RedisServer;
+  const f = useScriptFixture('flow');
   let redis: ScriptClient;
-  let keys: Keys;
   let tk: TopicKeys;
   let pk: PublisherKeys;
-  let prefixes = 0;
-
-  before(async () => {
-    server = await startRedis();
-    redis = createRedis(server.url, 'consumer');
-  });
-
-  after(async () => {
-    if (redis) await closeRedis(redis);
-    if (server) await server.stop();
-  });
 
   beforeEach(async () => {
-    keys = new Keys(`flow${++prefixes}:`);
-    tk = keys.topic('orders');
-    pk = keys.publisher('orders', '1');
-    await redis.poCreateTopic(1, tk.meta, JSON.stringify({ id: 1, name: 'orders', origin_host: 'o' }));
+    redis = f.redis;
+    tk = f.keys.topic('orders');
+    pk = f.keys.publisher('orders', '1');
+    await createTopicRecord(redis, f.keys, 'orders');
   });
-
-  const codeOf = (n: unknown): string => {
-    try {
-      checkScriptResult(n);
-    } catch (err) {
-      return (err as AppError).code;
-    }
-    return 'none';
-  };
 
   /** Entries at the given receipt times (ms), as `<ms>-0`, and the group `1` before all of them. */
   async function stream(...times: number[]): Promise<string[]> {
@@ -95,25 +68,22 @@ describe('flow scripts', () => {
     ];
   }
 
-  const purge = (before: number, dry = false, at = 50_000): Promise<unknown> =>
-    redis.poPurge(
-      7,
-      tk.stream,
-      pk.retries,
-      pk.attempts,
-      pk.dead,
-      pk.notes,
-      pk.leases,
-      pk.ranges,
-      '1',
+  /** The reply in the order of the script's Returns. */
+  const purge = async (before: number, dryRun = false, at = 50_000): Promise<unknown[]> => {
+    const r = await scripts.purge(redis, scriptKeys(f.keys, 'orders'), {
+      group: '1',
       before,
       at,
-      new Date(at).toISOString(),
-      dry ? '1' : '0',
-    );
+      atIso: new Date(at).toISOString(),
+      dryRun,
+    });
+    return [r.before, r.after, r.unread, r.pending, r.dead];
+  };
 
-  const seek = (to: number, dry = false, at = 60_000): Promise<unknown> =>
-    redis.poSeek(6, tk.stream, pk.retries, pk.attempts, pk.dead, pk.leases, pk.ranges, '1', to, at, dry ? '1' : '0');
+  const seek = async (to: number, dryRun = false, at = 60_000): Promise<unknown[]> => {
+    const r = await scripts.seek(redis, scriptKeys(f.keys, 'orders'), { group: '1', to, at, dryRun });
+    return [r.after, r.before, r.retrying, r.dead];
+  };
 
   /**
    * 1000 delivered, 2000 retrying (leased to a pull worker too), 3000 in flight, 4000 dead,
@@ -134,7 +104,7 @@ describe('flow scripts', () => {
   describe('purge', () => {
     it('skips the unread messages before the time with one move of the group and one range record, and acknowledges the pending and dead ones with a note each', async () => {
       await backlog();
-      const reply = (await purge(7000)) as PurgeReply;
+      const reply = await purge(7000);
       // 5000 and 6000 skipped (counted by the caller: the skip stops before the stream's end), 2000 and 3000 acknowledged, 4000 dropped.
       expect(reply).to.deep.equal(['4000-0', '6000-0', -1, 2, 1]);
 
@@ -200,9 +170,7 @@ describe('flow scripts', () => {
     it('answers zeros for a topic without a stream, and -3 (publisher_not_found) when the group is gone, writing nothing', async () => {
       expect(await purge(7000)).to.deep.equal(['0-0', '0-0', 0, 0, 0]);
       await redis.xadd(tk.stream, '1000-0', 'p', '1');
-      const result = await purge(7000);
-      expect(result).to.equal(-3);
-      expect(codeOf(result)).to.equal('publisher_not_found');
+      expect(await codeOf(purge(7000))).to.equal('publisher_not_found');
       expect(await redis.exists(pk.notes, pk.ranges)).to.equal(0);
     });
   });
@@ -250,9 +218,7 @@ describe('flow scripts', () => {
     it('answers zeros for a topic without a stream, and -3 (publisher_not_found) when the group is gone, writing nothing', async () => {
       expect(await seek(2000)).to.deep.equal(['0-0', '0-0', 0, 0]);
       await redis.xadd(tk.stream, '1000-0', 'p', '1');
-      const result = await seek(2000);
-      expect(result).to.equal(-3);
-      expect(codeOf(result)).to.equal('publisher_not_found');
+      expect(await codeOf(seek(2000))).to.equal('publisher_not_found');
       expect(await redis.exists(pk.ranges)).to.equal(0);
     });
   });
@@ -261,8 +227,10 @@ describe('flow scripts', () => {
     it('counts the entries after one id up to another, a bounded number per call', async () => {
       const times = Array.from({ length: 2500 }, (_, i) => 1000 + i);
       await stream(...times);
-      const count = (from: string, through: string, budget: number): Promise<unknown> =>
-        redis.poCountRange(1, tk.stream, from, through, budget);
+      const count = async (after: string, through: string, max: number): Promise<unknown[]> => {
+        const r = await scripts.countRange(redis, { stream: tk.stream }, { after, through, max });
+        return [r.counted, r.next];
+      };
       expect(await count('0-0', '3499-0', 1000)).to.deep.equal([1000, '1999-0']);
       expect(await count('1999-0', '3499-0', 1000)).to.deep.equal([1000, '2999-0']);
       expect(await count('2999-0', '3499-0', 1000)).to.deep.equal([500, '']);
@@ -275,29 +243,26 @@ describe('flow scripts', () => {
   });
 
   describe('cancel-scheduled', () => {
-    const cancel = (id: string): Promise<unknown> =>
-      redis.poCancelScheduled(3, tk.scheduled, tk.scheduledData, tk.ids, id);
+    const cancel = (id: string): Promise<void> => scripts.cancelScheduled(redis, scriptKeys(f.keys, 'orders'), { id });
+    const schedule = (id: string, dueAt: number, messageJson: string): Promise<void> =>
+      scripts.schedule(redis, scriptKeys(f.keys, 'orders'), { id, dueAt, messageJson });
 
     it('drops a message that waits for its time', async () => {
-      await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, 'orders.sA', 5000, '{"p":"1","a":""}');
-      await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, 'orders.sB', 6000, '{"p":"2","a":""}');
-      expect(await cancel('orders.sA')).to.equal(1);
+      await schedule('orders.sA', 5000, '{"p":"1","a":""}');
+      await schedule('orders.sB', 6000, '{"p":"2","a":""}');
+      expect(await codeOf(cancel('orders.sA'))).to.equal('none');
       expect(await redis.zrange(tk.scheduled, 0, -1)).to.deep.equal(['orders.sB']);
       expect(await redis.hkeys(tk.scheduledData)).to.deep.equal(['orders.sB']);
     });
 
     it('answers -10 (scheduled_message_released) once released and -11 (scheduled_message_not_found) for an unknown id, writing nothing', async () => {
-      await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, 'orders.sA', 5000, '{"p":"1","a":""}');
-      expect(await redis.poReleaseScheduled(5, tk.meta, tk.stream, tk.ids, tk.scheduled, tk.scheduledData, 9000, 10))
-        .to.be.an('array')
-        .with.property('0', 1);
-      const released = await cancel('orders.sA');
-      expect(released).to.equal(-10);
-      expect(codeOf(released)).to.equal('scheduled_message_released');
+      await schedule('orders.sA', 5000, '{"p":"1","a":""}');
+      expect(
+        await scripts.releaseScheduled(redis, scriptKeys(f.keys, 'orders'), { now: 9000, max: 10 }),
+      ).to.have.property('moved', 1);
+      expect(await codeOf(cancel('orders.sA'))).to.equal('scheduled_message_released');
       expect(await redis.hexists(tk.ids, 'orders.sA')).to.equal(1);
-      const unknown = await cancel('orders.sZ');
-      expect(unknown).to.equal(-11);
-      expect(codeOf(unknown)).to.equal('scheduled_message_not_found');
+      expect(await codeOf(cancel('orders.sZ'))).to.equal('scheduled_message_not_found');
       expect(await redis.xlen(tk.stream)).to.equal(1);
     });
   });

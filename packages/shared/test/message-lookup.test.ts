@@ -9,44 +9,32 @@
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import {
-  closeRedis,
-  createRedis,
   encodeRecords,
   encodeRetryState,
   findMessage,
-  Keys,
   messageId,
   PUBLISHER_DEFAULTS,
   PULL_CONSUMER,
   RECORD_SPAN_MS,
   recordTag,
   Store,
+  scripts,
+  type Keys,
   type LoggedAttempt,
   type Publisher,
   type ScriptClient,
 } from '../src/index.js';
-import { startRedis, type RedisServer } from './support/redis-server.js';
+import { scriptKeys, useScriptFixture } from './script-fixture.js';
 
 describe('findMessage', () => {
-  let server: RedisServer;
+  const f = useScriptFixture('ml');
   let redis: ScriptClient;
   let keys: Keys;
   let store: Store;
-  let prefixes = 0;
   const TOPIC = 'orders';
 
-  before(async () => {
-    server = await startRedis();
-    redis = createRedis(server.url, 'consumer');
-  });
-
-  after(async () => {
-    if (redis) await closeRedis(redis);
-    if (server) await server.stop();
-  });
-
   beforeEach(async () => {
-    keys = new Keys(`ml${++prefixes}:`);
+    ({ redis, keys } = f);
     store = new Store(redis, keys);
     await store.createTopic({ name: TOPIC, origin_host: 'example.com' });
   });
@@ -59,8 +47,12 @@ describe('findMessage', () => {
 
   async function ingest(payload: string, attributes = ''): Promise<string> {
     const tk = keys.topic(TOPIC);
-    const [sid] = (await redis.poIngest(2, tk.meta, tk.stream, '', '', 1, payload, attributes)) as string[];
-    return sid!;
+    const written = await scripts.ingest(
+      redis,
+      { topic: tk.meta, stream: tk.stream },
+      { wake: '', topic: '', messages: [payload, attributes] },
+    );
+    return written.replayed ? '' : written.streamIds[0]!;
   }
 
   async function read(p: Publisher): Promise<string[]> {
@@ -87,13 +79,20 @@ describe('findMessage', () => {
 
   /** What the consumer's ack stage writes for a batch. */
   async function settle(p: Publisher, b: Batch, settledAt = Date.now()): Promise<void> {
-    const tk = keys.topic(TOPIC);
-    const pk = keys.publisher(TOPIC, p.id);
-    const records = encodeRecords(b.attempts, settledAt, recordTag);
-    const args: (string | number)[] = [p.id, '', records.length, ...records.flatMap((r) => [r.score, r.member])];
-    for (const list of [b.acked ?? [], b.cleared ?? []]) args.push(list.length, ...list);
-    for (const list of [b.retries ?? [], b.dead ?? []]) args.push(list.length, ...list.flat());
-    await redis.poSettle(6, tk.stream, pk.retries, pk.attempts, pk.dead, pk.log, pk.notes, ...args);
+    // Without the optional counters.
+    await scripts.settle(
+      redis,
+      { ...scriptKeys(keys, TOPIC, p.id), counts: undefined },
+      {
+        group: p.id,
+        replaces: '',
+        records: encodeRecords(b.attempts, settledAt, recordTag),
+        acked: b.acked ?? [],
+        cleared: b.cleared ?? [],
+        retries: (b.retries ?? []).flat(),
+        dead: (b.dead ?? []).flat(),
+      },
+    );
   }
 
   const find = (id: string, now?: number) => findMessage(redis, keys, store, id, now);
@@ -264,25 +263,12 @@ describe('findMessage', () => {
       error: 'timeout after 5 s',
     };
     await settle(p, { attempts: [failed], retries: [[sid, t + 60_000, encodeRetryState(1, failed)]] });
-    const tk = keys.topic(TOPIC);
-    const pk = keys.publisher(TOPIC, p.id);
     const at = iso(t);
-    await redis.poFailing(
-      5,
-      tk.stream,
-      pk.retries,
-      pk.attempts,
-      pk.dead,
-      pk.notes,
-      'delete',
-      p.id,
-      0,
-      'ids',
-      10,
-      t,
-      'deleted',
-      at,
-      sid,
+    // Without the optional counters.
+    await scripts.failing(
+      redis,
+      { ...scriptKeys(keys, TOPIC, p.id), counts: undefined },
+      { action: 'delete', group: p.id, score: 0, ids: [sid], max: 10, now: t, note: 'deleted', at },
     );
     const [delivery] = (await find(messageId(TOPIC, sid)))!.deliveries;
     expect(delivery).to.deep.equal({
@@ -298,29 +284,17 @@ describe('findMessage', () => {
 
   describe('after a purge or a seek', () => {
     function purge(p: Publisher, before: number, at: number): Promise<unknown> {
-      const tk = keys.topic(TOPIC);
-      const pk = keys.publisher(TOPIC, p.id);
-      return redis.poPurge(
-        7,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        pk.dead,
-        pk.notes,
-        pk.leases,
-        pk.ranges,
-        p.id,
+      return scripts.purge(redis, scriptKeys(keys, TOPIC, p.id), {
+        group: p.id,
         before,
         at,
-        iso(at),
-        '0',
-      );
+        atIso: iso(at),
+        dryRun: false,
+      });
     }
 
     function seek(p: Publisher, to: number, at: number): Promise<unknown> {
-      const tk = keys.topic(TOPIC);
-      const pk = keys.publisher(TOPIC, p.id);
-      return redis.poSeek(6, tk.stream, pk.retries, pk.attempts, pk.dead, pk.leases, pk.ranges, p.id, to, at, '0');
+      return scripts.seek(redis, scriptKeys(keys, TOPIC, p.id), { group: p.id, to, at, dryRun: false });
     }
 
     const stateOf = async (sid: string, p: Publisher) =>
@@ -473,28 +447,25 @@ describe('findMessage', () => {
     const WORKER = { host: 'w-1', name: 'resizer' };
 
     async function lease(p: Publisher, now: number, leaseMs: number): Promise<string> {
-      const tk = keys.topic(TOPIC);
-      const pk = keys.publisher(TOPIC, p.id);
-      const [[taken]] = (await redis.poPullLease(
-        6,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        pk.leases,
-        pk.dead,
-        pk.notes,
-        p.id,
-        PULL_CONSUMER,
+      const {
+        leased: [taken],
+      } = await scripts.pullLease(redis, scriptKeys(keys, TOPIC, p.id), {
+        group: p.id,
+        consumer: PULL_CONSUMER,
         now,
         leaseMs,
-        1,
-        1,
-        '',
-        JSON.stringify(WORKER),
-        'r',
-        now,
-        '{}',
-      )) as [[string, string[], number, string, string][]];
+        max: 1,
+        scan: 1,
+        filter: '',
+        workerJson: JSON.stringify(WORKER),
+        nonce: 'r',
+        maxAgeMs: now,
+        maxAgeNote: '{}',
+        maxAttempts: 0,
+        maxAttemptsNote: '',
+        ordered: false,
+        orderingAttribute: '',
+      });
       return taken![0];
     }
 
@@ -529,11 +500,10 @@ describe('findMessage', () => {
 
   it('finds a scheduled message by the id it was given, before and after it enters the stream', async () => {
     const p = await publisher('http://a.test/hook');
-    const tk = keys.topic(TOPIC);
     const id = `${TOPIC}.s${randomUUID().replaceAll('-', '')}`;
     const at = iso(Date.now() + 60_000);
     const data = JSON.stringify({ p: '{"later":true}', a: '', at, created_at: iso(Date.now()) });
-    await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, id, 1000, data);
+    await scripts.schedule(redis, scriptKeys(keys, TOPIC), { id, dueAt: 1000, messageJson: data });
     expect(await find(id)).to.deep.equal({
       id,
       topic: TOPIC,
@@ -543,7 +513,7 @@ describe('findMessage', () => {
       schedule_at: at,
       deliveries: [],
     });
-    await redis.poReleaseScheduled(5, tk.meta, tk.stream, tk.ids, tk.scheduled, tk.scheduledData, 2000, 10);
+    await scripts.releaseScheduled(redis, scriptKeys(keys, TOPIC), { now: 2000, max: 10 });
     const view = await find(id);
     expect(view).to.deep.include({ id, payload: { later: true } });
     expect(view!.deliveries.map((d) => [d.publisher_id, d.state])).to.deep.equal([[p.id, 'pending']]);

@@ -9,32 +9,29 @@ import {
   AppError,
   decodeItem,
   encodeRecords,
-  Keys,
   PULL_CONSUMER,
   PullQueue,
   RECORD_SPAN_MS,
   checkScriptResult,
-  closeRedis,
-  createRedis,
   recordTag,
+  scripts,
   type LoggedAttempt,
   type Publisher,
+  type Keys,
   type PublisherKeys,
   type ScriptClient,
   type TopicKeys,
 } from '../src/index.js';
-import { startRedis, type RedisServer } from './support/redis-server.js';
+import { codeOf, createTopicRecord, scriptKeys, useScriptFixture } from './script-fixture.js';
 
-type Leased = [string, string[], number, string, string][];
-type LeaseReply = [Leased, [string, string][]];
+type Leased = readonly scripts.LeasedEntry[];
 
 describe('pull Lua scripts', () => {
-  let server: RedisServer;
+  const f = useScriptFixture('p');
   let redis: ScriptClient;
   let keys: Keys;
   let tk: TopicKeys;
   let pk: PublisherKeys;
-  let prefixes = 0;
   const group = '1';
   const NOW = 1_700_000_000_000;
   const WORKER = { host: 'h' };
@@ -44,35 +41,21 @@ describe('pull Lua scripts', () => {
     attempt_count: 2,
   });
 
-  before(async () => {
-    server = await startRedis();
-    redis = createRedis(server.url, 'consumer');
-  });
-  after(async () => {
-    if (redis) await closeRedis(redis);
-    if (server) await server.stop();
-  });
-
   beforeEach(async () => {
-    keys = new Keys(`p${++prefixes}:`);
+    ({ redis, keys } = f);
     tk = keys.topic('jobs');
     pk = keys.publisher('jobs', group);
-    await redis.poCreateTopic(1, tk.meta, JSON.stringify({ id: 1, name: 'jobs' }));
+    await createTopicRecord(redis, keys, 'jobs', { id: 1, name: 'jobs' });
     await redis.xgroup('CREATE', tk.stream, group, '0', 'MKSTREAM');
   });
 
   async function add(payload: string, attributes?: Record<string, string>): Promise<string> {
-    const sids = (await redis.poIngest(
-      2,
-      tk.meta,
-      tk.stream,
-      '',
-      '',
-      1,
-      JSON.stringify(payload),
-      attributes ? JSON.stringify(attributes) : '',
-    )) as string[];
-    return sids[0]!;
+    const written = await scripts.ingest(
+      redis,
+      { topic: tk.meta, stream: tk.stream },
+      { wake: '', topic: '', messages: [JSON.stringify(payload), attributes ? JSON.stringify(attributes) : ''] },
+    );
+    return written.replayed ? '' : written.streamIds[0]!;
   }
 
   async function lease(now: number, max: number, filter = '', leaseMs = 1000, maxAgeMs = now): Promise<Leased> {
@@ -87,39 +70,34 @@ describe('pull Lua scripts', () => {
     budget?: number;
   }
 
-  function leaseWithDead(
+  /** The leased entries and the new dead letters. */
+  async function leaseWithDead(
     now: number,
     max: number,
     filter: string,
     leaseMs: number,
     maxAgeMs: number,
     mode: LeaseMode = {},
-  ) {
-    return redis.poPullLease(
-      6,
-      tk.stream,
-      pk.retries,
-      pk.attempts,
-      pk.leases,
-      pk.dead,
-      pk.notes,
+  ): Promise<[Leased, scripts.PullLeaseReply['died']]> {
+    const { leased, died } = await scripts.pullLease(redis, scriptKeys(keys, 'jobs', group), {
       group,
-      PULL_CONSUMER,
+      consumer: PULL_CONSUMER,
       now,
       leaseMs,
       max,
-      filter || mode.ordered ? 1000 : max,
+      scan: filter || mode.ordered ? 1000 : max,
       filter,
-      JSON.stringify(WORKER),
-      'r',
+      workerJson: JSON.stringify(WORKER),
+      nonce: 'r',
       maxAgeMs,
-      DEAD_NOTE,
-      mode.maxAttempts ?? 0,
-      ATTEMPTS_NOTE,
-      mode.ordered ? '1' : '0',
-      mode.attribute ?? '',
-      ...(mode.budget === undefined ? [] : [mode.budget]),
-    ) as Promise<LeaseReply>;
+      maxAgeNote: DEAD_NOTE,
+      maxAttempts: mode.maxAttempts ?? 0,
+      maxAttemptsNote: ATTEMPTS_NOTE,
+      ordered: mode.ordered ?? false,
+      orderingAttribute: mode.attribute ?? '',
+      ...(mode.budget === undefined ? {} : { byteBudget: mode.budget }),
+    });
+    return [leased, died];
   }
 
   /** An ordered lease call (one key, or a key per value of `attribute`). */
@@ -134,28 +112,30 @@ describe('pull Lua scripts', () => {
     attempt?: LoggedAttempt;
   }
 
-  function settle(sid: string, token: string, now: number, action: string, o: SettleOptions = {}) {
+  /** Without the optional counters. */
+  function settle(
+    sid: string,
+    token: string,
+    now: number,
+    action: scripts.PullSettleArgs['action'],
+    o: SettleOptions = {},
+  ): Promise<number> {
     const record = o.attempt ? encodeRecords([o.attempt], now, recordTag)[0] : undefined;
-    return redis.poPullSettle(
-      8,
-      tk.stream,
-      pk.retries,
-      pk.attempts,
-      pk.dead,
-      pk.leases,
-      pk.log,
-      pk.notes,
-      tk.outbox,
-      group,
-      sid,
-      token,
-      now,
-      action,
-      o.arg ?? '',
-      o.outbox ?? '',
-      o.note ?? '',
-      record ? record.score : '',
-      record ? record.member : '',
+    return scripts.pullSettle(
+      redis,
+      { ...scriptKeys(keys, 'jobs', group), counts: undefined },
+      {
+        group,
+        streamId: sid,
+        token,
+        now,
+        action,
+        arg: o.arg ?? '',
+        outbox: o.outbox ?? '',
+        note: o.note ?? '',
+        recordScore: record ? record.score : '',
+        record: record ? record.member : '',
+      },
     );
   }
 
@@ -175,7 +155,11 @@ describe('pull Lua scripts', () => {
   /** The message's attempts in the publisher's log, through attempts.lua. */
   async function logged(sid: string): Promise<LoggedAttempt[]> {
     const [ms, seq] = sid.split('-') as [string, string];
-    const [flat] = (await redis.poAttempts(1, pk.log, ms, seq, RECORD_SPAN_MS)) as string[][];
+    const [flat] = await scripts.attempts(
+      redis,
+      { logs: [pk.log] },
+      { receivedAt: ms, sequence: seq, span: RECORD_SPAN_MS },
+    );
     const out: LoggedAttempt[] = [];
     for (let k = 0; k + 2 < flat!.length; k += 3) out.push(decodeItem(Number(flat![k]), flat![k + 1]!, flat![k + 2]!)!);
     return out;
@@ -353,9 +337,9 @@ describe('pull Lua scripts', () => {
     it('answers -6 for no lease, another token and an expired lease, writing nothing', async () => {
       const [sid, token] = await leased();
       const o = { attempt: ended(sid, 'completed', NOW), note: '{"x":1}' };
-      expect(await settle('1-1', token, NOW, 'complete', o)).to.equal(-6);
-      expect(await settle(sid, `${token}x`, NOW, 'complete', o)).to.equal(-6);
-      expect(await settle(sid, token, NOW + 1000, 'complete', o)).to.equal(-6);
+      expect(await codeOf(settle('1-1', token, NOW, 'complete', o))).to.equal('lease_stale');
+      expect(await codeOf(settle(sid, `${token}x`, NOW, 'complete', o))).to.equal('lease_stale');
+      expect(await codeOf(settle(sid, token, NOW + 1000, 'complete', o))).to.equal('lease_stale');
       expect(() => checkScriptResult(-6))
         .to.throw(AppError)
         .with.property('code', 'lease_stale');
@@ -371,7 +355,7 @@ describe('pull Lua scripts', () => {
       expect(await redis.xpending(tk.stream, group)).to.deep.equal([0, null, null, null]);
       expect(await redis.exists(pk.retries, pk.leases, pk.attempts, pk.notes, pk.dead)).to.equal(0);
       expect(await logged(sid)).to.deep.equal([attempt]);
-      expect(await settle(sid, token, NOW + 20, 'complete', { attempt })).to.equal(-6);
+      expect(await codeOf(settle(sid, token, NOW + 20, 'complete', { attempt }))).to.equal('lease_stale');
       expect(await redis.zcard(pk.log)).to.equal(1);
     });
 
@@ -423,8 +407,14 @@ describe('pull Lua scripts', () => {
 
   describe('outbox-move', () => {
     it('adds a message once with the id it was given, answering the same entry id the second time', async () => {
-      const first = await redis.poOutboxMove(3, tk.meta, tk.stream, tk.ids, 'jobs.rn1', '"p"', '{"a":"b"}');
-      const second = await redis.poOutboxMove(3, tk.meta, tk.stream, tk.ids, 'jobs.rn1', '"p"', '{"a":"b"}');
+      const move = () =>
+        scripts.outboxMove(redis, scriptKeys(keys, 'jobs'), {
+          id: 'jobs.rn1',
+          payloadJson: '"p"',
+          attributesJson: '{"a":"b"}',
+        });
+      const first = await move();
+      const second = await move();
       expect(second).to.equal(first);
       expect(await redis.xrange(tk.stream, '-', '+')).to.deep.equal([
         [first, ['id', 'jobs.rn1', 'p', '"p"', 'a', '{"a":"b"}']],
@@ -433,9 +423,14 @@ describe('pull Lua scripts', () => {
       expect(await redis.hget(tk.meta, 'received')).to.equal('1');
     });
 
-    it('answers -1 for a topic that does not exist, writing nothing', async () => {
+    it('answers -1 (undefined) for a topic that does not exist, writing nothing', async () => {
       const other = keys.topic('nowhere');
-      expect(await redis.poOutboxMove(3, other.meta, other.stream, other.ids, 'nowhere.rn1', '1', '')).to.equal(-1);
+      const moved = scripts.outboxMove(redis, scriptKeys(keys, 'nowhere'), {
+        id: 'nowhere.rn1',
+        payloadJson: '1',
+        attributesJson: '',
+      });
+      expect(await moved).to.equal(undefined);
       expect(await redis.exists(other.stream, other.ids)).to.equal(0);
     });
   });

@@ -9,53 +9,47 @@ import { expect } from 'chai';
 import {
   AppError,
   SCRIPT_CODES,
-  SCRIPT_NAMES,
+  SCRIPTS,
   checkScriptResult,
-  closeRedis,
   createRedis,
+  closeRedis,
   decodeItem,
   decodeRetryState,
   encodeRecords,
   encodeRetryState,
-  Keys,
   RECORD_SPAN_MS,
   recordTag,
+  scripts,
+  scriptError,
+  PUBLISHER_BUSY,
+  SOURCE_BUSY,
+  type Keys,
   type LoggedAttempt,
   type LogRecord,
   type ScriptClient,
   type TopicKeys,
 } from '../src/index.js';
-import { startRedis, waitFor, type RedisServer } from './support/redis-server.js';
+import { waitFor } from './support/redis-server.js';
+import { codeOf, createTopicRecord, scriptKeys, useScriptFixture } from './script-fixture.js';
 
 const LUA_DIR = fileURLToPath(new URL('../lua/', import.meta.url));
 
-type TakeResult = [string, [string, string, string[]][]];
+/** take-retries' reply in the order of the script's Returns. */
+type TakeResult = [string, readonly scripts.TakenRetry[]];
 
 describe('Lua scripts', () => {
-  let server: RedisServer;
+  const f = useScriptFixture('t');
   let redis: ScriptClient;
   let keys: Keys;
-  let prefixes = 0;
-
-  before(async () => {
-    server = await startRedis();
-    redis = createRedis(server.url, 'consumer');
-  });
-
-  after(async () => {
-    if (redis) await closeRedis(redis);
-    if (server) await server.stop();
-  });
 
   beforeEach(() => {
-    keys = new Keys(`t${++prefixes}:`);
+    ({ redis, keys } = f);
   });
 
   async function createTopic(name: string): Promise<TopicKeys> {
-    const tk = keys.topic(name);
-    const json = JSON.stringify({ id: 1, name, origin_host: 'example.com', created_at: '2024-01-01T00:00:00.000Z' });
-    expect(await redis.poCreateTopic(1, tk.meta, json)).to.equal(1);
-    return tk;
+    const fields = { id: 1, name, origin_host: 'example.com', created_at: '2024-01-01T00:00:00.000Z' };
+    expect(await codeOf(createTopicRecord(redis, keys, name, fields))).to.equal('none');
+    return keys.topic(name);
   }
 
   interface NewMessage {
@@ -63,36 +57,37 @@ describe('Lua scripts', () => {
     attributes?: string;
   }
 
-  function ingest(tk: TopicKeys, messages: NewMessage[]): Promise<unknown> {
+  /** The stream ids written. */
+  async function ingest(tk: TopicKeys, messages: NewMessage[]): Promise<string[]> {
     const args = messages.flatMap((m) => [m.payload, m.attributes ?? '']);
-    return redis.poIngest(2, tk.meta, tk.stream, '', '', messages.length, ...args);
+    const reply = await scripts.ingest(
+      redis,
+      { topic: tk.meta, stream: tk.stream },
+      { wake: '', topic: '', messages: args },
+    );
+    if (reply.replayed) throw new Error('replayed');
+    return reply.streamIds;
   }
 
-  async function ingestN(tk: TopicKeys, n: number, from = 0): Promise<string[]> {
+  function ingestN(tk: TopicKeys, n: number, from = 0): Promise<string[]> {
     const messages = Array.from({ length: n }, (_, i) => ({ payload: String(from + i) }));
-    return (await ingest(tk, messages)) as string[];
+    return ingest(tk, messages);
   }
 
   function createPublisher(
     topic: string,
     id: string,
     options: { start?: '$' | '0'; type?: string; target?: string } = {},
-  ): Promise<unknown> {
-    const tk = keys.topic(topic);
+  ): Promise<void> {
     const type = options.type ?? 'http';
     const target = options.target ?? `http://example.com/${id}`;
     const json = JSON.stringify({ id, topic, type, target, active: true });
-    return redis.poCreatePublisher(
-      4,
-      tk.meta,
-      tk.publishers,
-      tk.targets,
-      tk.stream,
+    return scripts.createPublisher(redis, scriptKeys(keys, topic, id), {
       id,
-      json,
-      `${type} ${target}`,
-      options.start ?? '0',
-    );
+      publisherJson: json,
+      uniqueness: `${type} ${target}`,
+      start: options.start ?? '0',
+    });
   }
 
   /** Reads every new entry for the group as `consumer`, leaving them pending. */
@@ -129,7 +124,7 @@ describe('Lua scripts', () => {
         .filter((f) => f.endsWith('.lua'))
         .map((f) => f.slice(0, -4))
         .sort();
-      expect(files).to.deep.equal(Object.values(SCRIPT_NAMES).sort());
+      expect(files).to.deep.equal(SCRIPTS.map((script) => script.file).sort());
       for (const file of files) {
         const lua = readFileSync(`${LUA_DIR}${file}.lua`, 'utf8');
         const header = /^--\[\[([\s\S]*?)\]\]/.exec(lua)?.[1] ?? '';
@@ -159,7 +154,7 @@ describe('Lua scripts', () => {
       expect(codeOf(-5)).to.equal('publisher_busy');
       expect(codeOf(-6)).to.equal('lease_stale');
       expect(codeOf(-7)).to.equal('topic_has_publishers');
-      expect(codeOf(-8)).to.equal('topic_not_found');
+      expect(codeOf(-8)).to.equal('no_such_topic');
       expect(codeOf(-9)).to.equal('idempotency_key_reused');
       expect(() => checkScriptResult(-9))
         .to.throw(AppError)
@@ -167,21 +162,45 @@ describe('Lua scripts', () => {
       expect(codeOf(-99)).to.equal('script_failed');
       expect(checkScriptResult(1)).to.equal(1);
       expect(checkScriptResult(['1-0'])).to.deep.equal(['1-0']);
+      // The races a caller retries, thrown by it when it gives up.
+      expect(scriptError(PUBLISHER_BUSY).code).to.equal('publisher_busy');
+      expect(scriptError(SOURCE_BUSY).code).to.equal('source_busy');
+    });
+
+    it('give each code one meaning and one HTTP status', () => {
+      const seen = new Map<string, number>();
+      for (const code of Object.keys(SCRIPT_CODES)) {
+        const err = scriptError(Number(code));
+        expect(seen.get(err.code), `${code} ${err.code}`).to.be.oneOf([undefined, err.statusCode]);
+        expect([...seen.keys()], `${code} ${err.code}`).not.to.include(err.code);
+        seen.set(err.code, err.statusCode);
+      }
+    });
+
+    it('are each called with its KEYS in the order of its header', () => {
+      for (const script of SCRIPTS) {
+        const lua = readFileSync(`${LUA_DIR}${script.file}.lua`, 'utf8');
+        const header = /^--\[\[([\s\S]*?)\]\]/.exec(lua)?.[1] ?? '';
+        const numbered = [...header.matchAll(/KEYS\[(\d+)\]/g)].map((m) => Number(m[1]));
+        const most = numbered.length > 0 ? Math.max(...numbered) : 0;
+        if (script.keys) expect(script.keys, script.file).to.have.length(most);
+        else expect(most, script.file).to.equal(0);
+      }
     });
   });
 
   describe('create-topic', () => {
     it('writes the topic record with a zero received counter', async () => {
       const tk = keys.topic('orders');
-      expect(await redis.poCreateTopic(1, tk.meta, '{"name":"orders"}')).to.equal(1);
+      expect(await codeOf(createTopicRecord(redis, keys, 'orders', { name: 'orders' }))).to.equal('none');
       expect(await redis.hgetall(tk.meta)).to.deep.equal({ json: '{"name":"orders"}', received: '0' });
     });
 
     it('answers -4 when the name is taken and leaves the first record as it was', async () => {
       const tk = keys.topic('orders');
-      await redis.poCreateTopic(1, tk.meta, '{"name":"orders","v":1}');
+      await createTopicRecord(redis, keys, 'orders', { name: 'orders', v: 1 });
       await redis.hincrby(tk.meta, 'received', 3);
-      expect(await redis.poCreateTopic(1, tk.meta, '{"name":"orders","v":2}')).to.equal(-4);
+      expect(await codeOf(createTopicRecord(redis, keys, 'orders', { name: 'orders', v: 2 }))).to.equal('topic_exists');
       expect(await redis.hgetall(tk.meta)).to.deep.equal({ json: '{"name":"orders","v":1}', received: '3' });
     });
   });
@@ -189,10 +208,7 @@ describe('Lua scripts', () => {
   describe('ingest', () => {
     it('appends each message to the stream with its payload and attributes only, and counts it as received', async () => {
       const tk = await createTopic('orders');
-      const sids = (await ingest(tk, [
-        { payload: '{"n":1}', attributes: '{"k":"v"}' },
-        { payload: '"two"' },
-      ])) as string[];
+      const sids = await ingest(tk, [{ payload: '{"n":1}', attributes: '{"k":"v"}' }, { payload: '"two"' }]);
       expect(sids).to.have.length(2);
       const entries = await redis.xrange(tk.stream, '-', '+');
       expect(entries).to.deep.equal([
@@ -209,17 +225,21 @@ describe('Lua scripts', () => {
 
     it('publishes the topic on the wake-up channel once written, and only then', async () => {
       const tk = await createTopic('woken');
-      const subscriber = createRedis(server.url, 'consumer');
+      const subscriber = createRedis(f.server.url, 'consumer');
       try {
         const heard: string[] = [];
         subscriber.on('message', (_channel: string, message: string) => heard.push(message));
         await subscriber.subscribe(keys.wakeChannel);
-        expect(await redis.poIngest(2, tk.meta, tk.stream, keys.wakeChannel, 'woken', 1, '1', '')).to.have.length(1);
+        const write = (t: TopicKeys, wake: string, topic: string, payload: string) =>
+          scripts.ingest(redis, { topic: t.meta, stream: t.stream }, { wake, topic, messages: [payload, ''] });
+        expect(await write(tk, keys.wakeChannel, 'woken', '1'))
+          .to.have.property('streamIds')
+          .with.length(1);
         const unknown = keys.topic('nowhere');
-        expect(await redis.poIngest(2, unknown.meta, unknown.stream, keys.wakeChannel, 'nowhere', 1, '1', '')).to.equal(
-          -1,
-        );
-        expect(await redis.poIngest(2, tk.meta, tk.stream, '', 'woken', 1, '2', '')).to.have.length(1);
+        expect(await codeOf(write(unknown, keys.wakeChannel, 'nowhere', '1'))).to.equal('topic_not_found');
+        expect(await write(tk, '', 'woken', '2'))
+          .to.have.property('streamIds')
+          .with.length(1);
         // A marker after the writes: once it arrives, every earlier message has.
         await redis.publish(keys.wakeChannel, 'marker');
         await waitFor(() => heard.includes('marker'), 'the marker');
@@ -244,7 +264,7 @@ describe('Lua scripts', () => {
 
     it('answers -1 for an unknown topic and writes nothing', async () => {
       const tk = keys.topic('nope');
-      expect(await ingest(tk, [{ payload: '1' }])).to.equal(-1);
+      expect(await codeOf(ingest(tk, [{ payload: '1' }]))).to.equal('topic_not_found');
       expect(await redis.exists(tk.meta, tk.stream, tk.ids)).to.equal(0);
     });
   });
@@ -253,7 +273,7 @@ describe('Lua scripts', () => {
     it('records the publisher and its uniqueness key, and creates its group from the first retained entry', async () => {
       const tk = await createTopic('orders');
       const old = await ingestN(tk, 2);
-      expect(await createPublisher('orders', '7', { start: '0', target: 'http://x/hook' })).to.equal(1);
+      expect(await codeOf(createPublisher('orders', '7', { start: '0', target: 'http://x/hook' }))).to.equal('none');
       expect(JSON.parse((await redis.hget(tk.publishers, '7'))!)).to.include({ id: '7', target: 'http://x/hook' });
       expect(await redis.hgetall(tk.targets)).to.deep.equal({ 'http http://x/hook': '7' });
       expect(await readAll(tk.stream, '7')).to.deep.equal(old);
@@ -262,7 +282,7 @@ describe('Lua scripts', () => {
     it("starts a group created with '$' after the entries already in the stream", async () => {
       const tk = await createTopic('orders');
       await ingestN(tk, 2);
-      expect(await createPublisher('orders', '8', { start: '$' })).to.equal(1);
+      expect(await codeOf(createPublisher('orders', '8', { start: '$' }))).to.equal('none');
       expect(await readAll(tk.stream, '8')).to.deep.equal([]);
       const fresh = await ingestN(tk, 1, 2);
       expect(await readAll(tk.stream, '8')).to.deep.equal(fresh);
@@ -270,21 +290,21 @@ describe('Lua scripts', () => {
 
     it('creates the stream when the topic has no message yet', async () => {
       const tk = await createTopic('empty');
-      expect(await createPublisher('empty', '1', { start: '$' })).to.equal(1);
+      expect(await codeOf(createPublisher('empty', '1', { start: '$' }))).to.equal('none');
       expect(await redis.xlen(tk.stream)).to.equal(0);
       expect((await groupInfo(tk.stream)).map((g) => g.name)).to.deep.equal(['1']);
     });
 
     it('answers -1 for an unknown topic and writes nothing', async () => {
       const tk = keys.topic('nope');
-      expect(await createPublisher('nope', '1')).to.equal(-1);
+      expect(await codeOf(createPublisher('nope', '1'))).to.equal('topic_not_found');
       expect(await redis.exists(tk.meta, tk.publishers, tk.targets, tk.stream)).to.equal(0);
     });
 
     it('answers -2 when the topic has a publisher of the same type and target, and writes nothing', async () => {
       const tk = await createTopic('orders');
       await createPublisher('orders', '1', { target: 'http://x/hook' });
-      expect(await createPublisher('orders', '2', { target: 'http://x/hook' })).to.equal(-2);
+      expect(await codeOf(createPublisher('orders', '2', { target: 'http://x/hook' }))).to.equal('publisher_exists');
       expect(await redis.hkeys(tk.publishers)).to.deep.equal(['1']);
       expect(await redis.hgetall(tk.targets)).to.deep.equal({ 'http http://x/hook': '1' });
       expect((await groupInfo(tk.stream)).map((g) => g.name)).to.deep.equal(['1']);
@@ -293,7 +313,7 @@ describe('Lua scripts', () => {
     it('accepts the same target with another type', async () => {
       const tk = await createTopic('orders');
       await createPublisher('orders', '1', { type: 'http', target: 'same' });
-      expect(await createPublisher('orders', '2', { type: 'pubsub', target: 'same' })).to.equal(1);
+      expect(await codeOf(createPublisher('orders', '2', { type: 'pubsub', target: 'same' }))).to.equal('none');
       expect(await redis.hgetall(tk.targets)).to.deep.equal({ 'http same': '1', 'pubsub same': '2' });
     });
 
@@ -325,26 +345,36 @@ describe('Lua scripts', () => {
       next: string,
       oldKey: string,
       newKey: string,
-    ): Promise<unknown> {
-      return redis.poUpdatePublisher(2, tk.publishers, tk.targets, id, read, next, oldKey, newKey);
+    ): Promise<string> {
+      return codeOf(
+        scripts
+          .updatePublisher(
+            redis,
+            { publishers: tk.publishers, targets: tk.targets },
+            { id, readJson: read, newJson: next, oldUniqueness: oldKey, newUniqueness: newKey },
+          )
+          .then((reply) => {
+            if (reply === 'changed') throw scriptError(PUBLISHER_BUSY);
+          }),
+      );
     }
 
     it('replaces the JSON and keeps the uniqueness key when type and target stay', async () => {
       const { tk, json } = await setup();
-      expect(await update(tk, '1', json, '{"v":2}', 'http http://a', 'http http://a')).to.equal(1);
+      expect(await update(tk, '1', json, '{"v":2}', 'http http://a', 'http http://a')).to.equal('none');
       expect(await redis.hget(tk.publishers, '1')).to.equal('{"v":2}');
       expect(await redis.hgetall(tk.targets)).to.deep.equal({ 'http http://a': '1' });
     });
 
     it('moves the uniqueness key when the target changes', async () => {
       const { tk, json } = await setup();
-      expect(await update(tk, '1', json, '{"v":2}', 'http http://a', 'http http://b')).to.equal(1);
+      expect(await update(tk, '1', json, '{"v":2}', 'http http://a', 'http http://b')).to.equal('none');
       expect(await redis.hgetall(tk.targets)).to.deep.equal({ 'http http://b': '1' });
     });
 
     it('answers -3 for an unknown publisher and writes nothing', async () => {
       const { tk } = await setup();
-      expect(await update(tk, '9', '{}', '{"v":2}', 'http http://z', 'http http://y')).to.equal(-3);
+      expect(await update(tk, '9', '{}', '{"v":2}', 'http http://z', 'http http://y')).to.equal('publisher_not_found');
       expect(await redis.hkeys(tk.publishers)).to.deep.equal(['1']);
       expect(await redis.hgetall(tk.targets)).to.deep.equal({ 'http http://a': '1' });
     });
@@ -352,7 +382,7 @@ describe('Lua scripts', () => {
     it('answers -5 when the JSON changed since it was read, and writes nothing', async () => {
       const { tk, json } = await setup();
       await redis.hset(tk.publishers, '1', '{"changed":true}');
-      expect(await update(tk, '1', json, '{"v":2}', 'http http://a', 'http http://b')).to.equal(-5);
+      expect(await update(tk, '1', json, '{"v":2}', 'http http://a', 'http http://b')).to.equal('publisher_busy');
       expect(await redis.hget(tk.publishers, '1')).to.equal('{"changed":true}');
       expect(await redis.hgetall(tk.targets)).to.deep.equal({ 'http http://a': '1' });
     });
@@ -360,31 +390,16 @@ describe('Lua scripts', () => {
     it('answers -2 when another publisher has the new type and target, and writes nothing', async () => {
       const { tk, json } = await setup();
       await createPublisher('orders', '2', { target: 'http://b' });
-      expect(await update(tk, '1', json, '{"v":2}', 'http http://a', 'http http://b')).to.equal(-2);
+      expect(await update(tk, '1', json, '{"v":2}', 'http http://a', 'http http://b')).to.equal('publisher_exists');
       expect(await redis.hget(tk.publishers, '1')).to.equal(json);
       expect(await redis.hgetall(tk.targets)).to.deep.equal({ 'http http://a': '1', 'http http://b': '2' });
     });
   });
 
   describe('delete-publisher', () => {
-    function remove(topic: string, id: string): Promise<unknown> {
-      const tk = keys.topic(topic);
-      const pk = keys.publisher(topic, id);
-      return redis.poDeletePublisher(
-        11,
-        tk.publishers,
-        tk.targets,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        pk.dead,
-        pk.leases,
-        pk.log,
-        pk.notes,
-        pk.ranges,
-        pk.counts,
-        id,
-      );
+    /** Without the optional circuit key. */
+    function remove(topic: string, id: string): Promise<string> {
+      return codeOf(scripts.deletePublisher(redis, { ...scriptKeys(keys, topic, id), circuit: undefined }, { id }));
     }
 
     it("removes the record, its uniqueness key, its group, its retries, dead letters, leases, attempt log, notes, range records and counters, and nothing of the others'", async () => {
@@ -403,7 +418,7 @@ describe('Lua scripts', () => {
         await redis.zadd(pk.ranges, 1, '{"kind":"purge"}');
         await redis.hset(pk.counts, 'skipped', 2);
       }
-      expect(await remove('orders', '1')).to.equal(1);
+      expect(await remove('orders', '1')).to.equal('none');
 
       const gone = keys.publisher('orders', '1');
       expect(
@@ -441,7 +456,7 @@ describe('Lua scripts', () => {
       const tk = await createTopic('orders');
       await createPublisher('orders', '1', { target: 'http://a' });
       await redis.hset(tk.targets, 'http http://a', '5');
-      expect(await remove('orders', '1')).to.equal(1);
+      expect(await remove('orders', '1')).to.equal('none');
       expect(await redis.hgetall(tk.targets)).to.deep.equal({ 'http http://a': '5' });
     });
 
@@ -449,14 +464,14 @@ describe('Lua scripts', () => {
       const tk = await createTopic('orders');
       await createPublisher('orders', '1');
       await redis.del(tk.stream);
-      expect(await remove('orders', '1')).to.equal(1);
+      expect(await remove('orders', '1')).to.equal('none');
       expect(await redis.exists(tk.publishers, tk.targets)).to.equal(0);
     });
 
     it('answers -3 for an unknown publisher', async () => {
       const tk = await createTopic('orders');
       await createPublisher('orders', '1');
-      expect(await remove('orders', '2')).to.equal(-3);
+      expect(await remove('orders', '2')).to.equal('publisher_not_found');
       expect(await redis.hkeys(tk.publishers)).to.deep.equal(['1']);
       expect(await groupInfo(tk.stream)).to.have.length(1);
     });
@@ -472,16 +487,13 @@ describe('Lua scripts', () => {
 
     function take(tk: TopicKeys, now: number, leaseEnd: number, count: number, force = false): Promise<TakeResult> {
       const pk = keys.publisher('orders', '1');
-      return redis.poTakeRetries(
-        3,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        now,
-        leaseEnd,
-        count,
-        force ? '1' : '0',
-      ) as Promise<TakeResult>;
+      return scripts
+        .takeRetries(
+          redis,
+          { stream: tk.stream, retries: pk.retries, attempts: pk.attempts },
+          { now, leaseEnd, max: count, force },
+        )
+        .then(({ next, taken }) => [next === undefined ? '' : String(next), taken]);
     }
 
     it('takes only the entries that are due, with their retry state and fields, and leases them', async () => {
@@ -557,20 +569,21 @@ describe('Lua scripts', () => {
   });
 
   describe('take-ordered', () => {
-    type OrderedResult = [string, [string, string, string[]][], string[], number];
+    /** take-ordered's reply in the order of the script's Returns. */
+    type OrderedResult = [string, readonly scripts.TakenRetry[], string[], number];
 
     /** Messages of publisher 1 with the given `c` attributes (undefined: none), all read by the group. */
     async function setup(
       keysOf: (string | undefined)[],
     ): Promise<{ tk: TopicKeys; sids: string[]; pk: ReturnType<Keys['publisher']> }> {
       const tk = await createTopic('orders');
-      const sids = (await ingest(
+      const sids = await ingest(
         tk,
         keysOf.map((c, i) => ({
           payload: String(i),
           ...(c === undefined ? {} : { attributes: JSON.stringify({ c }) }),
         })),
-      )) as string[];
+      );
       return { tk, sids, pk: keys.publisher('orders', '1') };
     }
 
@@ -580,19 +593,21 @@ describe('Lua scripts', () => {
       options: { max?: number; scan?: number; force?: boolean; busy?: string[]; attribute?: string } = {},
     ): Promise<OrderedResult> {
       const pk = keys.publisher('orders', '1');
-      return redis.poTakeOrdered(
-        3,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        now,
-        now + 1000,
-        options.attribute ?? 'c',
-        options.max ?? 10,
-        options.scan ?? 100,
-        options.force ? '1' : '0',
-        ...(options.busy ?? []),
-      ) as Promise<OrderedResult>;
+      return scripts
+        .takeOrdered(
+          redis,
+          { stream: tk.stream, retries: pk.retries, attempts: pk.attempts },
+          {
+            now,
+            leaseEnd: now + 1000,
+            attribute: options.attribute ?? 'c',
+            max: options.max ?? 10,
+            scan: options.scan ?? 100,
+            force: options.force ?? false,
+            busy: options.busy ?? [],
+          },
+        )
+        .then((r) => [r.next === undefined ? '' : String(r.next), r.taken, r.waiting, r.truncated ? 1 : 0]);
     }
 
     it("takes each key's earliest entry once due, never a later one of the same key, and leases it", async () => {
@@ -662,14 +677,22 @@ describe('Lua scripts', () => {
       dead?: [string, number, string][];
     }
 
-    function settle(tk: TopicKeys, group: string, b: Batch): Promise<unknown> {
-      const pk = keys.publisher('orders', group);
-      const records = b.records ?? [];
-      const args: (string | number)[] = [group, b.replaced ?? '', records.length];
-      for (const r of records) args.push(r.score, r.member);
-      for (const list of [b.acked ?? [], b.cleared ?? []]) args.push(list.length, ...list);
-      for (const list of [b.retries ?? [], b.dead ?? []]) args.push(list.length, ...list.flat());
-      return redis.poSettle(6, tk.stream, pk.retries, pk.attempts, pk.dead, pk.log, pk.notes, ...args);
+    /** Without the optional counters. */
+    function settle(tk: TopicKeys, group: string, b: Batch): Promise<number> {
+      return scripts.settle(redis, { ...scriptKeys(keys, 'orders', group), counts: undefined }, settleArgs(group, b));
+    }
+
+    function settleArgs(group: string, b: Batch & { skipped?: number }): scripts.SettleArgs {
+      return {
+        group,
+        replaces: b.replaced ?? '',
+        records: b.records ?? [],
+        acked: b.acked ?? [],
+        cleared: b.cleared ?? [],
+        retries: (b.retries ?? []).flat(),
+        dead: (b.dead ?? []).flat(),
+        ...(b.skipped === undefined ? {} : { skipped: b.skipped }),
+      };
     }
 
     const delivered = (sid: string, durationMs = 5): LoggedAttempt => ({
@@ -861,25 +884,20 @@ describe('Lua scripts', () => {
     });
 
     it('adds the skipped messages of the batch to the counters, when given the counters key', async () => {
-      const { tk, sids, pk } = await setup();
+      const { sids, pk } = await setup();
       const skipped: LoggedAttempt[] = sids.map((sid) => ({
         streamId: sid,
         startedAt: NOW,
         durationMs: 0,
         outcome: 'skipped',
       }));
-      const records = encodeRecords(skipped, NOW, recordTag);
-      const args: (string | number)[] = ['1', '', records.length];
-      for (const r of records) args.push(r.score, r.member);
-      args.push(sids.length, ...sids, 0, 0, 0, 3);
-      const run = (n: number) =>
-        redis.poSettle(n, tk.stream, pk.retries, pk.attempts, pk.dead, pk.log, pk.notes, pk.counts, ...args);
-      expect(await run(7)).to.equal(3);
+      const args = settleArgs('1', { records: encodeRecords(skipped, NOW, recordTag), acked: sids, skipped: 3 });
+      const run = (counts: string | undefined) =>
+        scripts.settle(redis, { ...scriptKeys(keys, 'orders', '1'), counts }, args);
+      expect(await run(pk.counts)).to.equal(3);
       expect(await redis.hgetall(pk.counts)).to.deep.equal({ skipped: '3' });
       // Without the key (callers before the counters), nothing is counted.
-      expect(await redis.poSettle(6, tk.stream, pk.retries, pk.attempts, pk.dead, pk.log, pk.notes, ...args)).to.equal(
-        0,
-      );
+      expect(await run(undefined)).to.equal(0);
       expect(await redis.hgetall(pk.counts)).to.deep.equal({ skipped: '3' });
     });
 
@@ -896,7 +914,7 @@ describe('Lua scripts', () => {
   async function attemptsOf(topic: string, groups: string[], sid: string): Promise<LoggedAttempt[][]> {
     const logs = groups.map((g) => keys.publisher(topic, g).log);
     const [ms, seq] = sid.split('-') as [string, string];
-    const reply = (await redis.poAttempts(logs.length, ...logs, ms, seq, RECORD_SPAN_MS)) as string[][];
+    const reply = await scripts.attempts(redis, { logs }, { receivedAt: ms, sequence: seq, span: RECORD_SPAN_MS });
     return reply.map((flat) => {
       const out: LoggedAttempt[] = [];
       for (let k = 0; k + 2 < flat.length; k += 3) {
@@ -939,7 +957,11 @@ describe('Lua scripts', () => {
       expect(await attemptsOf('orders', ['1', '2', '3'], x)).to.deep.equal([[attempt(x)], [first, second], []]);
 
       const pk = keys.publisher('orders', '1');
-      const [flat] = (await redis.poAttempts(1, pk.log, String(T + 10), '0', RECORD_SPAN_MS)) as string[][];
+      const [flat] = await scripts.attempts(
+        redis,
+        { logs: [pk.log] },
+        { receivedAt: String(T + 10), sequence: '0', span: RECORD_SPAN_MS },
+      );
       const [member] = await redis.zrange(pk.log, 0, -1);
       expect(flat).to.deep.equal([String(T), member!.split(';')[0], '10-0:3:2']);
     });
@@ -983,11 +1005,20 @@ describe('Lua scripts', () => {
   describe('reclaim', () => {
     const NOW = 1_000_000;
 
-    function reclaim(tk: TopicKeys, gone: string, budget: number): Promise<[number, number]> {
-      const pk = keys.publisher('orders', '1');
-      return redis.poReclaim(2, tk.stream, pk.retries, '1', gone, 'reclaimed', NOW, budget) as Promise<
-        [number, number]
-      >;
+    /** The reply in the order of the script's Returns. */
+    async function reclaim(
+      tk: TopicKeys,
+      gone: string,
+      max: number,
+      group = '1',
+      retries = keys.publisher('orders', '1').retries,
+    ): Promise<[number, number]> {
+      const r = await scripts.reclaim(
+        redis,
+        { stream: tk.stream, retries },
+        { group, from: gone, to: 'reclaimed', now: NOW, max },
+      );
+      return [r.scheduled, r.done ? 1 : 0];
     }
 
     async function setup(): Promise<{ tk: TopicKeys; sids: string[]; retries: string }> {
@@ -1046,15 +1077,10 @@ describe('Lua scripts', () => {
     it('is done at once for a consumer, group or stream that does not exist', async () => {
       const { tk } = await setup();
       expect(await reclaim(tk, 'never-seen', 10)).to.deep.equal([0, 1]);
-      const pk = keys.publisher('orders', '1');
-      expect(await redis.poReclaim(2, tk.stream, pk.retries, 'no-group', 'x', 'reclaimed', NOW, 10)).to.deep.equal([
-        0, 1,
-      ]);
+      expect(await reclaim(tk, 'x', 10, 'no-group')).to.deep.equal([0, 1]);
       const missing = keys.topic('missing');
       const missingRetries = keys.publisher('missing', '1').retries;
-      expect(await redis.poReclaim(2, missing.stream, missingRetries, '1', 'x', 'reclaimed', NOW, 10)).to.deep.equal([
-        0, 1,
-      ]);
+      expect(await reclaim(missing, 'x', 10, '1', missingRetries)).to.deep.equal([0, 1]);
       expect(await redis.exists(missing.stream)).to.equal(0);
     });
   });
@@ -1070,8 +1096,10 @@ describe('Lua scripts', () => {
       return tk;
     }
 
-    function trim(tk: TopicKeys, cutoff: number, budget = 1000): Promise<[number, number]> {
-      return redis.poTrim(2, tk.stream, tk.ids, cutoff, budget) as Promise<[number, number]>;
+    /** The reply in the order of the script's Returns. */
+    async function trim(tk: TopicKeys, cutoff: number, max = 1000): Promise<[number, number]> {
+      const r = await scripts.trim(redis, { stream: tk.stream, ids: tk.ids }, { cutoff, max });
+      return [r.removed, r.more ? 1 : 0];
     }
 
     async function remaining(tk: TopicKeys): Promise<string[]> {
@@ -1173,28 +1201,28 @@ describe('Lua scripts', () => {
   });
 
   describe('ingest with an idempotency key', () => {
-    function once(tk: TopicKeys, key: string, payloads: string[], fingerprint: string, ttl = 60): Promise<unknown> {
-      return redis.poIngest(
-        4,
-        tk.meta,
-        tk.stream,
-        `${tk.meta}:series`,
-        key,
-        '',
-        '',
-        payloads.length,
-        ...payloads.flatMap((p) => [p, '']),
-        0,
-        60,
-        fingerprint,
-        ttl,
+    /** The reply as the script gives it: the stream ids, or '=' and what the key holds. */
+    async function once(tk: TopicKeys, key: string, payloads: string[], fingerprint: string, ttl = 60) {
+      const reply = await scripts.ingest(
+        redis,
+        { topic: tk.meta, stream: tk.stream, series: `${tk.meta}:series`, idempotency: key },
+        {
+          wake: '',
+          topic: '',
+          messages: payloads.flatMap((p) => [p, '']),
+          minute: 0,
+          seriesTtl: 60,
+          fingerprint,
+          idempotencyTtl: ttl,
+        },
       );
+      return reply.replayed ? ['=', reply.kept] : reply.streamIds;
     }
 
     it("keeps the request's fingerprint and stream ids under the key, with its time to live", async () => {
       const tk = await createTopic('idem');
       const key = keys.idempotency('idem', 'k1');
-      const sids = (await once(tk, key, ['1', '2'], 'fp-1')) as string[];
+      const sids = await once(tk, key, ['1', '2'], 'fp-1');
       expect(sids).to.have.length(2);
       expect(await redis.get(key)).to.equal(`fp-1 ${sids.join(',')}`);
       expect(await redis.ttl(key)).to.be.within(1, 60);
@@ -1205,7 +1233,7 @@ describe('Lua scripts', () => {
     it('answers a repeat of the same request with the first stream ids and writes nothing', async () => {
       const tk = await createTopic('idem');
       const key = keys.idempotency('idem', 'k1');
-      const sids = (await once(tk, key, ['1', '2'], 'fp-1')) as string[];
+      const sids = await once(tk, key, ['1', '2'], 'fp-1');
       expect(await once(tk, key, ['1', '2'], 'fp-1')).to.deep.equal(['=', sids.join(',')]);
       expect(await redis.xlen(tk.stream)).to.equal(2);
       expect(await redis.hget(tk.meta, 'received')).to.equal('2');
@@ -1215,12 +1243,8 @@ describe('Lua scripts', () => {
     it('answers -9 (idempotency_key_reused) for another request under the same key, and writes nothing', async () => {
       const tk = await createTopic('idem');
       const key = keys.idempotency('idem', 'k1');
-      const sids = (await once(tk, key, ['1'], 'fp-1')) as string[];
-      const result = await once(tk, key, ['other'], 'fp-2');
-      expect(result).to.equal(-9);
-      expect(() => checkScriptResult(result))
-        .to.throw(AppError)
-        .with.property('code', 'idempotency_key_reused');
+      const sids = await once(tk, key, ['1'], 'fp-1');
+      expect(await codeOf(once(tk, key, ['other'], 'fp-2'))).to.equal('idempotency_key_reused');
       expect(await redis.xlen(tk.stream)).to.equal(1);
       expect(await redis.hget(tk.meta, 'received')).to.equal('1');
       expect(await redis.get(key)).to.equal(`fp-1 ${sids[0]}`);
@@ -1230,7 +1254,7 @@ describe('Lua scripts', () => {
       const tk = await createTopic('idem');
       const key = keys.idempotency('idem', 'k1');
       await redis.set(key, 'fp-1');
-      expect(await once(tk, key, ['1'], 'fp-1')).to.equal(-9);
+      expect(await codeOf(once(tk, key, ['1'], 'fp-1'))).to.equal('idempotency_key_reused');
       expect(await redis.exists(tk.stream)).to.equal(0);
     });
 
@@ -1246,24 +1270,27 @@ describe('Lua scripts', () => {
     it('answers -1 for an unknown topic and keeps no key', async () => {
       const tk = keys.topic('nope');
       const key = keys.idempotency('nope', 'k1');
-      expect(await once(tk, key, ['1'], 'fp-1')).to.equal(-1);
+      expect(await codeOf(once(tk, key, ['1'], 'fp-1'))).to.equal('topic_not_found');
       expect(await redis.exists(key, tk.stream)).to.equal(0);
     });
   });
 
   describe('schedule and release-scheduled', () => {
     const data = (p: string) => JSON.stringify({ p, a: '', at: '', created_at: '' });
+    const schedule = (topic: string, id: string, dueAt: number, messageJson: string) =>
+      scripts.schedule(redis, scriptKeys(keys, topic), { id, dueAt, messageJson });
 
     it('keeps messages aside, then moves the due ones into the stream with their ids', async () => {
       const tk = await createTopic('later');
-      expect(await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, 'a', 100, data('"a"'))).to.equal(1);
+      expect(await codeOf(schedule('later', 'a', 100, data('"a"')))).to.equal('none');
       const withAttrs = JSON.stringify({ p: '"b"', a: '{"k":"v"}', at: '', created_at: '' });
-      expect(await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, 'b', 200, withAttrs)).to.equal(1);
-      expect(await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, 'c', 900, data('"c"'))).to.equal(1);
-      const args = [5, tk.meta, tk.stream, tk.ids, tk.scheduled, tk.scheduledData] as const;
-      expect(await redis.poReleaseScheduled(...args, 50, 10)).to.deep.equal([0, '100']);
-      expect(await redis.poReleaseScheduled(...args, 500, 1)).to.deep.equal([1, '200']);
-      expect(await redis.poReleaseScheduled(...args, 500, 10)).to.deep.equal([1, '900']);
+      expect(await codeOf(schedule('later', 'b', 200, withAttrs))).to.equal('none');
+      expect(await codeOf(schedule('later', 'c', 900, data('"c"')))).to.equal('none');
+      const release = (now: number, max: number) =>
+        scripts.releaseScheduled(redis, scriptKeys(keys, 'later'), { now, max });
+      expect(await release(50, 10)).to.deep.equal({ moved: 0, next: 100 });
+      expect(await release(500, 1)).to.deep.equal({ moved: 1, next: 200 });
+      expect(await release(500, 10)).to.deep.equal({ moved: 1, next: 900 });
       const entries = await redis.xrange(tk.stream, '-', '+');
       expect(entries.map(([, f]) => f)).to.deep.equal([
         ['id', 'a', 'p', '"a"'],
@@ -1272,24 +1299,40 @@ describe('Lua scripts', () => {
       expect(await redis.hget(tk.ids, 'b')).to.equal(entries[1]![0]);
       expect(await redis.hget(tk.meta, 'received')).to.equal('2');
       expect(await redis.hkeys(tk.scheduledData)).to.deep.equal(['c']);
-      expect(await redis.poReleaseScheduled(...args, 1000, 10)).to.deep.equal([1, '']);
+      expect(await release(1000, 10)).to.deep.equal({ moved: 1, next: undefined });
     });
 
     it('answers -1 for an unknown topic and keeps nothing', async () => {
       const tk = keys.topic('nope');
-      expect(await redis.poSchedule(3, tk.meta, tk.scheduled, tk.scheduledData, 'a', 1, data('1'))).to.equal(-1);
+      expect(await codeOf(schedule('nope', 'a', 1, data('1')))).to.equal('topic_not_found');
       expect(await redis.exists(tk.scheduled, tk.scheduledData)).to.equal(0);
     });
   });
 
   describe('failing', () => {
     const AT = '2024-05-01T12:00:00.000Z';
-    type FailingReply = [number, [string, string, string][], string[]];
+    /** The reply in the order of the script's Returns. */
+    type FailingReply = [number, readonly scripts.FailingActedOn[], readonly string[]];
 
-    async function failing(topic: string, ...args: (string | number)[]): Promise<FailingReply> {
-      const tk = keys.topic(topic);
-      const pk = keys.publisher(topic, '1');
-      return (await redis.poFailing(5, tk.stream, pk.retries, pk.attempts, pk.dead, pk.notes, ...args)) as FailingReply;
+    /** The script's ARGV in order, without the optional counters. */
+    async function failing(
+      topic: string,
+      action: scripts.FailingArgs['action'],
+      group: string,
+      score: number,
+      selection: 'ids' | 'all',
+      max: number,
+      now: number,
+      note: string,
+      at: string,
+      ...ids: string[]
+    ): Promise<FailingReply> {
+      const r = await scripts.failing(
+        redis,
+        { ...scriptKeys(keys, topic), counts: undefined },
+        { action, group, score, ids: selection === 'ids' ? ids : undefined, max, now, note, at },
+      );
+      return [r.more ? 1 : 0, r.done, r.notFound];
     }
 
     /** Four messages of publisher 1: sids[0] and [1] retrying (due 5000, 6000), [2] and [3] dead (since 100, 200). */
@@ -1409,26 +1452,16 @@ describe('Lua scripts', () => {
 
     it('delete counts the deleted messages when given the counters key', async () => {
       const { sids, pk } = await setup('f4b');
-      const tk = keys.topic('f4b');
-      await redis.poFailing(
-        6,
-        tk.stream,
-        pk.retries,
-        pk.attempts,
-        pk.dead,
-        pk.notes,
-        pk.counts,
-        'delete',
-        '1',
-        0,
-        'ids',
-        500,
-        0,
-        'deleted',
-        AT,
-        sids[0]!,
-        sids[2]!,
-      );
+      await scripts.failing(redis, scriptKeys(keys, 'f4b'), {
+        action: 'delete',
+        group: '1',
+        score: 0,
+        ids: [sids[0]!, sids[2]!],
+        max: 500,
+        now: 0,
+        note: 'deleted',
+        at: AT,
+      });
       expect(await redis.hget(pk.counts, 'deleted')).to.equal('2');
     });
 
@@ -1467,50 +1500,60 @@ describe('Lua scripts', () => {
     it('extends a lease only for the token that holds it', async () => {
       const key = keys.lock('janitor');
       await redis.set(key, 'token-a', 'PX', 10_000);
-      expect(await redis.poRenewLock(1, key, 'token-b', 60_000)).to.equal(0);
+      expect(await scripts.renewLock(redis, { lease: key }, { token: 'token-b', ttlMs: 60_000 })).to.equal(false);
       expect(await redis.pttl(key)).to.be.at.most(10_000);
-      expect(await redis.poRenewLock(1, key, 'token-a', 60_000)).to.equal(1);
+      expect(await scripts.renewLock(redis, { lease: key }, { token: 'token-a', ttlMs: 60_000 })).to.equal(true);
       expect(await redis.pttl(key)).to.be.greaterThan(10_000);
       expect(await redis.get(key)).to.equal('token-a');
     });
 
     it('does not renew a lease that has expired or was never taken', async () => {
       const key = keys.lock('gone');
-      expect(await redis.poRenewLock(1, key, 'token-a', 60_000)).to.equal(0);
+      expect(await scripts.renewLock(redis, { lease: key }, { token: 'token-a', ttlMs: 60_000 })).to.equal(false);
       expect(await redis.exists(key)).to.equal(0);
     });
 
     it('releases a lease only for the token that holds it', async () => {
       const key = keys.lock('janitor');
       await redis.set(key, 'token-a', 'PX', 10_000);
-      expect(await redis.poReleaseLock(1, key, 'token-b')).to.equal(0);
+      expect(await scripts.releaseLock(redis, { lease: key }, { token: 'token-b' })).to.equal(false);
       expect(await redis.get(key)).to.equal('token-a');
-      expect(await redis.poReleaseLock(1, key, 'token-a')).to.equal(1);
+      expect(await scripts.releaseLock(redis, { lease: key }, { token: 'token-a' })).to.equal(true);
       expect(await redis.exists(key)).to.equal(0);
-      expect(await redis.poReleaseLock(1, key, 'token-a')).to.equal(0);
+      expect(await scripts.releaseLock(redis, { lease: key }, { token: 'token-a' })).to.equal(false);
     });
   });
 
   describe('take-lease', () => {
     it("takes a free lease, keeps one already held, and takes a dead holder's only if it is still theirs", async () => {
       const key = keys.slotLease('orders', '7', 0);
-      expect(await redis.poTakeLease(1, key, '', 'node-a t1')).to.equal(1);
+      const takeLease = (expected: string, value: string) =>
+        scripts.takeLease(redis, { lease: key }, { expected, value });
+      expect(await takeLease('', 'node-a t1')).to.equal(true);
       expect(await redis.get(key)).to.equal('node-a t1');
-      expect(await redis.poTakeLease(1, key, '', 'node-a t1')).to.equal(1);
+      expect(await takeLease('', 'node-a t1')).to.equal(true);
       // node-b read the lease as free, but node-a took it meanwhile.
-      expect(await redis.poTakeLease(1, key, '', 'node-b t2')).to.equal(0);
+      expect(await takeLease('', 'node-b t2')).to.equal(false);
       // node-b saw node-a dead: compare and set.
-      expect(await redis.poTakeLease(1, key, 'node-a t1', 'node-b t2')).to.equal(1);
+      expect(await takeLease('node-a t1', 'node-b t2')).to.equal(true);
       // node-c saw node-a dead too, but node-b was first.
-      expect(await redis.poTakeLease(1, key, 'node-a t1', 'node-c t3')).to.equal(0);
+      expect(await takeLease('node-a t1', 'node-c t3')).to.equal(false);
       expect(await redis.get(key)).to.equal('node-b t2');
       expect(await redis.ttl(key)).to.equal(-1);
     });
   });
 
   describe('rate-limit', () => {
-    const take = async (key: string, rate: number, burst: number, n: number): Promise<[number, number]> =>
-      (await redis.poRateLimit(1, key, rate, burst, n)) as [number, number];
+    /** The reply in the order of the script's Returns. */
+    const take = async (
+      bucket: string,
+      perSecond: number,
+      burst: number,
+      tokens: number,
+    ): Promise<[number, number]> => {
+      const r = await scripts.rateLimit(redis, { bucket }, { perSecond, burst, tokens });
+      return [r.granted, r.waitMs];
+    };
 
     it('grants up to the burst at once, then one token per 1/rate, and says how long to wait', async () => {
       const key = keys.publisher('orders', '7').bucket;

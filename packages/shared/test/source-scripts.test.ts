@@ -11,85 +11,69 @@ import {
   originDigest,
   SourceStore,
   Store,
-  checkScriptResult,
-  closeRedis,
-  createRedis,
-  Keys,
+  scripts,
   sourceState,
   type AppError,
-  type ScriptClient,
 } from '../src/index.js';
-import { startRedis, type RedisServer } from './support/redis-server.js';
+import { codeOf, scriptKeys, useScriptFixture } from './script-fixture.js';
 
 describe('source and recovery scripts', () => {
-  let server: RedisServer;
-  let redis: ScriptClient;
-  let keys: Keys;
+  const f = useScriptFixture('sources');
   let store: Store;
-  let prefixes = 0;
 
-  before(async () => {
-    server = await startRedis();
-    redis = createRedis(server.url, 'consumer');
-  });
-  after(async () => {
-    if (redis) await closeRedis(redis);
-    if (server) await server.stop();
-  });
   beforeEach(async () => {
-    keys = new Keys(`sources${++prefixes}:`);
-    store = new Store(redis, keys);
+    store = new Store(f.redis, f.keys);
     await store.createTopic({ name: 'orders', origin_host: 'http://o.example/', recovery_enabled: true });
   });
 
-  const codeOf = (n: unknown): string => {
-    try {
-      checkScriptResult(n);
-    } catch (err) {
-      return (err as AppError).code;
-    }
-    return 'none';
-  };
-
   describe('create-source', () => {
     it('adds the source to an existing topic', async () => {
-      const tk = keys.topic('orders');
-      expect(await redis.poCreateSource(2, tk.meta, tk.sources, '1', '{"id":"1"}')).to.equal(1);
-      expect(await redis.hget(tk.sources, '1')).to.equal('{"id":"1"}');
+      const tk = f.keys.topic('orders');
+      const created = scripts.createSource(
+        f.redis,
+        { topic: tk.meta, sources: tk.sources },
+        { id: '1', sourceJson: '{"id":"1"}' },
+      );
+      expect(await codeOf(created)).to.equal('none');
+      expect(await f.redis.hget(tk.sources, '1')).to.equal('{"id":"1"}');
     });
 
     it('answers -1 (topic_not_found) and writes nothing for an unknown topic', async () => {
-      const tk = keys.topic('ghost');
-      const result = await redis.poCreateSource(2, tk.meta, tk.sources, '1', '{}');
-      expect(codeOf(result)).to.equal('topic_not_found');
-      expect(await redis.exists(tk.sources)).to.equal(0);
+      const tk = f.keys.topic('ghost');
+      const result = scripts.createSource(
+        f.redis,
+        { topic: tk.meta, sources: tk.sources },
+        { id: '1', sourceJson: '{}' },
+      );
+      expect(await codeOf(result)).to.equal('topic_not_found');
+      expect(await f.redis.exists(tk.sources)).to.equal(0);
     });
   });
 
   describe('update-source', () => {
-    it('replaces the JSON read, and answers -22 (source_busy) when it changed, -21 (source_not_found) when gone', async () => {
-      const tk = keys.topic('orders');
-      await redis.hset(tk.sources, '1', 'v1');
-      expect(await redis.poUpdateSource(1, tk.sources, '1', 'v1', 'v2')).to.equal(1);
-      expect(await redis.hget(tk.sources, '1')).to.equal('v2');
-      const stale = await redis.poUpdateSource(1, tk.sources, '1', 'v1', 'v3');
-      expect(codeOf(stale)).to.equal('source_busy');
-      expect(await redis.hget(tk.sources, '1')).to.equal('v2');
-      expect(codeOf(await redis.poUpdateSource(1, tk.sources, '9', 'v1', 'v3'))).to.equal('source_not_found');
-      expect(await redis.hexists(tk.sources, '9')).to.equal(0);
+    it('replaces the JSON read, and answers -22 (changed: read again) when it changed, -21 (source_not_found) when gone', async () => {
+      const tk = f.keys.topic('orders');
+      const update = (id: string, readJson: string, newJson: string) =>
+        scripts.updateSource(f.redis, { sources: tk.sources }, { id, readJson, newJson });
+      await f.redis.hset(tk.sources, '1', 'v1');
+      expect(await update('1', 'v1', 'v2')).to.equal('updated');
+      expect(await f.redis.hget(tk.sources, '1')).to.equal('v2');
+      expect(await update('1', 'v1', 'v3')).to.equal('changed');
+      expect(await f.redis.hget(tk.sources, '1')).to.equal('v2');
+      expect(await codeOf(update('9', 'v1', 'v3'))).to.equal('source_not_found');
+      expect(await f.redis.hexists(tk.sources, '9')).to.equal(0);
     });
   });
 
   describe('delete-topic with sources', () => {
     it('answers -20 (topic_has_sources) and deletes nothing while the topic has a source', async () => {
-      const tk = keys.topic('orders');
-      await redis.hset(tk.sources, '1', '{}');
-      const args = [tk.meta, tk.publishers, tk.stream, tk.ids, tk.targets, tk.scheduled, tk.scheduledData, tk.outbox];
-      const result = await redis.poDeleteTopic(9, ...args, tk.sources);
-      expect(codeOf(result)).to.equal('topic_has_sources');
-      expect(await redis.exists(tk.meta)).to.equal(1);
-      await redis.del(tk.sources);
-      expect(await redis.poDeleteTopic(9, ...args, tk.sources)).to.equal(1);
+      const tk = f.keys.topic('orders');
+      await f.redis.hset(tk.sources, '1', '{}');
+      const run = () => scripts.deleteTopic(f.redis, scriptKeys(f.keys, 'orders'));
+      expect(await codeOf(run())).to.equal('topic_has_sources');
+      expect(await f.redis.exists(tk.meta)).to.equal(1);
+      await f.redis.del(tk.sources);
+      expect(await codeOf(run())).to.equal('none');
     });
   });
 
@@ -102,8 +86,10 @@ describe('source and recovery scripts', () => {
         last_recovery_at: '2026-01-01T00:00:30.000Z',
         last_recovery_error: null,
       });
-      expect(await redis.poRecordRecovery(1, keys.topic('ghost').meta, '{}', 1)).to.equal(0);
-      expect(await redis.exists(keys.topic('ghost').meta)).to.equal(0);
+      expect(
+        await scripts.recordRecovery(f.redis, { topic: f.keys.topic('ghost').meta }, { roundJson: '{}', recovered: 1 }),
+      ).to.equal(false);
+      expect(await f.redis.exists(f.keys.topic('ghost').meta)).to.equal(0);
     });
   });
 
@@ -111,22 +97,22 @@ describe('source and recovery scripts', () => {
     const message = { payload: '{"n":1}', attributes: { a: 'b' } };
 
     it('writes a message once under its origin, and gives the first ids back to a repeat', async () => {
-      const writer = new OnceWriter(redis, keys, { redisMinReplicas: 0, redisWaitTimeoutMs: 100 });
+      const writer = new OnceWriter(f.redis, f.keys, { redisMinReplicas: 0, redisWaitTimeoutMs: 100 });
       const [first] = await writer.write([{ topic: 'orders', origin: 'source 1 m-1', messages: [message] }]);
       expect(first).to.deep.include({ ok: true, replayed: false });
       const [again] = await writer.write([{ topic: 'orders', origin: 'source 1 m-1', messages: [message] }]);
       expect(again).to.deep.equal({ ok: true, replayed: true, ids: first!.ok ? first!.ids : [] });
-      expect(await redis.xlen(keys.topic('orders').stream)).to.equal(1);
+      expect(await f.redis.xlen(f.keys.topic('orders').stream)).to.equal(1);
       expect((await store.getTopic('orders'))?.received).to.equal(1);
       // Named from the origin (KEYS would ask one node of a cluster only).
-      const key = keys.once('orders', originDigest('source 1 m-1'));
-      expect(await redis.ttl(key)).to.be.within(ONCE_TTL_SECONDS - 5, ONCE_TTL_SECONDS);
+      const key = f.keys.once('orders', originDigest('source 1 m-1'));
+      expect(await f.redis.ttl(key)).to.be.within(ONCE_TTL_SECONDS - 5, ONCE_TTL_SECONDS);
       await writer.settled([{ topic: 'orders', origin: 'source 1 m-1' }]);
-      expect(await redis.ttl(key)).to.be.within(ONCE_SETTLED_TTL_SECONDS - 5, ONCE_SETTLED_TTL_SECONDS);
+      expect(await f.redis.ttl(key)).to.be.within(ONCE_SETTLED_TTL_SECONDS - 5, ONCE_SETTLED_TTL_SECONDS);
     });
 
     it('says which writes failed and why, and writes the others', async () => {
-      const writer = new OnceWriter(redis, keys, { redisMinReplicas: 0, redisWaitTimeoutMs: 100 });
+      const writer = new OnceWriter(f.redis, f.keys, { redisMinReplicas: 0, redisWaitTimeoutMs: 100 });
       await writer.write([{ topic: 'orders', origin: 'o 1', messages: [message] }]);
       const out = await writer.write([
         { topic: 'ghost', origin: 'o 2', messages: [message] },
@@ -138,11 +124,11 @@ describe('source and recovery scripts', () => {
         'changed',
         'ok 2',
       ]);
-      expect(await redis.xlen(keys.topic('orders').stream)).to.equal(3);
+      expect(await f.redis.xlen(f.keys.topic('orders').stream)).to.equal(3);
     });
 
     it('fails a write that the replicas did not acknowledge in time (REDIS_MIN_REPLICAS), repeats included', async () => {
-      const writer = new OnceWriter(redis, keys, { redisMinReplicas: 1, redisWaitTimeoutMs: 50 });
+      const writer = new OnceWriter(f.redis, f.keys, { redisMinReplicas: 1, redisWaitTimeoutMs: 50 });
       const [out] = await writer.write([{ topic: 'orders', origin: 'o 9', messages: [message] }]);
       expect(out).to.deep.include({ ok: false, code: 'unavailable' });
       expect(out!.ok ? '' : out!.error.message).to.match(/only 0 of 1 replicas/);
@@ -153,7 +139,7 @@ describe('source and recovery scripts', () => {
 
   describe('SourceStore', () => {
     it('creates, reads, lists, changes, records and deletes sources, one per queue', async () => {
-      const sources = new SourceStore(redis, keys);
+      const sources = new SourceStore(f.redis, f.keys);
       const input = {
         topic: 'orders',
         type: 'sqs' as const,
@@ -186,7 +172,7 @@ describe('source and recovery scripts', () => {
       expect(sourceState(off, stats!)).to.equal('inactive');
       await sources.delete(s.id);
       expect(await sources.get(s.id)).to.equal(undefined);
-      expect(await redis.exists(keys.sourceStats('orders', s.id))).to.equal(0);
+      expect(await f.redis.exists(f.keys.sourceStats('orders', s.id))).to.equal(0);
       // The queue is free again.
       expect((await sources.create(input)).id).to.not.equal(s.id);
     });

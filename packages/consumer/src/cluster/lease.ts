@@ -4,7 +4,7 @@
  * key runs the singleton; a holder that dies loses it at expiry.
  */
 import { randomUUID } from 'node:crypto';
-import type { ScriptClient } from '@postoffice/shared';
+import { scripts, type ScriptClient } from '@postoffice/shared';
 
 export class Lease {
   /** `<node id> <random>`: the holder can be read from the key (GET /api/cluster shows it). */
@@ -23,7 +23,7 @@ export class Lease {
   /** Takes the lease if free, or renews it if ours; returns whether we hold it. */
   async acquireOrRenew(): Promise<boolean> {
     if (this.held) {
-      this.held = (await this.redis.poRenewLock(1, this.key, this.token, this.ttlMs)) === 1;
+      this.held = await scripts.renewLock(this.redis, { lease: this.key }, { token: this.token, ttlMs: this.ttlMs });
       if (this.held) return true;
     }
     this.held = (await this.redis.set(this.key, this.token, 'PX', this.ttlMs, 'NX')) === 'OK';
@@ -33,6 +33,6 @@ export class Lease {
   async release(): Promise<void> {
     if (!this.held) return;
     this.held = false;
-    await this.redis.poReleaseLock(1, this.key, this.token);
+    await scripts.releaseLock(this.redis, { lease: this.key }, { token: this.token });
   }
 }

@@ -13,7 +13,7 @@
  * so of two nodes that both saw a dead holder, one wins.
  */
 import { randomUUID } from 'node:crypto';
-import type { Keys, ScriptClient } from '@postoffice/shared';
+import { scripts, type Keys, type ScriptClient } from '@postoffice/shared';
 
 export interface SlotRef {
   readonly topic: string;
@@ -70,14 +70,20 @@ export class SlotLeases {
     if (attempts.length > 0) {
       const results = await Promise.all(
         attempts.map(([s, expected]) =>
-          this.redis.poTakeLease(1, this.keys.slotLease(s.topic, s.publisherId, s.slot), expected, mine).then(
-            (v) => v,
-            () => 0,
-          ),
+          scripts
+            .takeLease(
+              this.redis,
+              { lease: this.keys.slotLease(s.topic, s.publisherId, s.slot) },
+              { expected, value: mine },
+            )
+            .then(
+              (v) => v,
+              () => false,
+            ),
         ),
       );
       attempts.forEach(([s], i) => {
-        if (results[i] === 1) held.push(s);
+        if (results[i]) held.push(s);
       });
     }
     return held;
@@ -92,7 +98,13 @@ export class SlotLeases {
   async release(slots: readonly SlotRef[]): Promise<void> {
     if (slots.length === 0) return;
     await Promise.allSettled(
-      slots.map((s) => this.redis.poReleaseLock(1, this.keys.slotLease(s.topic, s.publisherId, s.slot), this.value)),
+      slots.map((s) =>
+        scripts.releaseLock(
+          this.redis,
+          { lease: this.keys.slotLease(s.topic, s.publisherId, s.slot) },
+          { token: this.value },
+        ),
+      ),
     );
   }
 

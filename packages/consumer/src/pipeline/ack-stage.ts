@@ -27,6 +27,7 @@ import {
   recordTag,
   SERIES_TTL_SECONDS,
   seriesSlot,
+  scripts,
   type Keys,
   type LoggedAttempt,
   type Logger,
@@ -162,27 +163,35 @@ export class AckStage {
       }
     }
     const { records, replaced, open } = this.records(attempts);
-    const args: (string | number)[] = [publisherId, replaced, records.length];
-    for (const r of records) args.push(r.score, r.member);
-    args.push(acked.length, ...acked, cleared.length, ...cleared);
-    args.push(retries.length / 3, ...retries, dead.length / 3, ...dead, skipped);
     // The per-minute counters of the charts, in the same script call (series.ts).
     const slot = seriesSlot(this.deps.now());
-    args.push(delivered, failed, slot.minute, SERIES_TTL_SECONDS);
+    const settleKeys = {
+      stream: tk.stream,
+      retries: pk.retries,
+      attempts: pk.attempts,
+      dead: pk.dead,
+      log: pk.log,
+      notes: pk.notes,
+      counts: pk.counts,
+      series: keys.series(topic, slot.hour),
+    };
+    const settleArgs: scripts.SettleArgs = {
+      group: publisherId,
+      replaces: replaced,
+      records,
+      acked,
+      cleared,
+      retries,
+      dead,
+      skipped,
+      delivered,
+      failed,
+      minute: slot.minute,
+      seriesTtl: SERIES_TTL_SECONDS,
+    };
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.deps.redis.poSettle(
-          8,
-          tk.stream,
-          pk.retries,
-          pk.attempts,
-          pk.dead,
-          pk.log,
-          pk.notes,
-          pk.counts,
-          keys.series(topic, slot.hour),
-          ...args,
-        );
+        await scripts.settle(this.deps.redis, settleKeys, settleArgs);
         this.open = open;
         if (earliestRetry !== Infinity) await this.deps.retryIndex.lower(publisherId, earliestRetry);
         if (this.deps.audit) await this.deps.audit.record(this.auditRecords(batch));

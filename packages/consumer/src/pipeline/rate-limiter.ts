@@ -5,7 +5,7 @@
  * start deliveries (one round trip per read, not per message) and gives
  * back those it could not use.
  */
-import type { Keys, Publisher, RateLimit, ScriptClient } from '@postoffice/shared';
+import { scripts, type Keys, type Publisher, type RateLimit, type ScriptClient } from '@postoffice/shared';
 
 export class RateLimiter {
   constructor(
@@ -15,24 +15,19 @@ export class RateLimiter {
 
   /** Up to `n` tokens now, and the wait (ms) before the next one when fewer were granted. */
   async take(publisher: Publisher, limit: RateLimit, n: number): Promise<{ granted: number; waitMs: number }> {
-    const [granted, waitMs] = (await this.redis.poRateLimit(
-      1,
-      this.keys.publisher(publisher.topic, publisher.id).bucket,
-      limit.per_second,
-      limit.burst,
-      n,
-    )) as [number, number];
-    return { granted, waitMs };
+    return scripts.rateLimit(
+      this.redis,
+      { bucket: this.keys.publisher(publisher.topic, publisher.id).bucket },
+      { perSecond: limit.per_second, burst: limit.burst, tokens: n },
+    );
   }
 
   async giveBack(publisher: Publisher, limit: RateLimit, n: number): Promise<void> {
     if (n <= 0) return;
-    await this.redis.poRateLimit(
-      1,
-      this.keys.publisher(publisher.topic, publisher.id).bucket,
-      limit.per_second,
-      limit.burst,
-      -n,
+    await scripts.rateLimit(
+      this.redis,
+      { bucket: this.keys.publisher(publisher.topic, publisher.id).bucket },
+      { perSecond: limit.per_second, burst: limit.burst, tokens: -n },
     );
   }
 }

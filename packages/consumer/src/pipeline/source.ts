@@ -5,7 +5,14 @@
  * retries come from the publisher's retry set, leased so that a node that
  * dies mid-way gives them back by itself.
  */
-import { decodeRetryState, parseEntry, type Keys, type Publisher, type ScriptClient } from '@postoffice/shared';
+import {
+  decodeRetryState,
+  parseEntry,
+  scripts,
+  type Keys,
+  type Publisher,
+  type ScriptClient,
+} from '@postoffice/shared';
 import type { Job } from '../types.js';
 
 /** The consumer name that holds entries taken over from nodes that left (see reclaim.lua). */
@@ -14,8 +21,6 @@ const ORPHAN_SCAN = 100;
 const RECLAIM_BUDGET = 500;
 
 type StreamReply = [string, [string, string[]][]][] | null;
-type TakeReply = [string, [string, string, string[]][]];
-type TakeOrderedReply = [string, [string, string, string[]][], string[], number];
 
 /** Most retry-set entries one ordering-key take looks at (see take-ordered.lua). */
 export const ORDERED_SCAN = 2000;
@@ -96,18 +101,13 @@ export class Source {
     force = false,
   ): Promise<{ jobs: Job[]; next: number | undefined }> {
     const pk = this.keys.publisher(publisher.topic, publisher.id);
-    const [next, taken] = (await this.redis.poTakeRetries(
-      3,
-      this.keys.topic(publisher.topic).stream,
-      pk.retries,
-      pk.attempts,
-      now,
-      now + this.claimTimeoutMs,
-      count,
-      force ? '1' : '0',
-    )) as TakeReply;
+    const { next, taken } = await scripts.takeRetries(
+      this.redis,
+      { stream: this.keys.topic(publisher.topic).stream, retries: pk.retries, attempts: pk.attempts },
+      { now, leaseEnd: now + this.claimTimeoutMs, max: count, force },
+    );
     return {
-      next: next === '' ? undefined : Number(next),
+      next,
       jobs: taken.map(([streamId, state, fields]) => ({
         message: parseEntry(publisher.topic, streamId, fields),
         previousAttempts: decodeRetryState(state)?.count ?? 0,
@@ -128,28 +128,28 @@ export class Source {
     force = false,
   ): Promise<OrderedTake> {
     const pk = this.keys.publisher(publisher.topic, publisher.id);
-    const [next, taken, waiting, truncated] = (await this.redis.poTakeOrdered(
-      3,
-      this.keys.topic(publisher.topic).stream,
-      pk.retries,
-      pk.attempts,
-      now,
-      now + this.claimTimeoutMs,
-      publisher.ordering_attribute ?? '',
-      count,
-      ORDERED_SCAN,
-      force ? '1' : '0',
-      ...busy,
-    )) as TakeOrderedReply;
+    const { next, taken, waiting, truncated } = await scripts.takeOrdered(
+      this.redis,
+      { stream: this.keys.topic(publisher.topic).stream, retries: pk.retries, attempts: pk.attempts },
+      {
+        now,
+        leaseEnd: now + this.claimTimeoutMs,
+        attribute: publisher.ordering_attribute ?? '',
+        max: count,
+        scan: ORDERED_SCAN,
+        force,
+        busy,
+      },
+    );
     return {
-      next: next === '' ? undefined : Number(next),
+      next,
       jobs: taken.map(([streamId, state, fields]) => ({
         message: parseEntry(publisher.topic, streamId, fields),
         previousAttempts: decodeRetryState(state)?.count ?? 0,
         retry: true,
       })),
-      waiting: waiting.map(String),
-      truncated: truncated === 1,
+      waiting,
+      truncated,
     };
   }
 
@@ -184,17 +184,12 @@ export class Source {
         continue;
       }
       for (;;) {
-        const [, done] = (await this.redis.poReclaim(
-          2,
-          stream,
-          pk.retries,
-          publisher.id,
-          name,
-          RECLAIMED_CONSUMER,
-          now,
-          RECLAIM_BUDGET,
-        )) as [number, number];
-        if (done === 1) break;
+        const { done } = await scripts.reclaim(
+          this.redis,
+          { stream, retries: pk.retries },
+          { group: publisher.id, from: name, to: RECLAIMED_CONSUMER, now, max: RECLAIM_BUDGET },
+        );
+        if (done) break;
       }
     }
     return waitMs;
@@ -238,17 +233,12 @@ export class Source {
     });
     for (const consumer of ripe) {
       for (;;) {
-        const [, done] = (await this.redis.poReclaim(
-          2,
-          stream,
-          pk.retries,
-          publisher.id,
-          consumer,
-          RECLAIMED_CONSUMER,
-          now,
-          RECLAIM_BUDGET,
-        )) as [number, number];
-        if (done === 1) break;
+        const { done } = await scripts.reclaim(
+          this.redis,
+          { stream, retries: pk.retries },
+          { group: publisher.id, from: consumer, to: RECLAIMED_CONSUMER, now, max: RECLAIM_BUDGET },
+        );
+        if (done) break;
       }
     }
     return waitMs;

@@ -6,6 +6,7 @@
 import {
   ValidationError,
   NotFoundError,
+  scripts,
   type Config,
   type LeaseTarget,
   type LeaseWorker,
@@ -284,20 +285,21 @@ function leaseFilter(given: Record<string, string> | MessageFilter | null | unde
 async function takeTokens(ctx: ApiContext, p: Publisher, n: number): Promise<{ granted: number; waitMs: number }> {
   const limit = p.rate_limit;
   if (!limit) return { granted: n, waitMs: 0 };
-  const [granted, waitMs] = (await ctx.redis.poRateLimit(
-    1,
-    ctx.keys.publisher(p.topic, p.id).bucket,
-    limit.per_second,
-    limit.burst,
-    n,
-  )) as [number, number];
-  return { granted, waitMs };
+  return scripts.rateLimit(
+    ctx.redis,
+    { bucket: ctx.keys.publisher(p.topic, p.id).bucket },
+    { perSecond: limit.per_second, burst: limit.burst, tokens: n },
+  );
 }
 
 async function giveTokensBack(ctx: ApiContext, p: Publisher, n: number): Promise<void> {
   const limit = p.rate_limit;
   if (!limit || n <= 0) return;
-  await ctx.redis.poRateLimit(1, ctx.keys.publisher(p.topic, p.id).bucket, limit.per_second, limit.burst, -n);
+  await scripts.rateLimit(
+    ctx.redis,
+    { bucket: ctx.keys.publisher(p.topic, p.id).bucket },
+    { perSecond: limit.per_second, burst: limit.burst, tokens: -n },
+  );
 }
 
 /** The earliest time after `now` at which a retry or a lease of the publisher comes due, if any. */

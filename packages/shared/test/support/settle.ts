@@ -9,6 +9,7 @@ import {
   encodeRetryState,
   recordTag,
   seriesSlot,
+  scripts,
   type Keys,
   type LoggedAttempt,
   type ScriptClient,
@@ -95,34 +96,32 @@ export async function settle(
       dead.push(o.streamId, o.score ?? now, JSON.stringify(note));
     }
   }
-  const records = encodeRecords(attempts, now, recordTag);
   const slot = seriesSlot(now);
-  return (await redis.poSettle(
-    8,
-    tk.stream,
-    pk.retries,
-    pk.attempts,
-    pk.dead,
-    pk.log,
-    pk.notes,
-    pk.counts,
-    keys.series(topic, slot.hour),
-    publisherId,
-    '',
-    records.length,
-    ...records.flatMap((r) => [r.score, r.member]),
-    acked.length,
-    ...acked,
-    cleared.length,
-    ...cleared,
-    retries.length / 3,
-    ...retries,
-    dead.length / 3,
-    ...dead,
-    skipped,
-    delivered,
-    failed,
-    slot.minute,
-    SERIES_TTL_SECONDS,
-  )) as number;
+  return scripts.settle(
+    redis,
+    {
+      stream: tk.stream,
+      retries: pk.retries,
+      attempts: pk.attempts,
+      dead: pk.dead,
+      log: pk.log,
+      notes: pk.notes,
+      counts: pk.counts,
+      series: keys.series(topic, slot.hour),
+    },
+    {
+      group: publisherId,
+      replaces: '',
+      records: encodeRecords(attempts, now, recordTag),
+      acked,
+      cleared,
+      retries,
+      dead,
+      skipped,
+      delivered,
+      failed,
+      minute: slot.minute,
+      seriesTtl: SERIES_TTL_SECONDS,
+    },
+  );
 }
