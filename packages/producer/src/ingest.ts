@@ -79,20 +79,10 @@ export class Ingest {
 
   /**
    * Adds one message per payload to the topic, all with the same
-   * attributes, and returns their new ids in order. Throws the typed error
-   * of `topic_not_found` when the topic does not exist (nothing written).
-   */
-  async write(
-    topic: string,
-    payloads: readonly unknown[],
-    attributes: Readonly<Record<string, string>> | undefined,
-    kind: IngestKind,
-  ): Promise<string[]> {
-    return (await this.enqueue(topic, payloads, attributes, kind)).ids;
-  }
-
-  /**
-   * As `write`, and with an idempotency key: the first request with the key
+   * attributes, and returns their new ids in order (`ids`). Throws the typed
+   * error of `topic_not_found` when the topic does not exist (nothing written).
+   *
+   * With an idempotency key: the first request with the key
    * (per topic, within 24 hours) writes the messages and keeps its answer
    * with the request's fingerprint (route, topic, attributes, payloads); a
    * repeat writes nothing and gets the first answer back, and a different

@@ -33,6 +33,9 @@ describe('Ingest', () => {
     return out;
   }
 
+  /** A write without an idempotency key: the ids of its messages. */
+  const write = (...args: Parameters<Ingest['writeOnce']>) => ingest.writeOnce(...args).then((result) => result.ids);
+
   async function stream(topic: string) {
     const raw = await redis.xrange(keys.topic(topic).stream, '-', '+');
     return raw.map(([sid, fields]) => parseEntry(topic, sid, fields));
@@ -57,7 +60,7 @@ describe('Ingest', () => {
     it('writes them with one script call and one wake-up, each request getting its own ids in order', async () => {
       await commandsSince();
       const writes = Array.from({ length: 20 }, (_, i) =>
-        ingest.write(
+        write(
           'orders',
           [
             { n: i, k: 0 },
@@ -65,6 +68,7 @@ describe('Ingest', () => {
           ],
           { source: `s${i}` },
           'single',
+          undefined,
         ),
       );
       const ids = await Promise.all(writes);
@@ -89,7 +93,7 @@ describe('Ingest', () => {
       for (const node of masterNodes(redis)) await node.call('CLIENT', 'PAUSE', '300', 'WRITE');
       const turns: Promise<string[]>[][] = [];
       for (let turn = 0; turn < 5; turn++) {
-        turns.push([0, 1, 2].map((k) => ingest.write('orders', [{ turn, k }], undefined, 'single')));
+        turns.push([0, 1, 2].map((k) => write('orders', [{ turn, k }], undefined, 'single', undefined)));
         await new Promise((resolve) => setImmediate(resolve));
       }
       const ids = await Promise.all(turns.flat());
@@ -103,8 +107,8 @@ describe('Ingest', () => {
 
   describe('when one of them names a topic that does not exist', () => {
     it('fails only that request, with topic_not_found, and writes the others', async () => {
-      const good = ingest.write('orders', [{ ok: 1 }], undefined, 'single');
-      const bad = ingest.write('nowhere', [{ ok: 0 }], undefined, 'single');
+      const good = write('orders', [{ ok: 1 }], undefined, 'single', undefined);
+      const bad = write('nowhere', [{ ok: 0 }], undefined, 'single', undefined);
       const [ok, failed] = await Promise.allSettled([good, bad]);
       expect(ok.status).to.equal('fulfilled');
       expect(failed.status).to.equal('rejected');
@@ -121,9 +125,9 @@ describe('Ingest', () => {
       const big = MAX_MESSAGES_PER_CALL + 200;
       const payloads = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ({ tag, i }));
       const [a, b, c] = await Promise.all([
-        ingest.write('bulk', payloads(600, 'a'), undefined, 'bulk'),
-        ingest.write('bulk', payloads(600, 'b'), undefined, 'bulk'),
-        ingest.write('bulk', payloads(big, 'c'), undefined, 'bulk'),
+        write('bulk', payloads(600, 'a'), undefined, 'bulk', undefined),
+        write('bulk', payloads(600, 'b'), undefined, 'bulk', undefined),
+        write('bulk', payloads(big, 'c'), undefined, 'bulk', undefined),
       ]);
       const commands = await commandsSince();
       expect(commands.evalsha ?? commands.eval).to.equal(3);
