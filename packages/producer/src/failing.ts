@@ -295,16 +295,7 @@ export class Failing {
     selection: Selection,
     now = Date.now(),
   ): Promise<ActionResult> {
-    const tk = this.keys.topic(publisher.topic);
-    const pk = this.keys.publisher(publisher.topic, publisher.id);
-    const keys = {
-      stream: tk.stream,
-      retries: pk.retries,
-      attempts: pk.attempts,
-      dead: pk.dead,
-      notes: pk.notes,
-      counts: pk.counts,
-    };
+    const keys = scripts.publisherKeys(this.keys, publisher.topic, publisher.id);
     const score = action.kind === 'retry' ? action.at : action.kind === 'recover' ? action.since : 0;
     const note = action.kind === 'delete' ? 'deleted' : action.kind === 'recover' ? 'recovered' : action.note;
     const at = new Date(now).toISOString();

@@ -46,24 +46,17 @@ export class FlowControl {
 
   /** Purges every message received before `before` (ms) that the publisher has not delivered. */
   async purge(publisher: Publisher, before: number, dryRun: boolean): Promise<PurgeResult> {
-    const tk = this.keys.topic(publisher.topic);
-    const pk = this.keys.publisher(publisher.topic, publisher.id);
+    const keys = scripts.publisherKeys(this.keys, publisher.topic, publisher.id);
     const at = this.now();
-    const purged = await scripts.purge(
-      this.redis,
-      {
-        stream: tk.stream,
-        retries: pk.retries,
-        attempts: pk.attempts,
-        dead: pk.dead,
-        notes: pk.notes,
-        leases: pk.leases,
-        ranges: pk.ranges,
-      },
-      { group: publisher.id, before: Math.floor(before), at, atIso: new Date(at).toISOString(), dryRun },
-    );
+    const purged = await scripts.purge(this.redis, keys, {
+      group: publisher.id,
+      before: Math.floor(before),
+      at,
+      atIso: new Date(at).toISOString(),
+      dryRun,
+    });
     const { pending, dead } = purged;
-    const unread = purged.unread >= 0 ? purged.unread : await this.countRange(tk.stream, purged.before, purged.after);
+    const unread = purged.unread >= 0 ? purged.unread : await this.countRange(keys.stream, purged.before, purged.after);
     return { count: unread + pending + dead, unread, pending, dead };
   }
 
@@ -73,21 +66,14 @@ export class FlowControl {
    */
   async seek(publisher: Publisher, requested: number, dryRun: boolean): Promise<SeekResult> {
     const to = publisher.from_now ? Math.max(requested, Date.parse(publisher.created_at)) : requested;
-    const tk = this.keys.topic(publisher.topic);
-    const pk = this.keys.publisher(publisher.topic, publisher.id);
-    const { after, before, retrying, dead } = await scripts.seek(
-      this.redis,
-      {
-        stream: tk.stream,
-        retries: pk.retries,
-        attempts: pk.attempts,
-        dead: pk.dead,
-        leases: pk.leases,
-        ranges: pk.ranges,
-      },
-      { group: publisher.id, to: Math.floor(to), at: this.now(), dryRun },
-    );
-    const count = await this.countRange(tk.stream, after, before);
+    const keys = scripts.publisherKeys(this.keys, publisher.topic, publisher.id);
+    const { after, before, retrying, dead } = await scripts.seek(this.redis, keys, {
+      group: publisher.id,
+      to: Math.floor(to),
+      at: this.now(),
+      dryRun,
+    });
+    const count = await this.countRange(keys.stream, after, before);
     // The consumer nodes read again once woken (a pull publisher's workers read at their next lease).
     if (!dryRun && count > 0) await this.redis.publish(this.keys.wakeChannel, publisher.topic);
     return { count, retrying, dead, to };

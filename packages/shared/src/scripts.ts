@@ -20,8 +20,9 @@ export * as scripts from './scripts/index.js';
 export type { Script, ScriptArg, ScriptInfo, ScriptClient, ScriptKeys, ScriptPipeline } from './scripts/script.js';
 
 /** Every script (one per file under `lua/`). */
-export const SCRIPTS: readonly ScriptInfo[] = Object.values(all).filter(
-  (v): v is (typeof all)[keyof typeof all] => typeof v === 'function' && 'command' in v,
+const exported: unknown[] = Object.values(all);
+export const SCRIPTS: readonly ScriptInfo[] = exported.filter(
+  (v): v is ScriptInfo => typeof v === 'function' && 'command' in v,
 );
 
 const LUA_DIR = fileURLToPath(new URL('../lua/', import.meta.url));

@@ -335,26 +335,7 @@ export class Store {
   async deletePublisher(id: string): Promise<void> {
     const topic = await this.redis.hget(this.keys.publisherIndex, id);
     if (topic === null) throw new NotFoundError('publisher_not_found', 'id', 'publisher not found');
-    const tk = this.keys.topic(topic);
-    const pk = this.keys.publisher(topic, id);
-    await scripts.deletePublisher(
-      this.redis,
-      {
-        publishers: tk.publishers,
-        targets: tk.targets,
-        stream: tk.stream,
-        retries: pk.retries,
-        attempts: pk.attempts,
-        dead: pk.dead,
-        leases: pk.leases,
-        log: pk.log,
-        notes: pk.notes,
-        ranges: pk.ranges,
-        counts: pk.counts,
-        circuit: pk.circuit,
-      },
-      { id },
-    );
+    await scripts.deletePublisher(this.redis, scripts.publisherKeys(this.keys, topic, id), { id });
     await this.redis.hdel(this.keys.publisherIndex, id);
     await this.redis.zrem(this.keys.retryDue, id);
     await this.emit({ type: 'publisher', topic, id, deleted: true });

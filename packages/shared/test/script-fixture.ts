@@ -38,8 +38,7 @@ export function useScriptFixture(prefix: string, options: { readonly cluster?: b
  * KEYS give them (the topic's record is `topic`): pass it as a script's keys.
  */
 export function scriptKeys(keys: Keys, topic: string, publisherId = '1') {
-  const tk = keys.topic(topic);
-  return { ...tk, ...keys.publisher(topic, publisherId), topic: tk.meta };
+  return scripts.publisherKeys(keys, topic, publisherId);
 }
 
 /** Writes a topic's record, as the API does (`Store.createTopic` also lists the topic). */

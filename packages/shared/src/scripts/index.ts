@@ -4,3 +4,4 @@ export * from './delivery.js';
 export * from './pull.js';
 export * from './flow.js';
 export * from './locks.js';
+export { publisherKeys } from './script.js';

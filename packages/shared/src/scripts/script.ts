@@ -11,6 +11,7 @@
  */
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import { checkScriptResult } from '../errors.js';
+import type { Keys, PublisherKeys, TopicKeys } from '../keys.js';
 
 /** A client with the scripts defined: one Redis, or a Redis Cluster (see `createRedis`). */
 export type ScriptClient = Redis | Cluster;
@@ -113,4 +114,19 @@ export function count(raw: unknown): number {
 /** '' for none, else a number (a time in ms). */
 export function optionalTime(raw: unknown): number | undefined {
   return raw === '' ? undefined : Number(raw);
+}
+
+/**
+ * Every key of a topic and of one of its publishers, by the names the
+ * scripts' KEYS give them (the topic's record is `topic`): the keys of any
+ * script of that publisher, its optional ones included, but for the
+ * per-hour `series` and a request's `idempotency` key.
+ */
+export function publisherKeys(
+  keys: Keys,
+  topic: string,
+  publisherId: string,
+): TopicKeys & PublisherKeys & { readonly topic: string } {
+  const tk = keys.topic(topic);
+  return { ...tk, ...keys.publisher(topic, publisherId), topic: tk.meta };
 }

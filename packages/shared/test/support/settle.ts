@@ -41,8 +41,6 @@ export async function settle(
   outcomes: readonly TestOutcome[],
   now = Date.now(),
 ): Promise<number> {
-  const tk = keys.topic(topic);
-  const pk = keys.publisher(topic, publisherId);
   const attempts: LoggedAttempt[] = [];
   const acked: string[] = [];
   const cleared: string[] = [];
@@ -99,16 +97,7 @@ export async function settle(
   const slot = seriesSlot(now);
   return scripts.settle(
     redis,
-    {
-      stream: tk.stream,
-      retries: pk.retries,
-      attempts: pk.attempts,
-      dead: pk.dead,
-      log: pk.log,
-      notes: pk.notes,
-      counts: pk.counts,
-      series: keys.series(topic, slot.hour),
-    },
+    { ...scripts.publisherKeys(keys, topic, publisherId), series: keys.series(topic, slot.hour) },
     {
       group: publisherId,
       replaces: '',
