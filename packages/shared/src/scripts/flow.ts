@@ -3,9 +3,9 @@
  * a stream range, and acting on failing messages. See each
  * `lua/<file>.lua` for what it does.
  *
- * purge.lua and seek.lua share their first steps (the group's last-delivered
- * id, and the newest entry received before a time): Redis scripts cannot
- * load one another, so each keeps its own copy.
+ * purge.lua and seek.lua each keep a copy of the exact stream id comparison
+ * (`cmp`): a Redis script cannot load another, and prepending a shared
+ * prelude at load time would cost more than the fifteen lines it saves.
  */
 import { checkScriptResult } from '../errors.js';
 import { defineScript, type ScriptKeys } from './script.js';

@@ -39,11 +39,11 @@ export interface ScriptInfo {
   readonly keys: readonly string[] | undefined;
 }
 
-export interface Script<Keys, Args, Reply> extends ScriptInfo {
+export interface Script<KeyMap, Args, Reply> extends ScriptInfo {
   /** Runs the script on the client and parses its reply. */
-  (client: ScriptClient, keys: Keys, args: Args): Promise<Reply>;
+  (client: ScriptClient, keys: KeyMap, args: Args): Promise<Reply>;
   /** Queues the script in a pipeline; `parse` its entry of the pipeline's replies. */
-  queue(pipeline: ScriptPipeline, keys: Keys, args: Args): ScriptPipeline;
+  queue(pipeline: ScriptPipeline, keys: KeyMap, args: Args): ScriptPipeline;
   /** The script's reply as its named type; throws the typed error of a business code. */
   parse(raw: unknown): Reply;
 }
@@ -73,27 +73,27 @@ function commandName(file: string): string {
   return `po${file.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase())}`;
 }
 
-export function defineScript<Keys, Args, Reply>(spec: {
+export function defineScript<KeyMap, Args, Reply>(spec: {
   /** `lua/<file>.lua` */
   readonly file: string;
   /** The KEYS tuple, or for a script of n keys of one kind, the keys from the named keys. */
-  readonly keys: readonly string[] | ((keys: Keys) => readonly string[]);
+  readonly keys: readonly string[] | ((keys: KeyMap) => readonly string[]);
   /** ARGV, in order. */
   readonly args: (args: Args) => ScriptArg[];
   readonly reply: (raw: unknown) => Reply;
-}): Script<Keys, Args, Reply> {
+}): Script<KeyMap, Args, Reply> {
   const command = commandName(spec.file);
   const names = spec.keys;
-  const send = (target: ScriptClient | ScriptPipeline, keys: Keys, args: Args): unknown => {
+  const send = (target: ScriptClient | ScriptPipeline, keys: KeyMap, args: Args): unknown => {
     const list = typeof names === 'function' ? names(keys) : keyList(names, keys);
     const fn = (target as unknown as Record<string, Send>)[command];
     if (typeof fn !== 'function') throw new Error(`script ${spec.file} is not defined on this client (defineScripts)`);
     return fn.call(target, list.length, ...list, ...spec.args(args));
   };
-  const run = async (client: ScriptClient, keys: Keys, args: Args): Promise<Reply> =>
+  const run = async (client: ScriptClient, keys: KeyMap, args: Args): Promise<Reply> =>
     spec.reply(await send(client, keys, args));
   return Object.assign(run, {
-    queue: (pipeline: ScriptPipeline, keys: Keys, args: Args) => send(pipeline, keys, args) as ScriptPipeline,
+    queue: (pipeline: ScriptPipeline, keys: KeyMap, args: Args) => send(pipeline, keys, args) as ScriptPipeline,
     parse: spec.reply,
     file: spec.file,
     command,
