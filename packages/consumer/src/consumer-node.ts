@@ -55,7 +55,7 @@ import { SlotLeases, type SlotRef } from './cluster/slot-leases.js';
 import { Janitor, RECLAIMED_CONSUMER } from './janitor.js';
 import { Metrics } from './metrics.js';
 import { AuditTrail } from './audit-trail.js';
-import { AckStage } from './pipeline/ack-stage.js';
+import { SettleStage } from './pipeline/settle-stage.js';
 import { PublisherPipeline } from './pipeline/publisher-pipeline.js';
 import { RateLimiter } from './pipeline/rate-limiter.js';
 import { Source } from './pipeline/source.js';
@@ -608,8 +608,8 @@ export class ConsumerNode {
     const topic = publisher.topic;
     const pipeline = new PublisherPipeline(p, {
       source: this.source,
-      createAck: (onSettled) =>
-        new AckStage({
+      createSettle: (onSettled) =>
+        new SettleStage({
           redis: this.redis,
           keys: this.keys,
           topic,
