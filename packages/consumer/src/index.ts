@@ -1,4 +1,4 @@
-export { ConsumerNode, type ConsumerNodeOptions } from './consumer-node.js';
+export { ConsumerNode, type ConsumerNodeOptions } from './node.js';
 export { buildConsumerServer } from './server.js';
 export { decideSettlement, type SettlementInput } from './pipeline/settle-decision.js';
 export { HttpTarget, batchBody, batchEnd, httpBody, parseRetryAfter } from './targets/http-target.js';

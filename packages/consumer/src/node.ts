@@ -11,14 +11,15 @@
  * check, the rebalance when the cluster changed, and the janitor round) and
  * the retry-index poll (one command per interval).
  *
- * Slots: each active publisher has `slotCount(p)` slots; `assignSlots`
- * (rendezvous hashing with bounded loads over the live nodes) says which
- * node should hold each. A rebalance hands back the slots this node should
- * no longer hold (pipeline drained first, then the lease released) and takes
- * the leases of the slots it should hold (free, or left by a dead node). A
- * rebalance runs when publishers change, when the live set changes, when a
- * node announces it joined, left or handed slots back, and at each
- * heartbeat while some wanted slot is still held elsewhere.
+ * The node wires its parts and runs their timers; each part keeps its own
+ * state: the publisher registry (`PublisherRegistry`: which publishers,
+ * loaded how), the slot owner (`SlotOwner`: which slots this node holds,
+ * rebalancing, and the serial task queue), the pipelines (`PipelineSet`:
+ * one per publisher with a slot held here) and the wake-up router
+ * (`WakeRouter`: the subscriber's messages to the part they concern). The
+ * slot owner tells the node when it gains or loses a publisher's slots
+ * (`onGained`, `onLost`), and the node starts, resizes or stops that
+ * publisher's pipeline.
  *
  * Also at each heartbeat: message recovery keeps its lease and polls the
  * origins when due (`MessageRecovery`), and the sources this node should
@@ -34,31 +35,27 @@ import {
   checkRedisVersion,
   closeRedis,
   createRedis,
-  effectivePublisher,
-  maxPublisherTimeout,
-  slotCount,
   within,
   type Config,
   type Logger,
   type Lookup,
-  type Publisher,
   type ScriptClient,
-  type StoreEvent,
 } from '@postoffice/shared';
 import { Lease } from './cluster/lease.js';
 import { Membership } from './cluster/membership.js';
 import { BacklogCounter } from './backlog.js';
 import { CircuitStore } from './circuit-store.js';
 import { BacklogSampler } from './backlog-sampler.js';
-import { assignSlots, slotName } from './cluster/assignment.js';
-import { SlotLeases, type SlotRef } from './cluster/slot-leases.js';
+import { SlotLeases } from './cluster/slot-leases.js';
+import { SlotOwner } from './cluster/slot-owner.js';
 import { Janitor, RECLAIMED_CONSUMER } from './janitor.js';
 import { Metrics } from './metrics.js';
 import { AuditTrail } from './audit-trail.js';
-import { SettleStage } from './pipeline/settle-stage.js';
-import { PublisherPipeline } from './pipeline/publisher-pipeline.js';
+import { PipelineSet } from './pipeline/pipeline-set.js';
+import type { PublisherPipeline } from './pipeline/publisher-pipeline.js';
 import { RateLimiter } from './pipeline/rate-limiter.js';
 import { Source } from './pipeline/source.js';
+import { PublisherRegistry } from './publisher-registry.js';
 import { RetryIndex } from './retry-index.js';
 import { ScheduleRelease } from './schedule-release.js';
 import { HttpTarget } from './targets/http-target.js';
@@ -68,6 +65,7 @@ import { OriginClient } from './recovery/origin-client.js';
 import { SourceReaders } from './sources/source-readers.js';
 import { TargetRouter } from './targets/target-router.js';
 import type { Clock, Target } from './types.js';
+import { WakeRouter } from './wake-router.js';
 
 export interface ConsumerNodeOptions {
   readonly config: Config;
@@ -98,31 +96,18 @@ export class ConsumerNode {
   private readonly scheduleRelease: ScheduleRelease;
   private readonly audit: AuditTrail | undefined;
   private readonly membership: Membership;
-  private readonly leases: SlotLeases;
-  private readonly limiter: RateLimiter;
   readonly janitor: Janitor;
-  private readonly circuits: CircuitStore;
   private readonly backlogSampler: BacklogSampler;
   readonly recovery: MessageRecovery;
   readonly sources: SourceReaders;
   private readonly originClient: OriginClient;
   private sourcesSync: Promise<void> = Promise.resolve();
-  private readonly pipelines = new Map<string, PublisherPipeline>();
-  /** Every http publisher loaded, by id, and the ids of each topic's. */
-  private readonly known = new Map<string, Publisher>();
-  private readonly byTopic = new Map<string, Set<string>>();
-  /** Slots this node holds and runs, by publisher id. */
-  private readonly held = new Map<string, { topic: string; slots: Set<number> }>();
-  /** Slots being handed back (pipeline draining, lease not yet released). */
-  private readonly releasing = new Set<string>();
-  private readonly handbacks = new Set<Promise<void>>();
-  private live: ReadonlySet<string> = new Set();
+  private readonly publishers: PublisherRegistry;
+  private readonly slots: SlotOwner;
+  private readonly pipelines: PipelineSet;
+  private readonly router: WakeRouter;
   private lastBeatAt = 0;
-  /** A wanted slot was still held by another node at the last rebalance. */
-  private unsettled = false;
-  private rebalanceQueued = false;
   private readonly timers: NodeJS.Timeout[] = [];
-  private syncing: Promise<void> = Promise.resolve();
   private state: 'created' | 'started' | 'closing' | 'closed' = 'created';
   private closing: Promise<void> | undefined;
 
@@ -158,15 +143,6 @@ export class ConsumerNode {
     this.retryIndex = new RetryIndex(this.redis, this.keys);
     this.scheduleRelease = new ScheduleRelease(this.redis, this.keys);
     this.audit = AuditTrail.create(this.redis, this.keys, this.config, this.componentLogger('audit'));
-    this.leases = new SlotLeases(this.redis, this.keys, this.config.nodeId);
-    this.limiter = new RateLimiter(this.redis, this.keys);
-    this.circuits = new CircuitStore(
-      this.redis,
-      this.keys,
-      this.config.nodeId,
-      this.componentLogger('circuit'),
-      this.now,
-    );
     this.membership = new Membership(
       this.redis,
       this.keys,
@@ -212,12 +188,48 @@ export class ConsumerNode {
       now: this.now,
       ...(options.sqsClientConfig ? { sqsClientConfig: options.sqsClientConfig } : {}),
     });
-    // Publisher slot leases this node holds.
-    this.metrics.countLeases(() => {
-      let n = 0;
-      for (const h of this.held.values()) n += h.slots.size;
-      return n;
+    const started = (): boolean => this.state === 'started';
+    this.publishers = new PublisherRegistry({
+      store: this.store,
+      config: this.config,
+      logger: this.logger,
+      onUpdate: (p) => {
+        if (this.slots.holds(p.id)) this.pipelines.update(p);
+      },
+      onApplied: () => this.slots.requestRebalance(),
     });
+    this.slots = new SlotOwner({
+      leases: new SlotLeases(this.redis, this.keys, this.config.nodeId),
+      membership: this.membership,
+      store: this.store,
+      nodeId: this.config.nodeId,
+      logger: this.logger,
+      started,
+      publishers: () => this.publishers.all(),
+      onGained: (id) => this.runPipeline(id),
+      onLost: (id, left) => {
+        if (left === 0) return this.pipelines.stop(id);
+        this.runPipeline(id);
+        return Promise.resolve();
+      },
+    });
+    this.pipelines = new PipelineSet({
+      redis: this.redis,
+      keys: this.keys,
+      source: this.source,
+      target: this.target,
+      retryIndex: this.retryIndex,
+      limiter: new RateLimiter(this.redis, this.keys),
+      circuits: new CircuitStore(this.redis, this.keys, this.config.nodeId, this.componentLogger('circuit'), this.now),
+      audit: this.audit,
+      metrics: this.metrics,
+      config: this.config,
+      now: this.now,
+      logger: (component, bindings) => this.componentLogger(component, bindings),
+      leaseCheck: (topic, id) => this.slots.leaseCheck(topic, id),
+    });
+    // Publisher slot leases this node holds.
+    this.metrics.countLeases(() => this.slots.count);
     this.metrics.watchRedis(() => this.redis.status === 'ready');
     this.metrics.reportCircuits(() =>
       [...this.pipelines.values()].map((p) => ({ publisher: p.id, topic: p.current.topic, state: p.state })),
@@ -237,6 +249,17 @@ export class ConsumerNode {
       sampling: () => this.state === 'started' && this.janitor.holdsLease,
       logger: this.componentLogger('backlog'),
       now: this.now,
+    });
+    this.router = new WakeRouter({
+      keys: this.keys,
+      nodeId: this.config.nodeId,
+      started,
+      janitor: this.janitor,
+      backlogSampler: this.backlogSampler,
+      publishers: this.publishers,
+      pipelines: this.pipelines,
+      slots: this.slots,
+      syncSources: (reload) => this.syncSources(reload),
     });
   }
 
@@ -260,9 +283,7 @@ export class ConsumerNode {
 
   /** Slots held, as `<publisher id>/<slot>` (for tests). */
   heldSlots(): string[] {
-    const out: string[] = [];
-    for (const [id, h] of this.held) for (const slot of h.slots) out.push(slotName(id, slot));
-    return out.sort();
+    return this.slots.heldSlots();
   }
 
   async start(): Promise<void> {
@@ -273,7 +294,7 @@ export class ConsumerNode {
     this.lastBeatAt = this.now();
     // A node that restarts under the same NODE_ID may have left messages pending under that name.
     await this.janitor.reclaimNode(this.config.nodeId);
-    this.subscriber.on('message', (channel: string, message: string) => this.onMessage(channel, message));
+    this.subscriber.on('message', (channel: string, message: string) => this.router.route(channel, message));
     let firstReady = true;
     this.subscriber.on('ready', () => {
       if (firstReady) {
@@ -293,7 +314,7 @@ export class ConsumerNode {
       if (this.state !== 'started') return;
       this.logger.warn(`${why}; dropping every slot and rejoining`);
       this.dropAllSlots();
-      this.requestRebalance();
+      this.slots.requestRebalance();
     };
     this.redis.on('ready', () => rejoin('Redis connection re-established'));
     this.redis.on('-node', () => rejoin('lost the connection to a Redis Cluster master'));
@@ -302,10 +323,10 @@ export class ConsumerNode {
       if (this.state === 'started') this.resync();
     });
     await this.subscriber.subscribe(this.keys.wakeChannel, this.keys.eventsChannel);
-    await this.syncAll();
-    await this.refreshLive();
-    this.requestRebalance();
-    await this.syncing;
+    await this.publishers.syncAll();
+    await this.slots.refreshLive();
+    this.slots.requestRebalance();
+    await this.slots.idle;
     // Others make room for this node at once instead of at their next heartbeat.
     await this.store.emit({ type: 'cluster', node: this.nodeId });
     this.every(this.config.heartbeatSeconds * 1000, () => this.heartbeat());
@@ -327,7 +348,7 @@ export class ConsumerNode {
       this.dropAllSlots();
     }
     this.lastBeatAt = now;
-    if ((await this.refreshLive()) || this.unsettled) this.requestRebalance();
+    await this.slots.checkLive();
     await this.janitor.tick();
     await this.backlogSampler.tick();
     await this.recovery.tick();
@@ -341,7 +362,7 @@ export class ConsumerNode {
       .then(async () => {
         if (this.state !== 'started') return;
         if (reload) await this.sources.load();
-        await this.sources.rebalance(this.live);
+        await this.sources.rebalance(this.slots.live);
       })
       .catch((err: unknown) => this.logger.error({ err }, 'could not sync the sources'));
   }
@@ -366,7 +387,7 @@ export class ConsumerNode {
     const STEP_MS = 3000;
     const steps: [string, number, () => Promise<unknown>][] = [
       ['unsubscribe', STEP_MS, () => (wasStarted ? this.subscriber.unsubscribe() : Promise.resolve())],
-      ['finish rebalancing', STEP_MS, () => this.syncing],
+      ['finish rebalancing', STEP_MS, () => this.slots.idle],
       ['drain pipelines', deadlineMs + STEP_MS, () => this.drainPipelines(deadlineMs)],
       ['stop sources', STEP_MS * 3, () => this.sourcesSync.then(() => this.sources.close())],
       ['stop recovery', STEP_MS, () => this.recovery.close()],
@@ -394,7 +415,7 @@ export class ConsumerNode {
 
   private async drainPipelines(deadlineMs: number): Promise<void> {
     const all = [...this.pipelines.values()];
-    const drained = Promise.all([...all.map((p) => p.close()), ...this.handbacks]);
+    const drained = Promise.all([...all.map((p) => p.close()), this.slots.handedBack()]);
     if (await within(deadlineMs, drained)) return;
     const busy = all.reduce((n, p) => n + p.busy, 0);
     this.logger.warn(
@@ -417,37 +438,6 @@ export class ConsumerNode {
     this.timers.push(timer);
   }
 
-  private onMessage(channel: string, message: string): void {
-    if (this.state !== 'started') return;
-    if (channel === this.keys.wakeChannel) {
-      this.janitor.markDirty(message);
-      this.backlogSampler.touch(message);
-      for (const id of this.byTopic.get(message) ?? []) this.pipelines.get(id)?.wake();
-      return;
-    }
-    if (channel === this.keys.eventsChannel) {
-      let event: StoreEvent;
-      try {
-        event = JSON.parse(message) as StoreEvent;
-      } catch {
-        return;
-      }
-      if (event.type === 'cluster') {
-        if (event.node === this.nodeId) return;
-        this.serialize(async () => {
-          await this.refreshLive();
-          await this.rebalance();
-          this.syncSources(false);
-        });
-      } else if (event.type === 'source') {
-        this.syncSources(true);
-      } else if (typeof event.topic === 'string') {
-        const topic = event.topic;
-        this.serialize(() => this.syncTopic(topic));
-      }
-    }
-  }
-
   private async pollRetries(): Promise<void> {
     const now = this.now();
     const [retries, scheduled] = await Promise.all([this.retryIndex.due(now), this.scheduleRelease.due(now)]);
@@ -462,224 +452,25 @@ export class ConsumerNode {
   }
 
   private resync(): void {
-    this.serialize(async () => {
-      await this.syncAll();
+    this.slots.serialize(async () => {
+      await this.publishers.syncAll();
       for (const p of this.pipelines.values()) p.wakeRetries();
     });
     // Source events sent while the subscriber was away are lost too.
     this.syncSources(true);
   }
 
-  private serialize(task: () => Promise<void>): void {
-    this.syncing = this.syncing
-      .then(() => (this.state === 'started' ? task() : undefined))
-      .catch((err: unknown) => this.logger.error({ err }, 'could not load publishers'));
-  }
-
-  private async syncAll(): Promise<void> {
-    const byTopic = new Map<string, Publisher[]>([...this.byTopic.keys()].map((t) => [t, []]));
-    const { topics, publishers: all } = await this.store.listTopicsAndPublishers();
-    const paused = new Set(topics.filter((t) => t.paused).map((t) => t.name));
-    for (const p of all) {
-      const list = byTopic.get(p.topic);
-      if (list) list.push(p);
-      else byTopic.set(p.topic, [p]);
-    }
-    for (const [topic, publishers] of byTopic) this.apply(topic, publishers, paused.has(topic));
-  }
-
-  private async syncTopic(topic: string): Promise<void> {
-    const { paused, publishers } = await this.store.topicPublishers(topic);
-    this.apply(topic, publishers, paused);
-  }
-
-  /**
-   * A delivery must end before its message may be claimed by another node:
-   * a timeout the API would refuse today (CLAIM_TIMEOUT_SECONDS was lowered
-   * since) is cut to the longest allowed.
-   */
-  private bounded(p: Publisher): Publisher {
-    const max = maxPublisherTimeout(this.config);
-    if (p.seconds_timeout <= max) return p;
-    this.logger.warn(
-      { publisherId: p.id, seconds_timeout: p.seconds_timeout, max },
-      'seconds_timeout above the claim timeout; using the maximum',
-    );
-    return { ...p, seconds_timeout: max };
-  }
-
-  /**
-   * Records the publishers of `topic` (http ones), updates running pipelines, and asks for a rebalance.
-   * While the topic is paused its publishers count as inactive: their pipelines pause, then their slots
-   * are handed back, as for a publisher switched off; resuming takes them again.
-   */
-  private apply(topic: string, publishers: Publisher[], paused: boolean): void {
-    // Pull publishers have no pipeline: workers lease their messages through the API.
-    const ids = this.byTopic.get(topic) ?? new Set<string>();
-    const wanted = new Map(
-      publishers
-        .filter((p) => p.type !== 'pull')
-        .map((p) => [p.id, this.bounded(normalize(effectivePublisher(p, paused)))]),
-    );
-    for (const id of ids) {
-      if (wanted.has(id)) continue;
-      ids.delete(id);
-      this.known.delete(id);
-    }
-    for (const [id, publisher] of wanted) {
-      ids.add(id);
-      this.known.set(id, publisher);
-      const pipeline = this.pipelines.get(id);
-      const held = this.held.get(id);
-      if (pipeline && held) pipeline.update(effective(publisher));
-    }
-    if (ids.size > 0) this.byTopic.set(topic, ids);
-    else this.byTopic.delete(topic);
-    this.requestRebalance();
-  }
-
-  /** Reads the live nodes; true when the set changed. */
-  private async refreshLive(): Promise<boolean> {
-    const ids = new Set(await this.membership.live());
-    if (this.state === 'started') ids.add(this.nodeId);
-    const changed = ids.size !== this.live.size || [...ids].some((id) => !this.live.has(id));
-    this.live = ids;
-    return changed;
-  }
-
-  private requestRebalance(): void {
-    if (this.rebalanceQueued) return;
-    this.rebalanceQueued = true;
-    this.serialize(async () => {
-      this.rebalanceQueued = false;
-      await this.rebalance();
-    });
-  }
-
-  /** Hands back the slots this node should not hold and takes those it should (see the header). */
-  private async rebalance(): Promise<void> {
-    if (this.state !== 'started') return;
-    const slots = new Map<string, SlotRef>();
-    for (const p of this.known.values()) {
-      if (!p.active) continue;
-      for (let slot = 0; slot < slotCount(p); slot++)
-        slots.set(slotName(p.id, slot), { topic: p.topic, publisherId: p.id, slot });
-    }
-    const owners = assignSlots([...slots.keys()], [...this.live]);
-    for (const [id, h] of [...this.held]) {
-      const back = [...h.slots].filter((slot) => owners.get(slotName(id, slot)) !== this.nodeId);
-      if (back.length > 0) this.handBack(id, h.topic, back);
-    }
-    const wanted: SlotRef[] = [];
-    for (const [name, ref] of slots) {
-      if (owners.get(name) !== this.nodeId || this.releasing.has(name)) continue;
-      if (this.held.get(ref.publisherId)?.slots.has(ref.slot)) continue;
-      wanted.push(ref);
-    }
-    const got = await this.leases.acquire(wanted, this.live);
-    this.unsettled = got.length < wanted.length;
-    if (this.state !== 'started') {
-      await this.leases.release(got);
-      return;
-    }
-    const touched = new Set<string>();
-    for (const ref of got) {
-      const h = this.held.get(ref.publisherId) ?? { topic: ref.topic, slots: new Set<number>() };
-      h.slots.add(ref.slot);
-      this.held.set(ref.publisherId, h);
-      touched.add(ref.publisherId);
-    }
-    for (const id of touched) this.runPipeline(id);
-    if (got.length > 0) this.logger.debug({ slots: got.length }, 'took slots');
-  }
-
   /** Starts (or resizes) the pipeline of a publisher whose slots this node holds. */
   private runPipeline(id: string): void {
-    const publisher = this.known.get(id);
-    const h = this.held.get(id);
-    if (!publisher || !h) return;
-    const p = effective(publisher);
-    const existing = this.pipelines.get(id);
-    if (existing) {
-      existing.update(p);
-      existing.wake();
-      return;
-    }
-    const topic = publisher.topic;
-    const pipeline = new PublisherPipeline(p, {
-      source: this.source,
-      createSettle: (onSettled) =>
-        new SettleStage({
-          redis: this.redis,
-          keys: this.keys,
-          topic,
-          publisherId: id,
-          retryIndex: this.retryIndex,
-          logger: this.componentLogger('ack', { topic, publisherId: id }),
-          now: this.now,
-          audit: this.audit,
-          onSettled,
-        }),
-      target: this.target,
-      retryIndex: this.retryIndex,
-      limiter: this.limiter,
-      holdsLease: () => this.leases.holds({ topic, publisherId: id, slot: 0 }),
-      metrics: this.metrics,
-      logger: this.componentLogger('pipeline', { topic, publisherId: id }),
-      config: this.config,
-      now: this.now,
-      onCircuit: (change) => this.circuits.record(topic, id, change),
-    });
-    this.pipelines.set(id, pipeline);
-    pipeline.wakeRetries();
-  }
-
-  /**
-   * Gives slots back: the pipeline shrinks (or, with no slot left, stops and
-   * finishes its deliveries) before the leases are released, so that the
-   * next owner never overlaps with this one; then tells the others.
-   */
-  private handBack(id: string, topic: string, slots: number[]): void {
-    const h = this.held.get(id);
-    if (!h) return;
-    for (const slot of slots) {
-      h.slots.delete(slot);
-      this.releasing.add(slotName(id, slot));
-    }
-    let stopped: Promise<void> = Promise.resolve();
-    if (h.slots.size === 0) {
-      this.held.delete(id);
-      const pipeline = this.pipelines.get(id);
-      this.pipelines.delete(id);
-      if (pipeline) stopped = pipeline.close();
-    } else {
-      this.runPipeline(id);
-    }
-    const refs = slots.map((slot) => ({ topic, publisherId: id, slot }));
-    const done = stopped
-      .then(() => this.leases.release(refs))
-      .then(() => (this.state === 'started' ? this.store.emit({ type: 'cluster', node: this.nodeId }) : undefined))
-      .catch((err: unknown) => this.logger.error({ err, publisherId: id }, 'could not hand slots back'))
-      .finally(() => {
-        for (const slot of slots) this.releasing.delete(slotName(id, slot));
-        this.handbacks.delete(done);
-      });
-    this.handbacks.add(done);
+    const publisher = this.publishers.get(id);
+    if (publisher && this.slots.holds(id)) this.pipelines.run(publisher);
   }
 
   /** Hands every slot back, leaves the live set and tells the others (on close, after the pipelines drained). */
   private async leave(): Promise<void> {
-    await this.releaseAll();
+    await this.slots.releaseAll();
     await this.membership.leave();
     await this.store.emit({ type: 'cluster', node: this.nodeId });
-  }
-
-  private async releaseAll(): Promise<void> {
-    await Promise.all(this.handbacks);
-    const refs: SlotRef[] = [];
-    for (const [id, h] of this.held) for (const slot of h.slots) refs.push({ topic: h.topic, publisherId: id, slot });
-    this.held.clear();
-    await this.leases.release(refs);
   }
 
   /**
@@ -690,37 +481,13 @@ export class ConsumerNode {
    * Rebalancing waits for that (it is serialized after it), so no new pipeline reads meanwhile.
    */
   private dropAllSlots(): void {
-    const stopped: Promise<void>[] = [];
-    for (const id of this.held.keys()) {
-      const pipeline = this.pipelines.get(id);
-      this.pipelines.delete(id);
-      if (pipeline) stopped.push(pipeline.close());
-    }
-    this.held.clear();
-    this.leases.renewIdentity();
-    this.unsettled = true;
-    this.serialize(async () => {
-      await Promise.all(stopped);
+    const stopped = this.slots.dropAll();
+    this.slots.serialize(async () => {
+      await stopped;
       const moved = await this.janitor.reclaimNode(this.nodeId);
       if (moved > 0) this.logger.warn({ moved }, 'scheduled messages left pending under this node for a new attempt');
     });
   }
-}
-
-/** A publisher record written before `parallelism`, `ordered` and `rate_limit` existed gets their defaults. */
-function normalize(p: Publisher): Publisher {
-  return { ...p, parallelism: p.parallelism ?? 1, ordered: p.ordered ?? false, rate_limit: p.rate_limit ?? null };
-}
-
-/**
- * The publisher as this node's pipeline runs it: `concurrency` deliveries in
- * flight on this node, however many of its slots the node holds (so a
- * publisher's throughput grows with the nodes that hold its slots, up to
- * `parallelism` of them); one at a time when ordered, unless it has an
- * ordering attribute (then one at a time per key).
- */
-function effective(p: Publisher): Publisher {
-  return p.ordered && !p.ordering_attribute ? { ...p, concurrency: 1 } : p;
 }
 
 export { RECLAIMED_CONSUMER };
