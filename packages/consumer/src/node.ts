@@ -11,7 +11,8 @@
  * check, the rebalance when the cluster changed, and the janitor round) and
  * the retry-index poll (one command per interval).
  *
- * The node wires its parts and runs their timers; each part keeps its own
+ * The node wires its parts (those that need nothing of its state are made
+ * by `createNodeParts`) and runs their timers; each part keeps its own
  * state: the publisher registry (`PublisherRegistry`: which publishers,
  * loaded how), the slot owner (`SlotOwner`: which slots this node holds,
  * rebalancing, and the serial task queue), the pipelines (`PipelineSet`:
@@ -25,13 +26,9 @@
  * origins when due (`MessageRecovery`), and the sources this node should
  * read are leased and read (`SourceReaders`, reloaded on source events).
  */
-import { hostname } from 'node:os';
 import type { SQSClientConfig } from '@aws-sdk/client-sqs';
 import {
   Keys,
-  OnceWriter,
-  SourceStore,
-  Store,
   checkRedisVersion,
   closeRedis,
   createRedis,
@@ -40,30 +37,28 @@ import {
   type Logger,
   type Lookup,
   type ScriptClient,
+  type Store,
 } from '@postoffice/shared';
-import { Lease } from './cluster/lease.js';
-import { Membership } from './cluster/membership.js';
+import type { AuditTrail } from './audit-trail.js';
 import { BacklogCounter } from './backlog.js';
-import { CircuitStore } from './circuit-store.js';
 import { BacklogSampler } from './backlog-sampler.js';
+import { CircuitStore } from './circuit-store.js';
+import type { Membership } from './cluster/membership.js';
 import { SlotLeases } from './cluster/slot-leases.js';
 import { SlotOwner } from './cluster/slot-owner.js';
-import { Janitor, RECLAIMED_CONSUMER } from './janitor.js';
+import { RECLAIMED_CONSUMER, type Janitor } from './janitor.js';
 import { Metrics } from './metrics.js';
-import { AuditTrail } from './audit-trail.js';
+import { createNodeParts } from './node-parts.js';
 import { PipelineSet } from './pipeline/pipeline-set.js';
 import type { PublisherPipeline } from './pipeline/publisher-pipeline.js';
 import { RateLimiter } from './pipeline/rate-limiter.js';
-import { Source } from './pipeline/source.js';
+import type { Source } from './pipeline/source.js';
 import { PublisherRegistry } from './publisher-registry.js';
-import { RetryIndex } from './retry-index.js';
-import { ScheduleRelease } from './schedule-release.js';
-import { HttpTarget } from './targets/http-target.js';
-import { PubsubTarget } from './targets/pubsub-target.js';
-import { MessageRecovery } from './recovery/message-recovery.js';
-import { OriginClient } from './recovery/origin-client.js';
-import { SourceReaders } from './sources/source-readers.js';
-import { TargetRouter } from './targets/target-router.js';
+import type { MessageRecovery } from './recovery/message-recovery.js';
+import type { OriginClient } from './recovery/origin-client.js';
+import type { RetryIndex } from './retry-index.js';
+import type { ScheduleRelease } from './schedule-release.js';
+import type { SourceReaders } from './sources/source-readers.js';
 import type { Clock, Target } from './types.js';
 import { WakeRouter } from './wake-router.js';
 
@@ -122,72 +117,29 @@ export class ConsumerNode {
     this.subscriber = createRedis(this.config.redisUrl, 'subscriber');
     this.redis.on('error', () => this.metrics.redisError());
     this.subscriber.on('error', () => this.metrics.redisError());
-    this.target =
-      options.target ??
-      new TargetRouter({
-        http: new HttpTarget(this.now, { refusePrivateTargets: this.config.refusePrivateTargets }),
-        pubsub: new PubsubTarget({
-          projectId: this.config.gcloudPubsubProjectId,
-          keyFilename: this.config.googleApplicationCredentials,
-          emulatorHost: this.config.pubsubEmulatorHost,
-          now: this.now,
-        }),
-      });
-    this.store = new Store(this.redis, this.keys);
-    this.source = new Source(this.redis, this.keys, this.config.nodeId, this.config.claimTimeoutSeconds * 1000);
-    this.source.onGroupRecreated = (p) =>
-      this.logger.error(
-        { publisherId: p.id, topic: p.topic },
-        "the publisher's consumer group was missing; created it again from the oldest retained message",
-      );
-    this.retryIndex = new RetryIndex(this.redis, this.keys);
-    this.scheduleRelease = new ScheduleRelease(this.redis, this.keys);
-    this.audit = AuditTrail.create(this.redis, this.keys, this.config, this.componentLogger('audit'));
-    this.membership = new Membership(
-      this.redis,
-      this.keys,
-      { id: this.config.nodeId, host: hostname(), pid: process.pid, started_at: new Date(this.now()).toISOString() },
-      this.config.heartbeatSeconds * 1000,
-      this.now,
-    );
-    this.janitor = new Janitor({
-      redis: this.redis,
+    const parts = createNodeParts({
+      config: this.config,
       keys: this.keys,
-      store: this.store,
-      membership: this.membership,
-      lease: new Lease(this.redis, this.keys.lock('janitor'), this.config.heartbeatSeconds * 3000, this.config.nodeId),
-      retryIndex: this.retryIndex,
-      config: this.config,
-      logger: this.componentLogger('janitor'),
-      now: this.now,
-    });
-    const writer = new OnceWriter(this.redis, this.keys, this.config);
-    this.originClient = new OriginClient({
-      timeoutMs: this.config.recoveryTimeoutSeconds * 1000,
-      refusePrivateTargets: this.config.refusePrivateTargets,
-      ...(options.originLookup ? { lookup: options.originLookup } : {}),
-    });
-    this.recovery = new MessageRecovery({
-      store: this.store,
-      writer,
-      client: this.originClient,
-      lease: new Lease(this.redis, this.keys.lock('recovery'), this.config.heartbeatSeconds * 3000, this.config.nodeId),
-      metrics: this.metrics,
-      config: this.config,
-      logger: this.componentLogger('recovery'),
-      now: this.now,
-    });
-    this.sources = new SourceReaders({
       redis: this.redis,
-      keys: this.keys,
-      store: new SourceStore(this.redis, this.keys),
-      writer,
       metrics: this.metrics,
-      config: this.config,
-      logger: this.componentLogger('sources'),
       now: this.now,
-      ...(options.sqsClientConfig ? { sqsClientConfig: options.sqsClientConfig } : {}),
+      logger: this.logger,
+      componentLogger: (component) => this.componentLogger(component),
+      target: options.target,
+      sqsClientConfig: options.sqsClientConfig,
+      originLookup: options.originLookup,
     });
+    this.target = parts.target;
+    this.store = parts.store;
+    this.source = parts.source;
+    this.retryIndex = parts.retryIndex;
+    this.scheduleRelease = parts.scheduleRelease;
+    this.audit = parts.audit;
+    this.membership = parts.membership;
+    this.janitor = parts.janitor;
+    this.originClient = parts.originClient;
+    this.recovery = parts.recovery;
+    this.sources = parts.sources;
     const started = (): boolean => this.state === 'started';
     this.publishers = new PublisherRegistry({
       store: this.store,
