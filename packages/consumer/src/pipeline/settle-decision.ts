@@ -1,3 +1,10 @@
+/**
+ * The settle decision: what the settle step does with a message after an
+ * attempt (delivered, retry and when, or dead letter), decided by one pure
+ * function, `decideSettlement`. The pipeline asks it for each attempt's
+ * result and hands the answer to the settle stage (`settle-stage.ts`),
+ * which writes it with `settle.lua`.
+ */
 import type { AttemptResult, Settlement } from '../types.js';
 
 export interface SettlementInput {
