@@ -85,7 +85,7 @@ export class SlotOwner {
     return out.sort();
   }
 
-  /** Asks Redis whether this node still holds the publisher's slot lease (what an ordered pipeline checks before reading). */
+  /** Asks Redis whether this node still holds the publisher's slot lease (an ordered pipeline, before reading). */
   leaseCheck(topic: string, publisherId: string): () => Promise<boolean> {
     return () => this.deps.leases.holds({ topic, publisherId, slot: 0 });
   }

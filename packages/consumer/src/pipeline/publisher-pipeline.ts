@@ -87,7 +87,7 @@ export interface PipelineDeps {
   readonly target: Target;
   readonly retryIndex: RetryIndex;
   readonly limiter: RateLimiter;
-  /** Whether this node still holds the publisher's slot lease, asked of Redis by ordered pipelines before each read (`SlotOwner.leaseCheck`). */
+  /** Whether this node still holds the publisher's slot lease (`SlotOwner.leaseCheck`; ordered pipelines, before each read). */
   readonly holdsLease: () => Promise<boolean>;
   readonly metrics: Metrics;
   readonly logger: Logger;
