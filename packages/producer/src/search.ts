@@ -20,6 +20,7 @@ import {
   execBySlot,
   isStreamId,
   parseEntry,
+  parsePublisher,
   parseRangeRecords,
   rangeRuling,
   skippedIn,
@@ -250,7 +251,7 @@ export class Search {
         const json = replies[i++] as string[];
         const groups = replies[i++] as (string | number)[][];
         s.publishers = json
-          .map((j) => JSON.parse(j) as Publisher)
+          .map(parsePublisher)
           .filter((pub) => !filters.publisher || pub.id === filters.publisher.id)
           .sort((a, b) => Number(a.id) - Number(b.id));
         s.lastDelivered = new Map();

@@ -23,7 +23,7 @@ import type { Keys } from './keys.js';
 import { parseEntry } from './message.js';
 import type { StoredLease } from './pull-queue.js';
 import type { ScriptClient } from './scripts.js';
-import type { Store } from './store.js';
+import { parsePublisher, type Store } from './store.js';
 import type { Attempt, DeliveryRecord, DeliveryStateName, LeaseAttempt, Publisher } from './types.js';
 
 /** Runs a pipeline; throws the first command's error, returns the replies in order. */
@@ -219,7 +219,7 @@ export async function findMessage(
     lastDelivered.set(String(info.get('name')), String(info.get('last-delivered-id')));
   }
   const publishers = publishersReply[1]
-    .map((json) => JSON.parse(json) as Publisher)
+    .map(parsePublisher)
     .filter((p) => !(p.from_now && Date.parse(p.created_at) > message.receivedAt))
     .sort((a, b) => Number(a.id) - Number(b.id));
 
