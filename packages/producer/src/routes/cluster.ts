@@ -7,7 +7,7 @@
  * it in three round trips (one pipeline per hash slot each), whatever the
  * number of publishers.
  */
-import { execBySlot, slotCount, type RateLimit } from '@postoffice/shared';
+import { execBySlot, parseGroups, slotCount, type GroupInfo, type RateLimit } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ChainableCommander } from 'ioredis';
 import type { ApiContext } from '../types.js';
@@ -43,12 +43,6 @@ function holder(value: unknown): string | null {
   if (typeof value !== 'string' || value === '') return null;
   const i = value.lastIndexOf(' ');
   return i < 0 ? value : value.slice(0, i);
-}
-
-function fields(row: unknown): Map<string, unknown> {
-  const m = new Map<string, unknown>();
-  if (Array.isArray(row)) for (let i = 0; i + 1 < row.length; i += 2) m.set(String(row[i]), row[i + 1]);
-  return m;
 }
 
 export async function clusterView(
@@ -100,14 +94,10 @@ export async function clusterView(
       for (let s = 0; s < slotCount(p); s++) pipeline.get(keys.slotLease(p.topic, p.id, s));
     }),
   ]);
-  const groups = new Map<string, Map<string, unknown>>();
+  const groups = new Map<string, Map<string, GroupInfo>>();
   topics.forEach((t, i) => {
     const [err, list] = reply[i] ?? [null, []];
-    if (err || !Array.isArray(list)) return;
-    for (const row of list) {
-      const f = fields(row);
-      groups.set(`${t}\n${String(f.get('name'))}`, f);
-    }
+    if (!err) groups.set(t, parseGroups(list));
   });
   let at = topics.length;
   const views: PublisherView[] = publishers.map((p) => {
@@ -119,8 +109,7 @@ export async function clusterView(
       if (alive && p.active) nodes.get(node)?.slots.push(`${p.id}/${s}`);
       slots.push({ slot: s, node: alive && p.active ? node : null });
     }
-    const g = groups.get(`${p.topic}\n${p.id}`);
-    const lag = g?.get('lag');
+    const g = groups.get(p.topic)?.get(p.id);
     return {
       id: p.id,
       topic: p.topic,
@@ -129,8 +118,8 @@ export async function clusterView(
       ordered: p.ordered,
       rate_limit: p.rate_limit,
       slots,
-      lag: lag === null || lag === undefined ? null : Number(lag),
-      pending: Number(g?.get('pending') ?? 0),
+      lag: g ? g.lag : null,
+      pending: g?.pending ?? 0,
       retrying,
     };
   });
