@@ -50,6 +50,13 @@ export function parseGroups(reply: unknown): Map<string, GroupInfo> {
   return out;
 }
 
+/** The last entry each group of a stream read, by group name, from its XINFO GROUPS reply. */
+export function lastDeliveredIds(reply: unknown): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [name, g] of parseGroups(reply)) out.set(name, g.lastDeliveredId ?? '0-0');
+  return out;
+}
+
 /** A publisher's backlog. */
 export interface Backlog {
   /** Entries its group has not read; null when Redis cannot tell how many but found one. */
