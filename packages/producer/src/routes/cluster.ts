@@ -13,7 +13,8 @@ import type { ChainableCommander } from 'ioredis';
 import type { ApiContext } from '../types.js';
 import { clusterView as clusterSchema, data, responses } from '../schemas.js';
 
-interface NodeView {
+/** A live consumer node, as `GET /api/cluster` shows it. */
+export interface NodeView {
   readonly id: string;
   readonly host?: string;
   readonly pid?: number;
@@ -22,7 +23,8 @@ interface NodeView {
   readonly slots: string[];
 }
 
-interface PublisherView {
+/** A publisher's slots and backlog, as `GET /api/cluster` shows them. */
+export interface ClusterPublisherView {
   readonly id: string;
   readonly topic: string;
   readonly active: boolean;
@@ -36,6 +38,13 @@ interface PublisherView {
   readonly retrying: number;
 }
 
+/** `GET /api/cluster`'s answer. */
+export interface ClusterView {
+  readonly nodes: NodeView[];
+  readonly publishers: ClusterPublisherView[];
+  readonly singletons: Record<string, string | null>;
+}
+
 type Reply = [Error | null, unknown][];
 
 /** The node id in a lease's value (`<node id> <token>`). */
@@ -45,9 +54,7 @@ function holder(value: unknown): string | null {
   return i < 0 ? value : value.slice(0, i);
 }
 
-export async function clusterView(
-  ctx: ApiContext,
-): Promise<{ nodes: NodeView[]; publishers: PublisherView[]; singletons: Record<string, string | null> }> {
+export async function clusterView(ctx: ApiContext): Promise<ClusterView> {
   const { redis, keys, store } = ctx;
   const [rows, publishers] = await Promise.all([redis.zrange(keys.nodes, 0, -1, 'WITHSCORES'), store.listPublishers()]);
   const seen: { id: string; at: number }[] = [];
@@ -100,7 +107,7 @@ export async function clusterView(
     if (!err) groups.set(t, parseGroups(list));
   });
   let at = topics.length;
-  const views: PublisherView[] = publishers.map((p) => {
+  const views: ClusterPublisherView[] = publishers.map((p) => {
     const retrying = Number(reply[at++]?.[1] ?? 0);
     const slots: { slot: number; node: string | null }[] = [];
     for (let s = 0; s < slotCount(p); s++) {

@@ -14,7 +14,7 @@ import {
   parseIsoWithOffset,
   scheduleMessage,
 } from '../schedule.js';
-import { Search, validSearchCursor, type SearchFilters, type SearchState } from '../search.js';
+import { Search, validSearchCursor, type SearchFilters, type SearchPage, type SearchState } from '../search.js';
 import type { ApiContext } from '../types.js';
 import { BLANK, INVALID } from '../schema-compilers.js';
 import { MAX_PAYLOAD_DEPTH, attributeProblems, nestedDeeperThan } from '../validate.js';
@@ -256,6 +256,9 @@ const getSchema = {
   response: responses({ 200: data(messageView, 'The message.') }, { 404: 'No such message (`id`).' }),
 };
 
+/** `GET /api/messages`'s answer: a page of the search (a message found by `id` is shown as a `SearchItem`). */
+export type SearchAnswer = Omit<SearchPage, 'items'> & { readonly data: SearchPage['items'] };
+
 interface SendBody {
   topic: string;
   payload: unknown;
@@ -354,7 +357,12 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
       return { data: keep ? [m] : [], cursor: null, truncated: false, scanned: m ? 1 : 0 };
     }
     const page = await search.run(filters, query.limit ?? DEFAULT_LIMIT, query.cursor);
-    return { data: page.items, cursor: page.cursor, truncated: page.truncated, scanned: page.scanned };
+    return {
+      data: page.items,
+      cursor: page.cursor,
+      truncated: page.truncated,
+      scanned: page.scanned,
+    } satisfies SearchAnswer;
   });
 
   app.post<{ Body: SendBody }>('/api/messages', { schema: sendSchema }, async (request, reply) => {

@@ -4,7 +4,15 @@
  * retry now, set the next attempt, delete, and recover dead letters since
  * a time.
  */
-import { api, ApiError, type FailingItem, type Publisher, type PublisherStats, type Stats } from '../api.js';
+import {
+  api,
+  ApiError,
+  type Attempt,
+  type FailingItem,
+  type Publisher,
+  type PublisherStats,
+  type Stats,
+} from '../api.js';
 import {
   act,
   badge,
@@ -116,7 +124,7 @@ export const failingPage: Page = async (view) => {
   const rows = page.data.map((m) => {
     const box = h('input', { type: 'checkbox', value: m.id, 'aria-label': `Select ${m.id}` });
     boxes.push(box);
-    const last = m.last_attempt;
+    const last: Attempt | undefined = m.last_attempt;
     return h(
       'tr',
       { 'data-message': m.id, 'data-state': m.state },

@@ -405,7 +405,7 @@ function deliveryCard(m: Message, d: Delivery, redraw: () => void): HTMLElement 
       )
     : null;
   const pull = d.type === 'pull';
-  const attempts = d.attempts;
+  const attempts: readonly Attempt[] = d.attempts;
   return h(
     'section',
     { class: 'card delivery', 'data-delivery': d.publisher_id },
