@@ -125,6 +125,37 @@ export function attributes(description = "The message's attributes: strings, del
   };
 }
 
+/** A time parameter: ISO-8601 with an offset (`ISO_WITH_OFFSET`), an example in the description when given. */
+export function timeWithOffset(description: string, example?: string): Schema {
+  return {
+    type: 'string',
+    maxLength: MAX_TIME_TEXT,
+    pattern: ISO_WITH_OFFSET,
+    description: `${description} ISO-8601 with an offset${example === undefined ? '' : ` (\`${example}\`)`}.`,
+    'x-error': { pattern: ISO_WHY, maxLength: ISO_WHY, type: INVALID },
+  };
+}
+
+/** Pages of a scan (a publisher's failing messages, a search): how many a page has by default, and at most. */
+export const SCAN_PAGE = { default: 50, max: 500 } as const;
+
+/** The `limit` and `cursor` of a scan's query (`SCAN_PAGE`). */
+export const scanPageQuery: Record<string, Schema> = {
+  limit: {
+    type: 'integer',
+    minimum: 1,
+    maximum: SCAN_PAGE.max,
+    description: `Page size, default ${SCAN_PAGE.default}.`,
+    'x-error': `must be a whole number from 1 to ${SCAN_PAGE.max}`,
+  },
+  cursor: {
+    type: 'string',
+    maxLength: MAX_CURSOR,
+    description: 'The `cursor` of the previous page.',
+    'x-error': INVALID,
+  },
+};
+
 /** An object with exactly these properties (no others: an unknown field is refused). */
 export function object(
   properties: Record<string, Schema>,
