@@ -62,12 +62,12 @@ const ORDERED_RECHECK_MS = 60_000;
 
 /** Whether the publisher needs the pipeline's special path (filter, batches, ordering keys). */
 function special(p: Publisher): boolean {
-  return !isEmptyFilter(p.filter) || (p.batch_size ?? 1) > 1 || keyed(p);
+  return !isEmptyFilter(p.filter) || p.batch_size > 1 || keyed(p);
 }
 
 /** Messages that may be in flight: `concurrency` requests of `batch_size` messages. */
 function capacity(p: Publisher): number {
-  return p.concurrency * Math.max(1, p.batch_size ?? 1);
+  return p.concurrency * Math.max(1, p.batch_size);
 }
 
 /** An ordered publisher with an ordering attribute: one delivery in flight per key. */
@@ -148,7 +148,7 @@ export class PublisherPipeline {
     this.special = special(publisher);
     this.minDemand = minDemand(capacity(publisher));
     this.keys = keyed(publisher)
-      ? new OrderingKeys(publisher.ordering_attribute ?? null, heldCap(publisher.concurrency))
+      ? new OrderingKeys(publisher.ordering_attribute, heldCap(publisher.concurrency))
       : undefined;
     this.series = deps.metrics.publisherSeries(publisher.id, publisher.topic);
     this.settle = deps.createSettle((batch) => this.settled(batch));
@@ -186,7 +186,7 @@ export class PublisherPipeline {
     this.publisher = publisher;
     this.special = special(publisher);
     this.minDemand = minDemand(capacity(publisher));
-    this.keys?.setAttribute(publisher.ordering_attribute ?? null);
+    this.keys?.setAttribute(publisher.ordering_attribute);
     if (this.state === 'closed') return;
     if (!publisher.active && this.state !== 'paused') {
       this.clearProbe();
@@ -440,7 +440,7 @@ export class PublisherPipeline {
         else this.settle.add({ job, result: { ok: true, startedAt: now, durationMs: 0 }, settlement: SKIPPED });
       }
     }
-    const size = publisher.batch_size ?? 1;
+    const size = publisher.batch_size;
     const target = this.deps.target;
     if (size > 1 && target.sendBatch !== undefined) {
       const messages = send.map((j) => j.message);
@@ -468,7 +468,7 @@ export class PublisherPipeline {
       maxBackoffSeconds: this.deps.config.retryMaxBackoffSeconds,
       maxAgeSeconds: ownAge ?? this.deps.config.retryMaxAgeSeconds,
       publisherMaxAge: ownAge != null,
-      maxAttempts: publisher.retry_max_attempts ?? null,
+      maxAttempts: publisher.retry_max_attempts,
       ...(publisher.dead_on_status ? { deadOnStatus: publisher.dead_on_status } : {}),
       random: (this.deps.random ?? Math.random)(),
       ordered: publisher.ordered,
