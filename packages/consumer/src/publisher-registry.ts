@@ -3,9 +3,10 @@
  * and by topic, as the node runs them. Pull publishers are left out: they
  * have no pipeline (workers lease their messages through the API).
  *
- * A record is taken as loaded once, here: the defaults of fields older
- * records lack, the topic's pause (a paused topic's publishers count as
- * inactive, `effectivePublisher`) and the longest timeout allowed. Loaded
+ * A record comes from `Store` with the defaults of fields older records
+ * lack already filled in (`parsePublisher`); here it gets the topic's pause
+ * (a paused topic's publishers count as inactive, `effectivePublisher`)
+ * and the longest timeout allowed. Loaded
  * all at once at start and after the subscriber reconnects (`syncAll`),
  * then one topic at a time when a publisher event names it (`syncTopic`).
  * Each load tells the node of every publisher it keeps (`onUpdate`, so a
@@ -92,9 +93,7 @@ export class PublisherRegistry {
   private apply(topic: string, publishers: Publisher[], paused: boolean): void {
     const ids = this.byTopic.get(topic) ?? new Set<string>();
     const wanted = new Map(
-      publishers
-        .filter((p) => p.type !== 'pull')
-        .map((p) => [p.id, this.bounded(normalize(effectivePublisher(p, paused)))]),
+      publishers.filter((p) => p.type !== 'pull').map((p) => [p.id, this.bounded(effectivePublisher(p, paused))]),
     );
     for (const id of ids) {
       if (wanted.has(id)) continue;
@@ -110,9 +109,4 @@ export class PublisherRegistry {
     else this.byTopic.delete(topic);
     this.deps.onApplied();
   }
-}
-
-/** A publisher record written before `parallelism`, `ordered` and `rate_limit` existed gets their defaults. */
-function normalize(p: Publisher): Publisher {
-  return { ...p, parallelism: p.parallelism ?? 1, ordered: p.ordered ?? false, rate_limit: p.rate_limit ?? null };
 }
