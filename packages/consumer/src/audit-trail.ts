@@ -1,7 +1,7 @@
 /**
  * The audit trail: one record per successful delivery (message id,
  * publisher, topic, target, time, HTTP status, duration, attempt), written
- * after the delivery's outcome is recorded, in the ack stage's batches.
+ * after the delivery's outcome is recorded, in the settle stage's batches.
  * Off by default. `AUDIT_LOG` sends JSON lines to stdout or appends them to
  * a file; `AUDIT_STREAM` adds each record to a Redis stream (capped with
  * `MAXLEN ~ AUDIT_STREAM_MAXLEN`) for other consumers to read.

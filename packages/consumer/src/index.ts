@@ -1,8 +1,8 @@
-export { ConsumerNode, type ConsumerNodeOptions } from './consumer-node.js';
+export { ConsumerNode, type ConsumerNodeOptions } from './node.js';
 export { buildConsumerServer } from './server.js';
-export { decideFate, type FateInput } from './fate.js';
+export { decideSettlement, type SettlementInput } from './pipeline/settle-decision.js';
 export { HttpTarget, batchBody, batchEnd, httpBody, parseRetryAfter } from './targets/http-target.js';
-export { PubsubTarget, PUBSUB_FATES, pubsubMessageProblem } from './targets/pubsub-target.js';
+export { PubsubTarget, PUBSUB_SETTLEMENTS, pubsubMessageProblem } from './targets/pubsub-target.js';
 export { TargetRouter } from './targets/target-router.js';
 export { Metrics } from './metrics.js';
 export { assignSlots, slotName } from './cluster/assignment.js';

@@ -66,11 +66,6 @@ export class Janitor {
     return this.deps.lease.held;
   }
 
-  /** Whether this node holds the janitor's lease (as of its last round). */
-  get leading(): boolean {
-    return this.deps.lease.held;
-  }
-
   /** A topic received messages: trim it in the next round. */
   markDirty(topic: string): void {
     this.dirty.add(topic);

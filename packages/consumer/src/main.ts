@@ -3,7 +3,7 @@
  * installs signal handlers and exits.
  */
 import { ConfigError, createLogger, loadConfig, redactUrl, type Config } from '@postoffice/shared';
-import { ConsumerNode } from './consumer-node.js';
+import { ConsumerNode } from './node.js';
 import { buildConsumerServer } from './server.js';
 
 let config: Config;

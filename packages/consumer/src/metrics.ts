@@ -14,7 +14,7 @@ import { buildInfo, slotCount, type Publisher } from '@postoffice/shared';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AttemptResult } from './types.js';
 
-/** A delivery's outcome, as the fate function decides it. */
+/** A delivery's outcome, as `decideSettlement` decides it. */
 export type DeliveryOutcome = 'delivered' | 'retry' | 'dead';
 
 /**

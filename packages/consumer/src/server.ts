@@ -1,6 +1,6 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { redisAnswers, type Logger } from '@postoffice/shared';
-import type { ConsumerNode } from './consumer-node.js';
+import type { ConsumerNode } from './node.js';
 
 /**
  * The consumer's own small HTTP server: `/healthz` (readiness: Redis

@@ -42,8 +42,8 @@ export interface Target {
   close(): Promise<void>;
 }
 
-/** The fate of a message after an attempt (see `decideFate`). */
-export type Fate =
+/** How the settle step ends a message after an attempt (see `decideSettlement`). */
+export type Settlement =
   | { readonly kind: 'delivered' }
   /** Not sent: the publisher's filter does not match (acknowledged, recorded as skipped). */
   | { readonly kind: 'skipped' }

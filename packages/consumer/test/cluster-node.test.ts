@@ -10,7 +10,7 @@ describe('consumer nodes in a cluster (in one process)', function () {
 
   it('runs the janitor on exactly one node at a time, and hands it over when that node stops', async () => {
     const nodes = [await f.world.node(), await f.world.node(), await f.world.node()];
-    const leaders = () => nodes.filter((n) => n.janitor.leading);
+    const leaders = () => nodes.filter((n) => n.janitor.holdsLease);
     const first = await waitFor(() => (leaders().length === 1 ? leaders()[0] : undefined), 'one janitor');
     const holder = await f.world.redis.get(f.world.keys.lock('janitor'));
     expect(holder?.split(' ')[0]).to.equal(first.nodeId);
@@ -22,7 +22,8 @@ describe('consumer nodes in a cluster (in one process)', function () {
     await first.close();
     const rest = nodes.filter((n) => n !== first);
     const next = await waitFor(
-      () => (rest.filter((n) => n.janitor.leading).length === 1 ? rest.find((n) => n.janitor.leading) : undefined),
+      () =>
+        rest.filter((n) => n.janitor.holdsLease).length === 1 ? rest.find((n) => n.janitor.holdsLease) : undefined,
       'another janitor',
     );
     expect(next).to.not.equal(first);

@@ -12,4 +12,4 @@ export { Auth, SESSION_COOKIE, SESSION_LIFETIME_SECONDS, isPublic, readCookie, t
 export { HEALTH_PING_TIMEOUT_MS } from './routes/health.js';
 export { openApiDocument, registeredRoutes, type RouteInfo } from './openapi.js';
 export { inexactNumber, keepsExactly } from './exact-numbers.js';
-export type { ApiContext, ServerOptions } from './types.js';
+export type * from './types.js';

@@ -125,6 +125,37 @@ export function attributes(description = "The message's attributes: strings, del
   };
 }
 
+/** A time parameter: ISO-8601 with an offset (`ISO_WITH_OFFSET`), an example in the description when given. */
+export function timeWithOffset(description: string, example?: string): Schema {
+  return {
+    type: 'string',
+    maxLength: MAX_TIME_TEXT,
+    pattern: ISO_WITH_OFFSET,
+    description: `${description} ISO-8601 with an offset${example === undefined ? '' : ` (\`${example}\`)`}.`,
+    'x-error': { pattern: ISO_WHY, maxLength: ISO_WHY, type: INVALID },
+  };
+}
+
+/** Pages of a scan (a publisher's failing messages, a search): how many a page has by default, and at most. */
+export const SCAN_PAGE = { default: 50, max: 500 } as const;
+
+/** The `limit` and `cursor` of a scan's query (`SCAN_PAGE`). */
+export const scanPageQuery: Record<string, Schema> = {
+  limit: {
+    type: 'integer',
+    minimum: 1,
+    maximum: SCAN_PAGE.max,
+    description: `Page size, default ${SCAN_PAGE.default}.`,
+    'x-error': `must be a whole number from 1 to ${SCAN_PAGE.max}`,
+  },
+  cursor: {
+    type: 'string',
+    maxLength: MAX_CURSOR,
+    description: 'The `cursor` of the previous page.',
+    'x-error': INVALID,
+  },
+};
+
 /** An object with exactly these properties (no others: an unknown field is refused). */
 export function object(
   properties: Record<string, Schema>,
@@ -156,25 +187,15 @@ export function params(properties: Record<string, Schema>): Schema {
 }
 
 /** Postoffice's error body. */
-export const errorBody: Schema = {
-  type: 'object',
-  required: ['data'],
-  additionalProperties: false,
-  properties: {
-    data: {
+export const errorBody: Schema = view(['data'], {
+  data: view(['errors'], {
+    errors: {
       type: 'object',
-      required: ['errors'],
-      additionalProperties: false,
-      properties: {
-        errors: {
-          type: 'object',
-          additionalProperties: { type: 'array', items: { type: 'string' } },
-          description: 'Each field at fault, with the reasons.',
-        },
-      },
+      additionalProperties: { type: 'array', items: { type: 'string' } },
+      description: 'Each field at fault, with the reasons.',
     },
-  },
-};
+  }),
+});
 
 /** An answer without a body (204). */
 export function noContent(description: string): Schema {
@@ -201,13 +222,12 @@ export function data(
   required: Record<string, Schema> = {},
   optional: Record<string, Schema> = {},
 ): Schema {
-  return {
-    type: 'object',
-    required: ['data', ...Object.keys(required)],
-    additionalProperties: false,
-    properties: { data: schema, ...required, ...optional },
-    description,
-  };
+  return { ...view(['data', ...Object.keys(required)], { data: schema, ...required, ...optional }), description };
+}
+
+/** A response object: these properties, the `required` ones always there, no others. */
+function view(required: readonly string[], properties: Record<string, Schema>): Schema {
+  return { type: 'object', required, additionalProperties: false, properties };
 }
 
 const isoTime: Schema = { type: 'string', description: 'ISO-8601 time.' };
@@ -223,33 +243,26 @@ export const rateLimitView: Schema = {
 };
 
 /** A topic as the API shows it. */
-export const topicView: Schema = {
-  type: 'object',
-  required: ['id', 'name', 'origin_host', 'recovery_enabled', 'created_at'],
-  additionalProperties: false,
-  properties: {
-    id: { type: 'integer' },
-    name: { type: 'string' },
-    origin_host: { type: 'string' },
-    recovery_enabled: { type: 'boolean' },
-    paused: { type: 'boolean', description: 'No publisher of the topic delivers while true.' },
-    created_at: isoTime,
-    received: { type: 'integer', description: 'Messages received so far.' },
-    recovered: { type: 'integer', description: 'Messages recovered from `origin_host` so far.' },
-    last_recovery_at: { type: ['string', 'null'], description: 'When `origin_host` was last asked for messages.' },
-    last_recovery_error: {
-      type: ['string', 'null'],
-      description: 'What went wrong that time (null: nothing).',
-    },
+export const topicView: Schema = view(['id', 'name', 'origin_host', 'recovery_enabled', 'created_at'], {
+  id: { type: 'integer' },
+  name: { type: 'string' },
+  origin_host: { type: 'string' },
+  recovery_enabled: { type: 'boolean' },
+  paused: { type: 'boolean', description: 'No publisher of the topic delivers while true.' },
+  created_at: isoTime,
+  received: { type: 'integer', description: 'Messages received so far.' },
+  recovered: { type: 'integer', description: 'Messages recovered from `origin_host` so far.' },
+  last_recovery_at: { type: ['string', 'null'], description: 'When `origin_host` was last asked for messages.' },
+  last_recovery_error: {
+    type: ['string', 'null'],
+    description: 'What went wrong that time (null: nothing).',
   },
-};
+});
 
 /** A publisher as the API shows it: its secrets replaced by how many there are. */
-export const publisherView: Schema = {
-  type: 'object',
-  required: ['id', 'topic', 'type', 'target', 'active', 'secrets_count', 'created_at', 'updated_at'],
-  additionalProperties: false,
-  properties: {
+export const publisherView: Schema = view(
+  ['id', 'topic', 'type', 'target', 'active', 'secrets_count', 'created_at', 'updated_at'],
+  {
     id: { type: 'string' },
     topic: { type: 'string' },
     type: { type: 'string', enum: [...PUBLISHER_TYPES] },
@@ -284,7 +297,7 @@ export const publisherView: Schema = {
     created_at: isoTime,
     updated_at: isoTime,
   },
-};
+);
 
 /** One delivery attempt, or for a pull publisher one lease. */
 const attemptView: Schema = {
@@ -308,76 +321,52 @@ const attemptView: Schema = {
 const deliveryStates = ['pending', 'leased', 'delivered', 'retrying', 'dead', 'deleted', 'purged', 'skipped'];
 
 /** A message with the state of its delivery to each publisher. */
-export const messageView: Schema = {
-  type: 'object',
-  required: ['id', 'topic', 'payload', 'attributes', 'deliveries'],
-  additionalProperties: false,
-  properties: {
-    id: { type: 'string' },
-    topic: { type: 'string' },
-    payload: anyJson,
-    attributes: stringMap,
-    state: { type: 'string', enum: ['scheduled'], description: 'Only while the message waits for `schedule_at`.' },
-    schedule_at: isoTime,
-    received_at: isoTime,
-    deliveries: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['publisher_id', 'target', 'type', 'state', 'attempt_count', 'attempts'],
-        additionalProperties: false,
-        properties: {
-          publisher_id: { type: 'string' },
-          target: { type: 'string' },
-          type: { type: 'string' },
-          state: { type: 'string', enum: deliveryStates },
-          attempt_count: { type: 'integer' },
-          attempts: { type: 'array', items: attemptView },
-          next_attempt_at: isoTime,
-          dead_reason: { type: 'string' },
-          last_action: {
-            type: 'object',
-            required: ['action', 'at'],
-            additionalProperties: false,
-            properties: { action: { type: 'string' }, at: isoTime },
-          },
-          replaced_by: { type: 'array', items: { type: 'string' } },
-        },
-      },
-    },
+export const messageView: Schema = view(['id', 'topic', 'payload', 'attributes', 'deliveries'], {
+  id: { type: 'string' },
+  topic: { type: 'string' },
+  payload: anyJson,
+  attributes: stringMap,
+  state: { type: 'string', enum: ['scheduled'], description: 'Only while the message waits for `schedule_at`.' },
+  schedule_at: isoTime,
+  received_at: isoTime,
+  deliveries: {
+    type: 'array',
+    items: view(['publisher_id', 'target', 'type', 'state', 'attempt_count', 'attempts'], {
+      publisher_id: { type: 'string' },
+      target: { type: 'string' },
+      type: { type: 'string' },
+      state: { type: 'string', enum: deliveryStates },
+      attempt_count: { type: 'integer' },
+      attempts: { type: 'array', items: attemptView },
+      next_attempt_at: isoTime,
+      dead_reason: { type: 'string' },
+      last_action: view(['action', 'at'], { action: { type: 'string' }, at: isoTime }),
+      replaced_by: { type: 'array', items: { type: 'string' } },
+    }),
   },
-};
+});
 
 /** One message found by a search. */
-export const searchItemView: Schema = {
-  type: 'object',
-  required: ['id', 'topic', 'received_at', 'payload', 'attributes'],
-  additionalProperties: false,
-  properties: {
-    id: { type: 'string' },
-    topic: { type: 'string' },
-    received_at: isoTime,
-    payload: anyJson,
-    attributes: stringMap,
-    deliveries: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['publisher_id', 'state'],
-        additionalProperties: false,
-        properties: { publisher_id: { type: 'string' }, state: { type: 'string', enum: deliveryStates } },
-      },
-      description: 'With `state` or `publisher`: each publisher’s delivery state.',
-    },
+export const searchItemView: Schema = view(['id', 'topic', 'received_at', 'payload', 'attributes'], {
+  id: { type: 'string' },
+  topic: { type: 'string' },
+  received_at: isoTime,
+  payload: anyJson,
+  attributes: stringMap,
+  deliveries: {
+    type: 'array',
+    items: view(['publisher_id', 'state'], {
+      publisher_id: { type: 'string' },
+      state: { type: 'string', enum: deliveryStates },
+    }),
+    description: 'With `state` or `publisher`: each publisher’s delivery state.',
   },
-};
+});
 
 /** One retrying message or dead letter of a publisher. */
-export const failingItemView: Schema = {
-  type: 'object',
-  required: ['id', 'topic', 'state', 'received_at', 'attempt_count', 'payload', 'attributes'],
-  additionalProperties: false,
-  properties: {
+export const failingItemView: Schema = view(
+  ['id', 'topic', 'state', 'received_at', 'attempt_count', 'payload', 'attributes'],
+  {
     id: { type: 'string' },
     topic: { type: 'string' },
     state: {
@@ -395,163 +384,105 @@ export const failingItemView: Schema = {
     payload: anyJson,
     attributes: stringMap,
   },
-};
+);
 
 /** What an action on failing messages did. */
-export const actionResultView: Schema = {
-  type: 'object',
-  required: ['count', 'ids'],
-  additionalProperties: false,
-  properties: {
-    count: { type: 'integer' },
-    ids: { type: 'array', items: { type: 'string' }, description: 'Message ids acted on.' },
-    missing: {
-      type: 'array',
-      items: { type: 'string' },
-      description: 'Ids given that were neither retrying nor dead.',
-    },
+export const actionResultView: Schema = view(['count', 'ids'], {
+  count: { type: 'integer' },
+  ids: { type: 'array', items: { type: 'string' }, description: 'Message ids acted on.' },
+  missing: {
+    type: 'array',
+    items: { type: 'string' },
+    description: 'Ids given that were neither retrying nor dead.',
   },
-};
+});
 
 /** What a purge did, or would do (`POST /api/publishers/:id/purge`). */
-export const purgeResultView: Schema = {
-  type: 'object',
-  required: ['count', 'unread', 'pending', 'dead', 'before', 'dry_run'],
-  additionalProperties: false,
-  properties: {
-    count: { type: 'integer', description: 'Messages purged (or that would be): the sum of the next three.' },
-    unread: { type: 'integer', description: 'Not read yet: skipped.' },
-    pending: {
-      type: 'integer',
-      description: 'Read and not settled (in flight, waiting for a retry, leased): acknowledged.',
-    },
-    dead: { type: 'integer', description: 'Dead letters, dropped from the failing list.' },
-    before: { type: 'string', description: 'The time used (ISO-8601).' },
-    dry_run: { type: 'boolean' },
+export const purgeResultView: Schema = view(['count', 'unread', 'pending', 'dead', 'before', 'dry_run'], {
+  count: { type: 'integer', description: 'Messages purged (or that would be): the sum of the next three.' },
+  unread: { type: 'integer', description: 'Not read yet: skipped.' },
+  pending: {
+    type: 'integer',
+    description: 'Read and not settled (in flight, waiting for a retry, leased): acknowledged.',
   },
-};
+  dead: { type: 'integer', description: 'Dead letters, dropped from the failing list.' },
+  before: { type: 'string', description: 'The time used (ISO-8601).' },
+  dry_run: { type: 'boolean' },
+});
 
 /** What a seek did, or would do (`POST /api/publishers/:id/seek`). */
-export const seekResultView: Schema = {
-  type: 'object',
-  required: ['count', 'retrying', 'dead', 'to', 'dry_run'],
-  additionalProperties: false,
-  properties: {
-    count: { type: 'integer', description: 'Messages given again (or that would be).' },
-    retrying: {
-      type: 'integer',
-      description: 'Of those, messages that waited for a retry or were leased: read again instead.',
-    },
-    dead: { type: 'integer', description: 'Of those, dead letters, dropped from the failing list.' },
-    to: { type: 'string', description: 'The time used (ISO-8601).' },
-    dry_run: { type: 'boolean' },
+export const seekResultView: Schema = view(['count', 'retrying', 'dead', 'to', 'dry_run'], {
+  count: { type: 'integer', description: 'Messages given again (or that would be).' },
+  retrying: {
+    type: 'integer',
+    description: 'Of those, messages that waited for a retry or were leased: read again instead.',
   },
-};
+  dead: { type: 'integer', description: 'Of those, dead letters, dropped from the failing list.' },
+  to: { type: 'string', description: 'The time used (ISO-8601).' },
+  dry_run: { type: 'boolean' },
+});
 
 /** A leased message of a pull publisher. */
-export const leaseView: Schema = {
-  type: 'object',
-  required: ['token', 'expires_at', 'attempt', 'message'],
-  additionalProperties: false,
-  properties: {
-    token: { type: 'string', description: 'Answer the lease with it.' },
-    expires_at: isoTime,
-    attempt: { type: 'integer' },
-    message: {
-      type: 'object',
-      required: ['id', 'topic', 'payload', 'attributes', 'received_at'],
-      additionalProperties: false,
-      properties: {
-        id: { type: 'string' },
-        topic: { type: 'string' },
-        payload: anyJson,
-        attributes: stringMap,
-        received_at: isoTime,
-      },
-    },
-  },
-};
+export const leaseView: Schema = view(['token', 'expires_at', 'attempt', 'message'], {
+  token: { type: 'string', description: 'Answer the lease with it.' },
+  expires_at: isoTime,
+  attempt: { type: 'integer' },
+  message: view(['id', 'topic', 'payload', 'attributes', 'received_at'], {
+    id: { type: 'string' },
+    topic: { type: 'string' },
+    payload: anyJson,
+    attributes: stringMap,
+    received_at: isoTime,
+  }),
+});
 
 /** How a lease was answered. */
-export const settledView: Schema = {
-  type: 'object',
-  required: ['id', 'publisher_id', 'state'],
-  additionalProperties: false,
-  properties: {
-    id: { type: 'string' },
-    publisher_id: { type: 'string' },
-    state: { type: 'string', enum: ['delivered', 'retrying', 'dead', 'leased'] },
-    next_attempt_at: isoTime,
-    dead_reason: { type: 'string' },
-    expires_at: isoTime,
-    replaced_by: { type: 'array', items: { type: 'string' } },
-  },
-};
+export const settledView: Schema = view(['id', 'publisher_id', 'state'], {
+  id: { type: 'string' },
+  publisher_id: { type: 'string' },
+  state: { type: 'string', enum: ['delivered', 'retrying', 'dead', 'leased'] },
+  next_attempt_at: isoTime,
+  dead_reason: { type: 'string' },
+  expires_at: isoTime,
+  replaced_by: { type: 'array', items: { type: 'string' } },
+});
 
 /** The consumer nodes, the slots they hold and each publisher's backlog (`GET /api/cluster`). */
-export const clusterView: Schema = {
-  type: 'object',
-  required: ['nodes', 'publishers', 'singletons'],
-  additionalProperties: false,
-  properties: {
-    nodes: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['id', 'last_heartbeat', 'slots'],
-        additionalProperties: false,
-        properties: {
-          id: { type: 'string' },
-          host: { type: 'string' },
-          pid: { type: 'integer' },
-          started_at: isoTime,
-          last_heartbeat: isoTime,
-          slots: { type: 'array', items: { type: 'string' } },
-        },
-      },
-    },
-    publishers: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: [
-          'id',
-          'topic',
-          'active',
-          'parallelism',
-          'ordered',
-          'rate_limit',
-          'slots',
-          'lag',
-          'pending',
-          'retrying',
-        ],
-        additionalProperties: false,
-        properties: {
-          id: { type: 'string' },
-          topic: { type: 'string' },
-          active: { type: 'boolean' },
-          parallelism: { type: 'integer' },
-          ordered: { type: 'boolean' },
-          rate_limit: rateLimitView,
-          slots: {
-            type: 'array',
-            items: {
-              type: 'object',
-              required: ['slot', 'node'],
-              additionalProperties: false,
-              properties: { slot: { type: 'integer' }, node: { type: ['string', 'null'] } },
-            },
-          },
-          lag: { type: ['integer', 'null'] },
-          pending: { type: 'integer' },
-          retrying: { type: 'integer' },
-        },
-      },
-    },
-    singletons: { type: 'object', additionalProperties: { type: ['string', 'null'] } },
+export const clusterView: Schema = view(['nodes', 'publishers', 'singletons'], {
+  nodes: {
+    type: 'array',
+    items: view(['id', 'last_heartbeat', 'slots'], {
+      id: { type: 'string' },
+      host: { type: 'string' },
+      pid: { type: 'integer' },
+      started_at: isoTime,
+      last_heartbeat: isoTime,
+      slots: { type: 'array', items: { type: 'string' } },
+    }),
   },
-};
+  publishers: {
+    type: 'array',
+    items: view(
+      ['id', 'topic', 'active', 'parallelism', 'ordered', 'rate_limit', 'slots', 'lag', 'pending', 'retrying'],
+      {
+        id: { type: 'string' },
+        topic: { type: 'string' },
+        active: { type: 'boolean' },
+        parallelism: { type: 'integer' },
+        ordered: { type: 'boolean' },
+        rate_limit: rateLimitView,
+        slots: {
+          type: 'array',
+          items: view(['slot', 'node'], { slot: { type: 'integer' }, node: { type: ['string', 'null'] } }),
+        },
+        lag: { type: ['integer', 'null'] },
+        pending: { type: 'integer' },
+        retrying: { type: 'integer' },
+      },
+    ),
+  },
+  singletons: { type: 'object', additionalProperties: { type: ['string', 'null'] } },
+});
 
 /** The dashboard's figures (`GET /api/stats`). */
 export const statsView: Schema = {

@@ -19,7 +19,9 @@ import {
   deliveryState,
   execBySlot,
   isStreamId,
+  lastDeliveredIds,
   parseEntry,
+  parsePublisher,
   parseRangeRecords,
   rangeRuling,
   skippedIn,
@@ -248,17 +250,12 @@ export class Search {
       s.batch = bytes * 4 < this.byteBudget ? Math.min(BATCH, s.batch * 4) : Math.max(1, s.batch >> 1);
       if (needStates && !s.publishers) {
         const json = replies[i++] as string[];
-        const groups = replies[i++] as (string | number)[][];
+        const groups = replies[i++];
         s.publishers = json
-          .map((j) => JSON.parse(j) as Publisher)
+          .map(parsePublisher)
           .filter((pub) => !filters.publisher || pub.id === filters.publisher.id)
           .sort((a, b) => Number(a.id) - Number(b.id));
-        s.lastDelivered = new Map();
-        for (const g of groups) {
-          const info: Record<string, string | number> = {};
-          for (let k = 0; k + 1 < g.length; k += 2) info[String(g[k])] = g[k + 1] as string | number;
-          s.lastDelivered.set(String(info.name), String(info['last-delivered-id']));
-        }
+        s.lastDelivered = lastDeliveredIds(groups);
       }
     }
     if (needStates) await this.loadStates(scans);

@@ -33,3 +33,19 @@ export interface ApiContext {
   /** Lease requests waiting for messages (`wait_seconds`). */
   readonly leaseWaiters: LeaseWaiters;
 }
+
+/*
+ * The API's answers (the `data` of each), named where the routes build them
+ * and gathered here: the web UI imports them (`import type`, ui/src/api.ts)
+ * rather than copying them.
+ */
+export type { TopicWithCounts, RateLimit, MessageView, DeliveryView, LeaseView, Attempt } from '@postoffice/shared';
+export type { PublisherView } from './routes/publishers.js';
+export type { SourceView } from './routes/sources.js';
+export type { Stats, PublisherStats, CircuitView } from './routes/stats.js';
+export type { Series, SeriesPoint, PublisherSeries } from './stats-series.js';
+export type { SearchItem } from './search.js';
+export type { SearchAnswer } from './routes/messages.js';
+export type { FailingItem } from './failing.js';
+export type { ClusterView, ClusterPublisherView, NodeView } from './routes/cluster.js';
+export type { SessionView } from './routes/session.js';

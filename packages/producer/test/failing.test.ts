@@ -1,18 +1,8 @@
 import { expect } from 'chai';
 import { findMessage, parseMessageId, type DeliveryView } from '@postoffice/shared';
 import { settle } from '../../shared/test/support/settle.js';
-import { decodeCursor } from '../src/failing.js';
+import { decodeCursor, type FailingItem } from '../src/failing.js';
 import { call, createPublisher, createTopic, startApi, type Api } from './helpers.js';
-
-interface Item {
-  id: string;
-  state: string;
-  next_attempt_at?: string;
-  dead_at?: string;
-  dead_reason?: string;
-  attempt_count: number;
-  payload: unknown;
-}
 
 describe("a publisher's failing messages", () => {
   let api: Api;
@@ -51,10 +41,10 @@ describe("a publisher's failing messages", () => {
     );
   }
 
-  async function list(pid: string, query = ''): Promise<{ data: Item[]; cursor: string | null }> {
+  async function list(pid: string, query = ''): Promise<{ data: FailingItem[]; cursor: string | null }> {
     const res = await call(api.app, 'GET', `/api/publishers/${pid}/failing${query}`);
     expect(res.status, res.raw).to.equal(200);
-    return res.body as { data: Item[]; cursor: string | null };
+    return res.body as { data: FailingItem[]; cursor: string | null };
   }
 
   async function record(_topic: string, id: string, pid: string): Promise<DeliveryView> {
@@ -93,7 +83,7 @@ describe("a publisher's failing messages", () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const page: { data: Item[]; cursor: string | null } = await list(
+      const page: { data: FailingItem[]; cursor: string | null } = await list(
         pid,
         `?limit=4${cursor ? `&cursor=${cursor}` : ''}`,
       );

@@ -1,22 +1,8 @@
 import { expect } from 'chai';
 import { parseMessageId } from '@postoffice/shared';
 import { settle } from '../../shared/test/support/settle.js';
+import type { SearchAnswer } from '../src/routes/messages.js';
 import { call, createPublisher, createTopic, startApi, waitFor, type Api } from './helpers.js';
-
-interface Item {
-  id: string;
-  topic: string;
-  received_at: string;
-  payload: unknown;
-  attributes: Record<string, string>;
-  deliveries?: { publisher_id: string; state: string }[];
-}
-interface Page {
-  data: Item[];
-  cursor: string | null;
-  truncated: boolean;
-  scanned: number;
-}
 
 describe('GET /api/messages (search)', () => {
   let api: Api;
@@ -43,13 +29,13 @@ describe('GET /api/messages (search)', () => {
     return (res.body as { data: { ids: string[] } }).data.ids;
   }
 
-  async function search(query: string): Promise<Page> {
+  async function search(query: string): Promise<SearchAnswer> {
     const res = await call(api.app, 'GET', `/api/messages${query}`);
     expect(res.status, res.raw).to.equal(200);
-    return res.body as Page;
+    return res.body as SearchAnswer;
   }
 
-  const ids = (page: Page) => page.data.map((m) => m.id);
+  const ids = (page: SearchAnswer) => page.data.map((m) => m.id);
 
   it('lists every topic newest first, merged by receipt, and filters by topic', async () => {
     const sent: string[] = [];
@@ -206,7 +192,7 @@ describe('GET /api/messages (search)', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const page: Page = await search(`?limit=7${cursor ? `&cursor=${cursor}` : ''}`);
+      const page: SearchAnswer = await search(`?limit=7${cursor ? `&cursor=${cursor}` : ''}`);
       seen.push(...ids(page));
       cursor = page.cursor;
       pages++;

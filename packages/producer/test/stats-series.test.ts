@@ -1,34 +1,8 @@
 import { expect } from 'chai';
 import { SERIES_TTL_SECONDS, seriesSlot } from '@postoffice/shared';
-import { SeriesCache, type Series as Computed } from '../src/stats-series.js';
+import { SeriesCache, type Series } from '../src/stats-series.js';
 import { settle } from '../../shared/test/support/settle.js';
 import { call, createPublisher, createTopic, errors, send, startApi, type Api } from './helpers.js';
-
-interface Point {
-  at: string;
-  received: number;
-  delivered: number;
-  failed: number;
-  backlog: number | null;
-  oldest_age_seconds: number | null;
-}
-
-interface Series {
-  window: string;
-  bucket_seconds: number;
-  from: string;
-  to: string;
-  topic: string | null;
-  publisher: string | null;
-  points: Point[];
-  publishers: {
-    id: string;
-    topic: string;
-    backlog: number;
-    oldest_undelivered_age_seconds: number | null;
-    points: { at: string; backlog: number | null; oldest_age_seconds: number | null }[];
-  }[];
-}
 
 async function series(api: Api, query: string): Promise<Series> {
   const res = await call(api.app, 'GET', `/api/stats/series${query}`);
@@ -232,9 +206,9 @@ describe('SeriesCache', () => {
     let now = 1_000_000;
     let computed = 0;
     const cache = new SeriesCache(1000, () => now);
-    const compute = async (): Promise<Computed> => {
+    const compute = async (): Promise<Series> => {
       computed++;
-      return { window: 'hour' } as Computed;
+      return { window: 'hour' } as Series;
     };
     const [a, b] = await Promise.all([cache.get('hour', compute), cache.get('hour', compute)]);
     expect(a).to.equal(b);
@@ -248,10 +222,10 @@ describe('SeriesCache', () => {
     await cache.get('hour', compute);
     expect(computed).to.equal(3);
     let fail = true;
-    const failing = async (): Promise<Computed> => {
+    const failing = async (): Promise<Series> => {
       computed++;
       if (fail) throw new Error('redis down');
-      return { window: 'day' } as Computed;
+      return { window: 'day' } as Series;
     };
     let caught: unknown;
     await cache.get('failing', failing).catch((err: unknown) => (caught = err));

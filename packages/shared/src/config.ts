@@ -13,18 +13,36 @@ import { clusterUrl, parseRedisUrl } from './redis-url.js';
 
 export type Role = 'producer' | 'consumer';
 
-type Kind = 'string' | 'url' | 'int' | 'level' | 'bool' | 'tokens';
-
-interface Setting {
-  readonly env: string;
-  readonly kind: Kind;
-  readonly default: string | number | boolean | ((role: Role) => string | number);
-  readonly min?: number;
-  readonly roles: readonly Role[];
-  readonly doc: string;
-  /** Another name accepted for the variable when it is unset (the issue's and Postoffice's spelling). */
-  readonly alias?: string;
+/** What a setting of each kind parses to: its field's type in `Config`. */
+interface KindTypes {
+  /** Any text. */
+  readonly string: string;
+  /** A Redis URL (`parseRedisUrl`). */
+  readonly url: string;
+  /** A whole number, at least the setting's `min`. */
+  readonly int: number;
+  /** A pino log level. */
+  readonly level: string;
+  readonly bool: boolean;
+  /** Comma-separated API tokens; an empty list when unset. */
+  readonly tokens: readonly string[];
 }
+
+type Kind = keyof KindTypes;
+
+/** A setting whose default is of its kind's type (a tokens setting has none: unset is the empty list). */
+type Setting = {
+  [K in Kind]: {
+    readonly env: string;
+    readonly kind: K;
+    readonly default: K extends 'tokens' ? '' : KindTypes[K] | ((role: Role) => KindTypes[K]);
+    readonly min?: number;
+    readonly roles: readonly Role[];
+    readonly doc: string;
+    /** Another name accepted for the variable when it is unset (the issue's and Postoffice's spelling). */
+    readonly alias?: string;
+  };
+}[Kind];
 
 /** The shortest API token accepted: a token is a password that never expires, so it must not be guessable. */
 export const MIN_TOKEN_LENGTH = 16;
@@ -32,6 +50,7 @@ export const MIN_TOKEN_LENGTH = 16;
 const BOTH: readonly Role[] = ['producer', 'consumer'];
 
 export const SETTINGS = {
+  /** Where Redis is: a `redis://`/`rediss://` URL, or a cluster URL (`REDIS_CLUSTER_NODES` folded in). */
   redisUrl: {
     env: 'REDIS_URL',
     kind: 'url',
@@ -254,6 +273,7 @@ export const SETTINGS = {
     roles: ['consumer'],
     doc: '`host:port` of a Pub/Sub emulator: `pubsub` publishers publish there, without TLS or credentials.',
   },
+  /** API_TOKENS, split and trimmed; empty when authentication is off. Never log it. */
   apiTokens: {
     env: 'API_TOKENS',
     kind: 'tokens',
@@ -332,6 +352,7 @@ export const SETTINGS = {
     roles: ['producer'],
     doc: 'The window of `LOGIN_MAX_FAILURES`, starting at the first failure.',
   },
+  /** TRUST_PROXY as given (validated); `trustedProxies(config)` splits it. */
   trustProxy: {
     env: 'TRUST_PROXY',
     kind: 'string',
@@ -349,52 +370,15 @@ export const SETTINGS = {
   },
 } as const satisfies Record<string, Setting>;
 
-export interface Config {
+type Settings = typeof SETTINGS;
+
+/**
+ * The configuration `loadConfig` returns: one field per setting of
+ * `SETTINGS`, of its kind's type (and documented there), and the role it
+ * was loaded for.
+ */
+export interface Config extends Readonly<{ [K in keyof Settings]: KindTypes[Settings[K]['kind']] }> {
   readonly role: Role;
-  /** Where Redis is: a `redis://`/`rediss://` URL, or a cluster URL (`REDIS_CLUSTER_NODES` folded in). */
-  readonly redisUrl: string;
-  readonly redisClusterNodes: string;
-  readonly redisPrefix: string;
-  readonly host: string;
-  readonly port: number;
-  readonly logLevel: string;
-  readonly claimTimeoutSeconds: number;
-  readonly retentionSeconds: number;
-  readonly retryMaxAgeSeconds: number;
-  readonly maxBulkMessages: number;
-  readonly bodyLimitBytes: number;
-  readonly redisMinReplicas: number;
-  readonly redisWaitTimeoutMs: number;
-  readonly nodeId: string;
-  readonly heartbeatSeconds: number;
-  readonly retryMaxBackoffSeconds: number;
-  readonly breakerThreshold: number;
-  readonly retryPollMs: number;
-  readonly trimIntervalSeconds: number;
-  readonly recoveryIntervalSeconds: number;
-  readonly recoveryTimeoutSeconds: number;
-  readonly shutdownTimeoutSeconds: number;
-  readonly searchScanBudget: number;
-  readonly answerByteBudget: number;
-  readonly auditLog: string;
-  readonly auditStream: boolean;
-  readonly auditStreamMaxLen: number;
-  readonly gcloudPubsubProjectId: string;
-  readonly googleApplicationCredentials: string;
-  readonly pubsubEmulatorHost: string;
-  /** API_TOKENS, split and trimmed; empty when authentication is off. Never log it. */
-  readonly apiTokens: readonly string[];
-  readonly refusePrivateTargets: boolean;
-  readonly requestTimeoutMs: number;
-  readonly headersTimeoutMs: number;
-  readonly connectionTimeoutMs: number;
-  readonly keepAliveTimeoutMs: number;
-  readonly maxConnections: number;
-  readonly loginMaxFailures: number;
-  readonly loginWindowSeconds: number;
-  /** TRUST_PROXY as given (validated); `trustedProxies(config)` splits it. */
-  readonly trustProxy: string;
-  readonly statsCacheMs: number;
 }
 
 const BOOLEANS = new Map([
@@ -412,87 +396,103 @@ export type Env = Readonly<Record<string, string | undefined>>;
 
 export function loadConfig(env: Env, role: Role): Config {
   const problems: string[] = [];
-  const out: Record<string, string | number | boolean | readonly string[]> = { role };
-  for (const [field, s] of Object.entries(SETTINGS) as [string, Setting][]) {
-    const fallback = typeof s.default === 'function' ? s.default(role) : s.default;
-    const own = env[s.env];
-    const useAlias = (own === undefined || own === '') && s.alias !== undefined;
-    const name = useAlias ? s.alias : s.env;
-    const raw = env[name];
-    if (raw === undefined || raw === '') {
-      out[field] = s.kind === 'tokens' ? Object.freeze([]) : fallback;
-      continue;
-    }
-    const value = raw.trim();
-    switch (s.kind) {
-      case 'int': {
-        const n = Number(value);
-        if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < (s.min ?? 0)) {
-          problems.push(`${name}=${JSON.stringify(raw)}: expected a whole number >= ${s.min ?? 0}`);
-        } else out[field] = n;
-        break;
-      }
-      case 'url': {
-        try {
-          parseRedisUrl(value);
-          out[field] = value;
-        } catch (err) {
-          problems.push(`${name}=${JSON.stringify(raw)}: ${(err as Error).message}`);
-        }
-        break;
-      }
-      case 'level':
-        if (!LEVELS.has(value))
-          problems.push(`${name}=${JSON.stringify(raw)}: expected one of ${[...LEVELS].join(', ')}`);
-        else out[field] = value;
-        break;
-      case 'string':
-        out[field] = value;
-        break;
-      case 'tokens': {
-        const tokens = parseTokens(name, value, problems);
-        if (tokens) out[field] = tokens;
-        break;
-      }
-      case 'bool':
-        if (!BOOLEANS.has(value.toLowerCase())) problems.push(`${name}=${JSON.stringify(raw)}: expected true or false`);
-        else out[field] = BOOLEANS.get(value.toLowerCase()) as boolean;
-        break;
-    }
-  }
-  const c = out as unknown as Config;
-  if (c.redisClusterNodes !== '') {
-    const url = clusterUrl(c.redisClusterNodes, c.redisUrl);
+  const values = {} as { -readonly [K in keyof Settings]: Config[K] };
+  for (const field of Object.keys(SETTINGS) as (keyof Settings)[]) set(values, field, read(field, env, role, problems));
+  if (values.redisClusterNodes !== '') {
+    const url = clusterUrl(values.redisClusterNodes, values.redisUrl);
     try {
       parseRedisUrl(url);
-      out.redisUrl = url;
+      values.redisUrl = url;
     } catch (err) {
-      problems.push(`REDIS_CLUSTER_NODES=${JSON.stringify(c.redisClusterNodes)}: ${(err as Error).message}`);
+      problems.push(`REDIS_CLUSTER_NODES=${JSON.stringify(values.redisClusterNodes)}: ${(err as Error).message}`);
     }
   }
-  if (/[{}\s]/.test(c.redisPrefix)) {
+  if (/[{}\s]/.test(values.redisPrefix)) {
     problems.push(
-      `REDIS_PREFIX=${JSON.stringify(c.redisPrefix)}: expected no braces or spaces (keys carry the topic in a {hash tag})`,
+      `REDIS_PREFIX=${JSON.stringify(values.redisPrefix)}: expected no braces or spaces (keys carry the topic in a {hash tag})`,
     );
   }
   const bothValid = !problems.some((p) => /^(RETENTION_SECONDS|RETENTION|RETRY_MAX_AGE_SECONDS)=/.test(p));
-  if (bothValid && c.retentionSeconds < c.retryMaxAgeSeconds) {
+  if (bothValid && values.retentionSeconds < values.retryMaxAgeSeconds) {
     problems.push(
-      `RETENTION_SECONDS=${c.retentionSeconds}: expected at least RETRY_MAX_AGE_SECONDS (${c.retryMaxAgeSeconds}), or messages still being retried could be trimmed`,
+      `RETENTION_SECONDS=${values.retentionSeconds}: expected at least RETRY_MAX_AGE_SECONDS (${values.retryMaxAgeSeconds}), or messages still being retried could be trimmed`,
     );
   }
   const timeoutsValid = !problems.some((p) => /^(REQUEST_TIMEOUT_MS|HEADERS_TIMEOUT_MS)=/.test(p));
-  if (timeoutsValid && c.headersTimeoutMs > c.requestTimeoutMs) {
+  if (timeoutsValid && values.headersTimeoutMs > values.requestTimeoutMs) {
     problems.push(
-      `HEADERS_TIMEOUT_MS=${c.headersTimeoutMs}: expected at most REQUEST_TIMEOUT_MS (${c.requestTimeoutMs}), which covers the headers too`,
+      `HEADERS_TIMEOUT_MS=${values.headersTimeoutMs}: expected at most REQUEST_TIMEOUT_MS (${values.requestTimeoutMs}), which covers the headers too`,
     );
   }
-  checkProxies(c.trustProxy, problems);
+  checkProxies(values.trustProxy, problems);
   if (problems.length > 0) throw new ConfigError(problems);
-  if (role === 'consumer' && c.nodeId === '') {
-    out.nodeId = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  if (role === 'consumer' && values.nodeId === '') {
+    values.nodeId = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   }
-  return Object.freeze(out) as unknown as Config;
+  const config: Config = { role, ...values };
+  return Object.freeze(config);
+}
+
+function set<K extends keyof Settings>(
+  values: { -readonly [F in keyof Settings]: Config[F] },
+  field: K,
+  value: Config[K],
+): void {
+  values[field] = value;
+}
+
+/**
+ * A setting's value: from its variable (or its alias), else its default. A
+ * bad value adds a problem (and gives the default, so the others are still
+ * checked: `loadConfig` throws when there is any problem).
+ */
+function read<K extends keyof Settings>(field: K, env: Env, role: Role, problems: string[]): Config[K] {
+  const s: Setting = SETTINGS[field];
+  const own = env[s.env];
+  const name = (own === undefined || own === '') && s.alias !== undefined ? s.alias : s.env;
+  const raw = env[name];
+  const given = raw === undefined || raw === '' ? undefined : parse(s, name, raw, problems);
+  // The table ties each field's kind to its type (`Setting`, `Config`); TypeScript cannot follow the kind through `s`.
+  return (given ?? defaultOf(s, role)) as Config[K];
+}
+
+function defaultOf(s: Setting, role: Role): KindTypes[Kind] {
+  if (s.kind === 'tokens') return Object.freeze([]);
+  return typeof s.default === 'function' ? s.default(role) : s.default;
+}
+
+/** The value of the variable `name` (`raw`, not empty) for the setting, or undefined with a problem. */
+function parse(s: Setting, name: string, raw: string, problems: string[]): KindTypes[Kind] | undefined {
+  const value = raw.trim();
+  switch (s.kind) {
+    case 'int': {
+      const n = Number(value);
+      if (/^\d+$/.test(value) && Number.isSafeInteger(n) && n >= (s.min ?? 0)) return n;
+      problems.push(`${name}=${JSON.stringify(raw)}: expected a whole number >= ${s.min ?? 0}`);
+      return undefined;
+    }
+    case 'url':
+      try {
+        parseRedisUrl(value);
+        return value;
+      } catch (err) {
+        problems.push(`${name}=${JSON.stringify(raw)}: ${(err as Error).message}`);
+        return undefined;
+      }
+    case 'level':
+      if (LEVELS.has(value)) return value;
+      problems.push(`${name}=${JSON.stringify(raw)}: expected one of ${[...LEVELS].join(', ')}`);
+      return undefined;
+    case 'string':
+      return value;
+    case 'tokens':
+      return parseTokens(name, value, problems);
+    case 'bool': {
+      const b = BOOLEANS.get(value.toLowerCase());
+      if (b === undefined) problems.push(`${name}=${JSON.stringify(raw)}: expected true or false`);
+      return b;
+    }
+  }
 }
 
 /**

@@ -20,3 +20,4 @@ export * from './build-info.js';
 export * from './once-writer.js';
 export * from './source-store.js';
 export * from './series.js';
+export * from './backlog.js';

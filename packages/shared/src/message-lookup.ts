@@ -16,6 +16,7 @@
  * the topics' id index, and their delivery history keys (`h:<id>`) are read
  * until they expire.
  */
+import { lastDeliveredIds } from './backlog.js';
 import { RECORD_SPAN_MS, decodeItem, decodeRetryState, type LoggedAttempt } from './attempt-record.js';
 import { parseRangeRecords, rangeRuling, type RangeRecord } from './flow-ranges.js';
 import { compareStreamIds, parseMessageId } from './ids.js';
@@ -23,7 +24,7 @@ import type { Keys } from './keys.js';
 import { parseEntry } from './message.js';
 import type { StoredLease } from './pull-queue.js';
 import { scripts, type ScriptClient } from './scripts.js';
-import type { Store } from './store.js';
+import { parsePublisher, type Store } from './store.js';
 import type { Attempt, DeliveryRecord, DeliveryStateName, LeaseAttempt, Publisher } from './types.js';
 
 /** Runs a pipeline; throws the first command's error, returns the replies in order. */
@@ -211,15 +212,10 @@ export async function findMessage(
   // Not in the stream: trimmed after delivery and retention, or never there.
   if (!entry) return undefined;
   const message = parseEntry(topic, entry[0], entry[1]);
-  const lastDelivered = new Map<string, string>();
   // XINFO fails only when the stream is gone, which the XRANGE above ruled out; no groups is an empty list.
-  for (const g of groupsReply[0] ? [] : groupsReply[1]) {
-    const info = new Map<string, unknown>();
-    for (let k = 0; k + 1 < g.length; k += 2) info.set(String(g[k]), g[k + 1]);
-    lastDelivered.set(String(info.get('name')), String(info.get('last-delivered-id')));
-  }
+  const lastDelivered = groupsReply[0] ? new Map<string, string>() : lastDeliveredIds(groupsReply[1]);
   const publishers = publishersReply[1]
-    .map((json) => JSON.parse(json) as Publisher)
+    .map(parsePublisher)
     .filter((p) => !(p.from_now && Date.parse(p.created_at) > message.receivedAt))
     .sort((a, b) => Number(a.id) - Number(b.id));
 

@@ -32,6 +32,7 @@ import type { Keys } from './keys.js';
 import { parseEntry } from './message.js';
 import { scripts, type ScriptClient } from './scripts.js';
 import { SERIES_TTL_SECONDS, seriesSlot } from './series.js';
+import { parsePublisher } from './store.js';
 import type { LeaseWorker, Publisher, StoredMessage } from './types.js';
 
 /** The consumer name the group records for messages handed to workers (never a node id). */
@@ -329,7 +330,7 @@ export class PullQueue {
     const range = (rows[1]?.[1] ?? []) as [string, string[]][];
     const entry = range[0];
     if (!json || !entry) throw notFound();
-    const publisher = JSON.parse(json) as Publisher;
+    const publisher = parsePublisher(json);
     if (publisher.type !== 'pull') throw notFound();
     const lease = parseLease(rows[2]?.[1] as string | null | undefined);
     return {

@@ -16,7 +16,7 @@ import { NotFoundError, PUBLISHER_BUSY, scriptError } from './errors.js';
 import type { Keys } from './keys.js';
 import { isCluster } from './redis.js';
 import { scripts, type ScriptClient } from './scripts.js';
-import type { Publisher, Topic, TopicRecovery } from './types.js';
+import { PUBLISHER_DEFAULTS, type Publisher, type PublisherRecord, type Topic, type TopicRecovery } from './types.js';
 
 export type StoreEvent =
   | { readonly type: 'topic'; readonly topic: string }
@@ -187,18 +187,18 @@ export class Store {
     const items = found
       .flat()
       .filter((json): json is string => typeof json === 'string')
-      .map((json) => JSON.parse(json) as Publisher)
+      .map(parsePublisher)
       .sort(byId);
     return { items, next: ids.length > limit ? (page[page.length - 1] ?? null) : null };
   }
 
   async createPublisher(
-    publisher: Omit<Publisher, 'id' | 'created_at' | 'updated_at'>,
+    publisher: Omit<PublisherRecord, 'id' | 'created_at' | 'updated_at'>,
     now = new Date(),
   ): Promise<Publisher> {
     const id = String(await this.redis.incr(this.keys.sequence('publisher')));
     const stamp = now.toISOString();
-    const full: Publisher = { id, ...publisher, created_at: stamp, updated_at: stamp };
+    const full: PublisherRecord = { id, ...publisher, created_at: stamp, updated_at: stamp };
     const tk = this.keys.topic(publisher.topic);
     await this.redis.hset(this.keys.publisherIndex, id, publisher.topic);
     try {
@@ -217,19 +217,19 @@ export class Store {
       throw err;
     }
     await this.emit({ type: 'publisher', topic: publisher.topic, id });
-    return full;
+    return normalisePublisher(full);
   }
 
   async getPublisher(id: string): Promise<Publisher | undefined> {
     const topic = await this.redis.hget(this.keys.publisherIndex, id);
     if (topic === null) return undefined;
     const json = await this.redis.hget(this.keys.topic(topic).publishers, id);
-    return json ? (JSON.parse(json) as Publisher) : undefined;
+    return json ? parsePublisher(json) : undefined;
   }
 
   async listPublishersOfTopic(topic: string): Promise<Publisher[]> {
     const all = await this.redis.hvals(this.keys.topic(topic).publishers);
-    return all.map((json) => JSON.parse(json) as Publisher).sort(byId);
+    return all.map(parsePublisher).sort(byId);
   }
 
   /** A topic's publishers and whether the topic is paused, in one round trip (one hash slot). */
@@ -241,7 +241,7 @@ export class Store {
     if (publishersErr) throw publishersErr;
     return {
       paused: typeof json === 'string' && parseTopic(json).paused,
-      publishers: (values as string[]).map((v) => JSON.parse(v) as Publisher).sort(byId),
+      publishers: (values as string[]).map(parsePublisher).sort(byId),
     };
   }
 
@@ -255,7 +255,7 @@ export class Store {
     if (publisherErr) throw publisherErr;
     if (metaErr) throw metaErr;
     if (typeof json !== 'string') return undefined;
-    return effectivePublisher(JSON.parse(json) as Publisher, typeof meta === 'string' && parseTopic(meta).paused);
+    return effectivePublisher(parsePublisher(json), typeof meta === 'string' && parseTopic(meta).paused);
   }
 
   async listPublishers(): Promise<Publisher[]> {
@@ -264,7 +264,7 @@ export class Store {
     const rows = await Promise.all(names.map((name) => this.redis.hvals(this.keys.topic(name).publishers)));
     const out: Publisher[] = [];
     for (const values of rows) {
-      for (const json of values) out.push(JSON.parse(json) as Publisher);
+      for (const json of values) out.push(parsePublisher(json));
     }
     return out.sort(byId);
   }
@@ -296,7 +296,7 @@ export class Store {
       if (publishersErr) throw publishersErr;
       const topic = topicOf(meta as (string | null)[]);
       if (topic) topics.push(topic);
-      for (const value of values as string[]) publishers.push(JSON.parse(value) as Publisher);
+      for (const value of values as string[]) publishers.push(parsePublisher(value));
     }
     return { topics: topics.sort((a, b) => a.id - b.id), publishers: publishers.sort(byId) };
   }
@@ -312,7 +312,7 @@ export class Store {
       const tk = this.keys.topic(topic);
       const json = await this.redis.hget(tk.publishers, id);
       if (!json) throw new NotFoundError('publisher_not_found', 'id', 'publisher not found');
-      const current = JSON.parse(json) as Publisher;
+      const current = parsePublisher(json);
       const next: Publisher = { ...change(current), id, topic: current.topic, updated_at: now.toISOString() };
       const result = await scripts.updatePublisher(
         this.redis,
@@ -384,6 +384,31 @@ export class Store {
 function parseTopic(json: string): Topic {
   const topic = JSON.parse(json) as Topic;
   return { ...topic, paused: topic.paused === true };
+}
+
+/**
+ * A publisher record as read from Redis, with the defaults of the fields
+ * written after it (`PublisherRecord`): the one place they are applied.
+ */
+export function parsePublisher(json: string): Publisher {
+  return normalisePublisher(JSON.parse(json) as PublisherRecord);
+}
+
+/** The record with a default for every field it was written without (its own values, and key order, kept). */
+export function normalisePublisher(p: PublisherRecord): Publisher {
+  const d = PUBLISHER_DEFAULTS;
+  return {
+    ...p,
+    parallelism: p.parallelism ?? d.parallelism,
+    ordered: p.ordered ?? d.ordered,
+    rate_limit: p.rate_limit ?? d.rate_limit,
+    dead_on_status: p.dead_on_status ?? [],
+    retry_max_attempts: p.retry_max_attempts ?? null,
+    retry_max_age_seconds: p.retry_max_age_seconds ?? null,
+    filter: p.filter ?? null,
+    batch_size: p.batch_size ?? d.batch_size,
+    ordering_attribute: p.ordering_attribute ?? null,
+  };
 }
 
 /**

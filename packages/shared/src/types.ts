@@ -42,31 +42,50 @@ export interface Publisher {
   readonly secrets?: readonly string[];
   /**
    * http publishers: statuses that make a message a dead letter at once
-   * (besides 410 Gone, always final). Absent in records written before it.
+   * (besides 410 Gone, always final).
    */
-  readonly dead_on_status?: readonly number[];
-  /** Attempts after which a message becomes a dead letter; null (or absent) for no limit. */
-  readonly retry_max_attempts?: number | null;
-  /** Age (s) after which a failing message becomes a dead letter; null (or absent): RETRY_MAX_AGE_SECONDS. */
-  readonly retry_max_age_seconds?: number | null;
+  readonly dead_on_status: readonly number[];
+  /** Attempts after which a message becomes a dead letter; null for no limit. */
+  readonly retry_max_attempts: number | null;
+  /** Age (s) after which a failing message becomes a dead letter; null: RETRY_MAX_AGE_SECONDS. */
+  readonly retry_max_age_seconds: number | null;
   /**
    * http publishers: headers sent with every delivery (credentials, API
    * keys). Write-only like `secrets`: the API shows `header_names`, logs never show them.
    */
   readonly headers?: Readonly<Record<string, string>>;
   /** http and pubsub publishers: only messages that match are sent; the others are skipped. */
-  readonly filter?: MessageFilter | null;
-  /** http publishers: most messages per POST (a JSON array); 1 (or absent) sends one message a request. */
-  readonly batch_size?: number;
+  readonly filter: MessageFilter | null;
+  /** http publishers: most messages per POST (a JSON array); 1 sends one message a request. */
+  readonly batch_size: number;
   /**
    * Ordered publishers: the attribute whose value is the ordering key. Messages
    * with the same value are delivered in stream order, one at a time; different
-   * keys in parallel. Null (or absent): the whole publisher is one key.
+   * keys in parallel. Null: the whole publisher is one key.
    */
-  readonly ordering_attribute?: string | null;
+  readonly ordering_attribute: string | null;
   readonly created_at: string;
   readonly updated_at: string;
 }
+
+/** Publisher fields added after the first records were written: a stored record may lack them. */
+type LaterPublisherField =
+  | 'parallelism'
+  | 'ordered'
+  | 'rate_limit'
+  | 'dead_on_status'
+  | 'retry_max_attempts'
+  | 'retry_max_age_seconds'
+  | 'filter'
+  | 'batch_size'
+  | 'ordering_attribute';
+
+/**
+ * A publisher as stored in Redis: records written before a field existed
+ * lack it. `Store` reads every record through `parsePublisher`, which gives
+ * them their defaults, so the rest of the code sees only `Publisher`.
+ */
+export type PublisherRecord = Omit<Publisher, LaterPublisherField> & Partial<Pick<Publisher, LaterPublisherField>>;
 
 /**
  * Which messages a publisher sends: those whose attributes match every key
@@ -115,13 +134,10 @@ export const PUBLISHER_BOUNDS = {
   retry_max_age_seconds: { min: 1, max: 365 * 86_400 },
 } as const;
 
-/**
- * The publisher's slots in effect: `parallelism` (1 when ordered). Records
- * written before these fields existed count as parallelism 1, unordered.
- */
+/** The publisher's slots in effect: `parallelism` (1 when ordered). */
 export function slotCount(p: Pick<Publisher, 'parallelism' | 'ordered'>): number {
   if (p.ordered) return 1;
-  return Math.max(1, Math.floor(p.parallelism ?? 1));
+  return Math.max(1, Math.floor(p.parallelism));
 }
 
 /** One message as stored in its topic's stream. */

@@ -450,6 +450,12 @@ describe('pull Lua scripts', () => {
       parallelism: 1,
       ordered: false,
       rate_limit: null,
+      dead_on_status: [],
+      retry_max_attempts: null,
+      retry_max_age_seconds: null,
+      filter: null,
+      batch_size: 1,
+      ordering_attribute: null,
       created_at: '',
       updated_at: '',
     };

@@ -20,7 +20,7 @@
  * messages are held: beyond half of it no more is read.
  */
 import type { OrderedTake } from './source.js';
-import type { Fate, Job } from '../types.js';
+import type { Settlement, Job } from '../types.js';
 
 export class OrderingKeys {
   /** key -> stream id of its message in flight. */
@@ -132,14 +132,14 @@ export class OrderingKeys {
    * key waiting; a message that came from the retry set leaves its key
    * waiting until the retry set is asked again (it may hold more of it).
    */
-  settled(outcomes: readonly { readonly job: Job; readonly fate: Fate }[]): void {
-    for (const { job, fate } of outcomes) {
+  settled(outcomes: readonly { readonly job: Job; readonly settlement: Settlement }[]): void {
+    for (const { job, settlement } of outcomes) {
       const sid = job.message.streamId;
       const key = this.keyOfSid.get(sid);
       if (key === undefined) continue;
       this.keyOfSid.delete(sid);
       this.sending.delete(key);
-      if (fate.kind === 'retry') this.waiting.add(key);
+      if (settlement.kind === 'retry') this.waiting.add(key);
       else if (job.retry || this.waiting.has(key)) this.refreshNeeded = true;
     }
   }

@@ -1,10 +1,10 @@
 /**
- * One publisher's delivery pipeline on this node: source -> delivery -> ack,
+ * One publisher's delivery pipeline on this node: source -> delivery -> settle,
  * driven by demand. The source reads only as many messages as there are free
  * delivery slots (`concurrency`), so a slow target slows reading and the
- * backlog stays in Redis; finished deliveries free their slots once the ack
+ * backlog stays in Redis; finished deliveries free their slots once the settle
  * stage has recorded their batch, and ask the source for more. An attempt
- * is one callback from the target, then one entry in the ack stage's queue:
+ * is one callback from the target, then one entry in the settle stage's queue:
  * no promise or timer of its own. While deliveries are
  * in flight the source waits until a quarter of the slots are free
  * (`minDemand`, GenStage's min_demand), so that under load one read brings
@@ -41,20 +41,20 @@
  * its own per message.
  */
 import { isEmptyFilter, matchesFilter, type Config, type Logger, type Publisher } from '@postoffice/shared';
-import { decideFate, describe, refusedForGood } from '../fate.js';
+import { decideSettlement, describe, refusedForGood } from './settle-decision.js';
 import { batchEnd } from '../targets/http-target.js';
-import type { AttemptResult, Clock, Fate, Job, Target } from '../types.js';
+import type { AttemptResult, Clock, Settlement, Job, Target } from '../types.js';
 import type { RetryIndex } from '../retry-index.js';
 import type { Metrics, PublisherSeries } from '../metrics.js';
-import type { AckStage, Outcome } from './ack-stage.js';
+import type { SettleStage, Outcome } from './settle-stage.js';
 import { OrderingKeys } from './ordering-keys.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { Source } from './source.js';
 
 export type PipelineState = 'running' | 'open' | 'probing' | 'paused' | 'closed';
 
-const DELIVERED: Fate = Object.freeze({ kind: 'delivered' });
-const SKIPPED: Fate = Object.freeze({ kind: 'skipped' });
+const DELIVERED: Settlement = Object.freeze({ kind: 'delivered' });
+const SKIPPED: Settlement = Object.freeze({ kind: 'skipped' });
 /** Messages an ordering-key pipeline holds behind busy keys: ten per delivery slot, within [100, 10000]. */
 const heldCap = (concurrency: number): number => Math.min(10_000, Math.max(100, concurrency * 10));
 /** Longest an ordering-key publisher with retries waiting goes without a look at its retry set (ms). */
@@ -62,12 +62,12 @@ const ORDERED_RECHECK_MS = 60_000;
 
 /** Whether the publisher needs the pipeline's special path (filter, batches, ordering keys). */
 function special(p: Publisher): boolean {
-  return !isEmptyFilter(p.filter) || (p.batch_size ?? 1) > 1 || keyed(p);
+  return !isEmptyFilter(p.filter) || p.batch_size > 1 || keyed(p);
 }
 
 /** Messages that may be in flight: `concurrency` requests of `batch_size` messages. */
 function capacity(p: Publisher): number {
-  return p.concurrency * Math.max(1, p.batch_size ?? 1);
+  return p.concurrency * Math.max(1, p.batch_size);
 }
 
 /** An ordered publisher with an ordering attribute: one delivery in flight per key. */
@@ -82,12 +82,12 @@ export function minDemand(concurrency: number): number {
 
 export interface PipelineDeps {
   readonly source: Source;
-  /** Makes the pipeline's ack stage, which calls `onSettled` with each batch it has written. */
-  readonly createAck: (onSettled: (batch: readonly Outcome[]) => void) => AckStage;
+  /** Makes the pipeline's settle stage, which calls `onSettled` with each batch it has written. */
+  readonly createSettle: (onSettled: (batch: readonly Outcome[]) => void) => SettleStage;
   readonly target: Target;
   readonly retryIndex: RetryIndex;
   readonly limiter: RateLimiter;
-  /** Whether this node still holds the publisher's slot lease (asked by ordered pipelines before each read). */
+  /** Whether this node still holds the publisher's slot lease (`SlotOwner.leaseCheck`; ordered pipelines, before each read). */
   readonly holdsLease: () => Promise<boolean>;
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -128,7 +128,7 @@ export class PublisherPipeline {
   private orphanCheck: boolean;
   private readonly idleWaiters: (() => void)[] = [];
   private readonly series: PublisherSeries;
-  private readonly ack: AckStage;
+  private readonly settle: SettleStage;
   /** The publisher has a filter, batches or ordering keys (see `special`). */
   private special: boolean;
   /** Ordering keys, for an ordered publisher with an `ordering_attribute` (fixed at creation). */
@@ -148,10 +148,10 @@ export class PublisherPipeline {
     this.special = special(publisher);
     this.minDemand = minDemand(capacity(publisher));
     this.keys = keyed(publisher)
-      ? new OrderingKeys(publisher.ordering_attribute ?? null, heldCap(publisher.concurrency))
+      ? new OrderingKeys(publisher.ordering_attribute, heldCap(publisher.concurrency))
       : undefined;
     this.series = deps.metrics.publisherSeries(publisher.id, publisher.topic);
-    this.ack = deps.createAck((batch) => this.settled(batch));
+    this.settle = deps.createSettle((batch) => this.settled(batch));
   }
 
   get id(): string {
@@ -186,7 +186,7 @@ export class PublisherPipeline {
     this.publisher = publisher;
     this.special = special(publisher);
     this.minDemand = minDemand(capacity(publisher));
-    this.keys?.setAttribute(publisher.ordering_attribute ?? null);
+    this.keys?.setAttribute(publisher.ordering_attribute);
     if (this.state === 'closed') return;
     if (!publisher.active && this.state !== 'paused') {
       this.clearProbe();
@@ -215,7 +215,7 @@ export class PublisherPipeline {
     while (this.inFlight > 0 || this.reading) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
-    await this.ack.drained();
+    await this.settle.drained();
   }
 
   private pump(): void {
@@ -437,10 +437,10 @@ export class PublisherPipeline {
       const now = this.deps.now();
       for (const job of jobs) {
         if (matchesFilter(filter, job.message.attributes)) kept.push(job);
-        else this.ack.add({ job, result: { ok: true, startedAt: now, durationMs: 0 }, fate: SKIPPED });
+        else this.settle.add({ job, result: { ok: true, startedAt: now, durationMs: 0 }, settlement: SKIPPED });
       }
     }
-    const size = publisher.batch_size ?? 1;
+    const size = publisher.batch_size;
     const target = this.deps.target;
     if (size > 1 && target.sendBatch !== undefined) {
       const messages = send.map((j) => j.message);
@@ -455,11 +455,11 @@ export class PublisherPipeline {
     for (const job of send) target.send(publisher, job.message, (result) => this.finish(publisher, job, result));
   }
 
-  /** A message's fate after an attempt. */
-  private fateOf(publisher: Publisher, job: Job, result: AttemptResult, now: number): Fate {
+  /** A message's settlement after an attempt. */
+  private settlementOf(publisher: Publisher, job: Job, result: AttemptResult, now: number): Settlement {
     if (result.ok) return DELIVERED;
     const ownAge = publisher.retry_max_age_seconds;
-    return decideFate({
+    return decideSettlement({
       result,
       attempts: job.previousAttempts + 1,
       receivedAt: job.message.receivedAt,
@@ -468,27 +468,27 @@ export class PublisherPipeline {
       maxBackoffSeconds: this.deps.config.retryMaxBackoffSeconds,
       maxAgeSeconds: ownAge ?? this.deps.config.retryMaxAgeSeconds,
       publisherMaxAge: ownAge != null,
-      maxAttempts: publisher.retry_max_attempts ?? null,
+      maxAttempts: publisher.retry_max_attempts,
       ...(publisher.dead_on_status ? { deadOnStatus: publisher.dead_on_status } : {}),
       random: (this.deps.random ?? Math.random)(),
       ordered: publisher.ordered,
     });
   }
 
-  /** An attempt ended: its fate, then the ack stage (its slot is freed once the batch is written). */
+  /** An attempt ended: its settlement, then the settle stage (its slot is freed once the batch is written). */
   private finish(publisher: Publisher, job: Job, result: AttemptResult): void {
     const now = this.deps.now();
-    const fate = this.fateOf(publisher, job, result, now);
+    const settlement = this.settlementOf(publisher, job, result, now);
     const s = this.series;
     s.duration.observe(result.durationMs / 1000);
     if (result.ok) s.endToEnd.observe((now - job.message.receivedAt) / 1000);
     else {
       this.deps.logger.debug(
-        { messageId: job.message.id, fate: fate.kind, error: describe(result) },
+        { messageId: job.message.id, fate: settlement.kind, error: describe(result) },
         'delivery failed',
       );
     }
-    this.ack.add({ job, result, fate, target: publisher.target });
+    this.settle.add({ job, result, settlement, target: publisher.target });
     this.afterResult(targetAnswers(publisher, result));
   }
 
@@ -498,9 +498,9 @@ export class PublisherPipeline {
     const s = this.series;
     s.duration.observe(result.durationMs / 1000);
     for (const job of jobs) {
-      const fate = this.fateOf(publisher, job, result, now);
-      if (fate.kind === 'delivered') s.endToEnd.observe((now - job.message.receivedAt) / 1000);
-      this.ack.add({ job, result, fate, target: publisher.target });
+      const settlement = this.settlementOf(publisher, job, result, now);
+      if (settlement.kind === 'delivered') s.endToEnd.observe((now - job.message.receivedAt) / 1000);
+      this.settle.add({ job, result, settlement, target: publisher.target });
     }
     if (!result.ok) {
       this.deps.logger.debug({ count: jobs.length, error: describe(result) }, 'batch delivery failed');
@@ -515,9 +515,9 @@ export class PublisherPipeline {
     this.inFlight -= batch.length;
     s.inFlight.dec(batch.length);
     let delivered = 0;
-    for (const { fate, result } of batch) {
-      if (fate.kind === 'delivered') delivered++;
-      else if (fate.kind === 'retry' || fate.kind === 'dead') s.failed(fate.kind, result).inc();
+    for (const { settlement, result } of batch) {
+      if (settlement.kind === 'delivered') delivered++;
+      else if (settlement.kind === 'retry' || settlement.kind === 'dead') s.failed(settlement.kind, result).inc();
     }
     if (delivered > 0) s.delivered.inc(delivered);
     if (this.keys) this.keyedSettled(this.keys, batch);
@@ -529,8 +529,9 @@ export class PublisherPipeline {
   private keyedSettled(keys: OrderingKeys, batch: readonly Outcome[]): void {
     keys.settled(batch);
     let earliest = Infinity;
-    for (const { fate } of batch) if (fate.kind === 'retry' && fate.dueAt < earliest) earliest = fate.dueAt;
-    // The ack stage lowered the retry index already; a take running meanwhile may have raised it past this retry.
+    for (const { settlement } of batch)
+      if (settlement.kind === 'retry' && settlement.dueAt < earliest) earliest = settlement.dueAt;
+    // The settle stage lowered the retry index already; a take running meanwhile may have raised it past this retry.
     if (earliest !== Infinity) {
       this.deps.retryIndex
         .lower(this.publisher.id, earliest)

@@ -164,7 +164,6 @@ export class Source {
    */
   async takeOverAllOrphans(publisher: Publisher, now: number): Promise<number> {
     const stream = this.keys.topic(publisher.topic).stream;
-    const pk = this.keys.publisher(publisher.topic, publisher.id);
     let consumers: unknown[][];
     try {
       consumers = (await this.redis.xinfo('CONSUMERS', stream, publisher.id)) as unknown[][];
@@ -173,25 +172,17 @@ export class Source {
       throw err;
     }
     let waitMs = 0;
+    const ripe: string[] = [];
     for (const row of consumers) {
       const info = new Map<string, unknown>();
       for (let k = 0; k + 1 < row.length; k += 2) info.set(String(row[k]), row[k + 1]);
       const name = String(info.get('name'));
       if (name === RECLAIMED_CONSUMER || Number(info.get('pending')) === 0) continue;
       const idle = Number(info.get('idle'));
-      if (idle < this.claimTimeoutMs) {
-        waitMs = Math.max(waitMs, this.claimTimeoutMs - idle);
-        continue;
-      }
-      for (;;) {
-        const { done } = await scripts.reclaim(
-          this.redis,
-          { stream, retries: pk.retries },
-          { group: publisher.id, from: name, to: RECLAIMED_CONSUMER, now, max: RECLAIM_BUDGET },
-        );
-        if (done) break;
-      }
+      if (idle < this.claimTimeoutMs) waitMs = Math.max(waitMs, this.claimTimeoutMs - idle);
+      else ripe.push(name);
     }
+    await this.reclaim(publisher, ripe, now);
     return waitMs;
   }
 
@@ -231,7 +222,15 @@ export class Source {
       if (idle >= this.claimTimeoutMs) ripe.add(consumer);
       else waitMs = Math.max(waitMs, this.claimTimeoutMs - idle);
     });
-    for (const consumer of ripe) {
+    await this.reclaim(publisher, ripe, now);
+    return waitMs;
+  }
+
+  /** Schedules every entry pending under each of `consumers` for a new attempt, a budget a script call. */
+  private async reclaim(publisher: Publisher, consumers: Iterable<string>, now: number): Promise<void> {
+    const stream = this.keys.topic(publisher.topic).stream;
+    const pk = this.keys.publisher(publisher.topic, publisher.id);
+    for (const consumer of consumers) {
       for (;;) {
         const { done } = await scripts.reclaim(
           this.redis,
@@ -241,6 +240,5 @@ export class Source {
         if (done) break;
       }
     }
-    return waitMs;
   }
 }

@@ -6,7 +6,7 @@
  * sending the request (undici's headers timeout; connecting has
  * `CONNECT_TIMEOUT_MS` of its own). A 2xx answer's body is read and dropped;
  * a failed answer's first `MAX_RESPONSE_BYTES` are kept for the message's
- * history, and a 429 or 503 answer's `Retry-After` is passed on to the fate.
+ * history, and a 429 or 503 answer's `Retry-After` is passed on to the settle decision.
  * A publisher's `headers` go with every request; a publisher with
  * `batch_size` sends several messages as one JSON array (`sendBatch`).
  *

@@ -9,7 +9,7 @@
  * The client's own retries are off: an attempt is one `Publish` call
  * bounded by `seconds_timeout`, and a failure goes through the same retry
  * schedule, circuit breaker and dead letters as an http delivery. Which
- * gRPC status retries and which is permanent is `PUBSUB_FATES` (the
+ * gRPC status retries and which is permanent is `PUBSUB_SETTLEMENTS` (the
  * docs/configuration.md). Because a chunk fails or succeeds as a whole, a
  * message refused as INVALID_ARGUMENT in a chunk of several is tried once
  * more alone before it is declared dead, so that one bad message never
@@ -60,7 +60,7 @@ export const GRPC_CODES: Readonly<Record<number, string>> = {
  * a missing topic or missing rights are fixed by an operator, and the
  * messages must still be there when they are.
  */
-export const PUBSUB_FATES: Readonly<Record<string, 'retry' | 'dead'>> = {
+export const PUBSUB_SETTLEMENTS: Readonly<Record<string, 'retry' | 'dead'>> = {
   INVALID_ARGUMENT: 'dead',
   CANCELLED: 'retry',
   UNKNOWN: 'retry',
@@ -148,7 +148,7 @@ export class PubsubTarget implements Target {
         ok: false,
         error: describePubsubError(err, pubsubTopicName(publisher.target, this.options.projectId)),
         reason: code ?? pubsubErrorReason(err),
-        ...(code !== undefined && PUBSUB_FATES[code] === 'dead' ? { permanent: true } : {}),
+        ...(code !== undefined && PUBSUB_SETTLEMENTS[code] === 'dead' ? { permanent: true } : {}),
       });
     }
   }

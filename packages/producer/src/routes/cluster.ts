@@ -7,13 +7,14 @@
  * it in three round trips (one pipeline per hash slot each), whatever the
  * number of publishers.
  */
-import { execBySlot, slotCount, type RateLimit } from '@postoffice/shared';
+import { execBySlot, parseGroups, slotCount, type GroupInfo, type RateLimit } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
 import type { ChainableCommander } from 'ioredis';
 import type { ApiContext } from '../types.js';
 import { clusterView as clusterSchema, data, responses } from '../schemas.js';
 
-interface NodeView {
+/** A live consumer node, as `GET /api/cluster` shows it. */
+export interface NodeView {
   readonly id: string;
   readonly host?: string;
   readonly pid?: number;
@@ -22,7 +23,8 @@ interface NodeView {
   readonly slots: string[];
 }
 
-interface PublisherView {
+/** A publisher's slots and backlog, as `GET /api/cluster` shows them. */
+export interface ClusterPublisherView {
   readonly id: string;
   readonly topic: string;
   readonly active: boolean;
@@ -36,6 +38,13 @@ interface PublisherView {
   readonly retrying: number;
 }
 
+/** `GET /api/cluster`'s answer. */
+export interface ClusterView {
+  readonly nodes: NodeView[];
+  readonly publishers: ClusterPublisherView[];
+  readonly singletons: Record<string, string | null>;
+}
+
 type Reply = [Error | null, unknown][];
 
 /** The node id in a lease's value (`<node id> <token>`). */
@@ -45,15 +54,7 @@ function holder(value: unknown): string | null {
   return i < 0 ? value : value.slice(0, i);
 }
 
-function fields(row: unknown): Map<string, unknown> {
-  const m = new Map<string, unknown>();
-  if (Array.isArray(row)) for (let i = 0; i + 1 < row.length; i += 2) m.set(String(row[i]), row[i + 1]);
-  return m;
-}
-
-export async function clusterView(
-  ctx: ApiContext,
-): Promise<{ nodes: NodeView[]; publishers: PublisherView[]; singletons: Record<string, string | null> }> {
+export async function clusterView(ctx: ApiContext): Promise<ClusterView> {
   const { redis, keys, store } = ctx;
   const [rows, publishers] = await Promise.all([redis.zrange(keys.nodes, 0, -1, 'WITHSCORES'), store.listPublishers()]);
   const seen: { id: string; at: number }[] = [];
@@ -100,17 +101,13 @@ export async function clusterView(
       for (let s = 0; s < slotCount(p); s++) pipeline.get(keys.slotLease(p.topic, p.id, s));
     }),
   ]);
-  const groups = new Map<string, Map<string, unknown>>();
+  const groups = new Map<string, Map<string, GroupInfo>>();
   topics.forEach((t, i) => {
     const [err, list] = reply[i] ?? [null, []];
-    if (err || !Array.isArray(list)) return;
-    for (const row of list) {
-      const f = fields(row);
-      groups.set(`${t}\n${String(f.get('name'))}`, f);
-    }
+    if (!err) groups.set(t, parseGroups(list));
   });
   let at = topics.length;
-  const views: PublisherView[] = publishers.map((p) => {
+  const views: ClusterPublisherView[] = publishers.map((p) => {
     const retrying = Number(reply[at++]?.[1] ?? 0);
     const slots: { slot: number; node: string | null }[] = [];
     for (let s = 0; s < slotCount(p); s++) {
@@ -119,18 +116,17 @@ export async function clusterView(
       if (alive && p.active) nodes.get(node)?.slots.push(`${p.id}/${s}`);
       slots.push({ slot: s, node: alive && p.active ? node : null });
     }
-    const g = groups.get(`${p.topic}\n${p.id}`);
-    const lag = g?.get('lag');
+    const g = groups.get(p.topic)?.get(p.id);
     return {
       id: p.id,
       topic: p.topic,
       active: p.active,
-      parallelism: p.parallelism ?? 1,
-      ordered: p.ordered ?? false,
-      rate_limit: p.rate_limit ?? null,
+      parallelism: p.parallelism,
+      ordered: p.ordered,
+      rate_limit: p.rate_limit,
       slots,
-      lag: lag === null || lag === undefined ? null : Number(lag),
-      pending: Number(g?.get('pending') ?? 0),
+      lag: g ? g.lag : null,
+      pending: g?.pending ?? 0,
       retrying,
     };
   });

@@ -11,9 +11,7 @@ import type { ApiContext } from '../types.js';
 import { BLANK, INVALID } from '../schema-compilers.js';
 import {
   ISO_WHY,
-  ISO_WITH_OFFSET,
-  MAX_CURSOR,
-  MAX_TIME_TEXT,
+  SCAN_PAGE,
   actionResultView,
   body,
   cursorProperty,
@@ -23,13 +21,13 @@ import {
   params,
   publisherId,
   responses,
+  scanPageQuery,
+  timeWithOffset,
   topicName,
   type Schema,
 } from '../schemas.js';
 
 const MAX_IDS = 10_000;
-const DEFAULT_LIMIT = 50;
-const MAX_LIMIT = 500;
 
 type Params = { Params: { id: string } };
 
@@ -49,13 +47,7 @@ const all: Schema = {
   description: 'Every failing message of the publisher, instead of `ids`.',
   'x-error': 'must be true when given',
 };
-const time = (description: string): Schema => ({
-  type: 'string',
-  maxLength: MAX_TIME_TEXT,
-  pattern: ISO_WITH_OFFSET,
-  description: `${description} ISO-8601 with an offset.`,
-  'x-error': { pattern: ISO_WHY, maxLength: ISO_WHY, type: INVALID },
-});
+const time = (description: string): Schema => timeWithOffset(description);
 
 const actionResponses = responses(
   { 200: data(actionResultView, 'What was done.') },
@@ -77,19 +69,7 @@ const listSchema = {
         description: 'Only one kind.',
         'x-error': 'must be retrying or dead',
       },
-      limit: {
-        type: 'integer',
-        minimum: 1,
-        maximum: MAX_LIMIT,
-        description: `Page size, default ${DEFAULT_LIMIT}.`,
-        'x-error': `must be a whole number from 1 to ${MAX_LIMIT}`,
-      },
-      cursor: {
-        type: 'string',
-        maxLength: MAX_CURSOR,
-        description: 'The `cursor` of the previous page.',
-        'x-error': INVALID,
-      },
+      ...scanPageQuery,
       topic: topicName('Only this topic (the publisher’s own, or nothing).'),
     },
   },
@@ -181,7 +161,7 @@ export function registerFailingRoutes(app: FastifyInstance, ctx: ApiContext): vo
       if (cursor !== undefined && !Failing.validCursor(cursor)) throw new ValidationError({ cursor: [INVALID] });
       if (topic !== undefined && topic !== publisher.topic) return { data: [], cursor: null };
       const page = await failing.list(publisher, {
-        limit: limit ?? DEFAULT_LIMIT,
+        limit: limit ?? SCAN_PAGE.default,
         ...(state === undefined ? {} : { state }),
         ...(cursor === undefined ? {} : { cursor }),
       });

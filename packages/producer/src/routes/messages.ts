@@ -14,16 +14,14 @@ import {
   parseIsoWithOffset,
   scheduleMessage,
 } from '../schedule.js';
-import { Search, validSearchCursor, type SearchFilters, type SearchState } from '../search.js';
+import { Search, validSearchCursor, type SearchFilters, type SearchPage, type SearchState } from '../search.js';
 import type { ApiContext } from '../types.js';
 import { BLANK, INVALID } from '../schema-compilers.js';
 import { MAX_PAYLOAD_DEPTH, attributeProblems, nestedDeeperThan } from '../validate.js';
 import {
   ISO_WHY,
-  ISO_WITH_OFFSET,
-  MAX_CURSOR,
   MAX_QUERY_TEXT,
-  MAX_TIME_TEXT,
+  SCAN_PAGE,
   attributes,
   body,
   cursorProperty,
@@ -36,7 +34,9 @@ import {
   payload,
   publisherId,
   responses,
+  scanPageQuery,
   searchItemView,
+  timeWithOffset,
   topicName,
   type Schema,
 } from '../schemas.js';
@@ -53,8 +53,6 @@ const STATES: readonly SearchState[] = [
   'skipped',
   'deleted',
 ];
-const DEFAULT_LIMIT = 50;
-const MAX_LIMIT = 500;
 const ATTRIBUTE_PARAM = 'attributes.';
 
 /** The `Idempotency-Key` header: visible ASCII, 1 to 255 characters, sent once. */
@@ -71,13 +69,7 @@ const idempotencyHeaders: Schema = {
   },
 };
 
-const time = (description: string): Schema => ({
-  type: 'string',
-  maxLength: MAX_TIME_TEXT,
-  pattern: ISO_WITH_OFFSET,
-  description: `${description} ISO-8601 with an offset (\`2030-01-01T10:00:00+02:00\`).`,
-  'x-error': { pattern: ISO_WHY, maxLength: ISO_WHY, type: INVALID },
-});
+const time = (description: string): Schema => timeWithOffset(description, '2030-01-01T10:00:00+02:00');
 
 const sendSchema = {
   tags: ['messages'],
@@ -219,19 +211,7 @@ const searchSchema = {
         maxLength: MAX_QUERY_TEXT,
         description: `Payloads whose JSON text contains this (case-sensitive), at most ${MAX_QUERY_TEXT} characters.`,
       },
-      limit: {
-        type: 'integer',
-        minimum: 1,
-        maximum: MAX_LIMIT,
-        description: `Page size, default ${DEFAULT_LIMIT}.`,
-        'x-error': `must be a whole number from 1 to ${MAX_LIMIT}`,
-      },
-      cursor: {
-        type: 'string',
-        maxLength: MAX_CURSOR,
-        description: 'The `cursor` of the previous page.',
-        'x-error': INVALID,
-      },
+      ...scanPageQuery,
     },
     patternProperties: {
       '^attributes\\..{1,256}$': { type: 'string', maxLength: MAX_QUERY_TEXT },
@@ -255,6 +235,9 @@ const getSchema = {
   params: params({ id: { ...messageId, 'x-error': 'message not found' } }),
   response: responses({ 200: data(messageView, 'The message.') }, { 404: 'No such message (`id`).' }),
 };
+
+/** `GET /api/messages`'s answer: a page of the search (a message found by `id` is shown as a `SearchItem`). */
+export type SearchAnswer = Omit<SearchPage, 'items'> & { readonly data: SearchPage['items'] };
 
 interface SendBody {
   topic: string;
@@ -353,8 +336,13 @@ export function registerMessageRoutes(app: FastifyInstance, ctx: ApiContext): vo
           ));
       return { data: keep ? [m] : [], cursor: null, truncated: false, scanned: m ? 1 : 0 };
     }
-    const page = await search.run(filters, query.limit ?? DEFAULT_LIMIT, query.cursor);
-    return { data: page.items, cursor: page.cursor, truncated: page.truncated, scanned: page.scanned };
+    const page = await search.run(filters, query.limit ?? SCAN_PAGE.default, query.cursor);
+    return {
+      data: page.items,
+      cursor: page.cursor,
+      truncated: page.truncated,
+      scanned: page.scanned,
+    } satisfies SearchAnswer;
   });
 
   app.post<{ Body: SendBody }>('/api/messages', { schema: sendSchema }, async (request, reply) => {

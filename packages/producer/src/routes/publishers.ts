@@ -92,13 +92,6 @@ export function publisherView(p: Publisher): PublisherView {
     ...rest,
     secrets_count: secrets?.length ?? 0,
     header_names: Object.keys(headers ?? {}),
-    // Records written before these fields existed show their defaults.
-    dead_on_status: p.dead_on_status ?? [],
-    retry_max_attempts: p.retry_max_attempts ?? null,
-    retry_max_age_seconds: p.retry_max_age_seconds ?? null,
-    filter: p.filter ?? null,
-    batch_size: p.batch_size ?? 1,
-    ordering_attribute: p.ordering_attribute ?? null,
   };
 }
 
@@ -420,7 +413,7 @@ function combinationProblems(p: Omit<Publisher, 'id' | 'created_at' | 'updated_a
     if (why) problems[field] = [why];
   }
   if (p.ordering_attribute && !p.ordered) problems.ordering_attribute = ['needs ordered: true'];
-  if ((p.batch_size ?? 1) > 1 && p.ordered && problems.batch_size === undefined)
+  if (p.batch_size > 1 && p.ordered && problems.batch_size === undefined)
     problems.batch_size = ['cannot be above 1 for an ordered publisher (one message in flight at a time, or per key)'];
   return problems;
 }

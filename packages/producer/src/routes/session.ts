@@ -10,8 +10,14 @@ import { SESSION_COOKIE, SESSION_LIFETIME_SECONDS, type Auth } from '../auth.js'
 import { errorBody } from '../http-errors.js';
 import type { LoginThrottle } from '../login-throttle.js';
 
+/** `GET /api/session`'s answer. */
+export interface SessionView {
+  readonly auth_required: boolean;
+  readonly authenticated: boolean;
+}
+
 export function registerSessionRoutes(app: FastifyInstance, auth: Auth, throttle: LoginThrottle): void {
-  app.get('/api/session', async (request) => ({
+  app.get('/api/session', async (request): Promise<SessionView> => ({
     auth_required: auth.required,
     authenticated: !auth.required || auth.verdict(request.headers) === 'ok',
   }));

@@ -13,6 +13,7 @@ import {
   privateAddressOf,
   sourceState,
   type Source,
+  type SourceStateName,
   type SourceStats,
   type SourceType,
 } from '@postoffice/shared';
@@ -102,7 +103,10 @@ const sourceView: Schema = {
   },
 };
 
-function view(source: Source, stats: SourceStats): Record<string, unknown> {
+/** A source as the API shows it: its record, how it is doing, and its counters. */
+export type SourceView = Source & { readonly state: SourceStateName } & Omit<SourceStats, 'failing'>;
+
+function view(source: Source, stats: SourceStats): SourceView {
   const { failing: _failing, ...counters } = stats;
   return { ...source, state: sourceState(source, stats), ...counters };
 }
@@ -236,7 +240,7 @@ function boundsProblems(type: SourceType, fields: Fields, problems: Record<strin
 
 export function registerSourceRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const store = new SourceStore(ctx.redis, ctx.keys);
-  const show = async (source: Source): Promise<Record<string, unknown>> => {
+  const show = async (source: Source): Promise<SourceView> => {
     const [stats] = await store.stats([source]);
     return view(source, stats as SourceStats);
   };

@@ -13,7 +13,8 @@
  * `circuit` key the consumer node writes when it moves). Read-only.
  *
  * Cost: the topic and publisher records (`Store.listTopicsAndPublishers`,
- * one pipeline after the topic list), then one round trip with an
+ * one pipeline after the topic list), then the two round trips of
+ * `readBacklogs`: one with an
  * `XINFO GROUPS` per topic and two `ZCARD`s, an `HMGET` of the counters and
  * a `GET` of the circuit per publisher (and the leases of each pull
  * publisher), then one with an
@@ -24,9 +25,8 @@
  * by the requests that arrive while it is computed, so any number
  * of open dashboards costs one computation per interval.
  */
-import { NotFoundError, ValidationError, inOneRoundTrip } from '@postoffice/shared';
+import { NotFoundError, ValidationError, readBacklogs } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
-import type { ChainableCommander } from 'ioredis';
 import type { ApiContext } from '../types.js';
 import { data, publisherId, responses, seriesView, statsView, topicName } from '../schemas.js';
 import { SeriesCache, readSeries, type SeriesScope, type SeriesWindow } from '../stats-series.js';
@@ -123,19 +123,6 @@ export interface Stats {
   readonly per_publisher: PublisherStats[];
 }
 
-function fields(row: unknown): Map<string, unknown> {
-  const m = new Map<string, unknown>();
-  if (Array.isArray(row)) for (let i = 0; i + 1 < row.length; i += 2) m.set(String(row[i]), row[i + 1]);
-  return m;
-}
-
-/** The millisecond part of a stream entry id (`<ms>-<seq>`). */
-function entryMs(id: unknown): number | undefined {
-  if (typeof id !== 'string') return undefined;
-  const ms = Number(id.split('-')[0]);
-  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
-}
-
 function count(v: unknown): number {
   const n = Number(v ?? 0);
   return Number.isFinite(n) && n > 0 ? n : 0;
@@ -177,141 +164,44 @@ export type StatsContext = Pick<ApiContext, 'redis' | 'keys' | 'store'>;
 export async function stats(ctx: StatsContext, now = Date.now()): Promise<Stats> {
   const { redis, keys, store } = ctx;
   const { topics, publishers } = await store.listTopicsAndPublishers();
-  const byTopic = new Map<string, typeof publishers>();
-  for (const pub of publishers) {
-    const list = byTopic.get(pub.topic);
-    if (list) list.push(pub);
-    else byTopic.set(pub.topic, [pub]);
-  }
-  const names = [...byTopic.keys()];
-
-  // Round trip 1, per topic: its groups (lag, pending, last read id, entries read), then each of its
-  // publishers' retry and dead-letter set sizes.
-  const first = await inOneRoundTrip(
-    redis,
-    names.map((t) => (p: ChainableCommander) => {
-      p.xinfo('GROUPS', keys.topic(t).stream);
-      for (const pub of byTopic.get(t)!) {
-        const pk = keys.publisher(t, pub.id);
-        p.zcard(pk.retries);
-        p.zcard(pk.dead);
-        p.hmget(pk.counts, 'skipped', 'deleted', 'delivered');
-        p.get(pk.circuit);
-        if (pub.type === 'pull') p.hvals(pk.leases);
-      }
-    }),
-  );
-  const groups = new Map<string, Map<string, unknown>>();
-  const sizes = new Map<
-    string,
-    {
-      inRetrySet: number;
-      retrying: number;
-      leased: number;
-      dead: number;
-      skipped: number;
-      deleted: number;
-      delivered: number;
-      circuit: CircuitView | null;
-    }
-  >();
-  let at = 0;
-  for (const t of names) {
-    const [err, list] = first[at++] ?? [null, []];
-    if (!err && Array.isArray(list)) {
-      for (const row of list) {
-        const f = fields(row);
-        groups.set(`${t}\n${String(f.get('name'))}`, f);
-      }
-    }
-    for (const pub of byTopic.get(t)!) {
-      const inRetrySet = count(first[at++]?.[1]);
-      const dead = count(first[at++]?.[1]);
-      const counters = first[at++]?.[1];
-      const [skipped, deleted, delivered] = Array.isArray(counters) ? counters.map(count) : [0, 0, 0];
-      const circuit = circuitView(first[at++]?.[1]);
-      // A pull publisher's leased messages wait in its retry set (scored at the lease's end): count them apart.
-      const leased = pub.type === 'pull' ? liveLeases(first[at++]?.[1], now) : 0;
-      sizes.set(pub.id, {
-        inRetrySet,
-        retrying: Math.max(0, inRetrySet - leased),
-        leased,
-        dead,
-        skipped: skipped ?? 0,
-        deleted: deleted ?? 0,
-        delivered: delivered ?? 0,
-        circuit,
-      });
-    }
-  }
-
-  // Round trip 2, only for publishers with something undelivered: the oldest pending entry (XPENDING's
-  // summary) and the first entry after the group's last read one (its oldest unread message).
-  const asked: { pending: boolean; unread: boolean }[] = [];
-  const second = await inOneRoundTrip(
-    redis,
-    names.map((t) => (p: ChainableCommander) => {
-      const stream = keys.topic(t).stream;
-      for (const pub of byTopic.get(t)!) {
-        const g = groups.get(`${t}\n${pub.id}`);
-        const pending = count(g?.get('pending')) > 0;
-        // Redis before 7 reports no lag: look whenever the group exists.
-        const lag = g?.get('lag');
-        const unread = g !== undefined && lag !== 0;
-        if (pending) p.xpending(stream, pub.id);
-        if (unread) {
-          const last = g.get('last-delivered-id');
-          p.xrange(stream, typeof last === 'string' ? `(${last}` : '-', '+', 'COUNT', 1);
-        }
-        asked.push({ pending, unread });
-      }
-    }),
-  );
-
-  const rows = new Map<string, PublisherStats>();
-  at = 0;
-  let i = 0;
-  for (const t of names) {
-    for (const pub of byTopic.get(t)!) {
-      const { pending: askedPending, unread: askedUnread } = asked[i++]!;
-      const summary = askedPending ? second[at++]?.[1] : undefined;
-      const range = askedUnread ? second[at++]?.[1] : undefined;
-      const g = groups.get(`${t}\n${pub.id}`);
-      const pending = count(g?.get('pending'));
-      const lag = g?.get('lag');
-      const firstUnread = Array.isArray(range) && Array.isArray(range[0]) ? entryMs(range[0][0]) : undefined;
-      // On Redis before 7 there is no lag: one unread entry found means at least one.
-      const unread = lag === null || lag === undefined ? (firstUnread === undefined ? 0 : 1) : count(lag);
-      const oldestPending = pending > 0 && Array.isArray(summary) ? entryMs(summary[1]) : undefined;
-      const candidates = [oldestPending, unread > 0 ? firstUnread : undefined].filter(
-        (v): v is number => v !== undefined,
-      );
-      const oldest = candidates.length > 0 ? Math.min(...candidates) : undefined;
-      const { inRetrySet, retrying, leased, dead, skipped, deleted, delivered, circuit } = sizes.get(pub.id)!;
-      rows.set(pub.id, {
-        id: pub.id,
-        topic: pub.topic,
-        type: pub.type,
-        target: pub.target,
-        active: pub.active,
-        unread,
-        pending,
-        retrying,
-        leased,
-        in_flight: Math.max(0, pending - inRetrySet),
-        dead,
-        skipped,
-        deleted,
-        backlog: unread + pending,
-        delivered,
-        circuit,
-        oldest_undelivered_at: oldest === undefined ? null : new Date(oldest).toISOString(),
-        oldest_undelivered_age_seconds: oldest === undefined ? null : Math.max(0, Math.round((now - oldest) / 1000)),
-      });
-    }
-  }
-  // In the order of the publisher list (by id).
-  const per_publisher = publishers.map((pub) => rows.get(pub.id)!);
+  // With each topic's groups: each of its publishers' retry and dead-letter set sizes, counters, circuit and leases.
+  const backlogs = await readBacklogs(redis, keys, publishers, (p, pub) => {
+    const pk = keys.publisher(pub.topic, pub.id);
+    p.zcard(pk.retries);
+    p.zcard(pk.dead);
+    p.hmget(pk.counts, 'skipped', 'deleted', 'delivered');
+    p.get(pk.circuit);
+    if (pub.type === 'pull') p.hvals(pk.leases);
+  });
+  const per_publisher = backlogs.map(({ publisher: pub, backlog, replies }): PublisherStats => {
+    const [[, retries] = [], [, deadLetters] = [], [, counters] = [], [, circuit] = [], [, leases] = []] = replies;
+    const inRetrySet = count(retries);
+    const [skipped = 0, deleted = 0, delivered = 0] = Array.isArray(counters) ? counters.map(count) : [];
+    // A pull publisher's leased messages wait in its retry set (scored at the lease's end): count them apart.
+    const leased = pub.type === 'pull' ? liveLeases(leases, now) : 0;
+    const unread = backlog.unread ?? 1;
+    const oldest = backlog.oldestMs;
+    return {
+      id: pub.id,
+      topic: pub.topic,
+      type: pub.type,
+      target: pub.target,
+      active: pub.active,
+      unread,
+      pending: backlog.pending,
+      retrying: Math.max(0, inRetrySet - leased),
+      leased,
+      in_flight: Math.max(0, backlog.pending - inRetrySet),
+      dead: count(deadLetters),
+      skipped,
+      deleted,
+      backlog: unread + backlog.pending,
+      delivered,
+      circuit: circuitView(circuit),
+      oldest_undelivered_at: oldest === null ? null : new Date(oldest).toISOString(),
+      oldest_undelivered_age_seconds: oldest === null ? null : Math.max(0, Math.round((now - oldest) / 1000)),
+    };
+  });
   const sum = (f: (p: PublisherStats) => number): number => per_publisher.reduce((n, p) => n + f(p), 0);
   return {
     topics: topics.length,

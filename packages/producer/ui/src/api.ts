@@ -98,242 +98,39 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
   return json as T;
 }
 
-export interface Topic {
-  id: number;
-  name: string;
-  origin_host: string;
-  recovery_enabled: boolean;
-  paused?: boolean;
-  created_at: string;
-  received: number;
-  /** Message recovery from origin_host (absent from servers before it). */
-  recovered?: number;
-  last_recovery_at?: string | null;
-  last_recovery_error?: string | null;
-}
+import type { DeliveryView } from '@postoffice/producer';
 
-export interface Source {
-  id: string;
-  topic: string;
-  type: 'sqs' | 'pubsub';
-  active: boolean;
-  queue_url?: string;
-  subscription?: string;
-  batch_size: number;
-  wait_seconds?: number;
-  state: 'inactive' | 'waiting' | 'reading' | 'failing';
-  read: number;
-  ingested: number;
-  failed: number;
-  lag: number | null;
-  node: string | null;
-  last_read_at: string | null;
-  last_error: string | null;
-  last_error_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
+/*
+ * The API's answers, as the API itself names them (packages/producer/src/types.ts):
+ * type-only imports, checked by `tsc -p ui` and erased from the compiled scripts.
+ */
+export type {
+  TopicWithCounts as Topic,
+  SourceView as Source,
+  RateLimit,
+  PublisherView as Publisher,
+  PublisherStats,
+  CircuitView as Circuit,
+  Stats,
+  SeriesPoint,
+  Series,
+  LeaseView,
+  DeliveryView as Delivery,
+  MessageView as Message,
+  SearchItem,
+  SearchAnswer as SearchPage,
+  FailingItem,
+  ClusterView,
+  SessionView as Session,
+} from '@postoffice/producer';
 
-export interface RateLimit {
-  per_second: number;
-  burst: number;
-}
+/**
+ * An attempt as the pages read it: a delivery attempt or a pull publisher's
+ * lease (`DeliveryView['attempts']`), every field of either optional but `at`.
+ */
+export type Attempt = Merged<DeliveryView['attempts'][number]> & { readonly at: string };
 
-export interface Publisher {
-  id: string;
-  topic: string;
-  type: 'http' | 'pubsub' | 'pull';
-  target: string;
-  active: boolean;
-  from_now: boolean;
-  seconds_timeout: number;
-  seconds_retry: number;
-  chunk_size: number;
-  concurrency: number;
-  parallelism?: number;
-  ordered?: boolean;
-  rate_limit?: RateLimit | null;
-  secrets_count?: number;
-  header_names?: string[];
-  dead_on_status?: number[];
-  retry_max_attempts?: number | null;
-  retry_max_age_seconds?: number | null;
-  filter?: { attributes: Record<string, string | string[]> } | null;
-  batch_size?: number;
-  ordering_attribute?: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface PublisherStats {
-  id: string;
-  topic: string;
-  type: string;
-  target: string;
-  active: boolean;
-  unread: number;
-  pending: number;
-  retrying: number;
-  leased?: number;
-  dead: number;
-  skipped?: number;
-  deleted?: number;
-  backlog: number;
-  delivered: number;
-  in_flight?: number;
-  circuit?: Circuit | null;
-  oldest_undelivered_at: string | null;
-  oldest_undelivered_age_seconds: number | null;
-}
-
-/** A publisher's circuit breaker while it is not closed. */
-export interface Circuit {
-  state: 'open' | 'probing';
-  since: string;
-  next_probe_at: string | null;
-  failures?: number;
-  node?: string;
-}
-
-export interface Stats {
-  topics: number;
-  publishers: number;
-  active_publishers: number;
-  received: number;
-  delivered: number;
-  pending: number;
-  retrying: number;
-  leased?: number;
-  dead: number;
-  skipped?: number;
-  deleted?: number;
-  backlog: number;
-  in_flight?: number;
-  unread?: number;
-  circuits_open?: number;
-  per_publisher: PublisherStats[];
-}
-
-/** `GET /api/stats/series`. */
-export interface SeriesPoint {
-  at: string;
-  received: number;
-  delivered: number;
-  failed: number;
-  backlog: number | null;
-  oldest_age_seconds: number | null;
-}
-
-export interface Series {
-  window: 'hour' | 'day';
-  bucket_seconds: number;
-  from: string;
-  to: string;
-  topic: string | null;
-  publisher: string | null;
-  points: SeriesPoint[];
-  publishers: {
-    id: string;
-    topic: string;
-    backlog: number;
-    oldest_undelivered_age_seconds: number | null;
-    points: { at: string; backlog: number | null; oldest_age_seconds: number | null }[];
-  }[];
-}
-
-export interface Attempt {
-  at: string;
-  status?: number;
-  error?: string;
-  /** A failed attempt: the start of the answer's body. */
-  response?: string;
-  duration_ms?: number;
-  /** A pull lease's worker (`host`, `pid`, `name`). */
-  worker?: Record<string, unknown>;
-  outcome?: string;
-  lease_expires_at?: string;
-}
-
-export interface Delivery {
-  publisher_id: string;
-  target: string;
-  type: string;
-  state: string;
-  attempt_count: number;
-  attempts: Attempt[];
-  next_attempt_at?: string;
-  dead_reason?: string;
-  last_action?: unknown;
-  replaced_by?: string[];
-}
-
-export interface Message {
-  id: string;
-  topic: string;
-  payload: unknown;
-  attributes: Record<string, string>;
-  state?: string;
-  schedule_at?: string;
-  received_at?: string;
-  deliveries: Delivery[];
-}
-
-export interface SearchItem {
-  id: string;
-  topic: string;
-  received_at: string;
-  payload: unknown;
-  attributes: Record<string, string>;
-  deliveries?: { publisher_id: string; state: string }[];
-}
-
-export interface SearchPage {
-  data: SearchItem[];
-  cursor: string | null;
-  truncated?: boolean;
-  scanned?: number;
-}
-
-export interface FailingItem {
-  id: string;
-  topic: string;
-  state: 'retrying' | 'dead' | 'leased';
-  received_at: string;
-  next_attempt_at?: string;
-  lease_expires_at?: string;
-  dead_at?: string;
-  dead_reason?: string;
-  attempt_count: number;
-  last_attempt?: Attempt;
-  payload: unknown;
-  attributes: Record<string, string>;
-}
-
-export interface ClusterView {
-  nodes: {
-    id: string;
-    host?: string;
-    pid?: number;
-    started_at?: string;
-    last_heartbeat: string;
-    slots: string[];
-  }[];
-  publishers: {
-    id: string;
-    topic: string;
-    active: boolean;
-    parallelism: number;
-    ordered: boolean;
-    rate_limit: RateLimit | null;
-    slots: { slot: number; node: string | null }[];
-    lag: number | null;
-    pending: number;
-    retrying: number;
-  }[];
-  singletons: Record<string, string | null>;
-}
-
-export interface Session {
-  auth_required: boolean;
-  authenticated: boolean;
-}
+/** One object type with every field of each member of the union `U`, optional, of the union of their types. */
+type Merged<U> = {
+  readonly [K in U extends unknown ? keyof U : never]?: U extends { readonly [P in K]?: infer V } ? V : never;
+};

@@ -4,7 +4,7 @@
  * retry now, set the next attempt, delete, and recover dead letters since
  * a time.
  */
-import { api, ApiError, type FailingItem, type Publisher, type PublisherStats, type Stats } from '../api.js';
+import { api, type Attempt, type FailingItem, type Publisher, type PublisherStats, type Stats } from '../api.js';
 import {
   act,
   badge,
@@ -23,7 +23,7 @@ import {
 } from '../dom.js';
 import { field, formError, input, onSubmit, textOf } from '../forms.js';
 import { go, link, pageHeader, type Page, type View } from '../view.js';
-import { notFound, workerText } from './messages.js';
+import { loadPublisherPage, workerText } from './messages.js';
 import { recoverSince, retryAllOf } from './publisher.js';
 
 const PAGE_SIZE = 25;
@@ -74,28 +74,14 @@ export const failingPage: Page = async (view) => {
   const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
   if (state) q.set('state', state);
   if (cursor) q.set('cursor', cursor);
-  let publisher: Publisher;
-  let page: { data: FailingItem[]; cursor: string | null };
-  try {
-    [{ data: publisher }, page] = await Promise.all([
+  const loaded = await loadPublisherPage(view, id, '#/failing', 'Back to failing', () =>
+    Promise.all([
       api<{ data: Publisher }>('GET', base),
       api<{ data: FailingItem[]; cursor: string | null }>('GET', `${base}/failing?${q.toString()}`),
-    ]);
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 404) {
-      replace(
-        view.main,
-        notFound(
-          'Publisher not found',
-          `There is no publisher #${id}: it may have been deleted.`,
-          '#/failing',
-          'Back to failing',
-        ),
-      );
-      return;
-    }
-    throw err;
-  }
+    ]),
+  );
+  if (!loaded) return;
+  const [{ data: publisher }, page] = loaded;
   if (view.gone) return;
   const here = (next: Record<string, string>): string => {
     const p = new URLSearchParams();
@@ -116,7 +102,7 @@ export const failingPage: Page = async (view) => {
   const rows = page.data.map((m) => {
     const box = h('input', { type: 'checkbox', value: m.id, 'aria-label': `Select ${m.id}` });
     boxes.push(box);
-    const last = m.last_attempt;
+    const last: Attempt | undefined = m.last_attempt;
     return h(
       'tr',
       { 'data-message': m.id, 'data-state': m.state },

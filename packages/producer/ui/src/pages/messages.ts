@@ -33,7 +33,7 @@ import {
   toast,
 } from '../dom.js';
 import { field, formError, input, onSubmit, select, showErrors, textOf } from '../forms.js';
-import { go, link, pageHeader, type Page } from '../view.js';
+import { go, link, pageHeader, type Page, type View } from '../view.js';
 
 const FILTERS = ['topic', 'publisher', 'state', 'from', 'to', 'id', 'q'] as const;
 
@@ -405,7 +405,7 @@ function deliveryCard(m: Message, d: Delivery, redraw: () => void): HTMLElement 
       )
     : null;
   const pull = d.type === 'pull';
-  const attempts = d.attempts;
+  const attempts: readonly Attempt[] = d.attempts;
   return h(
     'section',
     { class: 'card delivery', 'data-delivery': d.publisher_id },
@@ -464,6 +464,29 @@ export function notFound(title: string, text: string, back: string, backLabel: s
     h('p', null, text),
     h('a', { class: 'btn', href: back }, backLabel),
   );
+}
+
+/**
+ * What `load` gives, or undefined once "Publisher not found" is shown with a
+ * link back (`back`, `backLabel`) when the API answered 404; any other error is thrown.
+ */
+export async function loadPublisherPage<T>(
+  view: View,
+  id: string,
+  back: string,
+  backLabel: string,
+  load: () => Promise<T>,
+): Promise<T | undefined> {
+  try {
+    return await load();
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) throw err;
+    replace(
+      view.main,
+      notFound('Publisher not found', `There is no publisher #${id}: it may have been deleted.`, back, backLabel),
+    );
+    return undefined;
+  }
 }
 
 export const messagePage: Page = async (view) => {

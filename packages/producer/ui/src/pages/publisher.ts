@@ -12,7 +12,6 @@
  */
 import {
   api,
-  ApiError,
   type Attempt,
   type Circuit,
   type ClusterView,
@@ -44,7 +43,7 @@ import { Invalid, field, formError, input, onSubmit, textOf } from '../forms.js'
 import { quantile } from '../text.js';
 import { go, link, pageHeader, type Page, type View } from '../view.js';
 import { flowCard } from './flow.js';
-import { notFound, workerText } from './messages.js';
+import { loadPublisherPage, workerText } from './messages.js';
 import { deletePublisher, publisherForm, statsOf, toggleActive } from './publishers.js';
 
 /** Messages whose attempts a refresh reads. */
@@ -404,28 +403,14 @@ async function drawOverview(view: View, holder: HTMLElement, p: Publisher): Prom
 
 export const publisherPage: Page = async (view) => {
   const id = view.params[0] ?? '';
-  let p: Publisher;
-  let topics: Topic[];
-  try {
-    [{ data: p }, { data: topics }] = await Promise.all([
+  const loaded = await loadPublisherPage(view, id, '#/publishers', 'Back to publishers', () =>
+    Promise.all([
       api<{ data: Publisher }>('GET', `/api/publishers/${encodeURIComponent(id)}`),
       api<{ data: Topic[] }>('GET', '/api/topics'),
-    ]);
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 404) {
-      replace(
-        view.main,
-        notFound(
-          'Publisher not found',
-          `There is no publisher #${id}: it may have been deleted.`,
-          '#/publishers',
-          'Back to publishers',
-        ),
-      );
-      return;
-    }
-    throw err;
-  }
+    ]),
+  );
+  if (!loaded) return;
+  const [{ data: p }, { data: topics }] = loaded;
   const overview = h('div', { class: 'publisher-overview' });
   await drawOverview(view, overview, p);
   if (view.gone) return;

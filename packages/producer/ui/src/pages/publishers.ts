@@ -85,7 +85,7 @@ async function drawList(view: View, holder: HTMLElement): Promise<void> {
               ? h('span', { class: 'tag' }, p.ordering_attribute ? `ordered by ${p.ordering_attribute}` : 'ordered')
               : null,
             p.filter ? h('span', { class: 'tag' }, 'filtered') : null,
-            (p.batch_size ?? 1) > 1 ? h('span', { class: 'tag' }, `batches of ${p.batch_size}`) : null,
+            p.batch_size > 1 ? h('span', { class: 'tag' }, `batches of ${p.batch_size}`) : null,
             h('div', null, targetText(p.target)),
           ),
           h(

@@ -1,5 +1,5 @@
 /**
- * The ack stage: records outcomes in batches, one `settle` script call per
+ * The settle stage: records outcomes in batches, one `settle` script call per
  * batch. A delivered message costs its share of one variadic XACK and of
  * the batch's attempt records (attempt-record.ts); a retry or a dead letter
  * also writes its own small record. Outcomes added while a batch is being
@@ -35,17 +35,17 @@ import {
 } from '@postoffice/shared';
 import type { AuditRecord, AuditTrail } from '../audit-trail.js';
 import type { RetryIndex } from '../retry-index.js';
-import type { AttemptResult, Clock, Fate, Job } from '../types.js';
+import type { AttemptResult, Clock, Settlement, Job } from '../types.js';
 
 export interface Outcome {
   readonly job: Job;
   readonly result: AttemptResult;
-  readonly fate: Fate;
+  readonly settlement: Settlement;
   /** The target the attempt went to (for the audit trail). */
   readonly target?: string;
 }
 
-export interface AckStageDeps {
+export interface SettleStageDeps {
   readonly redis: ScriptClient;
   readonly keys: Keys;
   readonly topic: string;
@@ -72,14 +72,14 @@ interface OpenRecord {
   readonly highest: number;
 }
 
-export class AckStage {
+export class SettleStage {
   private queue: Outcome[] = [];
   private flushing = false;
   private readonly idle: (() => void)[] = [];
   private readonly flush = (): void => void this.flushAll();
   private open: OpenRecord | undefined;
 
-  constructor(private readonly deps: AckStageDeps) {}
+  constructor(private readonly deps: SettleStageDeps) {}
 
   add(outcome: Outcome): void {
     this.queue.push(outcome);
@@ -123,33 +123,33 @@ export class AckStage {
     let skipped = 0;
     let delivered = 0;
     let failed = 0;
-    for (const { job, result, fate } of batch) {
+    for (const { job, result, settlement } of batch) {
       const sid = job.message.streamId;
       const logged: LoggedAttempt = result.ok
         ? result.status === undefined
-          ? { streamId: sid, startedAt: result.startedAt, durationMs: result.durationMs, outcome: fate.kind }
+          ? { streamId: sid, startedAt: result.startedAt, durationMs: result.durationMs, outcome: settlement.kind }
           : {
               streamId: sid,
               startedAt: result.startedAt,
               durationMs: result.durationMs,
-              outcome: fate.kind,
+              outcome: settlement.kind,
               status: result.status,
             }
-        : failedAttempt(sid, result, fate);
-      if (fate.kind === 'skipped') skipped++;
-      else if (fate.kind === 'delivered') delivered++;
+        : failedAttempt(sid, result, settlement);
+      if (settlement.kind === 'skipped') skipped++;
+      else if (settlement.kind === 'delivered') delivered++;
       else failed++;
       attempts.push(logged);
-      if (fate.kind === 'retry') {
-        retries.push(sid, fate.dueAt, encodeRetryState(job.previousAttempts + 1, logged));
-        if (fate.dueAt < earliestRetry) earliestRetry = fate.dueAt;
+      if (settlement.kind === 'retry') {
+        retries.push(sid, settlement.dueAt, encodeRetryState(job.previousAttempts + 1, logged));
+        if (settlement.dueAt < earliestRetry) earliestRetry = settlement.dueAt;
         continue;
       }
       acked.push(sid);
       if (job.retry) cleared.push(sid);
-      if (fate.kind === 'dead') {
+      if (settlement.kind === 'dead') {
         const note = {
-          dead_reason: fate.reason,
+          dead_reason: settlement.reason,
           attempt_count: job.previousAttempts + 1,
           last_attempt: {
             at: new Date(result.startedAt).toISOString(),
@@ -263,8 +263,8 @@ export class AckStage {
 
   private auditRecords(batch: readonly Outcome[]): AuditRecord[] {
     const out: AuditRecord[] = [];
-    for (const { job, result, fate, target } of batch) {
-      if (fate.kind !== 'delivered') continue;
+    for (const { job, result, settlement, target } of batch) {
+      if (settlement.kind !== 'delivered') continue;
       out.push({
         message_id: job.message.id,
         publisher_id: this.deps.publisherId,
@@ -281,12 +281,12 @@ export class AckStage {
 }
 
 /** A failed attempt as the log keeps it: its status, error and the start of the answer. */
-function failedAttempt(streamId: string, result: AttemptResult, fate: Fate): LoggedAttempt {
+function failedAttempt(streamId: string, result: AttemptResult, settlement: Settlement): LoggedAttempt {
   return {
     streamId,
     startedAt: result.startedAt,
     durationMs: result.durationMs,
-    outcome: fate.kind,
+    outcome: settlement.kind,
     ...(result.status === undefined ? {} : { status: result.status }),
     ...(result.error === undefined ? {} : { error: result.error }),
     ...(result.response === undefined ? {} : { response: result.response }),

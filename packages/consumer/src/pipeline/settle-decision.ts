@@ -1,6 +1,13 @@
-import type { AttemptResult, Fate } from './types.js';
+/**
+ * The settle decision: what the settle step does with a message after an
+ * attempt (delivered, retry and when, or dead letter), decided by one pure
+ * function, `decideSettlement`. The pipeline asks it for each attempt's
+ * result and hands the answer to the settle stage (`settle-stage.ts`),
+ * which writes it with `settle.lua`.
+ */
+import type { AttemptResult, Settlement } from '../types.js';
 
-export interface FateInput {
+export interface SettlementInput {
   readonly result: AttemptResult;
   /** Attempts made including this one. */
   readonly attempts: number;
@@ -47,7 +54,7 @@ export function refusedForGood(status: number | undefined, deadOnStatus: readonl
  * dead-lettered by age or by the target's own refusal unless its policy
  * says so (`ordered` above): that would skip one.
  */
-export function decideFate(input: FateInput): Fate {
+export function decideSettlement(input: SettlementInput): Settlement {
   const { result } = input;
   if (result.ok) return { kind: 'delivered' };
   if (result.status === 410) {

@@ -1,7 +1,14 @@
 import { expect } from 'chai';
-import { batchBody, batchEnd, decideFate, httpBody, parseRetryAfter, type FateInput } from '../src/index.js';
+import {
+  batchBody,
+  batchEnd,
+  decideSettlement,
+  httpBody,
+  parseRetryAfter,
+  type SettlementInput,
+} from '../src/index.js';
 
-const base: FateInput = {
+const base: SettlementInput = {
   result: { ok: false, status: 503, error: 'HTTP 503', startedAt: 0, durationMs: 5 },
   attempts: 1,
   receivedAt: 0,
@@ -12,28 +19,30 @@ const base: FateInput = {
   random: 0.5,
 };
 
-describe('decideFate', () => {
+describe('decideSettlement', () => {
   it('delivers on success', () => {
-    expect(decideFate({ ...base, result: { ok: true, status: 200, startedAt: 0, durationMs: 1 } })).to.deep.equal({
-      kind: 'delivered',
-    });
+    expect(decideSettlement({ ...base, result: { ok: true, status: 200, startedAt: 0, durationMs: 1 } })).to.deep.equal(
+      {
+        kind: 'delivered',
+      },
+    );
   });
 
   it('retries after seconds_retry first, then doubles', () => {
-    expect(decideFate(base)).to.deep.equal({ kind: 'retry', dueAt: 1000 + 30_000 });
-    expect(decideFate({ ...base, attempts: 2 })).to.deep.equal({ kind: 'retry', dueAt: 1000 + 60_000 });
-    expect(decideFate({ ...base, attempts: 4 })).to.deep.equal({ kind: 'retry', dueAt: 1000 + 240_000 });
+    expect(decideSettlement(base)).to.deep.equal({ kind: 'retry', dueAt: 1000 + 30_000 });
+    expect(decideSettlement({ ...base, attempts: 2 })).to.deep.equal({ kind: 'retry', dueAt: 1000 + 60_000 });
+    expect(decideSettlement({ ...base, attempts: 4 })).to.deep.equal({ kind: 'retry', dueAt: 1000 + 240_000 });
   });
 
   it('jitters by at most 20% either way', () => {
-    expect(decideFate({ ...base, random: 0 })).to.deep.equal({ kind: 'retry', dueAt: 1000 + 24_000 });
-    expect(decideFate({ ...base, random: 0.999999 })).to.deep.include({ kind: 'retry' });
-    const late = decideFate({ ...base, random: 0.999999 });
+    expect(decideSettlement({ ...base, random: 0 })).to.deep.equal({ kind: 'retry', dueAt: 1000 + 24_000 });
+    expect(decideSettlement({ ...base, random: 0.999999 })).to.deep.include({ kind: 'retry' });
+    const late = decideSettlement({ ...base, random: 0.999999 });
     expect(late.kind === 'retry' && late.dueAt).to.be.at.most(1000 + 36_000);
   });
 
   it('caps the backoff', () => {
-    expect(decideFate({ ...base, attempts: 30, random: 0.999 })).to.deep.equal({
+    expect(decideSettlement({ ...base, attempts: 30, random: 0.999 })).to.deep.equal({
       kind: 'retry',
       dueAt: 1000 + 3_600_000,
     });
@@ -41,22 +50,22 @@ describe('decideFate', () => {
 
   it('makes one last attempt at the max age, then a dead letter', () => {
     const nearEnd = { ...base, maxAgeSeconds: 100, now: 90_000 };
-    expect(decideFate(nearEnd)).to.deep.equal({ kind: 'retry', dueAt: 100_000 });
-    const fate = decideFate({ ...nearEnd, now: 100_000, attempts: 7 });
-    expect(fate.kind).to.equal('dead');
-    expect(fate.kind === 'dead' && fate.reason).to.match(/7 attempts.*HTTP 503/);
+    expect(decideSettlement(nearEnd)).to.deep.equal({ kind: 'retry', dueAt: 100_000 });
+    const settlement = decideSettlement({ ...nearEnd, now: 100_000, attempts: 7 });
+    expect(settlement.kind).to.equal('dead');
+    expect(settlement.kind === 'dead' && settlement.reason).to.match(/7 attempts.*HTTP 503/);
   });
 
   it('never makes a dead letter of an ordered publisher’s message: it retries at most the backoff cap apart', () => {
     const old = { ...base, maxAgeSeconds: 100, now: 10_000_000, attempts: 50, maxBackoffSeconds: 60, ordered: true };
-    const fate = decideFate(old);
-    expect(fate.kind).to.equal('retry');
-    expect(fate.kind === 'retry' && fate.dueAt - old.now).to.be.within(1, 60_000);
+    const settlement = decideSettlement(old);
+    expect(settlement.kind).to.equal('retry');
+    expect(settlement.kind === 'retry' && settlement.dueAt - old.now).to.be.within(1, 60_000);
   });
 });
 
-describe('decideFate with the receiver’s answer and the publisher’s policy', () => {
-  const answer = (status: number, extra: Partial<FateInput['result']> = {}): FateInput['result'] => ({
+describe('decideSettlement with the receiver’s answer and the publisher’s policy', () => {
+  const answer = (status: number, extra: Partial<SettlementInput['result']> = {}): SettlementInput['result'] => ({
     ok: false,
     status,
     error: `HTTP ${status}`,
@@ -66,46 +75,50 @@ describe('decideFate with the receiver’s answer and the publisher’s policy',
   });
 
   it('makes a dead letter of a 410 Gone at once, saying so, whatever the age or order', () => {
-    const fate = decideFate({ ...base, result: answer(410), ordered: true });
-    expect(fate).to.deep.equal({
+    const settlement = decideSettlement({ ...base, result: answer(410), ordered: true });
+    expect(settlement).to.deep.equal({
       kind: 'dead',
       reason: 'the target answered 410 Gone: it will never take this message',
     });
   });
 
   it('makes a dead letter at once of a status in dead_on_status, and retries the others', () => {
-    const fate = decideFate({ ...base, result: answer(400), deadOnStatus: [400, 404] });
-    expect(fate.kind === 'dead' && fate.reason).to.match(/400, final by the publisher's dead_on_status/);
-    expect(decideFate({ ...base, result: answer(422), deadOnStatus: [400, 404] }).kind).to.equal('retry');
+    const settlement = decideSettlement({ ...base, result: answer(400), deadOnStatus: [400, 404] });
+    expect(settlement.kind === 'dead' && settlement.reason).to.match(/400, final by the publisher's dead_on_status/);
+    expect(decideSettlement({ ...base, result: answer(422), deadOnStatus: [400, 404] }).kind).to.equal('retry');
   });
 
   it('makes a dead letter after retry_max_attempts attempts, naming it', () => {
-    expect(decideFate({ ...base, attempts: 2, maxAttempts: 3 }).kind).to.equal('retry');
-    const fate = decideFate({ ...base, attempts: 3, maxAttempts: 3 });
-    expect(fate.kind === 'dead' && fate.reason).to.equal(
+    expect(decideSettlement({ ...base, attempts: 2, maxAttempts: 3 }).kind).to.equal('retry');
+    const settlement = decideSettlement({ ...base, attempts: 3, maxAttempts: 3 });
+    expect(settlement.kind === 'dead' && settlement.reason).to.equal(
       'undelivered after 3 attempts (retry_max_attempts 3); last error: HTTP 503',
     );
   });
 
   it('names retry_max_age_seconds when the publisher’s own max age made the dead letter', () => {
-    const fate = decideFate({ ...base, now: 200_000, maxAgeSeconds: 100, publisherMaxAge: true });
-    expect(fate.kind === 'dead' && fate.reason).to.match(/retry_max_age_seconds 100 s/);
+    const settlement = decideSettlement({ ...base, now: 200_000, maxAgeSeconds: 100, publisherMaxAge: true });
+    expect(settlement.kind === 'dead' && settlement.reason).to.match(/retry_max_age_seconds 100 s/);
   });
 
   it('applies an ordered publisher’s own policy (it never dies of the default max age)', () => {
     const old = { ...base, now: 10_000_000, maxAgeSeconds: 100, ordered: true };
-    expect(decideFate(old).kind).to.equal('retry');
-    expect(decideFate({ ...old, publisherMaxAge: true }).kind).to.equal('dead');
-    expect(decideFate({ ...old, attempts: 5, maxAttempts: 5 }).kind).to.equal('dead');
+    expect(decideSettlement(old).kind).to.equal('retry');
+    expect(decideSettlement({ ...old, publisherMaxAge: true }).kind).to.equal('dead');
+    expect(decideSettlement({ ...old, attempts: 5, maxAttempts: 5 }).kind).to.equal('dead');
   });
 
   it('waits at least the Retry-After of a 429 or 503, capped at the backoff cap', () => {
-    const later = decideFate({ ...base, result: answer(429, { retryAfterMs: 120_000 }) });
+    const later = decideSettlement({ ...base, result: answer(429, { retryAfterMs: 120_000 }) });
     expect(later).to.deep.equal({ kind: 'retry', dueAt: 1000 + 120_000 });
-    const capped = decideFate({ ...base, maxBackoffSeconds: 60, result: answer(503, { retryAfterMs: 3_600_000 }) });
+    const capped = decideSettlement({
+      ...base,
+      maxBackoffSeconds: 60,
+      result: answer(503, { retryAfterMs: 3_600_000 }),
+    });
     expect(capped).to.deep.equal({ kind: 'retry', dueAt: 1000 + 60_000 });
     // A Retry-After shorter than the backoff changes nothing.
-    expect(decideFate({ ...base, result: answer(503, { retryAfterMs: 1000 }) })).to.deep.equal({
+    expect(decideSettlement({ ...base, result: answer(503, { retryAfterMs: 1000 }) })).to.deep.equal({
       kind: 'retry',
       dueAt: 1000 + 30_000,
     });
@@ -113,7 +126,7 @@ describe('decideFate with the receiver’s answer and the publisher’s policy',
 
   it('keeps to the Retry-After even past the max age: the last attempt comes after it', () => {
     const nearEnd = { ...base, maxAgeSeconds: 100, now: 90_000, result: answer(429, { retryAfterMs: 50_000 }) };
-    expect(decideFate(nearEnd)).to.deep.equal({ kind: 'retry', dueAt: 140_000 });
+    expect(decideSettlement(nearEnd)).to.deep.equal({ kind: 'retry', dueAt: 140_000 });
   });
 });
 
