@@ -27,26 +27,17 @@ describe('source and recovery scripts', () => {
   });
 
   describe('create-source', () => {
+    const create = (topic: string, sourceJson: string) =>
+      scripts.createSource(f.redis, scriptKeys(f.keys, topic), { id: '1', sourceJson });
+
     it('adds the source to an existing topic', async () => {
-      const tk = f.keys.topic('orders');
-      const created = scripts.createSource(
-        f.redis,
-        { topic: tk.meta, sources: tk.sources },
-        { id: '1', sourceJson: '{"id":"1"}' },
-      );
-      expect(await codeOf(created)).to.equal('none');
-      expect(await f.redis.hget(tk.sources, '1')).to.equal('{"id":"1"}');
+      expect(await codeOf(create('orders', '{"id":"1"}'))).to.equal('none');
+      expect(await f.redis.hget(f.keys.topic('orders').sources, '1')).to.equal('{"id":"1"}');
     });
 
     it('answers -1 (topic_not_found) and writes nothing for an unknown topic', async () => {
-      const tk = f.keys.topic('ghost');
-      const result = scripts.createSource(
-        f.redis,
-        { topic: tk.meta, sources: tk.sources },
-        { id: '1', sourceJson: '{}' },
-      );
-      expect(await codeOf(result)).to.equal('topic_not_found');
-      expect(await f.redis.exists(tk.sources)).to.equal(0);
+      expect(await codeOf(create('ghost', '{}'))).to.equal('topic_not_found');
+      expect(await f.redis.exists(f.keys.topic('ghost').sources)).to.equal(0);
     });
   });
 
