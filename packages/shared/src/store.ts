@@ -78,7 +78,7 @@ export class Store {
   }
 
   /**
-   * Sets fields of a topic's record (its name stays); throws `topic_not_found`.
+   * Sets fields of a topic's record (its name stays); throws `no_such_topic` (404).
    * Consumer nodes hear the change (`paused` stops or resumes every publisher of the topic).
    */
   async updateTopic(

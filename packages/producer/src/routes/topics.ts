@@ -152,7 +152,7 @@ export function registerTopicRoutes(app: FastifyInstance, ctx: ApiContext): void
   app.get<NameParams>('/api/topics/:name', { schema: getSchema }, async (request) => {
     const { name } = request.params;
     const [topic, publishers] = await Promise.all([ctx.store.getTopic(name), ctx.store.listPublishersOfTopic(name)]);
-    if (!topic) throw new NotFoundError('topic_not_found', 'name', 'topic not found');
+    if (!topic) throw new NotFoundError('no_such_topic', 'name', 'topic not found');
     return { data: { ...topic, publishers: publishers.map(publisherView) } };
   });
 
