@@ -4,8 +4,7 @@
  */
 import { expect } from 'chai';
 import { closeRedis, createRedis } from '../packages/shared/src/index.js';
-import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
-import { killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
+import { startRedis, waitFor, type RedisServer, killAll, startApp, type AppProcess } from '@postoffice/test-support';
 import {
   createPublisher,
   createTopic,
@@ -15,7 +14,7 @@ import {
   report,
   startSink,
   type Sink,
-} from './support/harness.js';
+} from '@postoffice/test-support/faults';
 
 /** Fast failure detection: 1 s heartbeats, a dead node's entries taken over 3 s after its last one. */
 const ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100' };

@@ -14,8 +14,16 @@
  * /api/health answering fast all along.
  */
 import { expect } from 'chai';
-import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
-import { api, killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
+import {
+  startRedis,
+  waitFor,
+  type RedisServer,
+  api,
+  killAll,
+  startApp,
+  type AppProcess,
+  prng,
+} from '@postoffice/test-support';
 import {
   cpuMs,
   createPublisher,
@@ -30,8 +38,7 @@ import {
   startSink,
   type SlowAnswer,
   type Sink,
-} from './support/harness.js';
-import { prng } from '../packages/shared/test/support/prng.js';
+} from '@postoffice/test-support/faults';
 
 const REQUESTS = 10_000;
 const BODY_LIMIT = 262_144;

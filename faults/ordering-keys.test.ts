@@ -5,8 +5,15 @@
  * right after the first delivery of the same message), and none may be lost.
  */
 import { expect } from 'chai';
-import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
-import { api, killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
+import {
+  startRedis,
+  waitFor,
+  type RedisServer,
+  api,
+  killAll,
+  startApp,
+  type AppProcess,
+} from '@postoffice/test-support';
 import {
   createPublisher,
   createTopic,
@@ -16,7 +23,7 @@ import {
   report,
   startSink,
   type Sink,
-} from './support/harness.js';
+} from '@postoffice/test-support/faults';
 
 /** Fast failure detection: 1 s heartbeats, a dead node's entries taken over 3 s after its last one. */
 const ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100' };

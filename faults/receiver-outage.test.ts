@@ -3,8 +3,7 @@
  * keep coming, then comes back on the same port.
  */
 import { expect } from 'chai';
-import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
-import { killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
+import { startRedis, waitFor, type RedisServer, killAll, startApp, type AppProcess } from '@postoffice/test-support';
 import {
   createPublisher,
   createTopic,
@@ -14,7 +13,7 @@ import {
   report,
   startSink,
   type Sink,
-} from './support/harness.js';
+} from '@postoffice/test-support/faults';
 
 /** Retries every second at first, the backoff capped at 4 s, so that recovery is quick once the receiver is back. */
 const ENV = {

@@ -4,8 +4,15 @@
  * being published.
  */
 import { expect } from 'chai';
-import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
-import { api, killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
+import {
+  startRedis,
+  waitFor,
+  type RedisServer,
+  api,
+  killAll,
+  startApp,
+  type AppProcess,
+} from '@postoffice/test-support';
 import {
   createPublisher,
   createTopic,
@@ -15,7 +22,7 @@ import {
   report,
   startSink,
   type Sink,
-} from './support/harness.js';
+} from '@postoffice/test-support/faults';
 
 /** Heartbeats every second: a lease lives 3 s, shorter than the outage, so every node finds its heartbeat late. */
 const ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100' };

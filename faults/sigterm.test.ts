@@ -4,8 +4,7 @@
  */
 import { expect } from 'chai';
 import { request as httpRequest } from 'node:http';
-import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
-import { killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
+import { startRedis, waitFor, type RedisServer, killAll, startApp, type AppProcess } from '@postoffice/test-support';
 import {
   createPublisher,
   createTopic,
@@ -16,7 +15,7 @@ import {
   report,
   startSink,
   type Sink,
-} from './support/harness.js';
+} from '@postoffice/test-support/faults';
 
 const ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100' };
 const CLIENTS = 8;

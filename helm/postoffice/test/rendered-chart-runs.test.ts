@@ -13,9 +13,15 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Keys, closeRedis, createRedis } from '@postoffice/shared';
-import { startedOutputs } from '../../../packages/shared/test/support/processes.js';
-import { startReceiver, type Receiver } from '../../../packages/shared/test/support/receiver.js';
-import { freePort, startRedis, waitFor, type RedisServer } from '../../../packages/shared/test/support/redis-server.js';
+import {
+  startedOutputs,
+  startReceiver,
+  type Receiver,
+  freePort,
+  startRedis,
+  waitFor,
+  type RedisServer,
+} from '@postoffice/test-support';
 import { REPO_ROOT, template, type Rendered } from './support/helm.js';
 import { container, find, resolveEnv, type Container } from './support/manifests.js';
 

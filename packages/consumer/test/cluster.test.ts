@@ -7,9 +7,17 @@
  */
 import { expect } from 'chai';
 import { closeRedis, createRedis, Keys } from '@postoffice/shared';
-import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
-import { startReceiver, type Receiver } from '../../shared/test/support/receiver.js';
-import { api, killAll, startApp, type AppProcess } from '../../shared/test/support/processes.js';
+import {
+  startRedis,
+  waitFor,
+  type RedisServer,
+  startReceiver,
+  type Receiver,
+  api,
+  killAll,
+  startApp,
+  type AppProcess,
+} from '@postoffice/test-support';
 
 const HEARTBEAT_SECONDS = 1;
 const CLAIM_TIMEOUT_SECONDS = 3;

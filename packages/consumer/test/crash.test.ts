@@ -1,8 +1,16 @@
 import { expect } from 'chai';
 import { closeRedis, createRedis } from '@postoffice/shared';
-import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
-import { startReceiver, type Receiver } from '../../shared/test/support/receiver.js';
-import { api, killAll, startApp, type AppProcess } from '../../shared/test/support/processes.js';
+import {
+  startRedis,
+  waitFor,
+  type RedisServer,
+  startReceiver,
+  type Receiver,
+  api,
+  killAll,
+  startApp,
+  type AppProcess,
+} from '@postoffice/test-support';
 
 const CLUSTER_ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100' };
 

@@ -4,9 +4,17 @@
  * Redis, delivering to a real HTTP receiver.
  */
 import { expect } from 'chai';
-import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
-import { startReceiver, type Receiver } from '../../shared/test/support/receiver.js';
-import { api, killAll, startApp, type AppProcess } from '../../shared/test/support/processes.js';
+import {
+  startRedis,
+  waitFor,
+  type RedisServer,
+  startReceiver,
+  type Receiver,
+  api,
+  killAll,
+  startApp,
+  type AppProcess,
+} from '@postoffice/test-support';
 
 const ENV = { HEARTBEAT_SECONDS: '1', RETRY_POLL_MS: '100' };
 

@@ -16,10 +16,9 @@ import {
   type ScriptClient,
 } from '@postoffice/shared';
 import { ConsumerNode } from '../src/index.js';
-import { startRedis, type RedisServer } from '../../shared/test/support/redis-server.js';
-import { startReceiver, type Receiver } from '../../shared/test/support/receiver.js';
+import { startRedis, type RedisServer, startReceiver, type Receiver } from '@postoffice/test-support';
 
-export { startRedis, waitFor, freePort } from '../../shared/test/support/redis-server.js';
+export { startRedis, waitFor, freePort } from '@postoffice/test-support';
 export { startReceiver };
 
 /** What the API shows of one message's delivery to one publisher (the read model over Redis). */

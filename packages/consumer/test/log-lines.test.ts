@@ -6,10 +6,19 @@
  * `level` a level's name.
  */
 import { expect } from 'chai';
-import { killAll, startApp, type AppProcess } from '../../shared/test/support/processes.js';
-import { logLineProblems, parseStrictJson } from '../../shared/test/support/log-lines.js';
-import { startReceiver, type Receiver } from '../../shared/test/support/receiver.js';
-import { freePort, startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
+import {
+  killAll,
+  startApp,
+  type AppProcess,
+  logLineProblems,
+  parseStrictJson,
+  startReceiver,
+  type Receiver,
+  freePort,
+  startRedis,
+  waitFor,
+  type RedisServer,
+} from '@postoffice/test-support';
 
 const TOKEN = 'a-log-test-token-of-enough-length';
 

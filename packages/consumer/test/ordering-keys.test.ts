@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { Received } from '../../shared/test/support/receiver.js';
+import type { Received } from '@postoffice/test-support';
 import { useWorld, waitFor } from './helpers.js';
 
 /** The `n` of each delivery of key `key`, in the order they arrived (duplicates included). */

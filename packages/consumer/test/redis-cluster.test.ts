@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { masterNodes } from '@postoffice/shared';
 import { createWorld, startReceiver, waitFor, type World } from './helpers.js';
-import type { Receiver } from '../../shared/test/support/receiver.js';
+import type { Receiver } from '@postoffice/test-support';
 
 /**
  * A consumer node on a Redis Cluster of three masters, whatever

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { closeRedis, createLogger, createRedis, loadConfig } from '@postoffice/shared';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { Auth, buildServer, SESSION_LIFETIME_SECONDS } from '../src/index.js';
-import { startRedis, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support';
 import { call, errors, send, startApi, waitFor, type Answer, type Api } from './helpers.js';
 
 const A = 'first-token-0123456789abcdef';

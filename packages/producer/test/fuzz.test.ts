@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { call, createPublisher, createTopic, send, startApi, type Answer, type Api } from './helpers.js';
-import { prng } from '../../shared/test/support/prng.js';
+import { prng } from '@postoffice/test-support';
 
 const ATOMS: unknown[] = [
   null,

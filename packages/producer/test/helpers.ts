@@ -14,7 +14,7 @@ import {
 } from '@postoffice/shared';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildServer } from '../src/index.js';
-import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { startRedis, waitFor, type RedisServer } from '@postoffice/test-support';
 
 export interface Api {
   readonly server: RedisServer;

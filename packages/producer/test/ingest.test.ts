@@ -10,7 +10,7 @@ import {
 } from '@postoffice/shared';
 import { Ingest, MAX_MESSAGES_PER_CALL } from '../src/ingest.js';
 import { Metrics } from '../src/metrics.js';
-import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { startRedis, waitFor, type RedisServer } from '@postoffice/test-support';
 import { createTopic, startApi, type Api } from './helpers.js';
 
 describe('Ingest', () => {

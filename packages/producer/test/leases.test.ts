@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { waitFor } from '../../shared/test/support/redis-server.js';
+import { waitFor } from '@postoffice/test-support';
 import { call, createPublisher, createTopic, errors, startApi, type Api, type Answer } from './helpers.js';
 
 interface Leased {

@@ -8,7 +8,7 @@ import {
   streamIdTime,
   type ScriptClient,
 } from '@postoffice/shared';
-import { settle } from '../../shared/test/support/settle.js';
+import { settle } from '@postoffice/test-support/settle';
 import { call, createPublisher, createTopic, errors, startApi, waitFor, type Api } from './helpers.js';
 
 describe('messages API', () => {

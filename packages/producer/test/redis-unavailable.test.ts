@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { startRedis, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support';
 import { call, createTopic, errors, startApi, waitFor, type Api } from './helpers.js';
 
 describe('when Redis goes away', () => {

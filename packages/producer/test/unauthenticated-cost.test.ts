@@ -3,7 +3,7 @@ import { Readable, Writable } from 'node:stream';
 import { closeRedis, createLogger, createRedis, loadConfig } from '@postoffice/shared';
 import type { FastifyInstance } from 'fastify';
 import { buildServer, OPEN_BODY_LIMIT_BYTES } from '../src/index.js';
-import { startRedis, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support';
 import { startApi, waitFor, type Api } from './helpers.js';
 
 const TOKEN = 'a-token-for-these-tests-0123456789';

@@ -33,7 +33,7 @@ import {
   type ScriptClient,
   type ScriptCommand,
 } from '../src/index.js';
-import { startRedis, waitFor, type RedisServer } from './support/redis-server.js';
+import { startRedis, waitFor, type RedisServer } from '@postoffice/test-support';
 
 describe('on a Redis Cluster of three masters', function () {
   let server: RedisServer;

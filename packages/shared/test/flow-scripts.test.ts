@@ -17,7 +17,7 @@ import {
   type ScriptClient,
   type TopicKeys,
 } from '../src/index.js';
-import { startRedis, type RedisServer } from './support/redis-server.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support';
 
 type PurgeReply = [string, string, number, number, number];
 

@@ -25,7 +25,7 @@ import {
   type Publisher,
   type ScriptClient,
 } from '../src/index.js';
-import { startRedis, type RedisServer } from './support/redis-server.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support';
 
 describe('findMessage', () => {
   let server: RedisServer;

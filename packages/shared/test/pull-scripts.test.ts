@@ -23,7 +23,7 @@ import {
   type ScriptClient,
   type TopicKeys,
 } from '../src/index.js';
-import { startRedis, type RedisServer } from './support/redis-server.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support';
 
 type Leased = [string, string[], number, string, string][];
 type LeaseReply = [Leased, [string, string][]];

@@ -25,7 +25,7 @@ import {
   type ScriptClient,
   type TopicKeys,
 } from '../src/index.js';
-import { startRedis, waitFor, type RedisServer } from './support/redis-server.js';
+import { startRedis, waitFor, type RedisServer } from '@postoffice/test-support';
 
 const LUA_DIR = fileURLToPath(new URL('../lua/', import.meta.url));
 

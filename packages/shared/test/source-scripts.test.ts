@@ -19,7 +19,7 @@ import {
   type AppError,
   type ScriptClient,
 } from '../src/index.js';
-import { startRedis, type RedisServer } from './support/redis-server.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support';
 
 describe('source and recovery scripts', () => {
   let server: RedisServer;

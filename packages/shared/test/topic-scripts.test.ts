@@ -1,7 +1,7 @@
 /** update-topic.lua and delete-topic.lua on a private redis-server: the data each writes and every code. */
 import { expect } from 'chai';
 import { checkScriptResult, closeRedis, createRedis, Keys, type AppError, type ScriptClient } from '../src/index.js';
-import { startRedis, type RedisServer } from './support/redis-server.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support';
 
 describe('topic scripts', () => {
   let server: RedisServer;

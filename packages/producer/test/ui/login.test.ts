@@ -5,8 +5,7 @@
  */
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
-import { killAll, startApp, type AppProcess } from '../../../shared/test/support/processes.js';
-import { startRedis, type RedisServer } from '../../../shared/test/support/redis-server.js';
+import { killAll, startApp, type AppProcess, startRedis, type RedisServer } from '@postoffice/test-support';
 import { NARROW, WIDE, launch, open, screenshot, type Tab } from './browser.js';
 
 const TOKEN = 'ui-test-token-0123456789abcdef';

@@ -6,9 +6,17 @@
  */
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
-import { api, killAll, startApp, type AppProcess } from '../../../shared/test/support/processes.js';
-import { startReceiver, type Receiver } from '../../../shared/test/support/receiver.js';
-import { startRedis, waitFor, type RedisServer } from '../../../shared/test/support/redis-server.js';
+import {
+  api,
+  killAll,
+  startApp,
+  type AppProcess,
+  startReceiver,
+  type Receiver,
+  startRedis,
+  waitFor,
+  type RedisServer,
+} from '@postoffice/test-support';
 import { NARROW, WIDE, launch, open, screenshot, type Tab } from './browser.js';
 
 const ENV = { HEARTBEAT_SECONDS: '1', RETRY_POLL_MS: '100', BREAKER_THRESHOLD: '3', RETRY_MAX_BACKOFF_SECONDS: '60' };

@@ -6,10 +6,17 @@
  */
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
-import { api, killAll, startApp, type AppProcess } from '../../../shared/test/support/processes.js';
-import { startRedis, waitFor, type RedisServer } from '../../../shared/test/support/redis-server.js';
-import { startSqsServer, type FakeSqs } from '../../../consumer/test/support/sqs-server.js';
-import { startOrigin, type OriginServer } from '../../../consumer/test/support/origin-server.js';
+import {
+  api,
+  killAll,
+  startApp,
+  type AppProcess,
+  startRedis,
+  waitFor,
+  type RedisServer,
+} from '@postoffice/test-support';
+import { startSqsServer, type FakeSqs } from '@postoffice/test-support/sqs-server';
+import { startOrigin, type OriginServer } from '@postoffice/test-support/origin-server';
 import { WIDE, launch, open, screenshot, type Tab } from './browser.js';
 
 describe('web UI: sources and recovery, in Chromium', function () {

@@ -6,7 +6,7 @@
  * or consumer process the tests started wrote a log line that a strict log
  * pipeline would refuse (see log-lines.ts).
  */
-import { openRedisClients } from '../../src/index.js';
+import { openRedisClients } from '@postoffice/shared';
 import { logLineProblems } from './log-lines.js';
 import { startedOutputs } from './processes.js';
 import { runningServers } from './redis-server.js';

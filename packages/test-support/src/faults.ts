@@ -8,9 +8,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { connect as connectTcp, type Socket } from 'node:net';
-import { api, type AppProcess } from '../../packages/shared/test/support/processes.js';
+import { api, type AppProcess } from './processes.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** A receiver that counts deliveries by `message-id` header, per path. */
 export interface Sink {
