@@ -4,8 +4,10 @@
  * API shows the outcome.
  */
 import { expect } from 'chai';
+import { Keys, closeRedis, createRedis } from '@postoffice/shared';
 import {
   startRedis,
+  subscribers,
   waitFor,
   type RedisServer,
   startReceiver,
@@ -136,6 +138,7 @@ describe('delivery settings through the built processes', function () {
 
   it('an ordering attribute keeps each key in order while keys go in parallel', async () => {
     receiver.respond(async () => {
+      // The receiver answers a little late, so that requests of different keys overlap.
       await new Promise((r) => setTimeout(r, 3));
       return 200;
     });
@@ -158,8 +161,16 @@ describe('delivery settings through the built processes', function () {
       ordered: true,
       rate_limit: { per_second: 100, burst: 5 },
     });
+    // The producer subscribes to wake-ups when its first lease request starts waiting: then it waits.
+    const client = createRedis(redis.url, 'consumer');
+    const wake = new Keys('po:').wakeChannel;
+    const already = await subscribers(client, wake);
     const waiting = api(producer, 'POST', `/api/publishers/${id}/lease`, { max: 10, wait_seconds: 10 });
-    await new Promise((r) => setTimeout(r, 200));
+    try {
+      await waitFor(async () => (await subscribers(client, wake)) > already, 'the lease request to wait');
+    } finally {
+      await closeRedis(client);
+    }
     const started = Date.now();
     for (let n = 0; n < 3; n++) await send(topic, n);
     const first = await waiting;

@@ -27,7 +27,12 @@ export interface Api {
   close(): Promise<void>;
 }
 
-export async function startApi(env: Record<string, string> = {}, given?: RedisServer): Promise<Api> {
+/** `now`: the server's clock (`buildServer`'s option), a `testClock()`'s to move time forward without sleeping. */
+export async function startApi(
+  env: Record<string, string> = {},
+  given?: RedisServer,
+  options: { now?: () => number } = {},
+): Promise<Api> {
   const server = given ?? (await startRedis());
   const config = loadConfig({ REDIS_URL: server.url, LOG_LEVEL: 'silent', ...env }, 'producer');
   const redis = createRedis(config.redisUrl, 'producer');
@@ -39,6 +44,7 @@ export async function startApi(env: Record<string, string> = {}, given?: RedisSe
     redis,
     logger: createLogger(config),
     onResponseMismatch: (problem) => mismatches.push(problem),
+    ...(options.now ? { now: options.now } : {}),
   });
   await app.ready();
   let closed = false;

@@ -17,3 +17,18 @@ export async function commandsSince(redis: ScriptClient): Promise<Record<string,
   }
   return out;
 }
+
+/**
+ * Connections subscribed to `channel`, summed over every master (a
+ * subscription lives on the node its connection reached). A process that
+ * subscribes when it starts waiting for something (a long-polling lease
+ * request) shows here once it waits.
+ */
+export async function subscribers(redis: ScriptClient, channel: string): Promise<number> {
+  let count = 0;
+  for (const node of masterNodes(redis)) {
+    const [, n] = (await node.pubsub('NUMSUB', channel)) as [string, number | string];
+    count += Number(n);
+  }
+  return count;
+}

@@ -7,6 +7,7 @@
  */
 export * from './redis-server.js';
 export * from './wait.js';
+export * from './clock.js';
 export * from './commands.js';
 export * from './receiver.js';
 export * from './processes.js';
