@@ -528,6 +528,7 @@ describe('fault: random and malformed requests to the producer process', functio
         );
         healthLatencies.push(performance.now() - started);
         healthStatuses.set(status, (healthStatuses.get(status) ?? 0) + 1);
+        // A health probe every 100 ms, as a load balancer would, while the producer is under load.
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     })();

@@ -56,6 +56,7 @@ describe('fault: a slow receiver behind a large backlog', function () {
     await publishBulk(producer, topic, BACKLOG, { batch: 1000, payload: (n) => ({ n, filler: FILLER }) });
     // The idle node's RSS, before it has anything to deliver.
     const idle = sampleRss(consumer, 100);
+    // Real time, on purpose: the idle process's memory is sampled for a second.
     await new Promise((r) => setTimeout(r, 1000));
     const idleMb = Math.min(...idle.stop());
 

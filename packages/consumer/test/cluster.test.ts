@@ -125,6 +125,7 @@ describe('a cluster of three consumer processes', function () {
     receiver.respond(async (req) => {
       const key = `${req.path} ${String(req.headers['message-id'])}`;
       seen.set(key, (seen.get(key) ?? 0) + 1);
+      // The receiver answers after a random moment, so that deliveries overlap and finish out of order.
       await new Promise((r) => setTimeout(r, Math.random() * 20));
       return 200;
     });
@@ -235,6 +236,7 @@ describe('a cluster of three consumer processes', function () {
     const order: number[] = [];
     receiver.respond(async (req) => {
       order.push((JSON.parse(req.body) as { n: number }).n);
+      // The receiver answers after a moment, so that a SIGKILL finds deliveries in flight.
       await new Promise((r) => setTimeout(r, 1));
       return 200;
     });
@@ -282,6 +284,7 @@ describe('a cluster of three consumer processes', function () {
     });
     expect(patched.status).to.equal(200);
     const patchedAt = Date.now();
+    // Real time, on purpose: the three consumer processes deliver under the new limit for 4 s, measured below.
     await new Promise((r) => setTimeout(r, 4000));
     const slowFrom = patchedAt + 1000;
     const slowUntil = Date.now();

@@ -51,6 +51,7 @@ describe('consumer processes that crash or stop', function () {
     receiver.respond(async (req) => {
       const id = String(req.headers['message-id']);
       seen.set(id, (seen.get(id) ?? 0) + 1);
+      // The receiver answers after a random moment, so that deliveries overlap and finish out of order.
       await new Promise((r) => setTimeout(r, Math.random() * 3));
       return 200;
     });
@@ -98,6 +99,7 @@ describe('consumer processes that crash or stop', function () {
     let started = 0;
     receiver.respond(async () => {
       started++;
+      // Each delivery takes a while: SIGTERM comes while some are in flight.
       await new Promise((r) => setTimeout(r, 300));
       return 200;
     });
