@@ -14,7 +14,14 @@
  * /api/health answering fast all along.
  */
 import { expect } from 'chai';
-import { waitFor, api, prng } from '@postoffice/test-support';
+import {
+  waitFor,
+  api,
+  prng,
+  MESSAGE_FIELDS,
+  PROTOTYPE_KEYS,
+  TOPIC_AND_PUBLISHER_FIELDS,
+} from '@postoffice/test-support';
 import {
   faultWorld,
   cpuMs,
@@ -100,28 +107,8 @@ describe('fault: random and malformed requests to the producer process', functio
       { per_second: 1, burst: 0 },
     ];
     const fields = [
-      'name',
-      'origin_host',
-      'recovery_enabled',
-      'topic',
-      'target',
-      'type',
-      'active',
-      'from_now',
-      'seconds_timeout',
-      'seconds_retry',
-      'chunk_size',
-      'concurrency',
-      'parallelism',
-      'ordered',
-      'rate_limit',
-      'payload',
-      'attributes',
-      'schedule_at',
-      'ids',
-      'all',
-      'since',
-      'next_attempt_at',
+      ...TOPIC_AND_PUBLISHER_FIELDS,
+      ...MESSAGE_FIELDS,
       'max',
       'lease_seconds',
       'worker',
@@ -129,8 +116,7 @@ describe('fault: random and malformed requests to the producer process', functio
       'in_seconds',
       'reason',
       'messages',
-      '__proto__',
-      'constructor',
+      ...PROTOTYPE_KEYS,
       'unknown_field',
     ];
     const value = (depth = 0): unknown => {

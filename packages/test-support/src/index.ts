@@ -13,3 +13,4 @@ export * from './receiver.js';
 export * from './processes.js';
 export * from './log-lines.js';
 export * from './prng.js';
+export * from './fuzz.js';
