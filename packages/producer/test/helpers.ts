@@ -10,8 +10,10 @@ import {
   createRedis,
   loadConfig,
   type Config,
+  type Publisher,
   type ScriptClient,
 } from '@postoffice/shared';
+import { Writable } from 'node:stream';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildServer } from '../src/index.js';
 import { startRedis, waitFor, type RedisServer } from '@postoffice/test-support';
@@ -125,6 +127,63 @@ export async function createPublisher(
   const res = await call(app, 'POST', '/api/publishers', { type: 'http', ...body });
   if (res.status !== 201) throw new Error(`publisher: ${res.status} ${res.raw}`);
   return (res.body as { data: Record<string, unknown> }).data;
+}
+
+/**
+ * A second app on the same Redis as `api` whose log (at trace level) is
+ * kept in memory: for tests of what is written to the log. Close it.
+ */
+export async function loggedApp(api: Api): Promise<{ readonly app: FastifyInstance; readonly log: () => string }> {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  const config = loadConfig({ REDIS_URL: api.server.url, LOG_LEVEL: 'trace' }, 'producer');
+  const app = buildServer({ config, redis: api.redis, logger: createLogger(config, sink) });
+  await app.ready();
+  return { app, log: () => lines.join('') };
+}
+
+/** What `publishersApi` gives: the API (once its before hook ran), fresh target URLs, publishers as stored. */
+export interface PublishersApi {
+  readonly api: Api;
+  /** A target URL no other publisher of the file has. */
+  readonly hook: () => string;
+  /** The publisher's record as the store has it. */
+  readonly stored: (id: unknown) => Promise<Publisher>;
+}
+
+/**
+ * Registers, in the calling describe, an API with the topic `orders`
+ * (before, closed after): for tests of publishers' fields.
+ */
+export function publishersApi(): PublishersApi {
+  let api: Api | undefined;
+  let store: Store | undefined;
+  let n = 0;
+  before(async () => {
+    api = await startApi();
+    store = new Store(api.redis, new Keys(api.config.redisPrefix));
+    await createTopic(api.app, 'orders');
+  });
+  after(async () => {
+    await api?.close();
+  });
+  return {
+    get api(): Api {
+      if (!api) throw new Error('the API is used before its before hook ran');
+      return api;
+    },
+    hook: () => `http://127.0.0.1:9/hook/${++n}`,
+    stored: async (id) => {
+      const p = await store?.getPublisher(String(id));
+      if (!p) throw new Error(`no publisher ${String(id)}`);
+      return p;
+    },
+  };
 }
 
 export { waitFor };
