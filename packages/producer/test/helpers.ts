@@ -10,6 +10,7 @@ import {
   createRedis,
   loadConfig,
   type Config,
+  type Logger,
   type Publisher,
   type ScriptClient,
 } from '@postoffice/shared';
@@ -129,22 +130,52 @@ export async function createPublisher(
   return (res.body as { data: Record<string, unknown> }).data;
 }
 
+/** An app whose log is kept in memory (`loggedApp`). */
+export interface LoggedApp {
+  readonly app: FastifyInstance;
+  readonly config: Config;
+  readonly logger: Logger;
+  /** The log's lines so far. */
+  readonly lines: string[];
+  /** The log so far, one line per line. */
+  readonly log: () => string;
+  /** Closes the app, and the Redis client unless it was given. */
+  readonly close: () => Promise<void>;
+}
+
 /**
- * A second app on the same Redis as `api` whose log (at trace level) is
- * kept in memory: for tests of what is written to the log. Close it.
+ * An app on `server` (`env` on top of a trace log level) whose log is kept
+ * in memory: for tests of what is written to the log. It uses `redis` when
+ * given (a test's Api's), else a client of its own.
  */
-export async function loggedApp(api: Api): Promise<{ readonly app: FastifyInstance; readonly log: () => string }> {
+export async function loggedApp(
+  server: RedisServer,
+  options: { env?: Record<string, string>; redis?: ScriptClient } = {},
+): Promise<LoggedApp> {
   const lines: string[] = [];
-  const sink = new Writable({
+  const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      lines.push(chunk.toString('utf8'));
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
       done();
     },
   });
-  const config = loadConfig({ REDIS_URL: api.server.url, LOG_LEVEL: 'trace' }, 'producer');
-  const app = buildServer({ config, redis: api.redis, logger: createLogger(config, sink) });
+  const config = loadConfig({ REDIS_URL: server.url, LOG_LEVEL: 'trace', ...options.env }, 'producer');
+  const redis = options.redis ?? createRedis(config.redisUrl, 'producer');
+  await waitFor(() => redis.status === 'ready', 'the producer client to connect');
+  const logger = createLogger(config, stream);
+  const app = buildServer({ config, redis, logger });
   await app.ready();
-  return { app, log: () => lines.join('') };
+  return {
+    app,
+    config,
+    logger,
+    lines,
+    log: () => lines.join('\n'),
+    async close() {
+      await app.close();
+      if (!options.redis) await closeRedis(redis);
+    },
+  };
 }
 
 /** What `publishersApi` gives: the API (once its before hook ran), fresh target URLs, publishers as stored. */
