@@ -178,27 +178,20 @@ export async function loggedApp(
   };
 }
 
-/** What `publishersApi` gives: the API (once its before hook ran), fresh target URLs, publishers as stored. */
-export interface PublishersApi {
+/** An API set up by a describe's hooks (`apiWithTopic`), read once its before hook ran. */
+export interface ApiFixture {
   readonly api: Api;
-  /** A target URL no other publisher of the file has. */
-  readonly hook: () => string;
-  /** The publisher's record as the store has it. */
-  readonly stored: (id: unknown) => Promise<Publisher>;
 }
 
 /**
- * Registers, in the calling describe, an API with the topic `orders`
- * (before, closed after): for tests of publishers' fields.
+ * Registers, in the calling describe, an API with the topic `topic`
+ * (before, closed after).
  */
-export function publishersApi(): PublishersApi {
+export function apiWithTopic(topic: string): ApiFixture {
   let api: Api | undefined;
-  let store: Store | undefined;
-  let n = 0;
   before(async () => {
     api = await startApi();
-    store = new Store(api.redis, new Keys(api.config.redisPrefix));
-    await createTopic(api.app, 'orders');
+    await createTopic(api.app, topic);
   });
   after(async () => {
     await api?.close();
@@ -208,9 +201,29 @@ export function publishersApi(): PublishersApi {
       if (!api) throw new Error('the API is used before its before hook ran');
       return api;
     },
+  };
+}
+
+/** What `publishersApi` gives: the API, fresh target URLs, publishers as stored. */
+export interface PublishersApi extends ApiFixture {
+  /** A target URL no other publisher of the file has. */
+  readonly hook: () => string;
+  /** The publisher's record as the store has it. */
+  readonly stored: (id: unknown) => Promise<Publisher>;
+}
+
+/** An API with the topic `orders` (`apiWithTopic`): for tests of publishers' fields. */
+export function publishersApi(): PublishersApi {
+  const fixture = apiWithTopic('orders');
+  let n = 0;
+  return {
+    get api(): Api {
+      return fixture.api;
+    },
     hook: () => `http://127.0.0.1:9/hook/${++n}`,
     stored: async (id) => {
-      const p = await store?.getPublisher(String(id));
+      const api = fixture.api;
+      const p = await new Store(api.redis, new Keys(api.config.redisPrefix)).getPublisher(String(id));
       if (!p) throw new Error(`no publisher ${String(id)}`);
       return p;
     },
