@@ -46,7 +46,7 @@ describe('publishers API', () => {
       expect((await call(api.app, 'POST', '/api/messages', { topic: 'invoices', payload: 1 })).status).to.equal(201);
       const [last] = await api.redis.xrevrange(api.keys.topic('invoices').stream, '+', '-', 'COUNT', 1);
       const lastId = last?.[0];
-      const data = await createPublisher(api.app, {
+      const options = {
         topic: 'invoices',
         target: 'https://billing.test/in',
         active: false,
@@ -55,17 +55,9 @@ describe('publishers API', () => {
         seconds_retry: 10,
         chunk_size: 1000,
         concurrency: 1,
-      });
-      expect(data).to.include({
-        topic: 'invoices',
-        target: 'https://billing.test/in',
-        active: false,
-        from_now: true,
-        seconds_timeout: 2.5,
-        seconds_retry: 10,
-        chunk_size: 1000,
-        concurrency: 1,
-      });
+      };
+      const data = await createPublisher(api.app, options);
+      expect(data).to.include(options);
       expect(data).not.to.have.property('some_field_we_do_not_know');
       expect(await groups('invoices')).to.deep.equal([{ name: data.id, lastDeliveredId: lastId }]);
       ids.inactive = String(data.id);
