@@ -42,6 +42,8 @@ export interface World {
   topic(name?: string): Promise<string>;
   publisher(topic: string, target: string, extra?: Partial<Publisher>): Promise<Publisher>;
   publish(topic: string, payloads: unknown[], attributes?: Record<string, string>): Promise<string[]>;
+  /** Closes the nodes started so far (a test's, in an afterEach hook of a world shared by a file's tests). */
+  closeNodes(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -101,6 +103,9 @@ export async function createWorld(options: { cluster?: boolean } = {}): Promise<
       if (!Array.isArray(result)) throw new Error(`ingest failed: ${String(result)}`);
       await redis.publish(keys.wakeChannel, topic);
       return (result as string[]).map((sid) => messageId(topic, sid));
+    },
+    async closeNodes() {
+      await Promise.all(nodes.splice(0).map((n) => n.close(2000)));
     },
     async close() {
       await Promise.all(nodes.map((n) => n.close(2000)));

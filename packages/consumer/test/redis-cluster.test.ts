@@ -20,6 +20,9 @@ describe('a consumer node on a Redis Cluster', function () {
     await world.close();
     await receiver.close();
   });
+  afterEach(async () => {
+    await world.closeNodes();
+  });
 
   it('delivers the messages of topics on every master, retrying failures, woken through cluster Pub/Sub', async () => {
     expect(masterNodes(world.redis)).to.have.length(3);
