@@ -474,17 +474,9 @@ describe('API authentication', function () {
 
 describe('logs with API_TOKENS set, at every level', function () {
   this.timeout(30_000);
-  let server: RedisServer;
-
-  before(async () => {
-    server = await startRedis();
-  });
-  after(async () => {
-    await server.stop();
-  });
 
   it('never contain a token, the Authorization or Cookie header, a session cookie or a publisher secret', async () => {
-    const { app, config, logger, lines, close } = await loggedApp(server, { env: { API_TOKENS: `${A},${B}` } });
+    const { app, config, logger, lines, close } = await loggedApp({ env: { API_TOKENS: `${A},${B}` } });
     const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
     let cookie = '';
     try {

@@ -139,19 +139,20 @@ export interface LoggedApp {
   readonly lines: string[];
   /** The log so far, one line per line. */
   readonly log: () => string;
-  /** Closes the app, and the Redis client unless it was given. */
+  /** Closes the app, and the Redis client and server unless they were given. */
   readonly close: () => Promise<void>;
 }
 
 /**
- * An app on `server` (`env` on top of a trace log level) whose log is kept
- * in memory: for tests of what is written to the log. It uses `redis` when
- * given (a test's Api's), else a client of its own.
+ * An app (`env` on top of a trace log level) whose log is kept in memory:
+ * for tests of what is written to the log. It runs on `server` and `redis`
+ * when given (a test's Api's), else on a redis-server and a client of its
+ * own, which `close` stops.
  */
 export async function loggedApp(
-  server: RedisServer,
-  options: { env?: Record<string, string>; redis?: ScriptClient } = {},
+  options: { server?: RedisServer; redis?: ScriptClient; env?: Record<string, string> } = {},
 ): Promise<LoggedApp> {
+  const server = options.server ?? (await startRedis());
   const lines: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -174,6 +175,7 @@ export async function loggedApp(
     async close() {
       await app.close();
       if (!options.redis) await closeRedis(redis);
+      if (!options.server) await server.stop();
     },
   };
 }

@@ -116,7 +116,7 @@ describe('publisher delivery fields', () => {
     });
 
     it('are never written to the log', async () => {
-      const { app, log } = await loggedApp(f.api.server, { redis: f.api.redis });
+      const { app, log } = await loggedApp({ server: f.api.server, redis: f.api.redis });
       try {
         const made = await call(app, 'POST', '/api/publishers', {
           topic: 'orders',

@@ -111,7 +111,7 @@ describe('publisher signing secrets', () => {
   });
 
   it('never writes a secret to its log, even at trace level and on refused requests', async () => {
-    const { app, log } = await loggedApp(f.api.server, { redis: f.api.redis });
+    const { app, log } = await loggedApp({ server: f.api.server, redis: f.api.redis });
     try {
       const a = secret();
       const b = secret();

@@ -2,7 +2,6 @@ import { expect } from 'chai';
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { OPEN_BODY_LIMIT_BYTES } from '../src/index.js';
-import { startRedis, type RedisServer } from '@postoffice/test-support';
 import { loggedApp, startApi, type Api } from './helpers.js';
 
 const TOKEN = 'a-token-for-these-tests-0123456789';
@@ -137,17 +136,9 @@ describe('what a request without a credential can cost the producer', function (
 
 describe('the access log', function () {
   this.timeout(30_000);
-  let server: RedisServer;
-
-  before(async () => {
-    server = await startRedis();
-  });
-  after(async () => {
-    await server.stop();
-  });
 
   it('writes paths without their query string, at every level, for good, refused and malformed requests', async () => {
-    const { app, lines, close } = await loggedApp(server, { env: { API_TOKENS: TOKEN } });
+    const { app, lines, close } = await loggedApp({ env: { API_TOKENS: TOKEN } });
     try {
       await app.ready();
       for (const url of [
