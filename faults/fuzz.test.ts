@@ -14,14 +14,10 @@
  * /api/health answering fast all along.
  */
 import { expect } from 'chai';
-import {
-  waitFor,
-  api,
-  prng,
-  MESSAGE_FIELDS,
-  PROTOTYPE_KEYS,
-  TOPIC_AND_PUBLISHER_FIELDS,
-} from '@postoffice/test-support';
+import { waitFor } from '@postoffice/test-support/wait';
+import { api } from '@postoffice/test-support/processes';
+import { prng } from '@postoffice/test-support/prng';
+import { MESSAGE_FIELDS, PROTOTYPE_KEYS, TOPIC_AND_PUBLISHER_FIELDS } from '@postoffice/test-support/fuzz';
 import {
   faultWorld,
   cpuMs,

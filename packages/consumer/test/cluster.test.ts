@@ -7,17 +7,10 @@
  */
 import { expect } from 'chai';
 import { closeRedis, createRedis, Keys } from '@postoffice/shared';
-import {
-  startRedis,
-  waitFor,
-  type RedisServer,
-  startReceiver,
-  type Receiver,
-  api,
-  killAll,
-  startApp,
-  type AppProcess,
-} from '@postoffice/test-support';
+import { startRedis, type RedisServer } from '@postoffice/test-support/redis-server';
+import { waitFor } from '@postoffice/test-support/wait';
+import { startReceiver, type Receiver } from '@postoffice/test-support/receiver';
+import { api, killAll, startApp, type AppProcess } from '@postoffice/test-support/processes';
 
 const HEARTBEAT_SECONDS = 1;
 const CLAIM_TIMEOUT_SECONDS = 3;

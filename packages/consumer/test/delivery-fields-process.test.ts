@@ -5,18 +5,11 @@
  */
 import { expect } from 'chai';
 import { Keys, closeRedis, createRedis } from '@postoffice/shared';
-import {
-  startRedis,
-  subscribers,
-  waitFor,
-  type RedisServer,
-  startReceiver,
-  type Receiver,
-  api,
-  killAll,
-  startApp,
-  type AppProcess,
-} from '@postoffice/test-support';
+import { startRedis, type RedisServer } from '@postoffice/test-support/redis-server';
+import { waitFor } from '@postoffice/test-support/wait';
+import { subscribers } from '@postoffice/test-support/commands';
+import { startReceiver, type Receiver } from '@postoffice/test-support/receiver';
+import { api, killAll, startApp, type AppProcess } from '@postoffice/test-support/processes';
 
 const ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '50' };
 

@@ -6,19 +6,11 @@
  * `level` a level's name.
  */
 import { expect } from 'chai';
-import {
-  killAll,
-  startApp,
-  type AppProcess,
-  logLineProblems,
-  parseStrictJson,
-  startReceiver,
-  type Receiver,
-  freePort,
-  startRedis,
-  waitFor,
-  type RedisServer,
-} from '@postoffice/test-support';
+import { freePort, startRedis, type RedisServer } from '@postoffice/test-support/redis-server';
+import { waitFor } from '@postoffice/test-support/wait';
+import { startReceiver, type Receiver } from '@postoffice/test-support/receiver';
+import { killAll, startApp, type AppProcess } from '@postoffice/test-support/processes';
+import { logLineProblems, parseStrictJson } from '@postoffice/test-support/log-lines';
 
 const TOKEN = 'a-log-test-token-of-enough-length';
 

@@ -7,17 +7,10 @@
  * acknowledgement at the source: the message arrives once in the topic.
  */
 import { expect } from 'chai';
-import {
-  startRedis,
-  waitFor,
-  type RedisServer,
-  startReceiver,
-  type Receiver,
-  api,
-  killAll,
-  startApp,
-  type AppProcess,
-} from '@postoffice/test-support';
+import { startRedis, type RedisServer } from '@postoffice/test-support/redis-server';
+import { waitFor } from '@postoffice/test-support/wait';
+import { startReceiver, type Receiver } from '@postoffice/test-support/receiver';
+import { api, killAll, startApp, type AppProcess } from '@postoffice/test-support/processes';
 import { startOrigin, type OriginServer } from '@postoffice/test-support/origin-server';
 import { startSqsServer, type FakeSqs } from '@postoffice/test-support/sqs-server';
 import { startPubsubSubscriber, type FakeSubscriber } from './support/pubsub-subscriber-server.js';
