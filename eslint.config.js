@@ -65,9 +65,9 @@ export default tseslint.config(
     },
   },
   {
-    // Tests: chai's property assertions (`to.be.true`) are expressions, fixtures
+    // Tests and their support: chai's property assertions (`to.be.true`) are expressions, fixtures
     // may be loosely typed, and a value known to be there may be asserted so.
-    files: ['**/test/**/*.ts', 'bench/**/*.ts', 'faults/**/*.ts'],
+    files: ['**/test/**/*.ts', 'packages/test-support/**/*.ts', 'bench/**/*.ts', 'faults/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unused-expressions': 'off',
       '@typescript-eslint/no-explicit-any': 'off',

@@ -4,48 +4,32 @@
  */
 import { expect } from 'chai';
 import { closeRedis, createRedis } from '../packages/shared/src/index.js';
-import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
-import { killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
+import { waitFor, type AppProcess } from '@postoffice/test-support';
 import {
+  FAST_FAILOVER_ENV,
+  faultWorld,
   createPublisher,
   createTopic,
   duplicates,
   lost,
   publishBulk,
   report,
-  startSink,
-  type Sink,
-} from './support/harness.js';
+} from '@postoffice/test-support/faults';
 
-/** Fast failure detection: 1 s heartbeats, a dead node's entries taken over 3 s after its last one. */
-const ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100' };
 const MESSAGES = 50_000;
 const CONCURRENCY = 25;
 const KILLS = 3;
 
 describe('fault: SIGKILL of consumers under load', function () {
   this.timeout(300_000);
-  let redis: RedisServer;
-  let sink: Sink;
-  const apps: AppProcess[] = [];
-
-  before(async () => {
-    redis = await startRedis();
-    sink = await startSink();
-  });
-  after(async () => {
-    await killAll(apps);
-    await sink.close();
-    await redis.stop();
-  });
+  const world = faultWorld({ env: FAST_FAILOVER_ENV });
 
   it(`loses none of ${MESSAGES} messages when one of three consumers is killed ${KILLS} times; duplicates stay within what the killed nodes had in flight`, async () => {
-    const producer = await startApp('producer', { REDIS_URL: redis.url, ...ENV });
-    apps.push(producer);
+    const producer = await world.start('producer');
     const topic = await createTopic(producer, 'kills');
     const publisher = await createPublisher(producer, {
       topic,
-      target: sink.url('/hook'),
+      target: world.sink.url('/hook'),
       concurrency: CONCURRENCY,
       parallelism: 3,
       seconds_timeout: 2,
@@ -55,18 +39,17 @@ describe('fault: SIGKILL of consumers under load', function () {
     const names = new Map<AppProcess, string>();
     const consumer = async (): Promise<AppProcess> => {
       const name = `node-${++serial}`;
-      const app = await startApp('consumer', { REDIS_URL: redis.url, NODE_ID: name, ...ENV });
-      apps.push(app);
+      const app = await world.start('consumer', { NODE_ID: name });
       names.set(app, name);
       return app;
     };
     const nodes = [await consumer(), await consumer(), await consumer()];
     // Some jitter at the receiver, so that deliveries are in flight when a node dies.
-    sink.delayMs = 2;
+    world.sink.delayMs = 2;
 
     const started = Date.now();
     const publishing = publishBulk(producer, topic, MESSAGES, { batch: 1000 });
-    const redisClient = createRedis(redis.url, 'consumer');
+    const redisClient = createRedis(world.redis.url, 'consumer');
     type Takeover = { node: string; atReceived: number; takeoverMs: number };
     const takeovers: Promise<Takeover>[] = [];
     let recoveries: Takeover[] = [];
@@ -74,10 +57,10 @@ describe('fault: SIGKILL of consumers under load', function () {
       for (let k = 0; k < KILLS; k++) {
         // Kills at 20%, 40% and 60% of the messages received, whether or not the previous takeover is over.
         const threshold = ((k + 1) * MESSAGES) / (KILLS + 2);
-        await waitFor(() => sink.counts.size >= threshold, `${threshold} messages received`, 120_000, 10);
+        await waitFor(() => world.sink.counts.size >= threshold, `${threshold} messages received`, 120_000, 10);
         const victim = nodes[k % 3]!;
         const victimId = names.get(victim)!;
-        const atReceived = sink.counts.size;
+        const atReceived = world.sink.counts.size;
         const killedAt = Date.now();
         victim.kill('SIGKILL');
         expect(await victim.exited).to.equal('SIGKILL');
@@ -101,21 +84,21 @@ describe('fault: SIGKILL of consumers under load', function () {
     }
     const ids = await publishing;
     expect(ids).to.have.length(MESSAGES);
-    await waitFor(() => sink.counts.size >= MESSAGES, 'every message received', 180_000, 100);
+    await waitFor(() => world.sink.counts.size >= MESSAGES, 'every message received', 180_000, 100);
     const seconds = (Date.now() - started) / 1000;
     const figures = {
       messages: MESSAGES,
       kills: KILLS,
-      lost: lost(ids, sink.counts),
-      duplicates: duplicates(sink.counts),
+      lost: lost(ids, world.sink.counts),
+      duplicates: duplicates(world.sink.counts),
       duplicateBound: KILLS * CONCURRENCY,
-      received: sink.counts.size,
+      received: world.sink.counts.size,
       recoveries,
       seconds: Math.round(seconds * 10) / 10,
     };
     report('consumer-sigkill', figures);
     expect(figures.lost).to.equal(0);
-    expect(sink.counts.size).to.equal(MESSAGES);
+    expect(world.sink.counts.size).to.equal(MESSAGES);
     // Each killed node had at most `concurrency` deliveries of this publisher in flight (one pipeline per publisher).
     expect(figures.duplicates).to.be.at.most(KILLS * CONCURRENCY);
   });

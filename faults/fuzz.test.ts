@@ -14,9 +14,12 @@
  * /api/health answering fast all along.
  */
 import { expect } from 'chai';
-import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
-import { api, killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
+import { waitFor } from '@postoffice/test-support/wait';
+import { api } from '@postoffice/test-support/processes';
+import { prng } from '@postoffice/test-support/prng';
+import { MESSAGE_FIELDS, PROTOTYPE_KEYS, TOPIC_AND_PUBLISHER_FIELDS } from '@postoffice/test-support/fuzz';
 import {
+  faultWorld,
   cpuMs,
   createPublisher,
   createTopic,
@@ -27,43 +30,23 @@ import {
   rssMb,
   sampleRss,
   slowRequest,
-  startSink,
   type SlowAnswer,
-  type Sink,
-} from './support/harness.js';
-import { prng } from '../packages/shared/test/support/prng.js';
+} from '@postoffice/test-support/faults';
 
 const REQUESTS = 10_000;
 const BODY_LIMIT = 262_144;
 
 describe('fault: random and malformed requests to the producer process', function () {
   this.timeout(300_000);
-  let redis: RedisServer;
-  let sink: Sink;
-  const apps: AppProcess[] = [];
-
-  before(async () => {
-    redis = await startRedis();
-    sink = await startSink();
-  });
-  after(async () => {
-    await killAll(apps);
-    await sink.close();
-    await redis.stop();
-  });
+  const world = faultWorld();
 
   it(`answers ${REQUESTS} of them without a 5xx, stays up, and keeps its memory`, async () => {
     const seed = Number(process.env.FAULTS_SEED ?? 20261126);
     const rand = prng(seed);
     const pick = <T>(list: readonly T[]): T => list[Math.floor(rand() * list.length)] as T;
-    const producer = await startApp('producer', {
-      REDIS_URL: redis.url,
-      BODY_LIMIT_BYTES: String(BODY_LIMIT),
-      MAX_BULK_MESSAGES: '50',
-    });
-    apps.push(producer);
+    const producer = await world.start('producer', { BODY_LIMIT_BYTES: String(BODY_LIMIT), MAX_BULK_MESSAGES: '50' });
     const topic = await createTopic(producer, 'fuzz');
-    const http = await createPublisher(producer, { topic, target: sink.url('/hook'), active: false });
+    const http = await createPublisher(producer, { topic, target: world.sink.url('/hook'), active: false });
     const pull = await createPublisher(producer, { topic, target: 'fuzz-workers', type: 'pull' });
     const published = await api(producer, 'POST', '/api/bulk_messages', { topic, payload: [1, 2, 3, 4, 5, 6, 7, 8] });
     expect(published.status).to.equal(201);
@@ -99,7 +82,7 @@ describe('fault: random and malformed requests to the producer process', functio
       'http',
       'pull',
       'pubsub',
-      sink.url('/hook'),
+      world.sink.url('/hook'),
       'ftp://x',
       '__proto__',
       '5',
@@ -120,28 +103,8 @@ describe('fault: random and malformed requests to the producer process', functio
       { per_second: 1, burst: 0 },
     ];
     const fields = [
-      'name',
-      'origin_host',
-      'recovery_enabled',
-      'topic',
-      'target',
-      'type',
-      'active',
-      'from_now',
-      'seconds_timeout',
-      'seconds_retry',
-      'chunk_size',
-      'concurrency',
-      'parallelism',
-      'ordered',
-      'rate_limit',
-      'payload',
-      'attributes',
-      'schedule_at',
-      'ids',
-      'all',
-      'since',
-      'next_attempt_at',
+      ...TOPIC_AND_PUBLISHER_FIELDS,
+      ...MESSAGE_FIELDS,
       'max',
       'lease_seconds',
       'worker',
@@ -149,8 +112,7 @@ describe('fault: random and malformed requests to the producer process', functio
       'in_seconds',
       'reason',
       'messages',
-      '__proto__',
-      'constructor',
+      ...PROTOTYPE_KEYS,
       'unknown_field',
     ];
     const value = (depth = 0): unknown => {
@@ -313,14 +275,12 @@ describe('fault: random and malformed requests to the producer process', functio
     const pick = <T>(list: readonly T[]): T => list[Math.floor(rand() * list.length)] as T;
     const TOKEN = 'fuzz-probe-token-0123456789abcdef';
     const REQUEST_TIMEOUT_MS = 2000;
-    const producer = await startApp('producer', {
-      REDIS_URL: redis.url,
+    const producer = await world.start('producer', {
       API_TOKENS: TOKEN,
       REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
       HEADERS_TIMEOUT_MS: '1000',
       LOGIN_MAX_FAILURES: '10',
     });
-    apps.push(producer);
     const bearer = { authorization: `Bearer ${TOKEN}` };
     const authed = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> => {
       const res = await rawRequest(producer.url, method, path, body === undefined ? undefined : JSON.stringify(body), {
@@ -333,7 +293,7 @@ describe('fault: random and malformed requests to the producer process', functio
     const http = await authed('POST', '/api/publishers', {
       topic: 'probe',
       type: 'http',
-      target: sink.url('/probe'),
+      target: world.sink.url('/probe'),
       active: false,
     });
     const pull = await authed('POST', '/api/publishers', { topic: 'probe', type: 'pull', target: 'probe-workers' });
@@ -406,7 +366,10 @@ describe('fault: random and malformed requests to the producer process', functio
       [`/api/publishers/${pullId}/lease`, (n) => `{"max":${n},"lease_seconds":${n}}`],
       [`/api/leases/${encodeURIComponent(token)}/retry`, (n) => `{"in_seconds":${n},"reason":"x"}`],
       [`/api/leases/${encodeURIComponent(token)}/extend`, (n) => `{"lease_seconds":${n}}`],
-      ['/api/publishers', (n) => `{"topic":"probe","type":"http","target":"${sink.url('/n')}","seconds_timeout":${n}}`],
+      [
+        '/api/publishers',
+        (n) => `{"topic":"probe","type":"http","target":"${world.sink.url('/n')}","seconds_timeout":${n}}`,
+      ],
       [
         '/api/publishers',
         (n) => `{"topic":"probe","type":"pull","target":"w${n}","rate_limit":{"per_second":${n},"burst":${n}}}`,
@@ -521,6 +484,7 @@ describe('fault: random and malformed requests to the producer process', functio
         );
         healthLatencies.push(performance.now() - started);
         healthStatuses.set(status, (healthStatuses.get(status) ?? 0) + 1);
+        // A health probe every 100 ms, as a load balancer would, while the producer is under load.
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     })();

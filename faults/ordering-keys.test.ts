@@ -5,21 +5,18 @@
  * right after the first delivery of the same message), and none may be lost.
  */
 import { expect } from 'chai';
-import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
-import { api, killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
+import { waitFor, api, type AppProcess } from '@postoffice/test-support';
 import {
+  FAST_FAILOVER_ENV,
+  faultWorld,
   createPublisher,
   createTopic,
   duplicates,
   lost,
   pool,
   report,
-  startSink,
-  type Sink,
-} from './support/harness.js';
+} from '@postoffice/test-support/faults';
 
-/** Fast failure detection: 1 s heartbeats, a dead node's entries taken over 3 s after its last one. */
-const ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100' };
 const KEYS = 100;
 const PER_KEY = 100;
 const RUN = 5;
@@ -27,27 +24,14 @@ const KILLS = 3;
 
 describe('fault: SIGKILL of the consumer that holds an ordering-key publisher', function () {
   this.timeout(300_000);
-  let redis: RedisServer;
-  let sink: Sink;
-  const apps: AppProcess[] = [];
-
-  before(async () => {
-    redis = await startRedis();
-    sink = await startSink();
-  });
-  after(async () => {
-    await killAll(apps);
-    await sink.close();
-    await redis.stop();
-  });
+  const world = faultWorld({ env: FAST_FAILOVER_ENV });
 
   it(`keeps each of ${KEYS} keys in order and loses nothing when the holder is killed ${KILLS} times`, async () => {
-    const producer = await startApp('producer', { REDIS_URL: redis.url, ...ENV });
-    apps.push(producer);
+    const producer = await world.start('producer');
     const topic = await createTopic(producer, 'keyed');
     const publisher = await createPublisher(producer, {
       topic,
-      target: sink.url('/hook'),
+      target: world.sink.url('/hook'),
       ordered: true,
       ordering_attribute: 'customer',
       concurrency: 25,
@@ -58,12 +42,11 @@ describe('fault: SIGKILL of the consumer that holds an ordering-key publisher', 
     let serial = 0;
     const consumer = async (): Promise<void> => {
       const name = `node-${++serial}`;
-      const app = await startApp('consumer', { REDIS_URL: redis.url, NODE_ID: name, ...ENV });
-      apps.push(app);
+      const app = await world.start('consumer', { NODE_ID: name });
       byNode.set(name, app);
     };
     for (let i = 0; i < 3; i++) await consumer();
-    sink.delayMs = 2;
+    world.sink.delayMs = 2;
 
     // Each key's messages in runs of RUN, keys published side by side; a key's runs go one after the other.
     const keyOf = new Map<string, { key: string; n: number }>();
@@ -94,21 +77,21 @@ describe('fault: SIGKILL of the consumer that holds an ordering-key publisher', 
     const kills: { node: string; atReceived: number }[] = [];
     for (let k = 0; k < KILLS; k++) {
       const threshold = ((k + 1) * total) / (KILLS + 2);
-      await waitFor(() => sink.counts.size >= threshold, `${threshold} messages received`, 120_000, 10);
+      await waitFor(() => world.sink.counts.size >= threshold, `${threshold} messages received`, 120_000, 10);
       const name = await holder();
       const victim = byNode.get(name)!;
       byNode.delete(name);
-      kills.push({ node: name, atReceived: sink.counts.size });
+      kills.push({ node: name, atReceived: world.sink.counts.size });
       victim.kill('SIGKILL');
       expect(await victim.exited).to.equal('SIGKILL');
       await consumer();
     }
     await publishing;
     expect(keyOf.size).to.equal(total);
-    await waitFor(() => sink.counts.size >= total, 'every message received', 180_000, 100);
+    await waitFor(() => world.sink.counts.size >= total, 'every message received', 180_000, 100);
 
     // Each key's sequence as received: non-decreasing (a duplicate only right after itself) and complete.
-    const order = sink.order.get('/hook') ?? [];
+    const order = world.sink.order.get('/hook') ?? [];
     const sequences = new Map<string, number[]>();
     for (const id of order) {
       const m = keyOf.get(id);
@@ -127,8 +110,8 @@ describe('fault: SIGKILL of the consumer that holds an ordering-key publisher', 
       keys: KEYS,
       messages: total,
       kills,
-      lost: lost(keyOf.keys(), sink.counts),
-      duplicates: duplicates(sink.counts),
+      lost: lost(keyOf.keys(), world.sink.counts),
+      duplicates: duplicates(world.sink.counts),
       out_of_order: outOfOrder.length,
     };
     report('ordering-keys-sigkill', figures);

@@ -3,18 +3,16 @@
  * keep coming, then comes back on the same port.
  */
 import { expect } from 'chai';
-import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
-import { killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
+import { waitFor } from '@postoffice/test-support';
 import {
+  faultWorld,
   createPublisher,
   createTopic,
   duplicates,
   lost,
   publishBulk,
   report,
-  startSink,
-  type Sink,
-} from './support/harness.js';
+} from '@postoffice/test-support/faults';
 
 /** Retries every second at first, the backoff capped at 4 s, so that recovery is quick once the receiver is back. */
 const ENV = {
@@ -29,37 +27,22 @@ const DURING = 2000;
 
 describe('fault: the receiver is down for 60 s', function () {
   this.timeout(300_000);
-  let redis: RedisServer;
-  let sink: Sink;
-  const apps: AppProcess[] = [];
-
-  before(async () => {
-    redis = await startRedis();
-    sink = await startSink();
-  });
-  after(async () => {
-    await killAll(apps);
-    await sink.close();
-    await redis.stop();
-  });
+  const world = faultWorld({ env: ENV });
 
   it('delivers everything once it is back, and an ordered publisher keeps its order', async () => {
-    const producer = await startApp('producer', { REDIS_URL: redis.url, ...ENV });
-    apps.push(producer);
+    const producer = await world.start('producer');
     const topic = await createTopic(producer, 'outage');
     const common = { topic, seconds_timeout: 2, seconds_retry: 1 };
-    await createPublisher(producer, { ...common, target: sink.url('/any') });
-    await createPublisher(producer, { ...common, target: sink.url('/ordered'), ordered: true });
-    apps.push(
-      await startApp('consumer', { REDIS_URL: redis.url, ...ENV }),
-      await startApp('consumer', { REDIS_URL: redis.url, ...ENV }),
-    );
-    const any = sink.countsOf('/any');
-    const ordered = sink.countsOf('/ordered');
+    await createPublisher(producer, { ...common, target: world.sink.url('/any') });
+    await createPublisher(producer, { ...common, target: world.sink.url('/ordered'), ordered: true });
+    await world.start('consumer');
+    await world.start('consumer');
+    const any = world.sink.countsOf('/any');
+    const ordered = world.sink.countsOf('/ordered');
 
     const ids = await publishBulk(producer, topic, BEFORE, { batch: 500 });
     await waitFor(() => ordered.size >= BEFORE / 2, 'deliveries under way', 60_000);
-    await sink.down();
+    await world.sink.down();
     const downAt = Date.now();
     // Messages keep coming during the outage: ten batches spread over it.
     for (let i = 0; i < 10; i++) {
@@ -70,7 +53,7 @@ describe('fault: the receiver is down for 60 s', function () {
     }
     await waitFor(() => Date.now() - downAt >= OUTAGE_MS, 'the outage to last 60 s', OUTAGE_MS, 100);
     const deliveredBeforeUp = { any: any.size, ordered: ordered.size };
-    await sink.up();
+    await world.sink.up();
     const upAt = Date.now();
     await waitFor(() => ids.every((id) => any.has(id)), 'every message delivered to /any', 120_000, 50);
     const anyRecoveryMs = Date.now() - upAt;
@@ -78,7 +61,7 @@ describe('fault: the receiver is down for 60 s', function () {
     const orderedRecoveryMs = Date.now() - upAt;
 
     // The order the ordered publisher delivered in, a message sent again just after itself counted once.
-    const seen = sink.order.get('/ordered') ?? [];
+    const seen = world.sink.order.get('/ordered') ?? [];
     const collapsed = seen.filter((id, i) => i === 0 || seen[i - 1] !== id);
     const firstOutOfOrder = collapsed.findIndex((id, i) => id !== ids[i]);
     const figures = {

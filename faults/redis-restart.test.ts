@@ -4,21 +4,20 @@
  * being published.
  */
 import { expect } from 'chai';
-import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
-import { api, killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
+import { startRedis, waitFor, api } from '@postoffice/test-support';
 import {
+  FAST_FAILOVER_ENV,
+  faultWorld,
   createPublisher,
   createTopic,
   duplicates,
   lost,
   pool,
   report,
-  startSink,
-  type Sink,
-} from './support/harness.js';
+} from '@postoffice/test-support/faults';
 
 /** Heartbeats every second: a lease lives 3 s, shorter than the outage, so every node finds its heartbeat late. */
-const ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100' };
+const ENV = FAST_FAILOVER_ENV;
 /** Heartbeats every 5 s (the default): a lease lives 15 s, longer than the outage; only the reconnection tells. */
 const QUICK_ENV = { ...ENV, HEARTBEAT_SECONDS: '5' };
 const AOF = ['--appendonly', 'yes', '--appendfsync', 'always'];
@@ -26,21 +25,11 @@ const CLIENTS = 8;
 
 describe('fault: Redis restarts while messages are published', function () {
   this.timeout(300_000);
-  let redis: RedisServer;
-  let sink: Sink;
-  const apps: AppProcess[] = [];
   let stopping = false;
+  const world = faultWorld({ redisArgs: AOF, each: true, stopping: () => (stopping = true) });
 
-  beforeEach(async () => {
+  beforeEach(() => {
     stopping = false;
-    redis = await startRedis({ args: AOF });
-    sink = await startSink();
-  });
-  afterEach(async () => {
-    stopping = true;
-    await killAll(apps.splice(0));
-    await sink.close();
-    await redis.stop();
   });
 
   it('delivers every message that got a 201 when Redis is down longer than a lease lives; the producer answers 503 meanwhile and both sides recover by themselves', async () => {
@@ -52,15 +41,10 @@ describe('fault: Redis restarts while messages are published', function () {
   });
 
   async function scenario(name: string, env: Record<string, string>): Promise<void> {
-    const producer = await startApp('producer', { REDIS_URL: redis.url, ...env });
-    apps.push(producer);
+    const producer = await world.start('producer', env);
     const topic = await createTopic(producer, 'restart');
-    await createPublisher(producer, { topic, target: sink.url('/hook'), seconds_timeout: 2, seconds_retry: 1 });
-    const consumers = [
-      await startApp('consumer', { REDIS_URL: redis.url, ...env }),
-      await startApp('consumer', { REDIS_URL: redis.url, ...env }),
-    ];
-    apps.push(...consumers);
+    await createPublisher(producer, { topic, target: world.sink.url('/hook'), seconds_timeout: 2, seconds_retry: 1 });
+    const consumers = [await world.start('consumer', env), await world.start('consumer', env)];
 
     // Publishers: CLIENTS loops of POST /api/messages until told to stop.
     const acknowledged: string[] = [];
@@ -92,11 +76,11 @@ describe('fault: Redis restarts while messages are published', function () {
       }
     });
 
-    await waitFor(() => acknowledged.length >= 2000 && sink.counts.size >= 1000, 'traffic under way', 60_000);
+    await waitFor(() => acknowledged.length >= 2000 && world.sink.counts.size >= 1000, 'traffic under way', 60_000);
     const beforeCrash = acknowledged.length;
     // A crash, not a clean shutdown: only what appendfsync always wrote survives.
     const killedAt = Date.now();
-    await redis.stop({ hard: true, keepData: true });
+    await world.redis.stop({ hard: true, keepData: true });
     await waitFor(() => first503At > 0, 'the producer to answer 503', 30_000);
     const producerHealth = await api(producer, 'GET', '/api/health');
     expect(producerHealth.status).to.equal(503);
@@ -104,13 +88,13 @@ describe('fault: Redis restarts while messages are published', function () {
     await new Promise((r) => setTimeout(r, 3000));
     const restartedAt = Date.now();
     first201After.since = restartedAt;
-    redis = await startRedis({ ports: redis.ports, dir: redis.dir, args: AOF });
+    world.redis = await startRedis({ ports: world.redis.ports, dir: world.redis.dir, args: AOF });
     await waitFor(() => first201After.at > 0, 'a 201 after the restart', 60_000, 5);
     const producerRecoveryMs = first201After.at - restartedAt;
     // Consumers recover without a restart: the first message acknowledged after it is delivered.
     try {
       await waitFor(
-        () => sink.counts.has(first201After.id),
+        () => world.sink.counts.has(first201After.id),
         'a message published after the restart delivered',
         60_000,
         5,
@@ -118,7 +102,7 @@ describe('fault: Redis restarts while messages are published', function () {
     } catch (err) {
       const message = await api(producer, 'GET', `/api/messages/${first201After.id}`);
       const cluster = await api(producer, 'GET', '/api/cluster');
-      console.log('received', sink.counts.size, 'acknowledged', acknowledged.length);
+      console.log('received', world.sink.counts.size, 'acknowledged', acknowledged.length);
       console.log(JSON.stringify(message.json), JSON.stringify(cluster.json));
       for (const c of consumers) console.log(c.output().slice(-3000));
       throw err;
@@ -130,13 +114,13 @@ describe('fault: Redis restarts while messages are published', function () {
     await publishing;
     try {
       await waitFor(
-        () => acknowledged.every((id) => sink.counts.has(id)),
+        () => acknowledged.every((id) => world.sink.counts.has(id)),
         'every acknowledged message delivered',
         120_000,
         100,
       );
     } catch (err) {
-      const missing = acknowledged.map((id, i) => [id, i] as const).filter(([id]) => !sink.counts.has(id));
+      const missing = acknowledged.map((id, i) => [id, i] as const).filter(([id]) => !world.sink.counts.has(id));
       console.log(
         'missing',
         missing.length,
@@ -162,8 +146,8 @@ describe('fault: Redis restarts while messages are published', function () {
     const figures = {
       acknowledged: acknowledged.length,
       acknowledgedBeforeCrash: beforeCrash,
-      lost: lost(acknowledged, sink.counts),
-      duplicates: duplicates(sink.counts),
+      lost: lost(acknowledged, world.sink.counts),
+      duplicates: duplicates(world.sink.counts),
       statuses: Object.fromEntries(statuses),
       downMs: restartedAt - killedAt,
       producerRecoveryMs,

@@ -4,9 +4,10 @@
  */
 import { expect } from 'chai';
 import { request as httpRequest } from 'node:http';
-import { startRedis, waitFor, type RedisServer } from '../packages/shared/test/support/redis-server.js';
-import { killAll, startApp, type AppProcess } from '../packages/shared/test/support/processes.js';
+import { waitFor } from '@postoffice/test-support';
 import {
+  FAST_FAILOVER_ENV,
+  faultWorld,
   createPublisher,
   createTopic,
   duplicates,
@@ -14,31 +15,15 @@ import {
   pool,
   rawRequest,
   report,
-  startSink,
-  type Sink,
-} from './support/harness.js';
+} from '@postoffice/test-support/faults';
 
-const ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100' };
 const CLIENTS = 8;
 const SLOW_REQUESTS = 5;
 
 describe('fault: SIGTERM on the producer and a consumer under load', function () {
   this.timeout(300_000);
-  let redis: RedisServer;
-  let sink: Sink;
-  const apps: AppProcess[] = [];
   let stopping = false;
-
-  before(async () => {
-    redis = await startRedis();
-    sink = await startSink();
-  });
-  after(async () => {
-    stopping = true;
-    await killAll(apps);
-    await sink.close();
-    await redis.stop();
-  });
+  const world = faultWorld({ env: FAST_FAILOVER_ENV, stopping: () => (stopping = true) });
 
   /**
    * A POST /api/messages whose body is sent in two halves, `gapMs` apart:
@@ -90,18 +75,13 @@ describe('fault: SIGTERM on the producer and a consumer under load', function ()
   }
 
   it('finishes in-flight requests and deliveries, exits 0, and loses nothing', async () => {
-    let producer = await startApp('producer', { REDIS_URL: redis.url, ...ENV });
-    apps.push(producer);
+    let producer = await world.start('producer');
     const port = String(producer.port);
     const topic = await createTopic(producer, 'rolling');
-    await createPublisher(producer, { topic, target: sink.url('/hook'), concurrency: 25, seconds_timeout: 2 });
-    const consumers = [
-      await startApp('consumer', { REDIS_URL: redis.url, ...ENV }),
-      await startApp('consumer', { REDIS_URL: redis.url, ...ENV }),
-    ];
-    apps.push(...consumers);
+    await createPublisher(producer, { topic, target: world.sink.url('/hook'), concurrency: 25, seconds_timeout: 2 });
+    const consumers = [await world.start('consumer'), await world.start('consumer')];
     // Deliveries take 20 ms, so some are always in flight.
-    sink.delayMs = 20;
+    world.sink.delayMs = 20;
 
     // Load: CLIENTS loops of POST /api/messages, one connection each (no keep-alive).
     const acknowledged: string[] = [];
@@ -141,33 +121,32 @@ describe('fault: SIGTERM on the producer and a consumer under load', function ()
     for (const a of slowAnswers)
       if (a.status === 201) acknowledged.push((JSON.parse(a.body) as { data: { id: string } }).data.id);
     expect(await producer.exited).to.equal(0);
-    producer = await startApp('producer', { REDIS_URL: redis.url, ...ENV, PORT: port });
-    apps.push(producer);
+    producer = await world.start('producer', { PORT: port });
     const producerDownMs = Date.now() - producerStoppedAt;
     const afterProducer = acknowledged.length;
     await waitFor(() => acknowledged.length >= afterProducer + 1000, 'load to resume', 60_000);
 
     // Consumer: SIGTERM while deliveries are in flight; it drains and exits 0, a new one takes its place.
-    await waitFor(() => sink.inFlight.now > 0, 'deliveries in flight', 30_000, 5);
-    const inFlightAtStop = sink.inFlight.now;
+    await waitFor(() => world.sink.inFlight.now > 0, 'deliveries in flight', 30_000, 5);
+    const inFlightAtStop = world.sink.inFlight.now;
     consumers[0]!.kill('SIGTERM');
     expect(await consumers[0]!.exited).to.equal(0);
-    apps.push(await startApp('consumer', { REDIS_URL: redis.url, ...ENV }));
+    await world.start('consumer');
     const afterConsumer = acknowledged.length;
     await waitFor(() => acknowledged.length >= afterConsumer + 1000, 'more load', 60_000);
 
     stopping = true;
     await publishing;
     await waitFor(
-      () => acknowledged.every((id) => sink.counts.has(id)),
+      () => acknowledged.every((id) => world.sink.counts.has(id)),
       'every acknowledged message delivered',
       120_000,
       100,
     );
     const figures = {
       acknowledged: acknowledged.length,
-      lost: lost(acknowledged, sink.counts),
-      duplicates: duplicates(sink.counts),
+      lost: lost(acknowledged, world.sink.counts),
+      duplicates: duplicates(world.sink.counts),
       outcomes: Object.fromEntries(outcomes),
       inFlightRequestsAtProducerStop: SLOW_REQUESTS,
       theirStatuses: slowStatuses,

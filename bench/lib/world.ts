@@ -7,8 +7,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
-import { startRedis, waitFor, type RedisServer } from '../../packages/shared/test/support/redis-server.js';
-import { startApp, type AppProcess } from '../../packages/shared/test/support/processes.js';
+import { startRedis, waitFor, type RedisServer, startApp, type AppProcess } from '@postoffice/test-support';
 
 export { waitFor };
 

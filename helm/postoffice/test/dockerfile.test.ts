@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, startRedis, waitFor } from '../../../packages/shared/test/support/redis-server.js';
+import { freePort, startRedis, waitFor } from '@postoffice/test-support';
 import { REPO_ROOT, template } from './support/helm.js';
 import { container, podSpec } from './support/manifests.js';
 

@@ -13,9 +13,10 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Keys, closeRedis, createRedis } from '@postoffice/shared';
-import { startedOutputs } from '../../../packages/shared/test/support/processes.js';
-import { startReceiver, type Receiver } from '../../../packages/shared/test/support/receiver.js';
-import { freePort, startRedis, waitFor, type RedisServer } from '../../../packages/shared/test/support/redis-server.js';
+import { freePort, startRedis, type RedisServer } from '@postoffice/test-support/redis-server';
+import { waitFor } from '@postoffice/test-support/wait';
+import { startReceiver, type Receiver } from '@postoffice/test-support/receiver';
+import { startedOutputs } from '@postoffice/test-support/processes';
 import { REPO_ROOT, template, type Rendered } from './support/helm.js';
 import { container, find, resolveEnv, type Container } from './support/manifests.js';
 

@@ -17,6 +17,7 @@ describe('consumer nodes in a cluster (in one process)', function () {
     // Over a few rounds, never two.
     for (let i = 0; i < 20; i++) {
       expect(leaders().length).to.be.at.most(1);
+      // Real time, on purpose: the nodes renew and contend for the lock on their own timers, watched as they go.
       await new Promise((r) => setTimeout(r, 100));
     }
     await first.close();

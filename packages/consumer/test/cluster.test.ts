@@ -7,9 +7,10 @@
  */
 import { expect } from 'chai';
 import { closeRedis, createRedis, Keys } from '@postoffice/shared';
-import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
-import { startReceiver, type Receiver } from '../../shared/test/support/receiver.js';
-import { api, killAll, startApp, type AppProcess } from '../../shared/test/support/processes.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support/redis-server';
+import { waitFor } from '@postoffice/test-support/wait';
+import { startReceiver, type Receiver } from '@postoffice/test-support/receiver';
+import { api, killAll, startApp, type AppProcess } from '@postoffice/test-support/processes';
 
 const HEARTBEAT_SECONDS = 1;
 const CLAIM_TIMEOUT_SECONDS = 3;
@@ -117,6 +118,7 @@ describe('a cluster of three consumer processes', function () {
     receiver.respond(async (req) => {
       const key = `${req.path} ${String(req.headers['message-id'])}`;
       seen.set(key, (seen.get(key) ?? 0) + 1);
+      // The receiver answers after a random moment, so that deliveries overlap and finish out of order.
       await new Promise((r) => setTimeout(r, Math.random() * 20));
       return 200;
     });
@@ -227,6 +229,7 @@ describe('a cluster of three consumer processes', function () {
     const order: number[] = [];
     receiver.respond(async (req) => {
       order.push((JSON.parse(req.body) as { n: number }).n);
+      // The receiver answers after a moment, so that a SIGKILL finds deliveries in flight.
       await new Promise((r) => setTimeout(r, 1));
       return 200;
     });
@@ -274,6 +277,7 @@ describe('a cluster of three consumer processes', function () {
     });
     expect(patched.status).to.equal(200);
     const patchedAt = Date.now();
+    // Real time, on purpose: the three consumer processes deliver under the new limit for 4 s, measured below.
     await new Promise((r) => setTimeout(r, 4000));
     const slowFrom = patchedAt + 1000;
     const slowUntil = Date.now();

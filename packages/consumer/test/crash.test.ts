@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import { closeRedis, createRedis } from '@postoffice/shared';
-import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
-import { startReceiver, type Receiver } from '../../shared/test/support/receiver.js';
-import { api, killAll, startApp, type AppProcess } from '../../shared/test/support/processes.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support/redis-server';
+import { waitFor } from '@postoffice/test-support/wait';
+import { startReceiver, type Receiver } from '@postoffice/test-support/receiver';
+import { api, killAll, startApp, type AppProcess } from '@postoffice/test-support/processes';
 
 const CLUSTER_ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '100' };
 
@@ -43,6 +44,7 @@ describe('consumer processes that crash or stop', function () {
     receiver.respond(async (req) => {
       const id = String(req.headers['message-id']);
       seen.set(id, (seen.get(id) ?? 0) + 1);
+      // The receiver answers after a random moment, so that deliveries overlap and finish out of order.
       await new Promise((r) => setTimeout(r, Math.random() * 3));
       return 200;
     });
@@ -90,6 +92,7 @@ describe('consumer processes that crash or stop', function () {
     let started = 0;
     receiver.respond(async () => {
       started++;
+      // Each delivery takes a while: SIGTERM comes while some are in flight.
       await new Promise((r) => setTimeout(r, 300));
       return 200;
     });

@@ -4,9 +4,12 @@
  * API shows the outcome.
  */
 import { expect } from 'chai';
-import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
-import { startReceiver, type Receiver } from '../../shared/test/support/receiver.js';
-import { api, killAll, startApp, type AppProcess } from '../../shared/test/support/processes.js';
+import { Keys, closeRedis, createRedis } from '@postoffice/shared';
+import { startRedis, type RedisServer } from '@postoffice/test-support/redis-server';
+import { waitFor } from '@postoffice/test-support/wait';
+import { subscribers } from '@postoffice/test-support/commands';
+import { startReceiver, type Receiver } from '@postoffice/test-support/receiver';
+import { api, killAll, startApp, type AppProcess } from '@postoffice/test-support/processes';
 
 const ENV = { HEARTBEAT_SECONDS: '1', CLAIM_TIMEOUT_SECONDS: '3', RETRY_POLL_MS: '50' };
 
@@ -128,6 +131,7 @@ describe('delivery settings through the built processes', function () {
 
   it('an ordering attribute keeps each key in order while keys go in parallel', async () => {
     receiver.respond(async () => {
+      // The receiver answers a little late, so that requests of different keys overlap.
       await new Promise((r) => setTimeout(r, 3));
       return 200;
     });
@@ -150,8 +154,16 @@ describe('delivery settings through the built processes', function () {
       ordered: true,
       rate_limit: { per_second: 100, burst: 5 },
     });
+    // The producer subscribes to wake-ups when its first lease request starts waiting: then it waits.
+    const client = createRedis(redis.url, 'consumer');
+    const wake = new Keys('po:').wakeChannel;
+    const already = await subscribers(client, wake);
     const waiting = api(producer, 'POST', `/api/publishers/${id}/lease`, { max: 10, wait_seconds: 10 });
-    await new Promise((r) => setTimeout(r, 200));
+    try {
+      await waitFor(async () => (await subscribers(client, wake)) > already, 'the lease request to wait');
+    } finally {
+      await closeRedis(client);
+    }
     const started = Date.now();
     for (let n = 0; n < 3; n++) await send(topic, n);
     const first = await waiting;

@@ -30,6 +30,7 @@ describe('when deliveries fail', function () {
     f.receiver.respond(async () => {
       if (first) {
         first = false;
+        // The receiver answers the first request after the publisher's timeout (0.2 s) has passed.
         await new Promise((r) => setTimeout(r, 1500));
       }
       return 200;

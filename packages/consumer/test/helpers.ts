@@ -17,10 +17,9 @@ import {
   type ScriptClient,
 } from '@postoffice/shared';
 import { ConsumerNode } from '../src/index.js';
-import { startRedis, type RedisServer } from '../../shared/test/support/redis-server.js';
-import { startReceiver, type Receiver } from '../../shared/test/support/receiver.js';
+import { startRedis, type RedisServer, startReceiver, type Receiver } from '@postoffice/test-support';
 
-export { startRedis, waitFor, freePort } from '../../shared/test/support/redis-server.js';
+export { startRedis, waitFor, freePort } from '@postoffice/test-support';
 export { startReceiver };
 
 /** What the API shows of one message's delivery to one publisher (the read model over Redis). */
@@ -44,6 +43,8 @@ export interface World {
   topic(name?: string): Promise<string>;
   publisher(topic: string, target: string, extra?: Partial<Publisher>): Promise<Publisher>;
   publish(topic: string, payloads: unknown[], attributes?: Record<string, string>): Promise<string[]>;
+  /** Closes the nodes started so far (a test's, in an afterEach hook of a world shared by a file's tests). */
+  closeNodes(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -107,6 +108,9 @@ export async function createWorld(options: { cluster?: boolean } = {}): Promise<
       if (result.replayed) throw new Error('ingest replayed');
       await redis.publish(keys.wakeChannel, topic);
       return result.streamIds.map((sid) => messageId(topic, sid));
+    },
+    async closeNodes() {
+      await Promise.all(nodes.splice(0).map((n) => n.close(2000)));
     },
     async close() {
       await Promise.all(nodes.map((n) => n.close(2000)));

@@ -21,6 +21,9 @@ describe('wake-up cost with many publishers', function () {
   after(async () => {
     await world.close();
   });
+  afterEach(async () => {
+    await world.closeNodes();
+  });
 
   it('keeps connections and idle Redis commands per second flat from 1 to 3,000 publishers', async () => {
     const first = await world.topic('t-0');

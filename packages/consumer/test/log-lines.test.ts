@@ -6,10 +6,11 @@
  * `level` a level's name.
  */
 import { expect } from 'chai';
-import { killAll, startApp, type AppProcess } from '../../shared/test/support/processes.js';
-import { logLineProblems, parseStrictJson } from '../../shared/test/support/log-lines.js';
-import { startReceiver, type Receiver } from '../../shared/test/support/receiver.js';
-import { freePort, startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { freePort, startRedis, type RedisServer } from '@postoffice/test-support/redis-server';
+import { waitFor } from '@postoffice/test-support/wait';
+import { startReceiver, type Receiver } from '@postoffice/test-support/receiver';
+import { killAll, startApp, type AppProcess } from '@postoffice/test-support/processes';
+import { logLineProblems, parseStrictJson } from '@postoffice/test-support/log-lines';
 
 const TOKEN = 'a-log-test-token-of-enough-length';
 

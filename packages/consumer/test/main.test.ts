@@ -1,6 +1,5 @@
 import { expect } from 'chai';
-import { startRedis, type RedisServer } from '../../shared/test/support/redis-server.js';
-import { killAll, startApp, type AppProcess } from '../../shared/test/support/processes.js';
+import { startRedis, type RedisServer, killAll, startApp, type AppProcess } from '@postoffice/test-support';
 
 describe('the consumer process', function () {
   this.timeout(60_000);

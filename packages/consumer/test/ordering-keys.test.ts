@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { Received } from '../../shared/test/support/receiver.js';
+import type { Received } from '@postoffice/test-support';
 import { useWorld, waitFor } from './helpers.js';
 
 /** The `n` of each delivery of key `key`, in the order they arrived (duplicates included). */
@@ -22,6 +22,7 @@ describe('an ordered publisher with an ordering attribute', function () {
       const now = (inFlight.get(key) ?? 0) + 1;
       inFlight.set(key, now);
       mostPerKey = Math.max(mostPerKey, now);
+      // The receiver holds each request a moment, so that a second one of the same key would overlap it.
       await new Promise((r) => setTimeout(r, 5));
       inFlight.set(key, now - 1);
       // Every third message fails once: its key waits for its retry.
@@ -55,6 +56,7 @@ describe('an ordered publisher with an ordering attribute', function () {
 
   it('sends messages without the attribute as one key of their own', async () => {
     f.receiver.respond(async () => {
+      // The receiver holds each request a moment, so that requests overlap.
       await new Promise((r) => setTimeout(r, 2));
       return 200;
     });

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import type { LookupAddress } from 'node:dns';
 import type { Lookup } from '@postoffice/shared';
 import { createWorld, waitFor, type World } from './helpers.js';
-import { startOrigin, type OriginServer } from './support/origin-server.js';
+import { startOrigin, type OriginServer } from '@postoffice/test-support/origin-server';
 
 const FAST = { RECOVERY_INTERVAL_SECONDS: '1', RECOVERY_TIMEOUT_SECONDS: '1' };
 

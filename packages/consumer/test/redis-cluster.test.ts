@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { masterNodes } from '@postoffice/shared';
 import { createWorld, startReceiver, waitFor, type World } from './helpers.js';
-import type { Receiver } from '../../shared/test/support/receiver.js';
+import type { Receiver } from '@postoffice/test-support';
 
 /**
  * A consumer node on a Redis Cluster of three masters, whatever
@@ -19,6 +19,9 @@ describe('a consumer node on a Redis Cluster', function () {
   after(async () => {
     await world.close();
     await receiver.close();
+  });
+  afterEach(async () => {
+    await world.closeNodes();
   });
 
   it('delivers the messages of topics on every master, retrying failures, woken through cluster Pub/Sub', async () => {

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { createLogger, type DeliveryView } from '@postoffice/shared';
 import { ConsumerNode } from '../src/index.js';
 import { sign } from '../src/targets/http-target.js';
-import type { Received } from '../../shared/test/support/receiver.js';
+import type { Received } from '@postoffice/test-support';
 import { deliveryOf, useWorld, waitFor, type World } from './helpers.js';
 
 const newSecret = (): string => `whsec_${randomBytes(32).toString('base64')}`;

@@ -7,11 +7,12 @@
  * acknowledgement at the source: the message arrives once in the topic.
  */
 import { expect } from 'chai';
-import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
-import { startReceiver, type Receiver } from '../../shared/test/support/receiver.js';
-import { api, killAll, startApp, type AppProcess } from '../../shared/test/support/processes.js';
-import { startOrigin, type OriginServer } from './support/origin-server.js';
-import { startSqsServer, type FakeSqs } from './support/sqs-server.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support/redis-server';
+import { waitFor } from '@postoffice/test-support/wait';
+import { startReceiver, type Receiver } from '@postoffice/test-support/receiver';
+import { api, killAll, startApp, type AppProcess } from '@postoffice/test-support/processes';
+import { startOrigin, type OriginServer } from '@postoffice/test-support/origin-server';
+import { startSqsServer, type FakeSqs } from '@postoffice/test-support/sqs-server';
 import { startPubsubSubscriber, type FakeSubscriber } from './support/pubsub-subscriber-server.js';
 
 const CONSUMER_ENV = {

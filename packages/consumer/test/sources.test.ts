@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { SOURCE_BOUNDS, SourceStore, createLogger, sourceState, type Source } from '@postoffice/shared';
 import { ConsumerNode } from '../src/index.js';
 import { createWorld, waitFor, type World } from './helpers.js';
-import { startSqsServer, type FakeSqs } from './support/sqs-server.js';
+import { startSqsServer, type FakeSqs } from '@postoffice/test-support/sqs-server';
 import { startPubsubSubscriber, type FakeSubscriber } from './support/pubsub-subscriber-server.js';
 
 interface Entry {

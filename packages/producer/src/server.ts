@@ -50,6 +50,7 @@ export const OPEN_BODY_LIMIT_BYTES = 1024;
 
 export function buildServer(options: ServerOptions): FastifyInstance {
   const { config, redis } = options;
+  const now = options.now ?? Date.now;
   // Typed as fastify's logger so that the instance (and route modules) use fastify's default generics.
   // Its `req` serializer replaces fastify's, which logs the URL with its query string (a `?token=`, say).
   const logger: FastifyBaseLogger = options.logger.child({ component: 'api' }, { serializers: { req: requestForLog } });
@@ -70,8 +71,9 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     store: new Store(redis, keys),
     ingest,
     metrics,
-    pull: new PullQueue(redis, keys, Date.now, config.retryMaxAgeSeconds),
+    pull: new PullQueue(redis, keys, now, config.retryMaxAgeSeconds),
     leaseWaiters,
+    now,
   };
 
   const sendError = (failure: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
@@ -201,7 +203,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     if (!options.metrics) metrics.registry.clear();
   });
 
-  const auth = new Auth(config.apiTokens);
+  const auth = new Auth(config.apiTokens, now);
   registerAuth(app, auth);
   registerSessionRoutes(app, auth, new LoginThrottle(redis, keys, config));
   registerTopicRoutes(app, ctx);

@@ -18,6 +18,12 @@ export interface ServerOptions {
   readonly onResponseMismatch?: (problem: string) => void;
   /** Most lease requests waiting at once (`wait_seconds`); `MAX_WAITING_LEASES` when left out. */
   readonly maxWaitingLeases?: number;
+  /**
+   * Milliseconds since the epoch, for pull leases (their ends, retries, the
+   * max age), flow control and sessions; `Date.now` when left out. Tests
+   * inject a clock they move forward instead of sleeping.
+   */
+  readonly now?: () => number;
 }
 
 /** What every route handler needs. */
@@ -32,6 +38,8 @@ export interface ApiContext {
   readonly pull: PullQueue;
   /** Lease requests waiting for messages (`wait_seconds`). */
   readonly leaseWaiters: LeaseWaiters;
+  /** Milliseconds since the epoch (`ServerOptions.now`). */
+  readonly now: () => number;
 }
 
 /*

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { parseMessageId } from '@postoffice/shared';
-import { settle } from '../../shared/test/support/settle.js';
+import { settle } from '@postoffice/test-support/settle';
 import { call, createPublisher, createTopic, startApi, type Api } from './helpers.js';
 
 const BUDGET = 2048;

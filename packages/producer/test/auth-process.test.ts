@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { startRedis, waitFor, type RedisServer } from '@postoffice/test-support';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const A = 'process-token-a-0123456789abcdef';

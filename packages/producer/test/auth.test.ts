@@ -1,11 +1,9 @@
 import { expect } from 'chai';
 import { createHash, createHmac } from 'node:crypto';
-import { Writable } from 'node:stream';
-import { closeRedis, createLogger, createRedis, loadConfig } from '@postoffice/shared';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import { Auth, buildServer, SESSION_LIFETIME_SECONDS } from '../src/index.js';
-import { startRedis, type RedisServer } from '../../shared/test/support/redis-server.js';
-import { call, errors, send, startApi, waitFor, type Answer, type Api } from './helpers.js';
+import { Auth, SESSION_LIFETIME_SECONDS } from '../src/index.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support';
+import { call, errors, loggedApp, send, startApi, type Answer, type Api } from './helpers.js';
 
 const A = 'first-token-0123456789abcdef';
 const B = 'second-token-0123456789abcdef';
@@ -476,28 +474,9 @@ describe('API authentication', function () {
 
 describe('logs with API_TOKENS set, at every level', function () {
   this.timeout(30_000);
-  let server: RedisServer;
-
-  before(async () => {
-    server = await startRedis();
-  });
-  after(async () => {
-    await server.stop();
-  });
 
   it('never contain a token, the Authorization or Cookie header, a session cookie or a publisher secret', async () => {
-    const lines: string[] = [];
-    const stream = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(...chunk.toString().split('\n').filter(Boolean));
-        done();
-      },
-    });
-    const config = loadConfig({ REDIS_URL: server.url, LOG_LEVEL: 'trace', API_TOKENS: `${A},${B}` }, 'producer');
-    const redis = createRedis(config.redisUrl, 'producer');
-    await waitFor(() => redis.status === 'ready', 'the producer client to connect');
-    const logger = createLogger(config, stream);
-    const app = buildServer({ config, redis, logger });
+    const { app, config, logger, lines, close } = await loggedApp({ env: { API_TOKENS: `${A},${B}` } });
     const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
     let cookie = '';
     try {
@@ -540,8 +519,7 @@ describe('logs with API_TOKENS set, at every level', function () {
         'everything at once',
       );
     } finally {
-      await app.close();
-      await closeRedis(redis);
+      await close();
     }
     const text = lines.join('\n');
     expect(lines.length, 'the requests were logged').to.be.above(20);

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { findMessage, parseMessageId, type DeliveryView } from '@postoffice/shared';
-import { settle } from '../../shared/test/support/settle.js';
+import { settle } from '@postoffice/test-support/settle';
 import { decodeCursor, type FailingItem } from '../src/failing.js';
 import { call, createPublisher, createTopic, startApi, type Api } from './helpers.js';
 

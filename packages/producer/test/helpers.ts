@@ -10,11 +10,14 @@ import {
   createRedis,
   loadConfig,
   type Config,
+  type Logger,
+  type Publisher,
   type ScriptClient,
 } from '@postoffice/shared';
+import { Writable } from 'node:stream';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildServer } from '../src/index.js';
-import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { startRedis, waitFor, type RedisServer } from '@postoffice/test-support';
 
 export interface Api {
   readonly server: RedisServer;
@@ -27,7 +30,12 @@ export interface Api {
   close(): Promise<void>;
 }
 
-export async function startApi(env: Record<string, string> = {}, given?: RedisServer): Promise<Api> {
+/** `now`: the server's clock (`buildServer`'s option), a `testClock()`'s to move time forward without sleeping. */
+export async function startApi(
+  env: Record<string, string> = {},
+  given?: RedisServer,
+  options: { now?: () => number } = {},
+): Promise<Api> {
   const server = given ?? (await startRedis());
   const config = loadConfig({ REDIS_URL: server.url, LOG_LEVEL: 'silent', ...env }, 'producer');
   const redis = createRedis(config.redisUrl, 'producer');
@@ -39,6 +47,7 @@ export async function startApi(env: Record<string, string> = {}, given?: RedisSe
     redis,
     logger: createLogger(config),
     onResponseMismatch: (problem) => mismatches.push(problem),
+    ...(options.now ? { now: options.now } : {}),
   });
   await app.ready();
   let closed = false;
@@ -119,6 +128,108 @@ export async function createPublisher(
   const res = await call(app, 'POST', '/api/publishers', { type: 'http', ...body });
   if (res.status !== 201) throw new Error(`publisher: ${res.status} ${res.raw}`);
   return (res.body as { data: Record<string, unknown> }).data;
+}
+
+/** An app whose log is kept in memory (`loggedApp`). */
+export interface LoggedApp {
+  readonly app: FastifyInstance;
+  readonly config: Config;
+  readonly logger: Logger;
+  /** The log's lines so far. */
+  readonly lines: string[];
+  /** The log so far, one line per line. */
+  readonly log: () => string;
+  /** Closes the app, and the Redis client and server unless they were given. */
+  readonly close: () => Promise<void>;
+}
+
+/**
+ * An app (`env` on top of a trace log level) whose log is kept in memory:
+ * for tests of what is written to the log. It runs on `server` and `redis`
+ * when given (a test's Api's), else on a redis-server and a client of its
+ * own, which `close` stops.
+ */
+export async function loggedApp(
+  options: { server?: RedisServer; redis?: ScriptClient; env?: Record<string, string> } = {},
+): Promise<LoggedApp> {
+  const server = options.server ?? (await startRedis());
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const config = loadConfig({ REDIS_URL: server.url, LOG_LEVEL: 'trace', ...options.env }, 'producer');
+  const redis = options.redis ?? createRedis(config.redisUrl, 'producer');
+  await waitFor(() => redis.status === 'ready', 'the producer client to connect');
+  const logger = createLogger(config, stream);
+  const app = buildServer({ config, redis, logger });
+  await app.ready();
+  return {
+    app,
+    config,
+    logger,
+    lines,
+    log: () => lines.join('\n'),
+    async close() {
+      await app.close();
+      if (!options.redis) await closeRedis(redis);
+      if (!options.server) await server.stop();
+    },
+  };
+}
+
+/** An API set up by a describe's hooks (`apiWithTopic`), read once its before hook ran. */
+export interface ApiFixture {
+  readonly api: Api;
+}
+
+/**
+ * Registers, in the calling describe, an API with the topic `topic`
+ * (before, closed after).
+ */
+export function apiWithTopic(topic: string): ApiFixture {
+  let api: Api | undefined;
+  before(async () => {
+    api = await startApi();
+    await createTopic(api.app, topic);
+  });
+  after(async () => {
+    await api?.close();
+  });
+  return {
+    get api(): Api {
+      if (!api) throw new Error('the API is used before its before hook ran');
+      return api;
+    },
+  };
+}
+
+/** What `publishersApi` gives: the API, fresh target URLs, publishers as stored. */
+export interface PublishersApi extends ApiFixture {
+  /** A target URL no other publisher of the file has. */
+  readonly hook: () => string;
+  /** The publisher's record as the store has it. */
+  readonly stored: (id: unknown) => Promise<Publisher>;
+}
+
+/** An API with the topic `orders` (`apiWithTopic`): for tests of publishers' fields. */
+export function publishersApi(): PublishersApi {
+  const fixture = apiWithTopic('orders');
+  let n = 0;
+  return {
+    get api(): Api {
+      return fixture.api;
+    },
+    hook: () => `http://127.0.0.1:9/hook/${++n}`,
+    stored: async (id) => {
+      const api = fixture.api;
+      const p = await new Store(api.redis, new Keys(api.config.redisPrefix)).getPublisher(String(id));
+      if (!p) throw new Error(`no publisher ${String(id)}`);
+      return p;
+    },
+  };
 }
 
 export { waitFor };

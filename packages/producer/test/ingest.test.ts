@@ -10,7 +10,7 @@ import {
 } from '@postoffice/shared';
 import { Ingest, MAX_MESSAGES_PER_CALL } from '../src/ingest.js';
 import { Metrics } from '../src/metrics.js';
-import { startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { commandsSince, startRedis, waitFor, type RedisServer } from '@postoffice/test-support';
 import { createTopic, startApi, type Api } from './helpers.js';
 
 describe('Ingest', () => {
@@ -19,19 +19,6 @@ describe('Ingest', () => {
   let redis: ScriptClient;
   let ingest: Ingest;
   const keys = new Keys('po:');
-
-  /** Commands run since the last call, by name (scripts' inner commands included), summed over every master. */
-  async function commandsSince(): Promise<Record<string, number>> {
-    const out: Record<string, number> = {};
-    for (const node of masterNodes(redis)) {
-      const info = await node.info('commandstats');
-      await node.config('RESETSTAT');
-      for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
-        out[m[1] as string] = (out[m[1] as string] ?? 0) + Number(m[2]);
-      }
-    }
-    return out;
-  }
 
   /** A write without an idempotency key: the ids of its messages. */
   const write = (...args: Parameters<Ingest['writeOnce']>) => ingest.writeOnce(...args).then((result) => result.ids);
@@ -58,7 +45,7 @@ describe('Ingest', () => {
 
   describe('when requests for one topic arrive in the same turn', () => {
     it('writes them with one script call and one wake-up, each request getting its own ids in order', async () => {
-      await commandsSince();
+      await commandsSince(redis);
       const writes = Array.from({ length: 20 }, (_, i) =>
         write(
           'orders',
@@ -72,7 +59,7 @@ describe('Ingest', () => {
         ),
       );
       const ids = await Promise.all(writes);
-      const commands = await commandsSince();
+      const commands = await commandsSince(redis);
       expect(commands.evalsha ?? commands.eval).to.equal(1);
       expect(commands.publish).to.equal(1);
       expect(commands.xadd).to.equal(40);
@@ -88,7 +75,7 @@ describe('Ingest', () => {
 
   describe('when requests keep coming while writes of their topic are in flight', () => {
     it('keeps at most two writes in flight and gathers the rest into the next one, in order', async () => {
-      await commandsSince();
+      await commandsSince(redis);
       // Redis holds its answers to writes for a moment: the first writes stay in flight.
       for (const node of masterNodes(redis)) await node.call('CLIENT', 'PAUSE', '300', 'WRITE');
       const turns: Promise<string[]>[][] = [];
@@ -97,7 +84,7 @@ describe('Ingest', () => {
         await new Promise((resolve) => setImmediate(resolve));
       }
       const ids = await Promise.all(turns.flat());
-      const commands = await commandsSince();
+      const commands = await commandsSince(redis);
       // Turns 1 and 2 are written at once; turns 3 to 5 wait for one of them, then go in one write.
       expect(commands.evalsha ?? commands.eval).to.equal(3);
       const entries = await stream('orders');
@@ -121,7 +108,7 @@ describe('Ingest', () => {
 
   describe('when the requests of one turn carry more than one script call may', () => {
     it('splits them between requests, never inside one', async () => {
-      await commandsSince();
+      await commandsSince(redis);
       const big = MAX_MESSAGES_PER_CALL + 200;
       const payloads = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ({ tag, i }));
       const [a, b, c] = await Promise.all([
@@ -129,7 +116,7 @@ describe('Ingest', () => {
         write('bulk', payloads(600, 'b'), undefined, 'bulk', undefined),
         write('bulk', payloads(big, 'c'), undefined, 'bulk', undefined),
       ]);
-      const commands = await commandsSince();
+      const commands = await commandsSince(redis);
       expect(commands.evalsha ?? commands.eval).to.equal(3);
       expect(commands.publish).to.equal(1);
       const entries = await stream('bulk');

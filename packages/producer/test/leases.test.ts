@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { waitFor } from '../../shared/test/support/redis-server.js';
+import { testClock, type TestClock } from '@postoffice/test-support';
 import { call, createPublisher, createTopic, errors, startApi, type Api, type Answer } from './helpers.js';
 
 interface Leased {
@@ -22,10 +22,13 @@ interface Delivery {
 describe('pull publishers: leases', () => {
   let api: Api;
   let pullId: string;
+  /** The server's clock: a lease's end, a retry's delay come by moving it, not by sleeping. */
+  let clock: TestClock;
   const worker = { host: 'worker-1', pid: 4242 };
 
   beforeEach(async () => {
-    api = await startApi();
+    clock = testClock();
+    api = await startApi({}, undefined, { now: clock.now });
     await createTopic(api.app, 'jobs');
     await createTopic(api.app, 'results');
     pullId = String((await createPublisher(api.app, { topic: 'jobs', target: 'workers', type: 'pull' })).id);
@@ -89,7 +92,10 @@ describe('pull publishers: leases', () => {
   it('gives a message out again once its lease expired, and refuses the stale token with 409', async () => {
     const id = await send('slow');
     const [first] = await lease({ lease_seconds: 0.3 });
-    const again = await waitFor(async () => (await lease({ worker: { host: 'worker-2' } }))[0], 'the message again');
+    expect(await lease({ worker: { host: 'worker-2' } })).to.have.length(0);
+    clock.advance(300);
+    const [again] = await lease({ worker: { host: 'worker-2' } });
+    if (!again) throw new Error('the message was not given out again');
     expect(again.message.id).to.equal(id);
     expect(again.attempt).to.equal(2);
     expect(again.token).to.not.equal(first!.token);
@@ -113,7 +119,7 @@ describe('pull publishers: leases', () => {
     expect((done.body as { data: object }).data).to.include({ id, state: 'delivered' });
     expect((await answer(l!.token, 'complete')).status).to.equal(409);
     expect((await answer(l!.token, 'fail', { reason: 'x' })).status).to.equal(409);
-    await new Promise((r) => setTimeout(r, 300));
+    clock.advance(300);
     expect(await lease()).to.have.length(0);
     expect((await delivery(id)).state).to.equal('delivered');
   });
@@ -121,12 +127,14 @@ describe('pull publishers: leases', () => {
   it('retry in N gives the message out again no earlier than N seconds later', async () => {
     const id = await send('later');
     const [l] = await lease();
-    const asked = Date.now();
     const res = await answer(l!.token, 'retry', { in_seconds: 1, reason: 'busy' });
     expect(res.status).to.equal(200);
     expect(await lease()).to.have.length(0);
-    const again = await waitFor(async () => (await lease())[0], 'the retry');
-    expect(Date.now() - asked).to.be.at.least(1000);
+    clock.advance(999);
+    expect(await lease()).to.have.length(0);
+    clock.advance(1);
+    const [again] = await lease();
+    if (!again) throw new Error('the retry was not given out');
     expect(again.message.id).to.equal(id);
     expect(again.attempt).to.equal(2);
     const d = await delivery(id);
@@ -153,7 +161,7 @@ describe('pull publishers: leases', () => {
     const [l] = await lease({ lease_seconds: 0.5 });
     const res = await answer(l!.token, 'extend', { lease_seconds: 60 });
     expect(res.status).to.equal(200);
-    await new Promise((r) => setTimeout(r, 700));
+    clock.advance(700);
     expect(await lease()).to.have.length(0);
     expect((await answer(l!.token, 'complete')).status).to.equal(200);
   });
@@ -332,9 +340,11 @@ describe('pull publishers: leases', () => {
 
 describe('pull publishers: the max age', () => {
   let api: Api;
+  let clock: TestClock;
 
   before(async () => {
-    api = await startApi({ RETRY_MAX_AGE_SECONDS: '1' });
+    clock = testClock();
+    api = await startApi({ RETRY_MAX_AGE_SECONDS: '1' }, undefined, { now: clock.now });
     await createTopic(api.app, 'jobs');
   });
   after(async () => {
@@ -355,7 +365,8 @@ describe('pull publishers: the max age', () => {
     const [crash] = (await leaseOne(0.2)).data;
     const [failing] = (await leaseOne(30)).data;
     expect([crash!.message.id, failing!.message.id]).to.deep.equal(ids);
-    await new Promise((r) => setTimeout(r, 1100));
+    // Past the max age (1 s) by more than the steps above take in real time, on which the messages' age runs.
+    clock.advance(2000);
     const retried = await call(api.app, 'POST', `/api/leases/${failing!.token}/retry`, { in_seconds: 0 });
     expect(retried.status).to.equal(200);
     expect((retried.body as { data: { state: string } }).data.state).to.equal('dead');

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { Keys, Store } from '@postoffice/shared';
 import { MAX_ATTRIBUTES, MAX_ATTRIBUTE_KEY_BYTES, MAX_ATTRIBUTE_VALUE_BYTES } from '../src/validate.js';
-import { call, createPublisher, createTopic, errors, send, startApi, type Api } from './helpers.js';
+import { type Api, apiWithTopic, call, createPublisher, createTopic, errors, send, startApi } from './helpers.js';
 
 const tooMany = Object.fromEntries(Array.from({ length: MAX_ATTRIBUTES + 1 }, (_, i) => [`k${i}`, 'v']));
 const atMost = Object.fromEntries(Array.from({ length: MAX_ATTRIBUTES }, (_, i) => [`k${i}`, 'v']));
@@ -131,17 +131,12 @@ describe('input limits', () => {
   });
 
   describe('http targets', () => {
-    let api: Api;
-    before(async () => {
-      api = await startApi();
-      await createTopic(api.app, 'orders');
-    });
-    after(async () => {
-      await api.close();
-    });
+    const orders = apiWithTopic('orders');
 
     it('answers 400 naming target for a scheme other than http(s), no host, or credentials in the URL', async () => {
-      const id = String((await createPublisher(api.app, { topic: 'orders', target: 'http://127.0.0.1:9/a' })).id);
+      const id = String(
+        (await createPublisher(orders.api.app, { topic: 'orders', target: 'http://127.0.0.1:9/a' })).id,
+      );
       for (const [target, why] of [
         ['ftp://example.test/x', 'must be an http or https URL'],
         ['file:///etc/passwd', 'must be an http or https URL'],
@@ -151,10 +146,14 @@ describe('input limits', () => {
         ['https://user:pass@example.test/hook', 'must not contain a user or password'],
         ['https://token@example.test/hook', 'must not contain a user or password'],
       ] as const) {
-        const created = await call(api.app, 'POST', '/api/publishers', { topic: 'orders', type: 'http', target });
+        const created = await call(orders.api.app, 'POST', '/api/publishers', {
+          topic: 'orders',
+          type: 'http',
+          target,
+        });
         expect(created.status, target).to.equal(400);
         expect(created.body, target).to.deep.equal(errors({ target: [why] }));
-        const patched = await call(api.app, 'PATCH', `/api/publishers/${id}`, { target });
+        const patched = await call(orders.api.app, 'PATCH', `/api/publishers/${id}`, { target });
         expect(patched.status, target).to.equal(400);
         expect(patched.body, target).to.deep.equal(errors({ target: [why] }));
       }

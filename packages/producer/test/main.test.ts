@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { get } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { reserveRedis, startRedis, waitFor, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { reserveRedis, startRedis, waitFor, type RedisServer } from '@postoffice/test-support';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 

@@ -8,7 +8,8 @@ import {
   streamIdTime,
   type ScriptClient,
 } from '@postoffice/shared';
-import { settle } from '../../shared/test/support/settle.js';
+import { commandsSince } from '@postoffice/test-support';
+import { settle } from '@postoffice/test-support/settle';
 import { call, createPublisher, createTopic, errors, startApi, waitFor, type Api } from './helpers.js';
 
 describe('messages API', () => {
@@ -32,20 +33,6 @@ describe('messages API', () => {
     await Promise.all(masterNodes(api.redis).map((node, i) => node.publish(api.keys.wakeChannel, markers[i] ?? '')));
     await waitFor(() => markers.every((m) => wakes.includes(m)), 'the marker wake-ups');
     return wakes.splice(0).filter((w) => !w.startsWith('marker-'));
-  }
-
-  /** Commands run since the last call, by name (scripts' inner commands included). */
-  async function commandsSince(): Promise<Record<string, number>> {
-    // Every master's counts (on a cluster, the commands spread over them).
-    const out: Record<string, number> = {};
-    for (const node of masterNodes(api.redis)) {
-      const info = await node.info('commandstats');
-      await node.config('RESETSTAT');
-      for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
-        out[m[1] as string] = (out[m[1] as string] ?? 0) + Number(m[2]);
-      }
-    }
-    return out;
   }
 
   before(async () => {
@@ -162,7 +149,7 @@ describe('messages API', () => {
   describe('POST /api/bulk_messages', () => {
     it('writes every message with the shared attributes in one script call and wakes consumers once', async () => {
       await wakesSoFar();
-      await commandsSince();
+      await commandsSince(api.redis);
       const res = await call(api.app, 'POST', '/api/bulk_messages', {
         topic: 'empty',
         attributes: { batch: 'b1' },
@@ -170,7 +157,7 @@ describe('messages API', () => {
       });
       expect(res.status).to.equal(201);
       const ids = (res.body as { data: { ids: string[] } }).data.ids;
-      const commands = await commandsSince();
+      const commands = await commandsSince(api.redis);
       expect(ids).to.have.length(3);
       const stored = await entries('empty');
       expect(ids).to.deep.equal(stored.map((e) => `empty.${e.streamId}`));

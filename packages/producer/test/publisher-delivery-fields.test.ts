@@ -1,40 +1,20 @@
-import { Writable } from 'node:stream';
 import { expect } from 'chai';
-import { Keys, Store, createLogger, loadConfig, type Publisher } from '@postoffice/shared';
-import { buildServer } from '../src/index.js';
-import { call, createPublisher, createTopic, startApi, type Api } from './helpers.js';
+import { call, createPublisher, loggedApp, publishersApi } from './helpers.js';
 
 type Errors = { data: { errors: Record<string, string[]> } };
 
 describe('publisher delivery fields', () => {
-  let api: Api;
-  let store: Store;
-  let n = 0;
-  const hook = (): string => `http://127.0.0.1:9/hook/${++n}`;
-
-  before(async () => {
-    api = await startApi();
-    store = new Store(api.redis, new Keys(api.config.redisPrefix));
-    await createTopic(api.app, 'orders');
-  });
-  after(async () => {
-    await api.close();
-  });
-
-  async function stored(id: unknown): Promise<Publisher> {
-    const p = await store.getPublisher(String(id));
-    if (!p) throw new Error(`no publisher ${String(id)}`);
-    return p;
-  }
+  const f = publishersApi();
+  const { hook, stored } = f;
 
   async function refused(method: 'POST' | 'PATCH', url: string, body: unknown): Promise<Record<string, string[]>> {
-    const res = await call(api.app, method, url, body);
+    const res = await call(f.api.app, method, url, body);
     expect(res.status, res.raw).to.equal(400);
     return (res.body as Errors).data.errors;
   }
 
   it('shows every new field with its default on a publisher created without them', async () => {
-    const p = await createPublisher(api.app, { topic: 'orders', target: hook() });
+    const p = await createPublisher(f.api.app, { topic: 'orders', target: hook() });
     expect(p).to.deep.include({
       header_names: [],
       dead_on_status: [],
@@ -47,7 +27,7 @@ describe('publisher delivery fields', () => {
   });
 
   it('keeps each field given at creation, and PATCH changes and clears them', async () => {
-    const p = await createPublisher(api.app, {
+    const p = await createPublisher(f.api.app, {
       topic: 'orders',
       target: hook(),
       dead_on_status: [404, 400],
@@ -63,7 +43,7 @@ describe('publisher delivery fields', () => {
       filter: { attributes: { kind: 'order', region: ['eu', 'us'] } },
       batch_size: 50,
     });
-    const res = await call(api.app, 'PATCH', `/api/publishers/${String(p.id)}`, {
+    const res = await call(f.api.app, 'PATCH', `/api/publishers/${String(p.id)}`, {
       dead_on_status: null,
       retry_max_attempts: null,
       retry_max_age_seconds: 60,
@@ -82,7 +62,7 @@ describe('publisher delivery fields', () => {
 
   describe('headers', () => {
     it('are write-only: answers show their names, the record keeps them, PATCH replaces and null removes them', async () => {
-      const p = await createPublisher(api.app, {
+      const p = await createPublisher(f.api.app, {
         topic: 'orders',
         target: hook(),
         headers: { Authorization: 'Bearer secret-token', 'X-Api-Key': 'k3y' },
@@ -90,14 +70,16 @@ describe('publisher delivery fields', () => {
       expect(p.header_names).to.deep.equal(['Authorization', 'X-Api-Key']);
       expect(p).not.to.have.property('headers');
       expect((await stored(p.id)).headers).to.deep.equal({ Authorization: 'Bearer secret-token', 'X-Api-Key': 'k3y' });
-      const one = await call(api.app, 'GET', `/api/publishers/${String(p.id)}`);
-      const topic = await call(api.app, 'GET', '/api/topics/orders');
+      const one = await call(f.api.app, 'GET', `/api/publishers/${String(p.id)}`);
+      const topic = await call(f.api.app, 'GET', '/api/topics/orders');
       for (const res of [one, topic]) expect(res.raw).not.to.include('secret-token');
 
-      const changed = await call(api.app, 'PATCH', `/api/publishers/${String(p.id)}`, { headers: { 'X-Other': '1' } });
+      const changed = await call(f.api.app, 'PATCH', `/api/publishers/${String(p.id)}`, {
+        headers: { 'X-Other': '1' },
+      });
       expect((changed.body as { data: Record<string, unknown> }).data.header_names).to.deep.equal(['X-Other']);
       expect((await stored(p.id)).headers).to.deep.equal({ 'X-Other': '1' });
-      const removed = await call(api.app, 'PATCH', `/api/publishers/${String(p.id)}`, { headers: null });
+      const removed = await call(f.api.app, 'PATCH', `/api/publishers/${String(p.id)}`, { headers: null });
       expect((removed.body as { data: Record<string, unknown> }).data.header_names).to.deep.equal([]);
       expect((await stored(p.id)).headers).to.equal(undefined);
     });
@@ -127,24 +109,15 @@ describe('publisher delivery fields', () => {
         });
         expect(Object.keys(errors), JSON.stringify(headers)).to.deep.equal(['headers']);
       }
-      const p = await createPublisher(api.app, { topic: 'orders', target: hook() });
+      const p = await createPublisher(f.api.app, { topic: 'orders', target: hook() });
       expect(
         Object.keys(await refused('PATCH', `/api/publishers/${String(p.id)}`, { headers: { Upgrade: 'h2c' } })),
       ).to.deep.equal(['headers']);
     });
 
     it('are never written to the log', async () => {
-      const lines: string[] = [];
-      const sink = new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          lines.push(chunk.toString('utf8'));
-          done();
-        },
-      });
-      const config = loadConfig({ REDIS_URL: api.server.url, LOG_LEVEL: 'trace' }, 'producer');
-      const app = buildServer({ config, redis: api.redis, logger: createLogger(config, sink) });
+      const { app, log } = await loggedApp({ server: f.api.server, redis: f.api.redis });
       try {
-        await app.ready();
         const made = await call(app, 'POST', '/api/publishers', {
           topic: 'orders',
           type: 'http',
@@ -158,9 +131,8 @@ describe('publisher delivery fields', () => {
         });
         expect(patched.status).to.equal(200);
         await call(app, 'PATCH', `/api/publishers/${id}`, { headers: { Authorization: 'Bearer very-secret-3\n' } });
-        const log = lines.join('');
-        expect(log).to.include('publisher changed');
-        expect(log).not.to.include('very-secret');
+        expect(log()).to.include('publisher changed');
+        expect(log()).not.to.include('very-secret');
       } finally {
         await app.close();
       }
@@ -185,7 +157,7 @@ describe('publisher delivery fields', () => {
     });
     expect(pull.filter).to.deep.equal(['pull publishers filter per lease: give the lease a filter']);
     // A pubsub publisher takes a filter, and nothing else asks for a clearing value to be refused.
-    const ok = await call(api.app, 'POST', '/api/publishers', {
+    const ok = await call(f.api.app, 'POST', '/api/publishers', {
       topic: 'orders',
       type: 'pubsub',
       target: 'filtered-topic',
@@ -213,7 +185,7 @@ describe('publisher delivery fields', () => {
       batch_size: 5,
     });
     expect(Object.keys(batched)).to.deep.equal(['batch_size']);
-    const p = await createPublisher(api.app, {
+    const p = await createPublisher(f.api.app, {
       topic: 'orders',
       target: hook(),
       ordered: true,

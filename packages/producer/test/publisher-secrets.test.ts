@@ -1,46 +1,26 @@
 import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { expect } from 'chai';
-import { Keys, Store, createLogger, loadConfig, type Publisher } from '@postoffice/shared';
-import { buildServer } from '../src/index.js';
-import { call, createPublisher, createTopic, errors, startApi, type Api } from './helpers.js';
+import { call, createPublisher, errors, loggedApp, publishersApi } from './helpers.js';
 
 const secret = (bytes = 32): string => `whsec_${randomBytes(bytes).toString('base64')}`;
 const SECRETS_WHY = ['must be a list of at most 2 distinct secrets "whsec_<base64>", each key 24 to 64 bytes, or null'];
 
 describe('publisher signing secrets', () => {
-  let api: Api;
-  let store: Store;
-  let n = 0;
-  const hook = (): string => `http://127.0.0.1:9/hook/${++n}`;
-
-  before(async () => {
-    api = await startApi();
-    store = new Store(api.redis, new Keys(api.config.redisPrefix));
-    await createTopic(api.app, 'orders');
-  });
-  after(async () => {
-    await api.close();
-  });
-
-  async function stored(id: string): Promise<Publisher> {
-    const p = await store.getPublisher(id);
-    if (!p) throw new Error(`no publisher ${id}`);
-    return p;
-  }
+  const f = publishersApi();
+  const { hook, stored } = f;
 
   it('keeps secrets given at creation and shows only their count, on every route that shows publishers', async () => {
     const a = secret();
     const b = secret(24);
-    const data = await createPublisher(api.app, { topic: 'orders', target: hook(), secrets: [a, b] });
+    const data = await createPublisher(f.api.app, { topic: 'orders', target: hook(), secrets: [a, b] });
     expect(data).to.include({ secrets_count: 2 });
     expect(data).not.to.have.property('secrets');
     const id = String(data.id);
     expect((await stored(id)).secrets).to.deep.equal([a, b]);
 
-    const one = await call(api.app, 'GET', `/api/publishers/${id}`);
-    const list = await call(api.app, 'GET', '/api/publishers');
-    const topic = await call(api.app, 'GET', '/api/topics/orders');
+    const one = await call(f.api.app, 'GET', `/api/publishers/${id}`);
+    const list = await call(f.api.app, 'GET', '/api/publishers');
+    const topic = await call(f.api.app, 'GET', '/api/topics/orders');
     for (const res of [one, list, topic]) {
       expect(res.status).to.equal(200);
       expect(res.raw).not.to.include(a.slice(6));
@@ -53,25 +33,25 @@ describe('publisher signing secrets', () => {
   it('rotates with PATCH (new and old, then new alone) and removes signing with [] or null', async () => {
     const old = secret();
     const next = secret();
-    const id = String((await createPublisher(api.app, { topic: 'orders', target: hook(), secrets: [old] })).id);
+    const id = String((await createPublisher(f.api.app, { topic: 'orders', target: hook(), secrets: [old] })).id);
 
-    const rotating = await call(api.app, 'PATCH', `/api/publishers/${id}`, { secrets: [next, old] });
+    const rotating = await call(f.api.app, 'PATCH', `/api/publishers/${id}`, { secrets: [next, old] });
     expect(rotating.status).to.equal(200);
     expect((rotating.body as { data: Record<string, unknown> }).data).to.include({ secrets_count: 2 });
     expect(rotating.raw).not.to.include(next.slice(6));
     expect((await stored(id)).secrets).to.deep.equal([next, old]);
 
-    const rotated = await call(api.app, 'PATCH', `/api/publishers/${id}`, { secrets: [next] });
+    const rotated = await call(f.api.app, 'PATCH', `/api/publishers/${id}`, { secrets: [next] });
     expect((rotated.body as { data: Record<string, unknown> }).data).to.include({ secrets_count: 1 });
     expect((await stored(id)).secrets).to.deep.equal([next]);
 
     // Another change leaves the secrets alone.
-    await call(api.app, 'PATCH', `/api/publishers/${id}`, { seconds_retry: 7 });
+    await call(f.api.app, 'PATCH', `/api/publishers/${id}`, { seconds_retry: 7 });
     expect((await stored(id)).secrets).to.deep.equal([next]);
 
     for (const none of [[], null]) {
-      await call(api.app, 'PATCH', `/api/publishers/${id}`, { secrets: [next] });
-      const res = await call(api.app, 'PATCH', `/api/publishers/${id}`, { secrets: none });
+      await call(f.api.app, 'PATCH', `/api/publishers/${id}`, { secrets: [next] });
+      const res = await call(f.api.app, 'PATCH', `/api/publishers/${id}`, { secrets: none });
       expect(res.status).to.equal(200);
       expect((res.body as { data: Record<string, unknown> }).data).to.include({ secrets_count: 0 });
       expect(await stored(id)).not.to.have.property('secrets');
@@ -92,9 +72,9 @@ describe('publisher signing secrets', () => {
       [42],
       {},
     ];
-    const id = String((await createPublisher(api.app, { topic: 'orders', target: hook() })).id);
+    const id = String((await createPublisher(f.api.app, { topic: 'orders', target: hook() })).id);
     for (const secrets of bad) {
-      const created = await call(api.app, 'POST', '/api/publishers', {
+      const created = await call(f.api.app, 'POST', '/api/publishers', {
         topic: 'orders',
         type: 'http',
         target: hook(),
@@ -102,7 +82,7 @@ describe('publisher signing secrets', () => {
       });
       expect(created.status, JSON.stringify(secrets)).to.equal(400);
       expect(created.body, JSON.stringify(secrets)).to.deep.equal(errors({ secrets: SECRETS_WHY }));
-      const patched = await call(api.app, 'PATCH', `/api/publishers/${id}`, { secrets });
+      const patched = await call(f.api.app, 'PATCH', `/api/publishers/${id}`, { secrets });
       expect(patched.status, JSON.stringify(secrets)).to.equal(400);
       expect(patched.body, JSON.stringify(secrets)).to.deep.equal(errors({ secrets: SECRETS_WHY }));
     }
@@ -114,7 +94,7 @@ describe('publisher signing secrets', () => {
       ['pubsub', 'signed-topic'],
       ['pull', 'signed-workers'],
     ] as const) {
-      const res = await call(api.app, 'POST', '/api/publishers', {
+      const res = await call(f.api.app, 'POST', '/api/publishers', {
         topic: 'orders',
         type,
         target,
@@ -122,8 +102,8 @@ describe('publisher signing secrets', () => {
       });
       expect(res.status, type).to.equal(400);
       expect(res.body, type).to.deep.equal(errors({ secrets: ['only http publishers sign their deliveries'] }));
-      const made = await createPublisher(api.app, { topic: 'orders', type, target });
-      const patched = await call(api.app, 'PATCH', `/api/publishers/${String(made.id)}`, { secrets: [secret()] });
+      const made = await createPublisher(f.api.app, { topic: 'orders', type, target });
+      const patched = await call(f.api.app, 'PATCH', `/api/publishers/${String(made.id)}`, { secrets: [secret()] });
       expect(patched.status, type).to.equal(400);
       expect(patched.body, type).to.deep.equal(errors({ secrets: ['only http publishers sign their deliveries'] }));
       expect(await stored(String(made.id))).not.to.have.property('secrets');
@@ -131,17 +111,8 @@ describe('publisher signing secrets', () => {
   });
 
   it('never writes a secret to its log, even at trace level and on refused requests', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(chunk.toString('utf8'));
-        done();
-      },
-    });
-    const config = loadConfig({ REDIS_URL: api.server.url, LOG_LEVEL: 'trace' }, 'producer');
-    const app = buildServer({ config, redis: api.redis, logger: createLogger(config, sink) });
+    const { app, log } = await loggedApp({ server: f.api.server, redis: f.api.redis });
     try {
-      await app.ready();
       const a = secret();
       const b = secret();
       const made = await call(app, 'POST', '/api/publishers', {
@@ -159,9 +130,8 @@ describe('publisher signing secrets', () => {
       );
       expect((await call(app, 'PATCH', `/api/publishers/${id}`, { secrets: [b, a, b] })).status).to.equal(400);
       await call(app, 'GET', `/api/publishers/${id}`);
-      const log = lines.join('');
-      expect(log).to.include('publisher changed');
-      for (const s of [a, b]) expect(log).not.to.include(s.slice('whsec_'.length));
+      expect(log()).to.include('publisher changed');
+      for (const s of [a, b]) expect(log()).not.to.include(s.slice('whsec_'.length));
     } finally {
       await app.close();
     }

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { createLogger, loadConfig } from '@postoffice/shared';
+import { subscribers } from '@postoffice/test-support';
 import { buildServer } from '../src/index.js';
 import { call, createPublisher, createTopic, startApi, waitFor, type Api, type Answer } from './helpers.js';
 
@@ -117,7 +118,8 @@ describe('pull publishers honour what they accept', () => {
       const id = await pull();
       const started = Date.now();
       const waiting = lease(id, { wait_seconds: 10 });
-      await new Promise((r) => setTimeout(r, 200));
+      // The producer subscribes to wake-ups when its first lease request starts waiting.
+      await waitFor(async () => (await subscribers(api.redis, api.keys.wakeChannel)) > 0, 'the lease request to wait');
       await send('late');
       const got = await waiting;
       expect(got.map((l) => l.message.payload)).to.deep.equal(['late']);
@@ -129,7 +131,8 @@ describe('pull publishers honour what they accept', () => {
       const other = await startApi({}, api.server);
       try {
         const waiting = lease(id, { wait_seconds: 10 });
-        await new Promise((r) => setTimeout(r, 300));
+        // Subscribed: a message published from now on wakes it.
+        await waitFor(async () => (await subscribers(api.redis, api.keys.wakeChannel)) > 0, 'the lease to wait');
         const sent = await call(other.app, 'POST', '/api/messages', { topic: 'jobs', payload: 'elsewhere' });
         expect(sent.status).to.equal(201);
         const started = Date.now();

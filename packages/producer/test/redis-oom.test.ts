@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { startRedis, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support';
 import { call, createTopic, errors, startApi, type Api } from './helpers.js';
 
 describe('when Redis is out of memory (maxmemory with noeviction)', () => {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Redis } from 'ioredis';
-import { startRedis, type RedisServer } from '../../shared/test/support/redis-server.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support';
 import { call, createTopic, errors, startApi, waitFor, type Api } from './helpers.js';
 
 describe('when Redis goes away', () => {
@@ -16,7 +16,6 @@ describe('when Redis goes away', () => {
   after(async () => {
     await api.close();
     await first.stop();
-    await second?.stop();
   });
 
   it('GET /api/health answers 200 while Redis answers', async () => {
@@ -46,6 +45,11 @@ describe('when Redis goes away', () => {
     before(async () => {
       await first.stop({ keepData: true });
       await waitFor(() => api.redis.status !== 'ready', 'the client to notice');
+    });
+    // The Redis that comes back is started by the test that brings it back.
+    afterEach(async () => {
+      await second?.stop();
+      second = undefined;
     });
 
     it('GET /api/health answers 503 with Retry-After', async () => {

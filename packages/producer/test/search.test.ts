@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { parseMessageId } from '@postoffice/shared';
-import { settle } from '../../shared/test/support/settle.js';
+import { settle } from '@postoffice/test-support/settle';
 import type { SearchAnswer } from '../src/routes/messages.js';
 import { call, createPublisher, createTopic, startApi, waitFor, type Api } from './helpers.js';
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { parseMessageId } from '@postoffice/shared';
-import { settle, type TestOutcome } from '../../shared/test/support/settle.js';
+import { settle, type TestOutcome } from '@postoffice/test-support/settle';
 import { call, createPublisher, createTopic, startApi, type Api } from './helpers.js';
 
 describe('skipped messages and failed answers, as the API shows them', () => {

@@ -1,20 +1,13 @@
 import { expect } from 'chai';
-import { call, createTopic, errors, startApi, type Api } from './helpers.js';
+import { type Api, apiWithTopic, call, createTopic, errors, startApi } from './helpers.js';
 
 type View = Record<string, unknown>;
 
 describe('sources: /api/sources', () => {
-  let api: Api;
-  before(async () => {
-    api = await startApi();
-    await createTopic(api.app, 'orders');
-  });
-  after(async () => {
-    await api.close();
-  });
+  const orders = apiWithTopic('orders');
 
   it('creates an SQS source with its defaults, shows it waiting, lists, reads, switches off and deletes it', async () => {
-    const created = await call(api.app, 'POST', '/api/sources', {
+    const created = await call(orders.api.app, 'POST', '/api/sources', {
       topic: 'orders',
       type: 'sqs',
       queue_url: 'https://sqs.eu-west-1.amazonaws.com/123456789012/orders',
@@ -36,23 +29,23 @@ describe('sources: /api/sources', () => {
       last_error: null,
     });
     const id = source.id as string;
-    const list = await call(api.app, 'GET', '/api/sources');
+    const list = await call(orders.api.app, 'GET', '/api/sources');
     expect((list.body as { data: View[] }).data.map((s) => s.id)).to.include(id);
-    const one = await call(api.app, 'GET', `/api/sources/${id}`);
+    const one = await call(orders.api.app, 'GET', `/api/sources/${id}`);
     expect((one.body as { data: View }).data).to.deep.equal(source);
-    const off = await call(api.app, 'PATCH', `/api/sources/${id}`, { active: false, batch_size: 5 });
+    const off = await call(orders.api.app, 'PATCH', `/api/sources/${id}`, { active: false, batch_size: 5 });
     expect(off.status).to.equal(200);
     expect((off.body as { data: View }).data).to.deep.include({ active: false, batch_size: 5, state: 'inactive' });
-    expect((await call(api.app, 'DELETE', `/api/sources/${id}`)).status).to.equal(204);
-    expect((await call(api.app, 'GET', `/api/sources/${id}`)).status).to.equal(404);
-    expect((await call(api.app, 'DELETE', `/api/sources/${id}`)).body).to.deep.equal(
+    expect((await call(orders.api.app, 'DELETE', `/api/sources/${id}`)).status).to.equal(204);
+    expect((await call(orders.api.app, 'GET', `/api/sources/${id}`)).status).to.equal(404);
+    expect((await call(orders.api.app, 'DELETE', `/api/sources/${id}`)).body).to.deep.equal(
       errors({ id: ['source not found'] }),
     );
   });
 
   it('creates a Pub/Sub source from a full name or an id', async () => {
     for (const subscription of ['projects/p/subscriptions/orders-sub', 'orders-sub-2']) {
-      const res = await call(api.app, 'POST', '/api/sources', { topic: 'orders', type: 'pubsub', subscription });
+      const res = await call(orders.api.app, 'POST', '/api/sources', { topic: 'orders', type: 'pubsub', subscription });
       expect(res.status, subscription).to.equal(201);
       expect((res.body as { data: View }).data).to.deep.include({ subscription, batch_size: 100 });
       expect((res.body as { data: View }).data).to.not.have.property('wait_seconds');
@@ -61,8 +54,8 @@ describe('sources: /api/sources', () => {
 
   it('answers 409 naming the queue when another source reads it', async () => {
     const body = { topic: 'orders', type: 'sqs', queue_url: 'https://sqs.example.com/1/twice' };
-    expect((await call(api.app, 'POST', '/api/sources', body)).status).to.equal(201);
-    const again = await call(api.app, 'POST', '/api/sources', body);
+    expect((await call(orders.api.app, 'POST', '/api/sources', body)).status).to.equal(201);
+    const again = await call(orders.api.app, 'POST', '/api/sources', body);
     expect(again.status).to.equal(409);
     expect(again.body).to.deep.equal(errors({ queue_url: ['is read by another source'] }));
   });
@@ -90,45 +83,45 @@ describe('sources: /api/sources', () => {
       ],
     ];
     for (const [body, expected] of cases) {
-      const res = await call(api.app, 'POST', '/api/sources', body);
+      const res = await call(orders.api.app, 'POST', '/api/sources', body);
       expect(res.status, JSON.stringify(body)).to.equal(400);
       expect(res.body, JSON.stringify(body)).to.deep.equal(errors(expected));
     }
-    const unknown = await call(api.app, 'POST', '/api/sources', { topic: 'orders', type: 'sqs', nope: 1 });
+    const unknown = await call(orders.api.app, 'POST', '/api/sources', { topic: 'orders', type: 'sqs', nope: 1 });
     expect(unknown.status).to.equal(400);
   });
 
   it('refuses to change the topic, type or queue, and answers 404 for an unknown source', async () => {
-    const created = await call(api.app, 'POST', '/api/sources', {
+    const created = await call(orders.api.app, 'POST', '/api/sources', {
       topic: 'orders',
       type: 'sqs',
       queue_url: 'https://q.example/1/fixed',
     });
     const id = (created.body as { data: View }).data.id as string;
-    const fixed = await call(api.app, 'PATCH', `/api/sources/${id}`, { queue_url: 'https://q.example/1/other' });
+    const fixed = await call(orders.api.app, 'PATCH', `/api/sources/${id}`, { queue_url: 'https://q.example/1/other' });
     expect(fixed.status).to.equal(400);
     expect(fixed.body).to.deep.equal(errors({ queue_url: ['cannot be changed'] }));
-    expect((await call(api.app, 'PATCH', '/api/sources/999999', { active: true })).status).to.equal(404);
+    expect((await call(orders.api.app, 'PATCH', '/api/sources/999999', { active: true })).status).to.equal(404);
   });
 
   it('keeps a topic with sources from being deleted', async () => {
-    await createTopic(api.app, 'fed');
-    const created = await call(api.app, 'POST', '/api/sources', {
+    await createTopic(orders.api.app, 'fed');
+    const created = await call(orders.api.app, 'POST', '/api/sources', {
       topic: 'fed',
       type: 'pubsub',
       subscription: 'fed-sub',
     });
-    const refused = await call(api.app, 'DELETE', '/api/topics/fed');
+    const refused = await call(orders.api.app, 'DELETE', '/api/topics/fed');
     expect(refused.status).to.equal(409);
     expect(refused.body).to.deep.equal(
       errors({ name: ['has sources: delete them first (deleting a topic deletes its messages)'] }),
     );
-    await call(api.app, 'DELETE', `/api/sources/${(created.body as { data: View }).data.id as string}`);
-    expect((await call(api.app, 'DELETE', '/api/topics/fed')).status).to.equal(204);
+    await call(orders.api.app, 'DELETE', `/api/sources/${(created.body as { data: View }).data.id as string}`);
+    expect((await call(orders.api.app, 'DELETE', '/api/topics/fed')).status).to.equal(204);
   });
 
   it('shows recovery state on topics', async () => {
-    const res = await call(api.app, 'GET', '/api/topics/orders');
+    const res = await call(orders.api.app, 'GET', '/api/topics/orders');
     expect((res.body as { data: View }).data).to.deep.include({
       recovered: 0,
       last_recovery_at: null,

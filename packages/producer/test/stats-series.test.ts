@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { SERIES_TTL_SECONDS, seriesSlot } from '@postoffice/shared';
 import { SeriesCache, type Series } from '../src/stats-series.js';
-import { settle } from '../../shared/test/support/settle.js';
+import { settle } from '@postoffice/test-support/settle';
 import { call, createPublisher, createTopic, errors, send, startApi, type Api } from './helpers.js';
 
 async function series(api: Api, query: string): Promise<Series> {

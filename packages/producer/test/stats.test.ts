@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { Store } from '@postoffice/shared';
 import { StatsCache } from '../src/routes/stats.js';
-import { settle } from '../../shared/test/support/settle.js';
+import { settle } from '@postoffice/test-support/settle';
 import { call, createPublisher, createTopic, startApi, type Api } from './helpers.js';
 
 interface PublisherStats {

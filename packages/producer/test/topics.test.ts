@@ -2,13 +2,19 @@ import { expect } from 'chai';
 import { call, createPublisher, errors, startApi, type Api } from './helpers.js';
 
 describe('topics API', () => {
+  // A Redis of its own for each test: each creates the topics it needs.
   let api: Api;
-  before(async () => {
+  beforeEach(async () => {
     api = await startApi();
   });
-  after(async () => {
+  afterEach(async () => {
     await api.close();
   });
+
+  async function topic(name: string, fields: Record<string, unknown> = {}): Promise<void> {
+    const res = await call(api.app, 'POST', '/api/topics', { name, origin_host: 'https://shop.test', ...fields });
+    expect(res.status, res.raw).to.equal(201);
+  }
 
   describe('POST /api/topics', () => {
     it('creates a topic and answers 201 with its id and name', async () => {
@@ -31,6 +37,7 @@ describe('topics API', () => {
     });
 
     it('answers 409 naming name when the name is taken', async () => {
+      await topic('orders');
       const res = await call(api.app, 'POST', '/api/topics', { name: 'orders', origin_host: 'https://other.test' });
       expect(res.status).to.equal(409);
       expect(res.body).to.deep.equal(errors({ name: ['has already been taken'] }));
@@ -71,12 +78,25 @@ describe('topics API', () => {
     });
 
     it('writes nothing when it refuses', async () => {
-      expect(await api.redis.smembers(api.keys.topics)).to.have.members(['orders', 'recovering']);
+      await topic('orders');
+      for (const body of [
+        { name: 'orders', origin_host: 'https://other.test' },
+        {},
+        { name: '', origin_host: 'https://shop.test' },
+        { name: '{bad}', origin_host: 'https://shop.test' },
+        { name: 12, origin_host: ['x'], recovery_enabled: 'yes' },
+        ['orders'],
+      ]) {
+        expect((await call(api.app, 'POST', '/api/topics', body)).status, JSON.stringify(body)).to.be.oneOf([400, 409]);
+      }
+      expect(await api.redis.smembers(api.keys.topics)).to.have.members(['orders']);
     });
   });
 
   describe('GET /api/topics', () => {
     it('lists every topic with the number of messages received', async () => {
+      await topic('orders');
+      await topic('recovering', { recovery_enabled: true });
       for (let i = 0; i < 2; i++) {
         expect((await call(api.app, 'POST', '/api/messages', { topic: 'orders', payload: { i } })).status).to.equal(
           201,
@@ -96,6 +116,12 @@ describe('topics API', () => {
 
   describe('GET /api/topics/:name', () => {
     it('answers the topic with its count and publishers', async () => {
+      await topic('orders');
+      for (let i = 0; i < 2; i++) {
+        expect((await call(api.app, 'POST', '/api/messages', { topic: 'orders', payload: { i } })).status).to.equal(
+          201,
+        );
+      }
       const publisher = await createPublisher(api.app, { topic: 'orders', target: 'http://127.0.0.1:9/hook' });
       const res = await call(api.app, 'GET', '/api/topics/orders');
       expect(res.status).to.equal(200);

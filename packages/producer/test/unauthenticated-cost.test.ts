@@ -1,10 +1,8 @@
 import { expect } from 'chai';
-import { Readable, Writable } from 'node:stream';
-import { closeRedis, createLogger, createRedis, loadConfig } from '@postoffice/shared';
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { buildServer, OPEN_BODY_LIMIT_BYTES } from '../src/index.js';
-import { startRedis, type RedisServer } from '../../shared/test/support/redis-server.js';
-import { startApi, waitFor, type Api } from './helpers.js';
+import { OPEN_BODY_LIMIT_BYTES } from '../src/index.js';
+import { loggedApp, startApi, type Api } from './helpers.js';
 
 const TOKEN = 'a-token-for-these-tests-0123456789';
 const BODY_LIMIT = 6 * 1024 * 1024;
@@ -138,27 +136,9 @@ describe('what a request without a credential can cost the producer', function (
 
 describe('the access log', function () {
   this.timeout(30_000);
-  let server: RedisServer;
-
-  before(async () => {
-    server = await startRedis();
-  });
-  after(async () => {
-    await server.stop();
-  });
 
   it('writes paths without their query string, at every level, for good, refused and malformed requests', async () => {
-    const lines: string[] = [];
-    const stream = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(...chunk.toString().split('\n').filter(Boolean));
-        done();
-      },
-    });
-    const config = loadConfig({ REDIS_URL: server.url, LOG_LEVEL: 'trace', API_TOKENS: TOKEN }, 'producer');
-    const redis = createRedis(config.redisUrl, 'producer');
-    await waitFor(() => redis.status === 'ready', 'the producer client to connect');
-    const app = buildServer({ config, redis, logger: createLogger(config, stream) });
+    const { app, lines, close } = await loggedApp({ env: { API_TOKENS: TOKEN } });
     try {
       await app.ready();
       for (const url of [
@@ -172,8 +152,7 @@ describe('the access log', function () {
       }
       await app.inject({ method: 'GET', url: '/api/topics?token=SECRET-6' });
     } finally {
-      await app.close();
-      await closeRedis(redis);
+      await close();
     }
     const text = lines.join('\n');
     expect(text).to.contain('"url":"/api/topics"').and.contain('"url":"/api/health"');

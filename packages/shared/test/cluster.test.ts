@@ -33,7 +33,7 @@ import {
   type LoggedAttempt,
   type ScriptClient,
 } from '../src/index.js';
-import { startRedis, waitFor, type RedisServer } from './support/redis-server.js';
+import { startRedis, waitFor, type RedisServer } from '@postoffice/test-support';
 import { codeOf, scriptKeys } from './script-fixture.js';
 
 describe('on a Redis Cluster of three masters', function () {

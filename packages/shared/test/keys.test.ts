@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { closeRedis, createRedis, Keys, TOPIC_NAME, type ScriptClient } from '../src/index.js';
-import { startRedis, type RedisServer } from './support/redis-server.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support';
 
 /** CRC16-CCITT (XMODEM), as Redis Cluster uses it. */
 function crc16(data: Buffer): number {

@@ -6,7 +6,7 @@
  * is refused with.
  */
 import { AppError, closeRedis, createRedis, Keys, scripts, type ScriptClient } from '../src/index.js';
-import { startRedis, type RedisServer } from './support/redis-server.js';
+import { startRedis, type RedisServer } from '@postoffice/test-support';
 
 export interface ScriptFixture {
   readonly server: RedisServer;

@@ -29,7 +29,7 @@ import {
   type ScriptClient,
   type TopicKeys,
 } from '../src/index.js';
-import { waitFor } from './support/redis-server.js';
+import { waitFor } from '@postoffice/test-support';
 import { codeOf, createTopicRecord, scriptKeys, useScriptFixture } from './script-fixture.js';
 
 const LUA_DIR = fileURLToPath(new URL('../lua/', import.meta.url));

@@ -87,7 +87,7 @@ function timeOf(text: string, field: string): number {
 }
 
 export function registerFlowRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  const flow = new FlowControl(ctx.redis, ctx.keys);
+  const flow = new FlowControl(ctx.redis, ctx.keys, ctx.now);
 
   app.post<Params & { Body: { before?: string | null; dry_run?: boolean | null } | null }>(
     '/api/publishers/:id/purge',
@@ -95,7 +95,7 @@ export function registerFlowRoutes(app: FastifyInstance, ctx: ApiContext): void 
     async (request) => {
       const publisher = await publisherOf(ctx, request.params.id);
       const b = request.body ?? {};
-      const now = Date.now();
+      const now = ctx.now();
       const before = b.before == null ? now : Math.min(now, timeOf(b.before, 'before'));
       const dry = b.dry_run === true;
       const result = await flow.purge(publisher, before, dry);

@@ -346,7 +346,7 @@ export function registerLeaseRoutes(app: FastifyInstance, ctx: ApiContext): void
     if (publisher.type !== 'pull') {
       throw new ValidationError({ id: [`is a ${publisher.type} publisher; only pull publishers are leased`] });
     }
-    const deadline = Date.now() + Math.round((b.wait_seconds ?? 0) * 1000);
+    const deadline = ctx.now() + Math.round((b.wait_seconds ?? 0) * 1000);
     const wanted = b.max ?? 1;
     // A long poll: look, and when there is nothing, wait to be woken (new messages, a retry or lease coming due,
     // a rate-limit token) or for the wait's end, then look again.
@@ -365,7 +365,7 @@ export function registerLeaseRoutes(app: FastifyInstance, ctx: ApiContext): void
       } finally {
         await giveTokensBack(ctx, publisher, granted - leased.length);
       }
-      const now = Date.now();
+      const now = ctx.now();
       if (leased.length > 0 || now >= deadline || !publisher.active)
         return { data: leased.map((l) => leaseView(l, publisher.topic)) };
       const due = granted === 0 ? now + waitMs : await nextDue(ctx, publisher, now);
@@ -389,7 +389,7 @@ export function registerLeaseRoutes(app: FastifyInstance, ctx: ApiContext): void
       const maxAge = own ?? ctx.config.retryMaxAgeSeconds;
       const deadline = target.message.receivedAt + maxAge * 1000;
       const because = why ? `: ${why}` : '';
-      if (Date.now() >= deadline) {
+      if (ctx.now() >= deadline) {
         const dead = `retried after ${own == null ? 'the max age' : 'retry_max_age_seconds'} (${maxAge} s)${because}`;
         return settled(await pull.fail(request.params.token, dead), 'dead', { dead_reason: dead });
       }

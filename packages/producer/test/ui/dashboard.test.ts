@@ -6,44 +6,40 @@
  * page's CSP. Waits on what the page shows, never on a sleep.
  */
 import { expect } from 'chai';
-import type { Browser } from 'playwright-core';
-import { api, killAll, startApp, type AppProcess } from '../../../shared/test/support/processes.js';
-import { startReceiver, type Receiver } from '../../../shared/test/support/receiver.js';
-import { startRedis, waitFor, type RedisServer } from '../../../shared/test/support/redis-server.js';
-import { NARROW, WIDE, launch, open, screenshot, type Tab } from './browser.js';
+import { api, startReceiver, type Receiver, waitFor } from '@postoffice/test-support';
+import { NARROW, WIDE, open, screenshot, type Tab, uiWorld } from './browser.js';
 
 const ENV = { HEARTBEAT_SECONDS: '1', RETRY_POLL_MS: '100' };
 
 describe('dashboard in Chromium', function () {
   this.timeout(120_000);
-  let redis: RedisServer;
-  let producer: AppProcess;
-  let consumer: AppProcess;
   let receiver: Receiver;
   let refusing: Receiver;
-  let browser: Browser;
   const tabs: Tab[] = [];
   let good = '';
   let bad = '';
 
   before(async () => {
-    redis = await startRedis();
     receiver = await startReceiver();
     refusing = await startReceiver(() => 500);
-    producer = await startApp('producer', { REDIS_URL: redis.url, ...ENV });
-    consumer = await startApp('consumer', {
-      REDIS_URL: redis.url,
-      ...ENV,
-      BREAKER_THRESHOLD: '2',
-      RETRY_MAX_BACKOFF_SECONDS: '600',
-    });
-    browser = await launch();
+  });
+  // Each test opens its own tabs, checked below.
+  const ui = uiWorld({
+    env: ENV,
+    consumer: () => ({ BREAKER_THRESHOLD: '2', RETRY_MAX_BACKOFF_SECONDS: '600' }),
+    checkProblems: false,
+  });
+  after(async () => {
+    await receiver?.close();
+    await refusing?.close();
+  });
 
+  before(async () => {
     expect(
-      (await api(producer, 'POST', '/api/topics', { name: 'payments', origin_host: 'pay.example' })).status,
+      (await api(ui.producer, 'POST', '/api/topics', { name: 'payments', origin_host: 'pay.example' })).status,
     ).to.equal(201);
     const created = async (target: string): Promise<string> => {
-      const res = await api(producer, 'POST', '/api/publishers', {
+      const res = await api(ui.producer, 'POST', '/api/publishers', {
         topic: 'payments',
         type: 'http',
         target,
@@ -54,29 +50,28 @@ describe('dashboard in Chromium', function () {
     };
     good = await created(`${receiver.url}/ok`);
     bad = await created(`${refusing.url}/refuses`);
-    const sent = await api(producer, 'POST', '/api/bulk_messages', {
+    const sent = await api(ui.producer, 'POST', '/api/bulk_messages', {
       topic: 'payments',
       payload: [{ n: 1 }, { n: 2 }, { n: 3 }],
     });
     expect(sent.status).to.equal(201);
     // Three deliveries made, the other publisher's circuit open after two refusals, and a backlog sample taken.
     await waitFor(async () => {
-      const { json } = await api(producer, 'GET', '/api/stats');
+      const { json } = await api(ui.producer, 'GET', '/api/stats');
       const rows = json.data.per_publisher as { id: string; delivered: number; circuit: unknown }[];
       return rows.find((r) => r.id === good)?.delivered === 3 && rows.find((r) => r.id === bad)?.circuit != null;
     }, 'three deliveries and an open circuit');
-    await waitFor(async () => {
-      const { json } = await api(producer, 'GET', `/api/stats/series?publisher=${bad}`);
-      return (json.data.points as { backlog: number | null }[]).some((p) => p.backlog === 3);
-    }, 'a backlog sample of the refusing publisher');
-  });
-
-  after(async () => {
-    await browser?.close();
-    await killAll([producer, consumer].filter(Boolean));
-    await receiver?.close();
-    await refusing?.close();
-    await redis?.stop();
+    // The consumer samples backlogs at its first heartbeat of each minute: when it took this minute's sample
+    // before the messages came, theirs is taken at the next minute.
+    await waitFor(
+      async () => {
+        const { json } = await api(ui.producer, 'GET', `/api/stats/series?publisher=${bad}`);
+        return (json.data.points as { backlog: number | null }[]).some((p) => p.backlog === 3);
+      },
+      'a backlog sample of the refusing publisher',
+      75_000,
+      200,
+    );
   });
 
   afterEach(function () {
@@ -85,10 +80,10 @@ describe('dashboard in Chromium', function () {
   });
 
   it('labels each figure as messages or deliveries, with true counts, and says which circuit is open', async () => {
-    const tab = await open(browser, WIDE);
+    const tab = await open(ui.browser, WIDE);
     tabs.push(tab);
     const { page } = tab;
-    await page.goto(`${producer.url}/#/`);
+    await page.goto(`${ui.producer.url}/#/`);
     const figure = (key: string) => page.locator(`[data-stat="${key}"]`);
     await figure('received')
       .filter({ hasText: /^Received3messages$/ })
@@ -112,10 +107,10 @@ describe('dashboard in Chromium', function () {
   });
 
   it('charts received, delivered and failed over the last hour and day, and the backlog samples', async () => {
-    const tab = await open(browser, WIDE);
+    const tab = await open(ui.browser, WIDE);
     tabs.push(tab);
     const { page } = tab;
-    await page.goto(`${producer.url}/#/`);
+    await page.goto(`${ui.producer.url}/#/`);
     const counts = page.locator('[data-summary="counts"]');
     await counts
       .filter({ hasText: /^Last hour: 3 messages received, 3 delivered, [1-9]\d* failed attempts\.$/ })
@@ -140,10 +135,10 @@ describe('dashboard in Chromium', function () {
 
   it('fits the screen at 1280 and 390 px, and shows no script error or CSP violation', async () => {
     for (const viewport of [WIDE, NARROW]) {
-      const tab = await open(browser, viewport);
+      const tab = await open(ui.browser, viewport);
       tabs.push(tab);
       const { page } = tab;
-      await page.goto(`${producer.url}/#/`);
+      await page.goto(`${ui.producer.url}/#/`);
       await page.locator(`tr[data-publisher="${bad}"] .badge[data-badge="circuit open"]`).waitFor();
       await page.locator('[data-summary="backlog"]', { hasText: /backlog at most 3/ }).waitFor();
       await screenshot(page, 'dashboard');

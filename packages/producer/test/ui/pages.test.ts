@@ -5,76 +5,49 @@
  * never on a sleep.
  */
 import { expect } from 'chai';
-import type { Browser, Page } from 'playwright-core';
-import { api, killAll, startApp, type AppProcess } from '../../../shared/test/support/processes.js';
-import { startReceiver, type Receiver } from '../../../shared/test/support/receiver.js';
-import { startRedis, waitFor, type RedisServer } from '../../../shared/test/support/redis-server.js';
-import { NARROW, WIDE, launch, open, screenshot, type Tab } from './browser.js';
+import { api, startReceiver, type Receiver, waitFor } from '@postoffice/test-support';
+import { NARROW, WIDE, open, screenshot, uiWorld } from './browser.js';
 
 const ENV = { HEARTBEAT_SECONDS: '1', RETRY_POLL_MS: '100', BREAKER_THRESHOLD: '3', RETRY_MAX_BACKOFF_SECONDS: '60' };
 
 describe('web UI in Chromium: states, the publisher page, confirmations and layout', function () {
   this.timeout(120_000);
-  let redis: RedisServer;
-  let producer: AppProcess;
-  let consumer: AppProcess;
   let ok: Receiver;
   let failing: Receiver;
-  let browser: Browser;
-  let tab: Tab;
-  let page: Page;
+  before(async () => {
+    ok = await startReceiver();
+    failing = await startReceiver(() => ({ status: 503, body: 'maintenance until 10:00' }));
+  });
+  const ui = uiWorld({ env: ENV });
+  after(async () => {
+    await ok?.close();
+    await failing?.close();
+  });
+  const { visit } = ui;
   let topics = 0;
-
-  const visit = async (hash: string): Promise<void> => {
-    await page.goto(`${producer.url}/${hash}`);
-  };
 
   async function topic(): Promise<string> {
     const name = `t${++topics}`;
-    expect((await api(producer, 'POST', '/api/topics', { name, origin_host: 'shop.example' })).status).to.equal(201);
+    expect((await api(ui.producer, 'POST', '/api/topics', { name, origin_host: 'shop.example' })).status).to.equal(201);
     return name;
   }
 
   async function publisher(body: Record<string, unknown>): Promise<string> {
-    const res = await api(producer, 'POST', '/api/publishers', { type: 'http', ...body });
+    const res = await api(ui.producer, 'POST', '/api/publishers', { type: 'http', ...body });
     expect(res.status, JSON.stringify(res.json)).to.equal(201);
     return String(res.json.data.id);
   }
 
   async function publish(name: string, payload: unknown): Promise<string> {
-    const res = await api(producer, 'POST', '/api/messages', { topic: name, payload });
+    const res = await api(ui.producer, 'POST', '/api/messages', { topic: name, payload });
     expect(res.status).to.equal(201);
     return String(res.json.data.id);
   }
 
   async function failingIds(pid: string, state = ''): Promise<string[]> {
-    const { json } = await api(producer, 'GET', `/api/publishers/${pid}/failing${state ? `?state=${state}` : ''}`);
+    const { json } = await api(ui.producer, 'GET', `/api/publishers/${pid}/failing${state ? `?state=${state}` : ''}`);
     return (json.data as { id: string }[]).map((m) => m.id);
   }
-
-  before(async () => {
-    redis = await startRedis();
-    ok = await startReceiver();
-    failing = await startReceiver(() => ({ status: 503, body: 'maintenance until 10:00' }));
-    producer = await startApp('producer', { REDIS_URL: redis.url, ...ENV });
-    consumer = await startApp('consumer', { REDIS_URL: redis.url, ...ENV });
-    browser = await launch();
-    tab = await open(browser, WIDE);
-    page = tab.page;
-  });
-
-  after(async () => {
-    await browser?.close();
-    await killAll([producer, consumer].filter(Boolean));
-    await ok?.close();
-    await failing?.close();
-    await redis?.stop();
-  });
-
-  afterEach(function () {
-    // No script error and no CSP violation on any page.
-    if (this.currentTest?.state === 'passed') expect(tab.problems).to.deep.equal([]);
-  });
 
   it('shows a deleted message as deleted in search and on its page, and retries or deletes one from its page', async () => {
     const name = await topic();
@@ -84,28 +57,28 @@ describe('web UI in Chromium: states, the publisher page, confirmations and layo
 
     // Delete one from its own page, after a confirmation that says it touches one message.
     await visit(`#/messages/${dropped}`);
-    const card = page.locator(`[data-delivery="${pid}"]`);
+    const card = ui.page.locator(`[data-delivery="${pid}"]`);
     await card.locator('.badge[data-badge="retrying"]').waitFor();
     await card.locator('button[data-action="delete"]').click();
-    await page.locator('dialog .confirm-count[data-count="1"]').waitFor();
-    await page.click('dialog button.btn-danger');
+    await ui.page.locator('dialog .confirm-count[data-count="1"]').waitFor();
+    await ui.page.click('dialog button.btn-danger');
     await card.locator('.delivery-head .badge[data-badge="deleted"]').waitFor();
-    await page.locator('.toast', { hasText: `Deleted for publisher #${pid}` }).waitFor();
+    await ui.page.locator('.toast', { hasText: `Deleted for publisher #${pid}` }).waitFor();
 
     // Search says the same, with the publisher filter and with the state filter.
     await visit(`#/messages?publisher=${pid}`);
-    await page.locator(`tr[data-message="${dropped}"] .badge[data-badge="deleted"]`).waitFor();
-    await page.locator(`tr[data-message="${kept}"] .badge[data-badge="retrying"]`).waitFor();
-    expect(await page.locator(`tr[data-message="${dropped}"] .badge[data-badge="delivered"]`).count()).to.equal(0);
+    await ui.page.locator(`tr[data-message="${dropped}"] .badge[data-badge="deleted"]`).waitFor();
+    await ui.page.locator(`tr[data-message="${kept}"] .badge[data-badge="retrying"]`).waitFor();
+    expect(await ui.page.locator(`tr[data-message="${dropped}"] .badge[data-badge="delivered"]`).count()).to.equal(0);
     await visit('#/messages?state=deleted');
-    await page.locator(`tr[data-message="${dropped}"] .badge[data-badge="deleted"]`).waitFor();
+    await ui.page.locator(`tr[data-message="${dropped}"] .badge[data-badge="deleted"]`).waitFor();
 
     // Retry now from the message page: the receiver takes it this time.
     failing.respond(() => 200);
     try {
       await visit(`#/messages/${kept}`);
       await card.locator('button[data-action="retry"]').click();
-      await page.locator('.toast', { hasText: `Publisher #${pid} sends it again now` }).waitFor();
+      await ui.page.locator('.toast', { hasText: `Publisher #${pid} sends it again now` }).waitFor();
       await card.locator('.delivery-head .badge[data-badge="delivered"]').waitFor();
     } finally {
       failing.respond(() => ({ status: 503, body: 'maintenance until 10:00' }));
@@ -116,16 +89,16 @@ describe('web UI in Chromium: states, the publisher page, confirmations and layo
     const name = await topic();
     const pid = await publisher({ topic: name, type: 'pull', target: 'workers' });
     const id = await publish(name, { job: 1 });
-    const leased = await api(producer, 'POST', `/api/publishers/${pid}/lease`, {
+    const leased = await api(ui.producer, 'POST', `/api/publishers/${pid}/lease`, {
       lease_seconds: 600,
       worker: { host: 'box-1', pid: 4242 },
     });
     expect(leased.json.data).to.have.length(1);
 
     await visit(`#/messages?publisher=${pid}`);
-    await page.locator(`tr[data-message="${id}"] .badge[data-badge="leased"]`).waitFor();
+    await ui.page.locator(`tr[data-message="${id}"] .badge[data-badge="leased"]`).waitFor();
     await visit(`#/messages/${id}`);
-    const lease = page.locator(`[data-delivery="${pid}"] tr[data-lease="leased"]`);
+    const lease = ui.page.locator(`[data-delivery="${pid}"] tr[data-lease="leased"]`);
     await lease.waitFor();
     expect(await lease.locator('[data-worker]').textContent()).to.equal('box-1 · pid 4242');
     expect(await lease.textContent()).not.to.include('[object Object]');
@@ -133,12 +106,12 @@ describe('web UI in Chromium: states, the publisher page, confirmations and layo
     const ends = lease.locator('[data-expires] time');
     expect(await ends.textContent()).to.match(/^in (9|10) min$/);
     expect(await ends.getAttribute('title')).to.match(/\d{4}.*\(.+\)$/);
-    expect(await page.locator(`[data-delivery="${pid}"] th`).allTextContents()).to.include('Worker');
+    expect(await ui.page.locator(`[data-delivery="${pid}"] th`).allTextContents()).to.include('Worker');
 
     await visit('#/failing');
-    await page.locator(`tr[data-publisher="${pid}"] [data-col="leased"] .badge`, { hasText: '1' }).waitFor();
+    await ui.page.locator(`tr[data-publisher="${pid}"] [data-col="leased"] .badge`, { hasText: '1' }).waitFor();
     await visit(`#/failing/${pid}`);
-    const row = page.locator(`tr[data-message="${id}"]`);
+    const row = ui.page.locator(`tr[data-message="${id}"]`);
     await row.locator('.badge[data-badge="leased"]').waitFor();
   });
 
@@ -149,16 +122,16 @@ describe('web UI in Chromium: states, the publisher page, confirmations and layo
       await publisher({ topic: name, target: `${ok.url}/b` }),
       await publisher({ topic: name, type: 'pull', target: 'later' }),
     ];
-    const res = await api(producer, 'POST', '/api/schedule_messages', {
+    const res = await api(ui.producer, 'POST', '/api/schedule_messages', {
       topic: name,
       payload: { at: 'later' },
       delay_seconds: 3600,
     });
     expect(res.status).to.equal(201);
     await visit(`#/messages/${String(res.json.data.id)}`);
-    await page.locator('[data-testid="scheduled"]').waitFor();
-    for (const pid of ids) await page.locator(`[data-delivery="${pid}"] .badge[data-badge="scheduled"]`).waitFor();
-    expect(await page.locator('main').textContent()).not.to.include('no publisher');
+    await ui.page.locator('[data-testid="scheduled"]').waitFor();
+    for (const pid of ids) await ui.page.locator(`[data-delivery="${pid}"] .badge[data-badge="scheduled"]`).waitFor();
+    expect(await ui.page.locator('main').textContent()).not.to.include('no publisher');
   });
 
   it('shows a publisher page: success rate, latency, last error with its answer, breaker, backlog and recent attempts', async () => {
@@ -170,36 +143,36 @@ describe('web UI in Chromium: states, the publisher page, confirmations and layo
     });
     for (let i = 0; i < 4; i++) await publish(name, { i });
     await waitFor(async () => {
-      const { json } = await api(producer, 'GET', '/api/stats');
+      const { json } = await api(ui.producer, 'GET', '/api/stats');
       return (json.data.per_publisher as { id: string; circuit?: unknown }[]).some((p) => p.id === pid && p.circuit);
     }, 'the circuit breaker open');
 
     await visit('#/publishers');
-    await page.click(`tr[data-publisher="${pid}"] a:has-text("#${pid}")`);
-    await page.waitForURL(new RegExp(`#/publishers/${pid}$`));
-    await page.locator('[data-stat="success-rate"] .figure-value', { hasText: '0 %' }).waitFor();
-    expect(await page.locator('[data-stat="p50"] .figure-value').textContent()).to.match(/^\d+ ms$/);
-    expect(await page.locator('[data-stat="p99"] .figure-value').textContent()).to.match(/^\d+ ms$/);
-    expect(await page.locator('[data-testid="last-error"] .badge').first().textContent()).to.equal('HTTP 503');
-    expect(await page.locator('[data-testid="last-response"]').textContent()).to.equal('maintenance until 10:00');
-    await page
+    await ui.page.click(`tr[data-publisher="${pid}"] a:has-text("#${pid}")`);
+    await ui.page.waitForURL(new RegExp(`#/publishers/${pid}$`));
+    await ui.page.locator('[data-stat="success-rate"] .figure-value', { hasText: '0 %' }).waitFor();
+    expect(await ui.page.locator('[data-stat="p50"] .figure-value').textContent()).to.match(/^\d+ ms$/);
+    expect(await ui.page.locator('[data-stat="p99"] .figure-value').textContent()).to.match(/^\d+ ms$/);
+    expect(await ui.page.locator('[data-testid="last-error"] .badge').first().textContent()).to.equal('HTTP 503');
+    expect(await ui.page.locator('[data-testid="last-response"]').textContent()).to.equal('maintenance until 10:00');
+    await ui.page
       .locator('[data-testid="breaker"] [data-breaker="open"], [data-testid="breaker"] [data-breaker="probing"]')
       .first()
       .waitFor();
-    expect(await page.locator('[data-stat="backlog"] .figure-value').textContent()).to.match(/^[1-9]/);
-    expect(await page.locator('[data-stat="oldest"] time').textContent()).to.match(/ago$|^just now$/);
-    await page.locator('tr[data-recent]').first().waitFor();
-    expect(await page.locator(`section.publisher-charts[data-publisher="${pid}"]`).count()).to.equal(1);
+    expect(await ui.page.locator('[data-stat="backlog"] .figure-value').textContent()).to.match(/^[1-9]/);
+    expect(await ui.page.locator('[data-stat="oldest"] time').textContent()).to.match(/ago$|^just now$/);
+    await ui.page.locator('tr[data-recent]').first().waitFor();
+    expect(await ui.page.locator(`section.publisher-charts[data-publisher="${pid}"]`).count()).to.equal(1);
     // The target, shortened in the middle in the header, whole on hover.
-    const target = page.locator('.page-header [data-target]');
+    const target = ui.page.locator('.page-header [data-target]');
     expect(await target.textContent()).to.match(/^http:\/\/127\.0\.0\.1:\d+\/…\/ok-endpoint$/);
     expect(await target.getAttribute('title')).to.equal(`${failing.url}/hooks/payments/v2/tenants/acme/ok-endpoint`);
 
     // The failing list links here too.
     await visit('#/failing');
-    await page.click(`tr[data-publisher="${pid}"] a:has-text("#${pid}")`);
-    await page.waitForURL(new RegExp(`#/publishers/${pid}$`));
-    await page.locator('[data-stat="success-rate"]').waitFor();
+    await ui.page.click(`tr[data-publisher="${pid}"] a:has-text("#${pid}")`);
+    await ui.page.waitForURL(new RegExp(`#/publishers/${pid}$`));
+    await ui.page.locator('[data-stat="success-rate"]').waitFor();
   });
 
   it('shows only the fields of the publisher’s type, and keeps secrets and headers write-only', async () => {
@@ -208,30 +181,30 @@ describe('web UI in Chromium: states, the publisher page, confirmations and layo
     const pull = await publisher({ topic: name, type: 'pull', target: 'form-pull' });
 
     await visit(`#/publishers/${pull}`);
-    await page.locator('#f-target').waitFor();
+    await ui.page.locator('#f-target').waitFor();
     for (const f of ['headers', 'secrets', 'filter', 'batch_size', 'dead_on_status', 'seconds_timeout'])
-      expect(await page.locator(`#f-${f}`).isVisible(), f).to.equal(false);
-    expect(await page.locator('#f-retry_max_attempts').isVisible()).to.equal(true);
-    await page.fill('#f-retry_max_attempts', '7');
-    await page.click('button:has-text("Save changes")');
-    await page.locator('.toast', { hasText: `Publisher #${pull} saved` }).waitFor();
-    expect((await api(producer, 'GET', `/api/publishers/${pull}`)).json.data.retry_max_attempts).to.equal(7);
+      expect(await ui.page.locator(`#f-${f}`).isVisible(), f).to.equal(false);
+    expect(await ui.page.locator('#f-retry_max_attempts').isVisible()).to.equal(true);
+    await ui.page.fill('#f-retry_max_attempts', '7');
+    await ui.page.click('button:has-text("Save changes")');
+    await ui.page.locator('.toast', { hasText: `Publisher #${pull} saved` }).waitFor();
+    expect((await api(ui.producer, 'GET', `/api/publishers/${pull}`)).json.data.retry_max_attempts).to.equal(7);
 
     await visit(`#/publishers/${http}`);
-    await page.locator('#f-secrets').waitFor();
-    expect(await page.inputValue('#f-secrets')).to.equal('');
-    expect(await page.locator('[data-field="secrets"] .hint').textContent()).to.include('1 set now');
-    await page.fill('#f-headers', 'X-Api-Key: k-123');
-    await page.click('button:has-text("Save changes")');
-    await page.locator('.toast', { hasText: `Publisher #${http} saved` }).waitFor();
-    const saved = (await api(producer, 'GET', `/api/publishers/${http}`)).json.data;
+    await ui.page.locator('#f-secrets').waitFor();
+    expect(await ui.page.inputValue('#f-secrets')).to.equal('');
+    expect(await ui.page.locator('[data-field="secrets"] .hint').textContent()).to.include('1 set now');
+    await ui.page.fill('#f-headers', 'X-Api-Key: k-123');
+    await ui.page.click('button:has-text("Save changes")');
+    await ui.page.locator('.toast', { hasText: `Publisher #${http} saved` }).waitFor();
+    const saved = (await api(ui.producer, 'GET', `/api/publishers/${http}`)).json.data;
     expect(saved).to.deep.include({ secrets_count: 1, header_names: ['X-Api-Key'] });
     // Removing the secrets: one click, the form never shows them.
-    await page.locator('#f-clear_secrets').waitFor();
-    await page.check('#f-clear_secrets');
-    await page.click('button:has-text("Save changes")');
+    await ui.page.locator('#f-clear_secrets').waitFor();
+    await ui.page.check('#f-clear_secrets');
+    await ui.page.click('button:has-text("Save changes")');
     await waitFor(
-      async () => ((await api(producer, 'GET', `/api/publishers/${http}`)).json.data.secrets_count ?? 0) === 0,
+      async () => ((await api(ui.producer, 'GET', `/api/publishers/${http}`)).json.data.secrets_count ?? 0) === 0,
       'the secrets removed',
     );
   });
@@ -248,38 +221,38 @@ describe('web UI in Chromium: states, the publisher page, confirmations and layo
     await waitFor(async () => (await failingIds(pid, 'dead')).length === 3, 'three dead letters');
     // The figures the confirmations count from (GET /api/stats answers from a cache up to a second old).
     await waitFor(async () => {
-      const { json } = await api(producer, 'GET', '/api/stats');
+      const { json } = await api(ui.producer, 'GET', '/api/stats');
       return json.data.per_publisher.find((x: { id: string }) => x.id === pid)?.dead === 3;
     }, 'three dead letters in the figures');
 
     await visit(`#/publishers/${pid}`);
     // Recover: counted from the dead letters since the time given; cancelled, nothing moves.
-    await page.click('form[aria-label="Recover dead letters"] button[type="submit"]');
-    await page.locator('dialog h2', { hasText: 'Recover 3 dead letters?' }).waitFor();
-    await page.click('dialog button:has-text("Cancel")');
-    await page.locator('dialog').waitFor({ state: 'detached' });
+    await ui.page.click('form[aria-label="Recover dead letters"] button[type="submit"]');
+    await ui.page.locator('dialog h2', { hasText: 'Recover 3 dead letters?' }).waitFor();
+    await ui.page.click('dialog button:has-text("Cancel")');
+    await ui.page.locator('dialog').waitFor({ state: 'detached' });
     expect(await failingIds(pid, 'dead')).to.have.length(3);
 
     // Retry all: its count, then done.
-    await page.click('button[data-action="retry-all"]');
-    await page.locator('dialog .confirm-count[data-count="3"]').waitFor();
-    await page.click('dialog button.btn-danger');
-    await page.locator('.toast', { hasText: 'Retry now: 3 messages' }).waitFor();
+    await ui.page.click('button[data-action="retry-all"]');
+    await ui.page.locator('dialog .confirm-count[data-count="3"]').waitFor();
+    await ui.page.click('dialog button.btn-danger');
+    await ui.page.locator('.toast', { hasText: 'Retry now: 3 messages' }).waitFor();
 
     // Deactivate: how many wait for it.
-    await page.locator('button[data-action="deactivate"]').click();
-    await page.locator('dialog h2', { hasText: `Deactivate publisher #${pid}?` }).waitFor();
-    expect(await page.locator('dialog .confirm-count').getAttribute('data-count')).to.match(/^\d+$/);
-    await page.click('dialog button.btn-danger');
-    await page.locator('button[data-action="activate"]').waitFor();
-    expect((await api(producer, 'GET', `/api/publishers/${pid}`)).json.data.active).to.equal(false);
+    await ui.page.locator('button[data-action="deactivate"]').click();
+    await ui.page.locator('dialog h2', { hasText: `Deactivate publisher #${pid}?` }).waitFor();
+    expect(await ui.page.locator('dialog .confirm-count').getAttribute('data-count')).to.match(/^\d+$/);
+    await ui.page.click('dialog button.btn-danger');
+    await ui.page.locator('button[data-action="activate"]').waitFor();
+    expect((await api(ui.producer, 'GET', `/api/publishers/${pid}`)).json.data.active).to.equal(false);
 
     // Delete: what it drops.
-    await page.click('button[data-action="delete"]:has-text("Delete publisher")');
-    await page.locator('dialog .confirm-count').waitFor();
-    await page.click('dialog button.btn-danger');
-    await page.waitForURL(/#\/publishers$/);
-    expect((await api(producer, 'GET', `/api/publishers/${pid}`)).status).to.equal(404);
+    await ui.page.click('button[data-action="delete"]:has-text("Delete publisher")');
+    await ui.page.locator('dialog .confirm-count').waitFor();
+    await ui.page.click('dialog button.btn-danger');
+    await ui.page.waitForURL(/#\/publishers$/);
+    expect((await api(ui.producer, 'GET', `/api/publishers/${pid}`)).status).to.equal(404);
   });
 
   it('disables deleting a topic that has publishers, says why, and puts a refusal in plain words', async () => {
@@ -287,19 +260,19 @@ describe('web UI in Chromium: states, the publisher page, confirmations and layo
     await publisher({ topic: name, target: `${ok.url}/guard` });
     const empty = await topic();
     await visit('#/topics');
-    const guarded = page.locator(`tr[data-topic="${name}"] button[data-action="delete"]`);
+    const guarded = ui.page.locator(`tr[data-topic="${name}"] button[data-action="delete"]`);
     await guarded.waitFor();
     expect(await guarded.isDisabled()).to.equal(true);
-    expect(await page.locator(`[data-reason="${name}"]`).textContent()).to.equal(
+    expect(await ui.page.locator(`[data-reason="${name}"]`).textContent()).to.equal(
       'It has 1 publisher: delete them first.',
     );
     // A publisher created after the page drew: the API refuses, and the toast says so in words.
-    const late = page.locator(`tr[data-topic="${empty}"] button[data-action="delete"]`);
+    const late = ui.page.locator(`tr[data-topic="${empty}"] button[data-action="delete"]`);
     expect(await late.isDisabled()).to.equal(false);
     await publisher({ topic: empty, target: `${ok.url}/late` });
     await late.click();
-    await page.click('dialog button.btn-danger');
-    const toast = page.locator('.toast-error', { hasText: `Topic ${empty} was not deleted` });
+    await ui.page.click('dialog button.btn-danger');
+    const toast = ui.page.locator('.toast-error', { hasText: `Topic ${empty} was not deleted` });
     await toast.waitFor();
     const text = (await toast.textContent()) ?? '';
     expect(text).to.include('This topic has publishers');
@@ -309,22 +282,22 @@ describe('web UI in Chromium: states, the publisher page, confirmations and layo
   it('refreshes lists live, and shows a not-found page with a way back', async () => {
     const name = await topic();
     await visit('#/publishers');
-    await page.locator('tr[data-publisher]').first().waitFor();
+    await ui.page.locator('tr[data-publisher]').first().waitFor();
     const pid = await publisher({ topic: name, target: `${ok.url}/live` });
-    await page.locator(`tr[data-publisher="${pid}"]`).waitFor();
+    await ui.page.locator(`tr[data-publisher="${pid}"]`).waitFor();
     await visit('#/topics');
-    await page.locator('tr[data-topic]').first().waitFor();
+    await ui.page.locator('tr[data-topic]').first().waitFor();
     const added = await topic();
-    await page.locator(`tr[data-topic="${added}"]`).waitFor();
+    await ui.page.locator(`tr[data-topic="${added}"]`).waitFor();
 
     await visit(`#/messages/${name}.1-0`);
-    await page.locator('[data-testid="not-found"]', { hasText: 'Message not found' }).waitFor();
-    await page.click('[data-testid="not-found"] a:has-text("Back to messages")');
-    await page.waitForURL(/#\/messages$/);
+    await ui.page.locator('[data-testid="not-found"]', { hasText: 'Message not found' }).waitFor();
+    await ui.page.click('[data-testid="not-found"] a:has-text("Back to messages")');
+    await ui.page.waitForURL(/#\/messages$/);
     await visit('#/nowhere/at/all');
-    await page.locator('[data-testid="not-found"]', { hasText: 'Page not found' }).waitFor();
+    await ui.page.locator('[data-testid="not-found"]', { hasText: 'Page not found' }).waitFor();
     await visit('#/publishers/99999');
-    await page.locator('[data-testid="not-found"]', { hasText: 'Publisher not found' }).waitFor();
+    await ui.page.locator('[data-testid="not-found"]', { hasText: 'Publisher not found' }).waitFor();
   });
 
   it('fits tables in 1280 px, stacks rows on a phone, and saves screenshots of each page', async () => {
@@ -349,10 +322,10 @@ describe('web UI in Chromium: states, the publisher page, confirmations and layo
       ['publishers', '#/publishers', 'tr[data-publisher]'],
     ];
     for (const viewport of [WIDE, NARROW]) {
-      const t = await open(browser, viewport);
+      const t = await open(ui.browser, viewport);
       try {
         for (const [shot, hash, ready] of pages) {
-          await t.page.goto(`${producer.url}/${hash}`);
+          await t.page.goto(`${ui.producer.url}/${hash}`);
           await t.page.locator(ready).first().waitFor();
           // `operator-<page>`: beside flows.test.ts's `<page>` shots of its own scene.
           await screenshot(t.page, `operator-${shot}`);
@@ -381,7 +354,7 @@ describe('web UI in Chromium: states, the publisher page, confirmations and layo
     }
     // The long target, shortened in the middle with host and end of the path, whole as its title.
     await visit('#/failing');
-    const target = page.locator(`tr[data-publisher="${pid}"] [data-target]`);
+    const target = ui.page.locator(`tr[data-publisher="${pid}"] [data-target]`);
     expect(await target.textContent()).to.match(/^http:\/\/127\.0\.0\.1:\d+\/…\/ok-endpoint\?tenant=acme$/);
   });
 });

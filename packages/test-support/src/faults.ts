@@ -1,16 +1,91 @@
 /**
- * Fault suite support: a counting receiver that can go down and come back on
- * the same port, RSS sampling of a process, HTTP load helpers, and the
- * figures every case prints and writes to test-output/faults/<case>.json.
+ * Fault suite support: the world every case runs in (a private Redis, a
+ * counting receiver, the processes it started, see `faultWorld`), a
+ * receiver that can go down and come back on the same port, RSS sampling
+ * of a process, HTTP load helpers, and the figures every case prints and
+ * writes to test-output/faults/<case>.json.
  */
 import { createServer, request as httpRequest, type Server, type IncomingMessage } from 'node:http';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { connect as connectTcp, type Socket } from 'node:net';
-import { api, type AppProcess } from '../../packages/shared/test/support/processes.js';
+import { api, killAll, startApp, type AppProcess } from './processes.js';
+import { startRedis, type RedisServer } from './redis-server.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** Fast failure detection: 1 s heartbeats, a dead node's entries taken over 3 s after its last one. */
+export const FAST_FAILOVER_ENV: Readonly<Record<string, string>> = {
+  HEARTBEAT_SECONDS: '1',
+  CLAIM_TIMEOUT_SECONDS: '3',
+  RETRY_POLL_MS: '100',
+};
+
+/** What a fault case runs in; set up by the hooks `faultWorld` registers. */
+export interface FaultWorld {
+  /** The private Redis; a case that restarts it puts the new one here. */
+  redis: RedisServer;
+  /** The counting receiver. */
+  readonly sink: Sink;
+  /** Every process started through `start` (or pushed here), killed after the case. */
+  readonly apps: AppProcess[];
+  /** Starts a producer or consumer on `redis`, with the world's env and then `env`, killed after the case. */
+  start(which: 'producer' | 'consumer', env?: Record<string, string>): Promise<AppProcess>;
+}
+
+/**
+ * Registers, in the calling `describe`, the hooks of a fault case's world:
+ * before, a private Redis (`redisArgs` given to it) and a sink; after, every
+ * process killed, the sink closed and Redis stopped. `each` makes a fresh
+ * world for each test (beforeEach/afterEach); `env` goes to every process
+ * started; `stopping` runs first at the end (loops that publish are told to
+ * stop).
+ */
+export function faultWorld(
+  options: { env?: Record<string, string>; redisArgs?: string[]; each?: boolean; stopping?: () => void } = {},
+): FaultWorld {
+  let redis: RedisServer | undefined;
+  let sink: Sink | undefined;
+  const apps: AppProcess[] = [];
+  const world: FaultWorld = {
+    get redis(): RedisServer {
+      if (!redis) throw new Error('the fault world is used before its hooks ran');
+      return redis;
+    },
+    set redis(server: RedisServer) {
+      redis = server;
+    },
+    get sink(): Sink {
+      if (!sink) throw new Error('the fault world is used before its hooks ran');
+      return sink;
+    },
+    apps,
+    async start(which, env = {}) {
+      const app = await startApp(which, { REDIS_URL: world.redis.url, ...options.env, ...env });
+      apps.push(app);
+      return app;
+    },
+  };
+  const setUp = async (): Promise<void> => {
+    redis = await startRedis(options.redisArgs ? { args: options.redisArgs } : {});
+    sink = await startSink();
+  };
+  const tearDown = async (): Promise<void> => {
+    options.stopping?.();
+    await killAll(apps.splice(0));
+    await sink?.close();
+    await redis?.stop();
+  };
+  if (options.each) {
+    beforeEach(setUp);
+    afterEach(tearDown);
+  } else {
+    before(setUp);
+    after(tearDown);
+  }
+  return world;
+}
 
 /** A receiver that counts deliveries by `message-id` header, per path. */
 export interface Sink {

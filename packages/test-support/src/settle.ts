@@ -13,7 +13,7 @@ import {
   type Keys,
   type LoggedAttempt,
   type ScriptClient,
-} from '../../src/index.js';
+} from '@postoffice/shared';
 
 export interface TestOutcome {
   readonly streamId: string;

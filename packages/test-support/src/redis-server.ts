@@ -15,8 +15,8 @@ import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { inspect } from 'node:util';
 import { Redis } from 'ioredis';
+import { waitFor } from './wait.js';
 
 export interface RedisServer {
   /** The first (or only) server's port. */
@@ -241,28 +241,5 @@ async function waitClusterOk(ports: readonly number[]): Promise<void> {
     );
   } finally {
     for (const c of clients) c.disconnect();
-  }
-}
-
-/** Resolves once `check` returns a truthy value, polling; rejects with `what` after `timeoutMs`. */
-export async function waitFor<T>(
-  check: () => T | Promise<T>,
-  what: string,
-  timeoutMs = 20_000,
-  intervalMs = 20,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${lastError ? `: ${inspect(lastError)}` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
