@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { Keys, Store } from '@postoffice/shared';
+import { Keys, PUBLISHER_DEFAULTS, Store } from '@postoffice/shared';
 import { MAX_ATTRIBUTES, MAX_ATTRIBUTE_KEY_BYTES, MAX_ATTRIBUTE_VALUE_BYTES } from '../src/validate.js';
 import { type Api, apiWithTopic, call, createPublisher, createTopic, errors, send, startApi } from './helpers.js';
 
@@ -234,15 +234,7 @@ describe('with REFUSE_PRIVATE_TARGETS', () => {
           topic: 'orders',
           type: 'http',
           target: 'http://8.8.8.8/hook',
-          active: true,
-          from_now: false,
-          seconds_timeout: 5,
-          seconds_retry: 30,
-          chunk_size: 100,
-          concurrency: 25,
-          parallelism: 1,
-          ordered: false,
-          rate_limit: null,
+          ...PUBLISHER_DEFAULTS,
         });
         const res = await call(api.app, 'PATCH', `/api/publishers/${p.id}`, { target: 'http://localhost:4000/x' });
         expect(res.status).to.equal(on ? 400 : 200);

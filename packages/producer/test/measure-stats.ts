@@ -4,7 +4,7 @@
  * answer: the first call computes, later calls within STATS_CACHE_MS share
  * it. Usage: N=2000 npx tsx packages/producer/test/measure-stats.ts
  */
-import { Store } from '@postoffice/shared';
+import { PUBLISHER_DEFAULTS, Store } from '@postoffice/shared';
 import { call, startApi } from './helpers.js';
 
 const n = Number(process.env.N ?? 2000);
@@ -23,15 +23,7 @@ try {
           topic: `t-${i}`,
           type: 'http',
           target: `http://127.0.0.1:9/p${i}`,
-          active: true,
-          from_now: false,
-          seconds_timeout: 5,
-          seconds_retry: 30,
-          chunk_size: 100,
-          concurrency: 25,
-          parallelism: 1,
-          ordered: false,
-          rate_limit: null,
+          ...PUBLISHER_DEFAULTS,
         }),
       ),
     );

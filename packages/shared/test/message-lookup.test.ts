@@ -55,6 +55,14 @@ describe('findMessage', () => {
     return written.replayed ? '' : written.streamIds[0]!;
   }
 
+  /** A publisher of http://a.test/hook that has read one message: it, and the time after the read. */
+  async function readOne(): Promise<{ p: Publisher; sid: string; t: number }> {
+    const p = await publisher('http://a.test/hook');
+    const sid = await ingest('1');
+    await read(p);
+    return { p, sid, t: Date.now() };
+  }
+
   async function read(p: Publisher): Promise<string[]> {
     const reply = (await redis.xreadgroup(
       'GROUP',
@@ -155,10 +163,7 @@ describe('findMessage', () => {
   });
 
   it('is retrying with its next attempt time, then delivered with both attempts', async () => {
-    const p = await publisher('http://a.test/hook');
-    const sid = await ingest('1');
-    await read(p);
-    const t = Date.now();
+    const { p, sid, t } = await readOne();
     const failed: LoggedAttempt = {
       streamId: sid,
       startedAt: t - 50,
@@ -191,10 +196,7 @@ describe('findMessage', () => {
   });
 
   it("shows a failed attempt's answer as its response", async () => {
-    const p = await publisher('http://a.test/hook');
-    const sid = await ingest('1');
-    await read(p);
-    const t = Date.now();
+    const { p, sid, t } = await readOne();
     const failed: LoggedAttempt = {
       streamId: sid,
       startedAt: t - 50,
@@ -218,10 +220,7 @@ describe('findMessage', () => {
   });
 
   it('is skipped when the filter kept it from being sent: not delivered, and not counted as an attempt', async () => {
-    const p = await publisher('http://a.test/hook');
-    const sid = await ingest('1');
-    await read(p);
-    const t = Date.now();
+    const { p, sid, t } = await readOne();
     const skipped: LoggedAttempt = { streamId: sid, startedAt: t, durationMs: 0, outcome: 'skipped' };
     await settle(p, { attempts: [skipped], acked: [sid] });
     const [delivery] = (await find(messageId(TOPIC, sid)))!.deliveries;
@@ -230,10 +229,7 @@ describe('findMessage', () => {
   });
 
   it('is dead with its dead reason and attempt count from the note', async () => {
-    const p = await publisher('http://a.test/hook');
-    const sid = await ingest('1');
-    await read(p);
-    const t = Date.now();
+    const { p, sid, t } = await readOne();
     const last: LoggedAttempt = {
       streamId: sid,
       startedAt: t - 9,
@@ -251,10 +247,7 @@ describe('findMessage', () => {
   });
 
   it('is deleted after the failing list deletes it, with the action', async () => {
-    const p = await publisher('http://a.test/hook');
-    const sid = await ingest('1');
-    await read(p);
-    const t = Date.now();
+    const { p, sid, t } = await readOne();
     const failed: LoggedAttempt = {
       streamId: sid,
       startedAt: t - 9,

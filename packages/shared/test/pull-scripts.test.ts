@@ -9,7 +9,9 @@ import {
   AppError,
   decodeItem,
   encodeRecords,
+  normalisePublisher,
   PULL_CONSUMER,
+  PUBLISHER_DEFAULTS,
   PullQueue,
   RECORD_SPAN_MS,
   checkScriptResult,
@@ -436,29 +438,15 @@ describe('pull Lua scripts', () => {
   });
 
   describe('PullQueue', () => {
-    const publisher: Publisher = {
+    const publisher: Publisher = normalisePublisher({
       id: group,
       topic: 'jobs',
       type: 'pull',
       target: 'w',
-      active: true,
-      from_now: false,
-      seconds_timeout: 5,
-      seconds_retry: 30,
-      chunk_size: 100,
-      concurrency: 25,
-      parallelism: 1,
-      ordered: false,
-      rate_limit: null,
-      dead_on_status: [],
-      retry_max_attempts: null,
-      retry_max_age_seconds: null,
-      filter: null,
-      batch_size: 1,
-      ordering_attribute: null,
+      ...PUBLISHER_DEFAULTS,
       created_at: '',
       updated_at: '',
-    };
+    });
 
     beforeEach(async () => {
       await redis.hset(tk.publishers, group, JSON.stringify(publisher));
