@@ -158,3 +158,19 @@ export const commandsProcessed = (redis: ScriptClient): Promise<number> =>
 
 /** How many INFO commands one `commandsProcessed` call sends. */
 export const infoCalls = (redis: ScriptClient): number => masterNodes(redis).length;
+
+/** A topic's stream as written: each entry's payload and attributes, oldest first. */
+export async function messagesOf(
+  world: World,
+  topic: string,
+): Promise<{ readonly payload: unknown; readonly attributes: Record<string, string> }[]> {
+  const rows = await world.redis.xrange(world.keys.topic(topic).stream, '-', '+');
+  return rows.map(([, fields]) => {
+    const f: Record<string, string> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string;
+    return {
+      payload: JSON.parse(f.p ?? 'null') as unknown,
+      attributes: f.a ? (JSON.parse(f.a) as Record<string, string>) : {},
+    };
+  });
+}

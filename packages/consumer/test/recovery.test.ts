@@ -5,24 +5,10 @@
 import { expect } from 'chai';
 import type { LookupAddress } from 'node:dns';
 import type { Lookup } from '@postoffice/shared';
-import { createWorld, waitFor, type World } from './helpers.js';
+import { createWorld, messagesOf, waitFor, type World } from './helpers.js';
 import { startOrigin, type OriginServer } from '@postoffice/test-support/origin-server';
 
 const FAST = { RECOVERY_INTERVAL_SECONDS: '1', RECOVERY_TIMEOUT_SECONDS: '1' };
-
-interface Entry {
-  readonly payload: unknown;
-  readonly attributes: Record<string, string>;
-}
-
-async function messagesOf(world: World, topic: string): Promise<Entry[]> {
-  const rows = await world.redis.xrange(world.keys.topic(topic).stream, '-', '+');
-  return rows.map(([, fields]) => {
-    const f: Record<string, string> = {};
-    for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string;
-    return { payload: JSON.parse(f.p ?? 'null') as unknown, attributes: f.a ? JSON.parse(f.a) : {} };
-  });
-}
 
 async function recoveringTopic(world: World, name: string, origin: OriginServer, enabled = true): Promise<string> {
   await world.store.createTopic({ name, origin_host: origin.url, recovery_enabled: enabled });

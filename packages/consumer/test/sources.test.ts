@@ -7,23 +7,9 @@ import { expect } from 'chai';
 import * as grpc from '@grpc/grpc-js';
 import { SOURCE_BOUNDS, SourceStore, createLogger, sourceState, type Source } from '@postoffice/shared';
 import { ConsumerNode } from '../src/index.js';
-import { createWorld, waitFor, type World } from './helpers.js';
+import { createWorld, messagesOf, waitFor, type World } from './helpers.js';
 import { startSqsServer, type FakeSqs } from '@postoffice/test-support/sqs-server';
 import { startPubsubSubscriber, type FakeSubscriber } from './support/pubsub-subscriber-server.js';
-
-interface Entry {
-  readonly payload: unknown;
-  readonly attributes: Record<string, string>;
-}
-
-async function messagesOf(world: World, topic: string): Promise<Entry[]> {
-  const rows = await world.redis.xrange(world.keys.topic(topic).stream, '-', '+');
-  return rows.map(([, fields]) => {
-    const f: Record<string, string> = {};
-    for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string;
-    return { payload: JSON.parse(f.p ?? 'null') as unknown, attributes: f.a ? JSON.parse(f.a) : {} };
-  });
-}
 
 describe('sources', function () {
   let world: World;
