@@ -31,25 +31,35 @@ describe('the byte budget of an answer', () => {
     return (res.body as { data: { ids: string[] } }).data.ids;
   }
 
-  it('stops a search page at the budget, says so with its cursor, and every message comes once', async () => {
-    await createTopic(api.app, 'big');
-    const ids = await send('big', 7);
+  interface Page {
+    readonly data: { id: string }[];
+    readonly cursor: string | null;
+    readonly truncated?: boolean;
+  }
+
+  /** The ids of every page of a list, following its cursor (at most 10 pages), each page within the budget. */
+  async function everyPage(path: string, check: (page: Page) => void = () => {}): Promise<string[]> {
     const seen: string[] = [];
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const res = await call(
-        api.app,
-        'GET',
-        `/api/messages?topic=big&limit=500${cursor === null ? '' : `&cursor=${cursor}`}`,
-      );
+      const res = await call(api.app, 'GET', `${path}${cursor === null ? '' : `&cursor=${cursor}`}`);
       expect(res.status, res.raw).to.equal(200);
-      const page = res.body as { data: { id: string }[]; cursor: string | null; truncated: boolean };
+      const page = res.body as Page;
       expect(page.data.length).to.be.within(1, 3);
-      if (page.cursor !== null) expect(page.truncated).to.equal(true);
+      check(page);
       seen.push(...page.data.map((m) => m.id));
       cursor = page.cursor;
     } while (cursor !== null && ++pages < 10);
+    return seen;
+  }
+
+  it('stops a search page at the budget, says so with its cursor, and every message comes once', async () => {
+    await createTopic(api.app, 'big');
+    const ids = await send('big', 7);
+    const seen = await everyPage('/api/messages?topic=big&limit=500', (page) => {
+      if (page.cursor !== null) expect(page.truncated).to.equal(true);
+    });
     expect(seen).to.deep.equal([...ids].reverse());
   });
 
@@ -74,22 +84,7 @@ describe('the byte budget of an answer', () => {
       pid,
       ids.map((id, i) => ({ streamId: parseMessageId(id)!.streamId!, outcome: 'r' as const, score: due + i })),
     );
-    const seen: string[] = [];
-    let cursor: string | null = null;
-    let pages = 0;
-    do {
-      const res = await call(
-        api.app,
-        'GET',
-        `/api/publishers/${pid}/failing?limit=500${cursor === null ? '' : `&cursor=${cursor}`}`,
-      );
-      expect(res.status, res.raw).to.equal(200);
-      const page = res.body as { data: { id: string }[]; cursor: string | null };
-      expect(page.data.length).to.be.within(1, 3);
-      seen.push(...page.data.map((m) => m.id));
-      cursor = page.cursor;
-    } while (cursor !== null && ++pages < 10);
-    expect(seen).to.deep.equal(ids);
+    expect(await everyPage(`/api/publishers/${pid}/failing?limit=500`)).to.deep.equal(ids);
   });
 
   it('leases no more than the budget, whatever max asks; the rest stays available', async () => {

@@ -1,17 +1,12 @@
 import { expect } from 'chai';
 import { scripts } from '@postoffice/shared';
-import { call, createTopic, startApi, type Api } from './helpers.js';
+import { apiWithTopic, call, type Api } from './helpers.js';
 
 describe('POST /api/schedule_messages', () => {
+  const fixture = apiWithTopic('orders');
   let api: Api;
-
-  before(async () => {
-    api = await startApi();
-    await createTopic(api.app, 'orders');
-  });
-
-  after(async () => {
-    await api?.close();
+  before(() => {
+    api = fixture.api;
   });
 
   it('keeps the message aside, indexed by its due time, and shows it as scheduled', async () => {
@@ -142,15 +137,10 @@ describe('POST /api/schedule_messages', () => {
 });
 
 describe('DELETE /api/schedule_messages/:id', () => {
+  const fixture = apiWithTopic('orders');
   let api: Api;
-
-  before(async () => {
-    api = await startApi();
-    await createTopic(api.app, 'orders');
-  });
-
-  after(async () => {
-    await api?.close();
+  before(() => {
+    api = fixture.api;
   });
 
   async function schedule(delaySeconds: number): Promise<string> {
