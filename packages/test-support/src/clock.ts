@@ -6,8 +6,9 @@
  *
  * Times Redis gives (stream ids, `TIME`) go on in real time meanwhile: a
  * message received after the clock was made is younger by the test's own
- * running time, so a test comparing the two moves the clock by clearly more
- * than the age it wants. A long poll (`wait_seconds`) ends on this clock:
+ * running time (and by its hooks': starting a Redis Cluster takes seconds),
+ * so a test comparing the two moves the clock from the real time
+ * (`advanceTo(Date.now() + age)`), not from where it stood. A long poll (`wait_seconds`) ends on this clock:
  * it waits until the clock is moved past its end.
  */
 export interface TestClock {
@@ -15,6 +16,8 @@ export interface TestClock {
   readonly now: () => number;
   /** Moves the clock `ms` forward. */
   advance(ms: number): void;
+  /** Moves the clock to `ms` since the epoch if that is later (it never goes back). */
+  advanceTo(ms: number): void;
 }
 
 export function testClock(start = Date.now()): TestClock {
@@ -23,6 +26,9 @@ export function testClock(start = Date.now()): TestClock {
     now: () => at,
     advance(ms) {
       at += ms;
+    },
+    advanceTo(ms) {
+      at = Math.max(at, ms);
     },
   };
 }
