@@ -178,7 +178,12 @@ describe('the Helm chart', function () {
           const resolved = resolveEnv(docs, container(docs, role), 'pod');
           expect(resolved.REDIS_SENTINEL_PASSWORD).to.equal('s-pw');
           expect(resolved.REDIS_URL).to.equal('redis://:node-secret@redis/2');
-          expect(() => loadConfig(resolved, role), role).to.not.throw();
+          // The app folds them into one URL: the sentinels, the master set, the nodes' password and db.
+          const config = loadConfig(resolved, role);
+          expect(config.redisUrl).to.equal(
+            'redis+sentinel://:node-secret@po-redis:26379,10.0.0.7:26379/mymaster/2?sentinelPassword=s-pw',
+          );
+          expect(config.redisMinReplicas).to.equal(1);
         }
         for (const doc of docs) validateManifest(doc);
       });
@@ -259,6 +264,7 @@ describe('the Helm chart', function () {
       const env = resolveEnv(docs, container(docs, 'producer'), 'pod');
       expect(env.REDIS_URL).to.equal('redis://');
       expect(env).to.not.have.property('REDIS_SENTINEL_PASSWORD');
+      expect(loadConfig(env, 'producer').redisUrl).to.equal('redis+sentinel://s:26379/mymaster');
       const cluster = await template({ redis: { cluster: { nodes: ['c:6379'] } } });
       const config = loadConfig(resolveEnv(cluster, container(cluster, 'consumer'), 'pod'), 'consumer');
       expect(config.redisUrl).to.equal('redis+cluster://c:6379');
@@ -731,6 +737,11 @@ describe('the Helm chart', function () {
         "a cluster's URL without seed nodes",
         { redis: { cluster: { url: 'redis://:pw@c' } } },
         /redis\.cluster\.url is set but redis\.cluster\.nodes is empty/,
+      ],
+      [
+        'a master set name the sentinels cannot have',
+        { redis: { sentinel: { hosts: ['s:26379'], name: 'my master' } } },
+        /redis\/sentinel\/name/,
       ],
       ['a sentinel without its port', { redis: { sentinel: { hosts: ['po-redis'] } } }, /redis\/sentinel\/hosts\/0/],
       [
