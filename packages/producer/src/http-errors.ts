@@ -46,6 +46,9 @@ const REDIS_DOWN_MESSAGES = [
   /Too many Cluster redirections/,
   // A script Redis is busy running.
   /^BUSY\b/,
+  // A command in flight when its connection dropped (ioredis' AbortError), or a WAIT cut short by a demotion.
+  /Command aborted due to connection close/,
+  /^UNBLOCKED\b/,
 ];
 
 /** Seconds a client should wait when Redis is out of memory: room comes back only as messages are delivered and trimmed. */

@@ -116,3 +116,27 @@ describe('errors of the HTTP layer', () => {
     expect(read.raw).to.include('"attributes":{"__proto__":"a"}');
   });
 });
+
+describe('errors of a Redis topology change', () => {
+  const limits = { bodyLimitBytes: 1024 };
+  const replyError = (message: string): Error => Object.assign(new Error(message), { name: 'ReplyError' });
+
+  it('are 503 with Retry-After naming redis, never 500: redirections, refusals, a dropped WAIT', () => {
+    for (const err of [
+      replyError('MOVED 15876 127.0.0.1:7002'),
+      replyError('ASK 15876 127.0.0.1:7002'),
+      replyError('TRYAGAIN Multiple keys request during rehashing of slot'),
+      replyError('CLUSTERDOWN The cluster is down'),
+      replyError("READONLY You can't write against a read only replica."),
+      replyError('LOADING Redis is loading the dataset in memory'),
+      replyError('UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)'),
+      Object.assign(new Error('Command aborted due to connection close'), { name: 'AbortError' }),
+    ]) {
+      expect(toErrorReply(err, limits), err.message).to.deep.equal({
+        statusCode: 503,
+        fields: { redis: ['is unavailable, try again'] },
+        retryAfter: 1,
+      });
+    }
+  });
+});

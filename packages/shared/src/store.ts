@@ -65,9 +65,14 @@ export class Store {
   private async replicated(): Promise<void> {
     const { redisMinReplicas, redisWaitTimeoutMs } = this.durability;
     if (redisMinReplicas <= 0) return;
-    const counts = await Promise.all(
-      masterNodes(this.redis).map((node) => node.wait(redisMinReplicas, redisWaitTimeoutMs)),
-    );
+    let counts: number[];
+    try {
+      counts = await Promise.all(
+        masterNodes(this.redis).map((node) => node.wait(redisMinReplicas, redisWaitTimeoutMs)),
+      );
+    } catch (err) {
+      throw new UnavailableError('the replicas could not be asked whether they have the change', { cause: err });
+    }
     const least = Math.min(...counts);
     if (least < redisMinReplicas) {
       throw new UnavailableError(`only ${least} of ${redisMinReplicas} replicas acknowledged the change`);

@@ -117,8 +117,12 @@ export async function replicatedWrite(
     const wait = results[queued];
     let replicas: Error | undefined;
     if (!wait) replicas = new UnavailableError('the write was not executed');
-    else if (wait[0]) replicas = wait[0];
-    else if (typeof wait[1] !== 'number' || wait[1] < durability.redisMinReplicas) {
+    else if (wait[0]) {
+      // The writes ran; their replication is unknown (the connection dropped, or `UNBLOCKED`: the primary was demoted).
+      replicas = new UnavailableError('the replicas could not be asked whether they have the write', {
+        cause: wait[0],
+      });
+    } else if (typeof wait[1] !== 'number' || wait[1] < durability.redisMinReplicas) {
       replicas = new UnavailableError(
         `only ${String(wait[1])} of ${durability.redisMinReplicas} replicas acknowledged the write`,
       );
