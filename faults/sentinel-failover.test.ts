@@ -15,7 +15,9 @@ describe('fault: the Redis primary of a Sentinel set fails while messages are pu
   this.timeout(300_000);
   const world = haWorld<SentinelSet>({
     start: () => startSentinelSet({ replicas: 1, sentinels: 3, downAfterMs: 1000 }),
-    env: (set) => ({ REDIS_SENTINELS: set.sentinels, REDIS_SENTINEL_NAME: set.name, REDIS_URL: 'redis://127.0.0.1' }),
+    // REDIS_URL's host and port are ignored with REDIS_SENTINELS; port 1 makes sure that a build which does not know
+    // REDIS_SENTINELS fails to start instead of using whatever Redis listens on the default port.
+    env: (set) => ({ REDIS_SENTINELS: set.sentinels, REDIS_SENTINEL_NAME: set.name, REDIS_URL: 'redis://127.0.0.1:1' }),
   });
 
   it('loses no acknowledged message when the primary is killed (SIGKILL) and comes back as a replica', async () => {
