@@ -12,10 +12,15 @@
  * with `checkHistory` (history.ts), reports the figures and fails on any
  * problem.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { api, killAll, startApp, type AppProcess } from './processes.js';
 import { FAST_FAILOVER_ENV, createPublisher, createTopic, report, startSink, type Sink } from './faults.js';
 import { checkHistory, type Publish, type PublisherHistory, type Verdict } from './history.js';
 import { waitFor } from './wait.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 /** Every process's env on top of the backend's: fast failure detection, and each 201 waits for a replica. */
 export const HA_ENV: Readonly<Record<string, string>> = { ...FAST_FAILOVER_ENV, REDIS_MIN_REPLICAS: '1' };
@@ -235,19 +240,47 @@ async function begin<B>(
           firstDelivery: Object.fromEntries(Object.entries(verdict.firstDeliveryMs).map(([n, ms]) => [n, seconds(ms)])),
         },
         processesAlive: `${alive}/${apps.length}`,
+        answersBesides201: answersBesides201(publishes),
         ...extra,
       });
       const problems = [...verdict.problems];
       if (alive !== apps.length) problems.push(`${apps.length - alive} process(es) ended`);
       else if ((await api(producer, 'GET', '/api/health')).status !== 200) problems.push('the producer is not healthy');
       if (problems.length > 0) {
+        // Every process's output, for the post-mortem.
+        const dir = join(ROOT, 'test-output', 'faults');
+        for (const app of apps)
+          writeFileSync(
+            join(dir, `${name}.${app === producer ? 'producer' : `consumer-${app.port}`}.log`),
+            app.output(),
+          );
         const errors = producer.output().match(/^.*"level":("error"|"fatal"|50|60).*$/gm) ?? [];
-        throw new Error(`${name}: ${problems.join('; ')}\nlast producer errors:\n${errors.slice(-5).join('\n')}`);
+        throw new Error(
+          `${name}: ${problems.join('; ')} (process logs in test-output/faults/${name}.*.log)\nlast producer errors:\n${errors.slice(-3).join('\n')}`,
+        );
       }
       return verdict;
     },
   };
   return { run, stopTraffic };
+}
+
+/** Answers other than 201 by status and error code (`503 REDIS_UNAVAILABLE`, `0 ECONNRESET`), with counts. */
+function answersBesides201(publishes: readonly Publish[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const p of publishes) {
+    if (p.status === 201) continue;
+    let code = p.error ?? '';
+    try {
+      const body = JSON.parse(code) as { error?: { code?: string } };
+      code = body.error?.code ?? code.slice(0, 60);
+    } catch {
+      code = code.slice(0, 60);
+    }
+    const key = `${p.status} ${code}`;
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
 }
 
 /** Posts a message every CLIENTS/RATE seconds until `stopped()`, recording each answer. */
@@ -270,8 +303,12 @@ async function clientLoop(
         signal: AbortSignal.timeout(30_000),
       });
       const text = await res.text();
-      const id = res.status === 201 ? String((JSON.parse(text) as { data: { id: string } }).data.id) : undefined;
-      publishes.push({ sentAt, at: Date.now(), status: res.status, ...(id ? { id } : {}) });
+      if (res.status === 201) {
+        const id = String((JSON.parse(text) as { data: { id: string } }).data.id);
+        publishes.push({ sentAt, at: Date.now(), status: res.status, id });
+      } else {
+        publishes.push({ sentAt, at: Date.now(), status: res.status, error: text.slice(0, 300) });
+      }
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause;
       publishes.push({ sentAt, at: Date.now(), status: 0, error: cause?.code ?? (err as Error).message });
