@@ -265,19 +265,20 @@ async function begin<B>(
   return { run, stopTraffic };
 }
 
-/** Answers other than 201 by status and error code (`503 REDIS_UNAVAILABLE`, `0 ECONNRESET`), with counts. */
+/** Answers other than 201 by status and the error the body names (`503 redis: is unavailable, try again`), with counts. */
 function answersBesides201(publishes: readonly Publish[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const p of publishes) {
     if (p.status === 201) continue;
-    let code = p.error ?? '';
+    let why = (p.error ?? '').slice(0, 60);
     try {
-      const body = JSON.parse(code) as { error?: { code?: string } };
-      code = body.error?.code ?? code.slice(0, 60);
+      const errors = (JSON.parse(p.error ?? '') as { data?: { errors?: Record<string, string[]> } }).data?.errors ?? {};
+      const [field, messages] = Object.entries(errors)[0] ?? [];
+      if (field) why = `${field}: ${messages?.[0] ?? ''}`;
     } catch {
-      code = code.slice(0, 60);
+      // not JSON: a connection error's code, or a body cut short
     }
-    const key = `${p.status} ${code}`;
+    const key = `${p.status} ${why}`;
     counts[key] = (counts[key] ?? 0) + 1;
   }
   return counts;
