@@ -9,12 +9,14 @@ import { idleScale } from './idle-scale.js';
 import { latency } from './latency.js';
 import { orderingKeys } from './ordering-keys.js';
 import { payloadSize } from './payload-size.js';
+import { replicatedIngest } from './replicated-ingest.js';
 import { retentionMemory } from './retention-memory.js';
 import { singleIngest } from './single-ingest.js';
 import { slowReceiver } from './slow-receiver.js';
 
 export const CASES: readonly BenchCase[] = [
   singleIngest,
+  replicatedIngest,
   bulkIngest,
   delivery,
   latency,
