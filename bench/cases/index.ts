@@ -4,6 +4,7 @@ import { batchDelivery } from './batch-delivery.js';
 import { bulkIngest } from './bulk-ingest.js';
 import { clusterScale } from './cluster-scale.js';
 import { delivery } from './delivery.js';
+import { failoverRecovery } from './failover-recovery.js';
 import { fanOut } from './fan-out.js';
 import { idleScale } from './idle-scale.js';
 import { latency } from './latency.js';
@@ -28,4 +29,5 @@ export const CASES: readonly BenchCase[] = [
   clusterScale,
   batchDelivery,
   orderingKeys,
+  failoverRecovery,
 ];
