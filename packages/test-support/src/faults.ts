@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { api, killAll, startApp, type AppProcess } from './processes.js';
 import { startRedis, type RedisServer } from './redis-server.js';
+import type { Delivery } from './history.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -98,6 +99,8 @@ export interface Sink {
   countsOf(path: string): Map<string, number>;
   /** Message ids in the order they were answered 2xx, per path. */
   readonly order: Map<string, string[]>;
+  /** Every 2xx answer on `path`, in order, with its time (ms since the epoch). */
+  deliveries(path: string): readonly Delivery[];
   /** Requests being answered right now. */
   readonly inFlight: { now: number; max: number };
   /** Answer after this many ms (a slow receiver); 0 by default. */
@@ -117,6 +120,12 @@ export async function startSink(): Promise<Sink> {
     return m;
   };
   const order = new Map<string, string[]>();
+  const timed = new Map<string, Delivery[]>();
+  const deliveries = (path: string): Delivery[] => {
+    let list = timed.get(path);
+    if (!list) timed.set(path, (list = []));
+    return list;
+  };
   const inFlight = { now: 0, max: 0 };
   const sockets = new Set<Socket>();
   let server: Server | undefined;
@@ -135,6 +144,7 @@ export async function startSink(): Promise<Sink> {
         let list = order.get(path);
         if (!list) order.set(path, (list = []));
         list.push(id);
+        deliveries(path).push({ id, at: Date.now() });
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end('{}');
       };
@@ -174,6 +184,7 @@ export async function startSink(): Promise<Sink> {
     counts: countsOf('/hook'),
     countsOf,
     order,
+    deliveries,
     inFlight,
     delayMs: 0,
     down,

@@ -16,11 +16,11 @@
 import { openRedisClients, type ScriptClient } from '@postoffice/shared';
 import { logLineProblems } from './log-lines.js';
 import { startedOutputs } from './processes.js';
-import { runningServers, type RedisServer } from './redis-server.js';
+import { runningServers, type RunningServer } from './redis-server.js';
 
 interface Opened {
   readonly clients: readonly ScriptClient[];
-  readonly servers: readonly RedisServer[];
+  readonly servers: readonly RunningServer[];
 }
 
 function opened(): Opened {

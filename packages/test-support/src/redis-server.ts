@@ -31,8 +31,13 @@ export interface RedisServer {
   stop(options?: { hard?: boolean; keepData?: boolean }): Promise<void>;
 }
 
+/** What the leak check can stop: a server, or a set of them (a replicated cluster, a Sentinel set). */
+export interface RunningServer {
+  stop(options?: { hard?: boolean }): Promise<void>;
+}
+
 /** Servers started and not stopped yet (the leak check stops and reports them). */
-export const runningServers = new Set<RedisServer>();
+export const runningServers = new Set<RunningServer>();
 
 /** Whether this run's tests use a Redis Cluster (`POSTOFFICE_TEST_REDIS=cluster`). */
 export const CLUSTER_MODE = process.env.POSTOFFICE_TEST_REDIS === 'cluster';
@@ -68,19 +73,27 @@ export async function reserveRedis(): Promise<{ ports: number[]; url: string }> 
   return { ports, url: redisUrl(ports) };
 }
 
-/**
- * One free port, or three for a cluster: each node also listens on its
- * port + 10000 (the cluster bus), so that one must be free and in range too.
- */
+/** One free port, or three for a cluster (see `freeClusterPort`). */
 async function freeRedisPorts(cluster: boolean, given: readonly number[] = []): Promise<number[]> {
   const ports = [...given];
   while (ports.length < (cluster ? CLUSTER_SIZE : 1)) {
-    const port = await freePort();
-    if (ports.includes(port)) continue;
-    if (cluster && (port + 10_000 > 65_535 || !(await isFree(port + 10_000)))) continue;
-    ports.push(port);
+    ports.push(cluster ? await freeClusterPort(ports) : await freePort());
   }
   return cluster ? ports : ports.slice(0, 1);
+}
+
+/**
+ * A free port for a cluster node, not in `taken`: a node also listens on
+ * its port + 10000 (the cluster bus), so that one must be free and in
+ * range too.
+ */
+export async function freeClusterPort(taken: readonly number[] = []): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (taken.includes(port)) continue;
+    if (port + 10_000 > 65_535 || !(await isFree(port + 10_000))) continue;
+    return port;
+  }
 }
 
 function isFree(port: number): Promise<boolean> {
@@ -107,7 +120,7 @@ export async function startRedis(
   const cluster = options.cluster ?? (options.ports ? options.ports.length > 1 : CLUSTER_MODE);
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'po-redis-'));
   const ports = await freeRedisPorts(cluster, options.ports);
-  const children: Child[] = [];
+  const children: RedisProcess[] = [];
   let stopped = false;
   const stop = async ({ hard = false, keepData = false } = {}): Promise<void> => {
     if (!stopped) {
@@ -145,13 +158,23 @@ export async function startRedis(
   return server;
 }
 
-interface Child {
+/** A `redis-server` process started by `spawnRedis`. */
+export interface RedisProcess {
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** Resolves once the server answers PING (rejects if it exits or does not within 10 s). */
   readonly ready: Promise<void>;
+  /** Resolves when the process has ended. */
+  readonly exited: Promise<void>;
+  /** Everything it printed so far. */
+  output(): string;
+  /** SIGTERM (SIGKILL with `hard`), then waits for the exit; nothing if it has ended. */
   stop(hard: boolean): Promise<void>;
 }
 
-function spawnServer(port: number, dir: string, extra: string[]): Child {
-  const args = [
+/** The test suite's usual server arguments: 127.0.0.1 on `port`, data in `dir`, no persistence, then `extra` (later arguments win). */
+export function serverArgs(port: number, dir: string, extra: string[]): string[] {
+  return [
     '--port',
     String(port),
     '--bind',
@@ -168,6 +191,18 @@ function spawnServer(port: number, dir: string, extra: string[]): Child {
     'warning',
     ...extra,
   ];
+}
+
+function spawnServer(port: number, dir: string, extra: string[]): RedisProcess {
+  return spawnRedis(port, serverArgs(port, dir, extra));
+}
+
+/**
+ * Runs `redis-server` with exactly `args` (which must make it listen on
+ * 127.0.0.1:`port`: a config file, `--sentinel`, ...) and waits, through
+ * `ready`, until it answers PING there.
+ */
+export function spawnRedis(port: number, args: string[]): RedisProcess {
   const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   // Redis logs to stdout; both are kept to say why a server did not start.
   let stderr = '';
@@ -198,7 +233,11 @@ function spawnServer(port: number, dir: string, extra: string[]): Child {
     }
   })();
   return {
+    port,
+    child,
     ready,
+    exited,
+    output: () => stderr,
     async stop(hard) {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill(hard ? 'SIGKILL' : 'SIGTERM');
@@ -211,19 +250,23 @@ function spawnServer(port: number, dir: string, extra: string[]): Child {
 /** Joins the servers on `ports` into a cluster of masters and waits until every node says it is ok. */
 async function createCluster(ports: readonly number[]): Promise<void> {
   const nodes = ports.map((p) => `127.0.0.1:${p}`);
-  const cli = spawn('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  await redisCli(['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes']);
+  await waitClusterOk(ports);
+}
+
+/** Runs `redis-cli` with `args`; answers what it printed, throws with it unless it exits 0. */
+export async function redisCli(args: string[]): Promise<string> {
+  const cli = spawn('redis-cli', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   cli.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   cli.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | null>((resolve) => cli.once('exit', (c) => resolve(c)));
-  if (code !== 0) throw new Error(`redis-cli --cluster create failed (${code}): ${out}`);
-  await waitClusterOk(ports);
+  if (code !== 0) throw new Error(`redis-cli ${args.slice(0, 2).join(' ')} failed (${code}): ${out}`);
+  return out;
 }
 
 /** Waits until every node of the cluster on `ports` says it is ok and knows the others. */
-async function waitClusterOk(ports: readonly number[]): Promise<void> {
+export async function waitClusterOk(ports: readonly number[], timeoutMs = 30_000): Promise<void> {
   const clients = ports.map((p) => {
     const c = new Redis(p, '127.0.0.1', { maxRetriesPerRequest: 1 });
     c.on('error', () => {});
@@ -233,10 +276,11 @@ async function waitClusterOk(ports: readonly number[]): Promise<void> {
     await waitFor(
       async () => {
         const infos = await Promise.all(clients.map((c) => c.cluster('INFO')));
-        return infos.every((i) => /cluster_state:ok/.test(i) && /cluster_known_nodes:3\b/.test(i));
+        const known = new RegExp(`cluster_known_nodes:${ports.length}\\b`);
+        return infos.every((i) => /cluster_state:ok/.test(i) && known.test(i));
       },
       'the cluster to be ok on every node',
-      30_000,
+      timeoutMs,
       50,
     );
   } finally {
