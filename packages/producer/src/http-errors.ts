@@ -3,11 +3,11 @@
  * shape, `{"data":{"errors":{"<field>":["<why>"]}}}`: typed `AppError`s
  * carry their fields; fastify's own errors (bad JSON, body too large, bad
  * content type) name the part of the request at fault; Redis being
- * unreachable, or out of memory (at `maxmemory` with `noeviction`, it
+ * unreachable, in the middle of a failover or reshard, or out of memory (at `maxmemory` with `noeviction`, it
  * refuses writes with an `OOM` error), is a 503 with Retry-After; anything
  * else is a 500.
  */
-import { AppError, UnavailableError, type FieldErrors } from '@postoffice/shared';
+import { AppError, UnavailableError, isTopologyError, type FieldErrors } from '@postoffice/shared';
 
 export interface ErrorReply {
   readonly statusCode: number;
@@ -44,7 +44,8 @@ const REDIS_DOWN_MESSAGES = [
   /Failed to refresh slots cache/,
   /None of startup nodes is available/,
   /Too many Cluster redirections/,
-  /^(LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|BUSY)\b/,
+  // A script Redis is busy running.
+  /^BUSY\b/,
 ];
 
 /** Seconds a client should wait when Redis is out of memory: room comes back only as messages are delivered and trimmed. */
@@ -66,7 +67,8 @@ export function isRedisUnavailable(err: unknown, depth = 0): boolean {
   if (err instanceof UnavailableError || err.name === 'MaxRetriesPerRequestError') return true;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && REDIS_DOWN_CODES.has(code)) return true;
-  if (REDIS_DOWN_MESSAGES.some((re) => re.test(err.message))) return true;
+  // A failover, reshard or restart under way (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, READONLY, LOADING, …): 503, never 500.
+  if (isTopologyError(err) || REDIS_DOWN_MESSAGES.some((re) => re.test(err.message))) return true;
   return isRedisUnavailable(err.cause, depth + 1);
 }
 

@@ -26,7 +26,9 @@ import {
   UnavailableError,
   seriesSlot,
   messageId,
+  replicatedWrite,
   scripts,
+  untilServed,
   type Config,
   type Keys,
   type ScriptClient,
@@ -214,22 +216,21 @@ export class Ingest {
     });
     const toError = (err: unknown) => (err instanceof Error ? err : new Error(String(err)));
     let replies: (scripts.IngestReply | Error)[];
-    let wait: [Error | null, unknown] | undefined;
+    let replicasError: Error | undefined;
     if (calls.length === 1 && !waiting) {
-      // The usual case: one command, without a pipeline around it.
+      // The usual case: one command, without a pipeline around it (sent again while a failover refuses it).
       try {
-        replies = [await scripts.ingest(this.redis, keys, argsOf(calls[0]!, 0))];
+        replies = [await untilServed(this.redis, () => scripts.ingest(this.redis, keys, argsOf(calls[0]!, 0)))];
       } catch (err) {
         replies = [toError(err)];
       }
     } else {
-      const pipeline = this.redis.pipeline();
-      calls.forEach((c, i) => scripts.ingest.queue(pipeline, keys, argsOf(c, i)));
-      if (waiting) pipeline.wait(this.config.redisMinReplicas, this.config.redisWaitTimeoutMs);
-      const results = await pipeline.exec();
-      if (!results) throw new UnavailableError('the write was not executed');
+      const written = await replicatedWrite(this.redis, this.config, (pipeline) =>
+        calls.forEach((c, i) => scripts.ingest.queue(pipeline, keys, argsOf(c, i))),
+      );
+      replicasError = written.replicas;
       replies = calls.map((_c, i) => {
-        const script = results[i];
+        const script = written.replies[i];
         if (!script) return new UnavailableError('the write was not executed');
         if (script[0]) return script[0];
         try {
@@ -238,16 +239,8 @@ export class Ingest {
           return toError(err);
         }
       });
-      wait = results[calls.length];
     }
 
-    let replicasError: Error | undefined;
-    if (waiting) {
-      if (!wait) replicasError = new UnavailableError('the write was not executed');
-      else if (wait[0]) replicasError = wait[0];
-      else if (typeof wait[1] !== 'number' || wait[1] < this.config.redisMinReplicas)
-        replicasError = new UnavailableError('not enough replicas acknowledged the write');
-    }
     calls.forEach((c, i) => {
       try {
         const reply = replies[i];
@@ -281,33 +274,32 @@ export class Ingest {
     const tk = this.keys.topic(topic);
     const messages = scriptArgs(payloads, attributes);
     const slot = seriesSlot(Date.now());
-    const pipeline = this.redis.pipeline();
-    scripts.ingest.queue(
-      pipeline,
-      {
-        topic: tk.meta,
-        stream: tk.stream,
-        series: this.keys.series(topic, slot.hour),
-        idempotency: this.keys.idempotency(topic, idempotencyKey),
-      },
-      {
-        wake: this.keys.wakeChannel,
-        topic,
-        messages,
-        minute: String(slot.minute),
-        seriesTtl: String(SERIES_TTL_SECONDS),
-        fingerprint: fingerprint(kind, topic, messages),
-        idempotencyTtl: String(IDEMPOTENCY_TTL_SECONDS),
-      },
+    const { replies, replicas } = await replicatedWrite(this.redis, this.config, (pipeline) =>
+      scripts.ingest.queue(
+        pipeline,
+        {
+          topic: tk.meta,
+          stream: tk.stream,
+          series: this.keys.series(topic, slot.hour),
+          idempotency: this.keys.idempotency(topic, idempotencyKey),
+        },
+        {
+          wake: this.keys.wakeChannel,
+          topic,
+          messages,
+          minute: String(slot.minute),
+          seriesTtl: String(SERIES_TTL_SECONDS),
+          fingerprint: fingerprint(kind, topic, messages),
+          idempotencyTtl: String(IDEMPOTENCY_TTL_SECONDS),
+        },
+      ),
     );
-    const waiting = this.config.redisMinReplicas > 0;
-    if (waiting) pipeline.wait(this.config.redisMinReplicas, this.config.redisWaitTimeoutMs);
-    const results = await pipeline.exec();
-    if (!results) throw new UnavailableError('the write was not executed');
-    const [script, wait] = results;
+    const [script] = replies;
     if (!script) throw new UnavailableError('the write was not executed');
     if (script[0]) throw script[0];
     const reply = scripts.ingest.parse(script[1]);
+    // Replayed or not, a 201 waits for the replicas (a repeat of a request answered 503 for want of them included).
+    if (replicas) throw replicas;
     if (reply.replayed) {
       const { kept } = reply;
       // Kept before fingerprints (an upgrade less than 24 h ago): the first answer as it was.
@@ -316,13 +308,6 @@ export class Ingest {
         return { kind: first.kind, ids: first.ids, replayed: true };
       }
       return { kind, ids: kept.split(',').map((sid) => messageId(topic, sid)), replayed: true };
-    }
-    if (waiting) {
-      if (!wait) throw new UnavailableError('the write was not executed');
-      if (wait[0]) throw wait[0];
-      if (typeof wait[1] !== 'number' || wait[1] < this.config.redisMinReplicas) {
-        throw new UnavailableError('not enough replicas acknowledged the write');
-      }
     }
     return { kind, ids: reply.streamIds.map((sid) => messageId(topic, sid)), replayed: false };
   }

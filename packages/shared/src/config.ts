@@ -9,7 +9,7 @@
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { ConfigError } from './errors.js';
-import { clusterUrl, parseRedisUrl } from './redis-url.js';
+import { clusterUrl, isMasterSetName, parseNodes, parseRedisUrl, sentinelUrl } from './redis-url.js';
 
 export type Role = 'producer' | 'consumer';
 
@@ -56,7 +56,7 @@ export const SETTINGS = {
     kind: 'url',
     default: 'redis://127.0.0.1:6379',
     roles: BOTH,
-    doc: 'Redis to use (`redis://` or `rediss://`, with password and db if needed), or a Redis Cluster: `redis+cluster://host:port,host:port` (`rediss+cluster://` for TLS, `user:password@` before the nodes if needed).',
+    doc: 'Redis to use (`redis://` or `rediss://`, with password and db if needed), or a Redis Cluster: `redis+cluster://host:port,host:port` (`rediss+cluster://` for TLS, `user:password@` before the nodes if needed), or a primary found through Redis Sentinel: `redis+sentinel://host:port,host:port/<master set>` (see `REDIS_SENTINELS`, an easier way to say the same).',
   },
   redisClusterNodes: {
     env: 'REDIS_CLUSTER_NODES',
@@ -64,6 +64,27 @@ export const SETTINGS = {
     default: '',
     roles: BOTH,
     doc: "Another way to name a Redis Cluster: seed nodes `host:port,host:port`. When set, Postoffice talks to that cluster, with the TLS and credentials of `REDIS_URL`'s scheme and `user:password@` (its host is ignored).",
+  },
+  redisSentinels: {
+    env: 'REDIS_SENTINELS',
+    kind: 'string',
+    default: '',
+    roles: BOTH,
+    doc: "Redis Sentinel: the sentinels `host:port,host:port` to ask for the primary of `REDIS_SENTINEL_NAME`. When set, Postoffice talks to that primary and follows its failovers, with the TLS, credentials and database of `REDIS_URL`'s scheme, `user:password@` and `/db` (its host is ignored).",
+  },
+  redisSentinelName: {
+    env: 'REDIS_SENTINEL_NAME',
+    kind: 'string',
+    default: 'mymaster',
+    roles: BOTH,
+    doc: 'The master set the sentinels watch (`sentinel monitor <name> …`), with `REDIS_SENTINELS`.',
+  },
+  redisSentinelPassword: {
+    env: 'REDIS_SENTINEL_PASSWORD',
+    kind: 'string',
+    default: '',
+    roles: BOTH,
+    doc: "The sentinels' own password (`requirepass` in sentinel.conf), when they have one; the data nodes' password comes from `REDIS_URL`.",
   },
   redisPrefix: {
     env: 'REDIS_PREFIX',
@@ -398,15 +419,7 @@ export function loadConfig(env: Env, role: Role): Config {
   const problems: string[] = [];
   const values = {} as { -readonly [K in keyof Settings]: Config[K] };
   for (const field of Object.keys(SETTINGS) as (keyof Settings)[]) set(values, field, read(field, env, role, problems));
-  if (values.redisClusterNodes !== '') {
-    const url = clusterUrl(values.redisClusterNodes, values.redisUrl);
-    try {
-      parseRedisUrl(url);
-      values.redisUrl = url;
-    } catch (err) {
-      problems.push(`REDIS_CLUSTER_NODES=${JSON.stringify(values.redisClusterNodes)}: ${(err as Error).message}`);
-    }
-  }
+  foldRedisTopology(values, problems);
   if (/[{}\s]/.test(values.redisPrefix)) {
     problems.push(
       `REDIS_PREFIX=${JSON.stringify(values.redisPrefix)}: expected no braces or spaces (keys carry the topic in a {hash tag})`,
@@ -431,6 +444,58 @@ export function loadConfig(env: Env, role: Role): Config {
   }
   const config: Config = { role, ...values };
   return Object.freeze(config);
+}
+
+/**
+ * `REDIS_CLUSTER_NODES` or `REDIS_SENTINELS` (one of them at most) become
+ * `redisUrl`, a cluster or sentinel URL with `REDIS_URL`'s scheme and
+ * credentials, so that every client is made from one string.
+ */
+function foldRedisTopology(values: { -readonly [F in keyof Settings]: Config[F] }, problems: string[]): void {
+  if (values.redisClusterNodes !== '' && values.redisSentinels !== '') {
+    problems.push(
+      `REDIS_SENTINELS=${JSON.stringify(values.redisSentinels)}: expected REDIS_CLUSTER_NODES or REDIS_SENTINELS, not both (a Redis Cluster has no sentinels)`,
+    );
+    return;
+  }
+  if (values.redisClusterNodes !== '') {
+    const url = clusterUrl(values.redisClusterNodes, values.redisUrl);
+    try {
+      parseRedisUrl(url);
+      values.redisUrl = url;
+    } catch (err) {
+      problems.push(`REDIS_CLUSTER_NODES=${JSON.stringify(values.redisClusterNodes)}: ${(err as Error).message}`);
+    }
+  }
+  if (values.redisSentinels !== '') {
+    let valid = true;
+    try {
+      parseNodes(values.redisSentinels, 'sentinel', 26379);
+    } catch (err) {
+      valid = false;
+      problems.push(`REDIS_SENTINELS=${JSON.stringify(values.redisSentinels)}: ${(err as Error).message}`);
+    }
+    if (!isMasterSetName(values.redisSentinelName)) {
+      valid = false;
+      problems.push(
+        `REDIS_SENTINEL_NAME=${JSON.stringify(values.redisSentinelName)}: expected the master set's name (letters, digits, . _ : -)`,
+      );
+    }
+    if (/^rediss?\+(cluster|sentinel):/i.test(values.redisUrl)) {
+      valid = false;
+      problems.push(
+        `REDIS_URL=${JSON.stringify(values.redisUrl)}: with REDIS_SENTINELS, expected a redis:// or rediss:// URL (for the scheme, credentials and db; its host is ignored)`,
+      );
+    }
+    if (valid) {
+      values.redisUrl = sentinelUrl(
+        values.redisSentinels,
+        values.redisSentinelName,
+        values.redisSentinelPassword,
+        values.redisUrl,
+      );
+    }
+  }
 }
 
 function set<K extends keyof Settings>(

@@ -21,3 +21,4 @@ export * from './once-writer.js';
 export * from './source-store.js';
 export * from './series.js';
 export * from './backlog.js';
+export * from './topology.js';

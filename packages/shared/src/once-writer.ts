@@ -26,6 +26,7 @@ import { messageId } from './ids.js';
 import type { Keys } from './keys.js';
 import { scripts, type ScriptClient } from './scripts.js';
 import { SERIES_TTL_SECONDS, seriesSlot } from './series.js';
+import { replicatedWrite } from './topology.js';
 
 /** How long a message's key lives while its origin still has it (refreshed at each repeat). */
 export const ONCE_TTL_SECONDS = 7 * 24 * 3600;
@@ -106,45 +107,32 @@ export class OnceWriter {
     const tk = this.keys.topic(topic);
     const slot = seriesSlot(Date.now());
     const series = this.keys.series(topic, slot.hour);
-    const pipeline = this.redis.pipeline();
-    for (const w of writes) {
-      const key = this.keys.once(topic, originDigest(w.origin));
-      const messages: string[] = [];
-      for (const m of w.messages) {
-        messages.push(m.payload, Object.keys(m.attributes).length > 0 ? JSON.stringify(m.attributes) : '');
-      }
-      // Each write that stores something wakes the consumer nodes (inside the script; a repeat does not).
-      scripts.ingest.queue(
-        pipeline,
-        { topic: tk.meta, stream: tk.stream, series, idempotency: key },
-        {
-          wake: this.keys.wakeChannel,
-          topic,
-          messages,
-          minute: String(slot.minute),
-          seriesTtl: String(SERIES_TTL_SECONDS),
-          fingerprint: fingerprint(topic, messages),
-          idempotencyTtl: String(ONCE_TTL_SECONDS),
-        },
-      );
-      pipeline.expire(key, ONCE_TTL_SECONDS);
-    }
-    const waiting = this.config.redisMinReplicas > 0;
-    if (waiting) pipeline.wait(this.config.redisMinReplicas, this.config.redisWaitTimeoutMs);
-    const results = await pipeline.exec();
-    if (!results) throw new UnavailableError('the write was not executed');
-    let replicas: Error | undefined;
-    if (waiting) {
-      const wait = results[2 * writes.length];
-      if (!wait) replicas = new UnavailableError('the write was not executed');
-      else if (wait[0]) replicas = wait[0];
-      else if (typeof wait[1] !== 'number' || wait[1] < this.config.redisMinReplicas)
-        replicas = new UnavailableError(
-          `only ${String(wait[1])} of ${this.config.redisMinReplicas} replicas acknowledged the write`,
+    const { replies, replicas } = await replicatedWrite(this.redis, this.config, (pipeline) => {
+      for (const w of writes) {
+        const key = this.keys.once(topic, originDigest(w.origin));
+        const messages: string[] = [];
+        for (const m of w.messages) {
+          messages.push(m.payload, Object.keys(m.attributes).length > 0 ? JSON.stringify(m.attributes) : '');
+        }
+        // Each write that stores something wakes the consumer nodes (inside the script; a repeat does not).
+        scripts.ingest.queue(
+          pipeline,
+          { topic: tk.meta, stream: tk.stream, series, idempotency: key },
+          {
+            wake: this.keys.wakeChannel,
+            topic,
+            messages,
+            minute: String(slot.minute),
+            seriesTtl: String(SERIES_TTL_SECONDS),
+            fingerprint: fingerprint(topic, messages),
+            idempotencyTtl: String(ONCE_TTL_SECONDS),
+          },
         );
-    }
+        pipeline.expire(key, ONCE_TTL_SECONDS);
+      }
+    });
     return writes.map((_w, n): OnceOutcome => {
-      const script = results[2 * n];
+      const script = replies[2 * n];
       try {
         if (!script) throw new UnavailableError('the write was not executed');
         if (script[0]) throw script[0];

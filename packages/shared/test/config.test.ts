@@ -326,6 +326,75 @@ describe('a Redis Cluster in the configuration', () => {
   });
 });
 
+describe('Redis Sentinel in the configuration', () => {
+  it('folds REDIS_SENTINELS and REDIS_SENTINEL_NAME into a sentinel URL with the scheme, credentials and db of REDIS_URL', () => {
+    expect(loadConfig({ REDIS_SENTINELS: ' 10.0.0.1:26379, 10.0.0.2:26379 ' }, 'producer').redisUrl).to.equal(
+      'redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster',
+    );
+    const url = loadConfig(
+      {
+        REDIS_URL: 'rediss://app:p%40ss@ignored:6379/3',
+        REDIS_SENTINELS: 's1:26379,s2',
+        REDIS_SENTINEL_NAME: 'orders-redis',
+        REDIS_SENTINEL_PASSWORD: 'sen&tinel',
+      },
+      'consumer',
+    ).redisUrl;
+    expect(url).to.equal('rediss+sentinel://app:p%40ss@s1:26379,s2/orders-redis/3?sentinelPassword=sen%26tinel');
+    expect(parseRedisUrl(url)).to.deep.equal({
+      kind: 'sentinel',
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: 's2', port: 26379 },
+      ],
+      name: 'orders-redis',
+      db: 3,
+      username: 'app',
+      password: 'p@ss',
+      sentinelPassword: 'sen&tinel',
+      tls: true,
+    });
+  });
+
+  it('accepts a sentinel URL in REDIS_URL itself', () => {
+    const url = 'redis+sentinel://:pw@127.0.0.1:26379,127.0.0.1:26380/mymaster';
+    expect(loadConfig({ REDIS_URL: url }, 'producer').redisUrl).to.equal(url);
+    expect(parseRedisUrl(url)).to.deep.include({
+      kind: 'sentinel',
+      name: 'mymaster',
+      db: 0,
+      password: 'pw',
+      tls: false,
+    });
+  });
+
+  it('refuses a malformed value at start, naming the variable', () => {
+    expect(problemsOf({ REDIS_SENTINELS: 'a:26379,b:99999' })).to.deep.equal([
+      'REDIS_SENTINELS="a:26379,b:99999": expected host:port for each sentinel, got "b:99999"',
+    ]);
+    expect(problemsOf({ REDIS_SENTINELS: ',' })[0]).to.match(/^REDIS_SENTINELS=",": expected one or more sentinel/);
+    expect(problemsOf({ REDIS_SENTINELS: 'a:26379', REDIS_SENTINEL_NAME: 'my master/1' })).to.deep.equal([
+      'REDIS_SENTINEL_NAME="my master/1": expected the master set\'s name (letters, digits, . _ : -)',
+    ]);
+    expect(problemsOf({ REDIS_SENTINELS: 'a:26379', REDIS_CLUSTER_NODES: 'b:7000' })[0]).to.match(
+      /^REDIS_SENTINELS="a:26379": expected REDIS_CLUSTER_NODES or REDIS_SENTINELS, not both/,
+    );
+    expect(problemsOf({ REDIS_SENTINELS: 'a:26379', REDIS_URL: 'redis+cluster://b:7000' })[0]).to.match(
+      /^REDIS_URL="redis\+cluster:\/\/b:7000": with REDIS_SENTINELS, expected a redis:\/\/ or rediss:\/\/ URL/,
+    );
+    for (const url of ['redis+sentinel://a:26379', 'redis+sentinel://a:26379/bad name', 'redis+sentinel:///mymaster']) {
+      const problems = problemsOf({ REDIS_URL: url });
+      expect(problems, url).to.have.length(1);
+      expect(problems[0], url).to.match(/^REDIS_URL=/);
+    }
+  });
+
+  it('never logs a data node’s or a sentinel’s password', () => {
+    const url = 'redis+sentinel://me:s3cret@a:26379,b:26379/mymaster/2?sentinelPassword=t0p';
+    expect(redactUrl(url)).to.equal('redis+sentinel://me:***@a:26379,b:26379/mymaster/2?sentinelPassword=***');
+  });
+});
+
 describe('the producer’s connection limits and proxies in the configuration', () => {
   it('refuses HEADERS_TIMEOUT_MS above REQUEST_TIMEOUT_MS, naming both', () => {
     const problems = problemsOf({ REQUEST_TIMEOUT_MS: '5000', HEADERS_TIMEOUT_MS: '6000' });
