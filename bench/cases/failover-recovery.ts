@@ -6,19 +6,23 @@
  * time. Once messages flow, the master holding the topic's slot gets
  * SIGKILL; the figures are the seconds from the kill to the first 201 of a
  * request sent after it, and to the first delivery of a message sent after
- * it. The goal, and so the baseline, is the node timeout + 2 s: Redis needs
- * the node timeout to notice the dead master and promote a replica, and
- * Postoffice gets 2 s to follow. A fresh cluster for each run; the median
- * run is kept. A producer that never answers 201 again fails the case after
- * `RECOVERY_TIMEOUT_MS` with what it answered instead.
+ * it. The goal, and so the baseline, is the node timeout + 2 s (issue 23).
+ * Redis alone takes more than the node timeout: a master is failed once a
+ * majority of masters have missed it that long, then a replica waits 0.5 to
+ * 1 s (more if it is behind another) before it asks to be elected. So how
+ * long Redis took to name a new master is measured too (the nodes polled
+ * every 100 ms), and the first 201 beside it is Postoffice's own share. A
+ * fresh cluster for each run; the median of each figure is kept. A producer
+ * that never answers 201 again fails the case after `RECOVERY_TIMEOUT_MS`
+ * with what it answered instead.
  *
  * Two replicas a master, not one: with one, the promoted replica has no
  * replica of its own, so every `WAIT 1` fails (503) until the killed node
  * comes back, which measures the restart, not the recovery.
  */
 import { Keys } from '@postoffice/shared';
-import { FAST_FAILOVER_ENV } from '@postoffice/test-support/faults';
 import { startReplicatedCluster } from '@postoffice/test-support/ha';
+import { HA_ENV } from '@postoffice/test-support/ha-world';
 import type { Pool } from 'undici';
 import { startChild, wallNow, type Child } from '../lib/child.js';
 import { ATTRIBUTES } from '../lib/payload.js';
@@ -39,7 +43,8 @@ const CONNECTIONS = 64;
 const REQUEST_TIMEOUT_MS = 10_000;
 /** After the kill, how long to wait for a 201 and a delivery before the run fails. */
 const RECOVERY_TIMEOUT_MS = 30_000;
-const ENV = { ...FAST_FAILOVER_ENV, REDIS_MIN_REPLICAS: '1' };
+/** The fault suite's: 1 s heartbeats, entries of a dead node claimed after 3 s, `REDIS_MIN_REPLICAS=1`. */
+const ENV = HA_ENV;
 
 interface Answer {
   /** Wall-clock ms the request was sent and answered. */
@@ -85,13 +90,14 @@ export const failoverRecovery: BenchCase = {
     const pick = (key: 'first201' | 'firstDelivery') => median(recoveries.map((x) => x[key]));
     const first201 = pick('first201');
     const firstDelivery = pick('firstDelivery');
+    const newMaster = pick('newMaster');
     const goal = { label: 'goal: node timeout + 2 s', value: GOAL_SECONDS, unit: 's' };
     return {
       figure: {
         label: 'postoffice, first 201',
         value: first201,
         unit: 's',
-        extra: { new_master_s: median(recoveries.map((x) => x.newMaster)) },
+        extra: { new_master_s: newMaster },
       },
       baseline: goal,
       ratio: round(first201 / GOAL_SECONDS, 3),
@@ -105,6 +111,13 @@ export const failoverRecovery: BenchCase = {
           goal: `<= ${GOAL_SECONDS} s`,
           met: firstDelivery <= GOAL_SECONDS,
         },
+        {
+          figure: { label: 'postoffice, first 201', value: first201, unit: 's' },
+          baseline: { label: 'Redis alone: a new master named', value: newMaster, unit: 's' },
+          ratio: round(first201 / newMaster, 3),
+          goal: '(none: how much of the recovery is Redis failing over)',
+          met: true,
+        },
       ],
       config: {
         topology: `Redis Cluster, ${MASTERS} masters, ${REPLICAS_PER_MASTER} replicas each, all on 127.0.0.1`,
@@ -114,7 +127,8 @@ export const failoverRecovery: BenchCase = {
         publish: `single POST /api/messages at ${RATE}/s, ${CONNECTIONS} connections, ${REQUEST_TIMEOUT_MS} ms timeout`,
         steady_ms_before_kill: steadyMs,
         kill: "SIGKILL of the master holding the slot of the topic's stream",
-        counted_from_the_kill: 'the first 201 of a request sent after it; the first delivery of a message sent after it',
+        counted_from_the_kill:
+          'the first 201 of a request sent after it; the first delivery of a message sent after it',
         recovery_timeout_ms: RECOVERY_TIMEOUT_MS,
         runs,
         kept: 'median of the runs, each figure on its own',
@@ -142,7 +156,8 @@ async function failover(ctx: CaseContext, receiver: Child<{ url: string }>, stea
     stream = steadyStream(world.api(CONNECTIONS), RATE);
     const flowing = stream;
     await waitFor(
-      async () => flowing.answers.some((a) => a.status === 201) && (await receiver.call<{ count: number }>('stats')).count > 0,
+      async () =>
+        flowing.answers.some((a) => a.status === 201) && (await receiver.call<{ count: number }>('stats')).count > 0,
       'the first 201 and the first delivery before the kill',
       30_000,
       50,

@@ -59,7 +59,9 @@ export const replicatedIngest: BenchCase = {
           runs[side.name].push(load);
           costs[side.name].push(await usage(load.requests));
         }
-        ctx.log(`run ${r + 1}/${repeats}: with WAIT ${runs.wait[r]!.reqPerSec} req/s, without ${runs.plain[r]!.reqPerSec}`);
+        ctx.log(
+          `run ${r + 1}/${repeats}: with WAIT ${runs.wait[r]!.reqPerSec} req/s, without ${runs.plain[r]!.reqPerSec}`,
+        );
       }
       const pick = (list: HttpLoad[]) => {
         const m = median(list.map((l) => l.reqPerSec));
@@ -71,7 +73,8 @@ export const replicatedIngest: BenchCase = {
         ['with WAIT', f],
         ['without WAIT', b],
       ] as const)
-        if (l.non2xx + l.errors > 0) throw new Error(`postoffice ${label} answered ${l.non2xx} non-2xx, ${l.errors} errors`);
+        if (l.non2xx + l.errors > 0)
+          throw new Error(`postoffice ${label} answered ${l.non2xx} non-2xx, ${l.errors} errors`);
       const ratio = round(f.reqPerSec / b.reqPerSec, 3);
       return {
         figure: {
