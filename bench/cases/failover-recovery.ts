@@ -87,7 +87,7 @@ export const failoverRecovery: BenchCase = {
     } finally {
       await receiver.close();
     }
-    const pick = (key: 'first201' | 'firstDelivery') => median(recoveries.map((x) => x[key]));
+    const pick = (key: 'first201' | 'firstDelivery' | 'newMaster') => median(recoveries.map((x) => x[key]));
     const first201 = pick('first201');
     const firstDelivery = pick('firstDelivery');
     const newMaster = pick('newMaster');
