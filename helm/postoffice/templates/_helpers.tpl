@@ -56,17 +56,83 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "postoffice.imageRef" (dict "image" .Values.image "tag" .Chart.AppVersion) }}
 {{- end }}
 
-{{/* Whether the bundled Redis is used: enabled, and no external Redis given. */}}
+{{/*
+Which Redis Postoffice uses, one of: "bundled" (the default: no other is
+chosen and redis.bundled.enabled), "url" (redis.url or redis.existingSecret:
+one Redis, or a cluster URL), "sentinel" (redis.sentinel.hosts) or "cluster"
+(redis.cluster.nodes). Fails when more than one is chosen, or none.
+*/}}
+{{- define "postoffice.redisKind" -}}
+{{- $r := .Values.redis }}
+{{- $chosen := list }}
+{{- if or $r.url $r.existingSecret }}{{ $chosen = append $chosen "redis.url / redis.existingSecret" }}{{ end }}
+{{- if $r.sentinel.hosts }}{{ $chosen = append $chosen "redis.sentinel.hosts" }}{{ end }}
+{{- if $r.cluster.nodes }}{{ $chosen = append $chosen "redis.cluster.nodes" }}{{ end }}
+{{- if gt (len $chosen) 1 }}
+{{- fail (printf "Redis: choose one of redis.url / redis.existingSecret, redis.sentinel.hosts, redis.cluster.nodes (or none, for the bundled Redis), not both %s. With Sentinel or a cluster, the Redis nodes' password goes in redis.sentinel.url or redis.cluster.url (or their existingSecret)" (join " and " $chosen)) }}
+{{- end }}
+{{- if not $r.sentinel.hosts }}
+{{- range $k := list "url" "existingSecret" "password" "existingPasswordSecret" }}
+{{- if index $r.sentinel $k }}{{ fail (printf "redis.sentinel.%s is set but redis.sentinel.hosts is empty: list the sentinels (host:port) to use Sentinel" $k) }}{{ end }}
+{{- end }}
+{{- end }}
+{{- if not $r.cluster.nodes }}
+{{- range $k := list "url" "existingSecret" }}
+{{- if index $r.cluster $k }}{{ fail (printf "redis.cluster.%s is set but redis.cluster.nodes is empty: list seed nodes (host:port) to use a Redis Cluster" $k) }}{{ end }}
+{{- end }}
+{{- end }}
+{{- if or $r.url $r.existingSecret }}url
+{{- else if $r.sentinel.hosts }}sentinel
+{{- else if $r.cluster.nodes }}cluster
+{{- else if $r.bundled.enabled }}bundled
+{{- else }}
+{{- fail "Redis: set redis.url, redis.existingSecret, redis.sentinel.hosts, redis.cluster.nodes, or redis.bundled.enabled=true" }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the bundled Redis is used: enabled, and no other Redis chosen. */}}
 {{- define "postoffice.bundledRedis" -}}
-{{- if and .Values.redis.bundled.enabled (not .Values.redis.url) (not .Values.redis.existingSecret) }}true{{ end }}
+{{- if eq (include "postoffice.redisKind" .) "bundled" }}true{{ end }}
+{{- end }}
+
+{{/*
+The values that give REDIS_URL: redis for "url" and "bundled", redis.sentinel
+or redis.cluster (whose URL carries only the scheme, credentials and db).
+*/}}
+{{- define "postoffice.redisUrlSource" -}}
+{{- $kind := include "postoffice.redisKind" . }}
+{{- toJson (ternary (index .Values.redis $kind) .Values.redis (has $kind (list "sentinel" "cluster"))) }}
 {{- end }}
 
 {{- define "postoffice.redisSecretName" -}}
-{{- if .Values.redis.existingSecret }}{{ .Values.redis.existingSecret }}{{ else }}{{ include "postoffice.fullname" . }}-redis-url{{ end }}
+{{- $src := include "postoffice.redisUrlSource" . | fromJson }}
+{{- if $src.existingSecret }}{{ $src.existingSecret }}{{ else }}{{ include "postoffice.fullname" . }}-redis-url{{ end }}
 {{- end }}
 
 {{- define "postoffice.redisSecretKey" -}}
-{{- if .Values.redis.existingSecret }}{{ .Values.redis.existingSecretKey }}{{ else }}redis-url{{ end }}
+{{- $src := include "postoffice.redisUrlSource" . | fromJson }}
+{{- if $src.existingSecret }}{{ $src.existingSecretKey }}{{ else }}redis-url{{ end }}
+{{- end }}
+
+{{/*
+REDIS_MIN_REPLICAS: with Sentinel or a Redis Cluster, that topology's
+minReplicas (1 by default: a message is acknowledged once a replica has it);
+else config.REDIS_MIN_REPLICAS (0 by default: the bundled Redis has no
+replica). A non-zero config.REDIS_MIN_REPLICAS that disagrees with the
+topology's is refused rather than silently overridden.
+*/}}
+{{- define "postoffice.redisMinReplicas" -}}
+{{- $kind := include "postoffice.redisKind" . }}
+{{- $config := .Values.config.REDIS_MIN_REPLICAS }}
+{{- $given := and (not (kindIs "invalid" $config)) (ne (toString $config) "") }}
+{{- if has $kind (list "sentinel" "cluster") }}
+{{- $n := int64 (index .Values.redis $kind).minReplicas }}
+{{- if and $given (ne (int64 $config) 0) (ne (int64 $config) $n) }}
+{{- fail (printf "config.REDIS_MIN_REPLICAS (%d) and redis.%s.minReplicas (%d) disagree: with %s, set redis.%s.minReplicas only" (int64 $config) $kind $n (ternary "Sentinel" "a Redis Cluster" (eq $kind "sentinel")) $kind) }}
+{{- end }}
+{{- $n }}
+{{- else if $given }}{{ int64 $config }}
+{{- end }}
 {{- end }}
 
 {{- define "postoffice.shutdownTimeout" -}}
@@ -125,11 +191,34 @@ HEARTBEAT_SECONDS RETRY_MAX_BACKOFF_SECONDS BREAKER_THRESHOLD RETRY_POLL_MS TRIM
 {{- define "postoffice.env" -}}
 {{- $ctx := .ctx }}
 {{- $skip := splitList " " (include (ternary "postoffice.consumerOnly" "postoffice.producerOnly" (eq .role "producer")) $ctx) -}}
+{{- $redis := $ctx.Values.redis }}
+{{- $kind := include "postoffice.redisKind" $ctx }}
+{{- $skip = append $skip "REDIS_MIN_REPLICAS" -}}
 - name: REDIS_URL
   valueFrom:
     secretKeyRef:
       name: {{ include "postoffice.redisSecretName" $ctx }}
       key: {{ include "postoffice.redisSecretKey" $ctx }}
+{{- if eq $kind "sentinel" }}
+- name: REDIS_SENTINELS
+  value: {{ join "," $redis.sentinel.hosts | quote }}
+- name: REDIS_SENTINEL_NAME
+  value: {{ $redis.sentinel.name | quote }}
+{{- if or $redis.sentinel.password $redis.sentinel.existingPasswordSecret }}
+- name: REDIS_SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "postoffice.sentinelPasswordSecretName" $ctx }}
+      key: {{ include "postoffice.sentinelPasswordSecretKey" $ctx }}
+{{- end }}
+{{- else if eq $kind "cluster" }}
+- name: REDIS_CLUSTER_NODES
+  value: {{ join "," $redis.cluster.nodes | quote }}
+{{- end }}
+{{- with include "postoffice.redisMinReplicas" $ctx }}
+- name: REDIS_MIN_REPLICAS
+  value: {{ . | quote }}
+{{- end }}
 - name: HOST
   value: 0.0.0.0
 - name: PORT
@@ -170,6 +259,14 @@ HEARTBEAT_SECONDS RETRY_MAX_BACKOFF_SECONDS BREAKER_THRESHOLD RETRY_POLL_MS TRIM
 {{- with (index $ctx.Values .role).extraEnv }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{- define "postoffice.sentinelPasswordSecretName" -}}
+{{- default (printf "%s-redis-url" (include "postoffice.fullname" .)) .Values.redis.sentinel.existingPasswordSecret }}
+{{- end }}
+
+{{- define "postoffice.sentinelPasswordSecretKey" -}}
+{{- ternary .Values.redis.sentinel.existingPasswordSecretKey "sentinel-password" (ne .Values.redis.sentinel.existingPasswordSecret "") }}
 {{- end }}
 
 {{- define "postoffice.pubsubSecretName" -}}
@@ -224,7 +321,10 @@ you change one. Pass (dict "ctx" $ "role" "producer").
 */}}
 {{- define "postoffice.secretsChecksum" -}}
 {{- $v := .ctx.Values }}
+{{- $s := $v.redis.sentinel }}
 {{- $inputs := dict "redisUrl" $v.redis.url "redisSecret" $v.redis.existingSecret }}
+{{- $_ := set $inputs "sentinel" (dict "url" $s.url "secret" $s.existingSecret "password" $s.password "passwordSecret" $s.existingPasswordSecret) }}
+{{- $_ := set $inputs "cluster" (dict "url" $v.redis.cluster.url "secret" $v.redis.cluster.existingSecret) }}
 {{- if eq .role "producer" }}
 {{- $_ := set $inputs "auth" (dict "enabled" $v.auth.enabled "tokens" $v.auth.tokens "secret" $v.auth.existingSecret) }}
 {{- else if $v.pubsub.enabled }}

@@ -104,13 +104,19 @@ describe('the Helm chart', function () {
       });
 
       it('passes REDIS_URL through a Secret', () => {
-        const redis = (values as { redis?: { url?: string; existingSecret?: string } }).redis;
+        type UrlValues = { url?: string; existingSecret?: string; existingSecretKey?: string };
+        const given = (values as { redis?: UrlValues & { sentinel?: UrlValues; cluster?: UrlValues } }).redis;
+        // With Sentinel or a cluster, the URL carrying the nodes' credentials is theirs.
+        const redis = given?.sentinel ?? given?.cluster ?? given;
         for (const component of ['producer', 'consumer'] as const) {
           const c = container(docs, component);
           const entry = c.env.find((e) => e.name === 'REDIS_URL');
           expect(entry?.valueFrom?.secretKeyRef, component).to.not.equal(undefined);
           if (redis?.existingSecret) {
-            expect(entry?.valueFrom?.secretKeyRef).to.deep.equal({ name: 'my-redis', key: 'url' });
+            expect(entry?.valueFrom?.secretKeyRef).to.deep.equal({
+              name: redis.existingSecret,
+              key: redis.existingSecretKey ?? 'redis-url',
+            });
           } else {
             const env = resolveEnv(docs, { ...c, env: [entry!] }, 'pod');
             if (redis?.url) expect(env.REDIS_URL).to.equal(redis.url);
@@ -143,6 +149,173 @@ describe('the Helm chart', function () {
     expect(external.filter((d) => d.kind === 'StatefulSet')).to.deep.equal([]);
     expect(external.filter((d) => d.kind === 'NetworkPolicy')).to.deep.equal([]);
     expect(external.map((d) => d.metadata.name)).to.not.include('po-postoffice-redis');
+  });
+
+  describe('with Sentinel or a Redis Cluster instead of the bundled Redis', () => {
+    const SENTINEL = VALUE_SETS['Redis with Sentinel, passwords in values']!;
+    const BITNAMI = VALUE_SETS["Redis with Sentinel, Bitnami's Secrets"]!;
+    const CLUSTER = VALUE_SETS['a Redis Cluster with replicas']!;
+    const names = (docs: Rendered[]) => docs.map((d) => `${d.kind}/${d.metadata.name}`);
+    const envOf = (docs: Rendered[], role: 'producer' | 'consumer') =>
+      Object.fromEntries(container(docs, role).env.map((e) => [e.name, e]));
+
+    for (const major of [4, 3] as const) {
+      it(`gives both processes the sentinels, the master set, the sentinels' password from a Secret and REDIS_MIN_REPLICAS 1 (Helm ${major})`, async () => {
+        const docs = await template(SENTINEL, 'po', major);
+        for (const role of ['producer', 'consumer'] as const) {
+          const env = envOf(docs, role);
+          expect(env.REDIS_SENTINELS, role).to.deep.equal({
+            name: 'REDIS_SENTINELS',
+            value: 'po-redis:26379,10.0.0.7:26379',
+          });
+          expect(env.REDIS_SENTINEL_NAME, role).to.deep.equal({ name: 'REDIS_SENTINEL_NAME', value: 'mymaster' });
+          expect(env.REDIS_SENTINEL_PASSWORD?.valueFrom?.secretKeyRef, role).to.deep.equal({
+            name: 'po-postoffice-redis-url',
+            key: 'sentinel-password',
+          });
+          expect(env.REDIS_MIN_REPLICAS, role).to.deep.equal({ name: 'REDIS_MIN_REPLICAS', value: '1' });
+          expect(env, role).to.not.have.property('REDIS_CLUSTER_NODES');
+          const resolved = resolveEnv(docs, container(docs, role), 'pod');
+          expect(resolved.REDIS_SENTINEL_PASSWORD).to.equal('s-pw');
+          expect(resolved.REDIS_URL).to.equal('redis://:node-secret@redis/2');
+          // The app folds them into one URL: the sentinels, the master set, the nodes' password and db.
+          const config = loadConfig(resolved, role);
+          expect(config.redisUrl).to.equal(
+            'redis+sentinel://:node-secret@po-redis:26379,10.0.0.7:26379/mymaster/2?sentinelPassword=s-pw',
+          );
+          expect(config.redisMinReplicas).to.equal(1);
+        }
+        for (const doc of docs) validateManifest(doc);
+      });
+
+      it(`gives both processes the cluster's seed nodes and REDIS_MIN_REPLICAS 1 (Helm ${major})`, async () => {
+        const docs = await template(CLUSTER, 'po', major);
+        for (const role of ['producer', 'consumer'] as const) {
+          const env = envOf(docs, role);
+          expect(env.REDIS_CLUSTER_NODES, role).to.deep.equal({
+            name: 'REDIS_CLUSTER_NODES',
+            value: 'po-redis-cluster-0:6379,po-redis-cluster-1:6379',
+          });
+          expect(env.REDIS_MIN_REPLICAS, role).to.deep.equal({ name: 'REDIS_MIN_REPLICAS', value: '1' });
+          for (const name of ['REDIS_SENTINELS', 'REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD']) {
+            expect(env, role).to.not.have.property(name);
+          }
+          // The app reads the seeds with the URL's scheme and password: TLS and c-pw on every node.
+          const config = loadConfig(resolveEnv(docs, container(docs, role), 'pod'), role);
+          expect(config.redisUrl).to.equal('rediss+cluster://:c-pw@po-redis-cluster-0:6379,po-redis-cluster-1:6379');
+          expect(config.redisMinReplicas).to.equal(1);
+        }
+        for (const doc of docs) validateManifest(doc);
+      });
+
+      it(`refuses two choices of Redis at once, naming both (Helm ${major})`, async () => {
+        for (const [values, both] of [
+          [
+            { redis: { url: 'redis://:x@r:6379', sentinel: { hosts: ['s:26379'] } } },
+            'redis.url / redis.existingSecret and redis.sentinel.hosts',
+          ],
+          [
+            { redis: { existingSecret: 'r', cluster: { nodes: ['c:6379'] } } },
+            'redis.url / redis.existingSecret and redis.cluster.nodes',
+          ],
+          [
+            { redis: { sentinel: { hosts: ['s:26379'] }, cluster: { nodes: ['c:6379'] } } },
+            'redis.sentinel.hosts and redis.cluster.nodes',
+          ],
+        ] as const) {
+          const err = await template(values, 'po', major).then(
+            () => undefined,
+            (e: unknown) => e as { stderr: string },
+          );
+          expect(err?.stderr, `${both}: helm template should fail`).to.contain(
+            `Redis: choose one of redis.url / redis.existingSecret, redis.sentinel.hosts, redis.cluster.nodes (or none, for the bundled Redis), not both ${both}`,
+          );
+        }
+      });
+    }
+
+    it('renders no bundled Redis: no StatefulSet, Service, NetworkPolicy or password Secret of its own', async () => {
+      for (const values of [SENTINEL, BITNAMI, CLUSTER]) {
+        const docs = await template(values);
+        expect(
+          docs.filter((d) => ['StatefulSet', 'NetworkPolicy', 'PersistentVolumeClaim'].includes(d.kind)),
+        ).to.deep.equal([]);
+        expect(names(docs)).to.not.include('Service/po-postoffice-redis').and.not.include('Secret/po-postoffice-redis');
+      }
+    });
+
+    it("reads the nodes' URL and the sentinels' password from existing Secrets (Bitnami's)", async () => {
+      const docs = await template(BITNAMI);
+      for (const role of ['producer', 'consumer'] as const) {
+        const env = envOf(docs, role);
+        expect(env.REDIS_URL?.valueFrom?.secretKeyRef).to.deep.equal({ name: 'po-redis-nodes', key: 'redis-url' });
+        expect(env.REDIS_SENTINEL_PASSWORD?.valueFrom?.secretKeyRef).to.deep.equal({
+          name: 'po-redis',
+          key: 'redis-password',
+        });
+        expect(env.REDIS_SENTINEL_NAME?.value).to.equal('cache');
+      }
+      // Nothing of Redis's is left for the chart to store.
+      expect(names(docs)).to.not.include('Secret/po-postoffice-redis-url');
+    });
+
+    it('without credentials: REDIS_URL redis:// (no password, no TLS) and no REDIS_SENTINEL_PASSWORD', async () => {
+      const docs = await template({ redis: { sentinel: { hosts: ['s:26379'] } } });
+      const env = resolveEnv(docs, container(docs, 'producer'), 'pod');
+      expect(env.REDIS_URL).to.equal('redis://');
+      expect(env).to.not.have.property('REDIS_SENTINEL_PASSWORD');
+      expect(loadConfig(env, 'producer').redisUrl).to.equal('redis+sentinel://s:26379/mymaster');
+      const cluster = await template({ redis: { cluster: { nodes: ['c:6379'] } } });
+      const config = loadConfig(resolveEnv(cluster, container(cluster, 'consumer'), 'pod'), 'consumer');
+      expect(config.redisUrl).to.equal('redis+cluster://c:6379');
+    });
+
+    it('takes REDIS_MIN_REPLICAS from minReplicas, and keeps 0 for the bundled Redis and a plain URL', async () => {
+      const minReplicas = async (values: Record<string, unknown>) =>
+        envOf(await template(values), 'producer').REDIS_MIN_REPLICAS?.value;
+      expect(await minReplicas({ redis: { cluster: { nodes: ['c:6379'], minReplicas: 0 } } })).to.equal('0');
+      expect(await minReplicas({ redis: { sentinel: { hosts: ['s:26379'], minReplicas: 2 } } })).to.equal('2');
+      expect(
+        await minReplicas({
+          redis: { sentinel: { hosts: ['s:26379'], minReplicas: 2 } },
+          config: { REDIS_MIN_REPLICAS: 2 },
+        }),
+      ).to.equal('2');
+      expect(await minReplicas({})).to.equal('0');
+      expect(await minReplicas(VALUE_SETS['an external Redis URL']!)).to.equal('0');
+      expect(await minReplicas({ redis: { url: 'redis://r:6379' }, config: { REDIS_MIN_REPLICAS: 1 } })).to.equal('1');
+    });
+
+    it("restarts the pods when the sentinels' password or the nodes' URL changes (checksum of the values)", async () => {
+      const checksum = async (values: Record<string, unknown>) =>
+        (
+          find(await template(values), 'Deployment', '-consumer') as unknown as {
+            spec: { template: { metadata: { annotations: Record<string, string> } } };
+          }
+        ).spec.template.metadata.annotations['checksum/secrets'];
+      const base = await checksum(SENTINEL);
+      expect(await checksum(SENTINEL)).to.equal(base);
+      const sentinel = (SENTINEL.redis as { sentinel: Record<string, unknown> }).sentinel;
+      expect(await checksum({ redis: { sentinel: { ...sentinel, password: 'other' } } })).to.not.equal(base);
+      expect(await checksum({ redis: { sentinel: { ...sentinel, url: 'redis://:other@redis/2' } } })).to.not.equal(
+        base,
+      );
+    });
+
+    it('NOTES.txt names the topology and what a 201 waits for; only the bundled Redis is called not highly available', async () => {
+      const bundled = await notes({});
+      expect(bundled).to.contain('The bundled Redis is for trying Postoffice out: it is NOT highly available.');
+      expect(bundled).to.contain('no replica and no failover').and.contain('if the volume is lost');
+      expect(bundled).to.contain('appendfsync everysec: a crash of Redis may lose up to the last second');
+      const sentinel = await notes(SENTINEL);
+      expect(sentinel).to.contain('Sentinel po-redis:26379,10.0.0.7:26379, master set mymaster');
+      expect(sentinel).to.contain('once 1 replica(s) have it too').and.not.contain('NOT highly available');
+      const cluster = await notes(CLUSTER);
+      expect(cluster)
+        .to.contain('Redis Cluster, seeds po-redis-cluster-0:6379')
+        .and.not.contain('NOT highly available');
+      expect(await notes(VALUE_SETS['an external Redis URL']!)).to.not.contain('NOT highly available');
+    });
   });
 
   describe('the bundled Redis', () => {
@@ -555,6 +728,32 @@ describe('the Helm chart', function () {
         /terminationGracePeriodSeconds/,
       ],
       ['no Redis at all', { redis: { bundled: { enabled: false } } }, /redis\.url/],
+      [
+        "the sentinels' password without sentinels",
+        { redis: { sentinel: { password: 'pw' } } },
+        /redis\.sentinel\.password is set but redis\.sentinel\.hosts is empty/,
+      ],
+      [
+        "a cluster's URL without seed nodes",
+        { redis: { cluster: { url: 'redis://:pw@c' } } },
+        /redis\.cluster\.url is set but redis\.cluster\.nodes is empty/,
+      ],
+      [
+        'a master set name the sentinels cannot have',
+        { redis: { sentinel: { hosts: ['s:26379'], name: 'my master' } } },
+        /redis\/sentinel\/name/,
+      ],
+      ['a sentinel without its port', { redis: { sentinel: { hosts: ['po-redis'] } } }, /redis\/sentinel\/hosts\/0/],
+      [
+        'a cluster URL with a db (a cluster has one database)',
+        { redis: { cluster: { nodes: ['c:6379'], url: 'redis://:pw@c/3' } } },
+        /redis\/cluster\/url/,
+      ],
+      [
+        'config.REDIS_MIN_REPLICAS that disagrees with the Sentinel minReplicas',
+        { redis: { sentinel: { hosts: ['s:26379'] } }, config: { REDIS_MIN_REPLICAS: 2 } },
+        /config\.REDIS_MIN_REPLICAS \(2\) and redis\.sentinel\.minReplicas \(1\) disagree/,
+      ],
       ['an API token shorter than 16 characters', { auth: { enabled: true, tokens: ['short'] } }, /auth\/tokens/],
       [
         'an API token with a comma or a space',

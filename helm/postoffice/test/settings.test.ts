@@ -16,7 +16,11 @@ type Role = 'producer' | 'consumer';
 
 /** Set by the chart from structured values rather than from `config`. */
 const MANAGED: Record<string, string> = {
-  REDIS_URL: 'redis.url / redis.existingSecret / the bundled Redis',
+  REDIS_URL: 'redis.url / redis.existingSecret / redis.sentinel / redis.cluster / the bundled Redis',
+  REDIS_SENTINELS: 'redis.sentinel.hosts',
+  REDIS_SENTINEL_NAME: 'redis.sentinel.name',
+  REDIS_SENTINEL_PASSWORD: 'redis.sentinel.password / redis.sentinel.existingPasswordSecret',
+  REDIS_CLUSTER_NODES: 'redis.cluster.nodes',
   HOST: '0.0.0.0 in a pod',
   PORT: 'producer.port, consumer.port',
   NODE_ID: "the consumer pod's name",
@@ -100,27 +104,33 @@ describe('the chart and the app agree on every setting', function () {
 
   it('sets each variable on exactly the processes that read it', async () => {
     const everything = VALUE_SETS['everything on (ingress, ServiceMonitor, Pub/Sub, auth from a Secret)']!;
-    const docs = await template({
-      ...everything,
-      pubsub: { ...(everything.pubsub as object), emulatorHost: 'e:8085' },
-      // Empty settings are not rendered: give the ones empty by default a value.
-      config: {
-        ...(everything.config as object | undefined),
-        REDIS_CLUSTER_NODES: 'redis-0:6379,redis-1:6379',
-        TRUST_PROXY: '10.0.0.0/8',
-      },
-    });
-    for (const role of ['producer', 'consumer'] as const) {
-      const set = container(docs, role)
-        .env.map((e) => e.name)
-        .sort();
-      const expected = [
-        ...settings.filter((s) => s.roles.includes(role)).map((s) => s.env),
-        ...Object.entries(PENDING)
-          .filter(([env, p]) => !known.has(env) && p.role === role)
-          .map(([env]) => env),
-      ].sort();
-      expect(set, role).to.deep.equal(expected);
+    const SENTINEL = ['REDIS_SENTINELS', 'REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD'];
+    // Sentinel and a cluster exclude each other: each render sets every variable but the other's.
+    for (const [redis, without] of [
+      [{ sentinel: { hosts: ['s-0:26379', 's-1:26379'], password: 'pw' } }, ['REDIS_CLUSTER_NODES']],
+      [{ cluster: { nodes: ['redis-0:6379', 'redis-1:6379'] } }, SENTINEL],
+    ] as const) {
+      const docs = await template({
+        ...everything,
+        redis,
+        pubsub: { ...(everything.pubsub as object), emulatorHost: 'e:8085' },
+        // Empty settings are not rendered: give the ones empty by default a value.
+        config: { ...(everything.config as object | undefined), TRUST_PROXY: '10.0.0.0/8' },
+      });
+      for (const role of ['producer', 'consumer'] as const) {
+        const set = container(docs, role)
+          .env.map((e) => e.name)
+          .sort();
+        const expected = [
+          ...settings
+            .filter((s) => s.roles.includes(role) && !(without as readonly string[]).includes(s.env))
+            .map((s) => s.env),
+          ...Object.entries(PENDING)
+            .filter(([env, p]) => !known.has(env) && p.role === role)
+            .map(([env]) => env),
+        ].sort();
+        expect(set, `${role} with ${Object.keys(redis)[0]}`).to.deep.equal(expected);
+      }
     }
   });
 

@@ -68,7 +68,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     config,
     redis,
     keys,
-    store: new Store(redis, keys),
+    store: new Store(redis, keys, config),
     ingest,
     metrics,
     pull: new PullQueue(redis, keys, now, config.retryMaxAgeSeconds),

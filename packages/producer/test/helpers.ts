@@ -57,7 +57,7 @@ export async function startApi(
     config,
     redis,
     keys,
-    store: new Store(redis, keys),
+    store: new Store(redis, keys, config),
     app,
     async close() {
       if (closed) return;

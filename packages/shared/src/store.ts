@@ -12,9 +12,10 @@
  * per topic at once rather than one pipeline: on Redis Cluster a pipeline
  * must stay on one node, and the topics spread over all of them.
  */
-import { NotFoundError, PUBLISHER_BUSY, scriptError } from './errors.js';
+import { NotFoundError, PUBLISHER_BUSY, UnavailableError, scriptError } from './errors.js';
 import type { Keys } from './keys.js';
-import { isCluster } from './redis.js';
+import { isCluster, masterNodes } from './redis.js';
+import type { Durability } from './topology.js';
 import { scripts, type ScriptClient } from './scripts.js';
 import { PUBLISHER_DEFAULTS, type Publisher, type PublisherRecord, type Topic, type TopicRecovery } from './types.js';
 
@@ -48,10 +49,30 @@ function topicOf(values: readonly (string | null)[]): TopicWithCounts | undefine
 }
 
 export class Store {
+  /**
+   * With `durability.redisMinReplicas` above 0, a change to a topic or a
+   * publisher returns only once `WAIT` on every master has seen that many
+   * replicas take it (503 otherwise), as a message's 201 does: a failover
+   * right after the answer keeps it.
+   */
   constructor(
     readonly redis: ScriptClient,
     readonly keys: Keys,
+    private readonly durability: Durability = { redisMinReplicas: 0, redisWaitTimeoutMs: 0 },
   ) {}
+
+  /** Waits for the replicas of every master the change may have written to (see the constructor). */
+  private async replicated(): Promise<void> {
+    const { redisMinReplicas, redisWaitTimeoutMs } = this.durability;
+    if (redisMinReplicas <= 0) return;
+    const counts = await Promise.all(
+      masterNodes(this.redis).map((node) => node.wait(redisMinReplicas, redisWaitTimeoutMs)),
+    );
+    const least = Math.min(...counts);
+    if (least < redisMinReplicas) {
+      throw new UnavailableError(`only ${least} of ${redisMinReplicas} replicas acknowledged the change`);
+    }
+  }
 
   async createTopic(
     input: { name: string; origin_host: string; recovery_enabled?: boolean },
@@ -73,6 +94,7 @@ export class Store {
       { topicJson: JSON.stringify(topic) },
     );
     if (topic.recovery_enabled) await this.redis.sadd(this.keys.recoveryTopics, input.name);
+    await this.replicated();
     await this.emit({ type: 'topic', topic: input.name });
     return topic;
   }
@@ -92,6 +114,7 @@ export class Store {
     );
     const topic = parseTopic(json);
     if (changes.recovery_enabled !== undefined) await this.markRecovery(name, topic.recovery_enabled);
+    await this.replicated();
     await this.emit({ type: 'topic', topic: name });
     return topic;
   }
@@ -117,6 +140,7 @@ export class Store {
     await this.redis.srem(this.keys.topics, name);
     await this.redis.srem(this.keys.recoveryTopics, name);
     await this.redis.zrem(this.keys.scheduleDue, name);
+    await this.replicated();
     await this.emit({ type: 'topic', topic: name });
   }
 
@@ -216,6 +240,7 @@ export class Store {
       await this.redis.hdel(this.keys.publisherIndex, id).catch(() => 0);
       throw err;
     }
+    await this.replicated();
     await this.emit({ type: 'publisher', topic: publisher.topic, id });
     return normalisePublisher(full);
   }
@@ -326,6 +351,7 @@ export class Store {
         },
       );
       if (result === 'changed') continue;
+      await this.replicated();
       await this.emit({ type: 'publisher', topic, id });
       return next;
     }
@@ -338,6 +364,7 @@ export class Store {
     await scripts.deletePublisher(this.redis, scripts.publisherKeys(this.keys, topic, id), { id });
     await this.redis.hdel(this.keys.publisherIndex, id);
     await this.redis.zrem(this.keys.retryDue, id);
+    await this.replicated();
     await this.emit({ type: 'publisher', topic, id, deleted: true });
   }
 

@@ -5,12 +5,14 @@
  * (`MOVED`, `ASK`), a slot in motion or a cluster without a quorum
  * (`TRYAGAIN`, `CLUSTERDOWN`), a demoted primary (`READONLY`), a replica
  * still loading or cut from its primary (`LOADING`, `MASTERDOWN`), too few
- * replicas for `min-replicas-to-write` (`NOREPLICAS`), or a connection that
- * is not there. Each of these says that Redis did not run the command, so
- * a write refused this way can be sent again without being stored twice.
- * A command whose connection dropped after it was sent, or that timed out,
+ * replicas for `min-replicas-to-write` (`NOREPLICAS`). Each of these says
+ * that Redis did not run the command, so a write refused this way can be
+ * sent again without being stored twice, and is, for a short while. A
+ * command whose connection dropped after it was sent, or that timed out,
  * may have run: it is never sent again here (the caller answers 503 and
- * the client, with an `Idempotency-Key`, retries safely).
+ * the client, with an `Idempotency-Key`, retries safely); nor is one that
+ * could not be sent at all (Redis out of reach: a 503 at once). Both make
+ * a cluster client read its slot map again (see `followTopology`).
  *
  * `replicatedWrite` runs one hash slot's writes in one pipeline with `WAIT`
  * behind them on the same connection, and sends the pipeline again (after
@@ -35,10 +37,15 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : '';
 }
 
-/** Whether Redis (or the client) refused `err`'s command without running it: sending it again stores nothing twice. */
+/**
+ * Whether Redis refused `err`'s command without running it, because of a
+ * topology change under way: sending it again stores nothing twice, and it
+ * may well be served in a moment. (A command the client could not send at
+ * all, Redis being unreachable, is not retried: the producer answers 503 at
+ * once, as it fails fast.)
+ */
 export function isRefusedUnrun(err: unknown): boolean {
-  const message = messageOf(err);
-  return REFUSED_REPLY.test(message) || NOT_SENT.test(message);
+  return REFUSED_REPLY.test(messageOf(err));
 }
 
 /** Whether `err` is a redirection or refusal of a topology change (also a cause of a 503, never of a 500). */

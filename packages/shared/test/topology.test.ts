@@ -35,11 +35,20 @@ describe('topology errors', () => {
       expect(isRefusedUnrun(replyError(message)), message).to.equal(true);
       expect(isTopologyError(replyError(message)), message).to.equal(true);
     }
-    expect(isRefusedUnrun(new Error("Stream isn't writeable and enableOfflineQueue options is false"))).to.equal(true);
-    for (const message of ['Connection is closed.', 'Command timed out', 'ERR unknown command', 'WRONGTYPE x']) {
+    // Redis out of reach is a 503 at once (the producer fails fast), not a refusal to wait out.
+    for (const message of [
+      "Stream isn't writeable and enableOfflineQueue options is false",
+      'Connection is closed.',
+      'Command timed out',
+      'ERR unknown command',
+      'WRONGTYPE x',
+    ]) {
       expect(isRefusedUnrun(new Error(message)), message).to.equal(false);
     }
     expect(suggestsStaleMap(new Error('Command timed out'))).to.equal(true);
+    expect(suggestsStaleMap(new Error("Stream isn't writeable and enableOfflineQueue options is false"))).to.equal(
+      true,
+    );
     expect(suggestsStaleMap(replyError('WRONGTYPE Operation against a key holding the wrong kind of value'))).to.equal(
       false,
     );

@@ -84,6 +84,26 @@ export const VALUE_SETS: Record<string, Record<string, unknown>> = {
   'an external Redis URL': { redis: { url: 'redis://:secret@redis.example:6379/2' } },
   'a Redis Cluster URL': { redis: { url: 'redis+cluster://:secret@redis-0.example:6379,redis-1.example:6379' } },
   'an existing Secret for Redis': { redis: { existingSecret: 'my-redis', existingSecretKey: 'url' } },
+  'Redis with Sentinel, passwords in values': {
+    redis: {
+      sentinel: { hosts: ['po-redis:26379', '10.0.0.7:26379'], url: 'redis://:node-secret@redis/2', password: 's-pw' },
+    },
+  },
+  "Redis with Sentinel, Bitnami's Secrets": {
+    redis: {
+      sentinel: {
+        hosts: ['po-redis:26379'],
+        name: 'cache',
+        existingSecret: 'po-redis-nodes',
+        existingPasswordSecret: 'po-redis',
+      },
+    },
+  },
+  'a Redis Cluster with replicas': {
+    redis: {
+      cluster: { nodes: ['po-redis-cluster-0:6379', 'po-redis-cluster-1:6379'], url: 'rediss://:c-pw@cluster' },
+    },
+  },
   'the bundled Redis with a storage class and appendfsync always': {
     redis: { bundled: { enabled: true, appendfsync: 'always', persistence: { size: '5Gi', storageClass: 'fast' } } },
   },
