@@ -9,7 +9,9 @@
  * counts as one receipt per id it names.
  *
  * Commands: `reset`; `stats` -> { count, at: { [k]: time of the k-th receipt } }
- * for the asked ks; `latency` -> percentiles of the recorded latencies.
+ * for the asked ks; `latency` -> percentiles of the recorded latencies;
+ * `firstSentFrom` (with BENCH_LATENCY=1) -> arrival time of the first
+ * receipt of a message published at or after `from` (wall-clock ms), or null.
  */
 import { createServer } from 'node:http';
 import { serve, wallNow } from '../lib/child.js';
@@ -24,6 +26,8 @@ const T_FIELD = /"t":(\d+(?:\.\d+)?)/;
 
 let times: number[] = [];
 let latencies: number[] = [];
+/** With BENCH_LATENCY=1: each receipt's send time (the payload's `t`) and arrival time, in arrival order. */
+let sentAndArrived: [sent: number, arrived: number][] = [];
 
 const server = createServer((req, res) => {
   let body = withLatency ? '' : undefined;
@@ -47,7 +51,10 @@ const server = createServer((req, res) => {
     if (typeof ids === 'string') for (let i = ids.split(',').length; i > 1; i--) times.push(now);
     if (body !== undefined) {
       const m = T_FIELD.exec(body);
-      if (m) latencies.push(now - Number(m[1]));
+      if (m) {
+        latencies.push(now - Number(m[1]));
+        sentAndArrived.push([Number(m[1]), now]);
+      }
     }
     if (delayMs > 0) setTimeout(() => res.end(), delayMs);
     else res.end();
@@ -65,6 +72,7 @@ server.listen(0, '127.0.0.1', () => {
         seen.clear();
         times = [];
         latencies = [];
+        sentAndArrived = [];
       },
       stats: (args) => {
         const at: Record<string, number | null> = {};
@@ -72,6 +80,7 @@ server.listen(0, '127.0.0.1', () => {
         return { count: times.length, at, last: times[times.length - 1] ?? null };
       },
       latency: () => ({ count: latencies.length, ...summarize(latencies) }),
+      firstSentFrom: (args) => sentAndArrived.find(([sent]) => sent >= (args.from as number))?.[1] ?? null,
       /** The slowest receipts, with their arrival time relative to the first: where the tail comes from. */
       slowest: (args) => {
         const n = (args.n as number | undefined) ?? 10;

@@ -29,6 +29,9 @@ function profileEnv(which: string): Record<string, string> {
   };
 }
 
+/** What a world needs of its Redis: the URL its processes get, and a way to stop it. */
+export type WorldRedis = Pick<RedisServer, 'url'> & { stop(): Promise<void> };
+
 export class World {
   private readonly apps: AppProcess[] = [];
   private readonly clients: Redis[] = [];
@@ -36,11 +39,15 @@ export class World {
   producer: AppProcess | undefined;
   consumer: AppProcess | undefined;
 
-  private constructor(readonly redis: RedisServer) {}
+  private constructor(readonly redis: WorldRedis) {}
 
-  static async start(): Promise<World> {
+  /**
+   * A world on a new redis-server, or on `redis` (a replicated primary, a
+   * cluster) that a case started itself; either is stopped with the world.
+   */
+  static async start(redis?: WorldRedis): Promise<World> {
     // One redis-server, whatever POSTOFFICE_TEST_REDIS says: the baselines (pipelined XADD, BullMQ) are measured on one.
-    return new World(await startRedis({ cluster: false }));
+    return new World(redis ?? (await startRedis({ cluster: false })));
   }
 
   async startProducer(env: Record<string, string> = {}): Promise<AppProcess> {
@@ -66,7 +73,7 @@ export class World {
     return this.consumer;
   }
 
-  /** A Redis client for the bench itself (closed with the world). */
+  /** A Redis client for the bench itself (closed with the world); one server's URL only, not a cluster's. */
   client(): Redis {
     const c = new Redis(this.redis.url, { maxRetriesPerRequest: null });
     this.clients.push(c);

@@ -102,6 +102,28 @@ describe('pnpm bench --shape', function () {
     for (const row of m.details.rows) expect(row.postoffice, row.label).to.be.above(0);
   });
 
+  it('measures replicated ingest with WAIT against the same producer without it', () => {
+    const r = report.cases.find((c: any) => c.name === 'replicated ingest').result;
+    expect(r.config.producer_env.with_wait.REDIS_MIN_REPLICAS).to.equal('1');
+    expect(r.config.producer_env.without_wait.REDIS_MIN_REPLICAS).to.equal('0');
+    for (const cost of r.details.cost_per_request.wait) expect(cost.redis_cmds_per_msg.wait).to.be.above(0);
+    for (const cost of r.details.cost_per_request.plain) expect(cost.redis_cmds_per_msg).to.not.have.property('wait');
+  });
+
+  it('times failover recovery from the SIGKILL to the first 201 and the first delivery, and Redis alone', () => {
+    const r = report.cases.find((c: any) => c.name === 'failover recovery').result;
+    expect(r.more.map((m: any) => m.figure.label)).to.deep.equal([
+      'postoffice, first delivery',
+      'postoffice, first 201',
+    ]);
+    expect(r.more[1].baseline.label).to.match(/new master/);
+    for (const run of r.details.runs) {
+      expect(run.first201, 'first 201').to.be.above(0);
+      expect(run.firstDelivery, 'first delivery').to.be.above(0);
+      expect(run.killedPort, 'killed port').to.be.a('number');
+    }
+  });
+
   it('prints the table with a row per case', () => {
     for (const c of CASES) expect(output).to.match(new RegExp(`^\\| ${c.name} `, 'm'));
     expect(output).to.include(`results in ${file}`);
