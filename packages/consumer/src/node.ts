@@ -74,6 +74,11 @@ export interface ConsumerNodeOptions {
   readonly originLookup?: Lookup;
 }
 
+/** A burst of lost cluster master connections ends once none came for this long: then the node rejoins once. */
+const REJOIN_QUIET_MS = 1000;
+/** The longest a rejoin waits for such a burst to end. */
+const REJOIN_MAX_DELAY_MS = 5000;
+
 export class ConsumerNode {
   readonly config: Config;
   readonly metrics: Metrics;
@@ -103,6 +108,8 @@ export class ConsumerNode {
   private readonly router: WakeRouter;
   private lastBeatAt = 0;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** A rejoin waiting for a burst of lost cluster connections to end (see start()). */
+  private rejoinTimer: NodeJS.Timeout | undefined;
   private state: 'created' | 'started' | 'closing' | 'closed' = 'created';
   private closing: Promise<void> | undefined;
 
@@ -269,7 +276,21 @@ export class ConsumerNode {
       this.slots.requestRebalance();
     };
     this.redis.on('ready', () => rejoin('Redis connection re-established'));
-    this.redis.on('-node', () => rejoin('lost the connection to a Redis Cluster master'));
+    // A master that fails makes a burst of '-node' (ioredis makes its connection anew on each command until the
+    // slot map names the new master): one rejoin once the burst is over, not one each time.
+    let burstSince: number | undefined;
+    this.redis.on('-node', () => {
+      if (this.state !== 'started') return;
+      const now = Date.now();
+      burstSince ??= now;
+      clearTimeout(this.rejoinTimer);
+      const wait = Math.max(0, Math.min(REJOIN_QUIET_MS, burstSince + REJOIN_MAX_DELAY_MS - now));
+      this.rejoinTimer = setTimeout(() => {
+        this.rejoinTimer = undefined;
+        burstSince = undefined;
+        rejoin('lost the connection to a Redis Cluster master');
+      }, wait);
+    });
     // On a Redis Cluster the subscription moves to another node when its node leaves, with no 'ready'.
     this.subscriber.on('-node', () => {
       if (this.state === 'started') this.resync();
@@ -334,6 +355,7 @@ export class ConsumerNode {
     const wasStarted = this.state === 'started';
     this.state = 'closing';
     for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.rejoinTimer);
     // Steps that need Redis get a few seconds each: with Redis gone the
     // consumer's client would wait for it for ever.
     const STEP_MS = 3000;
