@@ -1,13 +1,20 @@
 /**
- * ha.ts: a replicated Redis Cluster and a Sentinel set of real
+ * The fault suite's own starters (`@postoffice/test-support/ha`), checked
+ * here rather than in every leg of `pnpm test` since each case waits for
+ * real failovers: a replicated Redis Cluster and a Sentinel set of real
  * redis-servers fail over when a master is killed or frozen, take the old
  * master back as a replica, and (the cluster) move a slot to a new master
  * while a client writes to it.
  */
 import { expect } from 'chai';
 import { Cluster, Redis } from 'ioredis';
-import { startReplicatedCluster, startSentinelSet, type ReplicatedCluster, type SentinelSet } from '../src/ha.js';
-import { waitFor } from '../src/wait.js';
+import {
+  startReplicatedCluster,
+  startSentinelSet,
+  type ReplicatedCluster,
+  type SentinelSet,
+} from '@postoffice/test-support/ha';
+import { waitFor } from '@postoffice/test-support';
 
 const KEY = '{ha-test}:stream';
 
