@@ -123,30 +123,42 @@ function parseSentinelUrl(url: string): RedisTarget {
   };
 }
 
+/** `host:port,host:port` with blanks and empty entries dropped. */
+function nodeList(text: string): string {
+  return text
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '')
+    .join(',');
+}
+
+/**
+ * What `REDIS_URL` gives a cluster or sentinel URL made from it: TLS or not,
+ * `user:password@` (as written), and the database (`/n`, left out for 0).
+ * A cluster or sentinel URL as the base gives its scheme and credentials.
+ */
+function baseOf(base: string): { tls: boolean; auth: string; db: string } {
+  try {
+    const u = new URL(base);
+    const path = u.pathname.replace(/^\//, '');
+    return {
+      tls: u.protocol === 'rediss:',
+      auth: u.username || u.password ? `${u.username}${u.password ? `:${u.password}` : ''}@` : '',
+      db: /^\d+$/.test(path) && path !== '0' ? `/${path}` : '',
+    };
+  } catch {
+    const m = /^(rediss?)\+\w+:\/\/(?:([^@/?#]*)@)?/i.exec(base.trim());
+    return { tls: m?.[1]?.toLowerCase() === 'rediss', auth: m?.[2] ? `${m[2]}@` : '', db: '' };
+  }
+}
+
 /**
  * The cluster URL for `REDIS_CLUSTER_NODES` (`host:port,host:port`): the
  * scheme (TLS or not) and the credentials come from `REDIS_URL`.
  */
 export function clusterUrl(nodes: string, base: string): string {
-  const list = nodes
-    .split(',')
-    .map((n) => n.trim())
-    .filter((n) => n !== '')
-    .join(',');
-  let tls = false;
-  let auth = '';
-  try {
-    const u = new URL(base);
-    tls = u.protocol === 'rediss:';
-    if (u.username || u.password) auth = `${u.username}${u.password ? `:${u.password}` : ''}@`;
-  } catch {
-    const m = CLUSTER_URL.exec(base.trim());
-    if (m) {
-      tls = m[1]?.toLowerCase() === 'rediss';
-      if (m[2]) auth = `${m[2]}@`;
-    }
-  }
-  return `${tls ? 'rediss' : 'redis'}+cluster://${auth}${list}`;
+  const { tls, auth } = baseOf(base);
+  return `${tls ? 'rediss' : 'redis'}+cluster://${auth}${nodeList(nodes)}`;
 }
 
 /**
@@ -155,30 +167,9 @@ export function clusterUrl(nodes: string, base: string): string {
  * not), the credentials and the database come from `REDIS_URL`.
  */
 export function sentinelUrl(sentinels: string, name: string, sentinelPassword: string, base: string): string {
-  const list = sentinels
-    .split(',')
-    .map((n) => n.trim())
-    .filter((n) => n !== '')
-    .join(',');
-  let tls = false;
-  let auth = '';
-  let db = '';
-  try {
-    const u = new URL(base);
-    tls = u.protocol === 'rediss:';
-    if (u.username || u.password) auth = `${u.username}${u.password ? `:${u.password}` : ''}@`;
-    const path = u.pathname.replace(/^\//, '');
-    if (/^\d+$/.test(path) && path !== '0') db = `/${path}`;
-  } catch {
-    // A cluster or sentinel URL as the base: its scheme and credentials.
-    const m = /^(rediss?)\+\w+:\/\/(?:([^@/?#]*)@)?/i.exec(base.trim());
-    if (m) {
-      tls = m[1]?.toLowerCase() === 'rediss';
-      if (m[2]) auth = `${m[2]}@`;
-    }
-  }
+  const { tls, auth, db } = baseOf(base);
   const query = sentinelPassword === '' ? '' : `?sentinelPassword=${encodeURIComponent(sentinelPassword)}`;
-  return `${tls ? 'rediss' : 'redis'}+sentinel://${auth}${list}/${encodeURIComponent(name)}${db}${query}`;
+  return `${tls ? 'rediss' : 'redis'}+sentinel://${auth}${nodeList(sentinels)}/${encodeURIComponent(name)}${db}${query}`;
 }
 
 /** The URL without its passwords, for logs. */
