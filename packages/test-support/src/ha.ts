@@ -353,19 +353,8 @@ export async function startReplicatedCluster(
     if (new Set(views.map((v) => v.slots)).size > 1) problems.push('the nodes disagree on the slot map');
     return problems;
   };
-  const waitHealthy = async (timeoutMs = 60_000): Promise<void> => {
-    let last: string[] = [];
-    try {
-      await waitFor(
-        async () => (last = await healthProblems()).length === 0,
-        'the cluster to be healthy',
-        timeoutMs,
-        100,
-      );
-    } catch (err) {
-      throw new Error(`${(err as Error).message}; last seen: ${last.join('; ')}`);
-    }
-  };
+  const waitHealthy = (timeoutMs = 60_000): Promise<void> =>
+    waitNoProblems(healthProblems, 'the cluster to be healthy', timeoutMs);
 
   const addNode = async (node: HaNode, replicaOf?: HaNode): Promise<void> => {
     const via = nodes.find((n) => n !== node && n.reachable) ?? anyReachable();
@@ -569,19 +558,8 @@ export async function startSentinelSet(
     }
     return problems;
   };
-  const waitHealthy = async (timeoutMs = 60_000): Promise<void> => {
-    let last: string[] = [];
-    try {
-      await waitFor(
-        async () => (last = await healthProblems()).length === 0,
-        'the Sentinel set to be healthy',
-        timeoutMs,
-        100,
-      );
-    } catch (err) {
-      throw new Error(`${(err as Error).message}; last seen: ${last.join('; ')}`);
-    }
-  };
+  const waitHealthy = (timeoutMs = 60_000): Promise<void> =>
+    waitNoProblems(healthProblems, 'the Sentinel set to be healthy', timeoutMs);
 
   let stopped = false;
   const stop = async (): Promise<void> => {
@@ -668,4 +646,14 @@ export async function startSentinelSet(
     waitHealthy,
     stop,
   };
+}
+
+/** Waits until `problems` finds none; on time-out, the error says the last ones it found. */
+async function waitNoProblems(problems: () => Promise<string[]>, what: string, timeoutMs: number): Promise<void> {
+  let last: string[] = [];
+  try {
+    await waitFor(async () => (last = await problems()).length === 0, what, timeoutMs, 100);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; last seen: ${last.join('; ')}`);
+  }
 }
